@@ -1,0 +1,1 @@
+//! DynamoDB adapter (in progress).

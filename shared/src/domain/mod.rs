@@ -1,0 +1,28 @@
+//! The domain: parsed types and pure rules. Nothing here knows about HTTP, SQLite or AWS.
+
+mod account;
+mod counts;
+mod email;
+mod filters;
+mod ids;
+
+pub use account::{Account, ContactInput, ContactRecord, Division, DivisionInput, PortalStatus};
+pub use counts::{classify, Counts, Group, SendOutcome, HOLD_WINDOW};
+pub use email::Email;
+pub use filters::Filters;
+pub use ids::{AccountId, ContactId, DivisionId, TenantId, MAX_ID_LEN};
+
+/// Input that does not make a valid domain value. Always the caller's fault: a 4xx.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("invalid {kind} {value:?}: {reason}")]
+    InvalidId {
+        kind: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    #[error("invalid email address {value:?}: {reason}")]
+    InvalidEmail { value: String, reason: &'static str },
+    #[error("invalid {field}: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+}

@@ -1,0 +1,17 @@
+//! Portal Invitations: the library every function and the local server are built from.
+//!
+//! # Layout
+//!
+//! - [`domain`]: parsed types (ids, emails, accounts, contacts, filters) and pure rules
+//!   (classification for the 24-hour rule, counts, recipient groups).
+//! - [`ports`]: the traits the use cases need — store (split by capability) and clock.
+//! - [`adapters`]: the ports implemented on SQLite (one machine) and DynamoDB (AWS).
+//! - [`usecases`]: sync, count loading, recipient lists — written once, against the ports.
+//! - [`http`]: the axum router, auth (JWT), problem+json errors; runs unchanged under
+//!   `lambda_http` and in the local server.
+
+pub mod adapters;
+pub mod domain;
+pub mod http;
+pub mod ports;
+pub mod usecases;

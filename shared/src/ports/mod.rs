@@ -1,0 +1,11 @@
+//! Ports: what the use cases need from the outside world, one trait per capability.
+//! Adapters (in [`crate::adapters`]) implement them for SQLite, DynamoDB and friends.
+
+mod clock;
+mod store;
+
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use store::{
+    AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery, Page,
+    Store, StoreError, SuppressionReason, SuppressionStore, SyncReport, MAX_PAGE_SIZE,
+};
