@@ -1,0 +1,1 @@
+//! Contract suite on DynamoDB via moto (being written).
