@@ -1,0 +1,50 @@
+//! The local server and operator commands of Portal Invitations, as a library so the
+//! end-to-end tests drive exactly what the `portal-invites` binary runs.
+//!
+//! # Layout
+//!
+//! - [`serve`]: `portal-invites serve` — every HTTP route in one process on the embedded
+//!   SQLite store, optionally with the demo tenant; graceful shutdown.
+//! - [`token`]: `portal-invites token` — signs a bearer token the local server accepts.
+//! - [`import`]: `portal-invites import` — accounts and contacts from CSV, checked whole
+//!   before anything is written.
+//! - [`secret`]: the HS256 secret `serve` and `token` share (environment or data dir).
+//!
+//! `src/main.rs` only parses arguments, sets up logging and calls these; `src/bin/` holds the
+//! benchmark binaries.
+//!
+//! A data dir holds `portal.db` (the SQLite store, WAL mode) and `jwt-secret`; several
+//! commands may use one data dir at once (e.g. `import` while `serve` runs).
+
+pub mod import;
+pub mod secret;
+pub mod serve;
+pub mod token;
+
+#[cfg(test)]
+mod testdir;
+
+use std::path::{Path, PathBuf};
+
+use portal_core::adapters::sqlite::SqliteStore;
+use portal_core::ports::StoreError;
+
+/// Data dir used when `--data-dir` is not given, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = ".portal-invites";
+
+/// The SQLite file inside a data dir.
+pub const DB_FILE: &str = "portal.db";
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot open the store {path}")]
+pub struct OpenStoreError {
+    pub path: PathBuf,
+    #[source]
+    pub source: StoreError,
+}
+
+/// Opens (creating if needed) the embedded store of a data dir.
+pub fn open_store(data_dir: &Path) -> Result<SqliteStore, OpenStoreError> {
+    let path = data_dir.join(DB_FILE);
+    SqliteStore::open(&path).map_err(|source| OpenStoreError { path, source })
+}

@@ -1,0 +1,295 @@
+//! `portal-invites serve`: every HTTP route in one process, on the embedded SQLite store.
+//!
+//! [`LocalServer::open`] does everything that can fail before a port is taken — data dir,
+//! secret, store, demo data — so a mistake is reported before anything listens.
+//! [`LocalServer::run`] then serves the library's router (the same one Lambda runs) until the
+//! shutdown future resolves, finishing requests in flight. Tests drive the same two calls on
+//! `127.0.0.1:0` with a fresh data dir.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use portal_core::adapters::sqlite::SqliteStore;
+use portal_core::http::auth::Verifier;
+use portal_core::http::{router, AppState};
+use portal_core::ports::{Clock, SystemClock};
+use tokio::net::TcpListener;
+
+use crate::secret::{Secret, SecretError, SecretSource};
+use crate::{open_store, OpenStoreError};
+
+/// Address `serve` listens on unless told otherwise: loopback only.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+
+/// The tenant `--demo` loads.
+pub const DEMO_TENANT: &str = "demo";
+
+/// How `serve` was asked to run.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub data_dir: PathBuf,
+    /// Load the deterministic demo tenant before listening.
+    pub demo: bool,
+    /// The URL people reach this server at, when not `http://<listen address>` (a proxy).
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Store(#[from] OpenStoreError),
+    #[error("cannot load the demo tenant")]
+    Demo(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the server stopped with an error")]
+    Serve(#[source] std::io::Error),
+}
+
+/// A local server ready to listen.
+pub struct LocalServer {
+    opts: ServeOptions,
+    secret: Secret,
+    store: Arc<SqliteStore>,
+    router: Router,
+}
+
+impl std::fmt::Debug for LocalServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalServer")
+            .field("opts", &self.opts)
+            .field("secret", &self.secret)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalServer {
+    /// Prepares the data dir, secret and store, and loads the demo tenant when asked.
+    pub async fn open(opts: ServeOptions) -> Result<Self, ServeError> {
+        let secret = Secret::resolve(&opts.data_dir)?;
+        let store = Arc::new(open_store(&opts.data_dir)?);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        if opts.demo {
+            let started = Instant::now();
+            TEMP_DEMO_STUB(&*store, clock.now())
+                .await
+                .map_err(|e| ServeError::Demo(Box::new(e)))?;
+            tracing::info!(
+                tenant = DEMO_TENANT,
+                ms = started.elapsed().as_millis() as u64,
+                "demo tenant loaded"
+            );
+        }
+        let state = AppState::new(store.clone(), clock, Verifier::hs256(secret.as_bytes()));
+        let router = router(state).layer(middleware::from_fn(log_request));
+        Ok(Self {
+            opts,
+            secret,
+            store,
+            router,
+        })
+    }
+
+    /// The router this server serves (for in-process tests).
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// The store this server serves from.
+    pub fn store(&self) -> Arc<SqliteStore> {
+        self.store.clone()
+    }
+
+    /// Where the signing secret came from.
+    pub fn secret_source(&self) -> &SecretSource {
+        &self.secret.source
+    }
+
+    /// The base URL people use for a server listening on `addr`.
+    pub fn url(&self, addr: SocketAddr) -> String {
+        match &self.opts.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!("http://{addr}"),
+        }
+    }
+
+    /// Serves until `shutdown` resolves, then lets requests in flight finish.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServeError> {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, data_dir = %self.opts.data_dir.display(), "listening");
+        }
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ServeError::Serve)?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Binds a listener, naming the address when it is taken.
+pub async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: addr.to_owned(),
+            source,
+        })
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what `docker stop` and systemd send).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// One log line per request: method, path, status and time taken.
+async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    let status = res.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::error!(%method, %path, status, ms, "request");
+    } else {
+        tracing::info!(%method, %path, status, ms, "request");
+    }
+    res
+}
+
+/// What `serve` prints once it listens: the URL, the exact command for a token, and a
+/// first request to try. `program` is how to invoke this binary from the same shell.
+pub fn banner(url: &str, opts: &ServeOptions, secret: &SecretSource, program: &str) -> String {
+    let dir = shell_quote(&opts.data_dir.display().to_string());
+    let tenant = if opts.demo { DEMO_TENANT } else { "my-company" };
+    let mut out = format!("Portal Invitations is listening on {url}\n");
+    out += &format!("  data dir: {dir}\n");
+    if opts.demo {
+        out += &format!("  demo tenant: {DEMO_TENANT} (3 divisions, about 10,000 contacts)\n");
+    }
+    out += "\nGet a token (valid 12 hours):\n";
+    if *secret == SecretSource::Env {
+        out += &format!(
+            "  (tokens are signed with ${}; keep it set in the shell that runs `token`)\n",
+            crate::secret::SECRET_ENV
+        );
+    }
+    out += &format!(
+        "  TOKEN=$({program} token --data-dir {dir} --tenant {tenant} --permissions invitations:read,sync:write)\n"
+    );
+    out += "\nThen try:\n";
+    out += &format!("  curl -s -H \"Authorization: Bearer $TOKEN\" {url}/v1/divisions\n");
+    out += &format!(
+        "  curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Content-Type: application/json' \\\n    -d '{{\"limit_to_uninvited\": true}}' {url}/v1/invitations/counts\n"
+    );
+    out += "\nStop with Ctrl-C.\n";
+    out
+}
+
+/// Quotes a word for a POSIX shell when it needs it.
+pub fn shell_quote(s: &str) -> String {
+    let safe = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-:=+,@%".contains(&b));
+    if safe {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(demo: bool) -> ServeOptions {
+        ServeOptions {
+            data_dir: PathBuf::from("./my data"),
+            demo,
+            public_url: None,
+        }
+    }
+
+    #[test]
+    fn the_banner_gives_a_runnable_token_command_for_the_same_data_dir() {
+        let b = banner(
+            "http://127.0.0.1:3000",
+            &opts(true),
+            &SecretSource::File("x".into()),
+            "portal-invites",
+        );
+        assert!(b.contains("listening on http://127.0.0.1:3000"), "{b}");
+        assert!(
+            b.contains("portal-invites token --data-dir './my data' --tenant demo --permissions invitations:read,sync:write"),
+            "{b}"
+        );
+        assert!(
+            b.contains(
+                "curl -s -H \"Authorization: Bearer $TOKEN\" http://127.0.0.1:3000/v1/divisions"
+            ),
+            "{b}"
+        );
+    }
+
+    #[test]
+    fn the_banner_warns_when_the_secret_comes_from_the_environment() {
+        let b = banner("http://x", &opts(false), &SecretSource::Env, "p");
+        assert!(b.contains("PORTAL_INVITES_JWT_SECRET"), "{b}");
+        assert!(!b.contains("demo"), "{b}");
+    }
+
+    #[test]
+    fn shell_quoting_leaves_plain_paths_alone_and_quotes_the_rest() {
+        assert_eq!(shell_quote("./.portal-invites"), "./.portal-invites");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+    }
+}
+
+#[allow(non_snake_case)]
+async fn TEMP_DEMO_STUB(_s: &SqliteStore, _n: time::OffsetDateTime) -> Result<(), std::io::Error> {
+    Err(std::io::Error::other("demo not yet available"))
+}
