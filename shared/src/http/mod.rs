@@ -1,15 +1,58 @@
 //! The HTTP API: one axum [`Router`] that runs unchanged under `lambda_http` (in
 //! `functions/*`) and in the local server (`infra/`).
 //!
-//! INTERFACE PINNED FOR PARALLEL WORK — the bodies are being written.
+//! # Layout
+//!
+//! - [`auth`]: bearer JWT verification and the [`auth::Authorized`] extractor (401/403).
+//! - [`error`]: [`ApiError`], the only way an error leaves the API (problem+json).
+//! - [`json`]: body reading where every rejection is an [`ApiError`].
+//! - one module per route group: [`divisions`], [`sync`], [`invitations`] (counts and lists),
+//!   with [`csv`] streaming a list as CSV.
+//!
+//! [`ROUTES`] is the list of `(method, path)` this router serves; the router is built from
+//! [`route_table`], a unit test checks the two agree, and `tests/api` checks `openapi.yaml`
+//! against [`ROUTES`].
+//!
+//! Every route gets a small body limit ([`DEFAULT_BODY_LIMIT`]); `POST /v1/sync/accounts`
+//! alone gets [`SYNC_BODY_LIMIT`]. A last layer turns any error response that is not yet
+//! problem+json (one an extractor or axum itself produced) into one.
 
 pub mod auth;
+pub mod csv;
+pub mod divisions;
+pub mod error;
+pub mod invitations;
+pub mod json;
+pub mod sync;
 
 use std::sync::Arc;
 
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 
 use crate::ports::{Clock, Store};
+
+pub use error::ApiError;
+
+/// Body limit of every route but sync.
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+
+/// Body limit of `POST /v1/sync/accounts`: room for well over 10,000 accounts.
+pub const SYNC_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Every `(method, path)` the router serves, paths in OpenAPI/axum template syntax.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/divisions"),
+    ("PUT", "/v1/divisions/{division_id}"),
+    ("POST", "/v1/sync/accounts"),
+    ("DELETE", "/v1/accounts/{account_id}"),
+    ("POST", "/v1/invitations/counts"),
+    ("POST", "/v1/invitations/recipients"),
+];
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -19,7 +62,127 @@ pub struct AppState {
     pub auth: Arc<auth::Verifier>,
 }
 
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auth: auth::Verifier) -> Self {
+        Self {
+            store,
+            clock,
+            auth: Arc::new(auth),
+        }
+    }
+}
+
+/// `64 MiB`, `256 KiB`: a limit as a person reads it.
+pub fn describe_limit(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0 {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else if bytes >= 1024 && bytes % 1024 == 0 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// `(method, path, handler)` of every route; [`router`] is built from it.
+pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
+        ("GET", "/v1/divisions", get(divisions::list)),
+        ("PUT", "/v1/divisions/{division_id}", put(divisions::put)),
+        (
+            "POST",
+            "/v1/sync/accounts",
+            post(sync::accounts).layer(DefaultBodyLimit::max(SYNC_BODY_LIMIT)),
+        ),
+        (
+            "DELETE",
+            "/v1/accounts/{account_id}",
+            delete(sync::delete_account),
+        ),
+        ("POST", "/v1/invitations/counts", post(invitations::counts)),
+        (
+            "POST",
+            "/v1/invitations/recipients",
+            post(invitations::recipients),
+        ),
+    ]
+}
+
 /// Every route of this issue: sync, divisions, counts, recipient lists.
 pub fn router(state: AppState) -> Router {
-    Router::new().with_state(state)
+    let mut router = Router::new();
+    for (_, path, method_router) in route_table() {
+        router = router.route(path, method_router);
+    }
+    router
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(middleware::from_fn(problem_safety_net))
+        .with_state(state)
+}
+
+async fn no_route(req: Request) -> ApiError {
+    ApiError::RouteNotFound {
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
+    }
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
+    }
+}
+
+/// Makes sure no error leaves as anything but problem+json, whatever produced it.
+async fn problem_safety_net(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == error::PROBLEM_JSON.as_bytes());
+    if is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let detail = match axum::body::to_bytes(body, 4096).await {
+        Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).into_owned(),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_owned(),
+    };
+    let mut fixed = ApiError::from_status(status, detail).into_response();
+    if status != StatusCode::INTERNAL_SERVER_ERROR {
+        *fixed.status_mut() = status;
+    }
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fixed.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fixed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_router_is_built_from_exactly_the_listed_routes() {
+        let built: Vec<(&str, &str)> = route_table().into_iter().map(|(m, p, _)| (m, p)).collect();
+        assert_eq!(built, ROUTES);
+    }
+
+    #[test]
+    fn limits_read_as_a_person_would_write_them() {
+        assert_eq!(describe_limit(SYNC_BODY_LIMIT), "64 MiB");
+        assert_eq!(describe_limit(DEFAULT_BODY_LIMIT), "256 KiB");
+        assert_eq!(describe_limit(10), "10 bytes");
+    }
 }
