@@ -7,10 +7,12 @@
 //! - [`ports`]: the traits the use cases need — store (split by capability) and clock.
 //! - [`adapters`]: the ports implemented on SQLite (one machine) and DynamoDB (AWS).
 //! - [`usecases`]: sync, count loading, recipient lists — written once, against the ports.
+//! - [`demo`]: deterministic demo and benchmark data (the local server's `--demo` tenant).
 //! - [`http`]: the axum router, auth (JWT), problem+json errors; runs unchanged under
 //!   `lambda_http` and in the local server.
 
 pub mod adapters;
+pub mod demo;
 pub mod domain;
 pub mod http;
 pub mod ports;

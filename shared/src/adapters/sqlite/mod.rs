@@ -1,1 +1,714 @@
-//! SQLite adapter (in progress).
+//! The embedded store: every port on one SQLite database (rusqlite, bundled).
+//!
+//! # Layout
+//!
+//! - [`schema`]: tables, indexes, connection settings, and why they look the way they do.
+//! - [`query`]: filters, groups, search and cursors turned into bound SQL.
+//! - this module: the [`SqliteStore`] handle, its connections, and the port implementations.
+//!
+//! # Connections and threads
+//!
+//! SQLite calls block, so each operation runs on tokio's blocking pool
+//! (`spawn_blocking`). Writes go through one connection behind a mutex (SQLite allows one
+//! writer at a time anyway). A file database runs in WAL mode with a small pool of read-only
+//! connections, so counts and lists run concurrently with each other and with a sync. An
+//! in-memory database (tests) is private to its one connection, which serves reads too.
+//!
+//! Each `upsert_accounts` call is one transaction, so a chunk of accounts is written whole
+//! or not at all; statements are prepared once per connection and cached.
+
+mod query;
+mod schema;
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtension, Row};
+use time::OffsetDateTime;
+
+use crate::domain::{
+    Account, AccountId, ContactId, ContactRecord, Counts, Division, DivisionId, DivisionInput,
+    Email, PortalStatus, TenantId,
+};
+use crate::ports::{
+    AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery, Page,
+    StoreError, SuppressionReason, SuppressionStore, SyncReport,
+};
+
+/// Most idle read connections kept open for a file database.
+const MAX_IDLE_READERS: usize = 4;
+
+/// The columns [`read_contact`] expects, in order.
+pub(crate) const CONTACT_COLUMNS: &str = "contact_id, account_id, division_id, contact_name, \
+    email, phone, billing, account_number, account_name, account_class, bill_group, \
+    account_source, site_source, active_services, balance_due_cents, autopay, portal_status, \
+    last_invited_at, last_login";
+
+/// A handle on one SQLite database; cheap to clone, safe to share between tasks.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    writer: Mutex<Connection>,
+    /// `None` for an in-memory database: the writer serves reads.
+    path: Option<std::path::PathBuf>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding a connection leaves no half-done state behind: SQLite rolls
+    // back an unfinished transaction when its guard drops.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Maps a rusqlite result into a store error naming the operation.
+trait OrStore<T> {
+    fn or_store(self, op: &'static str) -> Result<T, StoreError>;
+}
+
+impl<T> OrStore<T> for rusqlite::Result<T> {
+    fn or_store(self, op: &'static str) -> Result<T, StoreError> {
+        self.map_err(|e| StoreError::backend(op, e))
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) a database file with its schema, in WAL mode.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::backend("open", e))?;
+        }
+        let conn = Connection::open(path).or_store("open")?;
+        schema::configure(&conn).or_store("open")?;
+        schema::create(&conn, true).or_store("open")?;
+        tracing::debug!(path = %path.display(), "opened SQLite store");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(conn),
+                path: Some(path.to_owned()),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// A private, empty in-memory database (tests).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let conn = Connection::open_in_memory().or_store("open")?;
+        schema::configure(&conn).or_store("open")?;
+        schema::create(&conn, false).or_store("open")?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                writer: Mutex::new(conn),
+                path: None,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Runs `f` on the write connection, on the blocking pool.
+    async fn write<R, F>(&self, op: &'static str, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || f(&mut lock(&inner.writer)))
+            .await
+            .map_err(|e| StoreError::backend(op, e))?
+    }
+
+    /// Runs `f` on a read connection (the writer for an in-memory database).
+    async fn read<R, F>(&self, op: &'static str, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> Result<R, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let Some(path) = &inner.path else {
+                return f(&lock(&inner.writer));
+            };
+            let idle = lock(&inner.readers).pop();
+            let conn = match idle {
+                Some(c) => c,
+                None => open_reader(path).or_store(op)?,
+            };
+            let result = f(&conn);
+            let mut pool = lock(&inner.readers);
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::backend(op, e))?
+    }
+}
+
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    schema::configure(&conn)?;
+    Ok(conn)
+}
+
+fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+fn from_ts(op: &'static str, s: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
+    s.map(|s| OffsetDateTime::from_unix_timestamp(s).map_err(|e| StoreError::backend(op, e)))
+        .transpose()
+}
+
+fn status_code(s: PortalStatus) -> i64 {
+    match s {
+        PortalStatus::NotSent => 0,
+        PortalStatus::Pending => 1,
+        PortalStatus::Accepted => 2,
+    }
+}
+
+fn status_from_code(code: i64) -> PortalStatus {
+    match code {
+        2 => PortalStatus::Accepted,
+        1 => PortalStatus::Pending,
+        _ => PortalStatus::NotSent,
+    }
+}
+
+/// A stored value that no longer parses as a domain value: the database was edited by hand
+/// or is corrupt.
+#[derive(Debug, thiserror::Error)]
+#[error("stored {0} does not parse")]
+struct Corrupt(&'static str);
+
+fn parse_stored<T, E>(
+    op: &'static str,
+    what: &'static str,
+    r: Result<T, E>,
+) -> Result<T, StoreError> {
+    r.map_err(|_| StoreError::backend(op, Corrupt(what)))
+}
+
+/// Reads a row selected with [`CONTACT_COLUMNS`].
+fn read_contact(op: &'static str, row: &Row<'_>) -> Result<ContactRecord, StoreError> {
+    let get_s = |i: usize| row.get::<_, String>(i).or_store(op);
+    let get_b = |i: usize| row.get::<_, i64>(i).map(|v| v != 0).or_store(op);
+    let email: Option<String> = row.get(4).or_store(op)?;
+    Ok(ContactRecord {
+        contact_id: parse_stored(op, "contact_id", ContactId::parse(get_s(0)?))?,
+        account_id: parse_stored(op, "account_id", AccountId::parse(get_s(1)?))?,
+        division_id: parse_stored(op, "division_id", DivisionId::parse(get_s(2)?))?,
+        contact_name: get_s(3)?,
+        email: email
+            .map(|e| parse_stored(op, "email", Email::parse(&e)))
+            .transpose()?,
+        phone: get_s(5)?,
+        billing: get_b(6)?,
+        account_number: get_s(7)?,
+        account_name: get_s(8)?,
+        account_class: get_s(9)?,
+        bill_group: get_s(10)?,
+        account_source: get_s(11)?,
+        site_source: get_s(12)?,
+        active_services: get_b(13)?,
+        balance_due_cents: row.get(14).or_store(op)?,
+        autopay: get_b(15)?,
+        portal_status: status_from_code(row.get(16).or_store(op)?),
+        last_invited_at: from_ts(op, row.get(17).or_store(op)?)?,
+        last_login: from_ts(op, row.get(18).or_store(op)?)?,
+    })
+}
+
+fn read_division(op: &'static str, row: &Row<'_>) -> Result<Division, StoreError> {
+    let id: String = row.get(0).or_store(op)?;
+    let email: String = row.get(2).or_store(op)?;
+    Ok(Division {
+        division_id: parse_stored(op, "division_id", DivisionId::parse(id))?,
+        name: row.get(1).or_store(op)?,
+        email_from: parse_stored(op, "email_from", Email::parse(&email))?,
+        last_bulk_sent_at: from_ts(op, row.get(3).or_store(op)?)?,
+    })
+}
+
+const DIVISION_SELECT: &str =
+    "SELECT division_id, name, email_from, last_bulk_sent_at FROM divisions";
+
+#[async_trait]
+impl DivisionStore for SqliteStore {
+    async fn put_division(
+        &self,
+        tenant: &TenantId,
+        division: &DivisionInput,
+    ) -> Result<Division, StoreError> {
+        const OP: &str = "put_division";
+        let (tenant, d) = (tenant.clone(), division.clone());
+        self.write(OP, move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO divisions (tenant, division_id, name, email_from) \
+                 VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (tenant, division_id) \
+                 DO UPDATE SET name = excluded.name, email_from = excluded.email_from",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant.as_str(),
+                    d.division_id.as_str(),
+                    d.name,
+                    d.email_from.as_str()
+                ])
+            })
+            .or_store(OP)?;
+            let mut s = conn
+                .prepare_cached(&format!(
+                    "{DIVISION_SELECT} WHERE tenant = ?1 AND division_id = ?2"
+                ))
+                .or_store(OP)?;
+            let mut rows = s
+                .query(params![tenant.as_str(), d.division_id.as_str()])
+                .or_store(OP)?;
+            match rows.next().or_store(OP)? {
+                Some(row) => read_division(OP, row),
+                None => Err(StoreError::backend(OP, Corrupt("division after write"))),
+            }
+        })
+        .await
+    }
+
+    async fn get_division(
+        &self,
+        tenant: &TenantId,
+        id: &DivisionId,
+    ) -> Result<Option<Division>, StoreError> {
+        const OP: &str = "get_division";
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.read(OP, move |conn| {
+            let mut s = conn
+                .prepare_cached(&format!(
+                    "{DIVISION_SELECT} WHERE tenant = ?1 AND division_id = ?2"
+                ))
+                .or_store(OP)?;
+            let mut rows = s
+                .query(params![tenant.as_str(), id.as_str()])
+                .or_store(OP)?;
+            rows.next()
+                .or_store(OP)?
+                .map(|row| read_division(OP, row))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn list_divisions(&self, tenant: &TenantId) -> Result<Vec<Division>, StoreError> {
+        const OP: &str = "list_divisions";
+        let tenant = tenant.clone();
+        self.read(OP, move |conn| {
+            let mut s = conn
+                .prepare_cached(&format!(
+                    "{DIVISION_SELECT} WHERE tenant = ?1 ORDER BY division_id"
+                ))
+                .or_store(OP)?;
+            let mut rows = s.query(params![tenant.as_str()]).or_store(OP)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().or_store(OP)? {
+                out.push(read_division(OP, row)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+/// Writes one account and its contact set inside an open transaction.
+fn upsert_account(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &str,
+    a: &Account,
+    report: &mut SyncReport,
+) -> rusqlite::Result<()> {
+    let b = |v: bool| i64::from(v);
+    tx.prepare_cached(
+        "INSERT INTO accounts (tenant, account_id, division_id, number, name, class, \
+         bill_group, source, site_source, active_services, balance_due_cents, autopay) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+         ON CONFLICT (tenant, account_id) DO UPDATE SET division_id = excluded.division_id, \
+         number = excluded.number, name = excluded.name, class = excluded.class, \
+         bill_group = excluded.bill_group, source = excluded.source, \
+         site_source = excluded.site_source, active_services = excluded.active_services, \
+         balance_due_cents = excluded.balance_due_cents, autopay = excluded.autopay",
+    )?
+    .execute(params![
+        tenant,
+        a.account_id.as_str(),
+        a.division_id.as_str(),
+        a.number,
+        a.name,
+        a.class,
+        a.bill_group,
+        a.source,
+        a.site_source,
+        b(a.active_services),
+        a.balance_due_cents,
+        b(a.autopay),
+    ])?;
+
+    // The contacts this account had before this sync.
+    let before: Vec<String> = tx
+        .prepare_cached("SELECT contact_id FROM contacts WHERE tenant = ?1 AND account_id = ?2")?
+        .query_map(params![tenant, a.account_id.as_str()], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+
+    let last_login = a.last_login.map(ts);
+    for c in &a.contacts {
+        let email = c.email.as_ref().map(Email::as_str);
+        let email_norm = c.email.as_ref().map(Email::normalized);
+        let search = schema::search_text(email, &c.name, &a.number, &a.name);
+        // Columns shared by the update and the insert, as ?3..?19.
+        let values = params![
+            tenant,
+            c.contact_id.as_str(),
+            a.division_id.as_str(),
+            a.account_id.as_str(),
+            c.name,
+            email,
+            email_norm,
+            c.phone,
+            b(c.billing),
+            a.number,
+            a.name,
+            a.class,
+            a.bill_group,
+            a.source,
+            a.site_source,
+            b(a.active_services),
+            a.balance_due_cents,
+            b(a.autopay),
+            search,
+            last_login,
+        ];
+        let suppressed = "(?7 IS NOT NULL AND EXISTS (SELECT 1 FROM suppressions \
+                          WHERE tenant = ?1 AND email_norm = ?7))";
+        let updated = tx
+            .prepare_cached(&format!(
+                "UPDATE contacts SET division_id = ?3, account_id = ?4, contact_name = ?5, \
+                 email = ?6, email_norm = ?7, phone = ?8, billing = ?9, account_number = ?10, \
+                 account_name = ?11, account_class = ?12, bill_group = ?13, \
+                 account_source = ?14, site_source = ?15, active_services = ?16, \
+                 balance_due_cents = ?17, autopay = ?18, search_text = ?19, \
+                 last_login = coalesce(?20, last_login), suppressed = {suppressed} \
+                 WHERE tenant = ?1 AND contact_id = ?2"
+            ))?
+            .execute(values)?;
+        if updated == 0 {
+            tx.prepare_cached(&format!(
+                "INSERT INTO contacts (tenant, contact_id, division_id, account_id, \
+                 contact_name, email, email_norm, phone, billing, account_number, account_name, \
+                 account_class, bill_group, account_source, site_source, active_services, \
+                 balance_due_cents, autopay, search_text, last_login, suppressed) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+                 ?16, ?17, ?18, ?19, ?20, {suppressed})"
+            ))?
+            .execute(values)?;
+        }
+        report.contacts += 1;
+    }
+
+    let kept: HashSet<&str> = a.contacts.iter().map(|c| c.contact_id.as_str()).collect();
+    for gone in before.iter().filter(|id| !kept.contains(id.as_str())) {
+        report.contacts_removed +=
+            tx.prepare_cached(
+                "DELETE FROM contacts WHERE tenant = ?1 AND contact_id = ?2 AND account_id = ?3",
+            )?
+            .execute(params![tenant, gone, a.account_id.as_str()])? as u64;
+    }
+    report.accounts += 1;
+    Ok(())
+}
+
+#[async_trait]
+impl AccountStore for SqliteStore {
+    async fn upsert_accounts(
+        &self,
+        tenant: &TenantId,
+        accounts: &[Account],
+    ) -> Result<SyncReport, StoreError> {
+        const OP: &str = "upsert_accounts";
+        if accounts.is_empty() {
+            return Ok(SyncReport::default());
+        }
+        let (tenant, accounts) = (tenant.clone(), accounts.to_vec());
+        self.write(OP, move |conn| {
+            let tx = conn.transaction().or_store(OP)?;
+            let mut report = SyncReport::default();
+            for a in &accounts {
+                upsert_account(&tx, tenant.as_str(), a, &mut report).or_store(OP)?;
+            }
+            tx.commit().or_store(OP)?;
+            Ok(report)
+        })
+        .await
+    }
+
+    async fn delete_account(&self, tenant: &TenantId, id: &AccountId) -> Result<bool, StoreError> {
+        const OP: &str = "delete_account";
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.write(OP, move |conn| {
+            let tx = conn.transaction().or_store(OP)?;
+            let p = params![tenant.as_str(), id.as_str()];
+            tx.prepare_cached("DELETE FROM contacts WHERE tenant = ?1 AND account_id = ?2")
+                .and_then(|mut s| s.execute(p))
+                .or_store(OP)?;
+            let n = tx
+                .prepare_cached("DELETE FROM accounts WHERE tenant = ?1 AND account_id = ?2")
+                .and_then(|mut s| s.execute(p))
+                .or_store(OP)?;
+            tx.commit().or_store(OP)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ContactStore for SqliteStore {
+    async fn count_contacts(
+        &self,
+        tenant: &TenantId,
+        query: &ContactQuery,
+    ) -> Result<Counts, StoreError> {
+        const OP: &str = "count_contacts";
+        let (tenant, query) = (tenant.clone(), query.clone());
+        self.read(OP, move |conn| {
+            let stmt = query::count_sql(&query);
+            let cutoff = query::hold_cutoff(query.now);
+            let mut s = conn.prepare_cached(&stmt.sql).or_store(OP)?;
+            let mut divisions = query.division_ids.clone();
+            divisions.sort();
+            divisions.dedup();
+            let mut counts = Counts::default();
+            for d in &divisions {
+                let head = [
+                    Value::Text(tenant.as_str().to_owned()),
+                    Value::Text(d.as_str().to_owned()),
+                    Value::Integer(cutoff),
+                ];
+                let mut rows = s
+                    .query(params_from_iter(head.iter().chain(&stmt.params)))
+                    .or_store(OP)?;
+                while let Some(row) = rows.next().or_store(OP)? {
+                    let flags: i64 = row.get(0).or_store(OP)?;
+                    let n: i64 = row.get(1).or_store(OP)?;
+                    let recent: i64 = row.get(2).or_store(OP)?;
+                    query::add_group(
+                        &mut counts,
+                        flags,
+                        n.max(0) as u64,
+                        recent.max(0) as u64,
+                        query.limit_to_uninvited,
+                    );
+                }
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
+    async fn list_contacts(
+        &self,
+        tenant: &TenantId,
+        query: &ListQuery,
+    ) -> Result<Page<ContactRecord>, StoreError> {
+        const OP: &str = "list_contacts";
+        let (tenant, q) = (tenant.clone(), query.clone());
+        let mut divisions = q.contacts.division_ids.clone();
+        divisions.sort();
+        divisions.dedup();
+        let start = match &q.cursor {
+            None => None,
+            Some(raw) => Some(query::decode_cursor(raw, &divisions)?),
+        };
+        let limit = q.limit.clamp(1, crate::ports::MAX_PAGE_SIZE) as usize;
+        // No stored field contains the separator of `search_text`, so such a needle matches
+        // nothing (exactly as `ContactRecord::matches_search` would say).
+        if q.search.contains('\u{1}') {
+            return Ok(Page {
+                items: vec![],
+                next_cursor: None,
+            });
+        }
+        self.read(OP, move |conn| {
+            let stmt = query::list_sql(&q.contacts, q.group, &q.search);
+            let mut s = conn.prepare_cached(&stmt.sql).or_store(OP)?;
+            let (first, mut after) = match start {
+                None => (0, String::new()),
+                Some((d, c)) => (
+                    divisions.iter().position(|x| *x == d).unwrap_or(0),
+                    c.as_str().to_owned(),
+                ),
+            };
+            // One row past the page tells whether another page exists.
+            let mut items: Vec<ContactRecord> = Vec::with_capacity(limit + 1);
+            for d in &divisions[first..] {
+                let want = (limit + 1 - items.len()) as i64;
+                let head = [
+                    Value::Text(tenant.as_str().to_owned()),
+                    Value::Text(d.as_str().to_owned()),
+                    Value::Text(std::mem::take(&mut after)),
+                    Value::Integer(want),
+                ];
+                let mut rows = s
+                    .query(params_from_iter(head.iter().chain(&stmt.params)))
+                    .or_store(OP)?;
+                while let Some(row) = rows.next().or_store(OP)? {
+                    items.push(read_contact(OP, row)?);
+                }
+                if items.len() > limit {
+                    break;
+                }
+            }
+            let next_cursor = if items.len() > limit {
+                items.truncate(limit);
+                items
+                    .last()
+                    .map(|c| query::encode_cursor(&c.division_id, &c.contact_id))
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+
+    async fn get_contact(
+        &self,
+        tenant: &TenantId,
+        id: &ContactId,
+    ) -> Result<Option<ContactRecord>, StoreError> {
+        const OP: &str = "get_contact";
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.read(OP, move |conn| {
+            let mut s = conn
+                .prepare_cached(&format!(
+                    "SELECT {CONTACT_COLUMNS} FROM contacts WHERE tenant = ?1 AND contact_id = ?2"
+                ))
+                .or_store(OP)?;
+            let mut rows = s
+                .query(params![tenant.as_str(), id.as_str()])
+                .or_store(OP)?;
+            rows.next()
+                .or_store(OP)?
+                .map(|row| read_contact(OP, row))
+                .transpose()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl ContactStateStore for SqliteStore {
+    async fn set_portal_status(
+        &self,
+        tenant: &TenantId,
+        id: &ContactId,
+        status: PortalStatus,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "set_portal_status";
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.write(OP, move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE contacts SET portal_status = ?3 WHERE tenant = ?1 AND contact_id = ?2",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![tenant.as_str(), id.as_str(), status_code(status)])
+                })
+                .or_store(OP)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn record_invited(
+        &self,
+        tenant: &TenantId,
+        id: &ContactId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "record_invited";
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.write(OP, move |conn| {
+            let n = conn
+                .prepare_cached(
+                    "UPDATE contacts SET last_invited_at = ?3, \
+                     portal_status = CASE WHEN portal_status = 2 THEN 2 ELSE 1 END \
+                     WHERE tenant = ?1 AND contact_id = ?2",
+                )
+                .and_then(|mut s| s.execute(params![tenant.as_str(), id.as_str(), ts(at)]))
+                .or_store(OP)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl SuppressionStore for SqliteStore {
+    async fn suppress(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+        reason: SuppressionReason,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        const OP: &str = "suppress";
+        let (tenant, norm) = (tenant.clone(), email.normalized());
+        self.write(OP, move |conn| {
+            let tx = conn.transaction().or_store(OP)?;
+            tx.prepare_cached(
+                "INSERT INTO suppressions (tenant, email_norm, reason, at) \
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (tenant, email_norm) DO NOTHING",
+            )
+            .and_then(|mut s| s.execute(params![tenant.as_str(), norm, reason.as_str(), ts(at)]))
+            .or_store(OP)?;
+            tx.prepare_cached(
+                "UPDATE contacts SET suppressed = 1 \
+                 WHERE tenant = ?1 AND email_norm = ?2 AND suppressed = 0",
+            )
+            .and_then(|mut s| s.execute(params![tenant.as_str(), norm]))
+            .or_store(OP)?;
+            tx.commit().or_store(OP)
+        })
+        .await
+    }
+
+    async fn is_suppressed(&self, tenant: &TenantId, email: &Email) -> Result<bool, StoreError> {
+        const OP: &str = "is_suppressed";
+        let (tenant, norm) = (tenant.clone(), email.normalized());
+        self.read(OP, move |conn| {
+            conn.prepare_cached("SELECT 1 FROM suppressions WHERE tenant = ?1 AND email_norm = ?2")
+                .and_then(|mut s| {
+                    s.query_row(params![tenant.as_str(), norm], |_| Ok(()))
+                        .optional()
+                })
+                .map(|r| r.is_some())
+                .or_store(OP)
+        })
+        .await
+    }
+}
