@@ -88,11 +88,13 @@ fn main() -> ExitCode {
 /// Human-readable logs on stderr (stdout carries only what a command prints, so
 /// `TOKEN=$(portal-invites token ...)` works); `RUST_LOG` overrides the `info` default.
 fn init_tracing() {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
@@ -116,15 +118,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let local = listener
                 .local_addr()
                 .context("cannot read the listen address")?;
-            println!(
-                "{}",
-                serve::banner(
-                    &server.url(local),
-                    &opts,
-                    server.secret_source(),
-                    &program()
-                )
+            let banner = serve::banner(
+                &server.url(local),
+                &opts,
+                server.secret_source(),
+                &program(),
             );
+            // The banner is a courtesy: a closed stdout must not stop the server.
+            if let Err(e) = print_out(&banner) {
+                tracing::warn!(error = %e, "cannot print the start-up banner");
+            }
             server.run(listener, serve::shutdown_signal()).await?;
         }
         Command::Token {
@@ -136,7 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let req = TokenRequest::parse(&tenant, &permissions, sub.as_deref(), Some(ttl_hours))?;
             let jwt = token::issue(&data_dir, &req)?;
-            println!("{jwt}");
+            print_out(&jwt).context("cannot print the token")?;
         }
         Command::Import {
             tenant,
@@ -150,10 +153,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| {
                     format!("import of {} failed; nothing was written", file.display())
                 })?;
-            println!("{summary}");
+            print_out(&summary.to_string()).context("cannot print the summary")?;
         }
     }
     Ok(())
+}
+
+/// Prints a line on stdout, returning an error where `println!` would panic (a closed pipe).
+fn print_out(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    out.flush()
 }
 
 /// How to run this binary again from the same shell, for the start-up banner: through
