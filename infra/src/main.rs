@@ -111,19 +111,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 demo,
                 public_url,
             };
-            let server = LocalServer::open(opts.clone())
+            let server = LocalServer::open(opts)
                 .await
                 .context("cannot start the local server")?;
             let listener = serve::bind(&addr).await?;
             let local = listener
                 .local_addr()
                 .context("cannot read the listen address")?;
-            let banner = serve::banner(
-                &server.url(local),
-                &opts,
-                server.secret_source(),
-                &program(),
-            );
+            let banner = server.banner(local, &program());
             // The banner is a courtesy: a closed stdout must not stop the server.
             if let Err(e) = print_out(&banner) {
                 tracing::warn!(error = %e, "cannot print the start-up banner");

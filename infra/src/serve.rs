@@ -17,6 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
 use portal_core::adapters::sqlite::SqliteStore;
+use portal_core::demo::DemoSummary;
 use portal_core::http::auth::Verifier;
 use portal_core::http::{router, AppState};
 use portal_core::ports::{Clock, SystemClock};
@@ -27,9 +28,6 @@ use crate::{open_store, OpenStoreError};
 
 /// Address `serve` listens on unless told otherwise: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
-
-/// The tenant `--demo` loads.
-pub const DEMO_TENANT: &str = "demo";
 
 /// How `serve` was asked to run.
 #[derive(Debug, Clone)]
@@ -65,6 +63,7 @@ pub struct LocalServer {
     secret: Secret,
     store: Arc<SqliteStore>,
     router: Router,
+    demo: Option<DemoSummary>,
 }
 
 impl std::fmt::Debug for LocalServer {
@@ -82,17 +81,21 @@ impl LocalServer {
         let secret = Secret::resolve(&opts.data_dir)?;
         let store = Arc::new(open_store(&opts.data_dir)?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        if opts.demo {
+        let demo = if opts.demo {
             let started = Instant::now();
-            TEMP_DEMO_STUB(&*store, clock.now())
+            let summary = portal_core::demo::load_demo(&*store, clock.now())
                 .await
                 .map_err(|e| ServeError::Demo(Box::new(e)))?;
             tracing::info!(
-                tenant = DEMO_TENANT,
+                tenant = %summary.tenant,
+                contacts = summary.contacts,
                 ms = started.elapsed().as_millis() as u64,
-                "demo tenant loaded"
+                "demo tenant ready"
             );
-        }
+            Some(summary)
+        } else {
+            None
+        };
         let state = AppState::new(store.clone(), clock, Verifier::hs256(secret.as_bytes()));
         let router = router(state).layer(middleware::from_fn(log_request));
         Ok(Self {
@@ -100,6 +103,7 @@ impl LocalServer {
             secret,
             store,
             router,
+            demo,
         })
     }
 
@@ -111,6 +115,22 @@ impl LocalServer {
     /// The store this server serves from.
     pub fn store(&self) -> Arc<SqliteStore> {
         self.store.clone()
+    }
+
+    /// What `--demo` loaded.
+    pub fn demo(&self) -> Option<&DemoSummary> {
+        self.demo.as_ref()
+    }
+
+    /// The start-up text for a server listening on `addr` (see [`banner`]).
+    pub fn banner(&self, addr: SocketAddr, program: &str) -> String {
+        banner(
+            &self.url(addr),
+            &self.opts,
+            self.demo.as_ref(),
+            &self.secret.source,
+            program,
+        )
     }
 
     /// Where the signing secret came from.
@@ -202,13 +222,22 @@ async fn log_request(req: Request, next: Next) -> Response {
 
 /// What `serve` prints once it listens: the URL, the exact command for a token, and a
 /// first request to try. `program` is how to invoke this binary from the same shell.
-pub fn banner(url: &str, opts: &ServeOptions, secret: &SecretSource, program: &str) -> String {
+pub fn banner(
+    url: &str,
+    opts: &ServeOptions,
+    demo: Option<&DemoSummary>,
+    secret: &SecretSource,
+    program: &str,
+) -> String {
     let dir = shell_quote(&opts.data_dir.display().to_string());
-    let tenant = if opts.demo { DEMO_TENANT } else { "my-company" };
+    let tenant = demo.map_or("my-company", |d| d.tenant.as_str());
     let mut out = format!("Portal Invitations is listening on {url}\n");
     out += &format!("  data dir: {dir}\n");
-    if opts.demo {
-        out += &format!("  demo tenant: {DEMO_TENANT} (3 divisions, about 10,000 contacts)\n");
+    if let Some(d) = demo {
+        out += &format!(
+            "  demo tenant: {} ({} divisions, {} accounts, {} contacts)\n",
+            d.tenant, d.divisions, d.accounts, d.contacts
+        );
     }
     out += "\nGet a token (valid 12 hours):\n";
     if *secret == SecretSource::Env {
@@ -255,13 +284,22 @@ mod tests {
 
     #[test]
     fn the_banner_gives_a_runnable_token_command_for_the_same_data_dir() {
+        let demo = DemoSummary {
+            tenant: "demo".into(),
+            divisions: 3,
+            accounts: 6250,
+            contacts: 10_012,
+            ..Default::default()
+        };
         let b = banner(
             "http://127.0.0.1:3000",
             &opts(true),
+            Some(&demo),
             &SecretSource::File("x".into()),
             "portal-invites",
         );
         assert!(b.contains("listening on http://127.0.0.1:3000"), "{b}");
+        assert!(b.contains("10012 contacts"), "{b}");
         assert!(
             b.contains("portal-invites token --data-dir './my data' --tenant demo --permissions invitations:read,sync:write"),
             "{b}"
@@ -276,7 +314,7 @@ mod tests {
 
     #[test]
     fn the_banner_warns_when_the_secret_comes_from_the_environment() {
-        let b = banner("http://x", &opts(false), &SecretSource::Env, "p");
+        let b = banner("http://x", &opts(false), None, &SecretSource::Env, "p");
         assert!(b.contains("PORTAL_INVITES_JWT_SECRET"), "{b}");
         assert!(!b.contains("demo"), "{b}");
     }
@@ -287,9 +325,4 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
     }
-}
-
-#[allow(non_snake_case)]
-async fn TEMP_DEMO_STUB(_s: &SqliteStore, _n: time::OffsetDateTime) -> Result<(), std::io::Error> {
-    Err(std::io::Error::other("demo not yet available"))
 }
