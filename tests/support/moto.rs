@@ -10,8 +10,8 @@
 //! **Stopping it:** a Rust `static` is never dropped, so the server cannot be killed from a
 //! destructor. Instead it runs under a tiny `sh` watchdog whose stdin is a pipe held by this
 //! process: `moto_server ... & cat >/dev/null; kill $!`. When the test process exits — normally,
-//! by panic, or killed — the OS closes the pipe, `cat` sees end-of-file and the watchdog kills
-//! moto. No port stays taken and no orphan outlives the test run.
+//! by panic, or killed — the OS closes the pipe, `cat` sees end-of-file and the watchdog SIGKILLs
+//! moto (SIGKILL: moto's SIGTERM handler can hang on open keep-alive threads). No port stays taken and no orphan outlives the test run.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -61,7 +61,7 @@ impl Moto {
             let port = free_port()?;
             let mut child = Command::new("sh")
                 .arg("-c")
-                .arg(r#""$0" "$@" </dev/null >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill $pid 2>/dev/null; wait $pid"#)
+                .arg(r#""$0" "$@" </dev/null >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill -9 $pid 2>/dev/null; wait $pid"#)
                 .arg(&program)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
                 .stdin(Stdio::piped())

@@ -11,7 +11,7 @@ use super::items::{self, s, Item, Merger};
 use super::keys::{self, SHARDS};
 use super::{values, DynamoStore};
 use crate::domain::{
-    classify, ContactId, ContactRecord, Counts, DivisionId, PortalStatus, TenantId,
+    classify, ContactId, ContactRecord, Counts, DivisionId, Group, PortalStatus, TenantId,
 };
 use crate::ports::{ContactQuery, ContactStateStore, ContactStore, ListQuery, Page, StoreError};
 
@@ -204,7 +204,16 @@ impl ContactStore for DynamoStore {
             }
             None => (0, 0, None),
         };
-        let suppressed = self.suppressed_set(tenant).await?;
+        // Only these groups depend on the suppression list (the others are decided by portal
+        // status, services or missing email, which `classify` checks before suppression).
+        let suppressed = if matches!(
+            query.group,
+            Group::Eligible | Group::Held24h | Group::Suppressed
+        ) {
+            self.suppressed_set(tenant).await?
+        } else {
+            HashSet::new()
+        };
         let want = query.limit as usize + 1;
         // Each match with the partition it came from, to build the cursor.
         let mut found: Vec<(usize, u8, ContactRecord)> = Vec::with_capacity(want);

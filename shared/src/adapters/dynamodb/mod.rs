@@ -58,7 +58,7 @@
 //! | `upsert_accounts` | BatchGetItem the account items, then the locators of contacts new to their account; BatchGetItem the state items of contacts changing division; BatchWriteItem in dependency order (below); UpdateItem per contact whose account brings a `last_login` |
 //! | `delete_account` | GetItem account, BatchWriteItem deletes of its contacts' three items, then of the account |
 //! | `count_contacts` | Query the suppression partition; Query every (division, shard) partition in parallel |
-//! | `list_contacts` | Query the suppression partition; Query (division, shard) partitions in order from the cursor |
+//! | `list_contacts` | Query the suppression partition (only for the groups it decides: eligible, held, suppressed); Query (division, shard) partitions in order from the cursor |
 //! | `get_contact` | GetItem locator, Query `sk BETWEEN C#{id} AND C#{id}#ST` |
 //! | `set_portal_status`, `record_invited` | GetItem locator, TransactWriteItems (ConditionCheck sync item exists + Update state item) |
 //! | `suppress` | PutItem `attribute_not_exists(pk)` (the first reason is kept) |
