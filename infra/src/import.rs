@@ -118,13 +118,17 @@ impl std::fmt::Display for ImportSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "imported {} rows: {} accounts with {} contacts in {} divisions ({} contacts no longer listed were removed)",
-            self.rows,
-            self.written.accounts,
-            self.written.contacts,
-            self.divisions,
-            self.written.contacts_removed
-        )
+            "imported {} rows: {} accounts with {} contacts in {} divisions",
+            self.rows, self.written.accounts, self.written.contacts, self.divisions,
+        )?;
+        if self.written.contacts_removed > 0 {
+            write!(
+                f,
+                "; {} contacts no longer listed on their accounts were removed",
+                self.written.contacts_removed
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -573,6 +577,22 @@ A2,north,1002,Bob,R,M,CRM,Web,true,0,false,C1,Bob,,,true
     fn a_byte_order_mark_before_the_header_is_ignored() {
         let csv = format!("\u{feff}{HEADER}{GOOD}");
         assert_eq!(parse_csv(csv.as_bytes()).unwrap().accounts.len(), 2);
+    }
+
+    #[test]
+    fn the_sample_file_imports_into_the_demo_divisions() {
+        let p = parse_csv(include_str!("../fixtures/contacts.csv").as_bytes()).unwrap();
+        assert_eq!((p.rows, p.accounts.len()), (5, 3));
+        let demo: Vec<&str> = portal_core::demo::DEMO_DIVISIONS
+            .iter()
+            .map(|d| d.0)
+            .collect();
+        assert!(p
+            .accounts
+            .iter()
+            .all(|a| demo.contains(&a.division_id.as_str())));
+        assert_eq!(p.accounts[2].name, "Nguyen Bakery, LLC");
+        assert_eq!(p.accounts[2].contacts[1].email, None);
     }
 
     #[test]

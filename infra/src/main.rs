@@ -143,11 +143,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let tenant = TenantId::parse(tenant.trim()).context("invalid --tenant")?;
             let store = open_store(&data_dir)?;
-            let summary = import::import_file(&store, &tenant, &file)
-                .await
-                .with_context(|| {
-                    format!("import of {} failed; nothing was written", file.display())
-                })?;
+            let summary = match import::import_file(&store, &tenant, &file).await {
+                Ok(s) => s,
+                // The store failed part-way: some chunks may be written (see the cause).
+                Err(e @ import::ImportError::Store(_)) => {
+                    return Err(e).context(format!("import of {} stopped", file.display()))
+                }
+                Err(e) => {
+                    return Err(e).context(format!(
+                        "import of {} failed; nothing was written",
+                        file.display()
+                    ))
+                }
+            };
             print_out(&summary.to_string()).context("cannot print the summary")?;
         }
     }

@@ -38,7 +38,7 @@ pub struct TokenRequest {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("invalid --tenant: {0}")]
+    #[error("invalid --tenant")]
     Tenant(#[source] DomainError),
     #[error(
         "unknown permission {0:?}; known permissions are: {known}",
