@@ -1,1 +1,18 @@
+//! API tests: the real router driven with `oneshot` on an in-memory SQLite store.
+//!
+//! # Layout
+//!
+//! - `helpers`: the app under test, tokens, request and problem+json helpers, a
+//!   deterministic data generator.
+//! - `auth`: 401/403 on every route, RS256/JWKS, tenant isolation.
+//! - `sync`: divisions, JSON and NDJSON account sync (10,000 accounts per request), deletes.
+//! - `invitations`: counts add up and agree with lists, filters, pagination, search, CSV.
+//! - `errors`: every kind of bad input gets a 4xx problem+json.
+//! - `openapi`: `openapi.yaml` and the router serve the same routes.
 
+mod auth;
+mod errors;
+mod helpers;
+mod invitations;
+mod openapi;
+mod sync;

@@ -109,6 +109,8 @@ pub enum Group {
     Pending,
     NotSent,
     Eligible,
+    /// Spelled like the `held_24h` count (snake_case alone would give `held24h`).
+    #[serde(rename = "held_24h")]
     Held24h,
     Suppressed,
     NoEmail,

@@ -68,7 +68,8 @@ impl RecipientsBody {
             },
             group: self.group,
             q: self.q,
-            cursor: self.cursor,
+            // An empty cursor means "from the start", like an absent one.
+            cursor: self.cursor.filter(|c| !c.is_empty()),
             limit: self.limit,
         }
     }

@@ -1,0 +1,208 @@
+//! `openapi.yaml` and the router agree: the same routes, each one served, every `$ref`
+//! resolvable, and the documented response shapes equal to what the API returns.
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use portal_core::domain::Counts;
+use portal_core::http::ROUTES;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const SPEC: &str = include_str!("../../openapi.yaml");
+const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options"];
+
+fn spec() -> Value {
+    let yaml: serde_yaml::Value = serde_yaml::from_str(SPEC).expect("openapi.yaml parses");
+    serde_json::to_value(yaml).expect("openapi.yaml is JSON-compatible")
+}
+
+fn spec_routes(spec: &Value) -> BTreeSet<(String, String)> {
+    let mut routes = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().expect("paths") {
+        for (key, _) in item.as_object().expect("path item") {
+            if METHODS.contains(&key.as_str()) {
+                routes.insert((key.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn the_spec_is_openapi_3_1_with_bearer_security() {
+    let s = spec();
+    assert!(s["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert_eq!(
+        s["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(s["security"], json!([{"bearer": []}]));
+}
+
+#[test]
+fn the_spec_documents_exactly_the_routes_the_router_serves() {
+    let from_spec = spec_routes(&spec());
+    let from_router: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    let missing: Vec<_> = from_router.difference(&from_spec).collect();
+    let extra: Vec<_> = from_spec.difference(&from_router).collect();
+    assert!(
+        missing.is_empty(),
+        "served but not in openapi.yaml: {missing:?}"
+    );
+    assert!(
+        extra.is_empty(),
+        "in openapi.yaml but not served: {extra:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_route_in_the_spec_is_served_by_the_router() {
+    let app = app();
+    for (method, path) in spec_routes(&spec()) {
+        let uri = path
+            .replace("{division_id}", "some-division")
+            .replace("{account_id}", "some-account");
+        let m = Method::from_bytes(method.as_bytes()).unwrap();
+        let r = app.send(request(m, &uri, None, None, Body::empty())).await;
+        // No token: a served route answers 401 before anything else.
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {path}");
+    }
+}
+
+#[test]
+fn every_operation_declares_its_path_parameters_and_problem_responses() {
+    let s = spec();
+    for (path, item) in s["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if !METHODS.contains(&method.as_str()) {
+                continue;
+            }
+            let responses = op["responses"].as_object().expect("responses");
+            for code in ["401", "403", "500"] {
+                assert!(responses.contains_key(code), "{method} {path} lacks {code}");
+            }
+            let declared: BTreeSet<String> = op["parameters"]
+                .as_array()
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| {
+                            let p = resolve(&s, p);
+                            p["name"].as_str().unwrap().to_owned()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let in_path: BTreeSet<String> = path
+                .split('/')
+                .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+                .map(str::to_owned)
+                .collect();
+            assert_eq!(declared, in_path, "{method} {path}");
+        }
+    }
+}
+
+fn resolve<'a>(spec: &'a Value, v: &'a Value) -> &'a Value {
+    match v["$ref"].as_str() {
+        Some(r) => {
+            let pointer = r.strip_prefix('#').expect("local $ref");
+            spec.pointer(pointer)
+                .unwrap_or_else(|| panic!("dangling $ref {r}"))
+        }
+        None => v,
+    }
+}
+
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if k == "$ref" {
+                    out.push(x.as_str().unwrap().to_owned());
+                } else {
+                    collect_refs(x, out);
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_refs(x, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_ref_in_the_spec_resolves() {
+    let s = spec();
+    let mut refs = Vec::new();
+    collect_refs(&s, &mut refs);
+    assert!(!refs.is_empty());
+    for r in refs {
+        let pointer = r.strip_prefix('#').expect("local $ref");
+        assert!(s.pointer(pointer).is_some(), "dangling $ref {r}");
+    }
+}
+
+fn required(spec: &Value, schema: &str) -> BTreeSet<String> {
+    spec["components"]["schemas"][schema]["required"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{schema} has no required list"))
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn keys(v: &Value) -> BTreeSet<String> {
+    v.as_object().unwrap().keys().cloned().collect()
+}
+
+#[tokio::test]
+async fn documented_response_shapes_match_what_the_api_returns() {
+    let s = spec();
+    assert_eq!(
+        required(&s, "Counts"),
+        keys(&serde_json::to_value(Counts::default()).unwrap())
+    );
+    let app = app();
+    let t = admin("t1");
+    app.put_division(&t, "d1").await;
+    let divisions = app.get("/v1/divisions", &t).await.ok();
+    assert_eq!(required(&s, "Division"), keys(&divisions[0]));
+    let report = app.sync(&t, &accounts("d1", 3)).await;
+    assert_eq!(required(&s, "SyncReport"), keys(&report));
+    let page = app
+        .post("/v1/invitations/recipients", &t, &json!({}))
+        .await
+        .ok();
+    assert_eq!(required(&s, "RecipientPage"), keys(&page));
+    assert_eq!(required(&s, "Recipient"), keys(&page["items"][0]));
+    let problem = app.get("/v1/divisions", "nope").await;
+    let p = problem.json();
+    for k in required(&s, "Problem") {
+        assert!(p.get(&k).is_some(), "problem lacks {k}: {p}");
+    }
+}
+
+#[test]
+fn documented_request_fields_are_the_ones_the_api_accepts() {
+    let s = spec();
+    let props = |schema: &str| -> BTreeSet<String> {
+        keys(&s["components"]["schemas"][schema]["properties"])
+    };
+    let account = account("d1", 0);
+    let mut account_keys = keys(&account);
+    account_keys.insert("last_login".into());
+    assert_eq!(props("AccountInput"), account_keys);
+    assert_eq!(props("ContactInput"), keys(&account["contacts"][0]));
+    assert_eq!(
+        props("Filters"),
+        keys(&serde_json::to_value(portal_core::domain::Filters::default()).unwrap())
+    );
+    let mut list = props("Selection");
+    list.extend(["group", "q", "cursor", "limit"].map(String::from));
+    assert_eq!(props("ListRequest"), list);
+}
