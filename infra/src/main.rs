@@ -29,10 +29,11 @@ enum Command {
         /// Directory holding the database and the JWT secret (created if missing).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
-        /// Load the deterministic demo tenant `demo` (3 divisions, about 10,000 contacts).
+        /// (Re)load the deterministic demo tenant `demo` (3 divisions, about 10,000 contacts)
+        /// on start; changes made to its records are overwritten.
         #[arg(long)]
         demo: bool,
-        /// The URL people reach this server at, when behind a proxy.
+        /// The URL people reach this server at (http:// or https://), when behind a proxy.
         #[arg(long)]
         public_url: Option<String>,
     },
@@ -111,10 +112,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 demo,
                 public_url,
             };
+            // Take the port first: a port in use is reported at once, not after the demo
+            // load; connections made meanwhile wait in the backlog.
+            let listener = serve::bind(&addr).await?;
             let server = LocalServer::open(opts)
                 .await
                 .context("cannot start the local server")?;
-            let listener = serve::bind(&addr).await?;
             let local = listener
                 .local_addr()
                 .context("cannot read the listen address")?;

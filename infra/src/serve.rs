@@ -41,6 +41,8 @@ pub struct ServeOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    #[error("--public-url must be an http:// or https:// URL, got {0:?}")]
+    PublicUrl(String),
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]
@@ -78,6 +80,14 @@ impl std::fmt::Debug for LocalServer {
 impl LocalServer {
     /// Prepares the data dir, secret and store, and loads the demo tenant when asked.
     pub async fn open(opts: ServeOptions) -> Result<Self, ServeError> {
+        if let Some(u) = &opts.public_url {
+            let rest = u
+                .strip_prefix("https://")
+                .or_else(|| u.strip_prefix("http://"));
+            if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) {
+                return Err(ServeError::PublicUrl(u.clone()));
+            }
+        }
         let secret = Secret::resolve(&opts.data_dir)?;
         let store = Arc::new(open_store(&opts.data_dir)?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -317,6 +327,40 @@ mod tests {
         let b = banner("http://x", &opts(false), None, &SecretSource::Env, "p");
         assert!(b.contains("PORTAL_INVITES_JWT_SECRET"), "{b}");
         assert!(!b.contains("demo"), "{b}");
+    }
+
+    #[tokio::test]
+    async fn a_public_url_that_is_not_http_is_refused_before_anything_is_created() {
+        let dir = crate::testdir::TestDir::new("public-url");
+        let data_dir = dir.path().join("data");
+        for bad in ["localhost:3000", "https://", "ftp://x"] {
+            let err = LocalServer::open(ServeOptions {
+                data_dir: data_dir.clone(),
+                demo: false,
+                public_url: Some(bad.into()),
+            })
+            .await
+            .unwrap_err();
+            assert!(matches!(err, ServeError::PublicUrl(_)), "{bad}: {err}");
+        }
+        assert!(!data_dir.exists());
+    }
+
+    #[tokio::test]
+    async fn the_public_url_replaces_the_listen_address_in_what_is_printed() {
+        let dir = crate::testdir::TestDir::new("public-url-ok");
+        let server = LocalServer::open(ServeOptions {
+            data_dir: dir.path().to_owned(),
+            demo: false,
+            public_url: Some("https://invites.example.com/".into()),
+        })
+        .await
+        .unwrap();
+        let addr: SocketAddr = "127.0.0.1:3000".parse().unwrap();
+        assert_eq!(server.url(addr), "https://invites.example.com");
+        assert!(server
+            .banner(addr, "p")
+            .contains("https://invites.example.com/v1/divisions"));
     }
 
     #[test]
