@@ -262,3 +262,33 @@ async fn an_empty_sync_writes_nothing_and_succeeds() {
         json!({"accounts": 0, "contacts": 0, "contacts_removed": 0})
     );
 }
+
+#[tokio::test]
+async fn a_405_names_the_allowed_methods() {
+    let app = app();
+    let r = app
+        .send(request(
+            Method::DELETE,
+            "/v1/divisions",
+            None,
+            None,
+            Body::empty(),
+        ))
+        .await;
+    r.problem(StatusCode::METHOD_NOT_ALLOWED);
+    let allow = r
+        .headers
+        .get(axum::http::header::ALLOW)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(allow.contains("GET"), "Allow: {allow:?}");
+}
+
+#[tokio::test]
+async fn a_path_that_is_not_utf8_is_a_4xx_problem() {
+    let app = app();
+    let t = admin("t1");
+    let r = app.delete("/v1/accounts/%FF%FE", &t).await;
+    assert!(r.status.is_client_error(), "{}", r.text());
+    r.problem(r.status);
+}
