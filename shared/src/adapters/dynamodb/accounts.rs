@@ -347,6 +347,13 @@ impl AccountStore for DynamoStore {
                 .filter(|c| owned(i, &c.contact_id))
                 .map(|c| c.contact_id.clone())
                 .collect();
+            // A re-sync that changes nothing about the account's membership skips its item.
+            if stored
+                .get(&a.account_id)
+                .is_some_and(|s| s.division == a.division_id && s.contacts == contacts)
+            {
+                continue;
+            }
             puts.push(batch::put(Self::account_item(
                 tenant,
                 &a.account_id,
