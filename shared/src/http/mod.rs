@@ -27,7 +27,7 @@ pub mod sync;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -121,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
         .layer(middleware::from_fn(problem_safety_net))
+        .layer(middleware::from_fn(access_log))
         .with_state(state)
 }
 
@@ -136,6 +137,27 @@ async fn method_not_allowed(req: Request) -> ApiError {
         method: req.method().to_string(),
         path: req.uri().path().to_owned(),
     }
+}
+
+/// One line per request: method, route template (not the raw path, so ids stay out of
+/// the aggregation key), status and latency.
+async fn access_log(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "(no route)".to_owned());
+    let response = next.run(req).await;
+    tracing::info!(
+        %method,
+        route,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
 }
 
 /// Makes sure no error leaves as anything but problem+json, whatever produced it.
