@@ -8,10 +8,12 @@
 //! - `sync`: divisions, JSON and NDJSON account sync (10,000 accounts per request), deletes.
 //! - `invitations`: counts add up and agree with lists, filters, pagination, search, CSV.
 //! - `errors`: every kind of bad input gets a 4xx problem+json.
+//! - `failures`: a failing store is an opaque 500 problem.
 //! - `openapi`: `openapi.yaml` and the router serve the same routes.
 
 mod auth;
 mod errors;
+mod failures;
 mod helpers;
 mod invitations;
 mod openapi;

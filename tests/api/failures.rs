@@ -1,0 +1,157 @@
+//! When the store fails, the client gets an opaque 500 problem: no SQL, no AWS message.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use portal_core::domain::{
+    Account, AccountId, ContactId, ContactRecord, Counts, Division, DivisionId, DivisionInput,
+    Email, PortalStatus, TenantId,
+};
+use portal_core::http::auth::Verifier;
+use portal_core::http::{router, AppState};
+use portal_core::ports::{
+    AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, FixedClock,
+    ListQuery, Page, StoreError, SuppressionReason, SuppressionStore, SyncReport,
+};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use crate::helpers::*;
+
+/// A store whose backend is down.
+struct Down;
+
+/// A cause whose message must never reach a client.
+#[derive(Debug)]
+struct SecretCause;
+
+impl std::fmt::Display for SecretCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SQLITE_CORRUPT at /var/secret/path.db")
+    }
+}
+
+impl std::error::Error for SecretCause {}
+
+fn down<T>(op: &'static str) -> Result<T, StoreError> {
+    Err(StoreError::backend(op, SecretCause))
+}
+
+#[async_trait::async_trait]
+impl DivisionStore for Down {
+    async fn put_division(&self, _: &TenantId, _: &DivisionInput) -> Result<Division, StoreError> {
+        down("put_division")
+    }
+    async fn get_division(
+        &self,
+        _: &TenantId,
+        _: &DivisionId,
+    ) -> Result<Option<Division>, StoreError> {
+        down("get_division")
+    }
+    async fn list_divisions(&self, _: &TenantId) -> Result<Vec<Division>, StoreError> {
+        down("list_divisions")
+    }
+}
+
+#[async_trait::async_trait]
+impl AccountStore for Down {
+    async fn upsert_accounts(&self, _: &TenantId, _: &[Account]) -> Result<SyncReport, StoreError> {
+        down("upsert_accounts")
+    }
+    async fn delete_account(&self, _: &TenantId, _: &AccountId) -> Result<bool, StoreError> {
+        down("delete_account")
+    }
+}
+
+#[async_trait::async_trait]
+impl ContactStore for Down {
+    async fn count_contacts(&self, _: &TenantId, _: &ContactQuery) -> Result<Counts, StoreError> {
+        down("count_contacts")
+    }
+    async fn list_contacts(
+        &self,
+        _: &TenantId,
+        _: &ListQuery,
+    ) -> Result<Page<ContactRecord>, StoreError> {
+        down("list_contacts")
+    }
+    async fn get_contact(
+        &self,
+        _: &TenantId,
+        _: &ContactId,
+    ) -> Result<Option<ContactRecord>, StoreError> {
+        down("get_contact")
+    }
+}
+
+#[async_trait::async_trait]
+impl ContactStateStore for Down {
+    async fn set_portal_status(
+        &self,
+        _: &TenantId,
+        _: &ContactId,
+        _: PortalStatus,
+    ) -> Result<bool, StoreError> {
+        down("set_portal_status")
+    }
+    async fn record_invited(
+        &self,
+        _: &TenantId,
+        _: &ContactId,
+        _: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        down("record_invited")
+    }
+}
+
+#[async_trait::async_trait]
+impl SuppressionStore for Down {
+    async fn suppress(
+        &self,
+        _: &TenantId,
+        _: &Email,
+        _: SuppressionReason,
+        _: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        down("suppress")
+    }
+    async fn is_suppressed(&self, _: &TenantId, _: &Email) -> Result<bool, StoreError> {
+        down("is_suppressed")
+    }
+}
+
+#[tokio::test]
+async fn a_failing_store_is_an_opaque_500_problem_on_every_route() {
+    let state = AppState::new(
+        Arc::new(Down),
+        Arc::new(FixedClock::new(NOW)),
+        Verifier::hs256(SECRET),
+    );
+    let app = App {
+        router: router(state),
+        store: Arc::new(portal_core::adapters::sqlite::SqliteStore::open_in_memory().unwrap()),
+        clock: Arc::new(FixedClock::new(NOW)),
+    };
+    let t = admin("t1");
+    let replies = [
+        app.get("/v1/divisions", &t).await,
+        app.put(
+            "/v1/divisions/d1",
+            &t,
+            &json!({"name": "D", "email_from": "a@b.com"}),
+        )
+        .await,
+        app.post("/v1/sync/accounts", &t, &json!([account("d1", 0)]))
+            .await,
+        app.delete("/v1/accounts/a1", &t).await,
+        app.post("/v1/invitations/counts", &t, &json!({})).await,
+        app.post("/v1/invitations/recipients", &t, &json!({})).await,
+    ];
+    for r in replies {
+        let detail = r.problem(StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!r.text().contains("SQLITE"), "{}", r.text());
+        assert!(!r.text().contains("/var/secret"), "{}", r.text());
+        assert!(!detail.is_empty());
+    }
+}
