@@ -334,3 +334,23 @@ async fn csv_export_of_an_unknown_division_is_a_404_problem() {
         .await;
     r.problem(StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn csv_export_streams_a_group_larger_than_one_store_page() {
+    let app = app();
+    let t = admin("t1");
+    app.put_division(&t, "d1").await;
+    app.sync(&t, &accounts("d1", 700)).await;
+    let total = contacts_in(700);
+    assert!(total > 2 * 500);
+    let r = app.send(csv_request(&t, &json!({"group": "all"}))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let text = r.text();
+    let ids: HashSet<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(text.lines().count() as u64, total + 1);
+    assert_eq!(ids.len() as u64, total);
+}
