@@ -65,12 +65,13 @@
 //! | `is_suppressed` | GetItem |
 //!
 //! **Sync write order.** Each chunk first puts the new sync items (and the copied state of
-//! contacts changing division), then applies sync'd last logins, then deletes the items of
-//! removed contacts and the old copies of moved ones, and only then writes the account items
-//! and locators. An interrupted sync therefore leaves the account and locator items
-//! describing the *old* layout, and retrying the same request (the use case's contract)
-//! finds every leftover and converges. Moving a contact's state to another division is a
-//! read-then-copy, not atomic with a concurrent `record_invited`.
+//! contacts changing division), then applies synced last logins, then deletes the items of
+//! removed contacts and the old copies of moved ones, and only then writes the account
+//! items (skipped when an account's division and contact list are unchanged) and the
+//! locators of contacts that are new or moved. An interrupted sync therefore leaves the
+//! account and locator items describing the *old* layout, and retrying the same request (the
+//! use case's contract) finds every leftover and converges. Moving a contact's state to
+//! another division is a read-then-copy, not atomic with a concurrent `record_invited`.
 //!
 //! # Counting a large division
 //!
