@@ -22,7 +22,7 @@ mod schema;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::types::Value;
@@ -30,8 +30,8 @@ use rusqlite::{params, params_from_iter, Connection, OpenFlags, OptionalExtensio
 use time::OffsetDateTime;
 
 use crate::domain::{
-    Account, AccountId, ContactId, ContactRecord, Counts, Division, DivisionId, DivisionInput,
-    Email, PortalStatus, TenantId,
+    Account, AccountId, ContactId, ContactInput, ContactRecord, Counts, Division, DivisionId,
+    DivisionInput, Email, PortalStatus, TenantId,
 };
 use crate::ports::{
     AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery, Page,
@@ -335,6 +335,56 @@ impl DivisionStore for SqliteStore {
     }
 }
 
+/// The suppression bit of `flags`, looked up for the (possibly new) address `?7`.
+fn suppressed_bit_sql() -> String {
+    format!(
+        "(CASE WHEN ?7 IS NOT NULL AND EXISTS (SELECT 1 FROM suppressions \
+         WHERE tenant = ?1 AND email_norm = ?7) THEN {} ELSE 0 END)",
+        schema::FLAG_SUPPRESSED
+    )
+}
+
+/// Sync of an existing contact (by tenant and contact id): every synced field, the sync bits
+/// of `flags` (`?21`) and the suppression bit; status and invitation are kept, `last_login`
+/// only replaced when given.
+static UPDATE_CONTACT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE contacts SET division_id = ?3, account_id = ?4, contact_name = ?5, \
+         email = ?6, email_norm = ?7, phone = ?8, billing = ?9, account_number = ?10, \
+         account_name = ?11, account_class = ?12, bill_group = ?13, \
+         account_source = ?14, site_source = ?15, active_services = ?16, \
+         balance_due_cents = ?17, autopay = ?18, search_text = ?19, \
+         last_login = coalesce(?20, last_login), \
+         flags = (portal_status & {status}) | ?21 | {suppressed} \
+         WHERE tenant = ?1 AND contact_id = ?2",
+        status = schema::FLAG_STATUS_MASK,
+        suppressed = suppressed_bit_sql(),
+    )
+});
+
+/// Sync of a new contact, with the same parameters as [`UPDATE_CONTACT`].
+static INSERT_CONTACT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO contacts (tenant, contact_id, division_id, account_id, \
+         contact_name, email, email_norm, phone, billing, account_number, account_name, \
+         account_class, bill_group, account_source, site_source, active_services, \
+         balance_due_cents, autopay, search_text, last_login, flags) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
+         ?16, ?17, ?18, ?19, ?20, ?21 | {})",
+        suppressed_bit_sql()
+    )
+});
+
+/// The bits of `flags` that come from sync alone (not status or suppression).
+fn static_flags(a: &Account, c: &ContactInput) -> i64 {
+    let bit = |on: bool, flag: i64| if on { flag } else { 0 };
+    bit(c.email.is_some(), schema::FLAG_HAS_EMAIL)
+        | bit(a.active_services, schema::FLAG_ACTIVE_SERVICES)
+        | bit(a.balance_due_cents > 0, schema::FLAG_BALANCE_DUE)
+        | bit(c.billing, schema::FLAG_BILLING)
+        | bit(a.autopay, schema::FLAG_AUTOPAY)
+}
+
 /// Writes one account and its contact set inside an open transaction.
 fn upsert_account(
     tx: &rusqlite::Transaction<'_>,
@@ -379,7 +429,8 @@ fn upsert_account(
         let email = c.email.as_ref().map(Email::as_str);
         let email_norm = c.email.as_ref().map(Email::normalized);
         let search = schema::search_text(email, &c.name, &a.number, &a.name);
-        // Columns shared by the update and the insert, as ?3..?19.
+        let flags = static_flags(a, c);
+        // Values shared by the update and the insert, as ?1..?21.
         let values = params![
             tenant,
             c.contact_id.as_str(),
@@ -401,30 +452,11 @@ fn upsert_account(
             b(a.autopay),
             search,
             last_login,
+            flags,
         ];
-        let suppressed = "(?7 IS NOT NULL AND EXISTS (SELECT 1 FROM suppressions \
-                          WHERE tenant = ?1 AND email_norm = ?7))";
-        let updated = tx
-            .prepare_cached(&format!(
-                "UPDATE contacts SET division_id = ?3, account_id = ?4, contact_name = ?5, \
-                 email = ?6, email_norm = ?7, phone = ?8, billing = ?9, account_number = ?10, \
-                 account_name = ?11, account_class = ?12, bill_group = ?13, \
-                 account_source = ?14, site_source = ?15, active_services = ?16, \
-                 balance_due_cents = ?17, autopay = ?18, search_text = ?19, \
-                 last_login = coalesce(?20, last_login), suppressed = {suppressed} \
-                 WHERE tenant = ?1 AND contact_id = ?2"
-            ))?
-            .execute(values)?;
+        let updated = tx.prepare_cached(&UPDATE_CONTACT)?.execute(values)?;
         if updated == 0 {
-            tx.prepare_cached(&format!(
-                "INSERT INTO contacts (tenant, contact_id, division_id, account_id, \
-                 contact_name, email, email_norm, phone, billing, account_number, account_name, \
-                 account_class, bill_group, account_source, site_source, active_services, \
-                 balance_due_cents, autopay, search_text, last_login, suppressed) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-                 ?16, ?17, ?18, ?19, ?20, {suppressed})"
-            ))?
-            .execute(values)?;
+            tx.prepare_cached(&INSERT_CONTACT)?.execute(values)?;
         }
         report.contacts += 1;
     }
@@ -632,9 +664,11 @@ impl ContactStateStore for SqliteStore {
         let (tenant, id) = (tenant.clone(), id.clone());
         self.write(OP, move |conn| {
             let n = conn
-                .prepare_cached(
-                    "UPDATE contacts SET portal_status = ?3 WHERE tenant = ?1 AND contact_id = ?2",
-                )
+                .prepare_cached(&format!(
+                    "UPDATE contacts SET portal_status = ?3, flags = (flags & ~{m}) | ?3 \
+                     WHERE tenant = ?1 AND contact_id = ?2",
+                    m = schema::FLAG_STATUS_MASK
+                ))
                 .and_then(|mut s| {
                     s.execute(params![tenant.as_str(), id.as_str(), status_code(status)])
                 })
@@ -654,11 +688,13 @@ impl ContactStateStore for SqliteStore {
         let (tenant, id) = (tenant.clone(), id.clone());
         self.write(OP, move |conn| {
             let n = conn
-                .prepare_cached(
+                .prepare_cached(&format!(
                     "UPDATE contacts SET last_invited_at = ?3, \
-                     portal_status = CASE WHEN portal_status = 2 THEN 2 ELSE 1 END \
+                     portal_status = CASE WHEN portal_status = 2 THEN 2 ELSE 1 END, \
+                     flags = CASE WHEN portal_status = 2 THEN flags ELSE (flags & ~{m}) | 1 END \
                      WHERE tenant = ?1 AND contact_id = ?2",
-                )
+                    m = schema::FLAG_STATUS_MASK
+                ))
                 .and_then(|mut s| s.execute(params![tenant.as_str(), id.as_str(), ts(at)]))
                 .or_store(OP)?;
             Ok(n > 0)
@@ -686,10 +722,11 @@ impl SuppressionStore for SqliteStore {
             )
             .and_then(|mut s| s.execute(params![tenant.as_str(), norm, reason.as_str(), ts(at)]))
             .or_store(OP)?;
-            tx.prepare_cached(
-                "UPDATE contacts SET suppressed = 1 \
-                 WHERE tenant = ?1 AND email_norm = ?2 AND suppressed = 0",
-            )
+            tx.prepare_cached(&format!(
+                "UPDATE contacts SET flags = flags | {s} \
+                 WHERE tenant = ?1 AND email_norm = ?2 AND (flags & {s}) = 0",
+                s = schema::FLAG_SUPPRESSED
+            ))
             .and_then(|mut s| s.execute(params![tenant.as_str(), norm]))
             .or_store(OP)?;
             tx.commit().or_store(OP)
@@ -710,5 +747,69 @@ impl SuppressionStore for SqliteStore {
                 .or_store(OP)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Filters, Group};
+
+    /// `EXPLAIN QUERY PLAN` of a statement, its details joined by `; `.
+    fn plan(store: &SqliteStore, sql: &str) -> String {
+        let conn = lock(&store.inner.writer);
+        let mut s = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let n = s.parameter_count();
+        let rows = s
+            .query_map(
+                params_from_iter(std::iter::repeat_n(Value::Integer(1), n)),
+                |r| r.get::<_, String>(3),
+            )
+            .unwrap();
+        rows.map(|r| r.unwrap()).collect::<Vec<_>>().join("; ")
+    }
+
+    fn query(filters: Filters) -> ContactQuery {
+        ContactQuery {
+            division_ids: vec![DivisionId::parse("d1").unwrap()],
+            filters,
+            limit_to_uninvited: true,
+            now: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_count_reads_only_the_covering_index_and_never_sorts() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let filters = Filters {
+            account_class: vec!["A".into(), "B".into()],
+            bill_group: vec!["1".into()],
+            account_source: vec!["x".into()],
+            site_source: vec!["y".into()],
+            active_services: true,
+            without_autopay: true,
+            ..Default::default()
+        };
+        for q in [query(Filters::default()), query(filters)] {
+            let p = plan(&store, &query::count_sql(&q).sql);
+            assert!(p.contains("COVERING INDEX contacts_counts"), "{p}");
+            assert!(!p.contains("TEMP B-TREE"), "{p}");
+        }
+    }
+
+    #[test]
+    fn a_list_page_is_a_range_of_the_clustered_key_in_order() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        for group in [Group::All, Group::Eligible, Group::Held24h, Group::NoEmail] {
+            let p = plan(
+                &store,
+                &query::list_sql(&query(Filters::default()), group, "smith").sql,
+            );
+            assert!(
+                p.contains("PRIMARY KEY (tenant=? AND division_id=? AND contact_id>?)"),
+                "{p}"
+            );
+            assert!(!p.contains("TEMP B-TREE"), "{p}");
+        }
     }
 }

@@ -14,15 +14,18 @@
 //!   key order, with no lookups. A unique index on `(tenant, contact_id)` keeps a contact id
 //!   unique per tenant (sync moves a contact by updating its key). The row carries its
 //!   account's filterable fields, the system fields (`portal_status` as 0/1/2,
-//!   `last_invited_at`, `last_login` as unix seconds), `suppressed` (kept equal to "its
-//!   normalised address is on the suppression list" by every write that could change it)
-//!   and `search_text` (the lowercased searchable fields, see [`search_text`]).
+//!   `last_invited_at`, `last_login` as unix seconds), `search_text` (the lowercased
+//!   searchable fields, see [`search_text`]) and `flags` (below).
 //! - `suppressions (tenant, email_norm)`: reason and time.
 //!
 //! # Counting fast
 //!
-//! `flags` is a virtual generated column packing everything a count classifies on into one
-//! small integer (see the `FLAG_*` constants). The index `contacts_counts` on
+//! `flags` packs everything a count classifies on into one small integer (see the `FLAG_*`
+//! constants), including "the normalised address is on the suppression list". Every write
+//! that changes one of its inputs (sync, status, invitation, suppression) rewrites it in the
+//! same statement. It is a plain column rather than a generated one because SQLite does
+//! not treat an index over a generated column as covering, and a count must never touch
+//! the table. The index `contacts_counts` on
 //! `(tenant, division_id, flags, last_invited_at, account_class, bill_group, account_source,
 //! site_source)` covers a count completely, and because `flags` follows the division in the
 //! key, `GROUP BY flags` streams over one index range without a sort: a count reads about
@@ -31,7 +34,7 @@
 
 use rusqlite::Connection;
 
-/// Bits of the generated `flags` column.
+/// Bits of the `flags` column of a contact.
 pub const FLAG_STATUS_MASK: i64 = 0b11; // 0 not_sent, 1 pending, 2 accepted
 pub const FLAG_HAS_EMAIL: i64 = 1 << 2;
 pub const FLAG_SUPPRESSED: i64 = 1 << 3;
@@ -91,17 +94,8 @@ CREATE TABLE IF NOT EXISTS contacts (
     portal_status     INTEGER NOT NULL DEFAULT 0,
     last_invited_at   INTEGER,
     last_login        INTEGER,
-    suppressed        INTEGER NOT NULL DEFAULT 0,
     search_text       TEXT NOT NULL,
-    flags             INTEGER GENERATED ALWAYS AS (
-        portal_status
-        | ((email IS NOT NULL) << 2)
-        | ((suppressed <> 0) << 3)
-        | ((active_services <> 0) << 4)
-        | ((balance_due_cents > 0) << 5)
-        | ((billing <> 0) << 6)
-        | ((autopay <> 0) << 7)
-    ) VIRTUAL,
+    flags             INTEGER NOT NULL,
     PRIMARY KEY (tenant, division_id, contact_id)
 ) WITHOUT ROWID;
 
