@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn a_state_item_sorts_right_after_its_contact_and_before_the_next_contact() {
-        let ids = ["a", "a-1", "a.b", "a0", "aZ", "a_", "a:z", "b"];
+        let ids = ["a", "a-1", "a.b", "a0", "a:z", "aZ", "a_", "b"]; // in id order
         let mut sks: Vec<String> = ids
             .iter()
             .flat_map(|i| {
