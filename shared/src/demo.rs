@@ -391,6 +391,8 @@ pub struct DemoSummary {
     pub contacts: u64,
     pub accepted: u64,
     pub pending: u64,
+    /// Invitations recorded (pending contacts and most accepted ones).
+    pub invitations: u64,
     pub suppressed: u64,
 }
 
@@ -408,6 +410,7 @@ pub async fn apply_states(
         let state = portal_state(seed, &c.contact_id, now);
         if let Some(at) = state.invited_at {
             store.record_invited(tenant, &c.contact_id, at).await?;
+            summary.invitations += 1;
         }
         store
             .set_portal_status(tenant, &c.contact_id, state.status)

@@ -527,9 +527,9 @@ impl ContactStore for SqliteStore {
         const OP: &str = "count_contacts";
         let (tenant, query) = (tenant.clone(), query.clone());
         self.read(OP, move |conn| {
-            let stmt = query::count_sql(&query);
+            let cube = query::cube_sql(&query);
+            let held = query::held_sql(&query);
             let cutoff = query::hold_cutoff(query.now);
-            let mut s = conn.prepare_cached(&stmt.sql).or_store(OP)?;
             let mut divisions = query.division_ids.clone();
             divisions.sort();
             divisions.dedup();
@@ -540,18 +540,40 @@ impl ContactStore for SqliteStore {
                     Value::Text(d.as_str().to_owned()),
                     Value::Integer(cutoff),
                 ];
+                // Contacts held by the 24-hour rule, by flags (few: invited in the last day).
+                let mut recent = [0u64; 256];
+                if let Some(held) = &held {
+                    let mut s = conn.prepare_cached(&held.sql).or_store(OP)?;
+                    let mut rows = s
+                        .query(params_from_iter(head.iter().chain(&held.params)))
+                        .or_store(OP)?;
+                    while let Some(row) = rows.next().or_store(OP)? {
+                        let flags: i64 = row.get(0).or_store(OP)?;
+                        let n: i64 = row.get(1).or_store(OP)?;
+                        if let Some(slot) =
+                            usize::try_from(flags).ok().and_then(|f| recent.get_mut(f))
+                        {
+                            *slot = n.max(0) as u64;
+                        }
+                    }
+                }
+                let mut s = conn.prepare_cached(&cube.sql).or_store(OP)?;
                 let mut rows = s
-                    .query(params_from_iter(head.iter().chain(&stmt.params)))
+                    .query(params_from_iter(head[..2].iter().chain(&cube.params)))
                     .or_store(OP)?;
                 while let Some(row) = rows.next().or_store(OP)? {
                     let flags: i64 = row.get(0).or_store(OP)?;
                     let n: i64 = row.get(1).or_store(OP)?;
-                    let recent: i64 = row.get(2).or_store(OP)?;
+                    let held_n = usize::try_from(flags)
+                        .ok()
+                        .and_then(|f| recent.get(f))
+                        .copied()
+                        .unwrap_or(0);
                     query::add_group(
                         &mut counts,
                         flags,
                         n.max(0) as u64,
-                        recent.max(0) as u64,
+                        held_n,
                         query.limit_to_uninvited,
                     );
                 }
@@ -779,7 +801,7 @@ mod tests {
     }
 
     #[test]
-    fn a_count_reads_only_the_covering_index_and_never_sorts() {
+    fn a_count_reads_the_cube_and_seeks_only_recent_invitations() {
         let store = SqliteStore::open_in_memory().unwrap();
         let filters = Filters {
             account_class: vec!["A".into(), "B".into()],
@@ -791,8 +813,17 @@ mod tests {
             ..Default::default()
         };
         for q in [query(Filters::default()), query(filters)] {
-            let p = plan(&store, &query::count_sql(&q).sql);
-            assert!(p.contains("COVERING INDEX contacts_counts"), "{p}");
+            let p = plan(&store, &query::cube_sql(&q).sql);
+            assert!(p.contains("contact_cube"), "{p}");
+            assert!(!p.contains("TEMP B-TREE"), "{p}");
+            let p = plan(&store, &query::held_sql(&q).unwrap().sql);
+            assert!(
+                p.contains(
+                    "COVERING INDEX contacts_counts (tenant=? AND division_id=? AND flags=? \
+                     AND last_invited_at>?)"
+                ),
+                "{p}"
+            );
             assert!(!p.contains("TEMP B-TREE"), "{p}");
         }
     }
@@ -811,5 +842,100 @@ mod tests {
             );
             assert!(!p.contains("TEMP B-TREE"), "{p}");
         }
+    }
+
+    fn cube_and_aggregate(store: &SqliteStore) -> (Vec<Vec<Value>>, Vec<Vec<Value>>) {
+        let conn = lock(&store.inner.writer);
+        let read = |sql: &str| -> Vec<Vec<Value>> {
+            let mut s = conn.prepare(sql).unwrap();
+            let rows = s
+                .query_map([], |r| (0..8).map(|i| r.get::<_, Value>(i)).collect())
+                .unwrap();
+            rows.map(|r| r.unwrap()).collect()
+        };
+        let cols = "tenant, division_id, flags, account_class, bill_group, account_source, \
+                    site_source";
+        (
+            read(&format!(
+                "SELECT {cols}, n FROM contact_cube WHERE n <> 0 ORDER BY {cols}"
+            )),
+            read(&format!(
+                "SELECT {cols}, count(*) FROM contacts GROUP BY {cols} ORDER BY {cols}"
+            )),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_cube_always_equals_a_fresh_aggregate_of_the_contacts() {
+        use crate::ports::{AccountStore, ContactStateStore, SuppressionStore};
+        let store = SqliteStore::open_in_memory().unwrap();
+        let t = TenantId::parse("t").unwrap();
+        let (d1, d2) = (
+            DivisionId::parse("d1").unwrap(),
+            DivisionId::parse("d2").unwrap(),
+        );
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let mut accounts = crate::demo::accounts(1, &d1, 0, 300).unwrap();
+        store.upsert_accounts(&t, &accounts).await.unwrap();
+        let mut summary = crate::demo::DemoSummary::default();
+        crate::demo::apply_states(&store, &t, 1, &accounts, now, &mut summary)
+            .await
+            .unwrap();
+        for (i, a) in accounts.iter_mut().enumerate() {
+            match i % 5 {
+                0 => a.division_id = d2.clone(),
+                1 => a.class = "Changed".into(),
+                2 => a.contacts.truncate(1),
+                3 => a.autopay = !a.autopay,
+                _ => {}
+            }
+        }
+        store.upsert_accounts(&t, &accounts).await.unwrap();
+        for a in accounts.iter().step_by(7) {
+            store.delete_account(&t, &a.account_id).await.unwrap();
+        }
+        for c in accounts.iter().flat_map(|a| &a.contacts).step_by(3) {
+            if let Some(e) = &c.email {
+                store
+                    .suppress(&t, e, SuppressionReason::Bounced, now)
+                    .await
+                    .unwrap();
+            }
+            store
+                .set_portal_status(&t, &c.contact_id, PortalStatus::NotSent)
+                .await
+                .unwrap();
+            store.record_invited(&t, &c.contact_id, now).await.unwrap();
+        }
+        let (cube, aggregate) = cube_and_aggregate(&store);
+        assert!(!cube.is_empty());
+        assert_eq!(cube, aggregate);
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_the_cube_gets_one_on_open() {
+        use crate::ports::AccountStore;
+        let dir = std::env::temp_dir().join(format!("sqlite-cube-{}", std::process::id()));
+        let path = dir.join("old.db");
+        let t = TenantId::parse("t").unwrap();
+        let d1 = DivisionId::parse("d1").unwrap();
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            let accounts = crate::demo::accounts(2, &d1, 0, 50).unwrap();
+            store.upsert_accounts(&t, &accounts).await.unwrap();
+            let conn = lock(&store.inner.writer);
+            conn.execute_batch(
+                "DROP TRIGGER contacts_cube_insert; DROP TRIGGER contacts_cube_delete; \
+                 DROP TRIGGER contacts_cube_update; DROP TABLE contact_cube; \
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let (cube, aggregate) = cube_and_aggregate(&store);
+        assert!(!cube.is_empty());
+        assert_eq!(cube, aggregate);
+        drop(store);
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -157,20 +157,57 @@ pub fn add_group(counts: &mut Counts, flags: i64, n: u64, recent: u64, limit_to_
     }
 }
 
-/// The count statement for one division: parameters are tenant, division, cutoff, then the
-/// filter clause's.
-pub fn count_sql(query: &ContactQuery) -> Clause {
+/// The cube statement of a count for one division: parameters are tenant, division, then
+/// the filter clause's. Yields `(flags, contacts)` rows.
+pub fn cube_sql(query: &ContactQuery) -> Clause {
     let (mut c, mask, want) = filter_clause(&query.filters);
     c.flags(mask, want);
     Clause {
         sql: format!(
-            "SELECT flags, count(*), coalesce(sum(last_invited_at > ?3), 0) \
-             FROM contacts INDEXED BY contacts_counts \
+            "SELECT flags, sum(n) FROM contact_cube \
              WHERE tenant = ?1 AND division_id = ?2{} GROUP BY flags",
-            renumber(&c.sql, 4)
+            renumber(&c.sql, 3)
         ),
         params: c.params,
     }
+}
+
+/// The `flags` values whose contacts the 24-hour rule can hold under these filters:
+/// targeted, with an address, not suppressed.
+fn holdable_flags(query: &ContactQuery) -> Vec<i64> {
+    let (_, fmask, fwant) = filter_clause(&query.filters);
+    let (gmask, gwant, _) = group_flags(Group::Held24h, query.limit_to_uninvited);
+    (0..=0xFF)
+        .filter(|v| v & FLAG_STATUS_MASK != FLAG_STATUS_MASK)
+        .filter(|v| v & fmask == fwant && v & gmask == gwant)
+        .collect()
+}
+
+/// The held statement of a count for one division: contacts invited after the cutoff among
+/// the holdable flag values. Parameters are tenant, division, cutoff, then the rest. Yields
+/// `(flags, contacts)` rows. `None` when no flag value can be held.
+pub fn held_sql(query: &ContactQuery) -> Option<Clause> {
+    let flags = holdable_flags(query);
+    if flags.is_empty() {
+        return None;
+    }
+    let (filters, _, _) = filter_clause(&query.filters);
+    let mut c = Clause::default();
+    let placeholders = vec!["?"; flags.len()].join(", ");
+    c.push(
+        &format!("flags IN ({placeholders})"),
+        flags.into_iter().map(Value::Integer),
+    );
+    c.sql.push_str(&filters.sql);
+    c.params.extend(filters.params);
+    Some(Clause {
+        sql: format!(
+            "SELECT flags, count(*) FROM contacts INDEXED BY contacts_counts \
+             WHERE tenant = ?1 AND division_id = ?2 AND last_invited_at > ?3{} GROUP BY flags",
+            renumber(&c.sql, 4)
+        ),
+        params: c.params,
+    })
 }
 
 /// The list statement for one division: parameters are tenant, division, the contact id to

@@ -17,20 +17,30 @@
 //!   `last_invited_at`, `last_login` as unix seconds), `search_text` (the lowercased
 //!   searchable fields, see [`search_text`]) and `flags` (below).
 //! - `suppressions (tenant, email_norm)`: reason and time.
+//! - `contact_cube`: how many contacts of a division share each combination of `flags`
+//!   and the four list-filter fields, kept exact by triggers on `contacts` (see below).
 //!
 //! # Counting fast
 //!
 //! `flags` packs everything a count classifies on into one small integer (see the `FLAG_*`
 //! constants), including "the normalised address is on the suppression list". Every write
 //! that changes one of its inputs (sync, status, invitation, suppression) rewrites it in the
-//! same statement. It is a plain column rather than a generated one because SQLite does
-//! not treat an index over a generated column as covering, and a count must never touch
-//! the table. The index `contacts_counts` on
+//! same statement (a plain column, not a generated one: SQLite does not treat an index over
+//! a generated column as covering).
+//!
+//! Everything a count needs except the 24-hour rule depends only on `flags` and the four
+//! list-filter fields, so the triggers on `contacts` keep `contact_cube`: one row per
+//! (division, flags, class, bill group, source, site source) with its number of contacts.
+//! A count sums the cube rows of a division that pass the filters (`GROUP BY flags`
+//! streams in key order): its cost grows with the number of *distinct combinations*
+//! (thousands), not contacts (millions).
+//!
+//! The 24-hour rule depends on "now", so it cannot be pre-aggregated. It only concerns
+//! contacts invited after `now - 24h`, and the index `contacts_counts` on
 //! `(tenant, division_id, flags, last_invited_at, account_class, bill_group, account_source,
-//! site_source)` covers a count completely, and because `flags` follows the division in the
-//! key, `GROUP BY flags` streams over one index range without a sort: a count reads about
-//! 80 bytes per contact and does one comparison per row for the 24-hour rule. The final
-//! buckets are computed in Rust from at most 256 groups.
+//! site_source)` finds exactly those: for each candidate `flags` value, one range seek on
+//! `last_invited_at`, covered by the index. Lists use the clustered key instead.
+//! The final buckets are computed in Rust from at most 256 groups.
 
 use rusqlite::Connection;
 
@@ -44,7 +54,7 @@ pub const FLAG_BILLING: i64 = 1 << 6;
 pub const FLAG_AUTOPAY: i64 = 1 << 7;
 
 /// Bumped when the schema changes incompatibly.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS divisions (
@@ -115,6 +125,64 @@ CREATE TABLE IF NOT EXISTS suppressions (
     at         INTEGER NOT NULL,
     PRIMARY KEY (tenant, email_norm)
 ) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS contact_cube (
+    tenant         TEXT NOT NULL,
+    division_id    TEXT NOT NULL,
+    flags          INTEGER NOT NULL,
+    account_class  TEXT NOT NULL,
+    bill_group     TEXT NOT NULL,
+    account_source TEXT NOT NULL,
+    site_source    TEXT NOT NULL,
+    n              INTEGER NOT NULL,
+    PRIMARY KEY (tenant, division_id, flags, account_class, bill_group, account_source,
+                 site_source)
+) WITHOUT ROWID;
+
+CREATE TRIGGER IF NOT EXISTS contacts_cube_insert AFTER INSERT ON contacts BEGIN
+    INSERT INTO contact_cube (tenant, division_id, flags, account_class, bill_group,
+                              account_source, site_source, n)
+    VALUES (NEW.tenant, NEW.division_id, NEW.flags, NEW.account_class, NEW.bill_group,
+            NEW.account_source, NEW.site_source, 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+
+CREATE TRIGGER IF NOT EXISTS contacts_cube_delete AFTER DELETE ON contacts BEGIN
+    UPDATE contact_cube SET n = n - 1
+    WHERE tenant = OLD.tenant AND division_id = OLD.division_id AND flags = OLD.flags
+      AND account_class = OLD.account_class AND bill_group = OLD.bill_group
+      AND account_source = OLD.account_source AND site_source = OLD.site_source;
+END;
+
+CREATE TRIGGER IF NOT EXISTS contacts_cube_update
+AFTER UPDATE OF tenant, division_id, flags, account_class, bill_group, account_source,
+                site_source ON contacts
+WHEN OLD.tenant IS NOT NEW.tenant OR OLD.division_id IS NOT NEW.division_id
+  OR OLD.flags IS NOT NEW.flags OR OLD.account_class IS NOT NEW.account_class
+  OR OLD.bill_group IS NOT NEW.bill_group OR OLD.account_source IS NOT NEW.account_source
+  OR OLD.site_source IS NOT NEW.site_source
+BEGIN
+    UPDATE contact_cube SET n = n - 1
+    WHERE tenant = OLD.tenant AND division_id = OLD.division_id AND flags = OLD.flags
+      AND account_class = OLD.account_class AND bill_group = OLD.bill_group
+      AND account_source = OLD.account_source AND site_source = OLD.site_source;
+    INSERT INTO contact_cube (tenant, division_id, flags, account_class, bill_group,
+                              account_source, site_source, n)
+    VALUES (NEW.tenant, NEW.division_id, NEW.flags, NEW.account_class, NEW.bill_group,
+            NEW.account_source, NEW.site_source, 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+"#;
+
+/// Rebuilds the cube from the contacts (a database made before the cube existed).
+const REBUILD_CUBE: &str = r#"
+DELETE FROM contact_cube;
+INSERT INTO contact_cube (tenant, division_id, flags, account_class, bill_group,
+                          account_source, site_source, n)
+SELECT tenant, division_id, flags, account_class, bill_group, account_source, site_source,
+       count(*)
+FROM contacts
+GROUP BY tenant, division_id, flags, account_class, bill_group, account_source, site_source;
 "#;
 
 /// Settings every connection gets: wait on a busy writer instead of failing, and read the
@@ -136,12 +204,17 @@ pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
 pub fn create(conn: &Connection, file_backed: bool) -> rusqlite::Result<()> {
     if file_backed {
         let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-        conn.execute_batch("PRAGMA synchronous = NORMAL;")?;
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA wal_autocheckpoint = 16384;")?;
     }
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version == 0 {
-        conn.execute_batch(SCHEMA)?;
-        conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION};"))?;
+    if version < SCHEMA_VERSION {
+        // Every statement of the schema is idempotent; version 1 lacked the cube.
+        let mut sql = format!("BEGIN IMMEDIATE;{SCHEMA}");
+        if version == 1 {
+            sql.push_str(REBUILD_CUBE);
+        }
+        sql.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"));
+        conn.execute_batch(&sql)?;
     }
     Ok(())
 }
