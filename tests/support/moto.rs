@@ -3,15 +3,16 @@
 //! [`Moto::shared`] starts it on first use and every test of the binary shares it; tests stay
 //! independent by creating their own uniquely named tables ([`fresh_table`]).
 //!
-//! **Finding it:** `$MOTO_SERVER`, else `moto_server` on `PATH`, else `.venv/bin/moto_server`
-//! under the workspace root. If it cannot be started the test PANICS with install
+//! **Finding it:** `$MOTO_SERVER`, else `.venv/bin/moto_server` under the workspace root,
+//! else `moto_server` on `PATH`. If it cannot be started the test PANICS with install
 //! instructions: AWS adapter tests fail loudly, they never skip.
 //!
 //! **Stopping it:** a Rust `static` is never dropped, so the server cannot be killed from a
 //! destructor. Instead it runs under a tiny `sh` watchdog whose stdin is a pipe held by this
-//! process: `moto_server ... & cat >/dev/null; kill $!`. When the test process exits — normally,
-//! by panic, or killed — the OS closes the pipe, `cat` sees end-of-file and the watchdog SIGKILLs
-//! moto (SIGKILL: moto's SIGTERM handler can hang on open keep-alive threads). No port stays taken and no orphan outlives the test run.
+//! process: `moto_server ... & cat >/dev/null; kill -9 $pid`. When the test process exits —
+//! normally, by panic, or killed — the OS closes the pipe, `cat` sees end-of-file and the
+//! watchdog kills moto (with SIGKILL: moto's SIGTERM handler can hang while keep-alive
+//! connections are open). No port stays taken and no server outlives the test run.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -143,6 +144,12 @@ fn find_moto_server() -> Result<PathBuf, String> {
             Err(format!("MOTO_SERVER={} does not exist", p.display()))
         };
     }
+    // The workspace's own virtualenv (what `.ci/run` installs) wins over whatever is on PATH.
+    // tests/ is one level below the workspace root.
+    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
+    if venv.is_file() {
+        return Ok(venv);
+    }
     if let Some(path) = std::env::var_os("PATH") {
         for dir in std::env::split_paths(&path) {
             let p = dir.join("moto_server");
@@ -151,12 +158,7 @@ fn find_moto_server() -> Result<PathBuf, String> {
             }
         }
     }
-    // tests/ is one level below the workspace root.
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/moto_server");
-    if venv.is_file() {
-        return Ok(venv);
-    }
-    Err("moto_server not found (checked $MOTO_SERVER, PATH and .venv/bin)".into())
+    Err("moto_server not found (checked $MOTO_SERVER, .venv/bin and PATH)".into())
 }
 
 fn free_port() -> Result<u16, String> {

@@ -12,8 +12,8 @@
 //! cargo run -p portal-invites --bin bench-dynamodb [-- --contacts 100000] [--endpoint URL]
 //! ```
 //!
-//! Without `--endpoint` it starts `moto_server` (from `$MOTO_SERVER`, `PATH` or
-//! `./.venv/bin`) on a free loopback port, under a watchdog that stops it when this process
+//! Without `--endpoint` it starts `moto_server` (from `$MOTO_SERVER`, `./.venv/bin` or
+//! `PATH`) on a free loopback port, under a watchdog that stops it when this process
 //! exits.
 
 use std::path::PathBuf;
@@ -207,6 +207,7 @@ fn report(what: &str, counter: &RequestCounter, elapsed: Duration) {
 fn start_moto() -> anyhow::Result<(Child, String)> {
     let program = std::env::var_os("MOTO_SERVER")
         .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from(".venv/bin/moto_server")).filter(|p| p.is_file()))
         .or_else(|| {
             std::env::var_os("PATH").and_then(|p| {
                 std::env::split_paths(&p)
@@ -214,7 +215,6 @@ fn start_moto() -> anyhow::Result<(Child, String)> {
                     .find(|p| p.is_file())
             })
         })
-        .or_else(|| Some(PathBuf::from(".venv/bin/moto_server")).filter(|p| p.is_file()))
         .context(
             "moto_server not found: `python3 -m venv .venv && .venv/bin/pip install 'moto[server]'`, \
              or pass --endpoint",
