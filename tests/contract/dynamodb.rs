@@ -240,6 +240,38 @@ mod dynamodb_only {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inviting_an_accepted_contact_records_the_time_but_keeps_it_accepted() {
+        let (store, _) = counted_store().await;
+        let tenant = t("t1");
+        put_div(&store, &tenant, "d1").await;
+        store
+            .upsert_accounts(&tenant, &[account("a1", "d1", 2)])
+            .await
+            .unwrap();
+        let (c0, c1) = (
+            ContactId::parse("a1-c0").unwrap(),
+            ContactId::parse("a1-c1").unwrap(),
+        );
+        let at = datetime!(2026-11-02 08:30:00 UTC);
+        assert!(store
+            .set_portal_status(&tenant, &c0, PortalStatus::Accepted)
+            .await
+            .unwrap());
+        assert!(store.record_invited(&tenant, &c0, at).await.unwrap());
+        assert!(store.record_invited(&tenant, &c1, at).await.unwrap());
+        let got0 = store.get_contact(&tenant, &c0).await.unwrap().unwrap();
+        let got1 = store.get_contact(&tenant, &c1).await.unwrap().unwrap();
+        assert_eq!(
+            (got0.portal_status, got0.last_invited_at),
+            (PortalStatus::Accepted, Some(at))
+        );
+        assert_eq!(
+            (got1.portal_status, got1.last_invited_at),
+            (PortalStatus::Pending, Some(at))
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_500_row_page_of_a_large_shard_costs_one_query_and_resumes_exactly() {
         let (store, counter) = counted_store().await;
         let tenant = t("t1");
