@@ -576,7 +576,10 @@ pub async fn portal_status_and_invitations_survive_a_resync(store: &dyn Store) {
             contact("c2", "Bob", Some("bob@example.com"), false),
         ],
     );
-    store.upsert_accounts(&t, &[a.clone()]).await.unwrap();
+    store
+        .upsert_accounts(&t, std::slice::from_ref(&a))
+        .await
+        .unwrap();
     let sent = NOW - Duration::hours(2);
     assert!(store.record_invited(&t, &cid("c1"), sent).await.unwrap());
     assert!(store

@@ -357,8 +357,8 @@ async fn main() -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "| {:>9} | {:<26} | {:>9} | {:>9} | {}",
-        "contacts", "operation", "p50 ms", "p95 ms", "note"
+        "| {:>9} | {:<26} | {:>9} | {:>9} | note",
+        "contacts", "operation", "p50 ms", "p95 ms"
     );
     println!(
         "|{:-<11}|{:-<28}|{:-<11}|{:-<11}|{:-<40}",
