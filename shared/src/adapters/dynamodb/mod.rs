@@ -1,4 +1,4 @@
-//! The DynamoDB store: every port of [`crate::ports::store`] on one table.
+//! The DynamoDB store: every port of [`crate::ports`] on one table.
 //!
 //! # Table
 //!
@@ -25,7 +25,7 @@
 //! | contact state item | same as its sync item | `C#{contact}#ST` | `status`?, `invited_at`?, `last_login`? |
 //! | suppression | `T#{t}#SUP` | `E#{lowercased email}` | `reason`, `at` |
 //!
-//! Times are RFC 3339 strings in UTC (they sort as they compare).
+//! Times are RFC 3339 strings in UTC, kept to the nanosecond.
 //!
 //! **Write sharding.** A division's contacts are spread over 16 partitions by
 //! `shard = FNV-1a(contact_id) mod 16` (a hash that is stable forever, since it is part of
@@ -39,7 +39,7 @@
 //! item, written only with UpdateItem (inside a transaction that checks the contact exists).
 //! Every id character sorts after `#`, so `C#{id}#ST` sorts immediately after `C#{id}` and
 //! before any other contact: a Query streams each contact's two items adjacently and
-//! [`items::Merger`] joins them with O(1) state — no join, no second read. A contact without a
+//! `items::Merger` joins them with O(1) state — no join, no second read. A contact without a
 //! state item is `not_sent`. A last login reported by sync is written to the state item.
 //!
 //! **The locator** maps a contact id to its division and account with a strongly consistent
@@ -78,7 +78,7 @@
 //! `count_contacts` loads the tenant's suppression list into a set of lowercased addresses,
 //! then runs one Query per (division, shard) — 16 per division, at most 16 in flight — with a
 //! projection of only the attributes `Filters::matches` and `classify` read. Each page is
-//! folded into a per-partition [`Counts`] as it arrives (`Filters::matches`, `classify`,
+//! folded into a per-partition [`Counts`](crate::domain::Counts) as it arrives (`Filters::matches`, `classify`,
 //! `Counts::add`: the domain is the single definition), and partitions are merged with
 //! `Counts::merge`. Memory is one page (≤ 1 MB) per Query in flight plus the suppression set,
 //! whatever the division size. Filters are not pushed into a `FilterExpression`: DynamoDB
@@ -110,7 +110,7 @@
 //! # Layout
 //!
 //! - `keys`: key builders, the shard hash, cursors.
-//! - `items`: attribute names, item encoding/decoding, the sync/state [`items::Merger`].
+//! - `items`: attribute names, item encoding/decoding, the sync/state `Merger`.
 //! - `batch`: BatchWriteItem / BatchGetItem within AWS limits, with retries of unprocessed work.
 //! - `table`: [`table_definition`] and [`create_table`].
 //! - `accounts`: sync (`upsert_accounts`, `delete_account`).
