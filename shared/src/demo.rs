@@ -396,8 +396,13 @@ pub struct DemoSummary {
     pub suppressed: u64,
 }
 
+/// Contacts whose state writes run concurrently in [`apply_states`]: a store may serialise
+/// writes, but overlapping them hides the per-call hand-off to its worker threads.
+const STATE_CONCURRENCY: usize = 8;
+
 /// Applies [`portal_state`] and [`suppression`] to the given accounts' contacts through the
-/// store port. Idempotent. Adds what it did to `summary`.
+/// store port (each contact's writes in order; contacts concurrently). Idempotent. Adds what
+/// it did to `summary`.
 pub async fn apply_states(
     store: &dyn Store,
     tenant: &TenantId,
@@ -406,24 +411,40 @@ pub async fn apply_states(
     now: OffsetDateTime,
     summary: &mut DemoSummary,
 ) -> Result<(), StoreError> {
-    for c in accounts.iter().flat_map(|a| &a.contacts) {
-        let state = portal_state(seed, &c.contact_id, now);
-        if let Some(at) = state.invited_at {
-            store.record_invited(tenant, &c.contact_id, at).await?;
-            summary.invitations += 1;
+    use futures::stream::{self, StreamExt, TryStreamExt};
+
+    let one = |c: &ContactInput| {
+        let c = c.clone();
+        async move {
+            let mut done = DemoSummary::default();
+            let state = portal_state(seed, &c.contact_id, now);
+            if let Some(at) = state.invited_at {
+                store.record_invited(tenant, &c.contact_id, at).await?;
+                done.invitations += 1;
+            }
+            store
+                .set_portal_status(tenant, &c.contact_id, state.status)
+                .await?;
+            match state.status {
+                PortalStatus::Accepted => done.accepted += 1,
+                PortalStatus::Pending => done.pending += 1,
+                PortalStatus::NotSent => {}
+            }
+            if let (Some(email), Some(reason)) = (&c.email, suppression(seed, &c.contact_id)) {
+                store.suppress(tenant, email, reason, now).await?;
+                done.suppressed += 1;
+            }
+            Ok::<_, StoreError>(done)
         }
-        store
-            .set_portal_status(tenant, &c.contact_id, state.status)
-            .await?;
-        match state.status {
-            PortalStatus::Accepted => summary.accepted += 1,
-            PortalStatus::Pending => summary.pending += 1,
-            PortalStatus::NotSent => {}
-        }
-        if let (Some(email), Some(reason)) = (&c.email, suppression(seed, &c.contact_id)) {
-            store.suppress(tenant, email, reason, now).await?;
-            summary.suppressed += 1;
-        }
+    };
+    let mut results = stream::iter(accounts.iter().flat_map(|a| &a.contacts))
+        .map(one)
+        .buffer_unordered(STATE_CONCURRENCY);
+    while let Some(done) = results.try_next().await? {
+        summary.invitations += done.invitations;
+        summary.accepted += done.accepted;
+        summary.pending += done.pending;
+        summary.suppressed += done.suppressed;
     }
     Ok(())
 }
