@@ -16,6 +16,19 @@
 //!
 //! Each `upsert_accounts` call is one transaction, so a chunk of accounts is written whole
 //! or not at all; statements are prepared once per connection and cached.
+//!
+//! # What each operation costs
+//!
+//! - `count_contacts`: per division, the `contact_cube` rows passing the filters (thousands
+//!   at most, whatever the number of contacts) plus a covered index seek over the contacts
+//!   invited in the last 24 hours; memory stays constant.
+//! - `list_contacts`: a range of the clustered key from the cursor, filtered in SQL, one
+//!   row past the page to know whether another follows. A sparse group (say `held_24h` in a
+//!   large division with few recent invitations) scans the division until the page fills.
+//! - `record_invited`, `set_portal_status`, `suppress`: one small transaction each; the
+//!   cube triggers move the contact between cube rows.
+//! - `upsert_accounts`: per contact one update (or insert), per account one read of its
+//!   previous contact set; all in one transaction.
 
 mod query;
 mod schema;
