@@ -550,4 +550,41 @@ mod tests {
         let suppressed = ids.iter().filter(|c| suppression(1, c).is_some()).count();
         assert!((50..160).contains(&suppressed), "{suppressed}");
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_demo_tenant_loads_about_ten_thousand_contacts_and_reloads_identically() {
+        use crate::adapters::sqlite::SqliteStore;
+        use crate::domain::Filters;
+        use crate::ports::{ContactQuery, ContactStore, DivisionStore};
+
+        let store = SqliteStore::open_in_memory().unwrap();
+        let now = datetime!(2026-11-02 12:00:00 UTC);
+        let first = load_demo(&store, now).await.unwrap();
+        assert_eq!(first.divisions, 3);
+        assert!((9_000..11_000).contains(&first.contacts), "{first:?}");
+        let t = demo_tenant();
+        let divisions = store.list_divisions(&t).await.unwrap();
+        let q = ContactQuery {
+            division_ids: divisions.iter().map(|d| d.division_id.clone()).collect(),
+            filters: Filters::default(),
+            limit_to_uninvited: false,
+            now,
+        };
+        let counts = store.count_contacts(&t, &q).await.unwrap();
+        assert_eq!(counts.total, first.contacts);
+        assert_eq!(counts.accepted, first.accepted);
+        assert_eq!(counts.pending, first.pending);
+        for (bucket, n) in [
+            ("held_24h", counts.held_24h),
+            ("suppressed", counts.suppressed),
+            ("no_email", counts.no_email),
+            ("eligible", counts.eligible),
+        ] {
+            assert!(n > 0, "the demo has no {bucket} contact: {counts:?}");
+        }
+
+        let again = load_demo(&store, now).await.unwrap();
+        assert_eq!(again, first);
+        assert_eq!(store.count_contacts(&t, &q).await.unwrap(), counts);
+    }
 }
