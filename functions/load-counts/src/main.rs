@@ -19,7 +19,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         .without_time()
         .init();
 
-    let table = std::env::var("TABLE_NAME").map_err(|_| "missing environment variable TABLE_NAME")?;
+    let table =
+        std::env::var("TABLE_NAME").map_err(|_| "missing environment variable TABLE_NAME")?;
     let aws = aws_config::load_from_env().await;
     let state = AppState::new(
         Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table)),
