@@ -5,4 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source infra/scripts/tools.sh
-cargo test --workspace --locked "$@"
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+
+# cargo prints one "test result" line per test binary (the last is often the doc tests,
+# with 0 tests): close with the totals so the run's outcome is read at a glance.
+awk '/^test result:/ { p += $4; f += $6; i += $8 }
+     END { printf "\ntotal: %d passed, %d failed, %d skipped\n", p, f, i }' "$log"
+exit "$status"
