@@ -1,5 +1,6 @@
-//! Contract cases. Add a case: write `pub async fn name(store: &dyn Store)` and list its
-//! name in `contract_suite!` — every adapter then runs it.
+//! Contract cases for divisions, accounts, contacts, counts, lists and suppression. Add a
+//! case: write `pub async fn name(store: &dyn Store)` here and list its name under `cases`
+//! in `contract_suite!` (in `main.rs`) — every adapter then runs it.
 //!
 //! The domain is the oracle: counts and lists are checked against what
 //! [`Filters::matches`], [`classify`], [`Counts::add`] and [`Group::contains`] say about the
@@ -15,39 +16,6 @@ use portal_core::domain::{
 use portal_core::ports::{ContactQuery, ListQuery, Store, StoreError, SuppressionReason};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
-
-macro_rules! contract_suite {
-    ($make:expr) => {
-        contract_suite!(@cases $make;
-            divisions_round_trip,
-            divisions_update_in_place_and_list_in_id_order,
-            upserting_the_same_accounts_twice_changes_nothing,
-            a_sync_replaces_the_contact_set_of_an_account,
-            portal_status_and_invitations_survive_a_resync,
-            a_synced_last_login_replaces_the_stored_one_and_absence_keeps_it,
-            a_contact_synced_under_another_account_moves_with_it,
-            deleting_an_account_removes_its_contacts,
-            state_changes_on_a_missing_contact_report_false,
-            counts_agree_with_the_domain_for_every_filter,
-            the_24_hour_hold_ends_exactly_at_24_hours,
-            suppressed_addresses_are_counted_case_insensitively,
-            every_group_pages_to_exactly_the_oracle_set,
-            search_matches_email_names_and_account_number,
-            a_forged_cursor_is_rejected,
-            tenants_never_see_count_or_change_each_other,
-            random_fixtures_count_like_the_domain,
-        );
-    };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() {
-                let store = $make.await;
-                $crate::cases::$case(&*store).await;
-            }
-        )*
-    };
-}
 
 // ---------------------------------------------------------------------------------------
 // Helpers
