@@ -12,9 +12,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::Request;
-use axum::middleware::{self, Next};
-use axum::response::Response;
 use axum::Router;
 use portal_core::adapters::sqlite::SqliteStore;
 use portal_core::demo::DemoSummary;
@@ -107,7 +104,7 @@ impl LocalServer {
             None
         };
         let state = AppState::new(store.clone(), clock, Verifier::hs256(secret.as_bytes()));
-        let router = router(state).layer(middleware::from_fn(log_request));
+        let router = router(state);
         Ok(Self {
             opts,
             secret,
@@ -212,22 +209,6 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing requests in flight");
-}
-
-/// One log line per request: method, path, status and time taken.
-async fn log_request(req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let started = Instant::now();
-    let res = next.run(req).await;
-    let status = res.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    if status >= 500 {
-        tracing::error!(%method, %path, status, ms, "request");
-    } else {
-        tracing::info!(%method, %path, status, ms, "request");
-    }
-    res
 }
 
 /// What `serve` prints once it listens: the URL, the exact command for a token, and a
