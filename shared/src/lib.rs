@@ -7,6 +7,7 @@
 //! - [`ports`]: the traits the use cases need — store (split by capability) and clock.
 //! - [`adapters`]: the ports implemented on SQLite (one machine) and DynamoDB (AWS).
 //! - [`usecases`]: sync, count loading, recipient lists — written once, against the ports.
+//! - [`mail`]: an email rendered once as a complete MIME message (what every mailer sends).
 //! - [`demo`]: deterministic demo and benchmark data (the local server's `--demo` tenant).
 //! - [`http`]: the axum router, auth (JWT), problem+json errors; runs unchanged under
 //!   `lambda_http` and in the local server.
@@ -15,5 +16,6 @@ pub mod adapters;
 pub mod demo;
 pub mod domain;
 pub mod http;
+pub mod mail;
 pub mod ports;
 pub mod usecases;

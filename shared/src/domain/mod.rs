@@ -5,6 +5,7 @@ mod counts;
 mod email;
 mod filters;
 mod ids;
+pub mod unsubscribe;
 
 pub use account::{Account, ContactInput, ContactRecord, Division, DivisionInput, PortalStatus};
 pub use counts::{classify, Counts, Group, SendOutcome, HOLD_WINDOW};

@@ -2,9 +2,11 @@
 //! Adapters (in [`crate::adapters`]) implement them for SQLite, DynamoDB and friends.
 
 mod clock;
+mod mailer;
 mod store;
 
 pub use clock::{Clock, FixedClock, SystemClock};
+pub use mailer::{MailError, Mailer, RawEmail, SentMessage};
 pub use store::{
     AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery, Page,
     Store, StoreError, SuppressionReason, SuppressionStore, SyncReport, MAX_PAGE_SIZE,

@@ -1,0 +1,226 @@
+//! Signed unsubscribe tokens: what an email's `List-Unsubscribe` link carries.
+//!
+//! A token is `base64url(payload) "." base64url(HMAC-SHA256(secret, payload))`, no padding.
+//! The payload is compact JSON: tenant id, the normalized (lowercased) address, the
+//! invitation id (opaque, may be empty) and the issue time in Unix seconds. Because the
+//! token is signed, nothing has to be stored to check it: anyone holding the link can
+//! unsubscribe that one address of that one tenant, and nobody can forge a link for another
+//! address or tenant without the server secret. Tokens do not expire — an unsubscribe link
+//! must keep working for as long as the email sits in an inbox; rotating the secret
+//! invalidates every outstanding link.
+//!
+//! Verification recomputes the MAC over the received payload bytes and compares in
+//! constant time (`hmac`'s `verify_slice`) before the payload is parsed at all.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use time::OffsetDateTime;
+
+use super::{Email, TenantId};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Shortest secret accepted: 32 bytes, like the JWT secret.
+pub const MIN_UNSUBSCRIBE_SECRET_LEN: usize = 32;
+
+/// Longest token accepted before any decoding (a real one is ~200 characters).
+const MAX_TOKEN_LEN: usize = 2048;
+
+/// What a valid token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsubscribeClaim {
+    pub tenant: TenantId,
+    /// The address, normalized (lowercased) when signed.
+    pub email: Email,
+    /// The invitation the link was sent with; empty when there was none.
+    pub invitation_id: String,
+    pub issued_at: OffsetDateTime,
+}
+
+/// A token that was not made by this server's secret, or is malformed. Deliberately
+/// carries no detail that would help a forger.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("this unsubscribe link is not valid")]
+pub struct InvalidToken;
+
+/// A secret shorter than [`MIN_UNSUBSCRIBE_SECRET_LEN`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the unsubscribe secret must be at least {MIN_UNSUBSCRIBE_SECRET_LEN} bytes")]
+pub struct WeakSecret;
+
+#[derive(Serialize, Deserialize)]
+struct Payload {
+    t: String,
+    e: String,
+    #[serde(default)]
+    i: String,
+    iat: i64,
+}
+
+/// Signs and verifies unsubscribe tokens with one server secret.
+#[derive(Clone)]
+pub struct UnsubscribeSigner {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for UnsubscribeSigner {
+    // Never print the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnsubscribeSigner").finish_non_exhaustive()
+    }
+}
+
+impl UnsubscribeSigner {
+    pub fn new(secret: impl AsRef<[u8]>) -> Result<Self, WeakSecret> {
+        let key = secret.as_ref().to_vec();
+        if key.len() < MIN_UNSUBSCRIBE_SECRET_LEN {
+            return Err(WeakSecret);
+        }
+        Ok(Self { key })
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        // HMAC accepts keys of any length: this cannot fail.
+        <HmacSha256 as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!())
+    }
+
+    /// A token for `email` in `tenant`, sent with `invitation_id` (may be empty).
+    pub fn sign(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+        invitation_id: &str,
+        issued_at: OffsetDateTime,
+    ) -> String {
+        let payload = Payload {
+            t: tenant.as_str().to_owned(),
+            e: email.normalized(),
+            i: invitation_id.to_owned(),
+            iat: issued_at.unix_timestamp(),
+        };
+        // Serializing a struct of strings and an integer cannot fail.
+        let json = serde_json::to_vec(&payload).unwrap_or_default();
+        let mut mac = self.mac();
+        mac.update(&json);
+        let tag = mac.finalize().into_bytes();
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(&json),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
+    }
+
+    /// Checks the signature (in constant time), then parses the payload.
+    pub fn verify(&self, token: &str) -> Result<UnsubscribeClaim, InvalidToken> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(InvalidToken);
+        }
+        let (payload_b64, tag_b64) = token.split_once('.').ok_or(InvalidToken)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| InvalidToken)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag_b64).map_err(|_| InvalidToken)?;
+        let mut mac = self.mac();
+        mac.update(&payload);
+        mac.verify_slice(&tag).map_err(|_| InvalidToken)?;
+        let p: Payload = serde_json::from_slice(&payload).map_err(|_| InvalidToken)?;
+        Ok(UnsubscribeClaim {
+            tenant: TenantId::parse(p.t).map_err(|_| InvalidToken)?,
+            email: Email::parse(&p.e).map_err(|_| InvalidToken)?,
+            invitation_id: p.i,
+            issued_at: OffsetDateTime::from_unix_timestamp(p.iat).map_err(|_| InvalidToken)?,
+        })
+    }
+}
+
+/// `j***@example.com`: enough for a person to recognise their address, not enough for a
+/// passer-by holding the link to read it.
+pub fn mask_email(email: &Email) -> String {
+    let s = email.as_str();
+    match s.rsplit_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const SECRET: &[u8] = b"unsubscribe-secret-unsubscribe-secret";
+    const AT: OffsetDateTime = datetime!(2026-11-02 12:00:00 UTC);
+
+    fn signer() -> UnsubscribeSigner {
+        UnsubscribeSigner::new(SECRET).unwrap()
+    }
+
+    fn t(s: &str) -> TenantId {
+        TenantId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_signed_token_verifies_to_what_was_signed_with_the_address_normalized() {
+        let e = Email::parse("Jane.Doe@Example.COM").unwrap();
+        let token = signer().sign(&t("t1"), &e, "inv-1", AT);
+        assert!(token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)));
+        let c = signer().verify(&token).unwrap();
+        assert_eq!(c.tenant, t("t1"));
+        assert_eq!(c.email.as_str(), "jane.doe@example.com");
+        assert_eq!(c.invitation_id, "inv-1");
+        assert_eq!(c.issued_at, AT);
+    }
+
+    #[test]
+    fn a_tampered_token_is_rejected() {
+        let e = Email::parse("jane@example.com").unwrap();
+        let token = signer().sign(&t("t1"), &e, "", AT);
+        let (payload, tag) = token.split_once('.').unwrap();
+        // Another tenant's payload with this tag.
+        let forged_payload = URL_SAFE_NO_PAD.encode(
+            String::from_utf8(URL_SAFE_NO_PAD.decode(payload).unwrap())
+                .unwrap()
+                .replace("\"t1\"", "\"t2\""),
+        );
+        let bad = [
+            format!("{forged_payload}.{tag}"),
+            format!("{payload}.{}", URL_SAFE_NO_PAD.encode([0u8; 32])),
+            format!("{payload}."),
+            payload.to_owned(),
+            String::new(),
+            "!!!.???".to_owned(),
+            "a".repeat(5000),
+        ];
+        for b in bad {
+            assert_eq!(signer().verify(&b), Err(InvalidToken), "{b}");
+        }
+    }
+
+    #[test]
+    fn a_token_signed_with_another_secret_is_rejected() {
+        let other = UnsubscribeSigner::new([7u8; 32]).unwrap();
+        let e = Email::parse("jane@example.com").unwrap();
+        let token = other.sign(&t("t1"), &e, "", AT);
+        assert_eq!(signer().verify(&token), Err(InvalidToken));
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_and_the_key_is_never_printed() {
+        assert_eq!(UnsubscribeSigner::new(b"short").unwrap_err(), WeakSecret);
+        assert!(!format!("{:?}", signer()).contains("unsubscribe-secret"));
+    }
+
+    #[test]
+    fn masking_keeps_the_first_letter_and_the_domain() {
+        let e = Email::parse("jane.doe@example.com").unwrap();
+        assert_eq!(mask_email(&e), "j***@example.com");
+    }
+}
