@@ -9,13 +9,16 @@
 //! - [`import`]: `portal-invites import` — accounts and contacts from CSV, checked whole
 //!   before anything is written.
 //! - [`secret`]: the HS256 secret `serve` and `token` share (environment or data dir).
+//! - [`dev`]: local-only routes (`GET /dev/outbox`) and the unsubscribe secret file.
 //!
 //! `src/main.rs` only parses arguments, sets up logging and calls these; `src/bin/` holds the
 //! benchmark binaries.
 //!
-//! A data dir holds `portal.db` (the SQLite store, WAL mode) and `jwt-secret`; several
+//! A data dir holds `portal.db` (the SQLite store, WAL mode), `jwt-secret`,
+//! `unsubscribe-secret` and `outbox/` (every email the local mailer sent, as `.eml`); several
 //! commands may use one data dir at once (e.g. `import` while `serve` runs).
 
+pub mod dev;
 pub mod import;
 pub mod secret;
 pub mod serve;

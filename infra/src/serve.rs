@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use portal_core::adapters::outbox::Outbox;
 use portal_core::adapters::sqlite::SqliteStore;
 use portal_core::demo::DemoSummary;
 use portal_core::http::auth::Verifier;
@@ -103,8 +104,16 @@ impl LocalServer {
         } else {
             None
         };
-        let state = AppState::new(store.clone(), clock, Verifier::hs256(secret.as_bytes()));
-        let router = router(state);
+        let state = AppState::new(store.clone(), clock, Verifier::hs256(secret.as_bytes()))
+            .with_public_url(
+                opts.public_url
+                    .clone()
+                    .unwrap_or(format!("http://{DEFAULT_ADDR}")),
+            )
+            .with_unsubscribe(crate::dev::unsubscribe_signer(&opts.data_dir)?);
+        let router = router(state).merge(crate::dev::outbox_routes(Outbox::in_data_dir(
+            &opts.data_dir,
+        )));
         Ok(Self {
             opts,
             secret,

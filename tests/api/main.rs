@@ -9,7 +9,9 @@
 //! - `invitations`: counts add up and agree with lists, filters, pagination, search, CSV.
 //! - `errors`: every kind of bad input gets a 4xx problem+json.
 //! - `failures`: a failing store is an opaque 500 problem.
+//! - `unsubscribe`: the public one-click unsubscribe link (signed token, tenant-bound).
 //! - `openapi`: `openapi.yaml` and the router serve the same routes.
+//! - `templates`: templates (save, list, 422s naming the tag) and the invitation preview.
 
 mod auth;
 mod errors;
@@ -18,3 +20,5 @@ mod helpers;
 mod invitations;
 mod openapi;
 mod sync;
+mod templates;
+mod unsubscribe;

@@ -7,7 +7,7 @@
 //! - [`error`]: [`ApiError`], the only way an error leaves the API (problem+json).
 //! - [`json`]: body reading where every rejection is an [`ApiError`].
 //! - one module per route group: [`divisions`], [`sync`], [`invitations`] (counts and lists),
-//!   with [`csv`] streaming a list as CSV.
+//!   with [`csv`] streaming a list as CSV; [`unsubscribe`] is public (signed token, no JWT).
 //!
 //! [`ROUTES`] is the list of `(method, path)` this router serves; the router is built from
 //! [`route_table`], a unit test checks the two agree, and `tests/api` checks `openapi.yaml`
@@ -24,6 +24,8 @@ pub mod error;
 pub mod invitations;
 pub mod json;
 pub mod sync;
+pub mod templates;
+pub mod unsubscribe;
 
 use std::sync::Arc;
 
@@ -34,6 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put, MethodRouter};
 use axum::Router;
 
+use crate::domain::unsubscribe::UnsubscribeSigner;
 use crate::ports::{Clock, Store};
 
 pub use error::ApiError;
@@ -52,7 +55,19 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/accounts/{account_id}"),
     ("POST", "/v1/invitations/counts"),
     ("POST", "/v1/invitations/recipients"),
+    ("GET", "/v1/templates"),
+    ("GET", "/v1/templates/{template_id}"),
+    ("PUT", "/v1/templates/{template_id}"),
+    ("DELETE", "/v1/templates/{template_id}"),
+    ("POST", "/v1/invitations/preview"),
+    ("GET", "/v1/unsubscribe"),
+    ("POST", "/v1/unsubscribe"),
 ];
+
+/// The routes of [`ROUTES`] that take no bearer token: the unsubscribe link carries its own
+/// signed token. Every other route answers 401 without a JWT.
+pub const PUBLIC_ROUTES: &[(&str, &str)] =
+    &[("GET", "/v1/unsubscribe"), ("POST", "/v1/unsubscribe")];
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -60,7 +75,15 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub auth: Arc<auth::Verifier>,
+    /// Base of every link in an email (`[PortalLink]`, `[UnsubscribeLink]`), no trailing `/`.
+    pub public_url: String,
+    /// Signs and checks unsubscribe links; `None` until [`AppState::with_unsubscribe`]
+    /// (the unsubscribe routes then answer 500: a configuration error).
+    pub unsubscribe: Option<Arc<UnsubscribeSigner>>,
 }
+
+/// [`AppState::public_url`] unless [`AppState::with_public_url`] says otherwise.
+pub const DEFAULT_PUBLIC_URL: &str = "http://127.0.0.1:3000";
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auth: auth::Verifier) -> Self {
@@ -68,7 +91,22 @@ impl AppState {
             store,
             clock,
             auth: Arc::new(auth),
+            public_url: DEFAULT_PUBLIC_URL.to_owned(),
+            unsubscribe: None,
         }
+    }
+
+    /// Sets the base URL links in emails are built from (a trailing `/` is dropped).
+    pub fn with_public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = url.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Sets the signer of unsubscribe links (`UNSUBSCRIBE_SECRET` on Lambda, a secret file
+    /// in the local server's data dir).
+    pub fn with_unsubscribe(mut self, signer: UnsubscribeSigner) -> Self {
+        self.unsubscribe = Some(Arc::new(signer));
+        self
     }
 }
 
@@ -107,6 +145,21 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
             "/v1/invitations/recipients",
             post(invitations::recipients),
         ),
+        ("GET", "/v1/templates", get(templates::list)),
+        ("GET", "/v1/templates/{template_id}", get(templates::get)),
+        (
+            "PUT",
+            "/v1/templates/{template_id}",
+            put(templates::put).layer(DefaultBodyLimit::max(templates::TEMPLATE_BODY_LIMIT)),
+        ),
+        (
+            "DELETE",
+            "/v1/templates/{template_id}",
+            delete(templates::delete),
+        ),
+        ("POST", "/v1/invitations/preview", post(templates::preview)),
+        ("GET", "/v1/unsubscribe", get(unsubscribe::show)),
+        ("POST", "/v1/unsubscribe", post(unsubscribe::unsubscribe)),
     ]
 }
 

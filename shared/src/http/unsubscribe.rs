@@ -1,0 +1,138 @@
+//! `GET` and `POST /v1/unsubscribe?token=…`: the public one-click unsubscribe endpoint every
+//! email's `List-Unsubscribe` header points at (RFC 8058). No bearer token: the signed
+//! unsubscribe token ([`crate::domain::unsubscribe`]) is the only authority, and it names
+//! the tenant and the address, so it can never act on another tenant.
+//!
+//! - `GET` shows a small HTML page — the address partly masked and a button — and changes
+//!   nothing: mail scanners and link previews fetch links, and must not unsubscribe anyone.
+//! - `POST` unsubscribes: the address goes on the tenant's suppression list (reason
+//!   `unsubscribed`) and a small HTML confirmation is shown. It is idempotent. RFC 8058 mail
+//!   clients send `List-Unsubscribe=One-Click` as `application/x-www-form-urlencoded` (some
+//!   as `multipart/form-data`); the page's own form sends the same field. The body is not
+//!   required: the signed token alone proves the link came from an email we sent.
+//! - A missing, malformed, forged or tampered token is a **400 problem+json** on both
+//!   methods (the API's one error format; the router's safety net would turn any other 4xx
+//!   body into one anyway).
+//!
+//! Pages are served with `Cache-Control: no-store`, `Referrer-Policy: no-referrer` (the
+//! token is in the URL) and a Content-Security-Policy that allows no script.
+//!
+//! The signer comes from [`super::AppState::unsubscribe`]; a server started without one
+//! answers 500 (a configuration error, logged).
+
+use std::collections::HashMap;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::{ApiError, AppState};
+use crate::domain::unsubscribe::{mask_email, UnsubscribeClaim};
+use crate::ports::SuppressionReason;
+
+/// `GET /v1/unsubscribe?token=…`: the confirmation page; changes nothing.
+pub async fn show(
+    State(state): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (token, claim) = verified(&state, query)?;
+    let masked = escape(&mask_email(&claim.email));
+    let body = format!(
+        "<h1>Unsubscribe</h1>\n\
+         <p>Stop invitation emails to <strong>{masked}</strong>?</p>\n\
+         <form method=\"post\" action=\"?token={token}\">\n\
+         <input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\n\
+         <button type=\"submit\">Unsubscribe</button>\n\
+         </form>\n",
+        token = escape(&token),
+    );
+    Ok(page("Unsubscribe", &body))
+}
+
+/// `POST /v1/unsubscribe?token=…`: puts the address on the tenant's suppression list.
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let (_, claim) = verified(&state, query)?;
+    let now = state.clock.now();
+    state
+        .store
+        .suppress(
+            &claim.tenant,
+            &claim.email,
+            SuppressionReason::Unsubscribed,
+            now,
+        )
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    // TODO(issue 3, invitations): when the invitation store lands, mark the invitation named
+    // by `claim.invitation_id` (when not empty) as category `unsubscribed` here, idempotently.
+    tracing::info!(tenant = %claim.tenant, invitation = %claim.invitation_id, "unsubscribed");
+    let masked = escape(&mask_email(&claim.email));
+    let body = format!(
+        "<h1>You are unsubscribed</h1>\n\
+         <p><strong>{masked}</strong> will not receive invitation emails from this sender again.</p>\n"
+    );
+    Ok(page("Unsubscribed", &body))
+}
+
+fn verified(
+    state: &AppState,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<(String, UnsubscribeClaim), ApiError> {
+    let token = query
+        .ok()
+        .and_then(|Query(mut q)| q.remove("token"))
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::BadRequest("the query parameter token is required".into()))?;
+    let signer = state.unsubscribe.as_ref().ok_or_else(|| {
+        ApiError::Internal("no unsubscribe secret is configured (UNSUBSCRIBE_SECRET)".into())
+    })?;
+    let claim = signer
+        .verify(&token)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    Ok((token, claim))
+}
+
+fn page(title: &str, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\">\
+         <title>{title}</title>\
+         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}}\
+         button{{font-size:1rem;padding:.5rem 1rem}}</style></head>\n<body>\n{body}</body></html>\n"
+    );
+    let mut res = Html(html).into_response();
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    res
+}
+
+/// HTML-escapes text for element content and double-quoted attributes.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
