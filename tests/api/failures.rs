@@ -18,6 +18,37 @@ use time::OffsetDateTime;
 
 use crate::helpers::*;
 
+#[async_trait::async_trait]
+impl portal_core::ports::TemplateStore for Down {
+    async fn put_template(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::Template,
+    ) -> Result<(), StoreError> {
+        down("put_template")
+    }
+    async fn get_template(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::TemplateId,
+    ) -> Result<Option<portal_core::domain::Template>, StoreError> {
+        down("get_template")
+    }
+    async fn delete_template(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::TemplateId,
+    ) -> Result<bool, StoreError> {
+        down("delete_template")
+    }
+    async fn list_templates(
+        &self,
+        _: &TenantId,
+    ) -> Result<Vec<portal_core::domain::Template>, StoreError> {
+        down("list_templates")
+    }
+}
+
 /// A store whose backend is down.
 struct Down;
 

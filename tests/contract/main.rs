@@ -28,6 +28,14 @@ macro_rules! contract_suite {
             tenants_never_see_count_or_change_each_other,
             random_fixtures_count_like_the_domain,
             ],
+            templates: [
+            a_saved_template_reads_back_whole,
+            saving_a_template_again_replaces_it,
+            templates_list_in_id_order,
+            deleting_a_template_reports_whether_it_existed,
+            tenants_never_see_or_delete_each_others_templates,
+            templates_do_not_show_up_as_divisions,
+            ],
         );
     };
     (@modules $make:expr; $($module:ident : [$($case:ident),* $(,)?]),* $(,)?) => {
@@ -50,3 +58,4 @@ macro_rules! contract_suite {
 mod cases;
 mod dynamodb;
 mod sqlite;
+mod templates;

@@ -99,6 +99,11 @@ id_type!(
     ContactId,
     "contact_id"
 );
+id_type!(
+    /// An invitation template, named by the tenant (`welcome`, `reminder-2026`).
+    TemplateId,
+    "template_id"
+);
 
 #[cfg(test)]
 mod tests {

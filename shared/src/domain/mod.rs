@@ -5,13 +5,18 @@ mod counts;
 mod email;
 mod filters;
 mod ids;
+mod template;
 pub mod unsubscribe;
 
 pub use account::{Account, ContactInput, ContactRecord, Division, DivisionInput, PortalStatus};
 pub use counts::{classify, Counts, Group, SendOutcome, HOLD_WINDOW};
 pub use email::Email;
 pub use filters::Filters;
-pub use ids::{AccountId, ContactId, DivisionId, TenantId, MAX_ID_LEN};
+pub use ids::{AccountId, ContactId, DivisionId, TemplateId, TenantId, MAX_ID_LEN};
+pub use template::{
+    escape_html_into, MergeTag, MergeValues, Rendered, Template, TemplateError, TemplatePart,
+    MAX_BODY_BYTES, MAX_NAME_CHARS, MAX_SUBJECT_CHARS,
+};
 
 /// Input that does not make a valid domain value. Always the caller's fault: a 4xx.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -4,6 +4,7 @@
 mod clock;
 mod mailer;
 mod store;
+mod templates;
 
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use mailer::{MailError, Mailer, RawEmail, SentMessage};
@@ -11,3 +12,4 @@ pub use store::{
     AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery, Page,
     Store, StoreError, SuppressionReason, SuppressionStore, SyncReport, MAX_PAGE_SIZE,
 };
+pub use templates::TemplateStore;

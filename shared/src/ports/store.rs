@@ -193,11 +193,21 @@ pub trait SuppressionStore: Send + Sync {
 
 /// Everything the use cases need from a store.
 pub trait Store:
-    DivisionStore + AccountStore + ContactStore + ContactStateStore + SuppressionStore
+    DivisionStore
+    + AccountStore
+    + ContactStore
+    + ContactStateStore
+    + SuppressionStore
+    + super::TemplateStore
 {
 }
 
 impl<T> Store for T where
-    T: DivisionStore + AccountStore + ContactStore + ContactStateStore + SuppressionStore
+    T: DivisionStore
+        + AccountStore
+        + ContactStore
+        + ContactStateStore
+        + SuppressionStore
+        + super::TemplateStore
 {
 }

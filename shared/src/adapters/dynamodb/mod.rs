@@ -24,6 +24,7 @@
 //! | contact sync item | `T#{t}#D#{division}#S#{shard:02}` | `C#{contact}` | `acc`, `name`, `email`?, `phone`, `billing`, and the account's `acc_no`, `acc_name`, `class`, `bill_group`, `source`, `site_source`, `active`, `balance` (N), `autopay` |
 //! | contact state item | same as its sync item | `C#{contact}#ST` | `status`?, `invited_at`?, `last_login`? |
 //! | suppression | `T#{t}#SUP` | `E#{lowercased email}` | `reason`, `at` |
+//! | template | `T#{t}` | `TPL#{template}` | `name`, `subject`, `html`, `text` (raw; see `templates`) |
 //!
 //! Times are RFC 3339 strings in UTC, kept to the nanosecond.
 //!
@@ -122,6 +123,7 @@ mod contacts;
 mod items;
 mod keys;
 mod table;
+mod templates;
 
 use std::collections::HashMap;
 

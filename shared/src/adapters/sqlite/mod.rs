@@ -32,6 +32,7 @@
 
 mod query;
 mod schema;
+mod templates;
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -17,6 +17,7 @@
 //!   `last_invited_at`, `last_login` as unix seconds), `search_text` (the lowercased
 //!   searchable fields, see [`search_text`]) and `flags` (below).
 //! - `suppressions (tenant, email_norm)`: reason and time.
+//! - `templates (tenant, template_id)`: a template's raw text (parsed again on read).
 //! - `contact_cube`: how many contacts of a division share each combination of `flags`
 //!   and the four list-filter fields, kept exact by triggers on `contacts` (see below).
 //!
@@ -54,7 +55,7 @@ pub const FLAG_BILLING: i64 = 1 << 6;
 pub const FLAG_AUTOPAY: i64 = 1 << 7;
 
 /// Bumped when the schema changes incompatibly.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS divisions (
@@ -124,6 +125,16 @@ CREATE TABLE IF NOT EXISTS suppressions (
     reason     TEXT NOT NULL,
     at         INTEGER NOT NULL,
     PRIMARY KEY (tenant, email_norm)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS templates (
+    tenant      TEXT NOT NULL,
+    template_id TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    subject     TEXT NOT NULL,
+    html        TEXT NOT NULL,
+    text        TEXT NOT NULL,
+    PRIMARY KEY (tenant, template_id)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS contact_cube (
@@ -208,7 +219,8 @@ pub fn create(conn: &Connection, file_backed: bool) -> rusqlite::Result<()> {
     }
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version < SCHEMA_VERSION {
-        // Every statement of the schema is idempotent; version 1 lacked the cube.
+        // Every statement of the schema is idempotent; version 1 lacked the cube, version 2
+        // the templates.
         let mut sql = format!("BEGIN IMMEDIATE;{SCHEMA}");
         if version == 1 {
             sql.push_str(REBUILD_CUBE);

@@ -1,0 +1,382 @@
+//! Templates (save, read, list, delete, 422s naming the tag and part) and the invitation
+//! preview (a real contact's values, HTML-escaped; a sample contact; no tokens).
+
+use axum::http::StatusCode;
+use portal_core::domain::MAX_BODY_BYTES;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+fn welcome() -> Value {
+    json!({
+        "name": "Welcome",
+        "subject": "Welcome to [DivisionName], [ContactName]",
+        "html": "<p>Dear [ContactName] ([AccountName], #[AccountNumber])</p>\
+                 <a href=\"[PortalLink]\">Register</a> key [PortalKey] \
+                 <a href=\"[UnsubscribeLink]\">Unsubscribe</a>",
+        "text": "Dear [ContactName]\nRegister: [PortalLink]\nUnsubscribe: [UnsubscribeLink]",
+    })
+}
+
+#[tokio::test]
+async fn a_saved_template_can_be_read_listed_and_deleted() {
+    let app = app();
+    let t = admin("t1");
+    let saved = app.put("/v1/templates/welcome", &t, &welcome()).await.ok();
+    let mut expected = welcome();
+    expected["template_id"] = "welcome".into();
+    assert_eq!(saved, expected);
+    assert_eq!(app.get("/v1/templates/welcome", &t).await.ok(), expected);
+
+    let mut second = welcome();
+    second["name"] = "Reminder".into();
+    app.put("/v1/templates/a-reminder", &t, &second).await.ok();
+    let list = app.get("/v1/templates", &t).await.ok();
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["template_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["a-reminder", "welcome"]);
+
+    let r = app.delete("/v1/templates/welcome", &t).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    app.get("/v1/templates/welcome", &t)
+        .await
+        .problem(StatusCode::NOT_FOUND);
+    app.delete("/v1/templates/welcome", &t)
+        .await
+        .problem(StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.get("/v1/templates", &t)
+            .await
+            .ok()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn saving_again_replaces_the_template() {
+    let app = app();
+    let t = admin("t1");
+    app.put("/v1/templates/welcome", &t, &welcome()).await.ok();
+    let mut changed = welcome();
+    changed["subject"] = "Changed".into();
+    app.put("/v1/templates/welcome", &t, &changed).await.ok();
+    let read = app.get("/v1/templates/welcome", &t).await.ok();
+    assert_eq!(read["subject"], "Changed");
+}
+
+#[tokio::test]
+async fn an_unknown_tag_is_a_422_naming_the_tag_and_the_part() {
+    let app = app();
+    let t = admin("t1");
+    for (part, value, tag) in [
+        ("subject", "Hello [FirstName]", "[FirstName]"),
+        ("html", "<p>[ContactNmae]</p>[PortalLink]", "[ContactNmae]"),
+        ("text", "[PortalLink] [contactname]", "[contactname]"),
+    ] {
+        let mut body = welcome();
+        body[part] = value.into();
+        let detail = app
+            .put("/v1/templates/welcome", &t, &body)
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            detail.contains(&format!("{tag} in the {part}")),
+            "{part}: {detail}"
+        );
+    }
+    // Nothing was saved.
+    app.get("/v1/templates/welcome", &t)
+        .await
+        .problem(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_template_without_the_portal_link_in_html_or_text_is_a_422() {
+    let app = app();
+    let t = admin("t1");
+    for part in ["html", "text"] {
+        let mut body = welcome();
+        body[part] = "no link here [ContactName]".into();
+        let detail = app
+            .put("/v1/templates/welcome", &t, &body)
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(detail.contains("[PortalLink]"), "{detail}");
+        assert!(detail.contains(&format!("the {part}")), "{detail}");
+    }
+}
+
+#[tokio::test]
+async fn oversized_parts_and_bad_fields_are_422s() {
+    let app = app();
+    let t = admin("t1");
+    let mut body = welcome();
+    body["html"] = format!("[PortalLink]{}", "x".repeat(MAX_BODY_BYTES)).into();
+    let detail = app
+        .put("/v1/templates/welcome", &t, &body)
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(detail.contains("html"), "{detail}");
+
+    let mut body = welcome();
+    body["subject"] = "two\nlines".into();
+    let detail = app
+        .put("/v1/templates/welcome", &t, &body)
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(detail.contains("subject"), "{detail}");
+
+    let mut body = welcome();
+    body["extra"] = 1.into();
+    app.put("/v1/templates/welcome", &t, &body)
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    app.put("/v1/templates/bad%23id", &t, &welcome())
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn writing_templates_needs_settings_manage_and_reading_needs_invitations_read() {
+    let app = app();
+    let reader = token("t1", &["invitations:read"]);
+    let detail = app
+        .put("/v1/templates/welcome", &reader, &welcome())
+        .await
+        .problem(StatusCode::FORBIDDEN);
+    assert!(detail.contains("settings:manage"), "{detail}");
+    let writer = token("t1", &["settings:manage"]);
+    app.put("/v1/templates/welcome", &writer, &welcome())
+        .await
+        .ok();
+    app.get("/v1/templates/welcome", &writer)
+        .await
+        .problem(StatusCode::FORBIDDEN);
+    app.get("/v1/templates/welcome", &reader).await.ok();
+    app.delete("/v1/templates/welcome", &reader)
+        .await
+        .problem(StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn one_tenant_never_sees_or_deletes_another_tenants_templates() {
+    let app = app();
+    let (a, b) = (admin("t1"), admin("t2"));
+    app.put("/v1/templates/welcome", &a, &welcome()).await.ok();
+    app.get("/v1/templates/welcome", &b)
+        .await
+        .problem(StatusCode::NOT_FOUND);
+    assert_eq!(app.get("/v1/templates", &b).await.ok(), json!([]));
+    app.delete("/v1/templates/welcome", &b)
+        .await
+        .problem(StatusCode::NOT_FOUND);
+    app.post(
+        "/v1/invitations/preview",
+        &b,
+        &json!({"template_id": "welcome"}),
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND);
+    app.get("/v1/templates/welcome", &a).await.ok();
+}
+
+/// A division `d1` with one account whose contact has a name that needs escaping.
+async fn tenant_with_tricky_contact(app: &App, t: &str) {
+    app.put(
+        "/v1/divisions/d1",
+        t,
+        &json!({"name": "North & South", "email_from": "north@hoa.example.com"}),
+    )
+    .await
+    .ok();
+    let mut acc = account("d1", 0);
+    acc["name"] = "Oak <Street>".into();
+    acc["number"] = "A-100".into();
+    acc["contacts"] = json!([{
+        "contact_id": "c1",
+        "name": "<b>O'Neil & Sons</b>",
+        "email": "oneil@example.com",
+        "phone": "",
+        "billing": true,
+    }]);
+    app.sync(t, &[acc]).await;
+}
+
+#[tokio::test]
+async fn a_preview_renders_the_contacts_values_escaped_in_html_only() {
+    let app = app();
+    let t = admin("t1");
+    tenant_with_tricky_contact(&app, &t).await;
+    app.put("/v1/templates/welcome", &t, &welcome()).await.ok();
+    let p = app
+        .post(
+            "/v1/invitations/preview",
+            &t,
+            &json!({"template_id": "welcome", "contact_id": "c1"}),
+        )
+        .await
+        .ok();
+    assert_eq!(p["from"], "north@hoa.example.com");
+    assert_eq!(
+        p["subject"],
+        "Welcome to North & South, <b>O'Neil & Sons</b>"
+    );
+    let html = p["html"].as_str().unwrap();
+    assert!(
+        html.starts_with(
+            "<p>Dear &lt;b&gt;O&#39;Neil &amp; Sons&lt;/b&gt; (Oak &lt;Street&gt;, #A-100)</p>"
+        ),
+        "{html}"
+    );
+    assert!(!html.contains("<b>"), "{html}");
+    assert!(
+        html.contains("href=\"http://127.0.0.1:3000/register?token=PREVIEW-NOT-A-REAL-TOKEN\""),
+        "{html}"
+    );
+    assert!(
+        html.contains(
+            "href=\"http://127.0.0.1:3000/v1/unsubscribe?token=PREVIEW-NOT-A-REAL-TOKEN\""
+        ),
+        "{html}"
+    );
+    assert!(html.contains("key [portal key: not issued yet]"), "{html}");
+    let text = p["text"].as_str().unwrap();
+    assert!(text.starts_with("Dear <b>O'Neil & Sons</b>\n"), "{text}");
+    assert!(
+        text.contains("Register: http://127.0.0.1:3000/register?token=PREVIEW-NOT-A-REAL-TOKEN"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn a_preview_changes_nothing_about_the_contact() {
+    let app = app();
+    let t = admin("t1");
+    tenant_with_tricky_contact(&app, &t).await;
+    app.put("/v1/templates/welcome", &t, &welcome()).await.ok();
+    let before = app.counts(&t, json!({})).await;
+    for _ in 0..2 {
+        app.post(
+            "/v1/invitations/preview",
+            &t,
+            &json!({"template_id": "welcome", "contact_id": "c1"}),
+        )
+        .await
+        .ok();
+    }
+    assert_eq!(app.counts(&t, json!({})).await, before);
+}
+
+#[tokio::test]
+async fn a_preview_without_a_contact_uses_a_sample_in_the_first_division() {
+    let app = app();
+    let t = admin("t1");
+    app.put("/v1/templates/welcome", &t, &welcome()).await.ok();
+    let detail = app
+        .post(
+            "/v1/invitations/preview",
+            &t,
+            &json!({"template_id": "welcome"}),
+        )
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(detail.contains("division"), "{detail}");
+
+    app.put(
+        "/v1/divisions/b",
+        &t,
+        &json!({"name": "Second", "email_from": "second@hoa.example.com"}),
+    )
+    .await
+    .ok();
+    app.put(
+        "/v1/divisions/a",
+        &t,
+        &json!({"name": "First", "email_from": "first@hoa.example.com"}),
+    )
+    .await
+    .ok();
+    let p = app
+        .post(
+            "/v1/invitations/preview",
+            &t,
+            &json!({"template_id": "welcome"}),
+        )
+        .await
+        .ok();
+    assert_eq!(p["from"], "first@hoa.example.com");
+    assert_eq!(p["subject"], "Welcome to First, Alex Sample");
+    assert!(p["text"].as_str().unwrap().contains("/register?token="));
+}
+
+#[tokio::test]
+async fn a_preview_of_an_unknown_template_or_contact_is_a_404() {
+    let app = app();
+    let t = admin("t1");
+    tenant_with_tricky_contact(&app, &t).await;
+    let detail = app
+        .post(
+            "/v1/invitations/preview",
+            &t,
+            &json!({"template_id": "nope"}),
+        )
+        .await
+        .problem(StatusCode::NOT_FOUND);
+    assert!(detail.contains("template nope"), "{detail}");
+    app.put("/v1/templates/welcome", &t, &welcome()).await.ok();
+    let detail = app
+        .post(
+            "/v1/invitations/preview",
+            &t,
+            &json!({"template_id": "welcome", "contact_id": "ghost"}),
+        )
+        .await
+        .problem(StatusCode::NOT_FOUND);
+    assert!(detail.contains("contact ghost"), "{detail}");
+    app.post("/v1/invitations/preview", &t, &json!({}))
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn a_preview_builds_links_from_the_configured_public_url() {
+    use portal_core::http::auth::Verifier;
+    use portal_core::http::{router, AppState};
+    let base = app();
+    let state = AppState::new(
+        base.store.clone(),
+        base.clock.clone(),
+        Verifier::hs256(SECRET),
+    )
+    .with_public_url("https://invites.example.com/");
+    let app = App {
+        router: router(state),
+        store: base.store.clone(),
+        clock: base.clock.clone(),
+    };
+    let t = admin("t1");
+    app.put_division(&t, "d1").await;
+    app.put("/v1/templates/welcome", &t, &welcome()).await.ok();
+    let p = app
+        .post(
+            "/v1/invitations/preview",
+            &t,
+            &json!({"template_id": "welcome"}),
+        )
+        .await
+        .ok();
+    assert!(
+        p["text"]
+            .as_str()
+            .unwrap()
+            .contains("Register: https://invites.example.com/register?token="),
+        "{p}"
+    );
+}
