@@ -186,3 +186,77 @@ async fn a_failing_store_is_an_opaque_500_problem_on_every_route() {
         assert!(!detail.is_empty());
     }
 }
+
+#[async_trait::async_trait]
+impl portal_core::ports::CampaignStore for Down {
+    async fn create_campaign(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::Campaign,
+        _: Option<&portal_core::ports::Idempotency>,
+        _: OffsetDateTime,
+    ) -> Result<portal_core::ports::CreateOutcome, StoreError> {
+        down("create_campaign")
+    }
+    async fn get_campaign(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::CampaignId,
+    ) -> Result<Option<portal_core::domain::Campaign>, StoreError> {
+        down("get_campaign")
+    }
+    async fn update_campaign_status(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::CampaignId,
+        _: portal_core::domain::CampaignStatus,
+        _: portal_core::domain::CampaignStatus,
+        _: Option<String>,
+    ) -> Result<bool, StoreError> {
+        down("update_campaign_status")
+    }
+    async fn add_campaign_counts(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::CampaignId,
+        _: u64,
+        _: portal_core::domain::Skipped,
+    ) -> Result<bool, StoreError> {
+        down("add_campaign_counts")
+    }
+    async fn claim_contacts(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::CampaignId,
+        _: &[portal_core::ports::Claim],
+        _: OffsetDateTime,
+    ) -> Result<Vec<portal_core::ports::ClaimResult>, StoreError> {
+        down("claim_contacts")
+    }
+    async fn list_invitations(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::CampaignId,
+        _: Option<&str>,
+        _: u32,
+    ) -> Result<Page<portal_core::domain::Invitation>, StoreError> {
+        down("list_invitations")
+    }
+    async fn get_invitation(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::CampaignId,
+        _: &ContactId,
+    ) -> Result<Option<portal_core::domain::Invitation>, StoreError> {
+        down("get_invitation")
+    }
+    async fn set_invitation_category(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::CampaignId,
+        _: &ContactId,
+        _: &portal_core::domain::InvitationCategory,
+    ) -> Result<bool, StoreError> {
+        down("set_invitation_category")
+    }
+}

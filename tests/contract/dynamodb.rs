@@ -10,7 +10,8 @@ use portal_tests::moto::{fresh_table, Moto};
 async fn store() -> Arc<DynamoStore> {
     let client = Moto::shared().dynamodb_client();
     let table = fresh_table(&client).await;
-    Arc::new(DynamoStore::new(client, table))
+    // moto does not isolate concurrent transactions (see `serialize_transactions`).
+    Arc::new(DynamoStore::new(client, table).serialize_transactions())
 }
 
 contract_suite!(store());

@@ -28,6 +28,20 @@ macro_rules! contract_suite {
             tenants_never_see_count_or_change_each_other,
             random_fixtures_count_like_the_domain,
             ],
+            campaigns: [
+            a_campaign_round_trips_with_every_field,
+            a_second_bulk_send_within_24_hours_is_held_and_writes_nothing,
+            the_division_lock_holds_at_23_59_59_and_frees_at_24_00_00,
+            individual_and_recurring_campaigns_take_no_division_lock,
+            an_idempotency_key_answers_the_same_campaign_and_refuses_another_body,
+            claims_sort_out_accepted_missing_and_held_contacts,
+            a_replayed_claim_is_already_claimed_and_another_campaign_is_held,
+            the_contact_claim_holds_at_23_59_59_and_frees_at_24_00_00,
+            two_concurrent_campaigns_claim_each_contact_exactly_once,
+            status_moves_only_from_the_expected_status_and_counts_add_up,
+            invitations_page_in_contact_order_and_record_their_category,
+            campaigns_and_claims_never_cross_tenants,
+            ],
             templates: [
             a_saved_template_reads_back_whole,
             saving_a_template_again_replaces_it,
@@ -55,6 +69,7 @@ macro_rules! contract_suite {
     };
 }
 
+mod campaigns;
 mod cases;
 mod dynamodb;
 mod sqlite;

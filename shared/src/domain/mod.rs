@@ -1,6 +1,7 @@
 //! The domain: parsed types and pure rules. Nothing here knows about HTTP, SQLite or AWS.
 
 mod account;
+mod campaign;
 mod counts;
 mod email;
 mod filters;
@@ -9,6 +10,10 @@ mod template;
 pub mod unsubscribe;
 
 pub use account::{Account, ContactInput, ContactRecord, Division, DivisionInput, PortalStatus};
+pub use campaign::{
+    hash_token, Campaign, CampaignEvent, CampaignId, CampaignStatus, InvalidTransition, Invitation,
+    InvitationCategory, RegistrationToken, Skipped, Trigger, MAX_CAMPAIGN_DIVISIONS,
+};
 pub use counts::{classify, Counts, Group, SendOutcome, HOLD_WINDOW};
 pub use email::Email;
 pub use filters::Filters;

@@ -1,11 +1,14 @@
 //! Ports: what the use cases need from the outside world, one trait per capability.
 //! Adapters (in [`crate::adapters`]) implement them for SQLite, DynamoDB and friends.
 
+mod campaigns;
 mod clock;
 mod mailer;
 mod store;
 mod templates;
 
+pub(crate) use campaigns::{decode_invitation_cursor, encode_invitation_cursor};
+pub use campaigns::{CampaignStore, Claim, ClaimResult, CreateOutcome, Idempotency, MAX_CLAIMS};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use mailer::{MailError, Mailer, RawEmail, SentMessage};
 pub use store::{

@@ -198,6 +198,7 @@ pub trait Store:
     + ContactStore
     + ContactStateStore
     + SuppressionStore
+    + super::CampaignStore
     + super::TemplateStore
 {
 }
@@ -208,6 +209,7 @@ impl<T> Store for T where
         + ContactStore
         + ContactStateStore
         + SuppressionStore
+        + super::CampaignStore
         + super::TemplateStore
 {
 }

@@ -91,9 +91,13 @@ pub(super) fn key(pk: String, sk: impl Into<String>) -> Item {
     HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
 }
 
+/// A time as RFC 3339 in UTC with exactly nine fractional digits: fixed width, so stored
+/// times compare correctly as strings in condition expressions (the 24-hour rule).
 pub(super) fn time_value(t: OffsetDateTime) -> Result<AttributeValue, StoreError> {
     t.to_offset(UtcOffset::UTC)
-        .format(&Rfc3339)
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z"
+        ))
         .map(AttributeValue::S)
         .map_err(|e| StoreError::backend("format time", e))
 }

@@ -24,9 +24,11 @@
 //! | contact sync item | `T#{t}#D#{division}#S#{shard:02}` | `C#{contact}` | `acc`, `name`, `email`?, `phone`, `billing`, and the account's `acc_no`, `acc_name`, `class`, `bill_group`, `source`, `site_source`, `active`, `balance` (N), `autopay` |
 //! | contact state item | same as its sync item | `C#{contact}#ST` | `status`?, `invited_at`?, `last_login`? |
 //! | suppression | `T#{t}#SUP` | `E#{lowercased email}` | `reason`, `at` |
+//! | campaign, invitation, idempotency key | `T#{t}#CMP#{campaign}`, `T#{t}#IDEM#{hash}` | `CMP`, `INV#{contact}`, `IDEM` | see `campaigns` (the 24-hour rules as transactions) |
 //! | template | `T#{t}` | `TPL#{template}` | `name`, `subject`, `html`, `text` (raw; see `templates`) |
 //!
-//! Times are RFC 3339 strings in UTC, kept to the nanosecond.
+//! Times are RFC 3339 strings in UTC, kept to the nanosecond, written with exactly nine
+//! fractional digits so that they compare as strings in condition expressions.
 //!
 //! **Write sharding.** A division's contacts are spread over 16 partitions by
 //! `shard = FNV-1a(contact_id) mod 16` (a hash that is stable forever, since it is part of
@@ -119,6 +121,7 @@
 
 mod accounts;
 mod batch;
+mod campaigns;
 mod contacts;
 mod items;
 mod keys;
@@ -147,6 +150,8 @@ use items::{s, Item};
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Set by [`DynamoStore::serialize_transactions`] (emulators only).
+    transaction_lock: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
 
 impl DynamoStore {
@@ -154,7 +159,17 @@ impl DynamoStore {
         Self {
             client,
             table: table_name.into(),
+            transaction_lock: None,
         }
+    }
+
+    /// Sends this handle's TransactWriteItems one at a time. For emulators only: moto runs
+    /// concurrent transactions on one table interleaved (and fails some with a 500), where
+    /// DynamoDB isolates them; serialising them client-side restores DynamoDB's guarantee
+    /// while the conditions, not the client, still decide every race.
+    pub fn serialize_transactions(mut self) -> Self {
+        self.transaction_lock = Some(Default::default());
+        self
     }
 
     pub fn table_name(&self) -> &str {

@@ -30,6 +30,7 @@
 //! - `upsert_accounts`: per contact one update (or insert), per account one read of its
 //!   previous contact set; all in one transaction.
 
+mod campaigns;
 mod query;
 mod schema;
 mod templates;

@@ -228,6 +228,8 @@ pub fn create(conn: &Connection, file_backed: bool) -> rusqlite::Result<()> {
         sql.push_str(&format!("PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"));
         conn.execute_batch(&sql)?;
     }
+    // Campaign tables: idempotent, created on every open (see `campaigns`).
+    conn.execute_batch(super::campaigns::SCHEMA)?;
     Ok(())
 }
 

@@ -1,0 +1,872 @@
+//! Campaigns, invitations and the two 24-hour rules as DynamoDB conditional writes.
+//!
+//! # Items
+//!
+//! | item | `pk` | `sk` | attributes |
+//! |---|---|---|---|
+//! | campaign | `T#{t}#CMP#{campaign}` | `CMP` | `trigger`, `status`, `divs` (list), `filters` (JSON), `uninv`, `tpl`, `from`, `at`, `by`, `targeted`, `sk_acc`, `sk_held`, `sk_sup`, `sk_noemail` (N), `why`? |
+//! | invitation | `T#{t}#CMP#{campaign}` | `INV#{contact}` | `email`, `tok` (B, SHA-256 of the token), `exp`, `cat`, `why`?, `at` |
+//! | idempotency key | `T#{t}#IDEM#{hex SHA-256 of the key}` | `IDEM` | `cmp`, `body` (B, SHA-256 of the body) |
+//!
+//! A campaign and its invitations share a partition, so "every invitation of a campaign"
+//! (statistics, resuming a delivery) is one Query in contact order, and `INV#` sorts after
+//! `CMP`. The idempotency key is hashed into the key, so any header text is safe in it.
+//! The division lock is the division item's `last_bulk_sent_at`; the contact claim is the
+//! contact state item's `invited_at` (in its sharded division partition, found through the
+//! locator). Times are fixed-width RFC 3339 strings, so `<=` on them compares instants.
+//!
+//! # Creating a campaign
+//!
+//! One TransactWriteItems: per division (manual sends only) an Update `SET last_bulk_sent_at
+//! = now` under `attribute_exists(pk) AND (attribute_not_exists(last_bulk_sent_at) OR
+//! last_bulk_sent_at <= now - 24h)`; a Put of the campaign under `attribute_not_exists(pk)`;
+//! and with an idempotency key a Put of its item under `attribute_not_exists(pk)`. Every
+//! Update/Put asks for `ReturnValuesOnConditionCheckFailure = ALL_OLD`, so a
+//! `TransactionCanceledException`'s per-item cancellation reasons say what failed: the key
+//! (its old item holds the first body's hash: same → `Existing`, other → mismatch), a
+//! division (no old item → missing; else its `last_bulk_sent_at` + 24h is `retry_after`).
+//! A `TransactionConflict` (a concurrent transaction on the same items) is retried.
+//!
+//! # Claiming contacts
+//!
+//! One BatchGetItem of the contacts' locators finds each one's partition (no locator →
+//! `Missing`). Then, 50 claims per TransactWriteItems (each claim is two items, the limit
+//! is 100): an Update of the contact's state item `SET invited_at = now, status = pending`
+//! under `(attribute_not_exists(status) OR status <> accepted) AND
+//! (attribute_not_exists(invited_at) OR invited_at <= now - 24h)`, and a Put of the
+//! invitation under `attribute_not_exists(pk)`.
+//!
+//! A transaction is all-or-nothing, so one held contact cancels its 49 neighbours. On
+//! cancellation the per-item reasons classify each failed claim — its invitation exists →
+//! `AlreadyClaimedByThisCampaign`; its state item (the `ALL_OLD` copy) is accepted →
+//! `Accepted`, else recently invited → `Held { until }` — and the rest of the batch, which
+//! wrote nothing, is sent again without them. Every condition is evaluated, so one retry
+//! per batch suffices unless transactions conflict; rounds are bounded
+//! ([`MAX_CLAIM_ROUNDS`]) with back-off. Batches go one after another: a claim call is a
+//! fan-out page, and its throughput is one transaction per 50 contacts.
+//!
+//! The contact's existence is established by the locator read just before the transaction,
+//! not inside it (a ConditionCheck on the sync item would be a third item per claim, 33
+//! claims per transaction instead of 50). A contact deleted in between leaves an orphan
+//! state item, which every read ignores (see `items::Merger`).
+//!
+//! Requests per 1,000 claims: 10 BatchGetItem + 20 TransactWriteItems when nothing is held;
+//! at most one more transaction per batch that holds a held, accepted or replayed contact.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
+};
+use sha2::{Digest, Sha256};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use super::batch;
+use super::items::{self, get_str, s, time_value, Item, MalformedItem};
+use super::keys;
+use super::DynamoStore;
+use crate::domain::{
+    Campaign, CampaignId, CampaignStatus, ContactId, DivisionId, Email, Filters, Invitation,
+    InvitationCategory, PortalStatus, Skipped, TenantId, Trigger, HOLD_WINDOW,
+    MAX_CAMPAIGN_DIVISIONS,
+};
+use crate::ports::{
+    decode_invitation_cursor, encode_invitation_cursor, CampaignStore, Claim, ClaimResult,
+    CreateOutcome, Idempotency, Page, StoreError, MAX_CLAIMS, MAX_PAGE_SIZE,
+};
+
+/// Claims per TransactWriteItems: two items each, 100 items per transaction.
+const CLAIMS_PER_TRANSACTION: usize = 50;
+/// Rounds of a claim batch (or a campaign creation) before giving up on conflicts.
+pub(super) const MAX_CLAIM_ROUNDS: u32 = 8;
+
+const CAMPAIGN_SK: &str = "CMP";
+const INVITATION_SK_PREFIX: &str = "INV#";
+const IDEMPOTENCY_SK: &str = "IDEM";
+
+// Campaign item.
+const TRIGGER: &str = "trigger";
+const STATUS: &str = "status";
+const DIVISIONS: &str = "divs";
+const FILTERS: &str = "filters";
+const UNINVITED: &str = "uninv";
+const TEMPLATE: &str = "tpl";
+const FROM: &str = "from";
+const CREATED_AT: &str = "at";
+const CREATED_BY: &str = "by";
+const TARGETED: &str = "targeted";
+const SK_ACCEPTED: &str = "sk_acc";
+const SK_HELD: &str = "sk_held";
+const SK_SUPPRESSED: &str = "sk_sup";
+const SK_NO_EMAIL: &str = "sk_noemail";
+const REASON: &str = "why";
+// Invitation item.
+const EMAIL: &str = "email";
+const TOKEN_HASH: &str = "tok";
+const EXPIRES: &str = "exp";
+const CATEGORY: &str = "cat";
+// Idempotency item.
+const IDEM_CAMPAIGN: &str = "cmp";
+const IDEM_BODY: &str = "body";
+
+const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+const CONFLICT: &str = "TransactionConflict";
+
+fn campaign_pk(t: &TenantId, c: &CampaignId) -> String {
+    format!("T#{t}#CMP#{c}")
+}
+
+fn invitation_sk(c: &ContactId) -> String {
+    format!("{INVITATION_SK_PREFIX}{c}")
+}
+
+fn idempotency_pk(t: &TenantId, key: &str) -> String {
+    let hash = Sha256::digest(key.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for b in hash {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    format!("T#{t}#IDEM#{hex}")
+}
+
+fn malformed(what: &str) -> StoreError {
+    StoreError::backend("decode item", MalformedItem(what.to_owned()))
+}
+
+fn req_str<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    get_str(item, name).ok_or_else(|| malformed(name))
+}
+
+fn time_of(item: &Item, name: &str) -> Result<Option<OffsetDateTime>, StoreError> {
+    get_str(item, name)
+        .map(|v| OffsetDateTime::parse(v, &Rfc3339).map_err(|_| malformed(name)))
+        .transpose()
+}
+
+fn req_time(item: &Item, name: &str) -> Result<OffsetDateTime, StoreError> {
+    time_of(item, name)?.ok_or_else(|| malformed(name))
+}
+
+fn num(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_num(item: &Item, name: &str) -> Result<u64, StoreError> {
+    match item.get(name) {
+        None => Ok(0),
+        Some(AttributeValue::N(n)) => n.parse().map_err(|_| malformed(name)),
+        Some(_) => Err(malformed(name)),
+    }
+}
+
+fn get_hash(item: &Item, name: &str) -> Result<[u8; 32], StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::B(b)) => <[u8; 32]>::try_from(b.as_ref()).map_err(|_| malformed(name)),
+        _ => Err(malformed(name)),
+    }
+}
+
+fn encode_campaign(t: &TenantId, c: &Campaign) -> Result<Item, StoreError> {
+    let filters =
+        serde_json::to_string(&c.filters).map_err(|e| StoreError::backend("encode item", e))?;
+    let mut item = items::key(campaign_pk(t, &c.campaign_id), CAMPAIGN_SK);
+    let mut put = |k: &str, v: AttributeValue| {
+        item.insert(k.to_owned(), v);
+    };
+    put(TRIGGER, s(c.trigger.as_str()));
+    put(STATUS, s(c.status.as_str()));
+    put(
+        DIVISIONS,
+        AttributeValue::L(c.division_ids.iter().map(|d| s(d.as_str())).collect()),
+    );
+    put(FILTERS, s(filters));
+    put(UNINVITED, AttributeValue::Bool(c.limit_to_uninvited));
+    put(TEMPLATE, s(&c.template_id));
+    put(FROM, s(c.email_from.as_str()));
+    put(CREATED_AT, time_value(c.created_at)?);
+    put(CREATED_BY, s(&c.created_by));
+    put(TARGETED, num(c.targeted));
+    put(SK_ACCEPTED, num(c.skipped.accepted));
+    put(SK_HELD, num(c.skipped.held_24h));
+    put(SK_SUPPRESSED, num(c.skipped.suppressed));
+    put(SK_NO_EMAIL, num(c.skipped.no_email));
+    if let Some(r) = &c.pause_reason {
+        put(REASON, s(r));
+    }
+    Ok(item)
+}
+
+fn decode_campaign(item: &Item) -> Result<Campaign, StoreError> {
+    let pk = req_str(item, items::PK)?;
+    let id = pk
+        .rsplit_once("#CMP#")
+        .map(|(_, id)| id)
+        .unwrap_or_default();
+    let division_ids = match item.get(DIVISIONS) {
+        Some(AttributeValue::L(l)) => l
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(d) => {
+                    DivisionId::parse(d.as_str()).map_err(|_| malformed(DIVISIONS))
+                }
+                _ => Err(malformed(DIVISIONS)),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => return Err(malformed(DIVISIONS)),
+    };
+    let filters: Filters =
+        serde_json::from_str(req_str(item, FILTERS)?).map_err(|_| malformed(FILTERS))?;
+    Ok(Campaign {
+        campaign_id: CampaignId::parse(id).map_err(|_| malformed("campaign id"))?,
+        trigger: Trigger::parse(req_str(item, TRIGGER)?).ok_or_else(|| malformed(TRIGGER))?,
+        status: CampaignStatus::parse(req_str(item, STATUS)?).ok_or_else(|| malformed(STATUS))?,
+        division_ids,
+        filters,
+        limit_to_uninvited: matches!(item.get(UNINVITED), Some(AttributeValue::Bool(true))),
+        template_id: req_str(item, TEMPLATE)?.to_owned(),
+        email_from: Email::parse(req_str(item, FROM)?).map_err(|_| malformed(FROM))?,
+        created_at: req_time(item, CREATED_AT)?,
+        created_by: req_str(item, CREATED_BY)?.to_owned(),
+        targeted: get_num(item, TARGETED)?,
+        skipped: Skipped {
+            accepted: get_num(item, SK_ACCEPTED)?,
+            held_24h: get_num(item, SK_HELD)?,
+            suppressed: get_num(item, SK_SUPPRESSED)?,
+            no_email: get_num(item, SK_NO_EMAIL)?,
+        },
+        pause_reason: get_str(item, REASON).map(str::to_owned),
+    })
+}
+
+fn encode_invitation(t: &TenantId, inv: &Invitation) -> Result<Item, StoreError> {
+    let mut item = items::key(
+        campaign_pk(t, &inv.campaign_id),
+        invitation_sk(&inv.contact_id),
+    );
+    item.insert(EMAIL.into(), s(inv.email.as_str()));
+    item.insert(
+        TOKEN_HASH.into(),
+        AttributeValue::B(inv.registration_token_hash.to_vec().into()),
+    );
+    item.insert(EXPIRES.into(), time_value(inv.expires_at)?);
+    item.insert(CATEGORY.into(), s(inv.category.as_str()));
+    if let Some(r) = inv.category.reason() {
+        item.insert(REASON.into(), s(r));
+    }
+    item.insert(CREATED_AT.into(), time_value(inv.created_at)?);
+    Ok(item)
+}
+
+fn decode_invitation(campaign: &CampaignId, item: &Item) -> Result<Invitation, StoreError> {
+    let contact = req_str(item, items::SK)?
+        .strip_prefix(INVITATION_SK_PREFIX)
+        .ok_or_else(|| malformed("invitation sort key"))?;
+    Ok(Invitation {
+        campaign_id: campaign.clone(),
+        contact_id: ContactId::parse(contact).map_err(|_| malformed("contact id"))?,
+        email: Email::parse(req_str(item, EMAIL)?).map_err(|_| malformed(EMAIL))?,
+        registration_token_hash: get_hash(item, TOKEN_HASH)?,
+        expires_at: req_time(item, EXPIRES)?,
+        category: InvitationCategory::from_parts(
+            req_str(item, CATEGORY)?,
+            get_str(item, REASON).map(str::to_owned),
+        )
+        .ok_or_else(|| malformed(CATEGORY))?,
+        created_at: req_time(item, CREATED_AT)?,
+    })
+}
+
+/// The cancellation reasons of a cancelled transaction, or the error itself.
+fn cancellation(
+    e: aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError>,
+) -> Result<Vec<CancellationReason>, StoreError> {
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+            Ok(c.cancellation_reasons().to_vec())
+        }
+        _ => Err(StoreError::backend("TransactWriteItems", e)),
+    }
+}
+
+fn build_err(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::backend("TransactWriteItems", e)
+}
+
+fn backoff(round: u32) -> Duration {
+    Duration::from_millis(20u64 << round.min(6))
+}
+
+/// A cancellation reason that is none of the expected ones.
+#[derive(Debug, thiserror::Error)]
+#[error("transaction cancelled: {0}")]
+struct Cancelled(String);
+
+/// Too much input for one call (the caller's bug: the use case bounds it).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TooMany(&'static str);
+
+impl DynamoStore {
+    /// Held while a transaction is sent, when the handle serialises them (emulators).
+    async fn transaction_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.transaction_lock {
+            Some(lock) => Some(lock.lock().await),
+            None => None,
+        }
+    }
+
+    fn put(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// What a cancelled creation means, from its reasons (`None`: retry).
+    async fn classify_create(
+        &self,
+        tenant: &TenantId,
+        divisions: &[DivisionId],
+        idempotency: Option<&Idempotency>,
+        reasons: &[CancellationReason],
+        now: OffsetDateTime,
+    ) -> Result<Option<CreateOutcome>, StoreError> {
+        let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+        let idem_index = divisions.len() + 1;
+        if let Some(idem) = idempotency {
+            if code(idem_index) == CONDITION_FAILED {
+                let old = match reasons.get(idem_index).and_then(|r| r.item()) {
+                    Some(item) => Some(item.clone()),
+                    None => {
+                        self.get_item(
+                            "GetItem",
+                            items::key(idempotency_pk(tenant, &idem.key), IDEMPOTENCY_SK),
+                        )
+                        .await?
+                    }
+                };
+                // Gone again (cannot happen: keys are never deleted) — retry.
+                let Some(old) = old else { return Ok(None) };
+                if get_hash(&old, IDEM_BODY)? != idem.body_hash {
+                    return Ok(Some(CreateOutcome::IdempotencyMismatch));
+                }
+                let id = CampaignId::parse(req_str(&old, IDEM_CAMPAIGN)?)
+                    .map_err(|_| malformed(IDEM_CAMPAIGN))?;
+                return match self.get_campaign(tenant, &id).await? {
+                    Some(c) => Ok(Some(CreateOutcome::Existing(Box::new(c)))),
+                    None => Err(malformed("idempotency key names a missing campaign")),
+                };
+            }
+        }
+        for (i, d) in divisions.iter().enumerate() {
+            if code(i) != CONDITION_FAILED {
+                continue;
+            }
+            let Some(old) = reasons.get(i).and_then(|r| r.item()) else {
+                return Ok(Some(CreateOutcome::DivisionMissing {
+                    division_id: d.clone(),
+                }));
+            };
+            let last = time_of(old, items::DIV_LAST_BULK)?.unwrap_or(now);
+            return Ok(Some(CreateOutcome::DivisionHeld {
+                division_id: d.clone(),
+                retry_after: last + HOLD_WINDOW,
+            }));
+        }
+        if reasons
+            .iter()
+            .all(|r| matches!(r.code(), None | Some("None") | Some(CONFLICT)))
+        {
+            return Ok(None);
+        }
+        let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
+        Err(StoreError::backend(
+            "TransactWriteItems",
+            Cancelled(codes.join(",")),
+        ))
+    }
+
+    /// One claim's two transaction items: the state update and the invitation put.
+    fn claim_items(
+        &self,
+        tenant: &TenantId,
+        division: &DivisionId,
+        claim: &Claim,
+        campaign: &CampaignId,
+        now: &AttributeValue,
+        cutoff: &AttributeValue,
+    ) -> Result<[TransactWriteItem; 2], StoreError> {
+        let id = &claim.contact_id;
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(items::key(
+                keys::partition_pk(tenant, division, keys::shard_of(id)),
+                keys::state_sk(id),
+            )))
+            .update_expression("SET #inv = :now, #st = :pending")
+            .condition_expression(
+                "(attribute_not_exists(#st) OR #st <> :accepted) AND \
+                 (attribute_not_exists(#inv) OR #inv <= :cutoff)",
+            )
+            .expression_attribute_names("#inv", items::INVITED_AT)
+            .expression_attribute_names("#st", items::STATUS)
+            .expression_attribute_values(":now", now.clone())
+            .expression_attribute_values(":cutoff", cutoff.clone())
+            .expression_attribute_values(":pending", s(PortalStatus::Pending.as_str()))
+            .expression_attribute_values(":accepted", s(PortalStatus::Accepted.as_str()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(build_err)?;
+        let mut invitation = claim.invitation.clone();
+        invitation.campaign_id = campaign.clone();
+        invitation.contact_id = id.clone();
+        Ok([
+            TransactWriteItem::builder().update(update).build(),
+            self.put(encode_invitation(tenant, &invitation)?)?,
+        ])
+    }
+
+    /// Claims one batch (≤ 50 distinct contacts), retrying the part a cancellation did not
+    /// decide. Returns a result per entry of `batch`.
+    async fn claim_batch(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        batch: &[(&Claim, &DivisionId)],
+        now: OffsetDateTime,
+    ) -> Result<Vec<ClaimResult>, StoreError> {
+        let now_v = time_value(now)?;
+        let cutoff_v = time_value(now - HOLD_WINDOW)?;
+        let mut results: Vec<Option<ClaimResult>> = vec![None; batch.len()];
+        let mut pending: Vec<usize> = (0..batch.len()).collect();
+        for round in 0..MAX_CLAIM_ROUNDS {
+            if pending.is_empty() {
+                break;
+            }
+            let mut request = self.client.transact_write_items();
+            for &i in &pending {
+                let (claim, division) = batch[i];
+                for item in
+                    self.claim_items(tenant, division, claim, campaign, &now_v, &cutoff_v)?
+                {
+                    request = request.transact_items(item);
+                }
+            }
+            let sent = {
+                let _one_at_a_time = self.transaction_guard().await;
+                request.send().await
+            };
+            let reasons = match sent {
+                Ok(_) => {
+                    for &i in &pending {
+                        results[i] = Some(ClaimResult::Claimed);
+                    }
+                    pending.clear();
+                    break;
+                }
+                Err(e) => cancellation(e)?,
+            };
+            let mut retry = Vec::new();
+            let mut conflicted = false;
+            for (n, &i) in pending.iter().enumerate() {
+                let state = reasons.get(2 * n);
+                let put = reasons.get(2 * n + 1);
+                let code = |r: Option<&CancellationReason>| {
+                    r.and_then(|r| r.code()).unwrap_or("None").to_owned()
+                };
+                let (state_code, put_code) = (code(state), code(put));
+                if put_code == CONDITION_FAILED {
+                    results[i] = Some(ClaimResult::AlreadyClaimedByThisCampaign);
+                } else if state_code == CONDITION_FAILED {
+                    match state.and_then(|r| r.item()) {
+                        Some(old) => results[i] = Some(classify_held(old, now)?),
+                        // The state item vanished since (a delete): try again.
+                        None => retry.push(i),
+                    }
+                } else if [state_code.as_str(), put_code.as_str()]
+                    .iter()
+                    .all(|c| *c == "None" || *c == CONFLICT)
+                {
+                    conflicted |= state_code == CONFLICT || put_code == CONFLICT;
+                    retry.push(i);
+                } else {
+                    return Err(StoreError::backend(
+                        "TransactWriteItems",
+                        Cancelled(format!("{state_code},{put_code}")),
+                    ));
+                }
+            }
+            pending = retry;
+            if conflicted {
+                tokio::time::sleep(backoff(round)).await;
+            }
+        }
+        if !pending.is_empty() {
+            return Err(StoreError::backend(
+                "TransactWriteItems",
+                Cancelled(format!("{} claims still conflicting", pending.len())),
+            ));
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(ClaimResult::Missing))
+            .collect())
+    }
+}
+
+/// Why a state item failed the claim condition: accepted, or invited within 24 hours.
+fn classify_held(old: &Item, now: OffsetDateTime) -> Result<ClaimResult, StoreError> {
+    if get_str(old, items::STATUS) == Some(PortalStatus::Accepted.as_str()) {
+        return Ok(ClaimResult::Accepted);
+    }
+    let at = time_of(old, items::INVITED_AT)?.unwrap_or(now);
+    Ok(ClaimResult::Held {
+        until: at + HOLD_WINDOW,
+    })
+}
+
+#[async_trait]
+impl CampaignStore for DynamoStore {
+    async fn create_campaign(
+        &self,
+        tenant: &TenantId,
+        campaign: &Campaign,
+        idempotency: Option<&Idempotency>,
+        now: OffsetDateTime,
+    ) -> Result<CreateOutcome, StoreError> {
+        let mut divisions = if campaign.trigger == Trigger::Manual {
+            campaign.division_ids.clone()
+        } else {
+            Vec::new()
+        };
+        divisions.sort();
+        divisions.dedup();
+        if divisions.len() > MAX_CAMPAIGN_DIVISIONS {
+            return Err(StoreError::backend(
+                "TransactWriteItems",
+                TooMany("a campaign touches at most 50 divisions"),
+            ));
+        }
+        let now_v = time_value(now)?;
+        let cutoff_v = time_value(now - HOLD_WINDOW)?;
+        for round in 0..MAX_CLAIM_ROUNDS {
+            let mut request = self.client.transact_write_items();
+            for d in &divisions {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(items::key(
+                        keys::tenant_pk(tenant),
+                        keys::division_sk(d),
+                    )))
+                    .update_expression("SET #lb = :now")
+                    .condition_expression(
+                        "attribute_exists(pk) AND \
+                         (attribute_not_exists(#lb) OR #lb <= :cutoff)",
+                    )
+                    .expression_attribute_names("#lb", items::DIV_LAST_BULK)
+                    .expression_attribute_values(":now", now_v.clone())
+                    .expression_attribute_values(":cutoff", cutoff_v.clone())
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .build()
+                    .map_err(build_err)?;
+                request =
+                    request.transact_items(TransactWriteItem::builder().update(update).build());
+            }
+            request = request.transact_items(self.put(encode_campaign(tenant, campaign)?)?);
+            if let Some(idem) = idempotency {
+                let mut item = items::key(idempotency_pk(tenant, &idem.key), IDEMPOTENCY_SK);
+                item.insert(IDEM_CAMPAIGN.into(), s(campaign.campaign_id.as_str()));
+                item.insert(
+                    IDEM_BODY.into(),
+                    AttributeValue::B(idem.body_hash.to_vec().into()),
+                );
+                request = request.transact_items(self.put(item)?);
+            }
+            let sent = {
+                let _one_at_a_time = self.transaction_guard().await;
+                request.send().await
+            };
+            let reasons = match sent {
+                Ok(_) => return Ok(CreateOutcome::Created),
+                Err(e) => cancellation(e)?,
+            };
+            if let Some(outcome) = self
+                .classify_create(tenant, &divisions, idempotency, &reasons, now)
+                .await?
+            {
+                return Ok(outcome);
+            }
+            tokio::time::sleep(backoff(round)).await;
+        }
+        Err(StoreError::backend(
+            "TransactWriteItems",
+            Cancelled("campaign creation kept conflicting".into()),
+        ))
+    }
+
+    async fn get_campaign(
+        &self,
+        tenant: &TenantId,
+        id: &CampaignId,
+    ) -> Result<Option<Campaign>, StoreError> {
+        self.get_item("GetItem", items::key(campaign_pk(tenant, id), CAMPAIGN_SK))
+            .await?
+            .map(|i| decode_campaign(&i))
+            .transpose()
+    }
+
+    async fn update_campaign_status(
+        &self,
+        tenant: &TenantId,
+        id: &CampaignId,
+        expected: CampaignStatus,
+        new: CampaignStatus,
+        reason: Option<String>,
+    ) -> Result<bool, StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key(campaign_pk(tenant, id), CAMPAIGN_SK)))
+            .condition_expression("attribute_exists(pk) AND #st = :expected")
+            .expression_attribute_names("#st", STATUS)
+            .expression_attribute_names("#why", REASON)
+            .expression_attribute_values(":expected", s(expected.as_str()))
+            .expression_attribute_values(":new", s(new.as_str()));
+        request = match reason {
+            Some(r) => request
+                .update_expression("SET #st = :new, #why = :why")
+                .expression_attribute_values(":why", s(r)),
+            None => request.update_expression("SET #st = :new REMOVE #why"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::backend("UpdateItem", e)),
+        }
+    }
+
+    async fn add_campaign_counts(
+        &self,
+        tenant: &TenantId,
+        id: &CampaignId,
+        targeted: u64,
+        skipped: Skipped,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key(campaign_pk(tenant, id), CAMPAIGN_SK)))
+            .condition_expression("attribute_exists(pk)")
+            .update_expression("ADD #t :t, #a :a, #h :h, #s :s, #n :n")
+            .expression_attribute_names("#t", TARGETED)
+            .expression_attribute_names("#a", SK_ACCEPTED)
+            .expression_attribute_names("#h", SK_HELD)
+            .expression_attribute_names("#s", SK_SUPPRESSED)
+            .expression_attribute_names("#n", SK_NO_EMAIL)
+            .expression_attribute_values(":t", num(targeted))
+            .expression_attribute_values(":a", num(skipped.accepted))
+            .expression_attribute_values(":h", num(skipped.held_24h))
+            .expression_attribute_values(":s", num(skipped.suppressed))
+            .expression_attribute_values(":n", num(skipped.no_email))
+            .return_values(ReturnValue::None)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::backend("UpdateItem", e)),
+        }
+    }
+
+    async fn claim_contacts(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        claims: &[Claim],
+        now: OffsetDateTime,
+    ) -> Result<Vec<ClaimResult>, StoreError> {
+        if claims.len() > MAX_CLAIMS {
+            return Err(StoreError::backend(
+                "TransactWriteItems",
+                TooMany("at most 500 claims per call"),
+            ));
+        }
+        // Distinct contacts, first occurrence wins.
+        let mut first: HashMap<&ContactId, usize> = HashMap::new();
+        let mut unique: Vec<&Claim> = Vec::new();
+        for c in claims {
+            first.entry(&c.contact_id).or_insert_with(|| {
+                unique.push(c);
+                unique.len() - 1
+            });
+        }
+        let locators = batch::get_all(
+            &self.client,
+            &self.table,
+            unique
+                .iter()
+                .map(|c| items::key(keys::locator_pk(tenant, &c.contact_id), keys::LOCATOR_SK))
+                .collect(),
+            None,
+        )
+        .await?;
+        let mut division_of: HashMap<String, DivisionId> = HashMap::new();
+        for loc in &locators {
+            let pk = req_str(loc, items::PK)?.to_owned();
+            division_of.insert(pk, items::division_id(loc, items::DIVISION)?);
+        }
+        let mut results = vec![ClaimResult::Missing; unique.len()];
+        let located: Vec<(usize, (&Claim, &DivisionId))> = unique
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                division_of
+                    .get(&keys::locator_pk(tenant, &c.contact_id))
+                    .map(|d| (i, (*c, d)))
+            })
+            .collect();
+        for chunk in located.chunks(CLAIMS_PER_TRANSACTION) {
+            let batch: Vec<(&Claim, &DivisionId)> = chunk.iter().map(|(_, b)| *b).collect();
+            let got = self.claim_batch(tenant, campaign, &batch, now).await?;
+            for ((i, _), r) in chunk.iter().zip(got) {
+                results[*i] = r;
+            }
+        }
+        Ok(claims
+            .iter()
+            .map(|c| {
+                first
+                    .get(&c.contact_id)
+                    .map_or(ClaimResult::Missing, |&i| results[i])
+            })
+            .collect())
+    }
+
+    async fn list_invitations(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Invitation>, StoreError> {
+        let after = cursor.map(decode_invitation_cursor).transpose()?;
+        let limit = limit.clamp(1, MAX_PAGE_SIZE) as usize;
+        let lower = match &after {
+            Some(a) => invitation_sk(a),
+            None => INVITATION_SK_PREFIX.to_owned(),
+        };
+        let mut found = Vec::with_capacity(limit + 1);
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+                .expression_attribute_values(":pk", s(campaign_pk(tenant, campaign)))
+                .expression_attribute_values(":lo", s(format!("{lower}\u{1}")))
+                // Every id character sorts below `~`.
+                .expression_attribute_values(":hi", s(format!("{INVITATION_SK_PREFIX}~")))
+                .limit((limit + 1 - found.len()) as i32)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::backend("Query", e))?;
+            for item in page.items() {
+                found.push(decode_invitation(campaign, item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() || found.len() > limit {
+                break;
+            }
+        }
+        let next_cursor = if found.len() > limit {
+            found.truncate(limit);
+            found
+                .last()
+                .map(|i| encode_invitation_cursor(&i.contact_id))
+        } else {
+            None
+        };
+        Ok(Page {
+            items: found,
+            next_cursor,
+        })
+    }
+
+    async fn get_invitation(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        contact: &ContactId,
+    ) -> Result<Option<Invitation>, StoreError> {
+        self.get_item(
+            "GetItem",
+            items::key(campaign_pk(tenant, campaign), invitation_sk(contact)),
+        )
+        .await?
+        .map(|i| decode_invitation(campaign, &i))
+        .transpose()
+    }
+
+    async fn set_invitation_category(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        contact: &ContactId,
+        category: &InvitationCategory,
+    ) -> Result<bool, StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(items::key(
+                campaign_pk(tenant, campaign),
+                invitation_sk(contact),
+            )))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#cat", CATEGORY)
+            .expression_attribute_names("#why", REASON)
+            .expression_attribute_values(":cat", s(category.as_str()));
+        request = match category.reason() {
+            Some(r) => request
+                .update_expression("SET #cat = :cat, #why = :why")
+                .expression_attribute_values(":why", s(r)),
+            None => request.update_expression("SET #cat = :cat REMOVE #why"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::backend("UpdateItem", e)),
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! Campaigns and invitations: what a send is, the one state machine of its status, and the
+//! invitation record each claimed contact gets.
+//!
+//! A campaign's status moves only through [`CampaignStatus::next`], so every caller (HTTP,
+//! fan-out, delivery) agrees on which moves exist; stores persist a move with a conditional
+//! write on the expected status (`CampaignStore::update_campaign_status`).
+//!
+//! A registration token is at least 128 random bits, handed to the recipient once (in the
+//! email's portal link) and stored only as its SHA-256 ([`RegistrationToken`]).
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::RngCore;
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use super::{ContactId, DivisionId, DomainError, Email, Filters};
+
+/// Most divisions one campaign may touch: a campaign and its division locks are written in
+/// one DynamoDB transaction (≤ 100 items, two of them the campaign and its idempotency key).
+pub const MAX_CAMPAIGN_DIVISIONS: usize = 50;
+
+/// A campaign id: 12 hex digits of the creation time in milliseconds, then 20 hex digits
+/// (80 bits) of randomness — 32 lowercase hex characters. Ids made later sort later, so a
+/// newest-first listing is a reverse key order, and two ids never collide in practice.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct CampaignId(String);
+
+impl CampaignId {
+    /// A fresh id for a campaign created at `now`.
+    pub fn generate(now: OffsetDateTime) -> Self {
+        let millis = (now.unix_timestamp_nanos() / 1_000_000).clamp(0, 0xffff_ffff_ffff) as u64;
+        let mut random = [0u8; 10];
+        rand::rng().fill_bytes(&mut random);
+        let mut s = format!("{millis:012x}");
+        for b in random {
+            s.push_str(&format!("{b:02x}"));
+        }
+        Self(s)
+    }
+
+    /// Parses an id made by [`CampaignId::generate`]: exactly 32 lowercase hex digits.
+    pub fn parse(raw: impl Into<String>) -> Result<Self, DomainError> {
+        let raw = raw.into();
+        if raw.len() != 32 || !raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(DomainError::InvalidId {
+                kind: "campaign_id",
+                value: raw.chars().take(80).collect(),
+                reason: "must be 32 lowercase hexadecimal digits",
+            });
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CampaignId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for CampaignId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::parse(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What started a campaign. Only a manual (bulk) send takes the divisions' 24-hour lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Manual,
+    Individual,
+    Recurring,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Individual => "individual",
+            Self::Recurring => "recurring",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Manual, Self::Individual, Self::Recurring]
+            .into_iter()
+            .find(|t| t.as_str() == s)
+    }
+}
+
+/// Where a campaign is. Moves only through [`CampaignStatus::next`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignStatus {
+    /// Recorded; the fan-out has not started (or a paused campaign was resumed).
+    Queued,
+    /// The fan-out is paging through recipients and claiming them.
+    FanningOut,
+    /// Every recipient is claimed; deliveries are in flight.
+    Sending,
+    /// Every invitation reached a final category. Terminal.
+    Completed,
+    /// Stopped by a manager or by the failure threshold; can be resumed.
+    Paused,
+    /// Could not go on (e.g. its template vanished). Terminal.
+    Failed,
+}
+
+/// What happened to a campaign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CampaignEvent {
+    /// A fan-out run picked the campaign up.
+    FanOutStarted,
+    /// The fan-out claimed every recipient and emitted every send batch.
+    FanOutFinished,
+    /// Every invitation was delivered or failed.
+    DeliveriesFinished,
+    /// A manager, or the failure threshold, stopped the campaign.
+    Pause,
+    /// A paused campaign goes back to the queue; the fan-out is resumable and skips the
+    /// contacts it already claimed, so nothing is sent twice.
+    Resume,
+    /// The campaign cannot go on.
+    Fail,
+}
+
+/// An event that does not apply to a status (e.g. anything after `completed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("campaign cannot go from {from:?} on {event:?}")]
+pub struct InvalidTransition {
+    pub from: CampaignStatus,
+    pub event: CampaignEvent,
+}
+
+impl CampaignStatus {
+    pub const ALL: [Self; 6] = [
+        Self::Queued,
+        Self::FanningOut,
+        Self::Sending,
+        Self::Completed,
+        Self::Paused,
+        Self::Failed,
+    ];
+
+    /// The one transition function.
+    pub fn next(self, event: CampaignEvent) -> Result<CampaignStatus, InvalidTransition> {
+        use CampaignEvent as E;
+        use CampaignStatus as S;
+        match (self, event) {
+            (S::Queued, E::FanOutStarted) => Ok(S::FanningOut),
+            (S::FanningOut, E::FanOutFinished) => Ok(S::Sending),
+            (S::Sending, E::DeliveriesFinished) => Ok(S::Completed),
+            (S::Queued | S::FanningOut | S::Sending, E::Pause) => Ok(S::Paused),
+            (S::Paused, E::Resume) => Ok(S::Queued),
+            (S::Queued | S::FanningOut | S::Sending | S::Paused, E::Fail) => Ok(S::Failed),
+            (from, event) => Err(InvalidTransition { from, event }),
+        }
+    }
+
+    /// No event moves a terminal campaign.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::FanningOut => "fanning_out",
+            Self::Sending => "sending",
+            Self::Completed => "completed",
+            Self::Paused => "paused",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// Contacts a campaign matched but did not target, by reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub accepted: u64,
+    pub held_24h: u64,
+    pub suppressed: u64,
+    pub no_email: u64,
+}
+
+/// A send: to the contacts of `division_ids` passing `filters`, with one template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Campaign {
+    pub campaign_id: CampaignId,
+    pub trigger: Trigger,
+    pub status: CampaignStatus,
+    pub division_ids: Vec<DivisionId>,
+    pub filters: Filters,
+    pub limit_to_uninvited: bool,
+    /// The template's id. A plain string here: the template store (built alongside) owns
+    /// the `TemplateId` type; the use case parses it before a campaign is made.
+    pub template_id: String,
+    pub email_from: Email,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// Who asked for it (the token's subject).
+    pub created_by: String,
+    /// Contacts claimed for an invitation so far.
+    pub targeted: u64,
+    pub skipped: Skipped,
+    pub pause_reason: Option<String>,
+}
+
+/// Where an invitation stands. Issue 4 adds delivery outcomes (delivered, opened, bounced,
+/// complained, unsubscribed...); stores keep the category as its `as_str` name plus a reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "category")]
+pub enum InvitationCategory {
+    /// Claimed; not yet handed to the mail service.
+    InProcess,
+    /// Accepted by the mail service.
+    Sent,
+    /// Could not be sent.
+    Failed { reason: String },
+}
+
+impl InvitationCategory {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::InProcess => "in_process",
+            Self::Sent => "sent",
+            Self::Failed { .. } => "failed",
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Failed { reason } => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// Rebuilds a category from its stored name and reason.
+    pub fn from_parts(name: &str, reason: Option<String>) -> Option<Self> {
+        Some(match name {
+            "in_process" => Self::InProcess,
+            "sent" => Self::Sent,
+            "failed" => Self::Failed {
+                reason: reason.unwrap_or_default(),
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// One contact's invitation within a campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invitation {
+    pub campaign_id: CampaignId,
+    pub contact_id: ContactId,
+    pub email: Email,
+    /// SHA-256 of the registration token; the token itself is never stored.
+    pub registration_token_hash: [u8; 32],
+    pub expires_at: OffsetDateTime,
+    pub category: InvitationCategory,
+    pub created_at: OffsetDateTime,
+}
+
+/// A registration token: 128 random bits as URL-safe base64 (22 characters). Only its
+/// [`hash`](RegistrationToken::hash) is stored; the token travels in the email alone.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistrationToken(String);
+
+impl RegistrationToken {
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The token as it appears in a link.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn hash(&self) -> [u8; 32] {
+        hash_token(&self.0)
+    }
+}
+
+impl fmt::Debug for RegistrationToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RegistrationToken(<redacted>)")
+    }
+}
+
+/// SHA-256 of a token as presented (to look an invitation up by the token in a link).
+pub fn hash_token(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    const EVENTS: [CampaignEvent; 6] = [
+        CampaignEvent::FanOutStarted,
+        CampaignEvent::FanOutFinished,
+        CampaignEvent::DeliveriesFinished,
+        CampaignEvent::Pause,
+        CampaignEvent::Resume,
+        CampaignEvent::Fail,
+    ];
+
+    fn status() -> impl Strategy<Value = CampaignStatus> {
+        proptest::sample::select(CampaignStatus::ALL.to_vec())
+    }
+
+    fn events() -> impl Strategy<Value = Vec<CampaignEvent>> {
+        proptest::collection::vec(proptest::sample::select(EVENTS.to_vec()), 0..40)
+    }
+
+    proptest! {
+        #[test]
+        fn nothing_moves_a_completed_or_failed_campaign(s in status(), evs in events()) {
+            prop_assume!(s.is_terminal());
+            for e in evs {
+                prop_assert!(s.next(e).is_err());
+            }
+        }
+
+        #[test]
+        fn a_paused_campaign_can_always_resume_and_reach_completion(evs in events()) {
+            // Wherever a run of events leaves a live campaign, pause → resume → the normal
+            // path completes it.
+            let mut s = CampaignStatus::Queued;
+            for e in evs {
+                match s.next(e) {
+                    Ok(n) if !n.is_terminal() => s = n,
+                    _ => {}
+                }
+            }
+            let mut s = if s == CampaignStatus::Paused { s } else { s.next(CampaignEvent::Pause).unwrap() };
+            s = s.next(CampaignEvent::Resume).unwrap();
+            prop_assert_eq!(s, CampaignStatus::Queued);
+            for e in [CampaignEvent::FanOutStarted, CampaignEvent::FanOutFinished, CampaignEvent::DeliveriesFinished] {
+                s = s.next(e).unwrap();
+            }
+            prop_assert_eq!(s, CampaignStatus::Completed);
+        }
+
+        #[test]
+        fn every_live_status_can_fail_and_be_paused_unless_paused(s in status()) {
+            prop_assume!(!s.is_terminal());
+            prop_assert_eq!(s.next(CampaignEvent::Fail), Ok(CampaignStatus::Failed));
+            let paused = s.next(CampaignEvent::Pause);
+            prop_assert_eq!(paused.is_ok(), s != CampaignStatus::Paused);
+        }
+
+        #[test]
+        fn any_run_of_events_only_visits_statuses_the_table_allows(evs in events()) {
+            let mut s = CampaignStatus::Queued;
+            for e in evs {
+                match s.next(e) {
+                    Ok(n) => {
+                        prop_assert!(!s.is_terminal());
+                        // Completed is reached only from Sending; Sending only from FanningOut.
+                        if n == CampaignStatus::Completed { prop_assert_eq!(s, CampaignStatus::Sending); }
+                        if n == CampaignStatus::Sending { prop_assert_eq!(s, CampaignStatus::FanningOut); }
+                        s = n;
+                    }
+                    Err(err) => prop_assert_eq!(err.from, s),
+                }
+            }
+        }
+
+        #[test]
+        fn campaign_ids_parse_back_and_sort_by_creation_time(a in 0i64..4_000_000_000, gap in 1i64..1_000_000) {
+            let t1 = OffsetDateTime::from_unix_timestamp(a).unwrap();
+            let t2 = OffsetDateTime::from_unix_timestamp(a + gap).unwrap();
+            let (i1, i2) = (CampaignId::generate(t1), CampaignId::generate(t2));
+            prop_assert_eq!(CampaignId::parse(i1.as_str()).unwrap(), i1.clone());
+            prop_assert!(i1 < i2);
+        }
+    }
+
+    #[test]
+    fn statuses_round_trip_through_their_names() {
+        for s in CampaignStatus::ALL {
+            assert_eq!(CampaignStatus::parse(s.as_str()), Some(s));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::json!(s.as_str())
+            );
+        }
+        assert_eq!(CampaignStatus::parse("bogus"), None);
+    }
+
+    #[test]
+    fn malformed_campaign_ids_are_rejected() {
+        for bad in ["", "ABCDEF", &"g".repeat(32), &"a".repeat(31), "a#b"] {
+            assert!(CampaignId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(CampaignId::parse(CampaignId::generate(datetime!(2026-01-01 0:00 UTC)).0).is_ok());
+    }
+
+    #[test]
+    fn a_registration_token_has_128_bits_and_only_its_hash_identifies_it() {
+        let t = RegistrationToken::generate();
+        assert_eq!(t.expose().len(), 22);
+        assert_eq!(t.hash(), hash_token(t.expose()));
+        assert_ne!(t.hash(), RegistrationToken::generate().hash());
+        assert!(!format!("{t:?}").contains(t.expose()));
+    }
+
+    #[test]
+    fn categories_round_trip_through_name_and_reason() {
+        for c in [
+            InvitationCategory::InProcess,
+            InvitationCategory::Sent,
+            InvitationCategory::Failed {
+                reason: "bounced".into(),
+            },
+        ] {
+            let back = InvitationCategory::from_parts(c.as_str(), c.reason().map(str::to_owned));
+            assert_eq!(back, Some(c));
+        }
+    }
+}

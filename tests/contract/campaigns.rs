@@ -1,0 +1,850 @@
+//! Contract cases for campaigns, invitations and the two 24-hour rules (the division lock on
+//! a bulk send, the per-contact claim on every send). Each case builds its own tenant.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use portal_core::domain::{
+    Account, AccountId, Campaign, CampaignId, CampaignStatus, ContactId, ContactInput, DivisionId,
+    DivisionInput, Email, Filters, Invitation, InvitationCategory, PortalStatus, RegistrationToken,
+    Skipped, TenantId, Trigger,
+};
+use portal_core::ports::{Claim, ClaimResult, ContactQuery, CreateOutcome, Idempotency, Store};
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+
+const NOW: OffsetDateTime = datetime!(2026-11-02 12:00:00 UTC);
+const DAY: Duration = Duration::hours(24);
+const ONE_SECOND: Duration = Duration::seconds(1);
+
+fn t(s: &str) -> TenantId {
+    TenantId::parse(s).unwrap()
+}
+
+fn div(s: &str) -> DivisionId {
+    DivisionId::parse(s).unwrap()
+}
+
+fn cid(s: &str) -> ContactId {
+    ContactId::parse(s).unwrap()
+}
+
+fn email(s: &str) -> Email {
+    Email::parse(s).unwrap()
+}
+
+async fn put_div(store: &dyn Store, tenant: &TenantId, id: &str) {
+    let d =
+        DivisionInput::new(div(id), format!("Division {id}"), email("hoa@example.org")).unwrap();
+    store.put_division(tenant, &d).await.unwrap();
+}
+
+/// Divisions `d1`, `d2`, and `n` contacts `c000..` on accounts of four contacts in `d1`.
+async fn seed(store: &dyn Store, tenant: &TenantId, n: usize) {
+    put_div(store, tenant, "d1").await;
+    put_div(store, tenant, "d2").await;
+    let ids: Vec<usize> = (0..n).collect();
+    let accounts: Vec<Account> = ids
+        .chunks(4)
+        .enumerate()
+        .map(|(a, chunk)| {
+            let contacts = chunk
+                .iter()
+                .map(|i| {
+                    ContactInput::new(
+                        cid(&format!("c{i:03}")),
+                        format!("Contact {i}"),
+                        Some(email(&format!("c{i}@example.com"))),
+                        String::new(),
+                        true,
+                    )
+                    .unwrap()
+                })
+                .collect();
+            Account::new(
+                AccountId::parse(format!("a{a:03}")).unwrap(),
+                div("d1"),
+                format!("N-{a}"),
+                format!("Account {a}"),
+                "Residential".into(),
+                "A".into(),
+                "Web".into(),
+                "North".into(),
+                true,
+                0,
+                false,
+                None,
+                contacts,
+            )
+            .unwrap()
+        })
+        .collect();
+    store.upsert_accounts(tenant, &accounts).await.unwrap();
+}
+
+fn campaign(trigger: Trigger, divisions: &[&str], at: OffsetDateTime) -> Campaign {
+    Campaign {
+        campaign_id: CampaignId::generate(at),
+        trigger,
+        status: CampaignStatus::Queued,
+        division_ids: divisions.iter().map(|d| div(d)).collect(),
+        filters: Filters {
+            account_class: vec!["Residential".into()],
+            billing_contacts_only: true,
+            ..Filters::default()
+        },
+        limit_to_uninvited: true,
+        template_id: "welcome".into(),
+        email_from: email("hoa@example.org"),
+        created_at: at,
+        created_by: "manager-1".into(),
+        targeted: 0,
+        skipped: Skipped::default(),
+        pause_reason: None,
+    }
+}
+
+fn claim(c: &Campaign, contact: &str, at: OffsetDateTime) -> Claim {
+    Claim {
+        contact_id: cid(contact),
+        invitation: Invitation {
+            campaign_id: c.campaign_id.clone(),
+            contact_id: cid(contact),
+            email: email(&format!("{contact}@example.com")),
+            registration_token_hash: RegistrationToken::generate().hash(),
+            expires_at: at + Duration::days(14),
+            category: InvitationCategory::InProcess,
+            created_at: at,
+        },
+    }
+}
+
+async fn create(
+    store: &dyn Store,
+    tenant: &TenantId,
+    c: &Campaign,
+    at: OffsetDateTime,
+) -> CreateOutcome {
+    store.create_campaign(tenant, c, None, at).await.unwrap()
+}
+
+async fn claim_all(
+    store: &dyn Store,
+    tenant: &TenantId,
+    c: &Campaign,
+    contacts: &[&str],
+    at: OffsetDateTime,
+) -> Vec<ClaimResult> {
+    let claims: Vec<Claim> = contacts.iter().map(|id| claim(c, id, at)).collect();
+    store
+        .claim_contacts(tenant, &c.campaign_id, &claims, at)
+        .await
+        .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+
+pub async fn a_campaign_round_trips_with_every_field(store: &dyn Store) {
+    let tenant = t("cmp-rt");
+    seed(store, &tenant, 0).await;
+    let mut c = campaign(Trigger::Manual, &["d1", "d2"], NOW);
+    c.targeted = 3;
+    c.skipped = Skipped {
+        accepted: 1,
+        held_24h: 2,
+        suppressed: 3,
+        no_email: 4,
+    };
+    c.pause_reason = Some("testing".into());
+    assert_eq!(
+        create(store, &tenant, &c, NOW).await,
+        CreateOutcome::Created
+    );
+    assert_eq!(
+        store.get_campaign(&tenant, &c.campaign_id).await.unwrap(),
+        Some(c.clone())
+    );
+    let other = CampaignId::generate(NOW);
+    assert_eq!(store.get_campaign(&tenant, &other).await.unwrap(), None);
+    for d in ["d1", "d2"] {
+        let d = store.get_division(&tenant, &div(d)).await.unwrap().unwrap();
+        assert_eq!(
+            d.last_bulk_sent_at,
+            Some(NOW),
+            "a manual send locks its divisions"
+        );
+    }
+}
+
+pub async fn a_second_bulk_send_within_24_hours_is_held_and_writes_nothing(store: &dyn Store) {
+    let tenant = t("cmp-held");
+    seed(store, &tenant, 0).await;
+    let first = campaign(Trigger::Manual, &["d1"], NOW);
+    assert_eq!(
+        create(store, &tenant, &first, NOW).await,
+        CreateOutcome::Created
+    );
+
+    let later = NOW + Duration::hours(3);
+    let second = campaign(Trigger::Manual, &["d2", "d1"], later);
+    assert_eq!(
+        create(store, &tenant, &second, later).await,
+        CreateOutcome::DivisionHeld {
+            division_id: div("d1"),
+            retry_after: NOW + DAY,
+        }
+    );
+    assert_eq!(
+        store
+            .get_campaign(&tenant, &second.campaign_id)
+            .await
+            .unwrap(),
+        None
+    );
+    let d2 = store
+        .get_division(&tenant, &div("d2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        d2.last_bulk_sent_at, None,
+        "the free division was not locked either"
+    );
+    let d1 = store
+        .get_division(&tenant, &div("d1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d1.last_bulk_sent_at, Some(NOW));
+
+    // An unknown division is refused, and nothing is written.
+    let ghost = campaign(Trigger::Manual, &["d2", "nope"], later);
+    assert_eq!(
+        create(store, &tenant, &ghost, later).await,
+        CreateOutcome::DivisionMissing {
+            division_id: div("nope")
+        }
+    );
+    assert_eq!(
+        store
+            .get_campaign(&tenant, &ghost.campaign_id)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn the_division_lock_holds_at_23_59_59_and_frees_at_24_00_00(store: &dyn Store) {
+    let tenant = t("cmp-div-edge");
+    seed(store, &tenant, 0).await;
+    let first = campaign(Trigger::Manual, &["d1"], NOW);
+    assert_eq!(
+        create(store, &tenant, &first, NOW).await,
+        CreateOutcome::Created
+    );
+
+    let almost = NOW + DAY - ONE_SECOND;
+    let early = campaign(Trigger::Manual, &["d1"], almost);
+    assert!(matches!(
+        create(store, &tenant, &early, almost).await,
+        CreateOutcome::DivisionHeld { retry_after, .. } if retry_after == NOW + DAY
+    ));
+    let on_time = campaign(Trigger::Manual, &["d1"], NOW + DAY);
+    assert_eq!(
+        create(store, &tenant, &on_time, NOW + DAY).await,
+        CreateOutcome::Created
+    );
+    let d1 = store
+        .get_division(&tenant, &div("d1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d1.last_bulk_sent_at, Some(NOW + DAY));
+}
+
+pub async fn individual_and_recurring_campaigns_take_no_division_lock(store: &dyn Store) {
+    let tenant = t("cmp-nolock");
+    seed(store, &tenant, 0).await;
+    let bulk = campaign(Trigger::Manual, &["d1"], NOW);
+    assert_eq!(
+        create(store, &tenant, &bulk, NOW).await,
+        CreateOutcome::Created
+    );
+    for trigger in [Trigger::Individual, Trigger::Recurring] {
+        let c = campaign(trigger, &["d1"], NOW);
+        assert_eq!(
+            create(store, &tenant, &c, NOW).await,
+            CreateOutcome::Created
+        );
+        assert_eq!(
+            store
+                .get_campaign(&tenant, &c.campaign_id)
+                .await
+                .unwrap()
+                .map(|c| c.trigger),
+            Some(trigger)
+        );
+    }
+    let d2 = store
+        .get_division(&tenant, &div("d2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d2.last_bulk_sent_at, None);
+}
+
+pub async fn an_idempotency_key_answers_the_same_campaign_and_refuses_another_body(
+    store: &dyn Store,
+) {
+    let tenant = t("cmp-idem");
+    seed(store, &tenant, 0).await;
+    let key = Idempotency {
+        key: "retry-me #1 / with any text".into(),
+        body_hash: [7; 32],
+    };
+    let first = campaign(Trigger::Manual, &["d1"], NOW);
+    assert_eq!(
+        store
+            .create_campaign(&tenant, &first, Some(&key), NOW)
+            .await
+            .unwrap(),
+        CreateOutcome::Created
+    );
+    // A retry of the same request (a fresh id, as the handler makes one per request) gets
+    // the first campaign, although its division is now held.
+    let later = NOW + Duration::minutes(1);
+    let retry = campaign(Trigger::Manual, &["d1"], later);
+    assert_eq!(
+        store
+            .create_campaign(&tenant, &retry, Some(&key), later)
+            .await
+            .unwrap(),
+        CreateOutcome::Existing(Box::new(first.clone()))
+    );
+    assert_eq!(
+        store
+            .get_campaign(&tenant, &retry.campaign_id)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let other_body = Idempotency {
+        key: key.key.clone(),
+        body_hash: [8; 32],
+    };
+    let other = campaign(Trigger::Manual, &["d2"], later);
+    assert_eq!(
+        store
+            .create_campaign(&tenant, &other, Some(&other_body), later)
+            .await
+            .unwrap(),
+        CreateOutcome::IdempotencyMismatch
+    );
+    assert_eq!(
+        store
+            .get_campaign(&tenant, &other.campaign_id)
+            .await
+            .unwrap(),
+        None
+    );
+    let d2 = store
+        .get_division(&tenant, &div("d2"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d2.last_bulk_sent_at, None, "a refused key locks nothing");
+
+    // The same key in another tenant is another key.
+    let elsewhere = t("cmp-idem-2");
+    seed(store, &elsewhere, 0).await;
+    let theirs = campaign(Trigger::Manual, &["d1"], later);
+    assert_eq!(
+        store
+            .create_campaign(&elsewhere, &theirs, Some(&other_body), later)
+            .await
+            .unwrap(),
+        CreateOutcome::Created
+    );
+}
+
+pub async fn claims_sort_out_accepted_missing_and_held_contacts(store: &dyn Store) {
+    let tenant = t("cmp-claims");
+    seed(store, &tenant, 8).await;
+    store
+        .set_portal_status(&tenant, &cid("c001"), PortalStatus::Accepted)
+        .await
+        .unwrap();
+    store
+        .record_invited(&tenant, &cid("c002"), NOW - Duration::hours(2))
+        .await
+        .unwrap();
+    // Invited exactly 24 hours ago through the older path: free again.
+    store
+        .record_invited(&tenant, &cid("c003"), NOW - DAY)
+        .await
+        .unwrap();
+
+    let c = campaign(Trigger::Individual, &["d1"], NOW);
+    assert_eq!(
+        create(store, &tenant, &c, NOW).await,
+        CreateOutcome::Created
+    );
+    let results = claim_all(
+        store,
+        &tenant,
+        &c,
+        &["c000", "c001", "c002", "c003", "ghost", "c000"],
+        NOW,
+    )
+    .await;
+    assert_eq!(
+        results,
+        [
+            ClaimResult::Claimed,
+            ClaimResult::Accepted,
+            ClaimResult::Held {
+                until: NOW + Duration::hours(22)
+            },
+            ClaimResult::Claimed,
+            ClaimResult::Missing,
+            ClaimResult::Claimed, // a repeat gets the first one's result
+        ]
+    );
+
+    for (id, status, invited) in [
+        ("c000", PortalStatus::Pending, Some(NOW)),
+        ("c001", PortalStatus::Accepted, None),
+        (
+            "c002",
+            PortalStatus::Pending,
+            Some(NOW - Duration::hours(2)),
+        ),
+        ("c003", PortalStatus::Pending, Some(NOW)),
+        ("c004", PortalStatus::NotSent, None),
+    ] {
+        let got = store.get_contact(&tenant, &cid(id)).await.unwrap().unwrap();
+        assert_eq!(
+            (got.portal_status, got.last_invited_at),
+            (status, invited),
+            "{id}"
+        );
+    }
+
+    let page = store
+        .list_invitations(&tenant, &c.campaign_id, None, 100)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = page.items.iter().map(|i| i.contact_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["c000", "c003"],
+        "only claimed contacts get an invitation"
+    );
+    assert_eq!(page.next_cursor, None);
+    let expected = claim(&c, "c000", NOW).invitation;
+    let stored = &page.items[0];
+    assert_eq!(
+        (
+            &stored.email,
+            stored.expires_at,
+            &stored.category,
+            stored.created_at
+        ),
+        (
+            &expected.email,
+            expected.expires_at,
+            &expected.category,
+            expected.created_at
+        )
+    );
+}
+
+pub async fn a_replayed_claim_is_already_claimed_and_another_campaign_is_held(store: &dyn Store) {
+    let tenant = t("cmp-replay");
+    seed(store, &tenant, 4).await;
+    let c = campaign(Trigger::Manual, &["d1"], NOW);
+    create(store, &tenant, &c, NOW).await;
+    let first = claim(&c, "c000", NOW);
+    let results = store
+        .claim_contacts(&tenant, &c.campaign_id, std::slice::from_ref(&first), NOW)
+        .await
+        .unwrap();
+    assert_eq!(results, [ClaimResult::Claimed]);
+    let stored = store
+        .get_invitation(&tenant, &c.campaign_id, &cid("c000"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored, first.invitation);
+
+    // The fan-out dies and runs again, a minute later, with fresh tokens: nothing changes.
+    let later = NOW + Duration::minutes(1);
+    assert_eq!(
+        claim_all(store, &tenant, &c, &["c000", "c001"], later).await,
+        [
+            ClaimResult::AlreadyClaimedByThisCampaign,
+            ClaimResult::Claimed
+        ]
+    );
+    let again = store
+        .get_invitation(&tenant, &c.campaign_id, &cid("c000"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        again, first.invitation,
+        "the first token stays the valid one"
+    );
+    let contact = store
+        .get_contact(&tenant, &cid("c000"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(contact.last_invited_at, Some(NOW));
+
+    let other = campaign(Trigger::Individual, &["d1"], later);
+    create(store, &tenant, &other, later).await;
+    assert_eq!(
+        claim_all(store, &tenant, &other, &["c000"], later).await,
+        [ClaimResult::Held { until: NOW + DAY }]
+    );
+    assert_eq!(
+        store
+            .get_invitation(&tenant, &other.campaign_id, &cid("c000"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn the_contact_claim_holds_at_23_59_59_and_frees_at_24_00_00(store: &dyn Store) {
+    let tenant = t("cmp-claim-edge");
+    seed(store, &tenant, 2).await;
+    let a = campaign(Trigger::Individual, &["d1"], NOW);
+    create(store, &tenant, &a, NOW).await;
+    assert_eq!(
+        claim_all(store, &tenant, &a, &["c000"], NOW).await,
+        [ClaimResult::Claimed]
+    );
+    let almost = NOW + DAY - ONE_SECOND;
+    let b = campaign(Trigger::Individual, &["d1"], almost);
+    create(store, &tenant, &b, almost).await;
+    assert_eq!(
+        claim_all(store, &tenant, &b, &["c000"], almost).await,
+        [ClaimResult::Held { until: NOW + DAY }]
+    );
+    let c = campaign(Trigger::Individual, &["d1"], NOW + DAY);
+    create(store, &tenant, &c, NOW + DAY).await;
+    assert_eq!(
+        claim_all(store, &tenant, &c, &["c000"], NOW + DAY).await,
+        [ClaimResult::Claimed]
+    );
+    let contact = store
+        .get_contact(&tenant, &cid("c000"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(contact.last_invited_at, Some(NOW + DAY));
+}
+
+pub async fn two_concurrent_campaigns_claim_each_contact_exactly_once(store: &dyn Store) {
+    const N: usize = 120;
+    let tenant = t("cmp-race");
+    seed(store, &tenant, N).await;
+    let bulk = campaign(Trigger::Manual, &["d1"], NOW);
+    let single = campaign(Trigger::Individual, &["d1"], NOW);
+    create(store, &tenant, &bulk, NOW).await;
+    create(store, &tenant, &single, NOW).await;
+    let ids: Vec<String> = (0..N).map(|i| format!("c{i:03}")).collect();
+    let forward: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let backward: Vec<&str> = forward.iter().rev().copied().collect();
+
+    let (a, b) = tokio::join!(
+        claim_all(store, &tenant, &bulk, &forward, NOW),
+        claim_all(store, &tenant, &single, &backward, NOW),
+    );
+    let b: Vec<ClaimResult> = b.into_iter().rev().collect();
+    let mut winners: BTreeMap<&str, &str> = BTreeMap::new();
+    for (i, id) in forward.iter().enumerate() {
+        match (a[i], b[i]) {
+            (ClaimResult::Claimed, ClaimResult::Held { until }) => {
+                assert_eq!(until, NOW + DAY);
+                winners.insert(id, "bulk");
+            }
+            (ClaimResult::Held { until }, ClaimResult::Claimed) => {
+                assert_eq!(until, NOW + DAY);
+                winners.insert(id, "single");
+            }
+            other => panic!("{id}: {other:?} — claimed twice or not at all"),
+        }
+    }
+    assert_eq!(winners.len(), N);
+
+    // The stored invitations agree with the results: each contact once, in one campaign.
+    let mut stored = BTreeSet::new();
+    for (c, who) in [(&bulk, "bulk"), (&single, "single")] {
+        let mut cursor = None;
+        loop {
+            let page = store
+                .list_invitations(&tenant, &c.campaign_id, cursor.as_deref(), 37)
+                .await
+                .unwrap();
+            for inv in &page.items {
+                assert_eq!(winners.get(inv.contact_id.as_str()), Some(&who));
+                assert!(stored.insert(inv.contact_id.clone()), "stored twice");
+            }
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+    }
+    assert_eq!(stored.len(), N);
+
+    let counts = store
+        .count_contacts(
+            &tenant,
+            &ContactQuery {
+                division_ids: vec![div("d1")],
+                filters: Filters::default(),
+                limit_to_uninvited: false,
+                now: NOW + Duration::hours(1),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (counts.pending, counts.held_24h, counts.eligible),
+        (N as u64, N as u64, 0)
+    );
+}
+
+pub async fn status_moves_only_from_the_expected_status_and_counts_add_up(store: &dyn Store) {
+    let tenant = t("cmp-status");
+    seed(store, &tenant, 0).await;
+    let c = campaign(Trigger::Manual, &["d1"], NOW);
+    create(store, &tenant, &c, NOW).await;
+    let id = &c.campaign_id;
+    let fan_out = CampaignStatus::Queued
+        .next(portal_core::domain::CampaignEvent::FanOutStarted)
+        .unwrap();
+    assert!(store
+        .update_campaign_status(&tenant, id, CampaignStatus::Queued, fan_out, None)
+        .await
+        .unwrap());
+    // A second runner with a stale view loses.
+    assert!(!store
+        .update_campaign_status(&tenant, id, CampaignStatus::Queued, fan_out, None)
+        .await
+        .unwrap());
+    assert!(store
+        .update_campaign_status(
+            &tenant,
+            id,
+            fan_out,
+            CampaignStatus::Paused,
+            Some("too many failures".into())
+        )
+        .await
+        .unwrap());
+    let got = store.get_campaign(&tenant, id).await.unwrap().unwrap();
+    assert_eq!(got.status, CampaignStatus::Paused);
+    assert_eq!(got.pause_reason.as_deref(), Some("too many failures"));
+    assert!(store
+        .update_campaign_status(
+            &tenant,
+            id,
+            CampaignStatus::Paused,
+            CampaignStatus::Queued,
+            None
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        store
+            .get_campaign(&tenant, id)
+            .await
+            .unwrap()
+            .unwrap()
+            .pause_reason,
+        None
+    );
+
+    for _ in 0..2 {
+        assert!(store
+            .add_campaign_counts(
+                &tenant,
+                id,
+                5,
+                Skipped {
+                    accepted: 1,
+                    held_24h: 2,
+                    suppressed: 3,
+                    no_email: 4
+                }
+            )
+            .await
+            .unwrap());
+    }
+    let got = store.get_campaign(&tenant, id).await.unwrap().unwrap();
+    assert_eq!(got.targeted, 10);
+    assert_eq!(
+        got.skipped,
+        Skipped {
+            accepted: 2,
+            held_24h: 4,
+            suppressed: 6,
+            no_email: 8
+        }
+    );
+    let missing = CampaignId::generate(NOW);
+    assert!(!store
+        .add_campaign_counts(&tenant, &missing, 1, Skipped::default())
+        .await
+        .unwrap());
+    assert!(!store
+        .update_campaign_status(
+            &tenant,
+            &missing,
+            CampaignStatus::Queued,
+            CampaignStatus::Failed,
+            None
+        )
+        .await
+        .unwrap());
+}
+
+pub async fn invitations_page_in_contact_order_and_record_their_category(store: &dyn Store) {
+    let tenant = t("cmp-pages");
+    seed(store, &tenant, 9).await;
+    let c = campaign(Trigger::Manual, &["d1"], NOW);
+    create(store, &tenant, &c, NOW).await;
+    let ids: Vec<String> = (0..9).rev().map(|i| format!("c{i:03}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    claim_all(store, &tenant, &c, &ids, NOW).await;
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_invitations(&tenant, &c.campaign_id, cursor.as_deref(), 4)
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 4);
+        seen.extend(page.items.into_iter().map(|i| i.contact_id.to_string()));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let expected: Vec<String> = (0..9).map(|i| format!("c{i:03}")).collect();
+    assert_eq!(seen, expected);
+    assert!(store
+        .list_invitations(&tenant, &c.campaign_id, Some("forged"), 4)
+        .await
+        .is_err());
+
+    let failed = InvitationCategory::Failed {
+        reason: "mailbox full".into(),
+    };
+    for (category, contact, exists) in [
+        (&failed, "c004", true),
+        (&InvitationCategory::Sent, "c005", true),
+        (&InvitationCategory::Sent, "c999", false),
+    ] {
+        assert_eq!(
+            store
+                .set_invitation_category(&tenant, &c.campaign_id, &cid(contact), category)
+                .await
+                .unwrap(),
+            exists
+        );
+    }
+    let get = |id: &'static str| {
+        let c = c.campaign_id.clone();
+        let tenant = tenant.clone();
+        async move {
+            store
+                .get_invitation(&tenant, &c, &cid(id))
+                .await
+                .unwrap()
+                .map(|i| i.category)
+        }
+    };
+    assert_eq!(get("c004").await, Some(failed));
+    assert_eq!(get("c005").await, Some(InvitationCategory::Sent));
+    assert_eq!(get("c006").await, Some(InvitationCategory::InProcess));
+}
+
+pub async fn campaigns_and_claims_never_cross_tenants(store: &dyn Store) {
+    let (mine, theirs) = (t("cmp-mine"), t("cmp-theirs"));
+    seed(store, &mine, 2).await;
+    seed(store, &theirs, 2).await;
+    let c = campaign(Trigger::Manual, &["d1"], NOW);
+    assert_eq!(create(store, &mine, &c, NOW).await, CreateOutcome::Created);
+    claim_all(store, &mine, &c, &["c000"], NOW).await;
+
+    // Their division is not locked, and they see none of my campaign.
+    let d1 = store
+        .get_division(&theirs, &div("d1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(d1.last_bulk_sent_at, None);
+    assert_eq!(
+        store.get_campaign(&theirs, &c.campaign_id).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .get_invitation(&theirs, &c.campaign_id, &cid("c000"))
+            .await
+            .unwrap(),
+        None
+    );
+    let page = store
+        .list_invitations(&theirs, &c.campaign_id, None, 10)
+        .await
+        .unwrap();
+    assert!(page.items.is_empty());
+    assert!(!store
+        .update_campaign_status(
+            &theirs,
+            &c.campaign_id,
+            CampaignStatus::Queued,
+            CampaignStatus::Failed,
+            None
+        )
+        .await
+        .unwrap());
+    assert!(!store
+        .set_invitation_category(
+            &theirs,
+            &c.campaign_id,
+            &cid("c000"),
+            &InvitationCategory::Sent
+        )
+        .await
+        .unwrap());
+
+    // Their contact with the same id is free: my claim did not touch it.
+    let their_contact = store
+        .get_contact(&theirs, &cid("c000"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(their_contact.last_invited_at, None);
+    // And claiming under my campaign id in their tenant claims their contact, not mine.
+    assert_eq!(
+        claim_all(store, &theirs, &c, &["c000"], NOW).await,
+        [ClaimResult::Claimed]
+    );
+    assert_eq!(
+        store
+            .get_campaign(&mine, &c.campaign_id)
+            .await
+            .unwrap()
+            .map(|c| c.status),
+        Some(CampaignStatus::Queued)
+    );
+}
