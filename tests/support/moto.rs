@@ -116,6 +116,25 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// An SES v2 client for this server, configured like [`Moto::dynamodb_client`].
+    pub fn sesv2_client(&self) -> aws_sdk_sesv2::Client {
+        aws_sdk_sesv2::Client::from_conf(self.sesv2_config().build())
+    }
+
+    /// The SES v2 client configuration, for tests that add to it (e.g. an interceptor).
+    pub fn sesv2_config(&self) -> aws_sdk_sesv2::config::Builder {
+        aws_sdk_sesv2::Config::builder()
+            .behavior_version(aws_sdk_sesv2::config::BehaviorVersion::latest())
+            .region(aws_sdk_sesv2::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sesv2::config::Credentials::new(
+                "test", "test", None, None, "moto",
+            ))
+            .endpoint_url(&self.endpoint)
+            .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::disabled())
+    }
+}
+
 /// Creates a table with the adapter's definition under a name no other test uses, and
 /// returns the name.
 pub async fn fresh_table(client: &aws_sdk_dynamodb::Client) -> String {

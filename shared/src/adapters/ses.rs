@@ -169,6 +169,54 @@ pub fn classify(err: SdkError<SendEmailError>) -> MailError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_sesv2::error::ErrorMetadata;
+    use aws_sdk_sesv2::types::error::{MessageRejected, TooManyRequestsException};
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::body::SdkBody;
+
+    fn service(err: SendEmailError, status: u16) -> SdkError<SendEmailError> {
+        let raw = Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        SdkError::service_error(err, raw)
+    }
+
+    fn generic(code: &str) -> SendEmailError {
+        SendEmailError::generic(ErrorMetadata::builder().code(code).message("m").build())
+    }
+
+    #[test]
+    fn ses_errors_are_classified_so_callers_know_whether_to_retry() {
+        let throttled = service(
+            SendEmailError::TooManyRequestsException(
+                TooManyRequestsException::builder().message("slow").build(),
+            ),
+            429,
+        );
+        assert!(matches!(classify(throttled), MailError::Throttled { .. }));
+        assert!(matches!(
+            classify(service(generic("Throttling"), 400)),
+            MailError::Throttled { .. }
+        ));
+        let rejected = classify(service(
+            SendEmailError::MessageRejected(MessageRejected::builder().message("bad").build()),
+            400,
+        ));
+        assert!(
+            matches!(&rejected, MailError::Rejected { reason } if reason.contains("bad")),
+            "{rejected:?}"
+        );
+        assert!(matches!(
+            classify(service(generic("InternalFailure"), 503)),
+            MailError::Transient { .. }
+        ));
+        assert!(matches!(
+            classify(SdkError::timeout_error("took too long")),
+            MailError::Transient { .. }
+        ));
+        assert!(matches!(
+            classify(service(generic("Odd"), 400)),
+            MailError::Backend { .. }
+        ));
+    }
 
     #[test]
     fn tag_values_are_cut_down_to_the_alphabet_ses_accepts() {
