@@ -232,6 +232,43 @@ mod tests {
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 
+    #[tokio::test]
+    async fn the_local_server_serves_the_outbox_and_honours_its_own_unsubscribe_links() {
+        let dir = TestDir::new("dev-serve");
+        let server = crate::serve::LocalServer::open(crate::serve::ServeOptions {
+            data_dir: dir.path().to_owned(),
+            demo: false,
+            public_url: None,
+        })
+        .await
+        .unwrap();
+        let router = server.router();
+        let (status, _, body) = get(&router, "/dev/outbox").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, b"[]");
+
+        let signer = unsubscribe_signer(dir.path()).unwrap();
+        let tenant = TenantId::parse("t1").unwrap();
+        let email = Email::parse("a@example.org").unwrap();
+        let token = signer.sign(&tenant, &email, "", time::OffsetDateTime::now_utc());
+        let (status, ct, _) = get(&router, &format!("/v1/unsubscribe?token={token}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(ct.starts_with("text/html"), "{ct}");
+        let res = router
+            .clone()
+            .oneshot(
+                Request::post(format!("/v1/unsubscribe?token={token}"))
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(Body::from("List-Unsubscribe=One-Click"))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        use portal_core::ports::SuppressionStore;
+        assert!(server.store().is_suppressed(&tenant, &email).await.unwrap());
+    }
+
     #[test]
     fn the_unsubscribe_secret_is_made_once_per_data_dir_and_kept_private() {
         let dir = TestDir::new("unsub-secret");
