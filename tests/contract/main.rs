@@ -72,5 +72,6 @@ macro_rules! contract_suite {
 mod campaigns;
 mod cases;
 mod dynamodb;
+mod dynamodb_campaigns;
 mod sqlite;
 mod templates;

@@ -384,7 +384,7 @@ impl DynamoStore {
         }
         if reasons
             .iter()
-            .all(|r| matches!(r.code(), None | Some("None") | Some(CONFLICT)))
+            .all(|r| retryable(r.code().unwrap_or("None")))
         {
             return Ok(None);
         }
@@ -492,11 +492,8 @@ impl DynamoStore {
                         // The state item vanished since (a delete): try again.
                         None => retry.push(i),
                     }
-                } else if [state_code.as_str(), put_code.as_str()]
-                    .iter()
-                    .all(|c| *c == "None" || *c == CONFLICT)
-                {
-                    conflicted |= state_code == CONFLICT || put_code == CONFLICT;
+                } else if retryable(&state_code) && retryable(&put_code) {
+                    conflicted |= state_code != "None" || put_code != "None";
                     retry.push(i);
                 } else {
                     return Err(StoreError::backend(
@@ -521,6 +518,15 @@ impl DynamoStore {
             .map(|r| r.unwrap_or(ClaimResult::Missing))
             .collect())
     }
+}
+
+/// A cancellation reason that a later attempt can clear: no failure of its own (another
+/// item cancelled the transaction), a conflicting transaction, or throttling.
+fn retryable(code: &str) -> bool {
+    matches!(
+        code,
+        "None" | CONFLICT | "ThrottlingError" | "ProvisionedThroughputExceeded"
+    )
 }
 
 /// Why a state item failed the claim condition: accepted, or invited within 24 hours.
