@@ -229,6 +229,24 @@ pub struct MergeValues {
 }
 
 impl MergeValues {
+    /// `[PortalLink]`: `{public_url}/register?token={token}`. The one definition shared by
+    /// previews and sends, so a preview shows the link a recipient gets (tokens are URL-safe).
+    pub fn registration_url(public_url: &str, token: &str) -> String {
+        format!(
+            "{}/register?token={token}",
+            public_url.trim_end_matches('/')
+        )
+    }
+
+    /// `[UnsubscribeLink]` (and the `List-Unsubscribe` header):
+    /// `{public_url}/v1/unsubscribe?token={token}`.
+    pub fn unsubscribe_url(public_url: &str, token: &str) -> String {
+        format!(
+            "{}/v1/unsubscribe?token={token}",
+            public_url.trim_end_matches('/')
+        )
+    }
+
     pub fn get(&self, tag: MergeTag) -> &str {
         match tag {
             MergeTag::ContactName => &self.contact_name,
@@ -521,6 +539,23 @@ mod tests {
             "<p>&lt;b&gt;O&#39;Neil &amp; &quot;Sons&quot;&lt;/b&gt;\r\nBcc: evil@example.com</p>"
         ));
         assert!(r.text.starts_with("<b>O'Neil & \"Sons\"</b>\r\n"));
+    }
+
+    #[test]
+    fn links_are_built_from_the_public_url_with_or_without_a_trailing_slash() {
+        for base in [
+            "https://invites.example.com",
+            "https://invites.example.com/",
+        ] {
+            assert_eq!(
+                MergeValues::registration_url(base, "abc_-"),
+                "https://invites.example.com/register?token=abc_-"
+            );
+            assert_eq!(
+                MergeValues::unsubscribe_url(base, "x.y"),
+                "https://invites.example.com/v1/unsubscribe?token=x.y"
+            );
+        }
     }
 
     #[test]

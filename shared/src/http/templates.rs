@@ -207,9 +207,8 @@ pub async fn preview(
             (sample_values(division.name), division.email_from)
         }
     };
-    let base = state.public_url.trim_end_matches('/');
-    values.portal_link = format!("{base}/register?token={PREVIEW_TOKEN}");
-    values.unsubscribe_link = format!("{base}/v1/unsubscribe?token={PREVIEW_TOKEN}");
+    values.portal_link = MergeValues::registration_url(&state.public_url, PREVIEW_TOKEN);
+    values.unsubscribe_link = MergeValues::unsubscribe_url(&state.public_url, PREVIEW_TOKEN);
     values.portal_key = PREVIEW_PORTAL_KEY.into();
     let rendered = template.render(&values);
     Ok(Json(Preview {
