@@ -380,3 +380,20 @@ async fn a_preview_builds_links_from_the_configured_public_url() {
         "{p}"
     );
 }
+
+#[tokio::test]
+async fn a_template_at_the_size_limit_is_accepted_even_when_json_escaping_doubles_it() {
+    let app = app();
+    let t = admin("t1");
+    // Quotes double in JSON: two 100 KiB parts make a body of about 400 KiB, above the
+    // 256 KiB other routes accept.
+    let filler = "\"".repeat(MAX_BODY_BYTES - "[PortalLink]".len());
+    let mut body = welcome();
+    body["html"] = format!("[PortalLink]{filler}").into();
+    body["text"] = format!("{filler}[PortalLink]").into();
+    assert!(body.to_string().len() > 256 * 1024);
+    let saved = app.put("/v1/templates/big", &t, &body).await.ok();
+    assert_eq!(saved["html"].as_str().unwrap().len(), MAX_BODY_BYTES);
+    let read = app.get("/v1/templates/big", &t).await.ok();
+    assert_eq!(read["text"], body["text"]);
+}
