@@ -876,3 +876,44 @@ impl CampaignStore for DynamoStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn text(t: OffsetDateTime) -> String {
+        match time_value(t).unwrap() {
+            AttributeValue::S(s) => s,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn stored_times_sort_as_strings_in_the_order_of_their_instants() {
+        let times = [
+            datetime!(2026-11-02 11:59:59.999999999 UTC),
+            datetime!(2026-11-02 12:00:00 UTC),
+            datetime!(2026-11-02 12:00:00.5 UTC),
+            datetime!(2026-11-02 12:00:01 UTC),
+            datetime!(2026-11-02 14:00:00.25 +02:00) + time::Duration::hours(1),
+        ];
+        let texts: Vec<String> = times.iter().map(|t| text(*t)).collect();
+        let mut sorted = texts.clone();
+        sorted.sort();
+        assert_eq!(texts, sorted);
+        assert_eq!(texts[1], "2026-11-02T12:00:00.000000000Z");
+    }
+
+    #[test]
+    fn idempotency_keys_are_hashed_into_the_tenants_key_space() {
+        let t = TenantId::parse("t1").unwrap();
+        let pk = idempotency_pk(&t, "a#b T#other");
+        assert!(pk.starts_with("T#t1#IDEM#"));
+        assert_eq!(pk.len(), "T#t1#IDEM#".len() + 64);
+        assert_ne!(
+            pk,
+            idempotency_pk(&TenantId::parse("t2").unwrap(), "a#b T#other")
+        );
+    }
+}

@@ -66,6 +66,8 @@
 //! | `set_portal_status`, `record_invited` | GetItem locator, TransactWriteItems (ConditionCheck sync item exists + Update state item) |
 //! | `suppress` | PutItem `attribute_not_exists(pk)` (the first reason is kept) |
 //! | `is_suppressed` | GetItem |
+//! | `create_campaign` | one TransactWriteItems: Update each division (manual sends) under the 24-hour condition, Put campaign, Put idempotency key |
+//! | `claim_contacts` | BatchGetItem locators; TransactWriteItems of 50 claims (Update state item under the 24-hour condition + Put invitation), failed claims dropped and the rest retried |
 //!
 //! **Sync write order.** Each chunk first puts the new sync items (and the copied state of
 //! contacts changing division), then applies synced last logins, then deletes the items of
@@ -118,6 +120,7 @@
 //! - `table`: [`table_definition`] and [`create_table`].
 //! - `accounts`: sync (`upsert_accounts`, `delete_account`).
 //! - `contacts`: counts, lists, contact lookups and state updates.
+//! - `campaigns`: campaigns, invitations and the two 24-hour rules as transactions.
 
 mod accounts;
 mod batch;

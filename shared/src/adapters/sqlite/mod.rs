@@ -4,6 +4,7 @@
 //!
 //! - [`schema`]: tables, indexes, connection settings, and why they look the way they do.
 //! - [`query`]: filters, groups, search and cursors turned into bound SQL.
+//! - `campaigns`: campaigns, invitations and the 24-hour rules (one transaction each).
 //! - this module: the [`SqliteStore`] handle, its connections, and the port implementations.
 //!
 //! # Connections and threads
