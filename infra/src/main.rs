@@ -33,7 +33,8 @@ enum Command {
         /// on start; changes made to its records are overwritten.
         #[arg(long)]
         demo: bool,
-        /// The URL people reach this server at (http:// or https://), when behind a proxy.
+        /// The URL people reach this server at (http:// or https://), used in the links of
+        /// emails; defaults to the listen address.
         #[arg(long)]
         public_url: Option<String>,
     },
@@ -107,20 +108,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             demo,
             public_url,
         } => {
-            let opts = ServeOptions {
-                data_dir,
-                demo,
-                public_url,
-            };
             // Take the port first: a port in use is reported at once, not after the demo
             // load; connections made meanwhile wait in the backlog.
             let listener = serve::bind(&addr).await?;
-            let server = LocalServer::open(opts)
-                .await
-                .context("cannot start the local server")?;
             let local = listener
                 .local_addr()
                 .context("cannot read the listen address")?;
+            let opts = ServeOptions {
+                data_dir,
+                demo,
+                // Links in emails point at this server unless told otherwise.
+                public_url: public_url.or_else(|| Some(format!("http://{local}"))),
+            };
+            let server = LocalServer::open(opts)
+                .await
+                .context("cannot start the local server")?;
             let banner = server.banner(local, &program());
             // The banner is a courtesy: a closed stdout must not stop the server.
             if let Err(e) = print_out(&banner) {
