@@ -2,6 +2,7 @@
 //! router, the Lambda functions and the local server alike.
 
 pub mod counts;
+pub mod send;
 pub mod sync;
 
 use crate::domain::DomainError;
