@@ -884,3 +884,121 @@ async fn a_run_killed_at_any_step_and_resumed_sends_every_contact_exactly_once()
         }
     }
 }
+
+#[tokio::test]
+async fn a_contact_invited_before_is_left_alone_when_limited_to_uninvited_even_on_replays() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    seed(&*store, 4).await;
+    // c000 was invited two days ago: pending, free of the 24-hour rule, but not uninvited.
+    store
+        .record_invited(
+            &tenant(),
+            &ContactId::parse("c000").unwrap(),
+            NOW - time::Duration::days(2),
+        )
+        .await
+        .unwrap();
+    let c = new_campaign(&*store, Trigger::Manual, &["d1"]).await;
+    let mailer = Arc::new(RecordingMailer::default());
+    let deps = deps_with(
+        store.clone(),
+        mailer.clone(),
+        Arc::new(NoSleep::default()),
+        config(),
+    );
+    let first = fan_out_page(&deps, &tenant(), &c, None).await.unwrap();
+    let replay = fan_out_page(&deps, &tenant(), &c, None).await.unwrap();
+    assert_eq!(
+        first, replay,
+        "our own claims made contacts pending; the replay keeps them"
+    );
+    run_campaign(&deps, &tenant(), &c).await.unwrap();
+    let mut want = expected(4);
+    want.remove("c0@example.com");
+    assert_eq!(mailer.recipients(), want);
+}
+
+#[tokio::test]
+async fn a_suppressed_address_is_never_sent_to_and_is_counted() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    seed(&*store, 3).await;
+    store
+        .suppress(
+            &tenant(),
+            &email("c1@example.com"),
+            SuppressionReason::Unsubscribed,
+            NOW,
+        )
+        .await
+        .unwrap();
+    let c = new_campaign(&*store, Trigger::Manual, &["d1"]).await;
+    let mailer = Arc::new(RecordingMailer::default());
+    let deps = deps_with(
+        store.clone(),
+        mailer.clone(),
+        Arc::new(NoSleep::default()),
+        config(),
+    );
+    run_campaign(&deps, &tenant(), &c).await.unwrap();
+    let mut want = expected(3);
+    want.remove("c1@example.com");
+    assert_eq!(mailer.recipients(), want);
+    let campaign = store.get_campaign(&tenant(), &c).await.unwrap().unwrap();
+    assert_eq!(campaign.skipped.suppressed, 1);
+}
+
+#[tokio::test]
+async fn an_address_suppressed_between_claim_and_delivery_ends_failed_without_a_send() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    seed(&*store, 2).await;
+    let c = new_campaign(&*store, Trigger::Manual, &["d1"]).await;
+    let mailer = Arc::new(RecordingMailer::default());
+    let deps = deps_with(
+        store.clone(),
+        mailer.clone(),
+        Arc::new(NoSleep::default()),
+        config(),
+    );
+    let step = fan_out_page(&deps, &tenant(), &c, None).await.unwrap();
+    store
+        .suppress(
+            &tenant(),
+            &email("c0@example.com"),
+            SuppressionReason::Unsubscribed,
+            NOW,
+        )
+        .await
+        .unwrap();
+    let report = deliver_batch(&deps, &tenant(), &c, &step.batches[0].contact_ids)
+        .await
+        .unwrap();
+    assert_eq!((report.sent, report.failed), (1, 1));
+    let inv = store
+        .get_invitation(&tenant(), &c, &ContactId::parse("c000").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(inv.category.reason(), Some(REASON_SUPPRESSED));
+}
+
+#[tokio::test]
+async fn another_tenant_cannot_run_or_deliver_a_campaign_it_does_not_own() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    seed(&*store, 2).await;
+    let c = new_campaign(&*store, Trigger::Manual, &["d1"]).await;
+    let mailer = Arc::new(RecordingMailer::default());
+    let deps = deps_with(
+        store.clone(),
+        mailer.clone(),
+        Arc::new(NoSleep::default()),
+        config(),
+    );
+    let other = TenantId::parse("t2").unwrap();
+    assert!(matches!(
+        run_campaign(&deps, &other, &c).await,
+        Err(SendError::CampaignNotFound(_))
+    ));
+    let ids = [ContactId::parse("c000").unwrap()];
+    assert!(deliver_batch(&deps, &other, &c, &ids).await.is_err());
+    assert!(mailer.sent.lock().unwrap().is_empty());
+}

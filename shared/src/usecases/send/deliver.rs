@@ -39,6 +39,11 @@ use crate::ports::{MailError, RawEmail};
 
 use super::{backoff, SendDeps, SendError};
 
+/// Reason of an invitation whose address was suppressed between its claim and its send.
+pub const REASON_SUPPRESSED: &str = "the address was suppressed before sending";
+/// Reason of an invitation whose contact was deleted between its claim and its send.
+pub const REASON_CONTACT_DELETED: &str = "the contact was deleted before sending";
+
 /// What one batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeliveryReport {
@@ -100,13 +105,13 @@ pub async fn deliver_batch(
             continue;
         };
         if store.is_suppressed(tenant, &invitation.email).await? {
-            let reason = "the address was suppressed before sending".to_owned();
+            let reason = REASON_SUPPRESSED.to_owned();
             record(deps, tenant, campaign_id, contact_id, &fail(reason)).await?;
             report.failed += 1;
             continue;
         }
         let Some(contact) = store.get_contact(tenant, contact_id).await? else {
-            let reason = "the contact was deleted before sending".to_owned();
+            let reason = REASON_CONTACT_DELETED.to_owned();
             record(deps, tenant, campaign_id, contact_id, &fail(reason)).await?;
             report.failed += 1;
             continue;
@@ -256,7 +261,7 @@ async fn pause_if_over_threshold(
             .iter()
             .filter(|i| {
                 matches!(&i.category, InvitationCategory::Failed { reason }
-                    if !reason.ends_with("before sending"))
+                    if reason != REASON_SUPPRESSED && reason != REASON_CONTACT_DELETED)
             })
             .count() as u64;
         match page.next_cursor {

@@ -62,7 +62,7 @@ use crate::domain::{
 };
 use crate::ports::{Clock, Mailer, Store, StoreError};
 
-pub use deliver::{deliver_batch, DeliveryReport};
+pub use deliver::{deliver_batch, DeliveryReport, REASON_CONTACT_DELETED, REASON_SUPPRESSED};
 pub use fan_out::{fan_out_page, FanOutStep, SendBatch, MAX_BATCH};
 
 /// Most secret-less registration keys are refused: the token secret must be this long.
@@ -313,7 +313,7 @@ pub async fn run_campaign(
         )
         .await?;
     }
-    transition(
+    let completed = transition(
         deps,
         tenant,
         campaign_id,
@@ -322,6 +322,72 @@ pub async fn run_campaign(
         None,
     )
     .await?;
-    report.status = Some(CampaignStatus::Completed);
+    report.status = if completed {
+        Some(CampaignStatus::Completed)
+    } else {
+        // Someone moved it first (a pause, a failure, a concurrent run that completed it).
+        deps.store
+            .get_campaign(tenant, campaign_id)
+            .await?
+            .map(|c| c.status)
+    };
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn ids() -> (TenantId, CampaignId, ContactId) {
+        (
+            TenantId::parse("t1").unwrap(),
+            CampaignId::parse("0".repeat(32)).unwrap(),
+            ContactId::parse("c-1").unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_registration_token_is_the_same_on_every_delivery_and_differs_per_invitation() {
+        let d = TokenDeriver::new(SECRET).unwrap();
+        let (t, c, k) = ids();
+        assert_eq!(d.token(&t, &c, &k), d.token(&t, &c, &k));
+        assert_ne!(
+            d.token(&t, &c, &k),
+            d.token(&t, &c, &ContactId::parse("c-2").unwrap())
+        );
+        assert_ne!(
+            d.token(&t, &c, &k),
+            d.token(&TenantId::parse("t2").unwrap(), &c, &k)
+        );
+        let other = TokenDeriver::new([7u8; 32]).unwrap();
+        assert_ne!(d.token(&t, &c, &k), other.token(&t, &c, &k));
+        assert!(d.token(&t, &c, &k).len() >= 43, "256 bits, base64url");
+    }
+
+    #[test]
+    fn a_short_token_secret_is_refused() {
+        assert!(TokenDeriver::new(b"short").is_err());
+    }
+
+    #[test]
+    fn back_off_doubles_and_stops_at_the_cap() {
+        let cfg = SendConfig::default();
+        assert_eq!(backoff(&cfg, 0), Duration::from_millis(200));
+        assert_eq!(backoff(&cfg, 1), Duration::from_millis(400));
+        assert_eq!(backoff(&cfg, 30), cfg.max_backoff);
+    }
+
+    #[test]
+    fn the_rate_limiter_reserves_spaced_slots_and_an_unlimited_one_never_waits() {
+        let now = OffsetDateTime::UNIX_EPOCH;
+        let l = RateLimiter::new(Some(4.0));
+        assert_eq!(l.reserve(now), Duration::ZERO);
+        assert_eq!(l.reserve(now), Duration::from_millis(250));
+        assert_eq!(l.reserve(now + time::Duration::seconds(10)), Duration::ZERO);
+        let free = RateLimiter::new(None);
+        assert!((0..100).all(|_| free.reserve(now).is_zero()));
+        assert!(RateLimiter::new(Some(f64::NAN)).reserve(now).is_zero());
+    }
 }
