@@ -2,16 +2,17 @@
 //! per test), plus checks only this adapter needs: AWS batch limits, cursor forgery, and the
 //! table definition agreeing with `template.yaml`.
 
-use std::sync::Arc;
-
 use portal_core::adapters::dynamodb::DynamoStore;
-use portal_tests::moto::{fresh_table, Moto};
+use portal_tests::moto::{fresh_table, Exclusive, Moto};
 
-async fn store() -> Arc<DynamoStore> {
-    let client = Moto::shared().dynamodb_client();
-    let table = fresh_table(&client).await;
-    // moto does not isolate concurrent transactions (see `serialize_transactions`).
-    Arc::new(DynamoStore::new(client, table).serialize_transactions())
+async fn store() -> Exclusive<DynamoStore> {
+    Exclusive::new(|| async {
+        let client = Moto::shared().dynamodb_client();
+        let table = fresh_table(&client).await;
+        // moto does not isolate concurrent transactions (see `serialize_transactions`).
+        DynamoStore::new(client, table).serialize_transactions()
+    })
+    .await
 }
 
 contract_suite!(store());
@@ -28,7 +29,7 @@ mod dynamodb_only {
         AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery,
         StoreError,
     };
-    use portal_tests::moto::{fresh_table, Moto};
+    use portal_tests::moto::{fresh_table, Exclusive, Moto};
     use time::macros::datetime;
 
     fn t(s: &str) -> TenantId {
@@ -39,12 +40,16 @@ mod dynamodb_only {
         DivisionId::parse(s).unwrap()
     }
 
-    async fn counted_store() -> (DynamoStore, RequestCounter) {
+    async fn counted_store() -> (Exclusive<DynamoStore>, RequestCounter) {
         let counter = RequestCounter::new();
-        let client = Moto::shared().counted_dynamodb_client(&counter);
-        let table = fresh_table(&client).await;
+        let store = Exclusive::new(|| async {
+            let client = Moto::shared().counted_dynamodb_client(&counter);
+            let table = fresh_table(&client).await;
+            DynamoStore::new(client, table)
+        })
+        .await;
         counter.reset();
-        (DynamoStore::new(client, table), counter)
+        (store, counter)
     }
 
     async fn put_div(store: &DynamoStore, tenant: &TenantId, id: &str) {

@@ -11,17 +11,21 @@ use portal_core::ports::{
     AccountStore, CampaignStore, Claim, ClaimResult, ContactStateStore, CreateOutcome,
     DivisionStore,
 };
-use portal_tests::moto::{fresh_table, Moto};
+use portal_tests::moto::{fresh_table, Exclusive, Moto};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 const NOW: OffsetDateTime = datetime!(2026-11-02 12:00:00 UTC);
 
-async fn counted_store() -> (DynamoStore, RequestCounter) {
+async fn counted_store() -> (Exclusive<DynamoStore>, RequestCounter) {
     let counter = RequestCounter::new();
-    let client = Moto::shared().counted_dynamodb_client(&counter);
-    let table = fresh_table(&client).await;
-    (DynamoStore::new(client, table), counter)
+    let store = Exclusive::new(|| async {
+        let client = Moto::shared().counted_dynamodb_client(&counter);
+        let table = fresh_table(&client).await;
+        DynamoStore::new(client, table)
+    })
+    .await;
+    (store, counter)
 }
 
 fn cid(i: usize) -> ContactId {

@@ -223,3 +223,34 @@ fn moto_api_ok(port: u16) -> bool {
     }
     head.starts_with(b"HTTP/1.0 200") || head.starts_with(b"HTTP/1.1 200")
 }
+
+/// A store (or anything) used while holding moto to oneself; derefs to what it wraps.
+///
+/// moto's DynamoDB is not safe under concurrent use: a transaction snapshots its tables with
+/// `deepcopy` and restores the snapshot when any condition fails, and concurrent requests
+/// interleave with that. Under parallel tests this lost writes now and then (a contract case
+/// found a contact it had just written missing). DynamoDB isolates all of this, so the tests
+/// take moto one at a time: every test that talks to moto's DynamoDB holds an `Exclusive`.
+pub struct Exclusive<T> {
+    inner: T,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+impl<T> Exclusive<T> {
+    /// Waits for this test's turn on moto, then wraps `make()`'s value.
+    pub async fn new<F: std::future::Future<Output = T>>(make: impl FnOnce() -> F) -> Self {
+        static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let turn = TURN.lock().await;
+        Exclusive {
+            inner: make().await,
+            _turn: turn,
+        }
+    }
+}
+
+impl<T> std::ops::Deref for Exclusive<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.inner
+    }
+}
