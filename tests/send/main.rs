@@ -528,7 +528,9 @@ async fn failures_over_the_threshold_pause_the_campaign_with_the_reason() {
     let campaign = store.get_campaign(&tenant(), &c).await.unwrap().unwrap();
     assert_eq!(campaign.status, CampaignStatus::Paused);
     assert!(campaign.pause_reason.unwrap().contains("threshold of 3"));
-    // A paused campaign sends nothing more when run again.
+    // A paused campaign claims and sends nothing more.
+    let step = fan_out_page(&deps, &tenant(), &c, None).await.unwrap();
+    assert!(step.batches.is_empty() && step.done);
     let again = run_campaign(&deps, &tenant(), &c).await.unwrap();
     assert_eq!((again.sent, again.failed), (0, 0));
 }

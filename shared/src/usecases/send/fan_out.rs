@@ -21,7 +21,7 @@
 use time::OffsetDateTime;
 
 use crate::domain::{classify, hash_token, Group, Invitation, InvitationCategory, SendOutcome};
-use crate::domain::{CampaignId, ContactId, ContactRecord, Skipped, TenantId};
+use crate::domain::{CampaignId, CampaignStatus, ContactId, ContactRecord, Skipped, TenantId};
 use crate::ports::{Claim, ClaimResult, ContactQuery, ListQuery, MAX_CLAIMS, MAX_PAGE_SIZE};
 
 use super::{SendDeps, SendError};
@@ -47,7 +47,8 @@ pub struct FanOutStep {
 }
 
 /// Claims one page of the campaign's recipients (see the module docs). Re-running it with
-/// the same cursor yields the same batches and claims nothing new.
+/// the same cursor yields the same batches and claims nothing new. A paused or failed
+/// campaign answers an empty, done step and claims nothing.
 #[tracing::instrument(skip_all, fields(tenant = %tenant, campaign = %campaign_id))]
 pub async fn fan_out_page(
     deps: &SendDeps,
@@ -60,6 +61,17 @@ pub async fn fan_out_page(
         .get_campaign(tenant, campaign_id)
         .await?
         .ok_or_else(|| SendError::CampaignNotFound(campaign_id.clone()))?;
+    if matches!(
+        campaign.status,
+        CampaignStatus::Paused | CampaignStatus::Failed
+    ) {
+        // A paused or failed campaign claims nothing more; resuming re-runs the fan-out.
+        return Ok(FanOutStep {
+            batches: vec![],
+            next_cursor: None,
+            done: true,
+        });
+    }
     let now = deps.clock.now();
     let limit = deps
         .config
