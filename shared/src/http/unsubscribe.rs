@@ -124,15 +124,6 @@ fn page(title: &str, body: &str) -> Response {
 /// HTML-escapes text for element content and double-quoted attributes.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
+    crate::domain::escape_html_into(&mut out, s);
     out
 }
