@@ -132,7 +132,6 @@ pub fn unsubscribe_signer(data_dir: &Path) -> Result<UnsubscribeSigner, SecretEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testdir::TestDir;
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
     use portal_core::domain::{Email, TenantId};
@@ -173,7 +172,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_outbox_lists_sent_messages_and_serves_each_as_rfc822() {
-        let dir = TestDir::new("dev-outbox");
+        let dir = tempfile::Builder::new()
+            .prefix("dev-outbox")
+            .tempdir()
+            .unwrap();
         let outbox = Outbox::in_data_dir(dir.path());
         let router = outbox_routes(outbox.clone());
         let (status, _, body) = get(&router, "/dev/outbox").await;
@@ -211,7 +213,10 @@ mod tests {
 
     #[tokio::test]
     async fn outbox_file_names_cannot_reach_outside_the_outbox() {
-        let dir = TestDir::new("dev-outbox-traversal");
+        let dir = tempfile::Builder::new()
+            .prefix("dev-outbox-traversal")
+            .tempdir()
+            .unwrap();
         std::fs::write(dir.path().join("jwt-secret.eml"), "secret").unwrap();
         let router = outbox_routes(Outbox::in_data_dir(dir.path()));
         for uri in [
@@ -234,7 +239,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_local_server_serves_the_outbox_and_honours_its_own_unsubscribe_links() {
-        let dir = TestDir::new("dev-serve");
+        let dir = tempfile::Builder::new()
+            .prefix("dev-serve")
+            .tempdir()
+            .unwrap();
         let server = crate::serve::LocalServer::open(crate::serve::ServeOptions {
             data_dir: dir.path().to_owned(),
             demo: false,
@@ -271,7 +279,10 @@ mod tests {
 
     #[test]
     fn the_unsubscribe_secret_is_made_once_per_data_dir_and_kept_private() {
-        let dir = TestDir::new("unsub-secret");
+        let dir = tempfile::Builder::new()
+            .prefix("unsub-secret")
+            .tempdir()
+            .unwrap();
         let a = unsubscribe_signer(dir.path()).unwrap();
         let b = unsubscribe_signer(dir.path()).unwrap();
         let t = TenantId::parse("t1").unwrap();
@@ -291,7 +302,10 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let other = TestDir::new("unsub-secret-2");
+        let other = tempfile::Builder::new()
+            .prefix("unsub-secret-2")
+            .tempdir()
+            .unwrap();
         assert!(unsubscribe_signer(other.path())
             .unwrap()
             .verify(&token)

@@ -24,9 +24,6 @@ pub mod secret;
 pub mod serve;
 pub mod token;
 
-#[cfg(test)]
-mod testdir;
-
 use std::path::{Path, PathBuf};
 
 use portal_core::adapters::sqlite::SqliteStore;

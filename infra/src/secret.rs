@@ -151,11 +151,10 @@ fn random_hex(n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testdir::TestDir;
 
     #[test]
     fn the_first_use_creates_a_private_secret_and_later_uses_read_the_same_one() {
-        let dir = TestDir::new("secret");
+        let dir = tempfile::Builder::new().prefix("secret").tempdir().unwrap();
         let a = Secret::from_data_dir(dir.path()).unwrap();
         let b = Secret::from_data_dir(dir.path()).unwrap();
         assert_eq!(a.as_bytes(), b.as_bytes());
@@ -173,7 +172,16 @@ mod tests {
 
     #[test]
     fn two_data_dirs_get_different_secrets() {
-        let (d1, d2) = (TestDir::new("secret-a"), TestDir::new("secret-b"));
+        let (d1, d2) = (
+            tempfile::Builder::new()
+                .prefix("secret-a")
+                .tempdir()
+                .unwrap(),
+            tempfile::Builder::new()
+                .prefix("secret-b")
+                .tempdir()
+                .unwrap(),
+        );
         let a = Secret::from_data_dir(d1.path()).unwrap();
         let b = Secret::from_data_dir(d2.path()).unwrap();
         assert_ne!(a.as_bytes(), b.as_bytes());
@@ -181,7 +189,10 @@ mod tests {
 
     #[test]
     fn a_truncated_secret_file_is_refused_with_a_way_out() {
-        let dir = TestDir::new("secret-short");
+        let dir = tempfile::Builder::new()
+            .prefix("secret-short")
+            .tempdir()
+            .unwrap();
         std::fs::write(dir.path().join(SECRET_FILE), "abc\n").unwrap();
         let err = Secret::from_data_dir(dir.path()).unwrap_err().to_string();
         assert!(err.contains("delete it"), "{err}");
@@ -189,7 +200,10 @@ mod tests {
 
     #[test]
     fn debug_output_never_shows_the_key() {
-        let dir = TestDir::new("secret-debug");
+        let dir = tempfile::Builder::new()
+            .prefix("secret-debug")
+            .tempdir()
+            .unwrap();
         let s = Secret::from_data_dir(dir.path()).unwrap();
         let key = String::from_utf8(s.as_bytes().to_vec()).unwrap();
         assert!(!format!("{s:?}").contains(&key));

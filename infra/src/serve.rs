@@ -321,7 +321,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_public_url_that_is_not_http_is_refused_before_anything_is_created() {
-        let dir = crate::testdir::TestDir::new("public-url");
+        let dir = tempfile::Builder::new()
+            .prefix("public-url")
+            .tempdir()
+            .unwrap();
         let data_dir = dir.path().join("data");
         for bad in ["localhost:3000", "https://", "ftp://x"] {
             let err = LocalServer::open(ServeOptions {
@@ -338,7 +341,10 @@ mod tests {
 
     #[tokio::test]
     async fn the_public_url_replaces_the_listen_address_in_what_is_printed() {
-        let dir = crate::testdir::TestDir::new("public-url-ok");
+        let dir = tempfile::Builder::new()
+            .prefix("public-url-ok")
+            .tempdir()
+            .unwrap();
         let server = LocalServer::open(ServeOptions {
             data_dir: dir.path().to_owned(),
             demo: false,

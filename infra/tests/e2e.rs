@@ -23,7 +23,6 @@ use serde_json::{json, Value};
 mod support {
     use std::net::SocketAddr;
     use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::OnceLock;
 
     use serde_json::Value;
@@ -33,31 +32,7 @@ mod support {
     use super::*;
 
     /// A data dir under the system temp dir, removed on drop.
-    pub struct TestDir(PathBuf);
-
-    impl TestDir {
-        pub fn new(label: &str) -> Self {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let path = std::env::temp_dir().join(format!(
-                "portal-invites-e2e-{label}-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path).unwrap();
-            Self(path)
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TestDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    pub type TestDir = tempfile::TempDir;
 
     /// A response, fully read.
     #[derive(Debug)]
@@ -266,7 +241,9 @@ mod support {
             // Kept for the life of the process: a static is never dropped, so the dirs of
             // earlier runs are removed here instead.
             remove_stale_demo_dirs();
-            let dir = std::mem::ManuallyDrop::new(TestDir::new("demo"));
+            let dir = std::mem::ManuallyDrop::new(
+                tempfile::Builder::new().prefix("demo").tempdir().unwrap(),
+            );
             let data_dir = dir.path().to_owned();
             let (tx, rx) = std::sync::mpsc::channel::<Result<SocketAddr, String>>();
             let opts = ServeOptions {
@@ -330,7 +307,7 @@ mod support {
 
     impl EmptyServer {
         pub async fn start(label: &str) -> Self {
-            let dir = TestDir::new(label);
+            let dir = tempfile::Builder::new().prefix(label).tempdir().unwrap();
             let server = LocalServer::open(ServeOptions {
                 data_dir: dir.path().to_owned(),
                 demo: false,
@@ -580,7 +557,10 @@ async fn a_request_without_a_token_gets_a_401_problem() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_signed_with_another_secret_gets_a_401_problem() {
-    let elsewhere = TestDir::new("other-secret");
+    let elsewhere = tempfile::Builder::new()
+        .prefix("other-secret")
+        .tempdir()
+        .unwrap();
     let api = Api {
         addr: demo().addr,
         token: Some(support::token_for(elsewhere.path(), "demo", READ)),
@@ -800,7 +780,10 @@ async fn the_token_command_prints_only_a_token_the_server_accepts() {
 
 #[test]
 fn the_token_command_refuses_an_unknown_permission_with_a_non_zero_exit() {
-    let dir = TestDir::new("bin-token-bad");
+    let dir = tempfile::Builder::new()
+        .prefix("bin-token-bad")
+        .tempdir()
+        .unwrap();
     let out = bin()
         .args([
             "token",
@@ -864,7 +847,10 @@ A2,north,1002,Bob,Residential,Monthly,CRM,Web,perhaps,0,no,C2,Bob,bob@example.co
 async fn serve_prints_how_to_use_it_answers_and_stops_cleanly_on_sigterm() {
     use std::io::BufRead;
 
-    let dir = TestDir::new("bin-serve");
+    let dir = tempfile::Builder::new()
+        .prefix("bin-serve")
+        .tempdir()
+        .unwrap();
     let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
     let mut child = bin()
         .args(["serve", "--addr", "127.0.0.1:0", "--data-dir"])
