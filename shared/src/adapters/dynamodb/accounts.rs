@@ -35,31 +35,18 @@ impl DynamoStore {
         tenant: &TenantId,
         ids: impl IntoIterator<Item = &'a AccountId>,
     ) -> Result<HashMap<AccountId, StoredAccount>, StoreError> {
-        let keys: Vec<Item> = ids
-            .into_iter()
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .map(|a| items::key(keys::account_pk(tenant, a), keys::ACCOUNT_SK))
-            .collect();
-        let found = batch::get_all(&self.client, &self.table, keys, None).await?;
-        found
-            .iter()
-            .map(|item| {
-                let pk = items::get_str(item, items::PK).unwrap_or_default();
-                let id = keys::account_of_pk(tenant, pk)
-                    .and_then(|a| AccountId::parse(a).ok())
-                    .ok_or_else(|| {
-                        StoreError::backend("decode item", items::MalformedItem(pk.to_owned()))
-                    })?;
-                Ok((
-                    id,
-                    StoredAccount {
-                        division: items::division_id(item, items::DIVISION)?,
-                        contacts: items::contact_ids(item)?,
-                    },
-                ))
-            })
-            .collect()
+        self.load_keyed(
+            ids,
+            |a| items::key(keys::account_pk(tenant, a), keys::ACCOUNT_SK),
+            |pk| keys::account_of_pk(tenant, pk).and_then(|a| AccountId::parse(a).ok()),
+            |item| {
+                Ok(StoredAccount {
+                    division: items::division_id(item, items::DIVISION)?,
+                    contacts: items::contact_ids(item)?,
+                })
+            },
+        )
+        .await
     }
 
     async fn load_locators<'a>(
@@ -67,29 +54,47 @@ impl DynamoStore {
         tenant: &TenantId,
         ids: impl IntoIterator<Item = &'a ContactId>,
     ) -> Result<HashMap<ContactId, Locator>, StoreError> {
+        self.load_keyed(
+            ids,
+            |c| items::key(keys::locator_pk(tenant, c), keys::LOCATOR_SK),
+            |pk| keys::contact_of_locator_pk(tenant, pk).and_then(|c| ContactId::parse(c).ok()),
+            |item| {
+                Ok(Locator {
+                    account: items::account_id(item, items::ACCOUNT)?,
+                    division: items::division_id(item, items::DIVISION)?,
+                })
+            },
+        )
+        .await
+    }
+
+    /// Batch-reads the item of each distinct id (key built by `key`) and decodes the ones
+    /// found, keyed by the id read back from their partition key with `id_of_pk`.
+    async fn load_keyed<'a, I, V>(
+        &self,
+        ids: impl IntoIterator<Item = &'a I>,
+        key: impl Fn(&I) -> Item,
+        id_of_pk: impl Fn(&str) -> Option<I>,
+        decode: impl Fn(&Item) -> Result<V, StoreError>,
+    ) -> Result<HashMap<I, V>, StoreError>
+    where
+        I: Eq + std::hash::Hash + 'a,
+    {
         let keys: Vec<Item> = ids
             .into_iter()
             .collect::<HashSet<_>>()
             .into_iter()
-            .map(|c| items::key(keys::locator_pk(tenant, c), keys::LOCATOR_SK))
+            .map(key)
             .collect();
         let found = batch::get_all(&self.client, &self.table, keys, None).await?;
         found
             .iter()
             .map(|item| {
                 let pk = items::get_str(item, items::PK).unwrap_or_default();
-                let id = keys::contact_of_locator_pk(tenant, pk)
-                    .and_then(|c| ContactId::parse(c).ok())
-                    .ok_or_else(|| {
-                        StoreError::backend("decode item", items::MalformedItem(pk.to_owned()))
-                    })?;
-                Ok((
-                    id,
-                    Locator {
-                        account: items::account_id(item, items::ACCOUNT)?,
-                        division: items::division_id(item, items::DIVISION)?,
-                    },
-                ))
+                let id = id_of_pk(pk).ok_or_else(|| {
+                    StoreError::backend("decode item", items::MalformedItem(pk.to_owned()))
+                })?;
+                Ok((id, decode(item)?))
             })
             .collect()
     }
