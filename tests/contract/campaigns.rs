@@ -99,6 +99,7 @@ fn campaign(trigger: Trigger, divisions: &[&str], at: OffsetDateTime) -> Campaig
         created_by: "manager-1".into(),
         targeted: 0,
         skipped: Skipped::default(),
+        categories: Default::default(),
         pause_reason: None,
     }
 }

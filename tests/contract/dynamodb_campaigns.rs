@@ -95,6 +95,7 @@ fn campaign(trigger: Trigger) -> Campaign {
         created_by: "manager".into(),
         targeted: 0,
         skipped: Skipped::default(),
+        categories: Default::default(),
         pause_reason: None,
     }
 }

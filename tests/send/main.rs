@@ -132,6 +132,7 @@ async fn new_campaign(store: &dyn Store, trigger: Trigger, divisions: &[&str]) -
         created_by: "manager-1".into(),
         targeted: 0,
         skipped: Skipped::default(),
+        categories: Default::default(),
         pause_reason: None,
     };
     let out = store

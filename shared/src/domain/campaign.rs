@@ -217,7 +217,35 @@ pub struct Campaign {
     /// Contacts claimed for an invitation so far.
     pub targeted: u64,
     pub skipped: Skipped,
+    /// The campaign's invitations per category, kept by the store in the same write as each
+    /// invitation's change (so they always equal a recount).
+    pub categories: CategoryCounts,
     pub pause_reason: Option<String>,
+}
+
+/// How many of a campaign's invitations are in each category.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CategoryCounts {
+    pub in_process: u64,
+    pub sent: u64,
+    pub failed: u64,
+    pub unsubscribed: u64,
+}
+
+impl CategoryCounts {
+    /// The counter of `category` (by name).
+    pub fn get_mut(&mut self, category: &InvitationCategory) -> &mut u64 {
+        match category {
+            InvitationCategory::InProcess => &mut self.in_process,
+            InvitationCategory::Sent => &mut self.sent,
+            InvitationCategory::Failed { .. } => &mut self.failed,
+            InvitationCategory::Unsubscribed => &mut self.unsubscribed,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.in_process + self.sent + self.failed + self.unsubscribed
+    }
 }
 
 /// Where an invitation stands. Issue 4 adds delivery outcomes (delivered, opened, bounced,
@@ -231,6 +259,8 @@ pub enum InvitationCategory {
     Sent,
     /// Could not be sent.
     Failed { reason: String },
+    /// The recipient followed the email's unsubscribe link.
+    Unsubscribed,
 }
 
 impl InvitationCategory {
@@ -239,6 +269,7 @@ impl InvitationCategory {
             Self::InProcess => "in_process",
             Self::Sent => "sent",
             Self::Failed { .. } => "failed",
+            Self::Unsubscribed => "unsubscribed",
         }
     }
 
@@ -257,6 +288,7 @@ impl InvitationCategory {
             "failed" => Self::Failed {
                 reason: reason.unwrap_or_default(),
             },
+            "unsubscribed" => Self::Unsubscribed,
             _ => return None,
         })
     }

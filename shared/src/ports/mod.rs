@@ -1,6 +1,7 @@
 //! Ports: what the use cases need from the outside world, one trait per capability.
 //! Adapters (in [`crate::adapters`]) implement them for SQLite, DynamoDB and friends.
 
+mod bus;
 mod campaigns;
 mod clock;
 mod mailer;
@@ -8,6 +9,10 @@ mod store;
 mod templates;
 
 pub(crate) use campaigns::{decode_invitation_cursor, encode_invitation_cursor};
+pub use bus::{
+    BusError, EventBus, Recipient, SendMessage, DETAIL_TYPE_DELIVER, DETAIL_TYPE_FAN_OUT,
+    EVENT_SOURCE, MAX_MESSAGE_BYTES,
+};
 pub use campaigns::{CampaignStore, Claim, ClaimResult, CreateOutcome, Idempotency, MAX_CLAIMS};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use mailer::{MailError, Mailer, RawEmail, SentMessage};

@@ -239,6 +239,7 @@ fn decode_campaign(item: &Item) -> Result<Campaign, StoreError> {
             suppressed: get_num(item, SK_SUPPRESSED)?,
             no_email: get_num(item, SK_NO_EMAIL)?,
         },
+        categories: Default::default(),
         pause_reason: get_str(item, REASON).map(str::to_owned),
     })
 }

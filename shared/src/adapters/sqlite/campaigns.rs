@@ -130,6 +130,7 @@ fn read_campaign(op: &'static str, row: &Row<'_>) -> Result<Campaign, StoreError
             suppressed: count(op, row, 13)?,
             no_email: count(op, row, 14)?,
         },
+        categories: Default::default(),
         pause_reason: row.get(15).or_store(op)?,
     })
 }
