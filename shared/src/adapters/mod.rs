@@ -9,7 +9,6 @@
 pub mod aws_metrics;
 pub mod dynamodb;
 pub mod eventbridge;
-pub mod local_bus;
 pub mod outbox;
 pub mod ses;
 pub mod sqlite;
