@@ -150,6 +150,13 @@ impl SuppressionStore for Down {
     async fn is_suppressed(&self, _: &TenantId, _: &Email) -> Result<bool, StoreError> {
         down("is_suppressed")
     }
+    async fn suppressed_among(
+        &self,
+        _: &TenantId,
+        _: &[Email],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        down("suppressed_among")
+    }
 }
 
 #[tokio::test]
@@ -249,6 +256,22 @@ impl portal_core::ports::CampaignStore for Down {
         _: &ContactId,
     ) -> Result<Option<portal_core::domain::Invitation>, StoreError> {
         down("get_invitation")
+    }
+    async fn get_invitations(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::CampaignId,
+        _: &[ContactId],
+    ) -> Result<Vec<portal_core::domain::Invitation>, StoreError> {
+        down("get_invitations")
+    }
+    async fn record_outcomes(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::CampaignId,
+        _: &[(ContactId, portal_core::domain::InvitationCategory)],
+    ) -> Result<Vec<bool>, StoreError> {
+        down("record_outcomes")
     }
     async fn set_invitation_category(
         &self,

@@ -4,11 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use portal_core::domain::{
-    Account, AccountId, Campaign, CampaignId, CampaignStatus, ContactId, ContactInput, DivisionId,
-    DivisionInput, Email, Filters, Invitation, InvitationCategory, PortalStatus, RegistrationToken,
-    Skipped, TenantId, Trigger,
+    Account, AccountId, Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId,
+    ContactInput, DivisionId, DivisionInput, Email, Filters, Invitation, InvitationCategory,
+    PortalStatus, RegistrationToken, Skipped, TenantId, Trigger,
 };
-use portal_core::ports::{Claim, ClaimResult, ContactQuery, CreateOutcome, Idempotency, Store};
+use portal_core::ports::{
+    Claim, ClaimResult, ContactQuery, CreateOutcome, Idempotency, Store, SuppressionReason,
+};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -107,6 +109,7 @@ fn campaign(trigger: Trigger, divisions: &[&str], at: OffsetDateTime) -> Campaig
 fn claim(c: &Campaign, contact: &str, at: OffsetDateTime) -> Claim {
     Claim {
         contact_id: cid(contact),
+        division_id: None,
         invitation: Invitation {
             campaign_id: c.campaign_id.clone(),
             contact_id: cid(contact),
@@ -848,4 +851,182 @@ pub async fn campaigns_and_claims_never_cross_tenants(store: &dyn Store) {
             .map(|c| c.status),
         Some(CampaignStatus::Queued)
     );
+}
+
+pub async fn claims_and_outcomes_keep_the_category_counters_equal_to_a_recount(store: &dyn Store) {
+    let tenant = t("cmp-counters");
+    seed(store, &tenant, 8).await;
+    let c = campaign(Trigger::Manual, &["d1"], NOW);
+    assert_eq!(
+        create(store, &tenant, &c, NOW).await,
+        CreateOutcome::Created
+    );
+    let ids = ["c000", "c001", "c002", "c003", "c004"];
+    claim_all(store, &tenant, &c, &ids, NOW).await;
+    // A replayed claim counts nothing again; a claim carrying its division is claimed too.
+    claim_all(store, &tenant, &c, &ids, NOW).await;
+    let mut hinted = claim(&c, "c005", NOW);
+    hinted.division_id = Some(div("d1"));
+    assert_eq!(
+        store
+            .claim_contacts(&tenant, &c.campaign_id, &[hinted], NOW)
+            .await
+            .unwrap(),
+        vec![ClaimResult::Claimed]
+    );
+    let got = store
+        .get_campaign(&tenant, &c.campaign_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.targeted, 6);
+    assert_eq!(got.categories.in_process, 6);
+
+    let failed = InvitationCategory::Failed {
+        reason: "mailbox full".into(),
+    };
+    let applied = store
+        .record_outcomes(
+            &tenant,
+            &c.campaign_id,
+            &[
+                (cid("c000"), InvitationCategory::Sent),
+                (cid("c001"), InvitationCategory::Sent),
+                (cid("c002"), failed.clone()),
+                (cid("c999"), InvitationCategory::Sent),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied, vec![true, true, true, false]);
+    // Recording again (a replayed delivery) applies nothing and moves no counter.
+    let again = store
+        .record_outcomes(
+            &tenant,
+            &c.campaign_id,
+            &[
+                (cid("c000"), failed.clone()),
+                (cid("c003"), InvitationCategory::Sent),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, vec![false, true]);
+    // An unsubscribe moves a sent invitation whatever its category.
+    assert!(store
+        .set_invitation_category(
+            &tenant,
+            &c.campaign_id,
+            &cid("c001"),
+            &InvitationCategory::Unsubscribed
+        )
+        .await
+        .unwrap());
+
+    let got = store
+        .get_campaign(&tenant, &c.campaign_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut recount = CategoryCounts::default();
+    let invitations = store
+        .list_invitations(&tenant, &c.campaign_id, None, 100)
+        .await
+        .unwrap()
+        .items;
+    for inv in &invitations {
+        *recount.get_mut(&inv.category) += 1;
+    }
+    assert_eq!(got.categories, recount);
+    assert_eq!(
+        got.categories,
+        CategoryCounts {
+            in_process: 2,
+            sent: 2,
+            failed: 1,
+            unsubscribed: 1,
+        }
+    );
+    let by_id: BTreeMap<String, InvitationCategory> = invitations
+        .into_iter()
+        .map(|i| (i.contact_id.to_string(), i.category))
+        .collect();
+    assert_eq!(by_id["c000"], InvitationCategory::Sent);
+    assert_eq!(by_id["c002"], failed);
+}
+
+pub async fn invitations_and_suppressions_are_read_in_batches(store: &dyn Store) {
+    let tenant = t("cmp-batch-read");
+    seed(store, &tenant, 6).await;
+    let c = campaign(Trigger::Manual, &["d1"], NOW);
+    assert_eq!(
+        create(store, &tenant, &c, NOW).await,
+        CreateOutcome::Created
+    );
+    claim_all(store, &tenant, &c, &["c000", "c002", "c004"], NOW).await;
+    let got: BTreeSet<String> = store
+        .get_invitations(
+            &tenant,
+            &c.campaign_id,
+            &[
+                cid("c000"),
+                cid("c001"),
+                cid("c002"),
+                cid("c004"),
+                cid("c004"),
+            ],
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.contact_id.to_string())
+        .collect();
+    assert_eq!(
+        got,
+        BTreeSet::from(["c000".into(), "c002".into(), "c004".into()])
+    );
+    assert!(store
+        .get_invitations(&t("cmp-batch-other"), &c.campaign_id, &[cid("c000")])
+        .await
+        .unwrap()
+        .is_empty());
+
+    store
+        .suppress(
+            &tenant,
+            &email("C1@Example.com"),
+            SuppressionReason::Unsubscribed,
+            NOW,
+        )
+        .await
+        .unwrap();
+    store
+        .suppress(
+            &t("cmp-batch-other"),
+            &email("c2@example.com"),
+            SuppressionReason::Unsubscribed,
+            NOW,
+        )
+        .await
+        .unwrap();
+    let found = store
+        .suppressed_among(
+            &tenant,
+            &[
+                email("c0@example.com"),
+                email("c1@example.com"),
+                email("c2@example.com"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        std::collections::HashSet::from(["c1@example.com".to_owned()])
+    );
+    assert!(store
+        .suppressed_among(&tenant, &[])
+        .await
+        .unwrap()
+        .is_empty());
 }

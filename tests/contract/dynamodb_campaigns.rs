@@ -104,6 +104,7 @@ fn claims(c: &Campaign, range: std::ops::Range<usize>) -> Vec<Claim> {
     range
         .map(|i| Claim {
             contact_id: cid(i),
+            division_id: None,
             invitation: Invitation {
                 campaign_id: c.campaign_id.clone(),
                 contact_id: cid(i),

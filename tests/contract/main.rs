@@ -41,6 +41,8 @@ macro_rules! contract_suite {
             status_moves_only_from_the_expected_status_and_counts_add_up,
             invitations_page_in_contact_order_and_record_their_category,
             campaigns_and_claims_never_cross_tenants,
+            claims_and_outcomes_keep_the_category_counters_equal_to_a_recount,
+            invitations_and_suppressions_are_read_in_batches,
             ],
             templates: [
             a_saved_template_reads_back_whole,

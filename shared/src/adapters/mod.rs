@@ -9,6 +9,7 @@
 pub mod aws_metrics;
 pub mod dynamodb;
 pub mod eventbridge;
+pub mod local_bus;
 pub mod outbox;
 pub mod ses;
 pub mod sqlite;

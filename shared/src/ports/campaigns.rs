@@ -61,6 +61,9 @@ pub enum CreateOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claim {
     pub contact_id: ContactId,
+    /// The contact's division when the caller knows it (fan-out does): saves the store a
+    /// lookup. A wrong hint makes the claim answer `Missing`.
+    pub division_id: Option<DivisionId>,
     /// `campaign_id` and `contact_id` must match the claim's.
     pub invitation: Invitation,
 }
@@ -68,7 +71,8 @@ pub struct Claim {
 /// What a claim did for one contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimResult {
-    /// Claimed now: `last_invited_at = now`, status `pending`, invitation recorded. Send it.
+    /// Claimed now: `last_invited_at = now`, status `pending`, invitation recorded, and the
+    /// campaign's `targeted` and `in_process` counters incremented in the same write. Send it.
     Claimed,
     /// This campaign already holds an invitation for the contact (a replay): do not send again.
     AlreadyClaimedByThisCampaign,
@@ -118,7 +122,8 @@ pub trait CampaignStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     /// Adds to the campaign's `targeted` and `skipped` counters (atomic increments, not
-    /// idempotent: a fan-out counts each page once, after its claims). `false` when missing.
+    /// idempotent). Claims count `targeted` themselves: fan-out passes 0 and adds only the
+    /// skips of a page. `false` when missing.
     async fn add_campaign_counts(
         &self,
         tenant: &TenantId,
@@ -155,7 +160,28 @@ pub trait CampaignStore: Send + Sync {
         contact: &ContactId,
     ) -> Result<Option<Invitation>, StoreError>;
 
-    /// Sets an invitation's category (delivery outcomes). `false` when it does not exist.
+    /// The campaign's invitations of these contacts that exist, in no particular order
+    /// (at most [`MAX_CLAIMS`] ids).
+    async fn get_invitations(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        contacts: &[ContactId],
+    ) -> Result<Vec<Invitation>, StoreError>;
+
+    /// Records delivery outcomes: each invitation moves to its category only if it is still
+    /// `in_process`, and the campaign's category counters move with it in the same write.
+    /// One result per outcome: `true` when it applied (at most [`MAX_CLAIMS`] outcomes;
+    /// contact ids distinct).
+    async fn record_outcomes(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        outcomes: &[(ContactId, InvitationCategory)],
+    ) -> Result<Vec<bool>, StoreError>;
+
+    /// Sets an invitation's category whatever it was (an unsubscribe), moving the campaign's
+    /// counters with it. `false` when it does not exist.
     async fn set_invitation_category(
         &self,
         tenant: &TenantId,

@@ -8,11 +8,11 @@ mod mailer;
 mod store;
 mod templates;
 
-pub(crate) use campaigns::{decode_invitation_cursor, encode_invitation_cursor};
 pub use bus::{
     BusError, EventBus, Recipient, SendMessage, DETAIL_TYPE_DELIVER, DETAIL_TYPE_FAN_OUT,
     EVENT_SOURCE, MAX_MESSAGE_BYTES,
 };
+pub(crate) use campaigns::{decode_invitation_cursor, encode_invitation_cursor};
 pub use campaigns::{CampaignStore, Claim, ClaimResult, CreateOutcome, Idempotency, MAX_CLAIMS};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use mailer::{MailError, Mailer, RawEmail, SentMessage};

@@ -189,6 +189,13 @@ pub trait SuppressionStore: Send + Sync {
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
     async fn is_suppressed(&self, tenant: &TenantId, email: &Email) -> Result<bool, StoreError>;
+
+    /// Which of `emails` are suppressed, as their [`Email::normalized`] forms.
+    async fn suppressed_among(
+        &self,
+        tenant: &TenantId,
+        emails: &[Email],
+    ) -> Result<std::collections::HashSet<String>, StoreError>;
 }
 
 /// Everything the use cases need from a store.

@@ -71,8 +71,8 @@ use super::items::{self, get_str, s, time_value, Item, MalformedItem};
 use super::keys;
 use super::DynamoStore;
 use crate::domain::{
-    Campaign, CampaignId, CampaignStatus, ContactId, DivisionId, Email, Filters, Invitation,
-    InvitationCategory, PortalStatus, Skipped, TenantId, Trigger, HOLD_WINDOW,
+    Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionId, Email, Filters,
+    Invitation, InvitationCategory, PortalStatus, Skipped, TenantId, Trigger, HOLD_WINDOW,
     MAX_CAMPAIGN_DIVISIONS,
 };
 use crate::ports::{
@@ -80,8 +80,11 @@ use crate::ports::{
     CreateOutcome, Idempotency, Page, StoreError, MAX_CLAIMS, MAX_PAGE_SIZE,
 };
 
-/// Claims per TransactWriteItems: two items each, 100 items per transaction.
-const CLAIMS_PER_TRANSACTION: usize = 50;
+/// Claims per TransactWriteItems: two items each plus the campaign's counters, 100 items
+/// per transaction.
+const CLAIMS_PER_TRANSACTION: usize = 49;
+/// Outcomes per TransactWriteItems: one item each plus the campaign's counters.
+const OUTCOMES_PER_TRANSACTION: usize = 99;
 /// Rounds of a claim batch (or a campaign creation) before giving up on conflicts.
 pub(super) const MAX_CLAIM_ROUNDS: u32 = 8;
 
@@ -105,6 +108,10 @@ const SK_HELD: &str = "sk_held";
 const SK_SUPPRESSED: &str = "sk_sup";
 const SK_NO_EMAIL: &str = "sk_noemail";
 const REASON: &str = "why";
+const CAT_IN_PROCESS: &str = "n_inproc";
+const CAT_SENT: &str = "n_sent";
+const CAT_FAILED: &str = "n_failed";
+const CAT_UNSUBSCRIBED: &str = "n_unsub";
 // Invitation item.
 const EMAIL: &str = "email";
 const TOKEN_HASH: &str = "tok";
@@ -171,6 +178,21 @@ fn get_hash(item: &Item, name: &str) -> Result<[u8; 32], StoreError> {
     }
 }
 
+/// The campaign attribute counting a category's invitations.
+fn category_attr(c: &InvitationCategory) -> &'static str {
+    match c {
+        InvitationCategory::InProcess => CAT_IN_PROCESS,
+        InvitationCategory::Sent => CAT_SENT,
+        InvitationCategory::Failed { .. } => CAT_FAILED,
+        InvitationCategory::Unsubscribed => CAT_UNSUBSCRIBED,
+    }
+}
+
+/// A signed DynamoDB number.
+fn signed(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
 fn encode_campaign(t: &TenantId, c: &Campaign) -> Result<Item, StoreError> {
     let filters =
         serde_json::to_string(&c.filters).map_err(|e| StoreError::backend("encode item", e))?;
@@ -195,6 +217,10 @@ fn encode_campaign(t: &TenantId, c: &Campaign) -> Result<Item, StoreError> {
     put(SK_HELD, num(c.skipped.held_24h));
     put(SK_SUPPRESSED, num(c.skipped.suppressed));
     put(SK_NO_EMAIL, num(c.skipped.no_email));
+    put(CAT_IN_PROCESS, num(c.categories.in_process));
+    put(CAT_SENT, num(c.categories.sent));
+    put(CAT_FAILED, num(c.categories.failed));
+    put(CAT_UNSUBSCRIBED, num(c.categories.unsubscribed));
     if let Some(r) = &c.pause_reason {
         put(REASON, s(r));
     }
@@ -239,7 +265,12 @@ fn decode_campaign(item: &Item) -> Result<Campaign, StoreError> {
             suppressed: get_num(item, SK_SUPPRESSED)?,
             no_email: get_num(item, SK_NO_EMAIL)?,
         },
-        categories: Default::default(),
+        categories: CategoryCounts {
+            in_process: get_num(item, CAT_IN_PROCESS)?,
+            sent: get_num(item, CAT_SENT)?,
+            failed: get_num(item, CAT_FAILED)?,
+            unsubscribed: get_num(item, CAT_UNSUBSCRIBED)?,
+        },
         pause_reason: get_str(item, REASON).map(str::to_owned),
     })
 }
@@ -330,6 +361,143 @@ impl DynamoStore {
             .build()
             .map_err(build_err)?;
         Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The transaction item adding `deltas` to the campaign's counters; it requires the
+    /// campaign to exist (a claim for a campaign never recorded cancels).
+    fn counters_item(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        deltas: &[(&'static str, i64)],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(items::key(campaign_pk(tenant, campaign), CAMPAIGN_SK)))
+            .condition_expression("attribute_exists(pk)");
+        let mut adds = Vec::new();
+        for (i, (attr, delta)) in deltas.iter().enumerate() {
+            adds.push(format!("#c{i} :c{i}"));
+            update = update
+                .expression_attribute_names(format!("#c{i}"), *attr)
+                .expression_attribute_values(format!(":c{i}"), signed(*delta));
+        }
+        let update = update
+            .update_expression(format!("ADD {}", adds.join(", ")))
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// The transaction item setting an invitation's category (and reason), on condition that
+    /// it exists and, with `only_from`, is in that category.
+    fn category_update(
+        &self,
+        key: Item,
+        category: &InvitationCategory,
+        only_from: Option<&str>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .expression_attribute_names("#cat", CATEGORY)
+            .expression_attribute_names("#why", REASON)
+            .expression_attribute_values(":cat", s(category.as_str()));
+        update = match category.reason() {
+            Some(r) => update
+                .update_expression("SET #cat = :cat, #why = :why")
+                .expression_attribute_values(":why", s(r)),
+            None => update.update_expression("SET #cat = :cat REMOVE #why"),
+        };
+        update = match only_from {
+            Some(from) => update
+                .condition_expression("#cat = :from")
+                .expression_attribute_values(":from", s(from)),
+            None => update.condition_expression("attribute_exists(pk)"),
+        };
+        Ok(TransactWriteItem::builder()
+            .update(update.build().map_err(build_err)?)
+            .build())
+    }
+
+    /// Records the outcomes at `indices` (≤ [`OUTCOMES_PER_TRANSACTION`]) in one transaction
+    /// with the campaign's counters; an invitation no longer `in_process` fails its condition
+    /// and is dropped from the retry. Returns the indices that applied.
+    async fn record_chunk(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        outcomes: &[(ContactId, InvitationCategory)],
+        indices: &[usize],
+    ) -> Result<Vec<usize>, StoreError> {
+        let in_process = InvitationCategory::InProcess;
+        let mut pending = indices.to_vec();
+        for round in 0..MAX_CLAIM_ROUNDS {
+            if pending.is_empty() {
+                return Ok(vec![]);
+            }
+            let mut request = self.client.transact_write_items();
+            let mut moved = CategoryCounts::default();
+            for &i in &pending {
+                let (contact, category) = &outcomes[i];
+                let key = items::key(campaign_pk(tenant, campaign), invitation_sk(contact));
+                request = request.transact_items(self.category_update(
+                    key,
+                    category,
+                    Some(in_process.as_str()),
+                )?);
+                *moved.get_mut(category) += 1;
+            }
+            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            let deltas: Vec<(&'static str, i64)> = [
+                (CAT_IN_PROCESS, -n(pending.len() as u64)),
+                (CAT_SENT, n(moved.sent)),
+                (CAT_FAILED, n(moved.failed)),
+                (CAT_UNSUBSCRIBED, n(moved.unsubscribed)),
+            ]
+            .into_iter()
+            .filter(|(_, d)| *d != 0)
+            .collect();
+            request = request.transact_items(self.counters_item(tenant, campaign, &deltas)?);
+            let sent = {
+                let _one_at_a_time = self.transaction_guard().await;
+                request.send().await
+            };
+            let reasons = match sent {
+                Ok(_) => return Ok(pending),
+                Err(e) => cancellation(e)?,
+            };
+            if reasons.get(pending.len()).and_then(|r| r.code()) == Some(CONDITION_FAILED) {
+                return Err(StoreError::backend(
+                    "TransactWriteItems",
+                    Cancelled(format!("campaign {campaign} does not exist")),
+                ));
+            }
+            let mut retry = Vec::new();
+            let mut conflicted = false;
+            for (k, &i) in pending.iter().enumerate() {
+                let code = reasons.get(k).and_then(|r| r.code()).unwrap_or("None");
+                if code == CONDITION_FAILED {
+                    continue; // no longer in process (or missing): not applied
+                }
+                if !retryable(code) {
+                    return Err(StoreError::backend(
+                        "TransactWriteItems",
+                        Cancelled(code.to_owned()),
+                    ));
+                }
+                conflicted |= code != "None";
+                retry.push(i);
+            }
+            pending = retry;
+            if conflicted {
+                tokio::time::sleep(backoff(round)).await;
+            }
+        }
+        Err(StoreError::backend(
+            "TransactWriteItems",
+            Cancelled(format!("{} outcomes still conflicting", pending.len())),
+        ))
     }
 
     /// What a cancelled creation means, from its reasons (`None`: retry).
@@ -462,6 +630,12 @@ impl DynamoStore {
                     request = request.transact_items(item);
                 }
             }
+            let k = pending.len() as i64;
+            request = request.transact_items(self.counters_item(
+                tenant,
+                campaign,
+                &[(TARGETED, k), (CAT_IN_PROCESS, k)],
+            )?);
             let sent = {
                 let _one_at_a_time = self.transaction_guard().await;
                 request.send().await
@@ -476,6 +650,13 @@ impl DynamoStore {
                 }
                 Err(e) => cancellation(e)?,
             };
+            let counters = reasons.get(2 * pending.len()).and_then(|r| r.code());
+            if counters == Some(CONDITION_FAILED) {
+                return Err(StoreError::backend(
+                    "TransactWriteItems",
+                    Cancelled(format!("campaign {campaign} does not exist")),
+                ));
+            }
             let mut retry = Vec::new();
             let mut conflicted = false;
             for (n, &i) in pending.iter().enumerate() {
@@ -730,17 +911,26 @@ impl CampaignStore for DynamoStore {
                 unique.len() - 1
             });
         }
+        // Claims that carry their division need no locator read.
         let locators = batch::get_all(
             &self.client,
             &self.table,
             unique
                 .iter()
+                .filter(|c| c.division_id.is_none())
                 .map(|c| items::key(keys::locator_pk(tenant, &c.contact_id), keys::LOCATOR_SK))
                 .collect(),
             None,
         )
         .await?;
-        let mut division_of: HashMap<String, DivisionId> = HashMap::new();
+        let mut division_of: HashMap<String, DivisionId> = unique
+            .iter()
+            .filter_map(|c| {
+                c.division_id
+                    .clone()
+                    .map(|d| (keys::locator_pk(tenant, &c.contact_id), d))
+            })
+            .collect();
         for loc in &locators {
             let pk = req_str(loc, items::PK)?.to_owned();
             division_of.insert(pk, items::division_id(loc, items::DIVISION)?);
@@ -840,6 +1030,50 @@ impl CampaignStore for DynamoStore {
         .transpose()
     }
 
+    async fn get_invitations(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        contacts: &[ContactId],
+    ) -> Result<Vec<Invitation>, StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        let keys = contacts
+            .iter()
+            .filter(|c| seen.insert(*c))
+            .map(|c| items::key(campaign_pk(tenant, campaign), invitation_sk(c)))
+            .collect();
+        batch::get_all(&self.client, &self.table, keys, None)
+            .await?
+            .iter()
+            .map(|i| decode_invitation(campaign, i))
+            .collect()
+    }
+
+    async fn record_outcomes(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        outcomes: &[(ContactId, InvitationCategory)],
+    ) -> Result<Vec<bool>, StoreError> {
+        if outcomes.len() > MAX_CLAIMS {
+            return Err(StoreError::backend(
+                "TransactWriteItems",
+                TooMany("at most 500 outcomes per call"),
+            ));
+        }
+        let mut applied = vec![false; outcomes.len()];
+        let moving: Vec<usize> = (0..outcomes.len())
+            .filter(|&i| outcomes[i].1 != InvitationCategory::InProcess)
+            .collect();
+        for chunk in moving.chunks(OUTCOMES_PER_TRANSACTION) {
+            let done = self.record_chunk(tenant, campaign, outcomes, chunk).await?;
+            for i in done {
+                applied[i] = true;
+            }
+        }
+        Ok(applied)
+    }
+
     async fn set_invitation_category(
         &self,
         tenant: &TenantId,
@@ -847,34 +1081,51 @@ impl CampaignStore for DynamoStore {
         contact: &ContactId,
         category: &InvitationCategory,
     ) -> Result<bool, StoreError> {
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(items::key(
-                campaign_pk(tenant, campaign),
-                invitation_sk(contact),
-            )))
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_names("#cat", CATEGORY)
-            .expression_attribute_names("#why", REASON)
-            .expression_attribute_values(":cat", s(category.as_str()));
-        request = match category.reason() {
-            Some(r) => request
-                .update_expression("SET #cat = :cat, #why = :why")
-                .expression_attribute_values(":why", s(r)),
-            None => request.update_expression("SET #cat = :cat REMOVE #why"),
-        };
-        match request.send().await {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|se| se.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
+        let key = items::key(campaign_pk(tenant, campaign), invitation_sk(contact));
+        for round in 0..MAX_CLAIM_ROUNDS {
+            let Some(old) = self.get_item("GetItem", key.clone()).await? else {
+                return Ok(false);
+            };
+            let old_name = req_str(&old, CATEGORY)?.to_owned();
+            let old_cat = InvitationCategory::from_parts(&old_name, None)
+                .ok_or_else(|| malformed(CATEGORY))?;
+            let mut request = self
+                .client
+                .transact_write_items()
+                .transact_items(self.category_update(key.clone(), category, Some(&old_name))?);
+            if category_attr(&old_cat) != category_attr(category) {
+                request = request.transact_items(self.counters_item(
+                    tenant,
+                    campaign,
+                    &[(category_attr(&old_cat), -1), (category_attr(category), 1)],
+                )?);
             }
-            Err(e) => Err(StoreError::backend("UpdateItem", e)),
+            let sent = {
+                let _one_at_a_time = self.transaction_guard().await;
+                request.send().await
+            };
+            match sent {
+                Ok(_) => return Ok(true),
+                Err(e) => {
+                    let reasons = cancellation(e)?;
+                    if reasons.iter().any(|r| {
+                        r.code()
+                            .is_some_and(|c| !retryable(c) && c != CONDITION_FAILED)
+                    }) {
+                        return Err(StoreError::backend(
+                            "TransactWriteItems",
+                            Cancelled(format!("{reasons:?}")),
+                        ));
+                    }
+                    // Moved by someone else since the read (or a conflict): read again.
+                    tokio::time::sleep(backoff(round)).await;
+                }
+            }
         }
+        Err(StoreError::backend(
+            "TransactWriteItems",
+            Cancelled("the invitation kept changing".into()),
+        ))
     }
 }
 

@@ -24,8 +24,9 @@ use time::OffsetDateTime;
 
 use super::{from_ts, parse_stored, schema, ts, OrStore, SqliteStore};
 use crate::domain::{
-    Campaign, CampaignId, CampaignStatus, ContactId, DivisionId, Email, Filters, Invitation,
-    InvitationCategory, Skipped, TenantId, Trigger, HOLD_WINDOW, MAX_CAMPAIGN_DIVISIONS,
+    Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionId, Email, Filters,
+    Invitation, InvitationCategory, Skipped, TenantId, Trigger, HOLD_WINDOW,
+    MAX_CAMPAIGN_DIVISIONS,
 };
 use crate::ports::{
     decode_invitation_cursor, encode_invitation_cursor, CampaignStore, Claim, ClaimResult,
@@ -52,6 +53,10 @@ CREATE TABLE IF NOT EXISTS campaigns (
     skipped_suppressed INTEGER NOT NULL DEFAULT 0,
     skipped_no_email   INTEGER NOT NULL DEFAULT 0,
     pause_reason       TEXT,
+    cat_in_process     INTEGER NOT NULL DEFAULT 0,
+    cat_sent           INTEGER NOT NULL DEFAULT 0,
+    cat_failed         INTEGER NOT NULL DEFAULT 0,
+    cat_unsubscribed   INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant, campaign_id)
 ) WITHOUT ROWID;
 
@@ -91,8 +96,46 @@ pub(crate) struct TooManyClaims;
 
 const CAMPAIGN_SELECT: &str = "SELECT campaign_id, trigger, status, division_ids, filters, \
     limit_to_uninvited, template_id, email_from, created_at, created_by, targeted, \
-    skipped_accepted, skipped_held_24h, skipped_suppressed, skipped_no_email, pause_reason \
-    FROM campaigns";
+    skipped_accepted, skipped_held_24h, skipped_suppressed, skipped_no_email, pause_reason, \
+    cat_in_process, cat_sent, cat_failed, cat_unsubscribed FROM campaigns";
+
+/// The category counter columns, added to a `campaigns` table made before they existed.
+const CATEGORY_COLUMNS: [&str; 4] = [
+    "cat_in_process",
+    "cat_sent",
+    "cat_failed",
+    "cat_unsubscribed",
+];
+
+/// Brings an older `campaigns` table up to [`SCHEMA`]: adds the missing counter columns.
+pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let mut have = Vec::new();
+    {
+        let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('campaigns')")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            have.push(row.get::<_, String>(0)?);
+        }
+    }
+    for col in CATEGORY_COLUMNS {
+        if !have.iter().any(|h| h == col) {
+            conn.execute_batch(&format!(
+                "ALTER TABLE campaigns ADD COLUMN {col} INTEGER NOT NULL DEFAULT 0"
+            ))?;
+        }
+    }
+    Ok(())
+}
+
+/// The counter column of a category.
+fn category_column(category: &InvitationCategory) -> &'static str {
+    match category {
+        InvitationCategory::InProcess => "cat_in_process",
+        InvitationCategory::Sent => "cat_sent",
+        InvitationCategory::Failed { .. } => "cat_failed",
+        InvitationCategory::Unsubscribed => "cat_unsubscribed",
+    }
+}
 
 const INVITATION_SELECT: &str = "SELECT campaign_id, contact_id, email, token_hash, \
     expires_at, category, reason, created_at FROM invitations";
@@ -130,7 +173,12 @@ fn read_campaign(op: &'static str, row: &Row<'_>) -> Result<Campaign, StoreError
             suppressed: count(op, row, 13)?,
             no_email: count(op, row, 14)?,
         },
-        categories: Default::default(),
+        categories: CategoryCounts {
+            in_process: count(op, row, 16)?,
+            sent: count(op, row, 17)?,
+            failed: count(op, row, 18)?,
+            unsubscribed: count(op, row, 19)?,
+        },
         pause_reason: row.get(15).or_store(op)?,
     })
 }
@@ -496,6 +544,19 @@ impl CampaignStore for SqliteStore {
                 };
                 out.push(result);
             }
+            let claimed = first
+                .values()
+                .filter(|r| **r == ClaimResult::Claimed)
+                .count() as i64;
+            if claimed > 0 {
+                tx.prepare_cached(
+                    "UPDATE campaigns SET targeted = targeted + ?3, \
+                     cat_in_process = cat_in_process + ?3 \
+                     WHERE tenant = ?1 AND campaign_id = ?2",
+                )
+                .and_then(|mut s| s.execute(params![tenant.as_str(), campaign.as_str(), claimed]))
+                .or_store(OP)?;
+            }
             tx.commit().or_store(OP)?;
             Ok(out)
         })
@@ -574,6 +635,106 @@ impl CampaignStore for SqliteStore {
         .await
     }
 
+    async fn get_invitations(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        contacts: &[ContactId],
+    ) -> Result<Vec<Invitation>, StoreError> {
+        const OP: &str = "get_invitations";
+        let (tenant, campaign, contacts) = (tenant.clone(), campaign.clone(), contacts.to_vec());
+        self.read(OP, move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "{INVITATION_SELECT} WHERE tenant = ?1 AND campaign_id = ?2 AND contact_id = ?3"
+                ))
+                .or_store(OP)?;
+            let mut found = Vec::with_capacity(contacts.len());
+            for contact in &contacts {
+                let mut rows = stmt
+                    .query(params![
+                        tenant.as_str(),
+                        campaign.as_str(),
+                        contact.as_str()
+                    ])
+                    .or_store(OP)?;
+                if let Some(row) = rows.next().or_store(OP)? {
+                    found.push(read_invitation(OP, row)?);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn record_outcomes(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        outcomes: &[(ContactId, InvitationCategory)],
+    ) -> Result<Vec<bool>, StoreError> {
+        const OP: &str = "record_outcomes";
+        if outcomes.len() > MAX_CLAIMS {
+            return Err(StoreError::backend(OP, TooManyClaims));
+        }
+        let (tenant, campaign, outcomes) = (tenant.clone(), campaign.clone(), outcomes.to_vec());
+        self.write(OP, move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .or_store(OP)?;
+            let mut applied = Vec::with_capacity(outcomes.len());
+            let mut moved = CategoryCounts::default();
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE invitations SET category = ?4, reason = ?5 \
+                         WHERE tenant = ?1 AND campaign_id = ?2 AND contact_id = ?3 \
+                         AND category = 'in_process'",
+                    )
+                    .or_store(OP)?;
+                for (contact, category) in &outcomes {
+                    let n = stmt
+                        .execute(params![
+                            tenant.as_str(),
+                            campaign.as_str(),
+                            contact.as_str(),
+                            category.as_str(),
+                            category.reason()
+                        ])
+                        .or_store(OP)?;
+                    if n > 0 && *category != InvitationCategory::InProcess {
+                        *moved.get_mut(category) += 1;
+                    }
+                    applied.push(n > 0);
+                }
+            }
+            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            let out = moved.sent + moved.failed + moved.unsubscribed;
+            if out > 0 {
+                tx.prepare_cached(
+                    "UPDATE campaigns SET cat_in_process = cat_in_process - ?3, \
+                     cat_sent = cat_sent + ?4, cat_failed = cat_failed + ?5, \
+                     cat_unsubscribed = cat_unsubscribed + ?6 \
+                     WHERE tenant = ?1 AND campaign_id = ?2",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        tenant.as_str(),
+                        campaign.as_str(),
+                        n(out),
+                        n(moved.sent),
+                        n(moved.failed),
+                        n(moved.unsubscribed)
+                    ])
+                })
+                .or_store(OP)?;
+            }
+            tx.commit().or_store(OP)?;
+            Ok(applied)
+        })
+        .await
+    }
+
     async fn set_invitation_category(
         &self,
         tenant: &TenantId,
@@ -589,22 +750,59 @@ impl CampaignStore for SqliteStore {
             category.clone(),
         );
         self.write(OP, move |conn| {
-            let n = conn
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .or_store(OP)?;
+            let old: Option<String> = tx
                 .prepare_cached(
-                    "UPDATE invitations SET category = ?4, reason = ?5 \
+                    "SELECT category FROM invitations \
                      WHERE tenant = ?1 AND campaign_id = ?2 AND contact_id = ?3",
                 )
                 .and_then(|mut s| {
-                    s.execute(params![
-                        tenant.as_str(),
-                        campaign.as_str(),
-                        contact.as_str(),
-                        category.as_str(),
-                        category.reason()
-                    ])
+                    s.query_row(
+                        params![tenant.as_str(), campaign.as_str(), contact.as_str()],
+                        |r| r.get(0),
+                    )
+                    .optional()
                 })
                 .or_store(OP)?;
-            Ok(n > 0)
+            let Some(old) = old else {
+                return Ok(false);
+            };
+            tx.prepare_cached(
+                "UPDATE invitations SET category = ?4, reason = ?5 \
+                 WHERE tenant = ?1 AND campaign_id = ?2 AND contact_id = ?3",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant.as_str(),
+                    campaign.as_str(),
+                    contact.as_str(),
+                    category.as_str(),
+                    category.reason()
+                ])
+            })
+            .or_store(OP)?;
+            let old_column = parse_stored(
+                OP,
+                "invitation category",
+                InvitationCategory::from_parts(&old, None).ok_or(()),
+            )
+            .map(|c| category_column(&c))?;
+            let new_column = category_column(&category);
+            if old_column != new_column {
+                tx.execute(
+                    &format!(
+                        "UPDATE campaigns SET {old_column} = {old_column} - 1, \
+                         {new_column} = {new_column} + 1 \
+                         WHERE tenant = ?1 AND campaign_id = ?2"
+                    ),
+                    params![tenant.as_str(), campaign.as_str()],
+                )
+                .or_store(OP)?;
+            }
+            tx.commit().or_store(OP)?;
+            Ok(true)
         })
         .await
     }

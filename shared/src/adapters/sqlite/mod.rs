@@ -786,6 +786,29 @@ impl SuppressionStore for SqliteStore {
         })
         .await
     }
+
+    async fn suppressed_among(
+        &self,
+        tenant: &TenantId,
+        emails: &[Email],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        const OP: &str = "suppressed_among";
+        let tenant = tenant.clone();
+        let norms: Vec<String> = emails.iter().map(Email::normalized).collect();
+        self.read(OP, move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT 1 FROM suppressions WHERE tenant = ?1 AND email_norm = ?2")
+                .or_store(OP)?;
+            let mut found = std::collections::HashSet::new();
+            for norm in norms {
+                if stmt.exists(params![tenant.as_str(), norm]).or_store(OP)? {
+                    found.insert(norm);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

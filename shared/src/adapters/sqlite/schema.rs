@@ -230,6 +230,7 @@ pub fn create(conn: &Connection, file_backed: bool) -> rusqlite::Result<()> {
     }
     // Campaign tables: idempotent, created on every open (see `campaigns`).
     conn.execute_batch(super::campaigns::SCHEMA)?;
+    super::campaigns::migrate(conn)?;
     Ok(())
 }
 

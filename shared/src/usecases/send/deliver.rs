@@ -1,48 +1,50 @@
 //! Delivery: one batch of a campaign's invitations rendered and sent.
 //!
-//! For each invitation of the batch that is still `in_process` (a `sent` or `failed` one is
-//! skipped, so a duplicated batch sends nothing twice):
+//! The batch carries each recipient's merge values (read by the fan-out), so delivery reads
+//! only the campaign, its template, the batch's invitations and the suppressions among their
+//! addresses — four store requests per batch, whatever its size. Then, for each invitation
+//! still `in_process` (a `sent` or `failed` one is skipped, so a duplicated batch sends
+//! nothing twice):
 //!
-//! 1. the contact and its division are read; the template is the campaign's;
-//! 2. the merge values are filled: `[PortalLink]` from the derived registration token (see
+//! 1. the merge values are filled: `[PortalLink]` from the derived registration token (see
 //!    [`super`]), `[UnsubscribeLink]` and `List-Unsubscribe` from a token signed by the
 //!    [`UnsubscribeSigner`](crate::domain::unsubscribe::UnsubscribeSigner) whose invitation
 //!    id is `{campaign_id}:{contact_id}`; `[PortalKey]` is empty (accounts have no portal
 //!    keys yet); the sender is the campaign's `email_from`, shown with the division's name;
-//! 3. the message is rendered once ([`OutgoingEmail::to_raw`]) with the tags `tenant`,
+//! 2. the message is rendered once ([`OutgoingEmail::to_raw`]) with the tags `tenant`,
 //!    `campaign` and `invitation`, the send rate is respected ([`super::RateLimiter`]), and
 //!    [`Mailer::send_raw`](crate::ports::Mailer::send_raw) is called;
-//! 4. the outcome is written: `sent`, or `failed` with a reason.
+//! 3. the outcome — `sent`, or `failed` with a reason — joins the batch's pending outcomes,
+//!    written with the campaign's counters by
+//!    [`CampaignStore::record_outcomes`](crate::ports::CampaignStore::record_outcomes) every
+//!    [`SendConfig::outcome_flush`](super::SendConfig::outcome_flush) sends and at the end.
 //!
 //! | mailer answer | what happens |
 //! |---|---|
-//! | accepted | `sent` (the write retried in place on a store error) |
-//! | `Throttled` | back-off and retry; still throttled after `max_attempts` → [`SendError::Throttled`], the invitation stays `in_process` for the re-run |
+//! | accepted | `sent` |
+//! | `Throttled` | back-off and retry; still throttled after `max_attempts` → pending outcomes written, then [`SendError::Throttled`]: the invitation stays `in_process` for the re-run |
 //! | `Transient`, `Backend` | back-off and retry; after `max_attempts` → `failed` |
 //! | `Rejected` | `failed` with the reason at once |
 //!
-//! An address suppressed since the claim, or a contact deleted since, ends `failed` with that
-//! reason without a send; those do not count towards the pause threshold. After a batch with
-//! new delivery failures the campaign's failed invitations are counted; more than
-//! [`SendConfig::failure_threshold`](super::SendConfig::failure_threshold) pauses the campaign
-//! with the reason (through [`CampaignStatus::next`]). Counting pages through the
-//! campaign's invitations: fine while failures are rare, a counter in the store later.
+//! An address suppressed since the claim ends `failed` with [`REASON_SUPPRESSED`] and no
+//! send. After a batch with failures, more than
+//! [`SendConfig::failure_threshold`](super::SendConfig::failure_threshold) failed invitations
+//! in the campaign (its counter, no scan) pause it with the reason (through
+//! [`CampaignStatus::next`]).
 
 use std::collections::HashMap;
 
 use crate::domain::{
-    CampaignEvent, CampaignId, CampaignStatus, ContactId, Division, DivisionId, InvitationCategory,
-    MergeValues, TemplateId, TenantId,
+    CampaignEvent, CampaignId, CampaignStatus, ContactId, InvitationCategory, MergeValues,
+    TemplateId, TenantId,
 };
 use crate::mail::OutgoingEmail;
-use crate::ports::{MailError, RawEmail};
+use crate::ports::{MailError, RawEmail, Recipient};
 
 use super::{backoff, SendDeps, SendError};
 
 /// Reason of an invitation whose address was suppressed between its claim and its send.
 pub const REASON_SUPPRESSED: &str = "the address was suppressed before sending";
-/// Reason of an invitation whose contact was deleted between its claim and its send.
-pub const REASON_CONTACT_DELETED: &str = "the contact was deleted before sending";
 
 /// What one batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,13 +58,13 @@ pub struct DeliveryReport {
     pub paused: bool,
 }
 
-/// Delivers the invitations of `contact_ids` in the campaign (see the module docs).
-#[tracing::instrument(skip_all, fields(tenant = %tenant, campaign = %campaign_id, n = contact_ids.len()))]
+/// Delivers the batch's invitations (see the module docs).
+#[tracing::instrument(skip_all, fields(tenant = %tenant, campaign = %campaign_id, n = recipients.len()))]
 pub async fn deliver_batch(
     deps: &SendDeps,
     tenant: &TenantId,
     campaign_id: &CampaignId,
-    contact_ids: &[ContactId],
+    recipients: &[Recipient],
 ) -> Result<DeliveryReport, SendError> {
     let store = &*deps.store;
     let mut report = DeliveryReport::default();
@@ -81,46 +83,50 @@ pub async fn deliver_batch(
         Ok(id) => store.get_template(tenant, &id).await?,
         Err(_) => None,
     };
-    let mut divisions: HashMap<DivisionId, Option<Division>> = HashMap::new();
-    let mut delivery_failures = 0u64;
+    let ids: Vec<ContactId> = recipients.iter().map(|r| r.contact_id.clone()).collect();
+    let invitations: HashMap<ContactId, _> = store
+        .get_invitations(tenant, campaign_id, &ids)
+        .await?
+        .into_iter()
+        .map(|i| (i.contact_id.clone(), i))
+        .collect();
+    let live: Vec<&Recipient> = recipients
+        .iter()
+        .filter(|r| {
+            invitations
+                .get(&r.contact_id)
+                .is_some_and(|i| i.category == InvitationCategory::InProcess)
+        })
+        .collect();
+    report.skipped = (recipients.len() - live.len()) as u64;
+    let emails: Vec<_> = live
+        .iter()
+        .filter_map(|r| invitations.get(&r.contact_id).map(|i| i.email.clone()))
+        .collect();
+    let suppressed = store.suppressed_among(tenant, &emails).await?;
 
-    for contact_id in contact_ids {
-        let Some(invitation) = store
-            .get_invitation(tenant, campaign_id, contact_id)
-            .await?
-        else {
-            report.skipped += 1;
+    let flush_every = deps.config.outcome_flush.max(1);
+    let mut outcomes: Vec<(ContactId, InvitationCategory)> = Vec::new();
+    let fail = |reason: String| InvitationCategory::Failed { reason };
+    for recipient in live {
+        let contact_id = &recipient.contact_id;
+        let Some(invitation) = invitations.get(contact_id) else {
             continue;
         };
-        if invitation.category != InvitationCategory::InProcess {
-            report.skipped += 1;
-            continue;
+        if outcomes.len() >= flush_every {
+            record(deps, tenant, campaign_id, &mut outcomes).await?;
         }
-        let fail = |reason: String| InvitationCategory::Failed { reason };
         let Some(template) = &template else {
             let reason = format!("template {} no longer exists", campaign.template_id);
-            record(deps, tenant, campaign_id, contact_id, &fail(reason)).await?;
-            report.failed += 1;
-            delivery_failures += 1;
-            continue;
-        };
-        if store.is_suppressed(tenant, &invitation.email).await? {
-            let reason = REASON_SUPPRESSED.to_owned();
-            record(deps, tenant, campaign_id, contact_id, &fail(reason)).await?;
-            report.failed += 1;
-            continue;
-        }
-        let Some(contact) = store.get_contact(tenant, contact_id).await? else {
-            let reason = REASON_CONTACT_DELETED.to_owned();
-            record(deps, tenant, campaign_id, contact_id, &fail(reason)).await?;
+            outcomes.push((contact_id.clone(), fail(reason)));
             report.failed += 1;
             continue;
         };
-        if !divisions.contains_key(&contact.division_id) {
-            let d = store.get_division(tenant, &contact.division_id).await?;
-            divisions.insert(contact.division_id.clone(), d);
+        if suppressed.contains(&invitation.email.normalized()) {
+            outcomes.push((contact_id.clone(), fail(REASON_SUPPRESSED.to_owned())));
+            report.failed += 1;
+            continue;
         }
-        let division = divisions.get(&contact.division_id).and_then(Option::as_ref);
 
         let now = deps.clock.now();
         let token = deps.tokens.token(tenant, campaign_id, contact_id);
@@ -129,11 +135,13 @@ pub async fn deliver_batch(
             deps.unsubscribe
                 .sign(tenant, &invitation.email, &invitation_id, now);
         let unsubscribe_url = MergeValues::unsubscribe_url(&deps.public_url, &unsubscribe_token);
+        let division_name =
+            (!recipient.division_name.is_empty()).then(|| recipient.division_name.clone());
         let values = MergeValues {
-            contact_name: contact.contact_name.clone(),
-            account_number: contact.account_number.clone(),
-            account_name: contact.account_name.clone(),
-            division_name: division.map(|d| d.name.clone()).unwrap_or_default(),
+            contact_name: recipient.contact_name.clone(),
+            account_number: recipient.account_number.clone(),
+            account_name: recipient.account_name.clone(),
+            division_name: recipient.division_name.clone(),
             portal_link: MergeValues::registration_url(&deps.public_url, &token),
             portal_key: String::new(),
             unsubscribe_link: unsubscribe_url.clone(),
@@ -141,7 +149,7 @@ pub async fn deliver_batch(
         let rendered = template.render(&values);
         let email = OutgoingEmail {
             from: campaign.email_from.clone(),
-            from_name: division.map(|d| d.name.clone()),
+            from_name: division_name,
             to: invitation.email.clone(),
             subject: rendered.subject,
             html: rendered.html,
@@ -162,27 +170,23 @@ pub async fn deliver_batch(
         };
         match outcome {
             Ok(()) => {
-                record(
-                    deps,
-                    tenant,
-                    campaign_id,
-                    contact_id,
-                    &InvitationCategory::Sent,
-                )
-                .await?;
+                outcomes.push((contact_id.clone(), InvitationCategory::Sent));
                 report.sent += 1;
             }
-            Err(MailError::Throttled { detail }) => return Err(SendError::Throttled(detail)),
+            Err(MailError::Throttled { detail }) => {
+                record(deps, tenant, campaign_id, &mut outcomes).await?;
+                return Err(SendError::Throttled(detail));
+            }
             Err(e) => {
                 tracing::warn!(contact = %contact_id, error = %e, "invitation failed");
-                record(deps, tenant, campaign_id, contact_id, &fail(e.to_string())).await?;
+                outcomes.push((contact_id.clone(), fail(e.to_string())));
                 report.failed += 1;
-                delivery_failures += 1;
             }
         }
     }
+    record(deps, tenant, campaign_id, &mut outcomes).await?;
 
-    if delivery_failures > 0 {
+    if report.failed > 0 {
         report.paused = pause_if_over_threshold(deps, tenant, campaign_id).await?;
     }
     Ok(report)
@@ -213,24 +217,29 @@ async fn send_with_retries(deps: &SendDeps, raw: &RawEmail) -> Result<(), MailEr
     }
 }
 
-/// Writes an invitation's outcome, retrying a failing store in place (the email may already
-/// be out: giving up here is what re-sends it on the next run).
+/// Writes the pending outcomes (and empties them), retrying a failing store in place: the
+/// emails are already out, and giving up here is what re-sends them on the next run.
 async fn record(
     deps: &SendDeps,
     tenant: &TenantId,
     campaign_id: &CampaignId,
-    contact_id: &ContactId,
-    category: &InvitationCategory,
+    outcomes: &mut Vec<(ContactId, InvitationCategory)>,
 ) -> Result<(), SendError> {
+    if outcomes.is_empty() {
+        return Ok(());
+    }
     let attempts = deps.config.max_attempts.max(1);
     let mut attempt = 0;
     loop {
         match deps
             .store
-            .set_invitation_category(tenant, campaign_id, contact_id, category)
+            .record_outcomes(tenant, campaign_id, outcomes)
             .await
         {
-            Ok(_) => return Ok(()),
+            Ok(_) => {
+                outcomes.clear();
+                return Ok(());
+            }
             Err(e) => {
                 attempt += 1;
                 if attempt >= attempts {
@@ -242,39 +251,20 @@ async fn record(
     }
 }
 
-/// Counts the campaign's failed invitations; over the threshold, pauses it with the reason.
-/// `true` when the campaign is paused afterwards.
+/// Over the threshold of failed invitations (the campaign's counter), pauses the campaign
+/// with the reason. `true` when the campaign is paused afterwards.
 async fn pause_if_over_threshold(
     deps: &SendDeps,
     tenant: &TenantId,
     campaign_id: &CampaignId,
 ) -> Result<bool, SendError> {
-    let mut failed = 0u64;
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = deps
-            .store
-            .list_invitations(tenant, campaign_id, cursor.as_deref(), 500)
-            .await?;
-        failed += page
-            .items
-            .iter()
-            .filter(|i| {
-                matches!(&i.category, InvitationCategory::Failed { reason }
-                    if reason != REASON_SUPPRESSED && reason != REASON_CONTACT_DELETED)
-            })
-            .count() as u64;
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
-    if failed <= deps.config.failure_threshold {
-        return Ok(false);
-    }
     let Some(campaign) = deps.store.get_campaign(tenant, campaign_id).await? else {
         return Err(SendError::CampaignNotFound(campaign_id.clone()));
     };
+    let failed = campaign.categories.failed;
+    if failed <= deps.config.failure_threshold {
+        return Ok(campaign.status == CampaignStatus::Paused);
+    }
     let Ok(paused) = campaign.status.next(CampaignEvent::Pause) else {
         return Ok(campaign.status == CampaignStatus::Paused);
     };

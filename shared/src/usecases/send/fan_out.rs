@@ -13,28 +13,36 @@
 //! Listing all contacts rather than the `eligible` group is what makes a replay stable: a
 //! contact this campaign claimed is now held, and would drop out of `eligible`.
 //!
-//! Counters: `targeted` counts new claims only and skips are counted per page, once per run
-//! of the page: a replayed page adds its skips again (an over-count of `skipped`), and a page
-//! whose run died between its claims and its counts under-counts `targeted`. Exact numbers
-//! can always be recomputed from the invitations.
+//! Counters: `targeted` and the `in_process` category are counted by the claims themselves,
+//! in the same write, so they are exact. Skips are counted per page, once per run of the
+//! page: a replayed page adds its skips again (an over-count of `skipped`).
+
+use std::collections::HashMap;
 
 use time::OffsetDateTime;
 
 use crate::domain::{classify, hash_token, Group, Invitation, InvitationCategory, SendOutcome};
 use crate::domain::{CampaignId, CampaignStatus, ContactId, ContactRecord, Skipped, TenantId};
-use crate::ports::{Claim, ClaimResult, ContactQuery, ListQuery, MAX_CLAIMS, MAX_PAGE_SIZE};
+use crate::ports::{
+    Claim, ClaimResult, ContactQuery, ListQuery, Recipient, MAX_CLAIMS, MAX_PAGE_SIZE,
+};
 
 use super::{SendDeps, SendError};
 
-/// Most invitations in one send batch (one PutEvents entry).
-pub const MAX_BATCH: usize = 10;
+/// Most invitations in one send batch (one bus message, well under its size limit).
+pub const MAX_BATCH: usize = 100;
 
-/// Invitations to deliver together: `contact_ids` within the batch's campaign (an
-/// invitation is keyed by campaign and contact).
+/// Invitations to deliver together, with what their emails need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendBatch {
     pub campaign_id: CampaignId,
-    pub contact_ids: Vec<ContactId>,
+    pub recipients: Vec<Recipient>,
+}
+
+impl SendBatch {
+    pub fn contact_ids(&self) -> impl Iterator<Item = &ContactId> {
+        self.recipients.iter().map(|r| &r.contact_id)
+    }
 }
 
 /// What one page of fan-out produced.
@@ -49,6 +57,11 @@ pub struct FanOutStep {
 /// Claims one page of the campaign's recipients (see the module docs). Re-running it with
 /// the same cursor yields the same batches and claims nothing new. A paused or failed
 /// campaign answers an empty, done step and claims nothing.
+///
+/// Store requests per page: the campaign, the divisions, the contact page, the
+/// suppressions among them, the invitations of already-pending contacts (only when
+/// `limit_to_uninvited` leaves some out), the claims (one transaction per 49 on DynamoDB)
+/// and one counter update for the skips.
 #[tracing::instrument(skip_all, fields(tenant = %tenant, campaign = %campaign_id))]
 pub async fn fan_out_page(
     deps: &SendDeps,
@@ -94,29 +107,29 @@ pub async fn fan_out_page(
             },
         )
         .await?;
+    let division_names: HashMap<_, _> = store
+        .list_divisions(tenant)
+        .await?
+        .into_iter()
+        .map(|d| (d.division_id, d.name))
+        .collect();
+    let emails: Vec<_> = page.items.iter().filter_map(|c| c.email.clone()).collect();
+    let suppressed = store.suppressed_among(tenant, &emails).await?;
 
     let mut skipped = Skipped::default();
-    // Contacts to batch, in page order, and the claims to make.
-    let mut ours: Vec<ContactId> = Vec::new();
+    // Pending contacts left out by `limit_to_uninvited`: ours if this campaign claimed them.
+    let mut maybe_ours: Vec<ContactId> = Vec::new();
     let mut claims: Vec<Claim> = Vec::new();
     for contact in &page.items {
-        let suppressed = match &contact.email {
-            Some(e) => store.is_suppressed(tenant, e).await?,
-            None => false,
-        };
-        match classify(contact, now, suppressed, campaign.limit_to_uninvited) {
+        let is_suppressed = contact
+            .email
+            .as_ref()
+            .is_some_and(|e| suppressed.contains(&e.normalized()));
+        match classify(contact, now, is_suppressed, campaign.limit_to_uninvited) {
             SendOutcome::Accepted => skipped.accepted += 1,
             SendOutcome::NoEmail => skipped.no_email += 1,
             SendOutcome::Suppressed => skipped.suppressed += 1,
-            SendOutcome::NotTargeted => {
-                if store
-                    .get_invitation(tenant, campaign_id, &contact.contact_id)
-                    .await?
-                    .is_some()
-                {
-                    ours.push(contact.contact_id.clone());
-                }
-            }
+            SendOutcome::NotTargeted => maybe_ours.push(contact.contact_id.clone()),
             SendOutcome::Held24h | SendOutcome::Eligible => {
                 if let Some(claim) = claim_for(deps, tenant, campaign_id, contact, now) {
                     claims.push(claim);
@@ -125,6 +138,15 @@ pub async fn fan_out_page(
         }
     }
 
+    let mut ours: std::collections::HashSet<ContactId> = std::collections::HashSet::new();
+    if !maybe_ours.is_empty() {
+        for inv in store
+            .get_invitations(tenant, campaign_id, &maybe_ours)
+            .await?
+        {
+            ours.insert(inv.contact_id);
+        }
+    }
     let mut targeted = 0u64;
     if !claims.is_empty() {
         let results = store
@@ -134,33 +156,54 @@ pub async fn fan_out_page(
             match result {
                 ClaimResult::Claimed => {
                     targeted += 1;
-                    ours.push(claim.contact_id.clone());
+                    ours.insert(claim.contact_id.clone());
                 }
-                ClaimResult::AlreadyClaimedByThisCampaign => ours.push(claim.contact_id.clone()),
+                ClaimResult::AlreadyClaimedByThisCampaign => {
+                    ours.insert(claim.contact_id.clone());
+                }
                 ClaimResult::Held { .. } => skipped.held_24h += 1,
                 ClaimResult::Accepted => skipped.accepted += 1,
                 ClaimResult::Missing => {}
             }
         }
     }
-    if targeted > 0 || skipped != Skipped::default() {
+    if skipped != Skipped::default() {
         store
-            .add_campaign_counts(tenant, campaign_id, targeted, skipped)
+            .add_campaign_counts(tenant, campaign_id, 0, skipped)
             .await?;
     }
 
     // Page order is the store's stable order, so a replay cuts the same batches.
-    let batches = ours
+    let recipients: Vec<Recipient> = page
+        .items
+        .iter()
+        .filter(|c| ours.contains(&c.contact_id))
+        .filter_map(|c| {
+            Some(Recipient {
+                contact_id: c.contact_id.clone(),
+                email: c.email.clone()?,
+                contact_name: c.contact_name.clone(),
+                account_number: c.account_number.clone(),
+                account_name: c.account_name.clone(),
+                division_id: c.division_id.clone(),
+                division_name: division_names
+                    .get(&c.division_id)
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+        })
+        .collect();
+    let batches = recipients
         .chunks(MAX_BATCH)
-        .map(|ids| SendBatch {
+        .map(|r| SendBatch {
             campaign_id: campaign_id.clone(),
-            contact_ids: ids.to_vec(),
+            recipients: r.to_vec(),
         })
         .collect();
     let done = page.next_cursor.is_none();
     tracing::debug!(
         targeted,
-        batches = ours.len().div_ceil(MAX_BATCH),
+        batches = recipients.len().div_ceil(MAX_BATCH),
         done,
         "fan-out page"
     );
@@ -182,6 +225,7 @@ fn claim_for(
     let token = deps.tokens.token(tenant, campaign_id, &contact.contact_id);
     Some(Claim {
         contact_id: contact.contact_id.clone(),
+        division_id: Some(contact.division_id.clone()),
         invitation: Invitation {
             campaign_id: campaign_id.clone(),
             contact_id: contact.contact_id.clone(),

@@ -60,9 +60,9 @@ use crate::domain::unsubscribe::UnsubscribeSigner;
 use crate::domain::{
     CampaignEvent, CampaignId, CampaignStatus, ContactId, InvalidTransition, TenantId,
 };
-use crate::ports::{Clock, Mailer, Store, StoreError};
+use crate::ports::{BusError, Clock, EventBus, Mailer, SendMessage, Store, StoreError};
 
-pub use deliver::{deliver_batch, DeliveryReport, REASON_CONTACT_DELETED, REASON_SUPPRESSED};
+pub use deliver::{deliver_batch, DeliveryReport, REASON_SUPPRESSED};
 pub use fan_out::{fan_out_page, FanOutStep, SendBatch, MAX_BATCH};
 
 /// Most secret-less registration keys are refused: the token secret must be this long.
@@ -101,6 +101,11 @@ pub struct SendConfig {
     pub max_backoff: Duration,
     /// The campaign pauses itself once more than this many of its invitations failed.
     pub failure_threshold: u64,
+    /// Delivery writes its outcomes after this many sends (and at the end of a batch). A
+    /// process killed after the mail service accepted a message but before its outcome was
+    /// written re-sends that message on the re-run: 1 makes that window one message wide at
+    /// one store write per email; DynamoDB deployments trade it for fewer requests.
+    pub outcome_flush: usize,
 }
 
 impl Default for SendConfig {
@@ -113,6 +118,7 @@ impl Default for SendConfig {
             initial_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(20),
             failure_threshold: 100,
+            outcome_flush: 1,
         }
     }
 }
@@ -145,6 +151,8 @@ pub enum SendError {
     Transition(#[from] InvalidTransition),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Bus(#[from] BusError),
 }
 
 /// Derives registration tokens from a server secret (see the module docs).
@@ -227,9 +235,10 @@ pub(crate) fn backoff(config: &SendConfig, attempt: u32) -> Duration {
         .min(config.max_backoff)
 }
 
-/// What [`run_campaign`] ended with.
+/// What [`run_campaign`] (or one [`handle`]) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunReport {
+    /// The campaign's status afterwards (`None` from [`handle`]).
     pub status: Option<CampaignStatus>,
     pub sent: u64,
     pub failed: u64,
@@ -251,86 +260,152 @@ async fn transition(
         .await?)
 }
 
-/// Runs a campaign to its end in-process: fan-out page by page, each page's batches
-/// delivered at once, then `completed`. Safe to call again after a crash or on a finished
-/// campaign (which it leaves alone); a paused or failed campaign is not touched.
+/// Completes a `sending` campaign none of whose invitations is still in process. Called
+/// after every step that can be the last, so whichever finishes last completes it (the
+/// status update is conditional: two callers cannot both move it).
+async fn complete_if_done(
+    deps: &SendDeps,
+    tenant: &TenantId,
+    id: &CampaignId,
+) -> Result<(), SendError> {
+    if let Some(c) = deps.store.get_campaign(tenant, id).await? {
+        if c.status == CampaignStatus::Sending && c.categories.in_process == 0 {
+            transition(
+                deps,
+                tenant,
+                id,
+                CampaignStatus::Sending,
+                CampaignEvent::DeliveriesFinished,
+                None,
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Handles one bus message — the body of the fan-out and delivery functions, and of the
+/// local server's in-process worker. Safe to run twice for the same message.
+///
+/// - `FanOut`: a `queued` campaign becomes `fanning_out`; one page is claimed
+///   ([`fan_out_page`]) and its `Deliver` batches are published together with the `FanOut`
+///   of the next page; after the last page the campaign becomes `sending` (and `completed`
+///   at once if nothing is left in process). A `sending` campaign is paged again (a resume
+///   after a crash re-emits the batches of what is still in process); a paused, failed or
+///   completed one is left alone.
+/// - `Deliver`: [`deliver_batch`], then completion when it was the last.
+#[tracing::instrument(skip_all, fields(tenant = %msg.tenant(), campaign = %msg.campaign_id(), kind = msg.detail_type()))]
+pub async fn handle(
+    deps: &SendDeps,
+    bus: &dyn EventBus,
+    msg: &SendMessage,
+) -> Result<RunReport, SendError> {
+    let mut report = RunReport::default();
+    match msg {
+        SendMessage::FanOut {
+            tenant,
+            campaign_id,
+            cursor,
+        } => {
+            let campaign = deps
+                .store
+                .get_campaign(tenant, campaign_id)
+                .await?
+                .ok_or_else(|| SendError::CampaignNotFound(campaign_id.clone()))?;
+            let mut status = campaign.status;
+            if status == CampaignStatus::Queued {
+                transition(
+                    deps,
+                    tenant,
+                    campaign_id,
+                    status,
+                    CampaignEvent::FanOutStarted,
+                    None,
+                )
+                .await?;
+                status = CampaignStatus::FanningOut;
+            }
+            if !matches!(status, CampaignStatus::FanningOut | CampaignStatus::Sending) {
+                return Ok(report);
+            }
+            let step = fan_out_page(deps, tenant, campaign_id, cursor.as_deref()).await?;
+            let mut out: Vec<SendMessage> = step
+                .batches
+                .into_iter()
+                .map(|b| SendMessage::Deliver {
+                    tenant: tenant.clone(),
+                    campaign_id: b.campaign_id,
+                    recipients: b.recipients,
+                })
+                .collect();
+            if !step.done {
+                out.push(SendMessage::FanOut {
+                    tenant: tenant.clone(),
+                    campaign_id: campaign_id.clone(),
+                    cursor: step.next_cursor,
+                });
+            }
+            bus.publish(&out).await?;
+            if step.done {
+                if status == CampaignStatus::FanningOut {
+                    transition(
+                        deps,
+                        tenant,
+                        campaign_id,
+                        status,
+                        CampaignEvent::FanOutFinished,
+                        None,
+                    )
+                    .await?;
+                }
+                complete_if_done(deps, tenant, campaign_id).await?;
+            }
+        }
+        SendMessage::Deliver {
+            tenant,
+            campaign_id,
+            recipients,
+        } => {
+            let r = deliver_batch(deps, tenant, campaign_id, recipients).await?;
+            report.sent = r.sent;
+            report.failed = r.failed;
+            if !r.paused {
+                complete_if_done(deps, tenant, campaign_id).await?;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Runs a campaign to its end in this task: [`handle`] over a local queue, from the
+/// campaign's first page. Safe to call again after a crash (it resumes: replayed pages claim
+/// nothing new, delivered invitations are skipped) or on a finished campaign (which it
+/// leaves alone); a paused or failed campaign is not touched.
 #[tracing::instrument(skip_all, fields(tenant = %tenant, campaign = %campaign_id))]
 pub async fn run_campaign(
     deps: &SendDeps,
     tenant: &TenantId,
     campaign_id: &CampaignId,
 ) -> Result<RunReport, SendError> {
+    let queue = crate::adapters::local_bus::QueueBus::default();
     let mut report = RunReport::default();
-    let campaign = deps
+    queue
+        .publish(&[SendMessage::FanOut {
+            tenant: tenant.clone(),
+            campaign_id: campaign_id.clone(),
+            cursor: None,
+        }])
+        .await?;
+    while let Some(msg) = queue.pop() {
+        let r = handle(deps, &queue, &msg).await?;
+        report.sent += r.sent;
+        report.failed += r.failed;
+    }
+    report.status = deps
         .store
         .get_campaign(tenant, campaign_id)
         .await?
-        .ok_or_else(|| SendError::CampaignNotFound(campaign_id.clone()))?;
-    let mut status = campaign.status;
-    if status == CampaignStatus::Queued {
-        transition(
-            deps,
-            tenant,
-            campaign_id,
-            status,
-            CampaignEvent::FanOutStarted,
-            None,
-        )
-        .await?;
-        status = CampaignStatus::FanningOut;
-    }
-    if !matches!(status, CampaignStatus::FanningOut | CampaignStatus::Sending) {
-        report.status = Some(status);
-        return Ok(report);
-    }
-    // Always page from the start: replayed pages claim nothing new and their batches send
-    // only what is still in process (see the module docs).
-    let mut cursor = None;
-    loop {
-        let step = fan_out_page(deps, tenant, campaign_id, cursor.as_deref()).await?;
-        for batch in &step.batches {
-            let r = deliver_batch(deps, tenant, campaign_id, &batch.contact_ids).await?;
-            report.sent += r.sent;
-            report.failed += r.failed;
-            if r.paused {
-                report.status = Some(CampaignStatus::Paused);
-                return Ok(report);
-            }
-        }
-        if step.done {
-            break;
-        }
-        cursor = step.next_cursor;
-    }
-    if status == CampaignStatus::FanningOut {
-        transition(
-            deps,
-            tenant,
-            campaign_id,
-            status,
-            CampaignEvent::FanOutFinished,
-            None,
-        )
-        .await?;
-    }
-    let completed = transition(
-        deps,
-        tenant,
-        campaign_id,
-        CampaignStatus::Sending,
-        CampaignEvent::DeliveriesFinished,
-        None,
-    )
-    .await?;
-    report.status = if completed {
-        Some(CampaignStatus::Completed)
-    } else {
-        // Someone moved it first (a pause, a failure, a concurrent run that completed it).
-        deps.store
-            .get_campaign(tenant, campaign_id)
-            .await?
-            .map(|c| c.status)
-    };
+        .map(|c| c.status);
     Ok(report)
 }
 
