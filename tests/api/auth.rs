@@ -18,6 +18,8 @@ fn permission_of(method: &str, path: &str) -> &'static str {
             "settings:manage"
         }
         ("POST", "/v1/invitations/preview") => "invitations:read",
+        ("POST", "/v1/campaigns") | ("POST", "/v1/invitations/individual") => "invitations:send",
+        ("GET", "/v1/campaigns/{campaign_id}") => "invitations:read",
         ("POST", "/v1/invitations/counts") | ("POST", "/v1/invitations/recipients") => {
             "invitations:read"
         }
@@ -34,6 +36,7 @@ fn concrete(path: &str) -> String {
     path.replace("{division_id}", "d1")
         .replace("{account_id}", "a1")
         .replace("{template_id}", "tpl1")
+        .replace("{campaign_id}", "0123456789abcdef0123456789abcdef")
 }
 
 fn call(method: &str, path: &str, token: Option<&str>) -> axum::http::Request<Body> {

@@ -1,16 +1,21 @@
 //! Test harness: the real router on an in-memory SQLite store, a fixed clock, an HS256
-//! verifier, and helpers to call it with `oneshot` and read problem+json answers.
+//! verifier, and helpers to call it with `oneshot` and read problem+json answers;
+//! [`app_with_sending`] adds an in-memory [`RecordingBus`] for the send routes.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use portal_core::adapters::sqlite::SqliteStore;
+use portal_core::domain::unsubscribe::UnsubscribeSigner;
 use portal_core::http::auth::{issue_hs256, Claims, Verifier};
 use portal_core::http::{router, AppState};
-use portal_core::ports::FixedClock;
+use portal_core::ports::{BusError, EventBus, FixedClock, SendMessage};
+use portal_core::usecases::campaigns::Sending;
+use portal_core::usecases::send::TokenDeriver;
 use serde_json::{json, Value};
 use time::macros::datetime;
 use time::OffsetDateTime;
@@ -46,6 +51,62 @@ pub fn app_with(verifier: Verifier) -> App {
         store,
         clock,
     }
+}
+
+/// The registration-token secret of [`app_with_sending`].
+pub const TOKEN_SECRET: &[u8] = b"api-tests-token-secret-0123456789abcdef";
+/// The unsubscribe secret of [`app_with_sending`].
+pub const UNSUBSCRIBE_SECRET: &[u8] = b"api-tests-unsubscribe-secret-0123456789";
+
+/// An event bus that keeps what is published, in order, and can be told to refuse.
+#[derive(Default)]
+pub struct RecordingBus {
+    messages: Mutex<Vec<SendMessage>>,
+    refuse: AtomicBool,
+}
+
+impl RecordingBus {
+    /// Everything published so far.
+    pub fn messages(&self) -> Vec<SendMessage> {
+        self.messages.lock().unwrap().clone()
+    }
+
+    /// From now on, every publish fails (and records nothing).
+    pub fn refuse(&self, yes: bool) {
+        self.refuse.store(yes, Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl EventBus for RecordingBus {
+    async fn publish(&self, messages: &[SendMessage]) -> Result<(), BusError> {
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(BusError::Backend("the test bus refuses".into()));
+        }
+        self.messages.lock().unwrap().extend_from_slice(messages);
+        Ok(())
+    }
+}
+
+/// The test app with the send routes configured: a [`RecordingBus`], registration tokens
+/// from [`TOKEN_SECRET`] and unsubscribe links signed with [`UNSUBSCRIBE_SECRET`].
+pub fn app_with_sending() -> (App, Arc<RecordingBus>) {
+    let store = Arc::new(SqliteStore::open_in_memory().expect("in-memory store"));
+    let clock = Arc::new(FixedClock::new(NOW));
+    let bus = Arc::new(RecordingBus::default());
+    let state = AppState::new(store.clone(), clock.clone(), Verifier::hs256(SECRET))
+        .with_unsubscribe(UnsubscribeSigner::new(UNSUBSCRIBE_SECRET).expect("secret"))
+        .with_sending(Sending {
+            bus: bus.clone(),
+            tokens: Arc::new(TokenDeriver::new(TOKEN_SECRET).expect("secret")),
+            token_ttl: time::Duration::days(14),
+        });
+    let app = App {
+        router: router(state),
+        store,
+        clock,
+    };
+    (app, bus)
 }
 
 pub fn claims(tenant: &str, permissions: &[&str]) -> Claims {

@@ -12,8 +12,12 @@
 //! - `unsubscribe`: the public one-click unsubscribe link (signed token, tenant-bound).
 //! - `openapi`: `openapi.yaml` and the router serve the same routes.
 //! - `templates`: templates (save, list, 422s naming the tag) and the invitation preview.
+//! - `campaigns`: bulk sends (202 and the fan-out message, the division's 24-hour lock,
+//!   idempotency keys), reading a campaign, the individual invite, unsubscribe marking the
+//!   invitation.
 
 mod auth;
+mod campaigns;
 mod errors;
 mod failures;
 mod helpers;

@@ -7,7 +7,8 @@
 //! - [`error`]: [`ApiError`], the only way an error leaves the API (problem+json).
 //! - [`json`]: body reading where every rejection is an [`ApiError`].
 //! - one module per route group: [`divisions`], [`sync`], [`invitations`] (counts and lists),
-//!   with [`csv`] streaming a list as CSV; [`unsubscribe`] is public (signed token, no JWT).
+//!   with [`csv`] streaming a list as CSV; [`templates`] (and the preview); [`campaigns`]
+//!   (bulk sends, the individual invite); [`unsubscribe`] is public (signed token, no JWT).
 //!
 //! [`ROUTES`] is the list of `(method, path)` this router serves; the router is built from
 //! [`route_table`], a unit test checks the two agree, and `tests/api` checks `openapi.yaml`
@@ -18,6 +19,7 @@
 //! problem+json (one an extractor or axum itself produced) into one.
 
 pub mod auth;
+pub mod campaigns;
 pub mod csv;
 pub mod divisions;
 pub mod error;
@@ -38,6 +40,7 @@ use axum::Router;
 
 use crate::domain::unsubscribe::UnsubscribeSigner;
 use crate::ports::{Clock, Store};
+use crate::usecases::campaigns::Sending;
 
 pub use error::ApiError;
 
@@ -60,6 +63,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/templates/{template_id}"),
     ("DELETE", "/v1/templates/{template_id}"),
     ("POST", "/v1/invitations/preview"),
+    ("POST", "/v1/campaigns"),
+    ("GET", "/v1/campaigns/{campaign_id}"),
+    ("POST", "/v1/invitations/individual"),
     ("GET", "/v1/unsubscribe"),
     ("POST", "/v1/unsubscribe"),
 ];
@@ -80,6 +86,9 @@ pub struct AppState {
     /// Signs and checks unsubscribe links; `None` until [`AppState::with_unsubscribe`]
     /// (the unsubscribe routes then answer 500: a configuration error).
     pub unsubscribe: Option<Arc<UnsubscribeSigner>>,
+    /// The bus and token deriver the send routes need; `None` until
+    /// [`AppState::with_sending`] (those routes then answer 500: a configuration error).
+    pub sending: Option<Arc<Sending>>,
 }
 
 /// [`AppState::public_url`] unless [`AppState::with_public_url`] says otherwise.
@@ -93,6 +102,7 @@ impl AppState {
             auth: Arc::new(auth),
             public_url: DEFAULT_PUBLIC_URL.to_owned(),
             unsubscribe: None,
+            sending: None,
         }
     }
 
@@ -106,6 +116,13 @@ impl AppState {
     /// in the local server's data dir).
     pub fn with_unsubscribe(mut self, signer: UnsubscribeSigner) -> Self {
         self.unsubscribe = Some(Arc::new(signer));
+        self
+    }
+
+    /// Sets what the send routes (`POST /v1/campaigns`, `POST /v1/invitations/individual`)
+    /// publish to and derive registration tokens with.
+    pub fn with_sending(mut self, sending: Sending) -> Self {
+        self.sending = Some(Arc::new(sending));
         self
     }
 }
@@ -158,12 +175,19 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
             delete(templates::delete),
         ),
         ("POST", "/v1/invitations/preview", post(templates::preview)),
+        ("POST", "/v1/campaigns", post(campaigns::create)),
+        ("GET", "/v1/campaigns/{campaign_id}", get(campaigns::get)),
+        (
+            "POST",
+            "/v1/invitations/individual",
+            post(campaigns::individual),
+        ),
         ("GET", "/v1/unsubscribe", get(unsubscribe::show)),
         ("POST", "/v1/unsubscribe", post(unsubscribe::unsubscribe)),
     ]
 }
 
-/// Every route of this issue: sync, divisions, counts, recipient lists.
+/// The whole API: every route of [`route_table`], the fallbacks and the layers.
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new();
     for (_, path, method_router) in route_table() {

@@ -6,7 +6,10 @@
 //! - `GET` shows a small HTML page — the address partly masked and a button — and changes
 //!   nothing: mail scanners and link previews fetch links, and must not unsubscribe anyone.
 //! - `POST` unsubscribes: the address goes on the tenant's suppression list (reason
-//!   `unsubscribed`) and a small HTML confirmation is shown. It is idempotent. RFC 8058 mail
+//!   `unsubscribed`), the invitation the link came with (`{campaign_id}:{contact_id}` in the
+//!   token) becomes `unsubscribed`, and a small HTML confirmation is shown. It is idempotent.
+//!   An invitation id that is empty, malformed or names no invitation of the tenant changes
+//!   only the suppression list: the address is what the recipient asked to stop. RFC 8058 mail
 //!   clients send `List-Unsubscribe=One-Click` as `application/x-www-form-urlencoded` (some
 //!   as `multipart/form-data`); the page's own form sends the same field. The body is not
 //!   required: the signed token alone proves the link came from an email we sent.
@@ -29,6 +32,7 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::{ApiError, AppState};
 use crate::domain::unsubscribe::{mask_email, UnsubscribeClaim};
+use crate::domain::{CampaignId, ContactId, InvitationCategory};
 use crate::ports::SuppressionReason;
 
 /// `GET /v1/unsubscribe?token=…`: the confirmation page; changes nothing.
@@ -67,15 +71,36 @@ pub async fn unsubscribe(
         )
         .await
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
-    // TODO(issue 3, invitations): when the invitation store lands, mark the invitation named
-    // by `claim.invitation_id` (when not empty) as category `unsubscribed` here, idempotently.
-    tracing::info!(tenant = %claim.tenant, invitation = %claim.invitation_id, "unsubscribed");
+    let marked = match invitation_key(&claim.invitation_id) {
+        Some((campaign, contact)) => state
+            .store
+            .set_invitation_category(
+                &claim.tenant,
+                &campaign,
+                &contact,
+                &InvitationCategory::Unsubscribed,
+            )
+            .await
+            .map_err(|e| ApiError::Internal(Box::new(e)))?,
+        None => false,
+    };
+    tracing::info!(tenant = %claim.tenant, invitation = %claim.invitation_id, marked, "unsubscribed");
     let masked = escape(&mask_email(&claim.email));
     let body = format!(
         "<h1>You are unsubscribed</h1>\n\
          <p><strong>{masked}</strong> will not receive invitation emails from this sender again.</p>\n"
     );
     Ok(page("Unsubscribed", &body))
+}
+
+/// Splits an invitation id `{campaign_id}:{contact_id}` (a campaign id has no `:`, a
+/// contact id may). `None` when it is not one.
+fn invitation_key(id: &str) -> Option<(CampaignId, ContactId)> {
+    let (campaign, contact) = id.split_once(':')?;
+    Some((
+        CampaignId::parse(campaign).ok()?,
+        ContactId::parse(contact).ok()?,
+    ))
 }
 
 fn verified(
@@ -126,4 +151,26 @@ fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     crate::domain::escape_html_into(&mut out, s);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invitation_ids_split_at_the_first_colon_and_anything_else_is_ignored() {
+        let campaign = "0123456789abcdef0123456789abcdef";
+        let (c, k) = invitation_key(&format!("{campaign}:c-1:x")).unwrap();
+        assert_eq!((c.as_str(), k.as_str()), (campaign, "c-1:x"));
+        for bad in [
+            "",
+            "inv-1",
+            "c-1",
+            &format!("{campaign}:"),
+            "nothex:c-1",
+            &format!("{campaign}:a#b"),
+        ] {
+            assert!(invitation_key(bad).is_none(), "{bad:?}");
+        }
+    }
 }

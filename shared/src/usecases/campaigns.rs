@@ -484,7 +484,7 @@ pub async fn send_individual(
     let token = sending.tokens.token(tenant, &id, &contact_id);
     let claim = Claim {
         contact_id: contact_id.clone(),
-        division_id: None,
+        division_id: Some(contact.division_id.clone()),
         invitation: Invitation {
             campaign_id: id.clone(),
             contact_id: contact_id.clone(),
@@ -534,10 +534,7 @@ pub async fn send_individual(
         .await?;
         return Err(error);
     }
-    store
-        .add_campaign_counts(tenant, &id, 1, Skipped::default())
-        .await?;
-
+    // (The claim counted the campaign's `targeted` and `in_process` in the same write.)
     // Nothing to fan out: the campaign goes straight to `sending`.
     let mut status = CampaignStatus::Queued;
     for event in [CampaignEvent::FanOutStarted, CampaignEvent::FanOutFinished] {
@@ -550,15 +547,11 @@ pub async fn send_individual(
     };
     if let Err(source) = sending.bus.publish(&[message]).await {
         let reason = format!("the delivery could not be queued: {source}");
+        let outcome = InvitationCategory::Failed {
+            reason: reason.clone(),
+        };
         store
-            .set_invitation_category(
-                tenant,
-                &id,
-                &contact_id,
-                &InvitationCategory::Failed {
-                    reason: reason.clone(),
-                },
-            )
+            .record_outcomes(tenant, &id, &[(contact_id.clone(), outcome)])
             .await?;
         move_status(
             store,

@@ -1,6 +1,7 @@
 //! Use cases: what a caller can do, written once against the ports and driven by the HTTP
 //! router, the Lambda functions and the local server alike.
 
+pub mod campaigns;
 pub mod counts;
 pub mod send;
 pub mod sync;
