@@ -15,7 +15,7 @@
 //! data dir invalidates the links it signed.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, HeaderValue};
@@ -25,12 +25,15 @@ use axum::{Json, Router};
 use portal_core::adapters::outbox::{Outbox, OutboxError};
 use portal_core::domain::unsubscribe::UnsubscribeSigner;
 use portal_core::http::ApiError;
+use portal_core::usecases::send::TokenDeriver;
 use serde::Deserialize;
 
 use crate::secret::SecretError;
 
 /// The file, inside the data dir, holding the unsubscribe links' key.
 pub const UNSUBSCRIBE_SECRET_FILE: &str = "unsubscribe-secret";
+/// The key registration tokens are derived with (see `portal_core::usecases::send`).
+pub const REGISTRATION_SECRET_FILE: &str = "registration-secret";
 
 /// Default and largest `limit` of `GET /dev/outbox`.
 pub const DEFAULT_OUTBOX_LIMIT: usize = 100;
@@ -93,11 +96,24 @@ fn outbox_error(e: OutboxError) -> ApiError {
 
 /// The unsubscribe signer of a data dir, its key file created on first use.
 pub fn unsubscribe_signer(data_dir: &Path) -> Result<UnsubscribeSigner, SecretError> {
+    let (text, path) = key_file(data_dir, UNSUBSCRIBE_SECRET_FILE)?;
+    UnsubscribeSigner::new(text.trim()).map_err(|_| SecretError::FileTooShort { path })
+}
+
+/// The registration-token deriver of a data dir, its key file created on first use.
+pub fn token_deriver(data_dir: &Path) -> Result<TokenDeriver, SecretError> {
+    let (text, path) = key_file(data_dir, REGISTRATION_SECRET_FILE)?;
+    TokenDeriver::new(text.trim()).map_err(|_| SecretError::FileTooShort { path })
+}
+
+/// The text of a random 256-bit hex key file in the data dir (mode 0600), created on first
+/// use; a concurrent creator's file is read rather than replaced.
+fn key_file(data_dir: &Path, name: &str) -> Result<(String, PathBuf), SecretError> {
     std::fs::create_dir_all(data_dir).map_err(|source| SecretError::DataDir {
         path: data_dir.to_owned(),
         source,
     })?;
-    let path = data_dir.join(UNSUBSCRIBE_SECRET_FILE);
+    let path = data_dir.join(name);
     let file_err = |source| SecretError::File {
         path: path.clone(),
         source,
@@ -119,14 +135,14 @@ pub fn unsubscribe_signer(data_dir: &Path) -> Result<UnsubscribeSigner, SecretEr
                 .and_then(|()| f.write_all(b"\n"))
                 .and_then(|()| f.sync_all())
                 .map_err(file_err)?;
-            tracing::info!(path = %path.display(), "created a new unsubscribe secret");
+            tracing::info!(path = %path.display(), "created a new secret");
         }
         // An earlier run (or a concurrent command) made it: read what is there.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(file_err(e)),
     }
     let text = std::fs::read_to_string(&path).map_err(file_err)?;
-    UnsubscribeSigner::new(text.trim()).map_err(|_| SecretError::FileTooShort { path })
+    Ok((text, path))
 }
 
 #[cfg(test)]

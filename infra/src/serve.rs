@@ -13,12 +13,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use portal_core::adapters::local_bus::InProcessBus;
 use portal_core::adapters::outbox::Outbox;
 use portal_core::adapters::sqlite::SqliteStore;
 use portal_core::demo::DemoSummary;
 use portal_core::http::auth::Verifier;
 use portal_core::http::{router, AppState};
-use portal_core::ports::{Clock, SystemClock};
+use portal_core::ports::{Clock, EventBus, SendMessage, SystemClock};
+use portal_core::usecases::campaigns::Sending;
+use portal_core::usecases::send::{RateLimiter, SendConfig, SendDeps, TokioSleeper};
 use tokio::net::TcpListener;
 
 use crate::secret::{Secret, SecretError, SecretSource};
@@ -47,6 +50,8 @@ pub enum ServeError {
     Store(#[from] OpenStoreError),
     #[error("cannot load the demo tenant")]
     Demo(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot resume the unfinished campaigns")]
+    Resume(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("cannot listen on {addr}")]
     Bind {
         addr: String,
@@ -104,13 +109,56 @@ impl LocalServer {
         } else {
             None
         };
+        let public_url = opts
+            .public_url
+            .clone()
+            .unwrap_or(format!("http://{DEFAULT_ADDR}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let unsubscribe = crate::dev::unsubscribe_signer(&opts.data_dir)?;
+        let tokens = Arc::new(crate::dev::token_deriver(&opts.data_dir)?);
+        // Sending: the same fan-out and delivery code as the Lambda functions, driven by an
+        // in-process queue, writing every email into the data dir's outbox.
+        let config = SendConfig {
+            // The outbox has no quota; SES's rate applies on AWS.
+            max_send_rate: None,
+            ..SendConfig::default()
+        };
+        let deps = SendDeps {
+            store: store.clone(),
+            mailer: Arc::new(Outbox::in_data_dir(&opts.data_dir)),
+            clock: clock.clone(),
+            sleeper: Arc::new(TokioSleeper),
+            unsubscribe: Arc::new(unsubscribe.clone()),
+            tokens: tokens.clone(),
+            public_url: public_url.clone(),
+            limiter: Arc::new(RateLimiter::new(config.max_send_rate)),
+            config: config.clone(),
+        };
+        let (bus, _worker) = InProcessBus::spawn(deps, std::time::Duration::from_secs(1));
+        // Campaigns a previous run left unfinished carry on where they stopped.
+        let unfinished = store
+            .unfinished_campaigns()
+            .await
+            .map_err(|e| ServeError::Resume(Box::new(e)))?;
+        for (tenant, campaign_id) in unfinished {
+            tracing::info!(%tenant, %campaign_id, "resuming an unfinished campaign");
+            bus.publish(&[SendMessage::FanOut {
+                tenant,
+                campaign_id,
+                cursor: None,
+            }])
+            .await
+            .map_err(|e| ServeError::Resume(Box::new(e)))?;
+        }
         let state = AppState::new(store.clone(), clock, Verifier::hs256(secret.as_bytes()))
-            .with_public_url(
-                opts.public_url
-                    .clone()
-                    .unwrap_or(format!("http://{DEFAULT_ADDR}")),
-            )
-            .with_unsubscribe(crate::dev::unsubscribe_signer(&opts.data_dir)?);
+            .with_public_url(public_url)
+            .with_unsubscribe(unsubscribe)
+            .with_sending(Sending {
+                bus: Arc::new(bus),
+                tokens,
+                token_ttl: config.token_ttl,
+            });
         let router = router(state).merge(crate::dev::outbox_routes(Outbox::in_data_dir(
             &opts.data_dir,
         )));

@@ -838,7 +838,12 @@ pub async fn campaigns_and_claims_never_cross_tenants(store: &dyn Store) {
         .unwrap()
         .unwrap();
     assert_eq!(their_contact.last_invited_at, None);
-    // And claiming under my campaign id in their tenant claims their contact, not mine.
+    // And claiming under my campaign id in their tenant (once they have a campaign of that
+    // id) claims their contact, not mine.
+    assert_eq!(
+        create(store, &theirs, &c, NOW).await,
+        CreateOutcome::Created
+    );
     assert_eq!(
         claim_all(store, &theirs, &c, &["c000"], NOW).await,
         [ClaimResult::Claimed]

@@ -149,7 +149,7 @@ async fn creating_a_campaign_is_one_transaction_and_a_held_one_writes_nothing() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claiming_200_contacts_takes_one_locator_read_and_four_transactions() {
+async fn claiming_200_contacts_takes_two_locator_reads_and_five_transactions() {
     let (store, counter) = counted_store().await;
     let tenant = TenantId::parse("t").unwrap();
     seed(&store, &tenant, 200).await;
@@ -168,17 +168,43 @@ async fn claiming_200_contacts_takes_one_locator_read_and_four_transactions() {
     );
     assert_eq!(
         counter.get("TransactWriteItems"),
-        4,
-        "50 claims per transaction"
+        5,
+        "49 claims and the campaign's counters per transaction"
     );
-    assert_eq!(counter.total(), 6);
+    assert_eq!(counter.total(), 7);
+    let got = store
+        .get_campaign(&tenant, &c.campaign_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.targeted, got.categories.in_process), (200, 200));
+    // Claims that carry their division skip the locator reads.
+    let other = campaign(Trigger::Individual);
+    store
+        .create_campaign(&tenant, &other, None, NOW)
+        .await
+        .unwrap();
+    counter.reset();
+    let hinted: Vec<Claim> = claims(&other, 0..49)
+        .into_iter()
+        .map(|mut c| {
+            c.division_id = Some(DivisionId::parse("d1").unwrap());
+            c
+        })
+        .collect();
+    store
+        .claim_contacts(&tenant, &other.campaign_id, &hinted, NOW)
+        .await
+        .unwrap();
+    assert_eq!(counter.get("BatchGetItem"), 0);
+    assert_eq!(counter.total(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_held_contact_costs_its_batch_one_retry_not_its_claim() {
     let (store, counter) = counted_store().await;
     let tenant = TenantId::parse("t").unwrap();
-    seed(&store, &tenant, 50).await;
+    seed(&store, &tenant, 49).await;
     // Two contacts in the same batch are held, one is accepted.
     for i in [7, 31] {
         store
@@ -198,7 +224,7 @@ async fn one_held_contact_costs_its_batch_one_retry_not_its_claim() {
     store.create_campaign(&tenant, &c, None, NOW).await.unwrap();
     counter.reset();
     let results = store
-        .claim_contacts(&tenant, &c.campaign_id, &claims(&c, 0..50), NOW)
+        .claim_contacts(&tenant, &c.campaign_id, &claims(&c, 0..49), NOW)
         .await
         .unwrap();
     for (i, r) in results.iter().enumerate() {
@@ -214,11 +240,11 @@ async fn one_held_contact_costs_its_batch_one_retry_not_its_claim() {
     assert_eq!(
         counter.get("TransactWriteItems"),
         2,
-        "the cancelled batch, then the 47 others"
+        "the cancelled batch, then the 46 others"
     );
     let page = store
         .list_invitations(&tenant, &c.campaign_id, None, 500)
         .await
         .unwrap();
-    assert_eq!(page.items.len(), 47);
+    assert_eq!(page.items.len(), 46);
 }

@@ -89,6 +89,11 @@ CREATE INDEX IF NOT EXISTS invitations_by_token ON invitations (tenant, token_ha
 #[error("a campaign touches at most {MAX_CAMPAIGN_DIVISIONS} divisions")]
 pub(crate) struct TooManyDivisions;
 
+/// Claims for a campaign that was never recorded.
+#[derive(Debug, thiserror::Error)]
+#[error("claims need their campaign recorded first")]
+pub(crate) struct CampaignMissing;
+
 /// A claim call over [`MAX_CLAIMS`].
 #[derive(Debug, thiserror::Error)]
 #[error("at most {MAX_CLAIMS} claims per call")]
@@ -418,6 +423,34 @@ fn claim_one(
     Ok(ClaimResult::Claimed)
 }
 
+impl SqliteStore {
+    /// Every campaign not yet finished (queued, fanning out or sending), across tenants,
+    /// oldest first: what the local server resumes when it starts.
+    pub async fn unfinished_campaigns(&self) -> Result<Vec<(TenantId, CampaignId)>, StoreError> {
+        const OP: &str = "unfinished_campaigns";
+        self.read(OP, move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT tenant, campaign_id FROM campaigns \
+                     WHERE status IN ('queued', 'fanning_out', 'sending') ORDER BY campaign_id",
+                )
+                .or_store(OP)?;
+            let mut rows = stmt.query([]).or_store(OP)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().or_store(OP)? {
+                let tenant: String = row.get(0).or_store(OP)?;
+                let id: String = row.get(1).or_store(OP)?;
+                out.push((
+                    parse_stored(OP, "tenant", TenantId::parse(tenant))?,
+                    parse_stored(OP, "campaign id", CampaignId::parse(id))?,
+                ));
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl CampaignStore for SqliteStore {
     async fn create_campaign(
@@ -549,13 +582,21 @@ impl CampaignStore for SqliteStore {
                 .filter(|r| **r == ClaimResult::Claimed)
                 .count() as i64;
             if claimed > 0 {
-                tx.prepare_cached(
-                    "UPDATE campaigns SET targeted = targeted + ?3, \
-                     cat_in_process = cat_in_process + ?3 \
-                     WHERE tenant = ?1 AND campaign_id = ?2",
-                )
-                .and_then(|mut s| s.execute(params![tenant.as_str(), campaign.as_str(), claimed]))
-                .or_store(OP)?;
+                let counted = tx
+                    .prepare_cached(
+                        "UPDATE campaigns SET targeted = targeted + ?3, \
+                         cat_in_process = cat_in_process + ?3 \
+                         WHERE tenant = ?1 AND campaign_id = ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![tenant.as_str(), campaign.as_str(), claimed])
+                    })
+                    .or_store(OP)?;
+                if counted == 0 {
+                    // Like DynamoDB's conditional counter update: no claim without its
+                    // campaign (the transaction rolls back on drop).
+                    return Err(StoreError::backend(OP, CampaignMissing));
+                }
             }
             tx.commit().or_store(OP)?;
             Ok(out)

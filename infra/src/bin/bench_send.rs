@@ -1,0 +1,227 @@
+//! `bench-send`: one campaign end to end on the embedded store with the local mailer.
+//!
+//! It generates one division of `--contacts` contacts with the deterministic demo generator
+//! ([`portal_core::demo`]) on a file-backed SQLite store in a temporary directory (no portal
+//! states: every contact with an address is eligible), saves a template, records a campaign
+//! and runs it with [`run_campaign`] — the same fan-out and delivery code the local server's
+//! in-process worker runs — writing every email as an `.eml` into the outbox.
+//!
+//! It prints invitations per second of the send (fan-out + rendering + outbox writes +
+//! outcome writes) and the peak RSS of the send alone (the kernel's high-water mark is reset
+//! through `/proc/self/clear_refs` after loading), plus the outbox size. Run it in release
+//! mode:
+//!
+//! ```text
+//! cargo run --release -p portal-invites --bin bench-send -- --contacts 100000
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use portal_core::adapters::outbox::Outbox;
+use portal_core::adapters::sqlite::SqliteStore;
+use portal_core::demo;
+use portal_core::domain::unsubscribe::UnsubscribeSigner;
+use portal_core::domain::{
+    Campaign, CampaignId, CampaignStatus, DivisionId, DivisionInput, Email, Filters, Skipped,
+    Template, TemplateId, TenantId, Trigger,
+};
+use portal_core::ports::{CampaignStore, CreateOutcome, Store, SystemClock, TemplateStore};
+use portal_core::usecases::send::{
+    run_campaign, RateLimiter, SendConfig, SendDeps, TokenDeriver, TokioSleeper,
+};
+use portal_core::usecases::sync::SYNC_CHUNK;
+use time::OffsetDateTime;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench-send",
+    about = "Benchmark one campaign end to end on the embedded store"
+)]
+struct Args {
+    /// Contacts in the campaign's division.
+    #[arg(long, default_value_t = 100_000)]
+    contacts: usize,
+    /// Sends between outcome writes (see `SendConfig::outcome_flush`).
+    #[arg(long, default_value_t = SendConfig::default().outcome_flush)]
+    outcome_flush: usize,
+    /// Where to put the database and outbox (default: a fresh temporary directory, removed
+    /// at the end).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+const LOAD_CHUNK: usize = 2_000;
+
+fn status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Resets the peak-RSS mark (`VmHWM`) to the current RSS (Linux ≥ 4.0).
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+async fn load(
+    store: &dyn Store,
+    tenant: &TenantId,
+    division: &DivisionId,
+    size: usize,
+) -> anyhow::Result<()> {
+    store
+        .put_division(
+            tenant,
+            &DivisionInput::new(
+                division.clone(),
+                "Oak Hills HOA".into(),
+                Email::parse("board@oakhills.example.org")?,
+            )?,
+        )
+        .await?;
+    let mut written = 0usize;
+    let mut next = 0u64;
+    while written < size {
+        let mut chunk = demo::accounts(demo::DEMO_SEED, division, next, LOAD_CHUNK)?;
+        next += LOAD_CHUNK as u64;
+        let mut kept = Vec::with_capacity(chunk.len());
+        for mut a in chunk.drain(..) {
+            if written >= size {
+                break;
+            }
+            a.contacts.truncate(size - written);
+            written += a.contacts.len();
+            kept.push(a);
+        }
+        for part in kept.chunks(SYNC_CHUNK) {
+            store.upsert_accounts(tenant, part).await?;
+        }
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let temp;
+    let dir = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    std::fs::create_dir_all(&dir)?;
+    let store = Arc::new(SqliteStore::open(&dir.join("bench.db"))?);
+    let tenant = TenantId::parse("bench")?;
+    let division = DivisionId::parse("oak-hills")?;
+
+    let start = Instant::now();
+    load(&*store, &tenant, &division, args.contacts).await?;
+    let template = Template::new(
+        TemplateId::parse("welcome")?,
+        "Welcome",
+        "Your [DivisionName] portal is ready, [ContactName]",
+        "<p>Dear [ContactName],</p><p>Account [AccountNumber] ([AccountName]) can now be \
+         managed online. <a href=\"[PortalLink]\">Register here</a>.</p>\
+         <p><a href=\"[UnsubscribeLink]\">Unsubscribe</a></p>",
+        "Dear [ContactName],\nAccount [AccountNumber] ([AccountName]) can now be managed \
+         online: [PortalLink]\nUnsubscribe: [UnsubscribeLink]",
+    )?;
+    store.put_template(&tenant, &template).await?;
+    let now = OffsetDateTime::now_utc();
+    let campaign = Campaign {
+        campaign_id: CampaignId::generate(now),
+        trigger: Trigger::Manual,
+        status: CampaignStatus::Queued,
+        division_ids: vec![division.clone()],
+        filters: Filters::default(),
+        limit_to_uninvited: true,
+        template_id: "welcome".into(),
+        email_from: Email::parse("board@oakhills.example.org")?,
+        created_at: now,
+        created_by: "bench".into(),
+        targeted: 0,
+        skipped: Skipped::default(),
+        categories: Default::default(),
+        pause_reason: None,
+    };
+    if store.create_campaign(&tenant, &campaign, None, now).await? != CreateOutcome::Created {
+        bail!("the campaign was not created");
+    }
+    println!(
+        "loaded {} contacts in {:.1} s",
+        args.contacts,
+        start.elapsed().as_secs_f64()
+    );
+
+    let config = SendConfig {
+        max_send_rate: None,
+        outcome_flush: args.outcome_flush,
+        ..SendConfig::default()
+    };
+    let deps = SendDeps {
+        store: store.clone(),
+        mailer: Arc::new(Outbox::in_data_dir(&dir)),
+        clock: Arc::new(SystemClock),
+        sleeper: Arc::new(TokioSleeper),
+        unsubscribe: Arc::new(UnsubscribeSigner::new([7u8; 32])?),
+        tokens: Arc::new(TokenDeriver::new([9u8; 32])?),
+        public_url: "http://127.0.0.1:3000".into(),
+        limiter: Arc::new(RateLimiter::new(config.max_send_rate)),
+        config,
+    };
+    let rss_reset = reset_peak_rss();
+    let rss_before = status_kib("VmRSS:").unwrap_or(0);
+    let start = Instant::now();
+    let report = run_campaign(&deps, &tenant, &campaign.campaign_id)
+        .await
+        .context("running the campaign")?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let peak = status_kib("VmHWM:").unwrap_or(0);
+    let got = store
+        .get_campaign(&tenant, &campaign.campaign_id)
+        .await?
+        .context("the campaign vanished")?;
+    let outbox_bytes: u64 = std::fs::read_dir(dir.join("outbox"))?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+
+    println!(
+        "campaign of {} contacts, outcome_flush {}",
+        args.contacts, args.outcome_flush
+    );
+    println!(
+        "  status {:?}, targeted {}, sent {}, failed {}, skipped no_email {}",
+        got.status, got.targeted, report.sent, report.failed, got.skipped.no_email
+    );
+    println!(
+        "  {:.0} invitations/s ({:.2} s for {} emails)",
+        report.sent as f64 / elapsed,
+        elapsed,
+        report.sent
+    );
+    println!(
+        "  peak RSS during the send {:.1} MiB (RSS before {:.1} MiB{})",
+        peak as f64 / 1024.0,
+        rss_before as f64 / 1024.0,
+        if rss_reset {
+            ""
+        } else {
+            "; peak not reset: includes loading"
+        }
+    );
+    println!(
+        "  outbox {:.1} MiB",
+        outbox_bytes as f64 / (1024.0 * 1024.0)
+    );
+    if got.status != CampaignStatus::Completed {
+        bail!("the campaign ended {:?}, not completed", got.status);
+    }
+    Ok(())
+}
