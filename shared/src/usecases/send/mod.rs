@@ -45,6 +45,7 @@
 
 pub mod deliver;
 pub mod fan_out;
+pub mod settings;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -64,6 +65,9 @@ use crate::ports::{BusError, Clock, EventBus, Mailer, SendMessage, Store, StoreE
 
 pub use deliver::{deliver_batch, DeliveryReport, REASON_SUPPRESSED};
 pub use fan_out::{fan_out_page, FanOutStep, SendBatch, MAX_BATCH};
+pub use settings::{
+    message_from_eventbridge, EnvelopeError, NoBus, NoMailer, SendSettings, SettingsError,
+};
 
 /// Most secret-less registration keys are refused: the token secret must be this long.
 pub const MIN_TOKEN_SECRET_LEN: usize = 32;
