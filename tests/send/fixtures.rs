@@ -1,0 +1,269 @@
+//! What every send case builds on: a seeded tenant, a campaign, a mailer that records what
+//! it accepted, a sleeper that never sleeps, and the [`SendDeps`] around them.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use portal_core::domain::unsubscribe::UnsubscribeSigner;
+use portal_core::domain::*;
+use portal_core::ports::*;
+use portal_core::usecases::send::*;
+use time::macros::datetime;
+use time::OffsetDateTime;
+
+use crate::kill::Fault;
+
+pub const NOW: OffsetDateTime = datetime!(2026-11-02 12:00:00 UTC);
+pub const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";
+
+/// The tenant of most cases; a case that needs several fresh worlds in one store uses one
+/// tenant per world (tenants share nothing).
+pub fn tenant() -> TenantId {
+    TenantId::parse("t1").unwrap()
+}
+
+pub fn email(s: &str) -> Email {
+    Email::parse(s).unwrap()
+}
+
+/// Division `d1` with `n` contacts `c000..` (emails), plus `nomail` without an address and
+/// `done` who already registered; an empty division `d2`; the template `welcome`.
+pub async fn seed(store: &dyn Store, n: usize) {
+    seed_tenant(store, &tenant(), n).await;
+}
+
+/// [`seed`] for tenant `t`.
+pub async fn seed_tenant(store: &dyn Store, t: &TenantId, n: usize) {
+    for d in ["d1", "d2"] {
+        let input = DivisionInput::new(
+            DivisionId::parse(d).unwrap(),
+            format!("Division {d}"),
+            email(&format!("{d}@hoa.example.org")),
+        )
+        .unwrap();
+        store.put_division(t, &input).await.unwrap();
+    }
+    let mut contacts: Vec<ContactInput> = (0..n)
+        .map(|i| {
+            ContactInput::new(
+                ContactId::parse(format!("c{i:03}")).unwrap(),
+                format!("Contact {i}"),
+                Some(email(&format!("c{i}@example.com"))),
+                String::new(),
+                true,
+            )
+            .unwrap()
+        })
+        .collect();
+    contacts.push(
+        ContactInput::new(
+            ContactId::parse("nomail").unwrap(),
+            "No Mail".into(),
+            None,
+            String::new(),
+            true,
+        )
+        .unwrap(),
+    );
+    contacts.push(
+        ContactInput::new(
+            ContactId::parse("done").unwrap(),
+            "Registered".into(),
+            Some(email("done@example.com")),
+            String::new(),
+            true,
+        )
+        .unwrap(),
+    );
+    let accounts: Vec<Account> = contacts
+        .chunks(4)
+        .enumerate()
+        .map(|(a, chunk)| {
+            Account::new(
+                AccountId::parse(format!("a{a:03}")).unwrap(),
+                DivisionId::parse("d1").unwrap(),
+                format!("N-{a}"),
+                format!("Account {a}"),
+                "Residential".into(),
+                "A".into(),
+                "Web".into(),
+                "North".into(),
+                true,
+                0,
+                false,
+                None,
+                chunk.to_vec(),
+            )
+            .unwrap()
+        })
+        .collect();
+    store.upsert_accounts(t, &accounts).await.unwrap();
+    store
+        .set_portal_status(
+            t,
+            &ContactId::parse("done").unwrap(),
+            PortalStatus::Accepted,
+        )
+        .await
+        .unwrap();
+    let template = Template::new(
+        TemplateId::parse("welcome").unwrap(),
+        "Welcome",
+        "Hello [ContactName]",
+        "<p>Join [DivisionName]: <a href=\"[PortalLink]\">here</a> <a href=\"[UnsubscribeLink]\">stop</a></p>",
+        "Join [DivisionName]: [PortalLink]\nStop: [UnsubscribeLink]",
+    )
+    .unwrap();
+    store.put_template(t, &template).await.unwrap();
+}
+
+pub async fn new_campaign(store: &dyn Store, trigger: Trigger, divisions: &[&str]) -> CampaignId {
+    new_campaign_in(store, &tenant(), trigger, divisions).await
+}
+
+/// [`new_campaign`] for tenant `t`.
+pub async fn new_campaign_in(
+    store: &dyn Store,
+    t: &TenantId,
+    trigger: Trigger,
+    divisions: &[&str],
+) -> CampaignId {
+    let c = Campaign {
+        campaign_id: CampaignId::generate(NOW),
+        trigger,
+        status: CampaignStatus::Queued,
+        division_ids: divisions
+            .iter()
+            .map(|d| DivisionId::parse(*d).unwrap())
+            .collect(),
+        filters: Filters::default(),
+        limit_to_uninvited: true,
+        template_id: "welcome".into(),
+        email_from: email("d1@hoa.example.org"),
+        created_at: NOW,
+        created_by: "manager-1".into(),
+        targeted: 0,
+        skipped: Skipped::default(),
+        categories: Default::default(),
+        pause_reason: None,
+    };
+    let out = store.create_campaign(t, &c, None, NOW).await.unwrap();
+    assert_eq!(out, CreateOutcome::Created);
+    c.campaign_id
+}
+
+/// A mailer that records every accepted message and answers scripted errors first (or
+/// rejects every message when `reject_all`).
+#[derive(Default)]
+pub struct RecordingMailer {
+    pub sent: Mutex<Vec<RawEmail>>,
+    pub script: Mutex<VecDeque<MailError>>,
+    pub reject_all: bool,
+    pub fault: Option<Arc<Fault>>,
+}
+
+impl RecordingMailer {
+    pub fn recipients(&self) -> BTreeMap<String, usize> {
+        let mut m = BTreeMap::new();
+        for e in self.sent.lock().unwrap().iter() {
+            *m.entry(e.to.as_str().to_owned()).or_default() += 1;
+        }
+        m
+    }
+}
+
+#[async_trait]
+impl Mailer for RecordingMailer {
+    async fn send_raw(&self, msg: &RawEmail) -> Result<SentMessage, MailError> {
+        if let Some(f) = &self.fault {
+            if f.step("send_raw") {
+                return Err(MailError::Backend {
+                    detail: "process killed".into(),
+                });
+            }
+        }
+        if let Some(e) = self.script.lock().unwrap().pop_front() {
+            return Err(e);
+        }
+        if self.reject_all {
+            return Err(MailError::Rejected {
+                reason: "sender not verified".into(),
+            });
+        }
+        self.sent.lock().unwrap().push(msg.clone());
+        Ok(SentMessage {
+            message_id: msg.message_id.clone(),
+        })
+    }
+}
+
+/// Records back-offs instead of sleeping.
+#[derive(Default)]
+pub struct NoSleep(pub Mutex<Vec<StdDuration>>);
+
+#[async_trait]
+impl Sleeper for NoSleep {
+    async fn sleep(&self, d: StdDuration) {
+        self.0.lock().unwrap().push(d);
+    }
+}
+
+pub fn deps_with(
+    store: Arc<dyn Store>,
+    mailer: Arc<dyn Mailer>,
+    sleeper: Arc<dyn Sleeper>,
+    config: SendConfig,
+) -> SendDeps {
+    SendDeps {
+        store,
+        mailer,
+        clock: Arc::new(FixedClock::new(NOW)),
+        sleeper,
+        unsubscribe: Arc::new(UnsubscribeSigner::new(SECRET).unwrap()),
+        tokens: Arc::new(TokenDeriver::new(SECRET).unwrap()),
+        public_url: "https://portal.example.org".into(),
+        limiter: Arc::new(RateLimiter::new(config.max_send_rate)),
+        config,
+    }
+}
+
+pub fn config() -> SendConfig {
+    SendConfig {
+        page_size: 7,
+        max_send_rate: None,
+        ..SendConfig::default()
+    }
+}
+
+pub fn expected(n: usize) -> BTreeMap<String, usize> {
+    (0..n).map(|i| (format!("c{i}@example.com"), 1)).collect()
+}
+
+pub async fn invitations(store: &dyn Store, c: &CampaignId) -> Vec<Invitation> {
+    store
+        .list_invitations(&tenant(), c, None, 500)
+        .await
+        .unwrap()
+        .items
+}
+
+/// A small seeded generator (SplitMix64), so a shuffled order can be replayed from its seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z % n as u64) as usize
+    }
+}
