@@ -122,6 +122,7 @@ impl LocalServer {
         let config = SendConfig {
             // The outbox has no quota; SES's rate applies on AWS.
             max_send_rate: None,
+            send_concurrency: 8,
             ..SendConfig::default()
         };
         let deps = SendDeps {

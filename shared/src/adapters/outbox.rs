@@ -98,13 +98,22 @@ impl Outbox {
             let path = path.to_owned();
             move |source| OutboxError::Io { path, source }
         };
-        tokio::fs::create_dir_all(&self.dir)
-            .await
-            .map_err(io(&self.dir))?;
-        let tmp = self.dir.join(format!(".tmp-{name}"));
-        let path = self.dir.join(&name);
-        tokio::fs::write(&tmp, raw).await.map_err(io(&tmp))?;
-        tokio::fs::rename(&tmp, &path).await.map_err(io(&path))?;
+        // One blocking task for the three file operations (not three thread hops).
+        let dir = self.dir.clone();
+        let raw = raw.to_vec();
+        let file = name.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            let tmp = dir.join(format!(".tmp-{file}"));
+            let path = dir.join(&file);
+            std::fs::write(&tmp, &raw).map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &path).map_err(io(&path))
+        })
+        .await
+        .map_err(|e| OutboxError::Io {
+            path: self.dir.clone(),
+            source: std::io::Error::other(e),
+        })??;
         Ok(name)
     }
 

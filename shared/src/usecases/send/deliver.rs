@@ -32,11 +32,13 @@
 //! in the campaign (its counter, no scan) pause it with the reason (through
 //! [`CampaignStatus::next`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use futures::StreamExt as _;
 
 use crate::domain::{
-    CampaignEvent, CampaignId, CampaignStatus, ContactId, InvitationCategory, MergeValues,
-    TemplateId, TenantId,
+    Campaign, CampaignEvent, CampaignId, CampaignStatus, ContactId, Invitation,
+    InvitationCategory, MergeValues, Template, TemplateId, TenantId,
 };
 use crate::mail::OutgoingEmail;
 use crate::ports::{MailError, RawEmail, Recipient};
@@ -106,82 +108,36 @@ pub async fn deliver_batch(
     let suppressed = store.suppressed_among(tenant, &emails).await?;
 
     let flush_every = deps.config.outcome_flush.max(1);
+    let concurrency = deps.config.send_concurrency.max(1);
+    let template = template.as_ref();
+    let campaign = &campaign;
+    let suppressed = &suppressed;
+    let invitations = &invitations;
+    // Each recipient's outcome, sends running `send_concurrency` at a time, in batch order.
+    let sends: Vec<_> = live
+        .into_iter()
+        .map(|r| deliver_entry(deps, tenant, campaign, template, suppressed, invitations, r))
+        .collect();
+    let mut results = futures::stream::iter(sends).buffered(concurrency);
     let mut outcomes: Vec<(ContactId, InvitationCategory)> = Vec::new();
-    let fail = |reason: String| InvitationCategory::Failed { reason };
-    for recipient in live {
-        let contact_id = &recipient.contact_id;
-        let Some(invitation) = invitations.get(contact_id) else {
-            continue;
-        };
-        if outcomes.len() >= flush_every {
-            record(deps, tenant, campaign_id, &mut outcomes).await?;
-        }
-        let Some(template) = &template else {
-            let reason = format!("template {} no longer exists", campaign.template_id);
-            outcomes.push((contact_id.clone(), fail(reason)));
-            report.failed += 1;
-            continue;
-        };
-        if suppressed.contains(&invitation.email.normalized()) {
-            outcomes.push((contact_id.clone(), fail(REASON_SUPPRESSED.to_owned())));
-            report.failed += 1;
-            continue;
-        }
-
-        let now = deps.clock.now();
-        let token = deps.tokens.token(tenant, campaign_id, contact_id);
-        let invitation_id = format!("{campaign_id}:{contact_id}");
-        let unsubscribe_token =
-            deps.unsubscribe
-                .sign(tenant, &invitation.email, &invitation_id, now);
-        let unsubscribe_url = MergeValues::unsubscribe_url(&deps.public_url, &unsubscribe_token);
-        let division_name =
-            (!recipient.division_name.is_empty()).then(|| recipient.division_name.clone());
-        let values = MergeValues {
-            contact_name: recipient.contact_name.clone(),
-            account_number: recipient.account_number.clone(),
-            account_name: recipient.account_name.clone(),
-            division_name: recipient.division_name.clone(),
-            portal_link: MergeValues::registration_url(&deps.public_url, &token),
-            portal_key: String::new(),
-            unsubscribe_link: unsubscribe_url.clone(),
-        };
-        let rendered = template.render(&values);
-        let email = OutgoingEmail {
-            from: campaign.email_from.clone(),
-            from_name: division_name,
-            to: invitation.email.clone(),
-            subject: rendered.subject,
-            html: rendered.html,
-            text: rendered.text,
-            list_unsubscribe_url: unsubscribe_url,
-            tags: vec![
-                ("tenant".into(), tenant.to_string()),
-                ("campaign".into(), campaign_id.to_string()),
-                ("invitation".into(), contact_id.to_string()),
-            ],
-            message_id_domain: None,
-        };
-        let outcome = match email.to_raw() {
-            Ok(raw) => send_with_retries(deps, &raw).await,
-            Err(e) => Err(MailError::Rejected {
-                reason: format!("the message could not be rendered: {e}"),
-            }),
-        };
+    while let Some((contact_id, outcome)) = results.next().await {
         match outcome {
-            Ok(()) => {
-                outcomes.push((contact_id.clone(), InvitationCategory::Sent));
+            Outcome::Sent => {
+                outcomes.push((contact_id, InvitationCategory::Sent));
                 report.sent += 1;
             }
-            Err(MailError::Throttled { detail }) => {
+            Outcome::Failed(reason) => {
+                outcomes.push((contact_id, InvitationCategory::Failed { reason }));
+                report.failed += 1;
+            }
+            Outcome::Throttled(detail) => {
+                drop(results);
                 record(deps, tenant, campaign_id, &mut outcomes).await?;
                 return Err(SendError::Throttled(detail));
             }
-            Err(e) => {
-                tracing::warn!(contact = %contact_id, error = %e, "invitation failed");
-                outcomes.push((contact_id.clone(), fail(e.to_string())));
-                report.failed += 1;
-            }
+        }
+        if outcomes.len() >= flush_every {
+            record(deps, tenant, campaign_id, &mut outcomes).await?;
         }
     }
     record(deps, tenant, campaign_id, &mut outcomes).await?;
@@ -190,6 +146,106 @@ pub async fn deliver_batch(
         report.paused = pause_if_over_threshold(deps, tenant, campaign_id).await?;
     }
     Ok(report)
+}
+
+/// What became of one recipient.
+enum Outcome {
+    Sent,
+    /// Failed, with the reason.
+    Failed(String),
+    /// Still throttled after the attempts: stop the batch, leave it in process.
+    Throttled(String),
+}
+
+/// [`deliver_one`] for a recipient of the batch, with its contact id.
+async fn deliver_entry(
+    deps: &SendDeps,
+    tenant: &TenantId,
+    campaign: &Campaign,
+    template: Option<&Template>,
+    suppressed: &HashSet<String>,
+    invitations: &HashMap<ContactId, Invitation>,
+    recipient: &Recipient,
+) -> (ContactId, Outcome) {
+    let contact_id = recipient.contact_id.clone();
+    let outcome = match invitations.get(&contact_id) {
+        Some(invitation) => {
+            deliver_one(deps, tenant, campaign, template, suppressed, recipient, invitation).await
+        }
+        None => Outcome::Failed("the invitation vanished".into()),
+    };
+    (contact_id, outcome)
+}
+
+/// Renders and sends one invitation (see the module docs).
+async fn deliver_one(
+    deps: &SendDeps,
+    tenant: &TenantId,
+    campaign: &Campaign,
+    template: Option<&Template>,
+    suppressed: &HashSet<String>,
+    recipient: &Recipient,
+    invitation: &Invitation,
+) -> Outcome {
+    let campaign_id = &campaign.campaign_id;
+    let contact_id = &recipient.contact_id;
+    let Some(template) = template else {
+        return Outcome::Failed(format!(
+            "template {} no longer exists",
+            campaign.template_id
+        ));
+    };
+    if suppressed.contains(&invitation.email.normalized()) {
+        return Outcome::Failed(REASON_SUPPRESSED.to_owned());
+    }
+    let now = deps.clock.now();
+    let token = deps.tokens.token(tenant, campaign_id, contact_id);
+    let invitation_id = format!("{campaign_id}:{contact_id}");
+    let unsubscribe_token = deps
+        .unsubscribe
+        .sign(tenant, &invitation.email, &invitation_id, now);
+    let unsubscribe_url = MergeValues::unsubscribe_url(&deps.public_url, &unsubscribe_token);
+    let division_name =
+        (!recipient.division_name.is_empty()).then(|| recipient.division_name.clone());
+    let values = MergeValues {
+        contact_name: recipient.contact_name.clone(),
+        account_number: recipient.account_number.clone(),
+        account_name: recipient.account_name.clone(),
+        division_name: recipient.division_name.clone(),
+        portal_link: MergeValues::registration_url(&deps.public_url, &token),
+        portal_key: String::new(),
+        unsubscribe_link: unsubscribe_url.clone(),
+    };
+    let rendered = template.render(&values);
+    let email = OutgoingEmail {
+        from: campaign.email_from.clone(),
+        from_name: division_name,
+        to: invitation.email.clone(),
+        subject: rendered.subject,
+        html: rendered.html,
+        text: rendered.text,
+        list_unsubscribe_url: unsubscribe_url,
+        tags: vec![
+            ("tenant".into(), tenant.to_string()),
+            ("campaign".into(), campaign_id.to_string()),
+            ("invitation".into(), contact_id.to_string()),
+        ],
+        message_id_domain: None,
+    };
+    let outcome = match email.to_raw() {
+        Ok(raw) => send_with_retries(deps, &raw).await,
+        Err(e) => Err(MailError::Rejected {
+            reason: format!("the message could not be rendered: {e}"),
+        }),
+    };
+    match outcome {
+        Ok(()) => Outcome::Sent,
+        Err(MailError::Throttled { detail }) => Outcome::Throttled(detail),
+        Err(e) => {
+            tracing::warn!(contact = %contact_id, error = %e, "invitation failed");
+            Outcome::Failed(e.to_string())
+        }
+    }
 }
 
 /// Sends with back-off on retryable failures; `Backend` is retried too, a bounded number of

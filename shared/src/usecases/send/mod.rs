@@ -110,6 +110,9 @@ pub struct SendConfig {
     /// written re-sends that message on the re-run: 1 makes that window one message wide at
     /// one store write per email; DynamoDB deployments trade it for fewer requests.
     pub outcome_flush: usize,
+    /// Emails of one batch in flight at once (the rate limit still applies). A process
+    /// killed mid-batch may re-send up to `outcome_flush + send_concurrency - 1` emails.
+    pub send_concurrency: usize,
 }
 
 impl Default for SendConfig {
@@ -123,6 +126,7 @@ impl Default for SendConfig {
             max_backoff: Duration::from_secs(20),
             failure_threshold: 100,
             outcome_flush: 1,
+            send_concurrency: 1,
         }
     }
 }
