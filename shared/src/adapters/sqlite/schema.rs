@@ -197,14 +197,15 @@ GROUP BY tenant, division_id, flags, account_class, bill_group, account_source, 
 "#;
 
 /// Settings every connection gets: wait on a busy writer instead of failing, and read the
-/// file through a memory map with a generous page cache (a 1M-contact count index is ~80 MB).
+/// file through a memory map, with a 16 MiB page cache per connection (counts read the small
+/// `contact_cube`; lists and sends read pages through the map, which the kernel can reclaim).
 pub fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.execute_batch(
         "PRAGMA foreign_keys = OFF;
          PRAGMA temp_store = MEMORY;
-         PRAGMA cache_size = -65536;
-         PRAGMA mmap_size = 1073741824;",
+         PRAGMA cache_size = -16384;
+         PRAGMA mmap_size = 0;",
     )?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
