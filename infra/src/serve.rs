@@ -123,6 +123,7 @@ impl LocalServer {
             // The outbox has no quota; SES's rate applies on AWS.
             max_send_rate: None,
             send_concurrency: 8,
+            step_concurrency: 4,
             ..SendConfig::default()
         };
         let deps = SendDeps {

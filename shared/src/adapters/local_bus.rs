@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::ports::{BusError, EventBus, SendMessage};
 use crate::usecases::send::{handle, SendDeps};
@@ -79,41 +79,63 @@ impl EventBus for InProcessBus {
 }
 
 impl InProcessBus {
-    /// The bus and its worker, which runs until every sender is dropped. `retry_delay` is
-    /// the first back-off of a failing message (doubled per attempt).
+    /// The bus and its worker, which runs until every sender is dropped: it handles up to
+    /// [`SendConfig::step_concurrency`](crate::usecases::send::SendConfig::step_concurrency)
+    /// messages at once. `retry_delay` is the first back-off of a failing message (doubled
+    /// per attempt).
     pub fn spawn(deps: SendDeps, retry_delay: Duration) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<SendMessage>();
         let bus = Self { tx };
-        // The worker publishes follow-up messages through a weak-free clone: it holds a
-        // sender, so the loop ends only when the process does.
+        // The worker publishes follow-up messages through its own sender, so the loop ends
+        // only with the process.
         let worker_bus = Arc::new(bus.clone());
-        let handle_task = tokio::spawn(async move {
+        let permits = Arc::new(Semaphore::new(deps.config.step_concurrency.max(1)));
+        let deps = Arc::new(deps);
+        let worker = tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
-                let mut attempt = 0;
-                loop {
-                    match handle(&deps, &*worker_bus, &msg).await {
-                        Ok(_) => break,
-                        Err(e) => {
-                            attempt += 1;
-                            if attempt >= WORKER_ATTEMPTS {
-                                tracing::error!(
-                                    error = %e,
-                                    campaign = %msg.campaign_id(),
-                                    kind = msg.detail_type(),
-                                    "send step failed; dropped until the campaign is resumed"
-                                );
-                                break;
-                            }
-                            tracing::warn!(error = %e, attempt, "send step failed; retrying");
-                            deps.sleeper
-                                .sleep(retry_delay.saturating_mul(1 << attempt.min(10)))
-                                .await;
-                        }
-                    }
-                }
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let (deps, bus) = (deps.clone(), worker_bus.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    run_with_retries(&deps, &*bus, &msg, retry_delay).await;
+                });
             }
         });
-        (bus, handle_task)
+        (bus, worker)
+    }
+}
+
+/// Handles one message, retrying a failing one with back-off like Lambda's asynchronous
+/// invocation, then dropping it with an error log.
+async fn run_with_retries(
+    deps: &SendDeps,
+    bus: &dyn EventBus,
+    msg: &SendMessage,
+    retry_delay: Duration,
+) {
+    let mut attempt = 0;
+    loop {
+        match handle(deps, bus, msg).await {
+            Ok(_) => return,
+            Err(e) => {
+                attempt += 1;
+                if attempt >= WORKER_ATTEMPTS {
+                    tracing::error!(
+                        error = %e,
+                        campaign = %msg.campaign_id(),
+                        kind = msg.detail_type(),
+                        "send step failed; dropped until the campaign is resumed"
+                    );
+                    return;
+                }
+                tracing::warn!(error = %e, attempt, "send step failed; retrying");
+                deps.sleeper
+                    .sleep(retry_delay.saturating_mul(1 << attempt.min(10)))
+                    .await;
+            }
+        }
     }
 }
 

@@ -364,17 +364,29 @@ fn claim_one(
 ) -> Result<ClaimResult, StoreError> {
     const OP: &str = "claim_contacts";
     let contact = claim.contact_id.as_str();
-    let state: Option<(i64, Option<i64>)> = tx
-        .prepare_cached(
-            "SELECT portal_status, last_invited_at FROM contacts \
-             WHERE tenant = ?1 AND contact_id = ?2",
-        )
+    // With the division known, the clustered primary key finds the row directly.
+    let (sql, division) = match &claim.division_id {
+        Some(d) => (
+            "SELECT portal_status, last_invited_at, division_id FROM contacts \
+             WHERE tenant = ?1 AND contact_id = ?2 AND division_id = ?3",
+            d.as_str(),
+        ),
+        None => (
+            "SELECT portal_status, last_invited_at, division_id FROM contacts \
+             WHERE tenant = ?1 AND contact_id = ?2 AND ?3 = ''",
+            "",
+        ),
+    };
+    let state: Option<(i64, Option<i64>, String)> = tx
+        .prepare_cached(sql)
         .and_then(|mut s| {
-            s.query_row(params![tenant, contact], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
+            s.query_row(params![tenant, contact, division], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()
         })
         .or_store(OP)?;
-    let Some((status, last)) = state else {
+    let Some((status, last, division)) = state else {
         return Ok(ClaimResult::Missing);
     };
     let claimed: bool = tx
@@ -396,10 +408,10 @@ fn claim_one(
     }
     tx.prepare_cached(&format!(
         "UPDATE contacts SET last_invited_at = ?3, portal_status = 1, \
-         flags = (flags & ~{m}) | 1 WHERE tenant = ?1 AND contact_id = ?2",
+         flags = (flags & ~{m}) | 1 WHERE tenant = ?1 AND division_id = ?4 AND contact_id = ?2",
         m = schema::FLAG_STATUS_MASK
     ))
-    .and_then(|mut s| s.execute(params![tenant, contact, ts(now)]))
+    .and_then(|mut s| s.execute(params![tenant, contact, ts(now), division]))
     .or_store(OP)?;
     let inv = &claim.invitation;
     tx.prepare_cached(

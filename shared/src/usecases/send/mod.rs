@@ -113,6 +113,10 @@ pub struct SendConfig {
     /// Emails of one batch in flight at once (the rate limit still applies). A process
     /// killed mid-batch may re-send up to `outcome_flush + send_concurrency - 1` emails.
     pub send_concurrency: usize,
+    /// Bus messages the in-process drivers ([`run_campaign`], the local server's worker)
+    /// handle at once: with more than one, the next fan-out page is claimed while the last
+    /// page's batches are delivered. Lambda runs one message per invocation.
+    pub step_concurrency: usize,
 }
 
 impl Default for SendConfig {
@@ -127,6 +131,7 @@ impl Default for SendConfig {
             failure_threshold: 100,
             outcome_flush: 1,
             send_concurrency: 1,
+            step_concurrency: 1,
         }
     }
 }
@@ -385,6 +390,40 @@ pub async fn handle(
     Ok(report)
 }
 
+/// Handles the queue's messages — and the ones they publish — until it is empty, up to
+/// [`SendConfig::step_concurrency`] at once. Stops at the first error (after the steps in
+/// flight end); every step is idempotent, so draining the same work again resumes it.
+pub async fn drain(
+    deps: &SendDeps,
+    queue: &crate::adapters::local_bus::QueueBus,
+) -> Result<RunReport, SendError> {
+    use futures::stream::{FuturesUnordered, StreamExt as _};
+    let limit = deps.config.step_concurrency.max(1);
+    let mut in_flight = FuturesUnordered::new();
+    let mut report = RunReport::default();
+    let mut failure = None;
+    loop {
+        while failure.is_none() && in_flight.len() < limit {
+            let Some(msg) = queue.pop() else { break };
+            in_flight.push(async move { handle(deps, queue, &msg).await });
+        }
+        match in_flight.next().await {
+            Some(Ok(r)) => {
+                report.sent += r.sent;
+                report.failed += r.failed;
+            }
+            Some(Err(e)) => {
+                failure.get_or_insert(e);
+            }
+            None => break,
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
 /// Runs a campaign to its end in this task: [`handle`] over a local queue, from the
 /// campaign's first page. Safe to call again after a crash (it resumes: replayed pages claim
 /// nothing new, delivered invitations are skipped) or on a finished campaign (which it
@@ -396,7 +435,6 @@ pub async fn run_campaign(
     campaign_id: &CampaignId,
 ) -> Result<RunReport, SendError> {
     let queue = crate::adapters::local_bus::QueueBus::default();
-    let mut report = RunReport::default();
     queue
         .publish(&[SendMessage::FanOut {
             tenant: tenant.clone(),
@@ -404,11 +442,7 @@ pub async fn run_campaign(
             cursor: None,
         }])
         .await?;
-    while let Some(msg) = queue.pop() {
-        let r = handle(deps, &queue, &msg).await?;
-        report.sent += r.sent;
-        report.failed += r.failed;
-    }
+    let mut report = drain(deps, &queue).await?;
     report.status = deps
         .store
         .get_campaign(tenant, campaign_id)
