@@ -11,8 +11,9 @@ pub mod unsubscribe;
 
 pub use account::{Account, ContactInput, ContactRecord, Division, DivisionInput, PortalStatus};
 pub use campaign::{
-    hash_token, Campaign, CampaignEvent, CampaignId, CampaignStatus, CategoryCounts, InvalidTransition, Invitation,
-    InvitationCategory, RegistrationToken, Skipped, Trigger, MAX_CAMPAIGN_DIVISIONS,
+    hash_token, Campaign, CampaignEvent, CampaignId, CampaignStatus, CategoryCounts,
+    InvalidTransition, Invitation, InvitationCategory, RegistrationToken, Skipped, Trigger,
+    MAX_CAMPAIGN_DIVISIONS,
 };
 pub use counts::{classify, Counts, Group, SendOutcome, HOLD_WINDOW};
 pub use email::Email;

@@ -37,8 +37,8 @@ use std::collections::{HashMap, HashSet};
 use futures::StreamExt as _;
 
 use crate::domain::{
-    Campaign, CampaignEvent, CampaignId, CampaignStatus, ContactId, Invitation,
-    InvitationCategory, MergeValues, Template, TemplateId, TenantId,
+    Campaign, CampaignEvent, CampaignId, CampaignStatus, ContactId, Invitation, InvitationCategory,
+    MergeValues, Template, TemplateId, TenantId,
 };
 use crate::mail::OutgoingEmail;
 use crate::ports::{MailError, RawEmail, Recipient};
@@ -170,7 +170,10 @@ async fn deliver_entry(
     let contact_id = recipient.contact_id.clone();
     let outcome = match invitations.get(&contact_id) {
         Some(invitation) => {
-            deliver_one(deps, tenant, campaign, template, suppressed, recipient, invitation).await
+            deliver_one(
+                deps, tenant, campaign, template, suppressed, recipient, invitation,
+            )
+            .await
         }
         None => Outcome::Failed("the invitation vanished".into()),
     };
