@@ -37,13 +37,13 @@ pub const REQUIRED_VARS: &[&str] = &["TOKEN_SECRET", "UNSUBSCRIBE_SECRET", "PUBL
 
 /// [`SendConfig::outcome_flush`] on Lambda.
 ///
-/// A delivery batch carries up to [`MAX_BATCH`] (100) recipients. Writing the outcomes after
+/// A delivery batch carries up to [`MAX_BATCH`] (250) recipients. Writing the outcomes after
 /// every send costs one DynamoDB transaction per email (1,000 per 1,000 invitations) and
-/// leaves a one-email window; writing them every 25 sends costs 40 per 1,000 and means a
-/// process killed mid-batch (timeout, out of memory) re-sends at most the 25 emails whose
+/// leaves a one-email window; writing them every 50 sends costs 20 per 1,000 and means a
+/// process killed mid-batch (timeout, out of memory) re-sends at most the 50 emails whose
 /// outcomes were not yet written when Lambda retries the batch. `OUTCOME_FLUSH=1` narrows the
-/// window; `100` makes it one write per batch.
-pub const LAMBDA_OUTCOME_FLUSH: usize = 25;
+/// window; `99` makes it one transaction per write.
+pub const LAMBDA_OUTCOME_FLUSH: usize = 50;
 
 /// Longest `TOKEN_TTL_DAYS`.
 pub const MAX_TOKEN_TTL_DAYS: u32 = 365;
