@@ -22,7 +22,9 @@ use std::collections::HashMap;
 use time::OffsetDateTime;
 
 use crate::domain::{classify, hash_token, Group, Invitation, InvitationCategory, SendOutcome};
-use crate::domain::{CampaignId, CampaignStatus, ContactId, ContactRecord, Skipped, TenantId};
+use crate::domain::{
+    Campaign, CampaignId, CampaignStatus, ContactId, ContactRecord, Skipped, TenantId,
+};
 use crate::ports::{
     Claim, ClaimResult, ContactQuery, ListQuery, Recipient, MAX_CLAIMS, MAX_PAGE_SIZE,
 };
@@ -70,11 +72,23 @@ pub async fn fan_out_page(
     campaign_id: &CampaignId,
     cursor: Option<&str>,
 ) -> Result<FanOutStep, SendError> {
-    let store = &*deps.store;
-    let campaign = store
+    let campaign = deps
+        .store
         .get_campaign(tenant, campaign_id)
         .await?
         .ok_or_else(|| SendError::CampaignNotFound(campaign_id.clone()))?;
+    fan_out_page_of(deps, tenant, &campaign, cursor).await
+}
+
+/// [`fan_out_page`] of a campaign the caller has just read (one store read fewer).
+pub(super) async fn fan_out_page_of(
+    deps: &SendDeps,
+    tenant: &TenantId,
+    campaign: &Campaign,
+    cursor: Option<&str>,
+) -> Result<FanOutStep, SendError> {
+    let store = &*deps.store;
+    let campaign_id = &campaign.campaign_id;
     if matches!(
         campaign.status,
         CampaignStatus::Paused | CampaignStatus::Failed

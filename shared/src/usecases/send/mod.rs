@@ -59,7 +59,7 @@ use time::OffsetDateTime;
 
 use crate::domain::unsubscribe::UnsubscribeSigner;
 use crate::domain::{
-    CampaignEvent, CampaignId, CampaignStatus, ContactId, InvalidTransition, TenantId,
+    Campaign, CampaignEvent, CampaignId, CampaignStatus, ContactId, InvalidTransition, TenantId,
 };
 use crate::ports::{BusError, Clock, EventBus, Mailer, SendMessage, Store, StoreError};
 
@@ -341,7 +341,9 @@ pub async fn handle(
             if !matches!(status, CampaignStatus::FanningOut | CampaignStatus::Sending) {
                 return Ok(report);
             }
-            let step = fan_out_page(deps, tenant, campaign_id, cursor.as_deref()).await?;
+            // A campaign just moved out of `queued` is read as it now is: fanning out.
+            let campaign = Campaign { status, ..campaign };
+            let step = fan_out::fan_out_page_of(deps, tenant, &campaign, cursor.as_deref()).await?;
             let mut out: Vec<SendMessage> = step
                 .batches
                 .into_iter()
