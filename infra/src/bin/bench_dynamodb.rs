@@ -21,9 +21,7 @@
 //!
 //! Requests are counted by an SDK interceptor (a `Query` request is one page of results).
 //! moto is a protocol peer, not a performance model of DynamoDB, so request counts are the
-//! figures that matter; wall times are shown for orientation only. They are long for the
-//! send: moto's `TransactWriteItems` deep-copies the whole table once per item of the
-//! transaction, so each claim or outcome write costs time in proportion to the table.
+//! figures that matter; wall times are shown for orientation only.
 //!
 //! ```text
 //! cargo run --release -p portal-invites --bin bench-dynamodb [-- --send 2000] [--contacts 100000] [--endpoint URL]
@@ -32,7 +30,11 @@
 //!
 //! Without `--endpoint` it starts `moto_server` (from `$MOTO_SERVER`, `./.venv/bin` or
 //! `PATH`) on a free loopback port, under a watchdog that stops it when this process
-//! exits. The send reads the emails back from moto (`GET /moto-api/data.json`), so an
+//! exits. moto's `TransactWriteItems` copies the whole table once per item of a transaction
+//! (rollback backups), which makes every claim and outcome write cost seconds on a table of
+//! a few thousand items; so moto is started with those backups taken once per table and
+//! transaction (see [`MOTO_ONE_BACKUP_PER_TRANSACTION`]) — same answers, same counts —
+//! unless `--stock-moto` is given. The send reads the emails back from moto (`GET /moto-api/data.json`), so an
 //! `--endpoint` must be a moto server on `http://`.
 
 use std::collections::BTreeMap;
@@ -85,6 +87,10 @@ struct Args {
     /// A running moto server (default: start moto_server).
     #[arg(long)]
     endpoint: Option<String>,
+    /// Start moto exactly as `moto_server` runs it, whose `TransactWriteItems` copies the
+    /// table once per item: the same counts, but the 2,000-contact send takes an hour.
+    #[arg(long)]
+    stock_moto: bool,
 }
 
 /// Accounts per sync request, like one `POST /v1/sync/accounts` body.
@@ -102,7 +108,7 @@ fn main() -> anyhow::Result<()> {
     let endpoint = match &args.endpoint {
         Some(e) => e.clone(),
         None => {
-            let (child, url) = start_moto()?;
+            let (child, url) = start_moto(!args.stock_moto)?;
             _moto = child;
             url
         }
@@ -757,9 +763,49 @@ fn report(what: &str, counter: &RequestCounter, elapsed: Duration) {
     println!();
 }
 
+/// Run by moto's own interpreter instead of its `moto_server` script: moto's
+/// `TransactWriteItems` takes a rollback copy of the whole table once per *item* of the
+/// transaction, so a 99-item claim or outcome write on a table of a few thousand items takes
+/// tens of seconds and the 2,000-contact send an hour. All those copies are taken before the
+/// first item is applied, so one copy per table and transaction is the same backup: this
+/// takes it once. Nothing else changes (and nothing that is counted).
+const MOTO_ONE_BACKUP_PER_TRANSACTION: &str = r#"
+import copy, sys, threading
+try:
+    import moto.dynamodb.models as m
+    _local = threading.local()
+    def _deepcopy(x, memo=None):
+        backups = getattr(_local, "backups", None)
+        if backups is None or not isinstance(x, m.Table):
+            return copy.deepcopy(x, memo)
+        if id(x) not in backups:
+            backups[id(x)] = copy.deepcopy(x, memo)
+        return backups[id(x)]
+    class _Copy:
+        deepcopy = staticmethod(_deepcopy)
+        def __getattr__(self, name):
+            return getattr(copy, name)
+    _transact = m.DynamoDBBackend.transact_write_items
+    def transact_write_items(self, *args, **kwargs):
+        _local.backups = {}
+        try:
+            return _transact(self, *args, **kwargs)
+        finally:
+            _local.backups = None
+    m.copy = _Copy()
+    m.DynamoDBBackend.transact_write_items = transact_write_items
+except (ImportError, AttributeError) as e:
+    print("bench-dynamodb: moto left as it is:", e, file=sys.stderr)
+from moto.server import main
+sys.argv[0] = "moto_server"
+sys.exit(main())
+"#;
+
 /// Starts moto on a free port under an `sh` watchdog that SIGKILLs it when our end of its
-/// stdin pipe closes, i.e. when this process exits however it exits.
-fn start_moto() -> anyhow::Result<(Child, String)> {
+/// stdin pipe closes, i.e. when this process exits however it exits. With `one_backup`, moto
+/// runs under [`MOTO_ONE_BACKUP_PER_TRANSACTION`] through the interpreter named in the
+/// `moto_server` script's `#!` line.
+fn start_moto(one_backup: bool) -> anyhow::Result<(Child, String)> {
     let program = std::env::var_os("MOTO_SERVER")
         .map(PathBuf::from)
         .or_else(|| Some(PathBuf::from(".venv/bin/moto_server")).filter(|p| p.is_file()))
@@ -774,13 +820,33 @@ fn start_moto() -> anyhow::Result<(Child, String)> {
             "moto_server not found: `python3 -m venv .venv && .venv/bin/pip install 'moto[server]'`, \
              or pass --endpoint",
         )?;
+    let mut command: Vec<std::ffi::OsString> = vec![program.clone().into()];
+    if one_backup {
+        let script = std::fs::read_to_string(&program)
+            .with_context(|| format!("reading {}", program.display()))?;
+        let interpreter: Vec<&str> = script
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("#!"))
+            .map(|l| l.split_whitespace().collect())
+            .unwrap_or_default();
+        if interpreter.is_empty() {
+            bail!(
+                "{} has no #! line to find moto's Python: pass --stock-moto",
+                program.display()
+            );
+        }
+        command = interpreter.iter().map(Into::into).collect();
+        command.push("-c".into());
+        command.push(MOTO_ONE_BACKUP_PER_TRANSACTION.into());
+    }
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
     let child = Command::new("sh")
         .arg("-c")
         .arg(r#""$0" "$@" </dev/null >/dev/null 2>&1 & pid=$!; cat >/dev/null; kill -9 $pid 2>/dev/null; wait $pid"#)
-        .arg(&program)
+        .args(&command)
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
