@@ -18,6 +18,7 @@
 //! `unsubscribe-secret` and `outbox/` (every email the local mailer sent, as `.eml`); several
 //! commands may use one data dir at once (e.g. `import` while `serve` runs).
 
+pub mod bench;
 pub mod dev;
 pub mod import;
 pub mod secret;

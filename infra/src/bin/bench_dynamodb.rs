@@ -54,12 +54,11 @@ use portal_core::adapters::ses::SesMailer;
 use portal_core::demo;
 use portal_core::domain::unsubscribe::UnsubscribeSigner;
 use portal_core::domain::{
-    Campaign, CampaignId, CampaignStatus, DivisionId, DivisionInput, Email, Filters, Group,
-    Skipped, Template, TemplateId, TenantId, Trigger,
+    CampaignStatus, DivisionId, DivisionInput, Email, Filters, Group, TenantId,
 };
 use portal_core::ports::{
-    AccountStore, CampaignStore, ContactQuery, ContactStore, CreateOutcome, DivisionStore,
-    EventBus, ListQuery, SendMessage, SystemClock, TemplateStore, EVENT_SOURCE,
+    AccountStore, CampaignStore, ContactQuery, ContactStore, DivisionStore, EventBus, ListQuery,
+    SendMessage, SystemClock, EVENT_SOURCE,
 };
 use portal_core::usecases::send::settings::LAMBDA_OUTCOME_FLUSH;
 use portal_core::usecases::send::{
@@ -310,37 +309,8 @@ async fn run_send(size: usize, outcome_flush: usize, endpoint: &str) -> anyhow::
         store.upsert_accounts(&tenant, &kept).await?;
     }
     let eligible: u64 = expected.values().sum();
-    let template = Template::new(
-        TemplateId::parse("welcome")?,
-        "Welcome",
-        "Your [DivisionName] portal is ready, [ContactName]",
-        "<p>Dear [ContactName],</p><p>Account [AccountNumber] ([AccountName]) can now be \
-         managed online. <a href=\"[PortalLink]\">Register here</a>.</p>\
-         <p><a href=\"[UnsubscribeLink]\">Unsubscribe</a></p>",
-        "Dear [ContactName],\nAccount [AccountNumber] ([AccountName]) can now be managed \
-         online: [PortalLink]\nUnsubscribe: [UnsubscribeLink]",
-    )?;
-    store.put_template(&tenant, &template).await?;
-    let now = OffsetDateTime::now_utc();
-    let campaign = Campaign {
-        campaign_id: CampaignId::generate(now),
-        trigger: Trigger::Manual,
-        status: CampaignStatus::Queued,
-        division_ids: vec![division.clone()],
-        filters: Filters::default(),
-        limit_to_uninvited: true,
-        template_id: "welcome".into(),
-        email_from: sender.clone(),
-        created_at: now,
-        created_by: "bench".into(),
-        targeted: 0,
-        skipped: Skipped::default(),
-        categories: Default::default(),
-        pause_reason: None,
-    };
-    if store.create_campaign(&tenant, &campaign, None, now).await? != CreateOutcome::Created {
-        bail!("the campaign was not created");
-    }
+    let campaign =
+        portal_invites::bench::record_campaign(&*store, &tenant, &division, sender.clone()).await?;
     println!(
         "SEND — table {table}, bus {bus_name}: {size} contacts in one division, {eligible} with \
          an address; outcome_flush {outcome_flush}, no send rate (seeded in {:.1} s)",

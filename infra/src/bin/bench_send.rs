@@ -26,19 +26,15 @@ use portal_core::adapters::outbox::Outbox;
 use portal_core::adapters::sqlite::SqliteStore;
 use portal_core::demo;
 use portal_core::domain::unsubscribe::UnsubscribeSigner;
-use portal_core::domain::{
-    Campaign, CampaignId, CampaignStatus, DivisionId, DivisionInput, Email, Filters, Skipped,
-    Template, TemplateId, TenantId, Trigger,
-};
+use portal_core::domain::{CampaignStatus, DivisionId, DivisionInput, Email, TenantId};
 use portal_core::ports::{
-    CampaignStore, CreateOutcome, EventBus, MailError, Mailer, RawEmail, SendMessage, SentMessage,
-    Store, SystemClock, TemplateStore,
+    CampaignStore, EventBus, MailError, Mailer, RawEmail, SendMessage, SentMessage, Store,
+    SystemClock,
 };
 use portal_core::usecases::send::{
     handle, run_campaign, RateLimiter, RunReport, SendConfig, SendDeps, TokenDeriver, TokioSleeper,
 };
 use portal_core::usecases::sync::SYNC_CHUNK;
-use time::OffsetDateTime;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -148,37 +144,13 @@ async fn main() -> anyhow::Result<()> {
 
     let start = Instant::now();
     load(&*store, &tenant, &division, args.contacts).await?;
-    let template = Template::new(
-        TemplateId::parse("welcome")?,
-        "Welcome",
-        "Your [DivisionName] portal is ready, [ContactName]",
-        "<p>Dear [ContactName],</p><p>Account [AccountNumber] ([AccountName]) can now be \
-         managed online. <a href=\"[PortalLink]\">Register here</a>.</p>\
-         <p><a href=\"[UnsubscribeLink]\">Unsubscribe</a></p>",
-        "Dear [ContactName],\nAccount [AccountNumber] ([AccountName]) can now be managed \
-         online: [PortalLink]\nUnsubscribe: [UnsubscribeLink]",
-    )?;
-    store.put_template(&tenant, &template).await?;
-    let now = OffsetDateTime::now_utc();
-    let campaign = Campaign {
-        campaign_id: CampaignId::generate(now),
-        trigger: Trigger::Manual,
-        status: CampaignStatus::Queued,
-        division_ids: vec![division.clone()],
-        filters: Filters::default(),
-        limit_to_uninvited: true,
-        template_id: "welcome".into(),
-        email_from: Email::parse("board@oakhills.example.org")?,
-        created_at: now,
-        created_by: "bench".into(),
-        targeted: 0,
-        skipped: Skipped::default(),
-        categories: Default::default(),
-        pause_reason: None,
-    };
-    if store.create_campaign(&tenant, &campaign, None, now).await? != CreateOutcome::Created {
-        bail!("the campaign was not created");
-    }
+    let campaign = portal_invites::bench::record_campaign(
+        &*store,
+        &tenant,
+        &division,
+        Email::parse("board@oakhills.example.org")?,
+    )
+    .await?;
     println!(
         "loaded {} contacts in {:.1} s",
         args.contacts,
@@ -293,7 +265,7 @@ async fn main() -> anyhow::Result<()> {
         }
     );
     println!(
-        "  RSS at the end: {:.1} MiB anonymous, {:.1} MiB file-backed (the database's mmap)",
+        "  RSS at the end: {:.1} MiB anonymous, {:.1} MiB file-backed",
         anon.unwrap_or(0) as f64 / 1024.0,
         file.unwrap_or(0) as f64 / 1024.0
     );
