@@ -27,6 +27,13 @@ use tokio::net::TcpListener;
 use crate::secret::{Secret, SecretError, SecretSource};
 use crate::{open_store, OpenStoreError};
 
+/// Emails of a delivery batch in flight at once on the local server.
+pub const SERVE_SEND_CONCURRENCY: usize = 8;
+/// Bus messages the local server's worker handles at once.
+pub const SERVE_STEP_CONCURRENCY: usize = 4;
+/// Sends between outcome writes on the local server (see `SendConfig::outcome_flush`).
+pub const SERVE_OUTCOME_FLUSH: usize = 50;
+
 /// Address `serve` listens on unless told otherwise: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 
@@ -122,8 +129,11 @@ impl LocalServer {
         let config = SendConfig {
             // The outbox has no quota; SES's rate applies on AWS.
             max_send_rate: None,
-            send_concurrency: 8,
-            step_concurrency: 4,
+            send_concurrency: SERVE_SEND_CONCURRENCY,
+            step_concurrency: SERVE_STEP_CONCURRENCY,
+            // The outbox writes a Message-ID once, so a re-send after a crash lands once
+            // however many outcomes were pending: write them in larger groups.
+            outcome_flush: SERVE_OUTCOME_FLUSH,
             ..SendConfig::default()
         };
         let deps = SendDeps {

@@ -422,3 +422,57 @@ pub async fn a_run_killed_at_sampled_steps_and_resumed_sends_every_contact_exact
     sample.sort_unstable();
     assert_resumed(&store, n, &sample).await;
 }
+
+/// With the local outbox as the mailer the window closes: an invitation renders with the
+/// same Message-ID on every attempt and the outbox writes a Message-ID once, so a run killed
+/// at any step — `record_outcomes` included — and resumed leaves exactly one email per
+/// contact in the outbox.
+pub async fn with_the_outbox_a_killed_and_resumed_run_leaves_exactly_one_email_per_contact(
+    store: Arc<dyn Store>,
+) {
+    let n = 6;
+    let steps = steps_of_a_clean_run(&store, n).await;
+    let mut hit_the_window = false;
+    for kill_at in 0..steps {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Arc::new(portal_core::adapters::outbox::Outbox::in_data_dir(
+            dir.path(),
+        ));
+        let t = TenantId::parse(format!("outbox-kill-{kill_at}")).unwrap();
+        seed_tenant(&*store, &t, n).await;
+        let c = new_campaign_in(&*store, &t, Trigger::Manual, &["d1"]).await;
+        let fault = Arc::new(Fault {
+            kill_at: Some(kill_at),
+            ..Fault::default()
+        });
+        let killable: Arc<dyn Store> = Arc::new(Killable {
+            inner: store.clone(),
+            fault: fault.clone(),
+        });
+        let dying = deps_with(
+            killable,
+            outbox.clone(),
+            Arc::new(NoSleep::default()),
+            kill_config(),
+        );
+        let _ = run_campaign(&dying, &t, &c).await;
+        hit_the_window |= *fault.killed_op.lock().unwrap() == Some("record_outcomes");
+        let healthy = deps_with(
+            store.clone(),
+            outbox.clone(),
+            Arc::new(NoSleep::default()),
+            kill_config(),
+        );
+        let resumed = run_campaign(&healthy, &t, &c).await.unwrap();
+        assert_eq!(resumed.status, Some(CampaignStatus::Completed));
+        let mut per_contact: BTreeMap<String, usize> = BTreeMap::new();
+        for e in outbox.list(1_000).await.unwrap() {
+            *per_contact.entry(e.to).or_default() += 1;
+        }
+        assert_eq!(per_contact, expected(n), "kill at {kill_at}");
+    }
+    assert!(
+        hit_the_window,
+        "some kill point fell between a send and its outcome write"
+    );
+}

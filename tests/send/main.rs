@@ -81,6 +81,7 @@ mod sqlite {
     on_every_store!(fresh());
     send_cases!(fresh();
         kill::a_run_killed_at_any_step_and_resumed_sends_every_contact_exactly_once,
+        kill::with_the_outbox_a_killed_and_resumed_run_leaves_exactly_one_email_per_contact,
     );
 }
 

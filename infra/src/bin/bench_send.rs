@@ -46,13 +46,13 @@ struct Args {
     #[arg(long, default_value_t = 100_000)]
     contacts: usize,
     /// Sends between outcome writes (see `SendConfig::outcome_flush`).
-    #[arg(long, default_value_t = SendConfig::default().outcome_flush)]
+    #[arg(long, default_value_t = portal_invites::serve::SERVE_OUTCOME_FLUSH)]
     outcome_flush: usize,
     /// Emails of a batch in flight at once (see `SendConfig::send_concurrency`).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = portal_invites::serve::SERVE_SEND_CONCURRENCY)]
     concurrency: usize,
     /// Bus messages handled at once (see `SendConfig::step_concurrency`).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = portal_invites::serve::SERVE_STEP_CONCURRENCY)]
     steps: usize,
     /// Send into a mailer that drops every message, to measure the pipeline without the
     /// file system (the outbox's file creation dominates on slow disks).

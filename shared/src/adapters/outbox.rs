@@ -1,23 +1,27 @@
 //! The local mailer: every message is written, byte for byte, as an `.eml` file a person can
 //! open in any mail client.
 //!
-//! Layout: `<data_dir>/outbox/<timestamp>-<message-id>.eml`, where `<timestamp>` is UTC
-//! `YYYYMMDDTHHMMSS.ffffffZ` (so names sort by time) and `<message-id>` is the message's
-//! `Message-ID` with every character outside `[A-Za-z0-9._-]` replaced by `_`. Each file is
-//! first written as `.tmp-…` in the same directory and then renamed: a reader never sees half
-//! a message, and a crash leaves at most a stray temp file that [`Outbox::list`] ignores.
+//! Layout: `<data_dir>/outbox/<message-id>.eml`, where `<message-id>` is the message's
+//! `Message-ID` with every character outside `[A-Za-z0-9._-]` replaced by `_`.
 //!
-//! [`Outbox::list`] reads the newest files' headers (To, Subject, Date) for `GET /dev/outbox`;
+//! **One file per Message-ID, written once.** A file appears whole or not at all, and a
+//! second send of the same Message-ID writes nothing: delivery gives each invitation a
+//! Message-ID derived from it, so an email re-sent after a crash (sent, then killed before
+//! its outcome was written) does not land twice. On Linux the bytes go to an anonymous
+//! `O_TMPFILE` that is then linked under its name (one directory operation; the link fails
+//! if the name exists); elsewhere to a `.tmp-…` file hard-linked under its name and removed.
+//! A crash leaves at most a stray temp file that [`Outbox::list`] ignores.
+//!
+//! [`Outbox::list`] reads the newest files' (by modification time) headers (To, Subject,
+//! Date) for `GET /dev/outbox`;
 //! [`Outbox::read`] returns one file's bytes, accepting only a plain file name of the outbox
 //! ([`is_outbox_file_name`]) so no path can reach outside it.
 
 use std::path::{Path, PathBuf};
 
+use crate::ports::{MailError, Mailer, RawEmail, SentMessage};
 use async_trait::async_trait;
 use serde::Serialize;
-use time::OffsetDateTime;
-
-use crate::ports::{MailError, Mailer, RawEmail, SentMessage};
 
 /// The outbox directory inside a data dir.
 pub const OUTBOX_DIR: &str = "outbox";
@@ -65,14 +69,9 @@ impl Outbox {
         &self.dir
     }
 
-    /// Writes `raw` atomically and returns the file name.
-    pub async fn write(
-        &self,
-        message_id: &str,
-        raw: &[u8],
-        at: OffsetDateTime,
-    ) -> Result<String, OutboxError> {
-        let at = at.to_offset(time::UtcOffset::UTC);
+    /// Writes `raw` as `<message-id>.eml`, atomically, unless a message with that id is
+    /// already there. Returns the file name and whether this call wrote it.
+    pub async fn write(&self, message_id: &str, raw: &[u8]) -> Result<(String, bool), OutboxError> {
         let safe_id: String = message_id
             .chars()
             .take(128)
@@ -84,37 +83,18 @@ impl Outbox {
                 }
             })
             .collect();
-        let name = format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}.{:06}Z-{safe_id}.eml",
-            at.year(),
-            u8::from(at.month()),
-            at.day(),
-            at.hour(),
-            at.minute(),
-            at.second(),
-            at.microsecond()
-        );
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| OutboxError::Io { path, source }
-        };
-        // One blocking task for the three file operations (not three thread hops).
+        // Never a hidden name, never `..`: what `is_outbox_file_name` accepts.
+        let name = format!("m{}.eml", safe_id.replace("..", "_."));
         let dir = self.dir.clone();
         let raw = raw.to_vec();
         let file = name.clone();
-        tokio::task::spawn_blocking(move || {
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-            let tmp = dir.join(format!(".tmp-{file}"));
-            let path = dir.join(&file);
-            std::fs::write(&tmp, &raw).map_err(io(&tmp))?;
-            std::fs::rename(&tmp, &path).map_err(io(&path))
-        })
-        .await
-        .map_err(|e| OutboxError::Io {
-            path: self.dir.clone(),
-            source: std::io::Error::other(e),
-        })??;
-        Ok(name)
+        let wrote = tokio::task::spawn_blocking(move || write_once(&dir, &file, &raw))
+            .await
+            .map_err(|e| OutboxError::Io {
+                path: self.dir.clone(),
+                source: std::io::Error::other(e),
+            })??;
+        Ok((name, wrote))
     }
 
     /// The newest `limit` messages, newest first.
@@ -156,22 +136,88 @@ pub fn is_outbox_file_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
+/// Writes `raw` under `dir/name` unless that name exists; `true` when written.
+fn write_once(dir: &Path, name: &str, raw: &[u8]) -> Result<bool, OutboxError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| OutboxError::Io { path, source }
+    };
+    let path = dir.join(name);
+    if let Err(e) = std::fs::create_dir(dir) {
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+    }
+    #[cfg(target_os = "linux")]
+    if let Some(wrote) = linux::write_once(dir, &path, raw).map_err(io(&path))? {
+        return Ok(wrote);
+    }
+    let tmp = dir.join(format!(".tmp-{name}-{}", std::process::id()));
+    std::fs::write(&tmp, raw).map_err(io(&tmp))?;
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io(&path)(e)),
+    }
+}
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::io::Write as _;
+    use std::path::Path;
+
+    use rustix::fs::{linkat, openat, AtFlags, Mode, OFlags, CWD};
+    use rustix::io::Errno;
+
+    /// `O_TMPFILE` + `linkat`: `None` when the file system cannot make anonymous files
+    /// (the caller falls back to a named temp file).
+    pub(super) fn write_once(dir: &Path, path: &Path, raw: &[u8]) -> std::io::Result<Option<bool>> {
+        let fd = match openat(
+            CWD,
+            dir,
+            OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o644),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut file = std::fs::File::from(fd);
+        file.write_all(raw)?;
+        let proc_path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
+        match linkat(CWD, proc_path.as_str(), CWD, path, AtFlags::SYMLINK_FOLLOW) {
+            Ok(()) => Ok(Some(true)),
+            Err(Errno::EXIST) => Ok(Some(false)),
+            // No /proc (some sandboxes): let the portable path do it.
+            Err(Errno::NOENT | Errno::PERM | Errno::ACCESS) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 fn list_blocking(dir: &Path, limit: usize) -> Result<Vec<OutboxEntry>, OutboxError> {
     let io = |source| OutboxError::Io {
         path: dir.to_owned(),
         source,
     };
-    let mut names: Vec<String> = match std::fs::read_dir(dir) {
+    // (modified, name) of every message, newest first.
+    let mut found: Vec<(std::time::SystemTime, String)> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| is_outbox_file_name(n))
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let modified = e.metadata().ok()?.modified().ok()?;
+                is_outbox_file_name(&name).then_some((modified, name))
+            })
             .collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(io(e)),
     };
-    names.sort_unstable_by(|a, b| b.cmp(a));
-    names.truncate(limit);
+    found.sort_unstable_by(|a, b| b.cmp(a));
+    found.truncate(limit);
+    let names = found.into_iter().map(|(_, n)| n);
     let mut out = Vec::with_capacity(names.len());
     for file in names {
         let bytes = match std::fs::read(dir.join(&file)) {
@@ -210,18 +256,22 @@ fn entry(file: String, bytes: &[u8]) -> OutboxEntry {
 #[async_trait]
 impl Mailer for Outbox {
     async fn send_raw(&self, msg: &RawEmail) -> Result<SentMessage, MailError> {
-        let file = self
-            .write(&msg.message_id, &msg.raw, OffsetDateTime::now_utc())
-            .await
-            .map_err(|e| MailError::Backend {
-                detail: format!(
-                    "{e}: {}",
-                    std::error::Error::source(&e)
-                        .map(|s| s.to_string())
-                        .unwrap_or_default()
-                ),
-            })?;
-        tracing::debug!(file, to = %msg.to, "wrote message to the outbox");
+        let (file, wrote) =
+            self.write(&msg.message_id, &msg.raw)
+                .await
+                .map_err(|e| MailError::Backend {
+                    detail: format!(
+                        "{e}: {}",
+                        std::error::Error::source(&e)
+                            .map(|s| s.to_string())
+                            .unwrap_or_default()
+                    ),
+                })?;
+        if wrote {
+            tracing::debug!(file, to = %msg.to, "wrote message to the outbox");
+        } else {
+            tracing::info!(file, to = %msg.to, "already in the outbox: a re-send written once");
+        }
         Ok(SentMessage {
             message_id: msg.message_id.clone(),
         })
@@ -233,6 +283,7 @@ mod tests {
     use super::*;
     use crate::domain::Email;
     use crate::mail::OutgoingEmail;
+    use time::OffsetDateTime;
 
     fn tempdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!(
@@ -269,6 +320,9 @@ mod tests {
         let second = email("b@example.org", "Second");
         let sent = outbox.send_raw(&first).await.unwrap();
         assert_eq!(sent.message_id, first.message_id);
+        // Newest first goes by modification time, as fine as the file system's clock (a few
+        // milliseconds on ext4).
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
         outbox.send_raw(&second).await.unwrap();
 
         let list = outbox.list(10).await.unwrap();
@@ -282,6 +336,24 @@ mod tests {
         // No temp file is left behind.
         let names: Vec<_> = std::fs::read_dir(outbox.dir()).unwrap().collect();
         assert_eq!(names.len(), 2);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_message_id_sent_twice_is_written_once() {
+        let dir = tempdir("once");
+        let outbox = Outbox::in_data_dir(&dir);
+        let first = email("a@example.org", "Invitation");
+        let mut again = email("a@example.org", "Invitation, re-sent after a crash");
+        again.message_id = first.message_id.clone();
+        outbox.send_raw(&first).await.unwrap();
+        outbox.send_raw(&again).await.unwrap();
+        let list = outbox.list(10).await.unwrap();
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].subject, "Invitation");
+        assert_eq!(outbox.read(&list[0].file).await.unwrap(), first.raw);
+        let names: Vec<_> = std::fs::read_dir(outbox.dir()).unwrap().collect();
+        assert_eq!(names.len(), 1, "no temp file left behind");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -106,7 +106,19 @@ impl OutgoingEmail {
 
     /// Renders and wraps the result with envelope and tags, ready for a [`crate::ports::Mailer`].
     pub fn to_raw(&self) -> Result<RawEmail, RenderError> {
-        let Rendered { message_id, bytes } = self.render()?;
+        self.wrap(self.render()?)
+    }
+
+    /// [`OutgoingEmail::to_raw`] with the `Message-ID` `<local>@<domain>`: the same message
+    /// renders with the same id every time, so a mailer can tell a re-send (the local outbox
+    /// writes it once). `local` is used as given: letters, digits, `.`, `-`.
+    pub fn to_raw_with_id(&self, local: &str) -> Result<RawEmail, RenderError> {
+        let domain = self.message_id_domain()?;
+        self.wrap(self.render_as(OffsetDateTime::now_utc(), &format!("{local}@{domain}"))?)
+    }
+
+    fn wrap(&self, rendered: Rendered) -> Result<RawEmail, RenderError> {
+        let Rendered { message_id, bytes } = rendered;
         Ok(RawEmail {
             from: self.from.clone(),
             to: self.to.clone(),

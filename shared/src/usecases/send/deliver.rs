@@ -235,7 +235,8 @@ async fn deliver_one(
         ],
         message_id_domain: None,
     };
-    let outcome = match email.to_raw() {
+    // One Message-ID per invitation, whatever the attempt (see `message_local_id`).
+    let outcome = match email.to_raw_with_id(&message_local_id(tenant, campaign_id, contact_id)) {
         Ok(raw) => send_with_retries(deps, &raw).await,
         Err(e) => Err(MailError::Rejected {
             reason: format!("the message could not be rendered: {e}"),
@@ -249,6 +250,15 @@ async fn deliver_one(
             Outcome::Failed(e.to_string())
         }
     }
+}
+
+/// The left part of an invitation's `Message-ID`: 128 bits of SHA-256 over its tenant,
+/// campaign and contact, in hex. A re-send after a crash carries the same id, which the local
+/// outbox writes once and mail clients can recognise.
+pub fn message_local_id(tenant: &TenantId, campaign: &CampaignId, contact: &ContactId) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("msg1|{tenant}|{campaign}|{contact}").as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Sends with back-off on retryable failures; `Backend` is retried too, a bounded number of
