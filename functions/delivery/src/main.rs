@@ -20,11 +20,9 @@ use std::sync::Arc;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use portal_core::adapters::dynamodb::DynamoStore;
 use portal_core::adapters::ses::SesMailer;
-use portal_core::ports::{EventBus, SendMessage, SystemClock};
-use portal_core::usecases::send::{
-    handle, message_from_eventbridge, NoBus, SendDeps, SendSettings,
-};
-use serde_json::{json, Value};
+use portal_core::ports::{SystemClock, DETAIL_TYPE_DELIVER};
+use portal_core::usecases::send::{on_event, EventError, NoBus, SendSettings};
+use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -53,49 +51,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
         // A delivery publishes nothing; its role may not call events:PutEvents.
-        on_event(deps, &NoBus, &event.payload).await
+        on_event(deps, &NoBus, &event.payload, DETAIL_TYPE_DELIVER)
+            .await
+            .map_err(diagnostic)
     }))
     .await
 }
 
-async fn on_event(deps: &SendDeps, bus: &dyn EventBus, event: &Value) -> Result<Value, Diagnostic> {
-    let msg = message_from_eventbridge(event).map_err(|e| {
-        tracing::error!(error = %e, "the event is not a send message");
-        diagnostic("NotASendMessage", &e)
-    })?;
-    if !matches!(msg, SendMessage::Deliver { .. }) {
-        tracing::warn!(
-            kind = msg.detail_type(),
-            campaign = %msg.campaign_id(),
-            "not a delivery message: acknowledged without action (check the rule's pattern)"
-        );
-        return Ok(json!({ "ignored": msg.detail_type() }));
-    }
-    let report = handle(deps, bus, &msg).await.map_err(|e| {
-        let d = diagnostic("SendFailed", &e);
-        tracing::error!(error = %d.error_message, "delivery failed; Lambda will retry it");
-        d
-    })?;
-    tracing::info!(
-        sent = report.sent,
-        failed = report.failed,
-        "batch delivered"
-    );
-    Ok(json!({ "sent": report.sent, "failed": report.failed }))
-}
-
-/// The error Lambda records for the event (and hands to the failure destination): a stable
-/// type and the whole cause chain.
-fn diagnostic(error_type: &str, e: &dyn std::error::Error) -> Diagnostic {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
+/// What Lambda records for an event the function could not take.
+fn diagnostic(e: EventError) -> Diagnostic {
     Diagnostic {
-        error_type: error_type.to_owned(),
-        error_message: message,
+        error_type: e.error_type().to_owned(),
+        error_message: e.chain(),
     }
 }

@@ -66,7 +66,8 @@ use crate::ports::{BusError, Clock, EventBus, Mailer, SendMessage, Store, StoreE
 pub use deliver::{deliver_batch, DeliveryReport, REASON_SUPPRESSED};
 pub use fan_out::{fan_out_page, FanOutStep, SendBatch, MAX_BATCH};
 pub use settings::{
-    message_from_eventbridge, EnvelopeError, NoBus, NoMailer, SendSettings, SettingsError,
+    message_from_eventbridge, on_event, EnvelopeError, EventError, NoBus, NoMailer, SendSettings,
+    SettingsError,
 };
 
 /// Most secret-less registration keys are refused: the token secret must be this long.

@@ -272,6 +272,75 @@ pub fn message_from_eventbridge(event: &serde_json::Value) -> Result<SendMessage
     Ok(message)
 }
 
+/// Why a send function could not take an event: what Lambda records for it (and hands to
+/// the failure destination).
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error(transparent)]
+    NotASendMessage(#[from] EnvelopeError),
+    #[error(transparent)]
+    SendFailed(#[from] super::SendError),
+}
+
+impl EventError {
+    /// A stable error type for Lambda's records.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::NotASendMessage(_) => "NotASendMessage",
+            Self::SendFailed(_) => "SendFailed",
+        }
+    }
+
+    /// The message with its whole cause chain, `: `-separated.
+    pub fn chain(&self) -> String {
+        let mut message = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        message
+    }
+}
+
+/// The body of a send function: the event's message is handled when it is of the kind
+/// `wants` (a [`SendMessage::detail_type`]); another kind is logged and acknowledged (a
+/// rule routing the wrong detail-type must not retry forever). An error goes back to
+/// Lambda, whose asynchronous retry redelivers the event (every step is idempotent).
+pub async fn on_event(
+    deps: &super::SendDeps,
+    bus: &dyn EventBus,
+    event: &serde_json::Value,
+    wants: &'static str,
+) -> Result<serde_json::Value, EventError> {
+    let msg = message_from_eventbridge(event).map_err(|e| {
+        tracing::error!(error = %e, "the event is not a send message");
+        EventError::from(e)
+    })?;
+    if msg.detail_type() != wants {
+        tracing::warn!(
+            kind = msg.detail_type(),
+            campaign = %msg.campaign_id(),
+            wants,
+            "another kind of message: acknowledged without action (check the rule's pattern)"
+        );
+        return Ok(serde_json::json!({ "ignored": msg.detail_type() }));
+    }
+    let report = super::handle(deps, bus, &msg).await.map_err(|e| {
+        let e = EventError::from(e);
+        tracing::error!(error = %e.chain(), kind = wants, "send step failed; Lambda will retry it");
+        e
+    })?;
+    tracing::info!(
+        kind = wants,
+        sent = report.sent,
+        failed = report.failed,
+        "send step done"
+    );
+    Ok(serde_json::json!({ "done": wants, "sent": report.sent, "failed": report.failed }))
+}
+
 /// The bus of a process that publishes nothing (the delivery function, whose role may not
 /// call `events:PutEvents`): an empty publish succeeds, anything else is refused.
 #[derive(Debug, Default, Clone, Copy)]
@@ -472,6 +541,40 @@ mod tests {
             deps.limiter.reserve(now),
             std::time::Duration::from_millis(250)
         );
+    }
+
+    #[tokio::test]
+    async fn a_send_function_acknowledges_other_kinds_and_reports_failures_with_their_type() {
+        let store = Arc::new(crate::adapters::sqlite::SqliteStore::open_in_memory().unwrap());
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        let deps = with(&[]).unwrap().deps(
+            store,
+            Arc::new(NoMailer),
+            Arc::new(crate::ports::FixedClock::new(now)),
+        );
+        let fan_out = envelope(
+            DETAIL_TYPE_FAN_OUT,
+            json!({"type": "fan_out", "tenant": "acme", "campaign_id": campaign().as_str(), "cursor": null}),
+        );
+        // A fan-out event reaching the delivery function: acknowledged, nothing done.
+        let ignored = on_event(&deps, &NoBus, &fan_out, DETAIL_TYPE_DELIVER)
+            .await
+            .unwrap();
+        assert_eq!(ignored, json!({ "ignored": DETAIL_TYPE_FAN_OUT }));
+        // The right kind for a campaign that does not exist: a failure Lambda retries.
+        let err = on_event(&deps, &NoBus, &fan_out, DETAIL_TYPE_FAN_OUT)
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "SendFailed");
+        assert!(err.chain().contains("not found"), "{}", err.chain());
+        // Not one of ours at all.
+        let mut foreign = fan_out.clone();
+        foreign["source"] = json!("aws.s3");
+        let err = on_event(&deps, &NoBus, &foreign, DETAIL_TYPE_FAN_OUT)
+            .await
+            .unwrap_err();
+        assert_eq!(err.error_type(), "NotASendMessage");
+        assert!(err.chain().contains("aws.s3"), "{}", err.chain());
     }
 
     fn envelope(detail_type: &str, detail: serde_json::Value) -> serde_json::Value {
