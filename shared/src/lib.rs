@@ -18,4 +18,5 @@ pub mod domain;
 pub mod http;
 pub mod mail;
 pub mod ports;
+pub mod ses_events;
 pub mod usecases;
