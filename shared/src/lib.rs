@@ -19,4 +19,5 @@ pub mod http;
 pub mod mail;
 pub mod ports;
 pub mod ses_events;
+pub mod sns;
 pub mod usecases;
