@@ -4,8 +4,9 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | campaign | `T#{t}#CMP#{campaign}` | `CMP` | `trigger`, `status`, `divs` (list), `filters` (JSON), `uninv`, `tpl`, `from`, `at`, `by`, `targeted`, `sk_acc`, `sk_held`, `sk_sup`, `sk_noemail` (N), `why`? |
-//! | invitation | `T#{t}#CMP#{campaign}` | `INV#{contact}` | `email`, `tok` (B, SHA-256 of the token), `exp`, `cat`, `why`?, `at` |
+//! | campaign | `T#{t}#CMP#{campaign}` | `CMP` | `trigger`, `status`, `divs` (list), `filters` (JSON), `uninv`, `tpl`, `from`, `at`, `by`, `targeted`, `sk_acc`, `sk_held`, `sk_sup`, `sk_noemail`, `n_{category}` (8), `snd_{send state}` (3) (N), `why`? |
+//! | invitation | `T#{t}#CMP#{campaign}` | `INV#{contact}` | `email`, `name`, `acc_no`, `q` (the three lowercased, for search), `tok` (B, SHA-256 of the token), `exp`, `cat`, `snd`, `sup` (Bool), `why`?, `at` |
+//! | division's campaign | `T#{t}#DCMP#{division}` | `{campaign}` | — (lists a division's campaigns; ids begin with their creation time, so sk order is age) |
 //! | idempotency key | `T#{t}#IDEM#{hex SHA-256 of the key}` | `IDEM` | `cmp`, `body` (B, SHA-256 of the body) |
 //!
 //! A campaign and its invitations share a partition, so "every invitation of a campaign"
@@ -20,7 +21,9 @@
 //! One TransactWriteItems: per division (manual sends only) an Update `SET last_bulk_sent_at
 //! = now` under `attribute_exists(pk) AND (attribute_not_exists(last_bulk_sent_at) OR
 //! last_bulk_sent_at <= now - 24h)`; a Put of the campaign under `attribute_not_exists(pk)`;
-//! and with an idempotency key a Put of its item under `attribute_not_exists(pk)`. Every
+//! with an idempotency key a Put of its item under `attribute_not_exists(pk)`; and per
+//! division (every trigger) a Put of the division's campaign item. That is at most
+//! 2 + 2 × [`MAX_CAMPAIGN_DIVISIONS`] = 100 items, DynamoDB's limit. Every
 //! Update/Put asks for `ReturnValuesOnConditionCheckFailure = ALL_OLD`, so a
 //! `TransactionCanceledException`'s per-item cancellation reasons say what failed: the key
 //! (its old item holds the first body's hash: same → `Existing`, other → mismatch), a
@@ -30,28 +33,31 @@
 //! # Claiming contacts
 //!
 //! One BatchGetItem of the contacts' locators finds each one's partition (no locator →
-//! `Missing`). Then, 50 claims per TransactWriteItems (each claim is two items, the limit
-//! is 100): an Update of the contact's state item `SET invited_at = now, status = pending`
-//! under `(attribute_not_exists(status) OR status <> accepted) AND
-//! (attribute_not_exists(invited_at) OR invited_at <= now - 24h)`, and a Put of the
-//! invitation under `attribute_not_exists(pk)`.
+//! `Missing`). Then, 49 claims per TransactWriteItems (each claim is two items, plus the
+//! campaign's counters: the limit is 100): an Update of the contact's state item `SET
+//! invited_at = now, status = pending` under `(attribute_not_exists(status) OR status <>
+//! accepted) AND (attribute_not_exists(invited_at) OR invited_at <= now - 24h)`, a Put of the
+//! invitation under `attribute_not_exists(pk)`, and one Update adding the claims to the
+//! campaign's `targeted`, category and send counters.
 //!
-//! A transaction is all-or-nothing, so one held contact cancels its 49 neighbours. On
+//! A transaction is all-or-nothing, so one held contact cancels its 48 neighbours. On
 //! cancellation the per-item reasons classify each failed claim — its invitation exists →
 //! `AlreadyClaimedByThisCampaign`; its state item (the `ALL_OLD` copy) is accepted →
 //! `Accepted`, else recently invited → `Held { until }` — and the rest of the batch, which
 //! wrote nothing, is sent again without them. Every condition is evaluated, so one retry
 //! per batch suffices unless transactions conflict; rounds are bounded
 //! ([`MAX_CLAIM_ROUNDS`]) with back-off. Batches go one after another: a claim call is a
-//! fan-out page, and its throughput is one transaction per 50 contacts.
+//! fan-out page, and its throughput is one transaction per 49 contacts.
 //!
 //! The contact's existence is established by the locator read just before the transaction,
 //! not inside it (a ConditionCheck on the sync item would be a third item per claim, 33
-//! claims per transaction instead of 50). A contact deleted in between leaves an orphan
+//! claims per transaction instead of 49). A contact deleted in between leaves an orphan
 //! state item, which every read ignores (see `items::Merger`).
 //!
-//! Requests per 1,000 claims: 10 BatchGetItem + 20 TransactWriteItems when nothing is held;
+//! Requests per 1,000 claims: 10 BatchGetItem + 21 TransactWriteItems when nothing is held;
 //! at most one more transaction per batch that holds a held, accepted or replayed contact.
+//!
+//! Facts about invitations, invitation lists and recounts are in `invitations`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -72,24 +78,22 @@ use super::keys;
 use super::DynamoStore;
 use crate::domain::{
     Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionId, Email, Filters,
-    Invitation, InvitationCategory, PortalStatus, Skipped, TenantId, Trigger, HOLD_WINDOW,
-    MAX_CAMPAIGN_DIVISIONS,
+    Invitation, InvitationCategory, InvitationFact, InvitationState, PortalStatus, SendCounts,
+    SendState, Skipped, TenantId, Trigger, HOLD_WINDOW, MAX_CAMPAIGN_DIVISIONS,
 };
 use crate::ports::{
-    decode_invitation_cursor, encode_invitation_cursor, CampaignStore, Claim, ClaimResult,
-    CreateOutcome, Idempotency, Page, StoreError, MAX_CLAIMS, MAX_PAGE_SIZE,
+    CampaignStore, Claim, ClaimResult, CreateOutcome, FactResult, Idempotency, InvitationFilter,
+    Page, Recount, StoreError, MAX_CLAIMS,
 };
 
-/// Claims per TransactWriteItems: two items each plus the campaign's counters, 100 items
+/// Claims per TransactWriteItems: two items each plus the campaign's counters, 99 items
 /// per transaction.
 const CLAIMS_PER_TRANSACTION: usize = 49;
-/// Outcomes per TransactWriteItems: one item each plus the campaign's counters.
-const OUTCOMES_PER_TRANSACTION: usize = 99;
 /// Rounds of a claim batch (or a campaign creation) before giving up on conflicts.
 pub(super) const MAX_CLAIM_ROUNDS: u32 = 8;
 
-const CAMPAIGN_SK: &str = "CMP";
-const INVITATION_SK_PREFIX: &str = "INV#";
+pub(super) const CAMPAIGN_SK: &str = "CMP";
+pub(super) const INVITATION_SK_PREFIX: &str = "INV#";
 const IDEMPOTENCY_SK: &str = "IDEM";
 
 // Campaign item.
@@ -100,36 +104,42 @@ const FILTERS: &str = "filters";
 const UNINVITED: &str = "uninv";
 const TEMPLATE: &str = "tpl";
 const FROM: &str = "from";
-const CREATED_AT: &str = "at";
+pub(super) const CREATED_AT: &str = "at";
 const CREATED_BY: &str = "by";
 const TARGETED: &str = "targeted";
 const SK_ACCEPTED: &str = "sk_acc";
 const SK_HELD: &str = "sk_held";
 const SK_SUPPRESSED: &str = "sk_sup";
 const SK_NO_EMAIL: &str = "sk_noemail";
-const REASON: &str = "why";
-const CAT_IN_PROCESS: &str = "n_inproc";
-const CAT_SENT: &str = "n_sent";
-const CAT_FAILED: &str = "n_failed";
-const CAT_UNSUBSCRIBED: &str = "n_unsub";
+pub(super) const REASON: &str = "why";
 // Invitation item.
-const EMAIL: &str = "email";
+pub(super) const EMAIL: &str = "email";
+const CONTACT_NAME: &str = "name";
+const ACCOUNT_NUMBER: &str = "acc_no";
+pub(super) const SEARCH: &str = "q";
 const TOKEN_HASH: &str = "tok";
 const EXPIRES: &str = "exp";
-const CATEGORY: &str = "cat";
+pub(super) const CATEGORY: &str = "cat";
+pub(super) const SEND: &str = "snd";
+pub(super) const SUPPRESSED: &str = "sup";
 // Idempotency item.
 const IDEM_CAMPAIGN: &str = "cmp";
 const IDEM_BODY: &str = "body";
 
-const CONDITION_FAILED: &str = "ConditionalCheckFailed";
+pub(super) const CONDITION_FAILED: &str = "ConditionalCheckFailed";
 const CONFLICT: &str = "TransactionConflict";
 
-fn campaign_pk(t: &TenantId, c: &CampaignId) -> String {
+pub(super) fn campaign_pk(t: &TenantId, c: &CampaignId) -> String {
     format!("T#{t}#CMP#{c}")
 }
 
-fn invitation_sk(c: &ContactId) -> String {
+pub(super) fn invitation_sk(c: &ContactId) -> String {
     format!("{INVITATION_SK_PREFIX}{c}")
+}
+
+/// Partition listing a division's campaigns (one item per campaign, sk = campaign id).
+pub(super) fn division_campaigns_pk(t: &TenantId, d: &DivisionId) -> String {
+    format!("T#{t}#DCMP#{d}")
 }
 
 fn idempotency_pk(t: &TenantId, key: &str) -> String {
@@ -141,11 +151,11 @@ fn idempotency_pk(t: &TenantId, key: &str) -> String {
     format!("T#{t}#IDEM#{hex}")
 }
 
-fn malformed(what: &str) -> StoreError {
+pub(super) fn malformed(what: &str) -> StoreError {
     StoreError::backend("decode item", MalformedItem(what.to_owned()))
 }
 
-fn req_str<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+pub(super) fn req_str<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     get_str(item, name).ok_or_else(|| malformed(name))
 }
 
@@ -159,11 +169,11 @@ fn req_time(item: &Item, name: &str) -> Result<OffsetDateTime, StoreError> {
     time_of(item, name)?.ok_or_else(|| malformed(name))
 }
 
-fn num(v: u64) -> AttributeValue {
+pub(super) fn num(v: u64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn get_num(item: &Item, name: &str) -> Result<u64, StoreError> {
+pub(super) fn get_num(item: &Item, name: &str) -> Result<u64, StoreError> {
     match item.get(name) {
         None => Ok(0),
         Some(AttributeValue::N(n)) => n.parse().map_err(|_| malformed(name)),
@@ -179,18 +189,75 @@ fn get_hash(item: &Item, name: &str) -> Result<[u8; 32], StoreError> {
 }
 
 /// The campaign attribute counting a category's invitations.
-fn category_attr(c: &InvitationCategory) -> &'static str {
+pub(super) fn category_attr(c: InvitationCategory) -> &'static str {
+    use InvitationCategory as C;
     match c {
-        InvitationCategory::InProcess => CAT_IN_PROCESS,
-        InvitationCategory::Sent => CAT_SENT,
-        InvitationCategory::Failed { .. } => CAT_FAILED,
-        InvitationCategory::Unsubscribed => CAT_UNSUBSCRIBED,
+        C::InProcess => "n_in_process",
+        C::Failed => "n_failed",
+        C::Unopened => "n_unopened",
+        C::Bounced => "n_bounced",
+        C::Opened => "n_opened",
+        C::Clicked => "n_clicked",
+        C::Unsubscribed => "n_unsubscribed",
+        C::Registered => "n_registered",
+    }
+}
+
+/// The campaign attribute counting the invitations in a send state.
+pub(super) fn send_attr(s: SendState) -> &'static str {
+    match s {
+        SendState::Pending => "snd_pending",
+        SendState::Sent => "snd_sent",
+        SendState::Failed => "snd_failed",
     }
 }
 
 /// A signed DynamoDB number.
-fn signed(v: i64) -> AttributeValue {
+pub(super) fn signed(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
+}
+
+/// Net counter moves of a set of changes: one entry per counter that moves, by attribute.
+#[derive(Debug, Default)]
+pub(super) struct Deltas(Vec<(&'static str, i64)>);
+
+impl Deltas {
+    pub fn add(&mut self, attr: &'static str, by: i64) {
+        match self.0.iter_mut().find(|(a, _)| *a == attr) {
+            Some((_, d)) => *d += by,
+            None => self.0.push((attr, by)),
+        }
+    }
+
+    /// Moves an invitation from `from` to `to`.
+    pub fn moved(&mut self, from: &InvitationState, to: &InvitationState) {
+        if from.category != to.category {
+            self.add(category_attr(from.category), -1);
+            self.add(category_attr(to.category), 1);
+        }
+        if from.send != to.send {
+            self.add(send_attr(from.send), -1);
+            self.add(send_attr(to.send), 1);
+        }
+    }
+
+    /// The moves that are not zero.
+    pub fn nonzero(&self) -> Vec<(&'static str, i64)> {
+        self.0.iter().copied().filter(|(_, d)| *d != 0).collect()
+    }
+}
+
+/// The stored counters of a campaign item.
+pub(super) fn decode_counters(item: &Item) -> Result<(CategoryCounts, SendCounts), StoreError> {
+    let mut categories = CategoryCounts::default();
+    for c in InvitationCategory::ALL {
+        *categories.get_mut(c) = get_num(item, category_attr(c))?;
+    }
+    let mut sends = SendCounts::default();
+    for st in SendState::ALL {
+        *sends.get_mut(st) = get_num(item, send_attr(st))?;
+    }
+    Ok((categories, sends))
 }
 
 fn encode_campaign(t: &TenantId, c: &Campaign) -> Result<Item, StoreError> {
@@ -217,17 +284,20 @@ fn encode_campaign(t: &TenantId, c: &Campaign) -> Result<Item, StoreError> {
     put(SK_HELD, num(c.skipped.held_24h));
     put(SK_SUPPRESSED, num(c.skipped.suppressed));
     put(SK_NO_EMAIL, num(c.skipped.no_email));
-    put(CAT_IN_PROCESS, num(c.categories.in_process));
-    put(CAT_SENT, num(c.categories.sent));
-    put(CAT_FAILED, num(c.categories.failed));
-    put(CAT_UNSUBSCRIBED, num(c.categories.unsubscribed));
+    for cat in InvitationCategory::ALL {
+        put(category_attr(cat), num(c.categories.get(cat)));
+    }
+    let mut sends = c.sends;
+    for st in SendState::ALL {
+        put(send_attr(st), num(*sends.get_mut(st)));
+    }
     if let Some(r) = &c.pause_reason {
         put(REASON, s(r));
     }
     Ok(item)
 }
 
-fn decode_campaign(item: &Item) -> Result<Campaign, StoreError> {
+pub(super) fn decode_campaign(item: &Item) -> Result<Campaign, StoreError> {
     let pk = req_str(item, items::PK)?;
     let id = pk
         .rsplit_once("#CMP#")
@@ -247,6 +317,7 @@ fn decode_campaign(item: &Item) -> Result<Campaign, StoreError> {
     };
     let filters: Filters =
         serde_json::from_str(req_str(item, FILTERS)?).map_err(|_| malformed(FILTERS))?;
+    let (categories, sends) = decode_counters(item)?;
     Ok(Campaign {
         campaign_id: CampaignId::parse(id).map_err(|_| malformed("campaign id"))?,
         trigger: Trigger::parse(req_str(item, TRIGGER)?).ok_or_else(|| malformed(TRIGGER))?,
@@ -265,14 +336,23 @@ fn decode_campaign(item: &Item) -> Result<Campaign, StoreError> {
             suppressed: get_num(item, SK_SUPPRESSED)?,
             no_email: get_num(item, SK_NO_EMAIL)?,
         },
-        categories: CategoryCounts {
-            in_process: get_num(item, CAT_IN_PROCESS)?,
-            sent: get_num(item, CAT_SENT)?,
-            failed: get_num(item, CAT_FAILED)?,
-            unsubscribed: get_num(item, CAT_UNSUBSCRIBED)?,
-        },
+        categories,
+        sends,
         pause_reason: get_str(item, REASON).map(str::to_owned),
     })
+}
+
+/// The text an invitation is searched by: its email, contact name and account number,
+/// lowercased, separated by a control character no search text is expected to hold (the
+/// list re-checks with [`InvitationFilter::matches`] anyway).
+pub(super) fn search_text(inv: &Invitation) -> String {
+    [
+        inv.email.as_str(),
+        inv.contact_name.as_str(),
+        inv.account_number.as_str(),
+    ]
+    .map(str::to_lowercase)
+    .join("\u{1f}")
 }
 
 fn encode_invitation(t: &TenantId, inv: &Invitation) -> Result<Item, StoreError> {
@@ -281,40 +361,65 @@ fn encode_invitation(t: &TenantId, inv: &Invitation) -> Result<Item, StoreError>
         invitation_sk(&inv.contact_id),
     );
     item.insert(EMAIL.into(), s(inv.email.as_str()));
+    item.insert(CONTACT_NAME.into(), s(&inv.contact_name));
+    item.insert(ACCOUNT_NUMBER.into(), s(&inv.account_number));
+    item.insert(SEARCH.into(), s(search_text(inv)));
     item.insert(
         TOKEN_HASH.into(),
         AttributeValue::B(inv.registration_token_hash.to_vec().into()),
     );
     item.insert(EXPIRES.into(), time_value(inv.expires_at)?);
-    item.insert(CATEGORY.into(), s(inv.category.as_str()));
-    if let Some(r) = inv.category.reason() {
+    item.insert(CATEGORY.into(), s(inv.state.category.as_str()));
+    item.insert(SEND.into(), s(inv.state.send.as_str()));
+    item.insert(
+        SUPPRESSED.into(),
+        AttributeValue::Bool(inv.state.suppressed),
+    );
+    if let Some(r) = &inv.state.reason {
         item.insert(REASON.into(), s(r));
     }
     item.insert(CREATED_AT.into(), time_value(inv.created_at)?);
     Ok(item)
 }
 
-fn decode_invitation(campaign: &CampaignId, item: &Item) -> Result<Invitation, StoreError> {
+/// The progress an invitation item records.
+pub(super) fn decode_state(item: &Item) -> Result<InvitationState, StoreError> {
+    Ok(InvitationState {
+        category: InvitationCategory::parse(req_str(item, CATEGORY)?)
+            .ok_or_else(|| malformed(CATEGORY))?,
+        send: SendState::parse(req_str(item, SEND)?).ok_or_else(|| malformed(SEND))?,
+        reason: get_str(item, REASON).map(str::to_owned),
+        suppressed: matches!(item.get(SUPPRESSED), Some(AttributeValue::Bool(true))),
+    })
+}
+
+/// The contact an invitation item belongs to (from its sort key).
+pub(super) fn invitation_contact(item: &Item) -> Result<ContactId, StoreError> {
     let contact = req_str(item, items::SK)?
         .strip_prefix(INVITATION_SK_PREFIX)
         .ok_or_else(|| malformed("invitation sort key"))?;
+    ContactId::parse(contact).map_err(|_| malformed("contact id"))
+}
+
+pub(super) fn decode_invitation(
+    campaign: &CampaignId,
+    item: &Item,
+) -> Result<Invitation, StoreError> {
     Ok(Invitation {
         campaign_id: campaign.clone(),
-        contact_id: ContactId::parse(contact).map_err(|_| malformed("contact id"))?,
+        contact_id: invitation_contact(item)?,
         email: Email::parse(req_str(item, EMAIL)?).map_err(|_| malformed(EMAIL))?,
+        contact_name: get_str(item, CONTACT_NAME).unwrap_or_default().to_owned(),
+        account_number: get_str(item, ACCOUNT_NUMBER).unwrap_or_default().to_owned(),
         registration_token_hash: get_hash(item, TOKEN_HASH)?,
         expires_at: req_time(item, EXPIRES)?,
-        category: InvitationCategory::from_parts(
-            req_str(item, CATEGORY)?,
-            get_str(item, REASON).map(str::to_owned),
-        )
-        .ok_or_else(|| malformed(CATEGORY))?,
+        state: decode_state(item)?,
         created_at: req_time(item, CREATED_AT)?,
     })
 }
 
 /// The cancellation reasons of a cancelled transaction, or the error itself.
-fn cancellation(
+pub(super) fn cancellation(
     e: aws_sdk_dynamodb::error::SdkError<TransactWriteItemsError>,
 ) -> Result<Vec<CancellationReason>, StoreError> {
     match e.as_service_error() {
@@ -325,7 +430,7 @@ fn cancellation(
     }
 }
 
-fn build_err(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+pub(super) fn build_err(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::backend("TransactWriteItems", e)
 }
 
@@ -336,16 +441,16 @@ fn backoff(round: u32) -> Duration {
 /// A cancellation reason that is none of the expected ones.
 #[derive(Debug, thiserror::Error)]
 #[error("transaction cancelled: {0}")]
-struct Cancelled(String);
+pub(super) struct Cancelled(pub String);
 
 /// Too much input for one call (the caller's bug: the use case bounds it).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-struct TooMany(&'static str);
+pub(super) struct TooMany(pub &'static str);
 
 impl DynamoStore {
     /// Held while a transaction is sent, when the handle serialises them (emulators).
-    async fn transaction_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+    pub(super) async fn transaction_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
         match &self.transaction_lock {
             Some(lock) => Some(lock.lock().await),
             None => None,
@@ -365,7 +470,7 @@ impl DynamoStore {
 
     /// The transaction item adding `deltas` to the campaign's counters; it requires the
     /// campaign to exist (a claim for a campaign never recorded cancels).
-    fn counters_item(
+    pub(super) fn counters_item(
         &self,
         tenant: &TenantId,
         campaign: &CampaignId,
@@ -387,117 +492,6 @@ impl DynamoStore {
             .build()
             .map_err(build_err)?;
         Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    /// The transaction item setting an invitation's category (and reason), on condition that
-    /// it exists and, with `only_from`, is in that category.
-    fn category_update(
-        &self,
-        key: Item,
-        category: &InvitationCategory,
-        only_from: Option<&str>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .expression_attribute_names("#cat", CATEGORY)
-            .expression_attribute_names("#why", REASON)
-            .expression_attribute_values(":cat", s(category.as_str()));
-        update = match category.reason() {
-            Some(r) => update
-                .update_expression("SET #cat = :cat, #why = :why")
-                .expression_attribute_values(":why", s(r)),
-            None => update.update_expression("SET #cat = :cat REMOVE #why"),
-        };
-        update = match only_from {
-            Some(from) => update
-                .condition_expression("#cat = :from")
-                .expression_attribute_values(":from", s(from)),
-            None => update.condition_expression("attribute_exists(pk)"),
-        };
-        Ok(TransactWriteItem::builder()
-            .update(update.build().map_err(build_err)?)
-            .build())
-    }
-
-    /// Records the outcomes at `indices` (≤ [`OUTCOMES_PER_TRANSACTION`]) in one transaction
-    /// with the campaign's counters; an invitation no longer `in_process` fails its condition
-    /// and is dropped from the retry. Returns the indices that applied.
-    async fn record_chunk(
-        &self,
-        tenant: &TenantId,
-        campaign: &CampaignId,
-        outcomes: &[(ContactId, InvitationCategory)],
-        indices: &[usize],
-    ) -> Result<Vec<usize>, StoreError> {
-        let in_process = InvitationCategory::InProcess;
-        let mut pending = indices.to_vec();
-        for round in 0..MAX_CLAIM_ROUNDS {
-            if pending.is_empty() {
-                return Ok(vec![]);
-            }
-            let mut request = self.client.transact_write_items();
-            let mut moved = CategoryCounts::default();
-            for &i in &pending {
-                let (contact, category) = &outcomes[i];
-                let key = items::key(campaign_pk(tenant, campaign), invitation_sk(contact));
-                request = request.transact_items(self.category_update(
-                    key,
-                    category,
-                    Some(in_process.as_str()),
-                )?);
-                *moved.get_mut(category) += 1;
-            }
-            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            let deltas: Vec<(&'static str, i64)> = [
-                (CAT_IN_PROCESS, -n(pending.len() as u64)),
-                (CAT_SENT, n(moved.sent)),
-                (CAT_FAILED, n(moved.failed)),
-                (CAT_UNSUBSCRIBED, n(moved.unsubscribed)),
-            ]
-            .into_iter()
-            .filter(|(_, d)| *d != 0)
-            .collect();
-            request = request.transact_items(self.counters_item(tenant, campaign, &deltas)?);
-            let sent = {
-                let _one_at_a_time = self.transaction_guard().await;
-                request.send().await
-            };
-            let reasons = match sent {
-                Ok(_) => return Ok(pending),
-                Err(e) => cancellation(e)?,
-            };
-            if reasons.get(pending.len()).and_then(|r| r.code()) == Some(CONDITION_FAILED) {
-                return Err(StoreError::backend(
-                    "TransactWriteItems",
-                    Cancelled(format!("campaign {campaign} does not exist")),
-                ));
-            }
-            let mut retry = Vec::new();
-            let mut conflicted = false;
-            for (k, &i) in pending.iter().enumerate() {
-                let code = reasons.get(k).and_then(|r| r.code()).unwrap_or("None");
-                if code == CONDITION_FAILED {
-                    continue; // no longer in process (or missing): not applied
-                }
-                if !retryable(code) {
-                    return Err(StoreError::backend(
-                        "TransactWriteItems",
-                        Cancelled(code.to_owned()),
-                    ));
-                }
-                conflicted |= code != "None";
-                retry.push(i);
-            }
-            pending = retry;
-            if conflicted {
-                tokio::time::sleep(backoff(round)).await;
-            }
-        }
-        Err(StoreError::backend(
-            "TransactWriteItems",
-            Cancelled(format!("{} outcomes still conflicting", pending.len())),
-        ))
     }
 
     /// What a cancelled creation means, from its reasons (`None`: retry).
@@ -630,12 +624,17 @@ impl DynamoStore {
                     request = request.transact_items(item);
                 }
             }
-            let k = pending.len() as i64;
-            request = request.transact_items(self.counters_item(
-                tenant,
-                campaign,
-                &[(TARGETED, k), (CAT_IN_PROCESS, k)],
-            )?);
+            // Each claim adds one to `targeted` and to its invitation's category and send
+            // state (`in_process` and `pending` for a fresh one).
+            let mut deltas = Deltas::default();
+            for &i in &pending {
+                let state = &batch[i].0.invitation.state;
+                deltas.add(TARGETED, 1);
+                deltas.add(category_attr(state.category), 1);
+                deltas.add(send_attr(state.send), 1);
+            }
+            request =
+                request.transact_items(self.counters_item(tenant, campaign, &deltas.nonzero())?);
             let sent = {
                 let _one_at_a_time = self.transaction_guard().await;
                 request.send().await
@@ -704,7 +703,7 @@ impl DynamoStore {
 
 /// A cancellation reason that a later attempt can clear: no failure of its own (another
 /// item cancelled the transaction), a conflicting transaction, or throttling.
-fn retryable(code: &str) -> bool {
+pub(super) fn retryable(code: &str) -> bool {
     matches!(
         code,
         "None" | CONFLICT | "ThrottlingError" | "ProvisionedThroughputExceeded"
@@ -731,19 +730,21 @@ impl CampaignStore for DynamoStore {
         idempotency: Option<&Idempotency>,
         now: OffsetDateTime,
     ) -> Result<CreateOutcome, StoreError> {
-        let mut divisions = if campaign.trigger == Trigger::Manual {
-            campaign.division_ids.clone()
+        let mut listed = campaign.division_ids.clone();
+        listed.sort();
+        listed.dedup();
+        if listed.len() > MAX_CAMPAIGN_DIVISIONS {
+            return Err(StoreError::backend(
+                "TransactWriteItems",
+                TooMany("a campaign touches more than MAX_CAMPAIGN_DIVISIONS divisions"),
+            ));
+        }
+        // Only a bulk send locks its divisions; every campaign is listed under each of them.
+        let divisions = if campaign.trigger == Trigger::Manual {
+            listed.clone()
         } else {
             Vec::new()
         };
-        divisions.sort();
-        divisions.dedup();
-        if divisions.len() > MAX_CAMPAIGN_DIVISIONS {
-            return Err(StoreError::backend(
-                "TransactWriteItems",
-                TooMany("a campaign touches at most 50 divisions"),
-            ));
-        }
         let now_v = time_value(now)?;
         let cutoff_v = time_value(now - HOLD_WINDOW)?;
         for round in 0..MAX_CLAIM_ROUNDS {
@@ -780,6 +781,13 @@ impl CampaignStore for DynamoStore {
                     AttributeValue::B(idem.body_hash.to_vec().into()),
                 );
                 request = request.transact_items(self.put(item)?);
+            }
+            // After the items `classify_create` reads by position.
+            for d in &listed {
+                request = request.transact_items(self.put(items::key(
+                    division_campaigns_pk(tenant, d),
+                    campaign.campaign_id.as_str(),
+                ))?);
             }
             let sent = {
                 let _one_at_a_time = self.transaction_guard().await;
@@ -962,59 +970,6 @@ impl CampaignStore for DynamoStore {
             .collect())
     }
 
-    async fn list_invitations(
-        &self,
-        tenant: &TenantId,
-        campaign: &CampaignId,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<Page<Invitation>, StoreError> {
-        let after = cursor.map(decode_invitation_cursor).transpose()?;
-        let limit = limit.clamp(1, MAX_PAGE_SIZE) as usize;
-        let lower = match &after {
-            Some(a) => invitation_sk(a),
-            None => INVITATION_SK_PREFIX.to_owned(),
-        };
-        let mut found = Vec::with_capacity(limit + 1);
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                .expression_attribute_values(":pk", s(campaign_pk(tenant, campaign)))
-                .expression_attribute_values(":lo", s(format!("{lower}\u{1}")))
-                // Every id character sorts below `~`.
-                .expression_attribute_values(":hi", s(format!("{INVITATION_SK_PREFIX}~")))
-                .limit((limit + 1 - found.len()) as i32)
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| StoreError::backend("Query", e))?;
-            for item in page.items() {
-                found.push(decode_invitation(campaign, item)?);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() || found.len() > limit {
-                break;
-            }
-        }
-        let next_cursor = if found.len() > limit {
-            found.truncate(limit);
-            found
-                .last()
-                .map(|i| encode_invitation_cursor(&i.contact_id))
-        } else {
-            None
-        };
-        Ok(Page {
-            items: found,
-            next_cursor,
-        })
-    }
-
     async fn get_invitation(
         &self,
         tenant: &TenantId,
@@ -1049,83 +1004,44 @@ impl CampaignStore for DynamoStore {
             .collect()
     }
 
-    async fn record_outcomes(
+    async fn apply_facts(
         &self,
         tenant: &TenantId,
         campaign: &CampaignId,
-        outcomes: &[(ContactId, InvitationCategory)],
-    ) -> Result<Vec<bool>, StoreError> {
-        if outcomes.len() > MAX_CLAIMS {
-            return Err(StoreError::backend(
-                "TransactWriteItems",
-                TooMany("at most 500 outcomes per call"),
-            ));
-        }
-        let mut applied = vec![false; outcomes.len()];
-        let moving: Vec<usize> = (0..outcomes.len())
-            .filter(|&i| outcomes[i].1 != InvitationCategory::InProcess)
-            .collect();
-        for chunk in moving.chunks(OUTCOMES_PER_TRANSACTION) {
-            let done = self.record_chunk(tenant, campaign, outcomes, chunk).await?;
-            for i in done {
-                applied[i] = true;
-            }
-        }
-        Ok(applied)
+        facts: &[(ContactId, InvitationFact)],
+    ) -> Result<Vec<FactResult>, StoreError> {
+        self.apply_invitation_facts(tenant, campaign, facts).await
     }
 
-    async fn set_invitation_category(
+    async fn list_invitations(
         &self,
         tenant: &TenantId,
         campaign: &CampaignId,
-        contact: &ContactId,
-        category: &InvitationCategory,
-    ) -> Result<bool, StoreError> {
-        let key = items::key(campaign_pk(tenant, campaign), invitation_sk(contact));
-        for round in 0..MAX_CLAIM_ROUNDS {
-            let Some(old) = self.get_item("GetItem", key.clone()).await? else {
-                return Ok(false);
-            };
-            let old_name = req_str(&old, CATEGORY)?.to_owned();
-            let old_cat = InvitationCategory::from_parts(&old_name, None)
-                .ok_or_else(|| malformed(CATEGORY))?;
-            let mut request = self
-                .client
-                .transact_write_items()
-                .transact_items(self.category_update(key.clone(), category, Some(&old_name))?);
-            if category_attr(&old_cat) != category_attr(category) {
-                request = request.transact_items(self.counters_item(
-                    tenant,
-                    campaign,
-                    &[(category_attr(&old_cat), -1), (category_attr(category), 1)],
-                )?);
-            }
-            let sent = {
-                let _one_at_a_time = self.transaction_guard().await;
-                request.send().await
-            };
-            match sent {
-                Ok(_) => return Ok(true),
-                Err(e) => {
-                    let reasons = cancellation(e)?;
-                    if reasons.iter().any(|r| {
-                        r.code()
-                            .is_some_and(|c| !retryable(c) && c != CONDITION_FAILED)
-                    }) {
-                        return Err(StoreError::backend(
-                            "TransactWriteItems",
-                            Cancelled(format!("{reasons:?}")),
-                        ));
-                    }
-                    // Moved by someone else since the read (or a conflict): read again.
-                    tokio::time::sleep(backoff(round)).await;
-                }
-            }
-        }
-        Err(StoreError::backend(
-            "TransactWriteItems",
-            Cancelled("the invitation kept changing".into()),
-        ))
+        filter: &InvitationFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Invitation>, StoreError> {
+        self.invitation_page(tenant, campaign, filter, cursor, limit)
+            .await
+    }
+
+    async fn list_campaigns(
+        &self,
+        tenant: &TenantId,
+        division: &DivisionId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Campaign>, StoreError> {
+        self.campaign_page(tenant, division, cursor, limit).await
+    }
+
+    async fn recount_campaign(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        fix: bool,
+    ) -> Result<Option<Recount>, StoreError> {
+        self.recount(tenant, campaign, fix).await
     }
 }
 

@@ -24,7 +24,7 @@
 //! | contact sync item | `T#{t}#D#{division}#S#{shard:02}` | `C#{contact}` | `acc`, `name`, `email`?, `phone`, `billing`, and the account's `acc_no`, `acc_name`, `class`, `bill_group`, `source`, `site_source`, `active`, `balance` (N), `autopay` |
 //! | contact state item | same as its sync item | `C#{contact}#ST` | `status`?, `invited_at`?, `last_login`? |
 //! | suppression | `T#{t}#SUP` | `E#{lowercased email}` | `reason`, `at` |
-//! | campaign, invitation, idempotency key | `T#{t}#CMP#{campaign}`, `T#{t}#IDEM#{hash}` | `CMP`, `INV#{contact}`, `IDEM` | see `campaigns` (the 24-hour rules as transactions) |
+//! | campaign, invitation, division's campaign, idempotency key | `T#{t}#CMP#{campaign}`, `T#{t}#DCMP#{division}`, `T#{t}#IDEM#{hash}` | `CMP`, `INV#{contact}`, `{campaign}`, `IDEM` | see `campaigns` (the 24-hour rules as transactions) |
 //! | template | `T#{t}` | `TPL#{template}` | `name`, `subject`, `html`, `text` (raw; see `templates`) |
 //!
 //! Times are RFC 3339 strings in UTC, kept to the nanosecond, written with exactly nine
@@ -66,8 +66,12 @@
 //! | `set_portal_status`, `record_invited` | GetItem locator, TransactWriteItems (ConditionCheck sync item exists + Update state item) |
 //! | `suppress` | PutItem `attribute_not_exists(pk)` (the first reason is kept) |
 //! | `is_suppressed` | GetItem |
-//! | `create_campaign` | one TransactWriteItems: Update each division (manual sends) under the 24-hour condition, Put campaign, Put idempotency key |
-//! | `claim_contacts` | BatchGetItem locators; TransactWriteItems of 50 claims (Update state item under the 24-hour condition + Put invitation), failed claims dropped and the rest retried |
+//! | `create_campaign` | one TransactWriteItems: Update each division (manual sends) under the 24-hour condition, Put campaign, Put idempotency key, Put the campaign into each division's list |
+//! | `claim_contacts` | BatchGetItem locators; TransactWriteItems of 49 claims (Update state item under the 24-hour condition + Put invitation) and the campaign's counters, failed claims dropped and the rest retried |
+//! | `apply_facts` | GetItem (one contact) or BatchGetItem (several) of the invitations; one TransactWriteItems of the changed ones only (each conditioned on the state read, its address's suppression, the campaign's counters); a cancelled one is read again and retried |
+//! | `list_invitations` | Query the campaign's partition from the cursor (FilterExpression on category and search) until `limit + 1` match |
+//! | `list_campaigns` | Query the division's campaign list backwards, BatchGetItem the campaigns |
+//! | `recount_campaign` | GetItem campaign, Query its invitations (category and send state only); the fix is one conditional UpdateItem |
 //!
 //! **Sync write order.** Each chunk first puts the new sync items (and the copied state of
 //! contacts changing division), then applies synced last logins, then deletes the items of
@@ -121,11 +125,14 @@
 //! - `accounts`: sync (`upsert_accounts`, `delete_account`).
 //! - `contacts`: counts, lists, contact lookups and state updates.
 //! - `campaigns`: campaigns, invitations and the two 24-hour rules as transactions.
+//! - `invitations`: facts about invitations (SES events, outcomes) as conditional
+//!   transactions with the campaign's counters, invitation and campaign lists, recounts.
 
 mod accounts;
 mod batch;
 mod campaigns;
 mod contacts;
+mod invitations;
 mod items;
 mod keys;
 mod table;
