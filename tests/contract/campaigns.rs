@@ -6,10 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use portal_core::domain::{
     Account, AccountId, Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId,
     ContactInput, DivisionId, DivisionInput, Email, Filters, Invitation, InvitationCategory,
-    PortalStatus, RegistrationToken, Skipped, TenantId, Trigger,
+    InvitationFact, InvitationState, PortalStatus, RegistrationToken, SendCounts, SendState,
+    Skipped, Suppression, TenantId, Trigger,
 };
 use portal_core::ports::{
-    Claim, ClaimResult, ContactQuery, CreateOutcome, Idempotency, Store, SuppressionReason,
+    Claim, ClaimResult, ContactQuery, CreateOutcome, FactResult, Idempotency, InvitationFilter,
+    Store, SuppressionReason,
 };
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
@@ -102,6 +104,7 @@ fn campaign(trigger: Trigger, divisions: &[&str], at: OffsetDateTime) -> Campaig
         targeted: 0,
         skipped: Skipped::default(),
         categories: Default::default(),
+        sends: Default::default(),
         pause_reason: None,
     }
 }
@@ -114,12 +117,18 @@ fn claim(c: &Campaign, contact: &str, at: OffsetDateTime) -> Claim {
             campaign_id: c.campaign_id.clone(),
             contact_id: cid(contact),
             email: email(&format!("{contact}@example.com")),
+            contact_name: format!("Contact {contact}"),
+            account_number: format!("ACC-{}", &contact[..contact.len().min(3)]),
             registration_token_hash: RegistrationToken::generate().hash(),
             expires_at: at + Duration::days(14),
-            category: InvitationCategory::InProcess,
+            state: InvitationState::new(),
             created_at: at,
         },
     }
+}
+
+fn all() -> InvitationFilter {
+    InvitationFilter::default()
 }
 
 async fn create(
@@ -435,7 +444,7 @@ pub async fn claims_sort_out_accepted_missing_and_held_contacts(store: &dyn Stor
     }
 
     let page = store
-        .list_invitations(&tenant, &c.campaign_id, None, 100)
+        .list_invitations(&tenant, &c.campaign_id, &all(), None, 100)
         .await
         .unwrap();
     let ids: Vec<&str> = page.items.iter().map(|i| i.contact_id.as_str()).collect();
@@ -450,14 +459,18 @@ pub async fn claims_sort_out_accepted_missing_and_held_contacts(store: &dyn Stor
     assert_eq!(
         (
             &stored.email,
+            &stored.contact_name,
+            &stored.account_number,
             stored.expires_at,
-            &stored.category,
+            &stored.state,
             stored.created_at
         ),
         (
             &expected.email,
+            &expected.contact_name,
+            &expected.account_number,
             expected.expires_at,
-            &expected.category,
+            &expected.state,
             expected.created_at
         )
     );
@@ -590,7 +603,7 @@ pub async fn two_concurrent_campaigns_claim_each_contact_exactly_once(store: &dy
         let mut cursor = None;
         loop {
             let page = store
-                .list_invitations(&tenant, &c.campaign_id, cursor.as_deref(), 37)
+                .list_invitations(&tenant, &c.campaign_id, &all(), cursor.as_deref(), 37)
                 .await
                 .unwrap();
             for inv in &page.items {
@@ -731,7 +744,7 @@ pub async fn invitations_page_in_contact_order_and_record_their_category(store: 
     let mut cursor = None;
     loop {
         let page = store
-            .list_invitations(&tenant, &c.campaign_id, cursor.as_deref(), 4)
+            .list_invitations(&tenant, &c.campaign_id, &all(), cursor.as_deref(), 4)
             .await
             .unwrap();
         assert!(page.items.len() <= 4);
@@ -744,26 +757,30 @@ pub async fn invitations_page_in_contact_order_and_record_their_category(store: 
     let expected: Vec<String> = (0..9).map(|i| format!("c{i:03}")).collect();
     assert_eq!(seen, expected);
     assert!(store
-        .list_invitations(&tenant, &c.campaign_id, Some("forged"), 4)
+        .list_invitations(&tenant, &c.campaign_id, &all(), Some("forged"), 4)
         .await
         .is_err());
 
-    let failed = InvitationCategory::Failed {
-        reason: "mailbox full".into(),
-    };
-    for (category, contact, exists) in [
-        (&failed, "c004", true),
-        (&InvitationCategory::Sent, "c005", true),
-        (&InvitationCategory::Sent, "c999", false),
-    ] {
-        assert_eq!(
-            store
-                .set_invitation_category(&tenant, &c.campaign_id, &cid(contact), category)
-                .await
-                .unwrap(),
-            exists
-        );
-    }
+    let results = store
+        .apply_facts(
+            &tenant,
+            &c.campaign_id,
+            &[
+                (
+                    cid("c004"),
+                    InvitationFact::SendFailed {
+                        reason: "mailbox full".into(),
+                    },
+                ),
+                (cid("c005"), InvitationFact::Sent),
+                (cid("c999"), InvitationFact::Sent),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(results[0], FactResult::Changed(_)));
+    assert!(matches!(results[1], FactResult::Changed(_)));
+    assert_eq!(results[2], FactResult::Missing);
     let get = |id: &'static str| {
         let c = c.campaign_id.clone();
         let tenant = tenant.clone();
@@ -772,12 +789,26 @@ pub async fn invitations_page_in_contact_order_and_record_their_category(store: 
                 .get_invitation(&tenant, &c, &cid(id))
                 .await
                 .unwrap()
-                .map(|i| i.category)
+                .map(|i| i.state)
         }
     };
-    assert_eq!(get("c004").await, Some(failed));
-    assert_eq!(get("c005").await, Some(InvitationCategory::Sent));
-    assert_eq!(get("c006").await, Some(InvitationCategory::InProcess));
+    assert_eq!(
+        get("c004").await,
+        Some(InvitationState {
+            category: InvitationCategory::Failed,
+            send: SendState::Failed,
+            reason: Some("mailbox full".into()),
+            suppressed: false,
+        })
+    );
+    assert_eq!(
+        get("c005").await,
+        Some(InvitationState {
+            send: SendState::Sent,
+            ..InvitationState::new()
+        })
+    );
+    assert_eq!(get("c006").await, Some(InvitationState::new()));
 }
 
 pub async fn campaigns_and_claims_never_cross_tenants(store: &dyn Store) {
@@ -807,7 +838,7 @@ pub async fn campaigns_and_claims_never_cross_tenants(store: &dyn Store) {
         None
     );
     let page = store
-        .list_invitations(&theirs, &c.campaign_id, None, 10)
+        .list_invitations(&theirs, &c.campaign_id, &all(), None, 10)
         .await
         .unwrap();
     assert!(page.items.is_empty());
@@ -821,15 +852,17 @@ pub async fn campaigns_and_claims_never_cross_tenants(store: &dyn Store) {
         )
         .await
         .unwrap());
-    assert!(!store
-        .set_invitation_category(
-            &theirs,
-            &c.campaign_id,
-            &cid("c000"),
-            &InvitationCategory::Sent
-        )
-        .await
-        .unwrap());
+    assert_eq!(
+        store
+            .apply_facts(
+                &theirs,
+                &c.campaign_id,
+                &[(cid("c000"), InvitationFact::Registered)]
+            )
+            .await
+            .unwrap(),
+        [FactResult::Missing]
+    );
 
     // Their contact with the same id is free: my claim did not touch it.
     let their_contact = store
@@ -887,77 +920,129 @@ pub async fn claims_and_outcomes_keep_the_category_counters_equal_to_a_recount(s
     assert_eq!(got.targeted, 6);
     assert_eq!(got.categories.in_process, 6);
 
-    let failed = InvitationCategory::Failed {
+    assert_eq!(got.sends.pending, 6);
+
+    let failed = InvitationFact::SendFailed {
         reason: "mailbox full".into(),
     };
     let applied = store
-        .record_outcomes(
+        .apply_facts(
             &tenant,
             &c.campaign_id,
             &[
-                (cid("c000"), InvitationCategory::Sent),
-                (cid("c001"), InvitationCategory::Sent),
+                (cid("c000"), InvitationFact::Sent),
+                (cid("c001"), InvitationFact::Sent),
                 (cid("c002"), failed.clone()),
-                (cid("c999"), InvitationCategory::Sent),
+                (cid("c999"), InvitationFact::Sent),
             ],
         )
         .await
         .unwrap();
-    assert_eq!(applied, vec![true, true, true, false]);
-    // Recording again (a replayed delivery) applies nothing and moves no counter.
+    assert!(matches!(
+        applied[..3],
+        [
+            FactResult::Changed(_),
+            FactResult::Changed(_),
+            FactResult::Changed(_)
+        ]
+    ));
+    assert_eq!(applied[3], FactResult::Missing);
+    // Recording again (a replayed delivery) changes nothing and moves no counter; a later
+    // send failure still outranks `in_process` but leaves the recorded send as it was.
     let again = store
-        .record_outcomes(
+        .apply_facts(
             &tenant,
             &c.campaign_id,
             &[
+                (cid("c000"), InvitationFact::Sent),
                 (cid("c000"), failed.clone()),
-                (cid("c003"), InvitationCategory::Sent),
+                (cid("c003"), InvitationFact::Sent),
             ],
         )
         .await
         .unwrap();
-    assert_eq!(again, vec![false, true]);
-    // An unsubscribe moves a sent invitation whatever its category.
-    assert!(store
-        .set_invitation_category(
+    assert_eq!(again[0], FactResult::Unchanged);
+    assert!(
+        matches!(again[1], FactResult::Changed(_)),
+        "failed outranks in_process"
+    );
+    assert!(matches!(again[2], FactResult::Changed(_)));
+    // An unsubscribe outranks what came before; the same contact twice in a call applies
+    // in order.
+    let last = store
+        .apply_facts(
             &tenant,
             &c.campaign_id,
-            &cid("c001"),
-            &InvitationCategory::Unsubscribed
+            &[
+                (cid("c001"), InvitationFact::Delivered),
+                (cid("c001"), InvitationFact::Unsubscribed),
+                (cid("c001"), InvitationFact::Opened),
+            ],
         )
         .await
-        .unwrap());
+        .unwrap();
+    assert!(matches!(
+        last[..2],
+        [FactResult::Changed(_), FactResult::Changed(_)]
+    ));
+    assert_eq!(last[2], FactResult::Unchanged);
 
     let got = store
         .get_campaign(&tenant, &c.campaign_id)
         .await
         .unwrap()
         .unwrap();
-    let mut recount = CategoryCounts::default();
     let invitations = store
-        .list_invitations(&tenant, &c.campaign_id, None, 100)
+        .list_invitations(&tenant, &c.campaign_id, &all(), None, 100)
         .await
         .unwrap()
         .items;
-    for inv in &invitations {
-        *recount.get_mut(&inv.category) += 1;
-    }
-    assert_eq!(got.categories, recount);
+    let (recount, resend) = tally(&invitations);
+    assert_eq!((got.categories, got.sends), (recount, resend));
     assert_eq!(
         got.categories,
         CategoryCounts {
-            in_process: 2,
-            sent: 2,
-            failed: 1,
+            in_process: 3,
+            failed: 2,
             unsubscribed: 1,
+            ..CategoryCounts::default()
         }
     );
-    let by_id: BTreeMap<String, InvitationCategory> = invitations
+    assert_eq!(
+        got.sends,
+        SendCounts {
+            pending: 2,
+            sent: 3,
+            failed: 1
+        }
+    );
+    let by_id: BTreeMap<String, InvitationState> = invitations
         .into_iter()
-        .map(|i| (i.contact_id.to_string(), i.category))
+        .map(|i| (i.contact_id.to_string(), i.state))
         .collect();
-    assert_eq!(by_id["c000"], InvitationCategory::Sent);
-    assert_eq!(by_id["c002"], failed);
+    assert_eq!(
+        (by_id["c000"].category, by_id["c000"].send),
+        (InvitationCategory::Failed, SendState::Sent)
+    );
+    assert_eq!(by_id["c002"].reason.as_deref(), Some("mailbox full"));
+    assert_eq!(by_id["c001"].category, InvitationCategory::Unsubscribed);
+    let recount = store
+        .recount_campaign(&tenant, &c.campaign_id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!recount.drifted(), "{recount:?}");
+}
+
+/// The categories and send states of `invitations`, counted.
+fn tally(invitations: &[Invitation]) -> (CategoryCounts, SendCounts) {
+    let mut categories = CategoryCounts::default();
+    let mut sends = SendCounts::default();
+    for inv in invitations {
+        *categories.get_mut(inv.state.category) += 1;
+        *sends.get_mut(inv.state.send) += 1;
+    }
+    (categories, sends)
 }
 
 pub async fn invitations_and_suppressions_are_read_in_batches(store: &dyn Store) {
@@ -1034,4 +1119,631 @@ pub async fn invitations_and_suppressions_are_read_in_batches(store: &dyn Store)
         .await
         .unwrap()
         .is_empty());
+}
+
+/// A deterministic shuffle (xorshift), so a failing case replays.
+fn shuffle<T>(items: &mut [T], seed: u64) {
+    let mut x = seed | 1;
+    for i in (1..items.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        items.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+}
+
+/// What an invitation's facts lead to, by the domain alone.
+fn fold(facts: &[&InvitationFact]) -> InvitationState {
+    let mut state = InvitationState::new();
+    for f in facts {
+        if let Some(t) = state.apply(f) {
+            state = t.to;
+        }
+    }
+    state
+}
+
+/// A plausible life of invitation `i`, in the order SES would tell it, no duplicates.
+fn life(i: usize) -> Vec<InvitationFact> {
+    use InvitationFact as F;
+    let mut facts = vec![F::Sent];
+    match i % 8 {
+        0 => {}
+        1 => facts.push(F::Delivered),
+        2 => facts.extend([F::Delivered, F::Opened]),
+        3 => facts.extend([F::Delivered, F::Opened, F::Clicked, F::Registered]),
+        4 => facts.extend([
+            F::Delayed,
+            F::Bounced {
+                permanent: true,
+                reason: "Permanent/General".into(),
+            },
+        ]),
+        5 => facts.extend([F::Delivered, F::Opened, F::Unsubscribed]),
+        6 => facts.extend([F::Delivered, F::Complained]),
+        _ => {
+            facts = vec![F::Rejected {
+                reason: "Bad content".into(),
+            }]
+        }
+    }
+    facts
+}
+
+pub async fn a_shuffled_duplicated_fact_stream_ends_like_the_ordered_one_and_counters_never_drift(
+    store: &dyn Store,
+) {
+    const N: usize = 40;
+    let ids: Vec<String> = (0..N).map(|i| format!("c{i:03}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let ordered: Vec<(ContactId, InvitationFact)> = (0..N)
+        .flat_map(|i| {
+            life(i)
+                .into_iter()
+                .map(move |f| (cid(&format!("c{i:03}")), f))
+        })
+        .collect();
+    let mut shuffled = ordered.clone();
+    // Every fourth fact twice, then any order.
+    shuffled.extend(ordered.iter().step_by(4).cloned());
+    shuffle(&mut shuffled, 0x5eed);
+
+    let mut finals = Vec::new();
+    for (name, stream) in [("fct-ordered", &ordered), ("fct-shuffled", &shuffled)] {
+        let tenant = t(name);
+        seed(store, &tenant, N).await;
+        let c = campaign(Trigger::Manual, &["d1"], NOW);
+        create(store, &tenant, &c, NOW).await;
+        claim_all(store, &tenant, &c, &ids, NOW).await;
+        // In calls of 37: a contact may recur within a call.
+        for chunk in stream.chunks(37) {
+            let results = store
+                .apply_facts(&tenant, &c.campaign_id, chunk)
+                .await
+                .unwrap();
+            assert_eq!(results.len(), chunk.len());
+            assert!(!results.contains(&FactResult::Missing));
+        }
+        let got = store
+            .get_campaign(&tenant, &c.campaign_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let invitations = store
+            .list_invitations(&tenant, &c.campaign_id, &all(), None, 100)
+            .await
+            .unwrap()
+            .items;
+        assert_eq!(invitations.len(), N);
+        assert_eq!((got.categories, got.sends), tally(&invitations), "{name}");
+        let recount = store
+            .recount_campaign(&tenant, &c.campaign_id, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!recount.drifted(), "{name}: {recount:?}");
+        assert!(!recount.fixed);
+        assert_eq!(recount.counted, (got.categories, got.sends));
+        let states: BTreeMap<String, (InvitationCategory, SendState, bool)> = invitations
+            .iter()
+            .map(|i| {
+                let s = &i.state;
+                (i.contact_id.to_string(), (s.category, s.send, s.suppressed))
+            })
+            .collect();
+        finals.push((states, got.categories));
+    }
+    assert_eq!(
+        finals[0], finals[1],
+        "order and duplicates changed the outcome"
+    );
+    // And both are what the domain says.
+    for (i, id) in ids.iter().enumerate() {
+        let facts = life(i);
+        let expected = fold(&facts.iter().collect::<Vec<_>>());
+        assert_eq!(
+            finals[0].0[*id],
+            (expected.category, expected.send, expected.suppressed),
+            "{id}"
+        );
+    }
+    assert_eq!(
+        finals[0].1,
+        CategoryCounts {
+            in_process: 5,
+            failed: 5,
+            unopened: 5,
+            bounced: 5,
+            opened: 5,
+            unsubscribed: 10,
+            registered: 5,
+            ..CategoryCounts::default()
+        }
+    );
+}
+
+pub async fn a_permanent_bounce_or_a_complaint_suppresses_the_address_once(store: &dyn Store) {
+    let tenant = t("fct-suppress");
+    seed(store, &tenant, 4).await;
+    let c = campaign(Trigger::Manual, &["d1"], NOW);
+    create(store, &tenant, &c, NOW).await;
+    claim_all(store, &tenant, &c, &["c000", "c001", "c002", "c003"], NOW).await;
+    let bounce = InvitationFact::Bounced {
+        permanent: true,
+        reason: "Permanent/General".into(),
+    };
+    let undetermined = InvitationFact::Bounced {
+        permanent: false,
+        reason: "Undetermined".into(),
+    };
+    let results = store
+        .apply_facts(
+            &tenant,
+            &c.campaign_id,
+            &[
+                (cid("c000"), bounce.clone()),
+                (cid("c001"), InvitationFact::Complained),
+                (cid("c002"), InvitationFact::Delayed),
+                (cid("c003"), undetermined),
+            ],
+        )
+        .await
+        .unwrap();
+    let suppress: Vec<Option<Suppression>> = results
+        .iter()
+        .map(|r| match r {
+            FactResult::Changed(t) => t.suppress,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        suppress,
+        [
+            Some(Suppression::Bounced),
+            Some(Suppression::Complained),
+            None,
+            None
+        ]
+    );
+    for (contact, suppressed) in [
+        ("c000", true),
+        ("c001", true),
+        ("c002", false),
+        ("c003", false),
+    ] {
+        assert_eq!(
+            store
+                .is_suppressed(&tenant, &email(&format!("{contact}@example.com")))
+                .await
+                .unwrap(),
+            suppressed,
+            "{contact}"
+        );
+    }
+    assert!(!store
+        .is_suppressed(&t("fct-suppress-other"), &email("c000@example.com"))
+        .await
+        .unwrap());
+    let before = store
+        .get_campaign(&tenant, &c.campaign_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            before.categories.bounced,
+            before.categories.unsubscribed,
+            before.categories.in_process
+        ),
+        (2, 1, 1)
+    );
+
+    // SNS delivers at least once: the same events again write nothing.
+    let again = store
+        .apply_facts(
+            &tenant,
+            &c.campaign_id,
+            &[
+                (cid("c000"), bounce),
+                (cid("c001"), InvitationFact::Complained),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, [FactResult::Unchanged, FactResult::Unchanged]);
+    let after = store
+        .get_campaign(&tenant, &c.campaign_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after, before);
+    let inv = store
+        .get_invitation(&tenant, &c.campaign_id, &cid("c000"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        inv.state,
+        InvitationState {
+            category: InvitationCategory::Bounced,
+            send: SendState::Sent,
+            reason: Some("Permanent/General".into()),
+            suppressed: true,
+        }
+    );
+}
+
+pub async fn campaigns_list_newest_first_under_each_of_their_divisions(store: &dyn Store) {
+    let tenant = t("cmp-list");
+    seed(store, &tenant, 0).await;
+    put_div(store, &tenant, "d3").await;
+    // Oldest first: four in d1 (one of them also in d2), one in d2 alone.
+    let mut made = Vec::new();
+    for (i, divisions) in [
+        &["d1"][..],
+        &["d1", "d2"][..],
+        &["d2"][..],
+        &["d1"][..],
+        &["d1"][..],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let at = NOW + Duration::minutes(i as i64);
+        let c = campaign(Trigger::Individual, divisions, at);
+        assert_eq!(create(store, &tenant, &c, at).await, CreateOutcome::Created);
+        made.push(c);
+    }
+    let list = |division: &'static str, limit: u32| {
+        let tenant = tenant.clone();
+        async move {
+            let mut ids = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = store
+                    .list_campaigns(&tenant, &div(division), cursor.as_deref(), limit)
+                    .await
+                    .unwrap();
+                assert!(page.items.len() <= limit as usize);
+                ids.extend(page.items.into_iter().map(|c| c.campaign_id));
+                cursor = page.next_cursor;
+                if cursor.is_none() {
+                    break ids;
+                }
+            }
+        }
+    };
+    let id = |i: usize| made[i].campaign_id.clone();
+    assert_eq!(list("d1", 2).await, [id(4), id(3), id(1), id(0)]);
+    assert_eq!(list("d1", 100).await, [id(4), id(3), id(1), id(0)]);
+    assert_eq!(list("d2", 1).await, [id(2), id(1)]);
+    assert!(list("d3", 10).await.is_empty());
+    // The listed campaign is the whole campaign, counters included.
+    let first = store
+        .list_campaigns(&tenant, &div("d2"), None, 1)
+        .await
+        .unwrap();
+    assert_eq!(first.items, [made[2].clone()]);
+    assert!(first.next_cursor.is_some());
+    assert!(store
+        .list_campaigns(&tenant, &div("d1"), Some("forged"), 2)
+        .await
+        .is_err());
+    // Another tenant with the same division ids sees nothing of them.
+    let other = t("cmp-list-other");
+    seed(store, &other, 0).await;
+    assert!(store
+        .list_campaigns(&other, &div("d1"), None, 10)
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+}
+
+pub async fn invitations_filter_by_category_and_search_and_page(store: &dyn Store) {
+    let tenant = t("inv-filter");
+    seed(store, &tenant, 9).await;
+    let c = campaign(Trigger::Manual, &["d1"], NOW);
+    create(store, &tenant, &c, NOW).await;
+    let ids: Vec<String> = (0..9).map(|i| format!("c{i:03}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    // c000..c008: names "Contact c00N", account numbers "ACC-c00".
+    let mut claims: Vec<Claim> = ids.iter().map(|id| claim(&c, id, NOW)).collect();
+    claims[7].invitation.account_number = "X-77".into();
+    claims[8].invitation.contact_name = "Zoë Ångström".into();
+    store
+        .claim_contacts(&tenant, &c.campaign_id, &claims, NOW)
+        .await
+        .unwrap();
+    let delivered: Vec<(ContactId, InvitationFact)> = ["c001", "c003", "c004", "c007", "c008"]
+        .iter()
+        .map(|id| (cid(id), InvitationFact::Delivered))
+        .collect();
+    store
+        .apply_facts(&tenant, &c.campaign_id, &delivered)
+        .await
+        .unwrap();
+    store
+        .apply_facts(
+            &tenant,
+            &c.campaign_id,
+            &[(cid("c004"), InvitationFact::Opened)],
+        )
+        .await
+        .unwrap();
+
+    let list = |category: Option<InvitationCategory>, search: &'static str, limit: u32| {
+        let (tenant, campaign) = (tenant.clone(), c.campaign_id.clone());
+        let filter = InvitationFilter {
+            category,
+            search: search.into(),
+        };
+        async move {
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = store
+                    .list_invitations(&tenant, &campaign, &filter, cursor.as_deref(), limit)
+                    .await
+                    .unwrap();
+                assert!(page.items.len() <= limit as usize);
+                for inv in &page.items {
+                    assert!(filter.matches(inv), "{inv:?} does not pass {filter:?}");
+                }
+                seen.extend(page.items.into_iter().map(|i| i.contact_id.to_string()));
+                cursor = page.next_cursor;
+                if cursor.is_none() {
+                    break seen;
+                }
+            }
+        }
+    };
+    let unopened = Some(InvitationCategory::Unopened);
+    assert_eq!(
+        list(unopened, "", 2).await,
+        ["c001", "c003", "c007", "c008"]
+    );
+    assert_eq!(
+        list(Some(InvitationCategory::Opened), "", 2).await,
+        ["c004"]
+    );
+    assert!(list(Some(InvitationCategory::Registered), "", 2)
+        .await
+        .is_empty());
+    assert_eq!(list(None, "", 4).await.len(), 9);
+    // Search: email, name and account number, lowercased.
+    assert_eq!(list(None, "c003@example", 2).await, ["c003"]);
+    assert_eq!(list(None, "x-77", 2).await, ["c007"]);
+    assert_eq!(list(None, "zoë ång", 2).await, ["c008"]);
+    assert_eq!(list(None, "contact c00", 3).await.len(), 8);
+    assert_eq!(list(unopened, "contact", 3).await, ["c001", "c003", "c007"]);
+    assert!(list(None, "nobody", 2).await.is_empty());
+}
+
+pub async fn a_recount_agrees_with_the_counters_and_fix_stores_it(store: &dyn Store) {
+    let tenant = t("cmp-recount");
+    seed(store, &tenant, 6).await;
+    let c = campaign(Trigger::Manual, &["d1"], NOW);
+    create(store, &tenant, &c, NOW).await;
+    let fresh = store
+        .recount_campaign(&tenant, &c.campaign_id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!fresh.drifted());
+    assert_eq!(
+        fresh.counted,
+        (CategoryCounts::default(), SendCounts::default())
+    );
+
+    claim_all(store, &tenant, &c, &["c000", "c001", "c002", "c003"], NOW).await;
+    store
+        .apply_facts(
+            &tenant,
+            &c.campaign_id,
+            &[
+                (cid("c000"), InvitationFact::Delivered),
+                (cid("c001"), InvitationFact::Registered),
+                (
+                    cid("c002"),
+                    InvitationFact::SendFailed {
+                        reason: "throttled".into(),
+                    },
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+    let expected = (
+        CategoryCounts {
+            in_process: 1,
+            failed: 1,
+            unopened: 1,
+            registered: 1,
+            ..CategoryCounts::default()
+        },
+        SendCounts {
+            pending: 1,
+            sent: 2,
+            failed: 1,
+        },
+    );
+    let checked = store
+        .recount_campaign(&tenant, &c.campaign_id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!checked.drifted());
+    assert!(!checked.fixed);
+    assert_eq!((checked.stored, checked.counted), (expected, expected));
+
+    let fixed = store
+        .recount_campaign(&tenant, &c.campaign_id, true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(fixed.fixed);
+    assert!(!fixed.drifted());
+    assert_eq!(fixed.counted, expected);
+    let got = store
+        .get_campaign(&tenant, &c.campaign_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((got.categories, got.sends), expected);
+    assert_eq!(got.categories.success_rate(), Some(1.0 / 3.0));
+
+    // No campaign, or another tenant's: nothing to recount.
+    let missing = CampaignId::generate(NOW);
+    assert_eq!(
+        store
+            .recount_campaign(&tenant, &missing, true)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .recount_campaign(&t("cmp-recount-other"), &c.campaign_id, true)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn facts_for_a_missing_invitation_or_another_tenant_change_nothing(store: &dyn Store) {
+    let (mine, theirs) = (t("fct-mine"), t("fct-theirs"));
+    seed(store, &mine, 2).await;
+    seed(store, &theirs, 2).await;
+    let c = campaign(Trigger::Manual, &["d1"], NOW);
+    create(store, &mine, &c, NOW).await;
+    claim_all(store, &mine, &c, &["c000"], NOW).await;
+    let before = store
+        .get_campaign(&mine, &c.campaign_id)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Not claimed (c001), unknown contact, unknown campaign.
+    assert_eq!(
+        store
+            .apply_facts(
+                &mine,
+                &c.campaign_id,
+                &[
+                    (cid("c001"), InvitationFact::Delivered),
+                    (cid("ghost"), InvitationFact::Complained),
+                ]
+            )
+            .await
+            .unwrap(),
+        [FactResult::Missing, FactResult::Missing]
+    );
+    assert_eq!(
+        store
+            .apply_facts(
+                &mine,
+                &CampaignId::generate(NOW),
+                &[(cid("c000"), InvitationFact::Delivered)]
+            )
+            .await
+            .unwrap(),
+        [FactResult::Missing]
+    );
+    // Their facts under my campaign id reach none of my invitations, and suppress nothing.
+    let bounce = InvitationFact::Bounced {
+        permanent: true,
+        reason: "Permanent/General".into(),
+    };
+    assert_eq!(
+        store
+            .apply_facts(&theirs, &c.campaign_id, &[(cid("c000"), bounce)])
+            .await
+            .unwrap(),
+        [FactResult::Missing]
+    );
+    assert_eq!(
+        store.get_campaign(&mine, &c.campaign_id).await.unwrap(),
+        Some(before)
+    );
+    assert_eq!(
+        store
+            .get_invitation(&mine, &c.campaign_id, &cid("c000"))
+            .await
+            .unwrap()
+            .map(|i| i.state),
+        Some(InvitationState::new())
+    );
+    for tenant in [&mine, &theirs] {
+        assert!(!store
+            .is_suppressed(tenant, &email("c000@example.com"))
+            .await
+            .unwrap());
+    }
+    assert!(store
+        .apply_facts(&mine, &c.campaign_id, &[])
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn concurrent_fact_calls_lose_no_update(store: &dyn Store) {
+    const N: usize = 10;
+    let tenant = t("fct-race");
+    seed(store, &tenant, N).await;
+    let c = campaign(Trigger::Manual, &["d1"], NOW);
+    create(store, &tenant, &c, NOW).await;
+    let ids: Vec<String> = (0..N).map(|i| format!("c{i:03}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    claim_all(store, &tenant, &c, &ids, NOW).await;
+    // One caller records the sends, the other opens and (for half) registrations: every
+    // invitation gets facts from both at once.
+    let sends: Vec<(ContactId, InvitationFact)> = ids
+        .iter()
+        .map(|id| (cid(id), InvitationFact::Sent))
+        .collect();
+    let events: Vec<(ContactId, InvitationFact)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let f = if i % 2 == 0 {
+                InvitationFact::Registered
+            } else {
+                InvitationFact::Opened
+            };
+            (cid(id), f)
+        })
+        .collect();
+    let (a, b) = tokio::join!(
+        store.apply_facts(&tenant, &c.campaign_id, &sends),
+        store.apply_facts(&tenant, &c.campaign_id, &events),
+    );
+    a.unwrap();
+    b.unwrap();
+    let got = store
+        .get_campaign(&tenant, &c.campaign_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got.categories,
+        CategoryCounts {
+            opened: 5,
+            registered: 5,
+            ..CategoryCounts::default()
+        }
+    );
+    assert_eq!(
+        got.sends,
+        SendCounts {
+            sent: N as u64,
+            ..SendCounts::default()
+        }
+    );
+    let recount = store
+        .recount_campaign(&tenant, &c.campaign_id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!recount.drifted(), "{recount:?}");
 }

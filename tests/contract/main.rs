@@ -43,6 +43,13 @@ macro_rules! contract_suite {
             campaigns_and_claims_never_cross_tenants,
             claims_and_outcomes_keep_the_category_counters_equal_to_a_recount,
             invitations_and_suppressions_are_read_in_batches,
+            a_shuffled_duplicated_fact_stream_ends_like_the_ordered_one_and_counters_never_drift,
+            a_permanent_bounce_or_a_complaint_suppresses_the_address_once,
+            campaigns_list_newest_first_under_each_of_their_divisions,
+            invitations_filter_by_category_and_search_and_page,
+            a_recount_agrees_with_the_counters_and_fix_stores_it,
+            facts_for_a_missing_invitation_or_another_tenant_change_nothing,
+            concurrent_fact_calls_lose_no_update,
             ],
             templates: [
             a_saved_template_reads_back_whole,

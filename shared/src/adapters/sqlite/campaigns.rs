@@ -3,34 +3,54 @@
 //! # Tables
 //!
 //! - `campaigns (tenant, campaign_id)`: the campaign's fields as columns (`division_ids` and
-//!   `filters` as JSON), its counters and status.
+//!   `filters` as JSON), its status and counters: `targeted`, the skips, one `cat_*` column
+//!   per [`InvitationCategory`] and one `send_*` column per [`SendState`].
+//! - `campaign_divisions (tenant, division_id, campaign_id)`: one row per division of a
+//!   campaign, so a division's history is a range of this key read backwards (campaign ids
+//!   start with their creation time, so id order is age order).
 //! - `campaign_idempotency (tenant, key)`: an `Idempotency-Key` → the campaign it made and
 //!   the SHA-256 of the body it came with.
-//! - `invitations (tenant, campaign_id, contact_id)`: one row per claimed contact; the
-//!   registration token only as its hash (indexed, for the link lookup to come).
+//! - `invitations (tenant, campaign_id, contact_id)`: one row per claimed contact: its
+//!   category and send state by name, the reason and the "already suppressed" flag of its
+//!   [`InvitationState`], the contact's name and account number when claimed, and
+//!   `search_text` (email, name and number lowercased and joined by `\u{1}`, so a recipient
+//!   search is one `instr`, exactly [`InvitationFilter::matches`]). The registration token is
+//!   kept only as its hash (indexed, for the link lookup); an index on the category serves
+//!   the per-category recipient lists.
 //!
 //! The division lock is `divisions.last_bulk_sent_at`; the contact claim is
 //! `contacts.last_invited_at`. Each operation is one `IMMEDIATE` transaction on the single
 //! write connection, so its checks and writes cannot interleave with another writer's: the
-//! same guarantees DynamoDB's conditional writes give, by serialisation. Times are unix
-//! seconds, like the rest of this store.
+//! same guarantees DynamoDB's conditional writes give, by serialisation. An invitation's
+//! change, the campaign counters it moves and the suppression it causes are written in one
+//! transaction, so the counters always equal a recount. Times are unix seconds, like the
+//! rest of this store.
 //!
-//! The tables are created (idempotently) on every open by [`SCHEMA`], so they need no
-//! schema-version bump of their own.
+//! The tables are created (idempotently) on every open by [`SCHEMA`], and [`migrate`] brings
+//! a database from an older version up to it, so they need no schema-version bump of their
+//! own.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use async_trait::async_trait;
-use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use rusqlite::types::ToSql;
+use rusqlite::{
+    params, params_from_iter, Connection, OptionalExtension, Row, Transaction, TransactionBehavior,
+};
 use time::OffsetDateTime;
 
-use super::{from_ts, parse_stored, schema, ts, OrStore, SqliteStore};
+use super::{from_ts, parse_stored, schema, suppress_in, ts, OrStore, SqliteStore};
 use crate::domain::{
     Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionId, Email, Filters,
-    Invitation, InvitationCategory, Skipped, TenantId, Trigger, HOLD_WINDOW,
-    MAX_CAMPAIGN_DIVISIONS,
+    Invitation, InvitationCategory, InvitationFact, InvitationState, SendCounts, SendState,
+    Skipped, Suppression, TenantId, Transition, Trigger, HOLD_WINDOW, MAX_CAMPAIGN_DIVISIONS,
 };
 use crate::ports::{
-    decode_invitation_cursor, encode_invitation_cursor, CampaignStore, Claim, ClaimResult,
-    CreateOutcome, Idempotency, Page, StoreError, MAX_CLAIMS, MAX_PAGE_SIZE,
+    decode_campaign_cursor, decode_invitation_cursor, encode_campaign_cursor,
+    encode_invitation_cursor, CampaignStore, Claim, ClaimResult, CreateOutcome, FactResult,
+    Idempotency, InvitationFilter, Page, Recount, StoreError, SuppressionReason, MAX_CLAIMS,
+    MAX_PAGE_SIZE,
 };
 
 /// The campaign tables; every statement is idempotent.
@@ -54,10 +74,24 @@ CREATE TABLE IF NOT EXISTS campaigns (
     skipped_no_email   INTEGER NOT NULL DEFAULT 0,
     pause_reason       TEXT,
     cat_in_process     INTEGER NOT NULL DEFAULT 0,
-    cat_sent           INTEGER NOT NULL DEFAULT 0,
     cat_failed         INTEGER NOT NULL DEFAULT 0,
+    cat_unopened       INTEGER NOT NULL DEFAULT 0,
+    cat_bounced        INTEGER NOT NULL DEFAULT 0,
+    cat_opened         INTEGER NOT NULL DEFAULT 0,
+    cat_clicked        INTEGER NOT NULL DEFAULT 0,
     cat_unsubscribed   INTEGER NOT NULL DEFAULT 0,
+    cat_registered     INTEGER NOT NULL DEFAULT 0,
+    send_pending       INTEGER NOT NULL DEFAULT 0,
+    send_sent          INTEGER NOT NULL DEFAULT 0,
+    send_failed        INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant, campaign_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS campaign_divisions (
+    tenant      TEXT NOT NULL,
+    division_id TEXT NOT NULL,
+    campaign_id TEXT NOT NULL,
+    PRIMARY KEY (tenant, division_id, campaign_id)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS campaign_idempotency (
@@ -69,19 +103,26 @@ CREATE TABLE IF NOT EXISTS campaign_idempotency (
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS invitations (
-    tenant      TEXT NOT NULL,
-    campaign_id TEXT NOT NULL,
-    contact_id  TEXT NOT NULL,
-    email       TEXT NOT NULL,
-    token_hash  BLOB NOT NULL,
-    expires_at  INTEGER NOT NULL,
-    category    TEXT NOT NULL,
-    reason      TEXT,
-    created_at  INTEGER NOT NULL,
+    tenant         TEXT NOT NULL,
+    campaign_id    TEXT NOT NULL,
+    contact_id     TEXT NOT NULL,
+    email          TEXT NOT NULL,
+    token_hash     BLOB NOT NULL,
+    expires_at     INTEGER NOT NULL,
+    category       TEXT NOT NULL,
+    reason         TEXT,
+    created_at     INTEGER NOT NULL,
+    send_state     TEXT NOT NULL DEFAULT 'pending',
+    suppressed     INTEGER NOT NULL DEFAULT 0,
+    contact_name   TEXT NOT NULL DEFAULT '',
+    account_number TEXT NOT NULL DEFAULT '',
+    search_text    TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (tenant, campaign_id, contact_id)
 ) WITHOUT ROWID;
 
 CREATE INDEX IF NOT EXISTS invitations_by_token ON invitations (tenant, token_hash);
+CREATE INDEX IF NOT EXISTS invitations_by_category
+    ON invitations (tenant, campaign_id, category, contact_id);
 "#;
 
 /// The campaign had more divisions than one campaign may lock.
@@ -94,56 +135,291 @@ pub(crate) struct TooManyDivisions;
 #[error("claims need their campaign recorded first")]
 pub(crate) struct CampaignMissing;
 
-/// A claim call over [`MAX_CLAIMS`].
+/// A claim or fact call over [`MAX_CLAIMS`].
 #[derive(Debug, thiserror::Error)]
-#[error("at most {MAX_CLAIMS} claims per call")]
+#[error("at most {MAX_CLAIMS} claims or facts per call")]
 pub(crate) struct TooManyClaims;
 
-const CAMPAIGN_SELECT: &str = "SELECT campaign_id, trigger, status, division_ids, filters, \
-    limit_to_uninvited, template_id, email_from, created_at, created_by, targeted, \
-    skipped_accepted, skipped_held_24h, skipped_suppressed, skipped_no_email, pause_reason, \
-    cat_in_process, cat_sent, cat_failed, cat_unsubscribed FROM campaigns";
-
-/// The category counter columns, added to a `campaigns` table made before they existed.
-const CATEGORY_COLUMNS: [&str; 4] = [
+/// The counter column of each category, in [`InvitationCategory::ALL`] order.
+const CATEGORY_COLUMNS: [&str; 8] = [
     "cat_in_process",
-    "cat_sent",
     "cat_failed",
+    "cat_unopened",
+    "cat_bounced",
+    "cat_opened",
+    "cat_clicked",
     "cat_unsubscribed",
+    "cat_registered",
 ];
 
-/// Brings an older `campaigns` table up to [`SCHEMA`]: adds the missing counter columns.
-pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
-    let mut have = Vec::new();
-    {
-        let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('campaigns')")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            have.push(row.get::<_, String>(0)?);
+/// The counter column of each send state, in [`SendState::ALL`] order.
+const SEND_COLUMNS: [&str; 3] = ["send_pending", "send_sent", "send_failed"];
+
+fn category_index(c: InvitationCategory) -> usize {
+    InvitationCategory::ALL
+        .iter()
+        .position(|x| *x == c)
+        .unwrap_or_default()
+}
+
+fn send_index(s: SendState) -> usize {
+    SendState::ALL
+        .iter()
+        .position(|x| *x == s)
+        .unwrap_or_default()
+}
+
+/// Columns 0..=15 are the campaign's own fields; 16.. the category counters, then the send
+/// counters, in the orders above.
+static CAMPAIGN_SELECT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT c.campaign_id, c.trigger, c.status, c.division_ids, c.filters, \
+         c.limit_to_uninvited, c.template_id, c.email_from, c.created_at, c.created_by, \
+         c.targeted, c.skipped_accepted, c.skipped_held_24h, c.skipped_suppressed, \
+         c.skipped_no_email, c.pause_reason, {} FROM campaigns c",
+        CATEGORY_COLUMNS
+            .iter()
+            .chain(&SEND_COLUMNS)
+            .map(|col| format!("c.{col}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+});
+
+/// Adds signed deltas to `targeted` (`?3`), the category counters (`?4..=?11`) and the send
+/// counters (`?12..=?14`) of campaign (`?1`, `?2`).
+static COUNTERS_UPDATE: LazyLock<String> = LazyLock::new(|| {
+    let sets: Vec<String> = CATEGORY_COLUMNS
+        .iter()
+        .chain(&SEND_COLUMNS)
+        .enumerate()
+        .map(|(i, col)| format!("{col} = {col} + ?{}", i + 4))
+        .collect();
+    format!(
+        "UPDATE campaigns SET targeted = targeted + ?3, {} \
+         WHERE tenant = ?1 AND campaign_id = ?2",
+        sets.join(", ")
+    )
+});
+
+/// How a write moves a campaign's counters; applied with one statement at the end of its
+/// transaction.
+#[derive(Debug, Default)]
+struct CounterDelta {
+    targeted: i64,
+    categories: [i64; 8],
+    sends: [i64; 3],
+}
+
+impl CounterDelta {
+    fn is_zero(&self) -> bool {
+        self.targeted == 0
+            && self.categories.iter().all(|n| *n == 0)
+            && self.sends.iter().all(|n| *n == 0)
+    }
+
+    /// A new invitation in `state`.
+    fn add(&mut self, state: &InvitationState) {
+        self.targeted += 1;
+        self.categories[category_index(state.category)] += 1;
+        self.sends[send_index(state.send)] += 1;
+    }
+
+    fn apply(&mut self, t: &Transition) {
+        if let Some((from, to)) = t.category_move() {
+            self.categories[category_index(from)] -= 1;
+            self.categories[category_index(to)] += 1;
+        }
+        if let Some((from, to)) = t.send_move() {
+            self.sends[send_index(from)] -= 1;
+            self.sends[send_index(to)] += 1;
         }
     }
-    for col in CATEGORY_COLUMNS {
-        if !have.iter().any(|h| h == col) {
-            conn.execute_batch(&format!(
+
+    /// Writes the delta; the number of campaign rows changed (0 when it is missing).
+    fn write(&self, conn: &Connection, tenant: &str, campaign: &str) -> rusqlite::Result<usize> {
+        let mut p: Vec<&dyn ToSql> = vec![&tenant, &campaign, &self.targeted];
+        p.extend(self.categories.iter().map(|n| n as &dyn ToSql));
+        p.extend(self.sends.iter().map(|n| n as &dyn ToSql));
+        conn.prepare_cached(&COUNTERS_UPDATE)?
+            .execute(params_from_iter(p))
+    }
+}
+
+/// Brings older campaign tables up to [`SCHEMA`], in one transaction:
+///
+/// - counter columns a table made before them lacks are added (zero);
+/// - a database from before invitation statistics (issue 4) had the categories `in_process`,
+///   `sent`, `failed` and `unsubscribed` and no send state: `sent` becomes `in_process` with
+///   send state `sent` (SES has not told us more yet), `failed` becomes `failed`/`failed`,
+///   `in_process` stays with send state `pending`, `unsubscribed` keeps its category with send
+///   state `sent`; its campaigns' `cat_sent` counter folds into `in_process` and the send
+///   counters are derived the same way, then the column is dropped;
+/// - old invitations get the contact's current name and account number (for recipient
+///   search), and `campaign_divisions` is filled from the campaigns' `division_ids`.
+pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let campaign_cols = columns(conn, "campaigns")?;
+    let invitation_cols = columns(conn, "invitations")?;
+    let has = |cols: &[String], c: &str| cols.iter().any(|h| h == c);
+    let needs_divisions: bool = conn.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM campaign_divisions) \
+         AND EXISTS (SELECT 1 FROM campaigns)",
+        [],
+        |r| r.get(0),
+    )?;
+    let counters_missing = CATEGORY_COLUMNS
+        .iter()
+        .chain(&SEND_COLUMNS)
+        .any(|c| !has(&campaign_cols, c));
+    let invitation_new = [
+        "send_state",
+        "suppressed",
+        "contact_name",
+        "account_number",
+        "search_text",
+    ];
+    let invitations_old = invitation_new.iter().any(|c| !has(&invitation_cols, c));
+    if !needs_divisions && !counters_missing && !invitations_old && !has(&campaign_cols, "cat_sent")
+    {
+        return Ok(());
+    }
+    let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    let before_sends = !has(&campaign_cols, "send_pending");
+    for col in CATEGORY_COLUMNS.iter().chain(&SEND_COLUMNS) {
+        if !has(&campaign_cols, col) {
+            tx.execute_batch(&format!(
                 "ALTER TABLE campaigns ADD COLUMN {col} INTEGER NOT NULL DEFAULT 0"
             ))?;
         }
     }
-    Ok(())
+    if has(&campaign_cols, "cat_sent") {
+        if before_sends {
+            tx.execute_batch(
+                "UPDATE campaigns SET send_pending = cat_in_process, \
+                 send_sent = cat_sent + cat_unsubscribed, send_failed = cat_failed, \
+                 cat_in_process = cat_in_process + cat_sent",
+            )?;
+        }
+        tx.execute_batch("ALTER TABLE campaigns DROP COLUMN cat_sent")?;
+    }
+    if invitations_old {
+        for (col, ddl) in [
+            ("send_state", "TEXT NOT NULL DEFAULT 'pending'"),
+            ("suppressed", "INTEGER NOT NULL DEFAULT 0"),
+            ("contact_name", "TEXT NOT NULL DEFAULT ''"),
+            ("account_number", "TEXT NOT NULL DEFAULT ''"),
+            ("search_text", "TEXT NOT NULL DEFAULT ''"),
+        ] {
+            if !has(&invitation_cols, col) {
+                tx.execute_batch(&format!("ALTER TABLE invitations ADD COLUMN {col} {ddl}"))?;
+            }
+        }
+        if !has(&invitation_cols, "send_state") {
+            tx.execute_batch(
+                "UPDATE invitations SET category = 'in_process', send_state = 'sent' \
+                     WHERE category = 'sent';
+                 UPDATE invitations SET send_state = 'failed' WHERE category = 'failed';
+                 UPDATE invitations SET send_state = 'sent' WHERE category = 'unsubscribed';",
+            )?;
+        }
+        if !has(&invitation_cols, "search_text") {
+            tx.execute_batch(
+                "UPDATE invitations SET (contact_name, account_number) = \
+                 (SELECT c.contact_name, c.account_number FROM contacts c \
+                  WHERE c.tenant = invitations.tenant AND c.contact_id = invitations.contact_id) \
+                 WHERE EXISTS (SELECT 1 FROM contacts c WHERE c.tenant = invitations.tenant \
+                  AND c.contact_id = invitations.contact_id)",
+            )?;
+            // Lowercased in Rust, as the search text of new invitations is.
+            let mut rows = Vec::new();
+            {
+                let mut stmt = tx.prepare(
+                    "SELECT tenant, campaign_id, contact_id, email, contact_name, account_number \
+                     FROM invitations",
+                )?;
+                let mut q = stmt.query([])?;
+                while let Some(r) = q.next()? {
+                    let key: (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                    let text = search_text(
+                        &r.get::<_, String>(3)?,
+                        &r.get::<_, String>(4)?,
+                        &r.get::<_, String>(5)?,
+                    );
+                    rows.push((key, text));
+                }
+            }
+            let mut update = tx.prepare(
+                "UPDATE invitations SET search_text = ?4 \
+                 WHERE tenant = ?1 AND campaign_id = ?2 AND contact_id = ?3",
+            )?;
+            for ((t, c, k), text) in rows {
+                update.execute(params![t, c, k, text])?;
+            }
+        }
+    }
+    if needs_divisions {
+        tx.execute_batch(
+            "INSERT OR IGNORE INTO campaign_divisions (tenant, division_id, campaign_id) \
+             SELECT c.tenant, j.value, c.campaign_id FROM campaigns c, json_each(c.division_ids) j",
+        )?;
+    }
+    tx.commit()
 }
 
-/// The counter column of a category.
-fn category_column(category: &InvitationCategory) -> &'static str {
-    match category {
-        InvitationCategory::InProcess => "cat_in_process",
-        InvitationCategory::Sent => "cat_sent",
-        InvitationCategory::Failed { .. } => "cat_failed",
-        InvitationCategory::Unsubscribed => "cat_unsubscribed",
-    }
+/// The column names of `table`.
+fn columns(conn: &Connection, table: &str) -> rusqlite::Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1)")?;
+    let names = stmt.query_map([table], |r| r.get::<_, String>(0))?;
+    names.collect()
+}
+
+/// What a recipient search looks in: email, name and account number lowercased, joined by
+/// `\u{1}` (which none of them can contain), so `instr` over it is exactly
+/// [`InvitationFilter::matches`].
+fn search_text(email: &str, name: &str, number: &str) -> String {
+    format!(
+        "{}\u{1}{}\u{1}{}",
+        email.to_lowercase(),
+        name.to_lowercase(),
+        number.to_lowercase()
+    )
 }
 
 const INVITATION_SELECT: &str = "SELECT campaign_id, contact_id, email, token_hash, \
-    expires_at, category, reason, created_at FROM invitations";
+    expires_at, category, reason, created_at, send_state, suppressed, contact_name, \
+    account_number FROM invitations";
+
+/// A page of a campaign's invitations after contact `?3`, `?4` rows, of category `?5` and
+/// whose search text contains `?6` when asked: a range of the primary key, or of
+/// `invitations_by_category` with a category, both already in contact order.
+fn invitation_list_sql(category: bool, search: bool) -> String {
+    let mut sql = INVITATION_SELECT.to_owned();
+    if category {
+        // Without statistics the planner prefers the primary key (the table itself) and
+        // filters; a rare category would then scan the whole campaign for one page.
+        sql.push_str(" INDEXED BY invitations_by_category");
+    }
+    sql.push_str(" WHERE tenant = ?1 AND campaign_id = ?2 AND contact_id > ?3");
+    if category {
+        sql.push_str(" AND category = ?5");
+    }
+    if search {
+        sql.push_str(" AND instr(search_text, ?6) > 0");
+    }
+    sql.push_str(" ORDER BY contact_id LIMIT ?4");
+    sql
+}
+
+/// A page of division `?2`'s campaigns older than campaign `?3`, newest first, `?4` rows: a
+/// backwards range of `campaign_divisions`' key, one campaign lookup per row.
+static CAMPAIGN_LIST: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{} JOIN campaign_divisions d ON d.tenant = c.tenant AND d.campaign_id = c.campaign_id \
+         WHERE d.tenant = ?1 AND d.division_id = ?2 AND d.campaign_id < ?3 \
+         ORDER BY d.campaign_id DESC LIMIT ?4",
+        *CAMPAIGN_SELECT
+    )
+});
 
 fn count(op: &'static str, row: &Row<'_>, i: usize) -> Result<u64, StoreError> {
     let n: i64 = row.get(i).or_store(op)?;
@@ -155,11 +431,29 @@ fn req_time(op: &'static str, row: &Row<'_>, i: usize) -> Result<OffsetDateTime,
         .ok_or_else(|| StoreError::backend(op, super::Corrupt("time")))
 }
 
+/// The category and send counters read from columns `first..` (categories, then sends).
+fn read_counters(
+    op: &'static str,
+    row: &Row<'_>,
+    first: usize,
+) -> Result<(CategoryCounts, SendCounts), StoreError> {
+    let mut categories = CategoryCounts::default();
+    for (i, c) in InvitationCategory::ALL.into_iter().enumerate() {
+        *categories.get_mut(c) = count(op, row, first + i)?;
+    }
+    let mut sends = SendCounts::default();
+    for (i, s) in SendState::ALL.into_iter().enumerate() {
+        *sends.get_mut(s) = count(op, row, first + CATEGORY_COLUMNS.len() + i)?;
+    }
+    Ok((categories, sends))
+}
+
 fn read_campaign(op: &'static str, row: &Row<'_>) -> Result<Campaign, StoreError> {
     let get_s = |i: usize| row.get::<_, String>(i).or_store(op);
     let divisions: Vec<DivisionId> =
         parse_stored(op, "division_ids", serde_json::from_str(&get_s(3)?))?;
     let filters: Filters = parse_stored(op, "filters", serde_json::from_str(&get_s(4)?))?;
+    let (categories, sends) = read_counters(op, row, 16)?;
     Ok(Campaign {
         campaign_id: parse_stored(op, "campaign_id", CampaignId::parse(get_s(0)?))?,
         trigger: parse_stored(op, "trigger", Trigger::parse(&get_s(1)?).ok_or(()))?,
@@ -178,14 +472,26 @@ fn read_campaign(op: &'static str, row: &Row<'_>) -> Result<Campaign, StoreError
             suppressed: count(op, row, 13)?,
             no_email: count(op, row, 14)?,
         },
-        categories: CategoryCounts {
-            in_process: count(op, row, 16)?,
-            sent: count(op, row, 17)?,
-            failed: count(op, row, 18)?,
-            unsubscribed: count(op, row, 19)?,
-        },
+        categories,
+        sends,
         pause_reason: row.get(15).or_store(op)?,
     })
+}
+
+fn parse_category(op: &'static str, name: &str) -> Result<InvitationCategory, StoreError> {
+    parse_stored(op, "category", InvitationCategory::parse(name).ok_or(()))
+}
+
+fn parse_send(op: &'static str, name: &str) -> Result<SendState, StoreError> {
+    parse_stored(op, "send state", SendState::parse(name).ok_or(()))
+}
+
+/// Text column `i` of `row`, borrowed (the hot path of `apply_facts` allocates nothing).
+fn str_at<'r>(op: &'static str, row: &'r Row<'_>, i: usize) -> Result<&'r str, StoreError> {
+    row.get_ref(i)
+        .or_store(op)?
+        .as_str()
+        .map_err(|e| StoreError::backend(op, e))
 }
 
 fn read_invitation(op: &'static str, row: &Row<'_>) -> Result<Invitation, StoreError> {
@@ -195,13 +501,16 @@ fn read_invitation(op: &'static str, row: &Row<'_>) -> Result<Invitation, StoreE
         campaign_id: parse_stored(op, "campaign_id", CampaignId::parse(get_s(0)?))?,
         contact_id: parse_stored(op, "contact_id", ContactId::parse(get_s(1)?))?,
         email: parse_stored(op, "email", Email::parse(&get_s(2)?))?,
+        contact_name: get_s(10)?,
+        account_number: get_s(11)?,
         registration_token_hash: parse_stored(op, "token_hash", <[u8; 32]>::try_from(hash))?,
         expires_at: req_time(op, row, 4)?,
-        category: parse_stored(
-            op,
-            "category",
-            InvitationCategory::from_parts(&get_s(5)?, row.get(6).or_store(op)?).ok_or(()),
-        )?,
+        state: InvitationState {
+            category: parse_category(op, &get_s(5)?)?,
+            send: parse_send(op, &get_s(8)?)?,
+            reason: row.get(6).or_store(op)?,
+            suppressed: row.get::<_, i64>(9).or_store(op)? != 0,
+        },
         created_at: req_time(op, row, 7)?,
     })
 }
@@ -214,7 +523,8 @@ fn load_campaign(
 ) -> Result<Option<Campaign>, StoreError> {
     let mut stmt = conn
         .prepare_cached(&format!(
-            "{CAMPAIGN_SELECT} WHERE tenant = ?1 AND campaign_id = ?2"
+            "{} WHERE c.tenant = ?1 AND c.campaign_id = ?2",
+            *CAMPAIGN_SELECT
         ))
         .or_store(op)?;
     let mut rows = stmt.query(params![tenant, id]).or_store(op)?;
@@ -224,6 +534,8 @@ fn load_campaign(
     }
 }
 
+/// Records a new campaign (its counters start at zero: it has no invitations yet) and its
+/// rows in `campaign_divisions`.
 fn insert_campaign(
     op: &'static str,
     tx: &Transaction<'_>,
@@ -262,6 +574,16 @@ fn insert_campaign(
         ])
     })
     .or_store(op)?;
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO campaign_divisions (tenant, division_id, campaign_id) \
+             VALUES (?1, ?2, ?3)",
+        )
+        .or_store(op)?;
+    for d in &c.division_ids {
+        stmt.execute(params![t, d.as_str(), c.campaign_id.as_str()])
+            .or_store(op)?;
+    }
     Ok(())
 }
 
@@ -416,7 +738,9 @@ fn claim_one(
     let inv = &claim.invitation;
     tx.prepare_cached(
         "INSERT INTO invitations (tenant, campaign_id, contact_id, email, token_hash, \
-         expires_at, category, reason, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         expires_at, category, reason, created_at, send_state, suppressed, contact_name, \
+         account_number, search_text) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -426,9 +750,14 @@ fn claim_one(
             inv.email.as_str(),
             inv.registration_token_hash.as_slice(),
             ts(inv.expires_at),
-            inv.category.as_str(),
-            inv.category.reason(),
+            inv.state.category.as_str(),
+            inv.state.reason,
             ts(inv.created_at),
+            inv.state.send.as_str(),
+            inv.state.suppressed,
+            inv.contact_name,
+            inv.account_number,
+            search_text(inv.email.as_str(), &inv.contact_name, &inv.account_number),
         ])
     })
     .or_store(OP)?;
@@ -575,34 +904,26 @@ impl CampaignStore for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .or_store(OP)?;
-            let mut first: std::collections::HashMap<&ContactId, ClaimResult> =
-                std::collections::HashMap::new();
+            let mut first: HashMap<&ContactId, ClaimResult> = HashMap::new();
             let mut out = Vec::with_capacity(claims.len());
+            let mut delta = CounterDelta::default();
             for claim in &claims {
                 let result = match first.get(&claim.contact_id) {
                     Some(r) => *r,
                     None => {
                         let r = claim_one(&tx, tenant.as_str(), campaign.as_str(), claim, now)?;
+                        if r == ClaimResult::Claimed {
+                            delta.add(&claim.invitation.state);
+                        }
                         first.insert(&claim.contact_id, r);
                         r
                     }
                 };
                 out.push(result);
             }
-            let claimed = first
-                .values()
-                .filter(|r| **r == ClaimResult::Claimed)
-                .count() as i64;
-            if claimed > 0 {
-                let counted = tx
-                    .prepare_cached(
-                        "UPDATE campaigns SET targeted = targeted + ?3, \
-                         cat_in_process = cat_in_process + ?3 \
-                         WHERE tenant = ?1 AND campaign_id = ?2",
-                    )
-                    .and_then(|mut s| {
-                        s.execute(params![tenant.as_str(), campaign.as_str(), claimed])
-                    })
+            if !delta.is_zero() {
+                let counted = delta
+                    .write(&tx, tenant.as_str(), campaign.as_str())
                     .or_store(OP)?;
                 if counted == 0 {
                     // Like DynamoDB's conditional counter update: no claim without its
@@ -612,49 +933,6 @@ impl CampaignStore for SqliteStore {
             }
             tx.commit().or_store(OP)?;
             Ok(out)
-        })
-        .await
-    }
-
-    async fn list_invitations(
-        &self,
-        tenant: &TenantId,
-        campaign: &CampaignId,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<Page<Invitation>, StoreError> {
-        const OP: &str = "list_invitations";
-        let after = cursor.map(decode_invitation_cursor).transpose()?;
-        let limit = limit.clamp(1, MAX_PAGE_SIZE);
-        let (tenant, campaign) = (tenant.clone(), campaign.clone());
-        self.read(OP, move |conn| {
-            let mut stmt = conn
-                .prepare_cached(&format!(
-                    "{INVITATION_SELECT} WHERE tenant = ?1 AND campaign_id = ?2 \
-                     AND contact_id > ?3 ORDER BY contact_id LIMIT ?4"
-                ))
-                .or_store(OP)?;
-            let mut rows = stmt
-                .query(params![
-                    tenant.as_str(),
-                    campaign.as_str(),
-                    after.as_ref().map_or("", ContactId::as_str),
-                    i64::from(limit) + 1
-                ])
-                .or_store(OP)?;
-            let mut items = Vec::new();
-            while let Some(row) = rows.next().or_store(OP)? {
-                items.push(read_invitation(OP, row)?);
-            }
-            let next_cursor = if items.len() > limit as usize {
-                items.truncate(limit as usize);
-                items
-                    .last()
-                    .map(|i| encode_invitation_cursor(&i.contact_id))
-            } else {
-                None
-            };
-            Ok(Page { items, next_cursor })
         })
         .await
     }
@@ -720,143 +998,702 @@ impl CampaignStore for SqliteStore {
         .await
     }
 
-    async fn record_outcomes(
+    async fn apply_facts(
         &self,
         tenant: &TenantId,
         campaign: &CampaignId,
-        outcomes: &[(ContactId, InvitationCategory)],
-    ) -> Result<Vec<bool>, StoreError> {
-        const OP: &str = "record_outcomes";
-        if outcomes.len() > MAX_CLAIMS {
+        facts: &[(ContactId, InvitationFact)],
+    ) -> Result<Vec<FactResult>, StoreError> {
+        const OP: &str = "apply_facts";
+        if facts.len() > MAX_CLAIMS {
             return Err(StoreError::backend(OP, TooManyClaims));
         }
-        let (tenant, campaign, outcomes) = (tenant.clone(), campaign.clone(), outcomes.to_vec());
+        if facts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (tenant, campaign, facts) = (tenant.clone(), campaign.clone(), facts.to_vec());
+        // The port carries no time: a suppression records when the store learnt of it.
+        let now = OffsetDateTime::now_utc();
         self.write(OP, move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .or_store(OP)?;
-            let mut applied = Vec::with_capacity(outcomes.len());
-            let mut moved = CategoryCounts::default();
-            {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "UPDATE invitations SET category = ?4, reason = ?5 \
-                         WHERE tenant = ?1 AND campaign_id = ?2 AND contact_id = ?3 \
-                         AND category = 'in_process'",
-                    )
-                    .or_store(OP)?;
-                for (contact, category) in &outcomes {
-                    let n = stmt
-                        .execute(params![
-                            tenant.as_str(),
-                            campaign.as_str(),
-                            contact.as_str(),
-                            category.as_str(),
-                            category.reason()
-                        ])
-                        .or_store(OP)?;
-                    if n > 0 && *category != InvitationCategory::InProcess {
-                        *moved.get_mut(category) += 1;
-                    }
-                    applied.push(n > 0);
-                }
-            }
-            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            let out = moved.sent + moved.failed + moved.unsubscribed;
-            if out > 0 {
-                tx.prepare_cached(
-                    "UPDATE campaigns SET cat_in_process = cat_in_process - ?3, \
-                     cat_sent = cat_sent + ?4, cat_failed = cat_failed + ?5, \
-                     cat_unsubscribed = cat_unsubscribed + ?6 \
-                     WHERE tenant = ?1 AND campaign_id = ?2",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        tenant.as_str(),
-                        campaign.as_str(),
-                        n(out),
-                        n(moved.sent),
-                        n(moved.failed),
-                        n(moved.unsubscribed)
-                    ])
-                })
-                .or_store(OP)?;
-            }
-            tx.commit().or_store(OP)?;
-            Ok(applied)
+            apply_facts(conn, tenant.as_str(), campaign.as_str(), &facts, now)
         })
         .await
     }
 
-    async fn set_invitation_category(
+    async fn list_invitations(
         &self,
         tenant: &TenantId,
         campaign: &CampaignId,
-        contact: &ContactId,
-        category: &InvitationCategory,
-    ) -> Result<bool, StoreError> {
-        const OP: &str = "set_invitation_category";
-        let (tenant, campaign, contact, category) = (
-            tenant.clone(),
-            campaign.clone(),
-            contact.clone(),
-            category.clone(),
-        );
-        self.write(OP, move |conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .or_store(OP)?;
-            let old: Option<String> = tx
-                .prepare_cached(
-                    "SELECT category FROM invitations \
-                     WHERE tenant = ?1 AND campaign_id = ?2 AND contact_id = ?3",
-                )
-                .and_then(|mut s| {
-                    s.query_row(
-                        params![tenant.as_str(), campaign.as_str(), contact.as_str()],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                })
-                .or_store(OP)?;
-            let Some(old) = old else {
-                return Ok(false);
-            };
-            tx.prepare_cached(
-                "UPDATE invitations SET category = ?4, reason = ?5 \
-                 WHERE tenant = ?1 AND campaign_id = ?2 AND contact_id = ?3",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    tenant.as_str(),
-                    campaign.as_str(),
-                    contact.as_str(),
-                    category.as_str(),
-                    category.reason()
-                ])
-            })
-            .or_store(OP)?;
-            let old_column = parse_stored(
-                OP,
-                "invitation category",
-                InvitationCategory::from_parts(&old, None).ok_or(()),
-            )
-            .map(|c| category_column(&c))?;
-            let new_column = category_column(&category);
-            if old_column != new_column {
-                tx.execute(
-                    &format!(
-                        "UPDATE campaigns SET {old_column} = {old_column} - 1, \
-                         {new_column} = {new_column} + 1 \
-                         WHERE tenant = ?1 AND campaign_id = ?2"
-                    ),
-                    params![tenant.as_str(), campaign.as_str()],
-                )
-                .or_store(OP)?;
+        filter: &InvitationFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Invitation>, StoreError> {
+        const OP: &str = "list_invitations";
+        let after = cursor.map(decode_invitation_cursor).transpose()?;
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        if filter.search.contains('\u{1}') {
+            // The separator of `search_text`: no single field can contain it.
+            return Ok(Page {
+                items: Vec::new(),
+                next_cursor: None,
+            });
+        }
+        let (tenant, campaign, filter) = (tenant.clone(), campaign.clone(), filter.clone());
+        self.read(OP, move |conn| {
+            let sql = invitation_list_sql(filter.category.is_some(), !filter.search.is_empty());
+            let mut stmt = conn.prepare_cached(&sql).or_store(OP)?;
+            let (tenant, campaign) = (tenant.as_str(), campaign.as_str());
+            let after = after.as_ref().map_or("", ContactId::as_str);
+            let limit_param = i64::from(limit) + 1;
+            let category = filter.category.map(InvitationCategory::as_str);
+            let mut p: Vec<(&str, &dyn ToSql)> = vec![
+                ("?1", &tenant),
+                ("?2", &campaign),
+                ("?3", &after),
+                ("?4", &limit_param),
+            ];
+            if let Some(c) = &category {
+                p.push(("?5", c));
             }
-            tx.commit().or_store(OP)?;
-            Ok(true)
+            if !filter.search.is_empty() {
+                p.push(("?6", &filter.search));
+            }
+            let mut rows = stmt.query(p.as_slice()).or_store(OP)?;
+            let mut items = Vec::new();
+            while let Some(row) = rows.next().or_store(OP)? {
+                items.push(read_invitation(OP, row)?);
+            }
+            let next_cursor = if items.len() > limit as usize {
+                items.truncate(limit as usize);
+                items
+                    .last()
+                    .map(|i| encode_invitation_cursor(&i.contact_id))
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
         })
         .await
+    }
+
+    async fn list_campaigns(
+        &self,
+        tenant: &TenantId,
+        division: &DivisionId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Campaign>, StoreError> {
+        const OP: &str = "list_campaigns";
+        let before = cursor.map(decode_campaign_cursor).transpose()?;
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        let (tenant, division) = (tenant.clone(), division.clone());
+        self.read(OP, move |conn| {
+            let mut stmt = conn.prepare_cached(&CAMPAIGN_LIST).or_store(OP)?;
+            // Campaign ids are lowercase hex: '~' sorts after every one of them.
+            let before = before.as_ref().map_or("~", CampaignId::as_str);
+            let mut rows = stmt
+                .query(params![
+                    tenant.as_str(),
+                    division.as_str(),
+                    before,
+                    i64::from(limit) + 1
+                ])
+                .or_store(OP)?;
+            let mut items = Vec::new();
+            while let Some(row) = rows.next().or_store(OP)? {
+                items.push(read_campaign(OP, row)?);
+            }
+            let next_cursor = if items.len() > limit as usize {
+                items.truncate(limit as usize);
+                items.last().map(|c| encode_campaign_cursor(&c.campaign_id))
+            } else {
+                None
+            };
+            Ok(Page { items, next_cursor })
+        })
+        .await
+    }
+
+    async fn recount_campaign(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        fix: bool,
+    ) -> Result<Option<Recount>, StoreError> {
+        const OP: &str = "recount_campaign";
+        let (tenant, campaign) = (tenant.clone(), campaign.clone());
+        // On the write connection: the counters and the rows are read in one transaction, so
+        // no write can fall between them (a recount of a busy campaign is exact).
+        self.write(OP, move |conn| {
+            recount(conn, tenant.as_str(), campaign.as_str(), fix)
+        })
+        .await
+    }
+}
+
+/// One transaction for a call: per fact, read the invitation's state, let the domain decide
+/// ([`InvitationState::apply`]), write what it decided; the counters move once at the end.
+fn apply_facts(
+    conn: &mut Connection,
+    tenant: &str,
+    campaign: &str,
+    facts: &[(ContactId, InvitationFact)],
+    now: OffsetDateTime,
+) -> Result<Vec<FactResult>, StoreError> {
+    const OP: &str = "apply_facts";
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .or_store(OP)?;
+    let mut out = Vec::with_capacity(facts.len());
+    let mut delta = CounterDelta::default();
+    {
+        let mut read = tx
+            .prepare_cached(
+                "SELECT category, send_state, reason, suppressed, email FROM invitations \
+                 WHERE tenant = ?1 AND campaign_id = ?2 AND contact_id = ?3",
+            )
+            .or_store(OP)?;
+        let mut write = tx
+            .prepare_cached(
+                "UPDATE invitations SET category = ?4, send_state = ?5, reason = ?6, \
+                 suppressed = ?7 WHERE tenant = ?1 AND campaign_id = ?2 AND contact_id = ?3",
+            )
+            .or_store(OP)?;
+        for (contact, fact) in facts {
+            let key = params![tenant, campaign, contact.as_str()];
+            let mut rows = read.query(key).or_store(OP)?;
+            let Some(row) = rows.next().or_store(OP)? else {
+                out.push(FactResult::Missing);
+                continue;
+            };
+            let state = InvitationState {
+                category: parse_category(OP, str_at(OP, row, 0)?)?,
+                send: parse_send(OP, str_at(OP, row, 1)?)?,
+                reason: row.get(2).or_store(OP)?,
+                suppressed: row.get::<_, i64>(3).or_store(OP)? != 0,
+            };
+            let Some(t) = state.apply(fact) else {
+                out.push(FactResult::Unchanged);
+                continue;
+            };
+            let email: Option<String> = match t.suppress {
+                Some(_) => Some(row.get(4).or_store(OP)?),
+                None => None,
+            };
+            drop(rows);
+            write
+                .execute(params![
+                    tenant,
+                    campaign,
+                    contact.as_str(),
+                    t.to.category.as_str(),
+                    t.to.send.as_str(),
+                    t.to.reason,
+                    t.to.suppressed
+                ])
+                .or_store(OP)?;
+            delta.apply(&t);
+            if let (Some(s), Some(email)) = (t.suppress, email) {
+                let email = parse_stored(OP, "email", Email::parse(&email))?;
+                let reason = match s {
+                    Suppression::Bounced => SuppressionReason::Bounced,
+                    Suppression::Complained => SuppressionReason::Complained,
+                };
+                suppress_in(&tx, tenant, &email.normalized(), reason, now).or_store(OP)?;
+            }
+            out.push(FactResult::Changed(t));
+        }
+    }
+    if !delta.is_zero() {
+        delta.write(&tx, tenant, campaign).or_store(OP)?;
+    }
+    tx.commit().or_store(OP)?;
+    Ok(out)
+}
+
+/// Counts a campaign's invitations by category and send state beside its stored counters;
+/// with `fix`, stores the count (in the same transaction, so nothing moved meanwhile).
+fn recount(
+    conn: &mut Connection,
+    tenant: &str,
+    campaign: &str,
+    fix: bool,
+) -> Result<Option<Recount>, StoreError> {
+    const OP: &str = "recount_campaign";
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .or_store(OP)?;
+    let Some(stored) = load_campaign(OP, &tx, tenant, campaign)? else {
+        return Ok(None);
+    };
+    let mut counted = (CategoryCounts::default(), SendCounts::default());
+    {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT category, send_state, count(*) FROM invitations \
+                 WHERE tenant = ?1 AND campaign_id = ?2 GROUP BY category, send_state",
+            )
+            .or_store(OP)?;
+        let mut rows = stmt.query(params![tenant, campaign]).or_store(OP)?;
+        while let Some(row) = rows.next().or_store(OP)? {
+            let category = parse_category(OP, &row.get::<_, String>(0).or_store(OP)?)?;
+            let send = parse_send(OP, &row.get::<_, String>(1).or_store(OP)?)?;
+            let n = count(OP, row, 2)?;
+            *counted.0.get_mut(category) += n;
+            *counted.1.get_mut(send) += n;
+        }
+    }
+    let stored = (stored.categories, stored.sends);
+    if fix && stored != counted {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let mut delta = CounterDelta::default();
+        for (i, c) in InvitationCategory::ALL.into_iter().enumerate() {
+            delta.categories[i] = n(counted.0.get(c)) - n(stored.0.get(c));
+        }
+        let (mut s, mut k) = (stored.1, counted.1);
+        for (i, st) in SendState::ALL.into_iter().enumerate() {
+            delta.sends[i] = n(*k.get_mut(st)) - n(*s.get_mut(st));
+        }
+        delta.write(&tx, tenant, campaign).or_store(OP)?;
+        tx.commit().or_store(OP)?;
+    }
+    Ok(Some(Recount {
+        stored,
+        counted,
+        fixed: fix,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ContactInput;
+    use crate::ports::{AccountStore, SuppressionStore};
+
+    /// The campaign tables as the send issue left them (before invitation statistics).
+    const OLD_SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS campaigns (
+    tenant             TEXT NOT NULL,
+    campaign_id        TEXT NOT NULL,
+    trigger            TEXT NOT NULL,
+    status             TEXT NOT NULL,
+    division_ids       TEXT NOT NULL,
+    filters            TEXT NOT NULL,
+    limit_to_uninvited INTEGER NOT NULL,
+    template_id        TEXT NOT NULL,
+    email_from         TEXT NOT NULL,
+    created_at         INTEGER NOT NULL,
+    created_by         TEXT NOT NULL,
+    targeted           INTEGER NOT NULL DEFAULT 0,
+    skipped_accepted   INTEGER NOT NULL DEFAULT 0,
+    skipped_held_24h   INTEGER NOT NULL DEFAULT 0,
+    skipped_suppressed INTEGER NOT NULL DEFAULT 0,
+    skipped_no_email   INTEGER NOT NULL DEFAULT 0,
+    pause_reason       TEXT,
+    cat_in_process     INTEGER NOT NULL DEFAULT 0,
+    cat_sent           INTEGER NOT NULL DEFAULT 0,
+    cat_failed         INTEGER NOT NULL DEFAULT 0,
+    cat_unsubscribed   INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant, campaign_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS campaign_idempotency (
+    tenant      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    campaign_id TEXT NOT NULL,
+    body_hash   BLOB NOT NULL,
+    PRIMARY KEY (tenant, key)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS invitations (
+    tenant      TEXT NOT NULL,
+    campaign_id TEXT NOT NULL,
+    contact_id  TEXT NOT NULL,
+    email       TEXT NOT NULL,
+    token_hash  BLOB NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    category    TEXT NOT NULL,
+    reason      TEXT,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (tenant, campaign_id, contact_id)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS invitations_by_token ON invitations (tenant, token_hash);
+"#;
+
+    fn temp_db(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("sqlite-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("store.db");
+        (dir, path)
+    }
+
+    #[tokio::test]
+    async fn a_database_from_before_invitation_statistics_opens_with_its_categories_mapped() {
+        let (dir, path) = temp_db("stats-migration");
+        let t = TenantId::parse("t").unwrap();
+        let d1 = DivisionId::parse("d1").unwrap();
+        let accounts = crate::demo::accounts(3, &d1, 0, 10).unwrap();
+        let contacts: Vec<&ContactInput> = accounts
+            .iter()
+            .flat_map(|a| &a.contacts)
+            .filter(|c| c.email.is_some())
+            .take(4)
+            .collect();
+        assert_eq!(contacts.len(), 4);
+        let id = CampaignId::generate(OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000));
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.upsert_accounts(&t, &accounts).await.unwrap();
+            let conn = super::super::lock(&store.inner.writer);
+            conn.execute_batch(
+                "DROP TABLE campaigns; DROP TABLE campaign_divisions; \
+                 DROP TABLE campaign_idempotency; DROP TABLE invitations;",
+            )
+            .unwrap();
+            conn.execute_batch(OLD_SCHEMA).unwrap();
+            // Four invitations, one per old category; the counters as the old store kept them.
+            conn.execute(
+                "INSERT INTO campaigns (tenant, campaign_id, trigger, status, division_ids, \
+                 filters, limit_to_uninvited, template_id, email_from, created_at, created_by, \
+                 targeted, cat_in_process, cat_sent, cat_failed, cat_unsubscribed) \
+                 VALUES ('t', ?1, 'manual', 'sending', '[\"d1\"]', ?2, 1, 'welcome', \
+                 'hoa@example.org', 0, 'manager', 4, 1, 1, 1, 1)",
+                params![
+                    id.as_str(),
+                    serde_json::to_string(&Filters::default()).unwrap()
+                ],
+            )
+            .unwrap();
+            for (c, category) in
+                contacts
+                    .iter()
+                    .zip(["in_process", "sent", "failed", "unsubscribed"])
+            {
+                conn.execute(
+                    "INSERT INTO invitations (tenant, campaign_id, contact_id, email, \
+                     token_hash, expires_at, category, reason, created_at) \
+                     VALUES ('t', ?1, ?2, ?3, ?4, 0, ?5, ?6, 0)",
+                    params![
+                        id.as_str(),
+                        c.contact_id.as_str(),
+                        c.email.as_ref().map(Email::as_str),
+                        [7u8; 32].as_slice(),
+                        category,
+                        (category == "failed").then_some("mailbox full"),
+                    ],
+                )
+                .unwrap();
+            }
+        }
+
+        let store = SqliteStore::open(&path).unwrap();
+        let got = store.get_campaign(&t, &id).await.unwrap().unwrap();
+        assert_eq!(
+            (got.categories, got.sends),
+            (
+                CategoryCounts {
+                    in_process: 2,
+                    failed: 1,
+                    unsubscribed: 1,
+                    ..CategoryCounts::default()
+                },
+                SendCounts {
+                    pending: 1,
+                    sent: 2,
+                    failed: 1
+                }
+            )
+        );
+        let recount = store
+            .recount_campaign(&t, &id, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!recount.drifted(), "{recount:?}");
+        let states: Vec<(InvitationCategory, SendState, Option<String>)> = store
+            .get_invitations(
+                &t,
+                &id,
+                &contacts
+                    .iter()
+                    .map(|c| c.contact_id.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.state.category, i.state.send, i.state.reason))
+            .collect();
+        assert_eq!(states.len(), 4);
+        for expected in [
+            (InvitationCategory::InProcess, SendState::Pending, None),
+            (InvitationCategory::InProcess, SendState::Sent, None),
+            (
+                InvitationCategory::Failed,
+                SendState::Failed,
+                Some("mailbox full".to_owned()),
+            ),
+            (InvitationCategory::Unsubscribed, SendState::Sent, None),
+        ] {
+            assert!(states.contains(&expected), "{expected:?} in {states:?}");
+        }
+        // The campaign is listed under its division, and its old invitations are searchable
+        // by the contact's name.
+        let listed = store.list_campaigns(&t, &d1, None, 10).await.unwrap();
+        assert_eq!(listed.items, [got]);
+        let name = contacts[1].name.to_lowercase();
+        let found = store
+            .list_invitations(
+                &t,
+                &id,
+                &InvitationFilter {
+                    category: None,
+                    search: name.clone(),
+                },
+                None,
+                10,
+            )
+            .await
+            .unwrap();
+        assert!(
+            found
+                .items
+                .iter()
+                .any(|i| i.contact_id == contacts[1].contact_id),
+            "{name}"
+        );
+        // Facts apply on the migrated rows, and opening again changes nothing.
+        let r = store
+            .apply_facts(
+                &t,
+                &id,
+                &[(contacts[1].contact_id.clone(), InvitationFact::Delivered)],
+            )
+            .await
+            .unwrap();
+        assert!(matches!(r[..], [FactResult::Changed(_)]));
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        let recount = store
+            .recount_campaign(&t, &id, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!recount.drifted(), "{recount:?}");
+        assert_eq!(recount.counted.0.unopened, 1);
+        drop(store);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A bounce's suppression is written with the invitation: the contact's counts see it.
+    #[tokio::test]
+    async fn a_bounce_sets_the_suppression_bit_of_the_contact_in_the_same_transaction() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let t = TenantId::parse("t").unwrap();
+        let d1 = DivisionId::parse("d1").unwrap();
+        let accounts = crate::demo::accounts(5, &d1, 0, 3).unwrap();
+        store.upsert_accounts(&t, &accounts).await.unwrap();
+        let contact = accounts
+            .iter()
+            .flat_map(|a| &a.contacts)
+            .find(|c| c.email.is_some())
+            .unwrap();
+        let email = contact.email.clone().unwrap();
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let c = Campaign {
+            campaign_id: CampaignId::generate(now),
+            trigger: Trigger::Individual,
+            status: CampaignStatus::Sending,
+            division_ids: vec![d1.clone()],
+            filters: Filters::default(),
+            limit_to_uninvited: false,
+            template_id: "welcome".into(),
+            email_from: Email::parse("hoa@example.org").unwrap(),
+            created_at: now,
+            created_by: "m".into(),
+            targeted: 0,
+            skipped: Skipped::default(),
+            categories: CategoryCounts::default(),
+            sends: SendCounts::default(),
+            pause_reason: None,
+        };
+        store.create_campaign(&t, &c, None, now).await.unwrap();
+        let invitation = Invitation {
+            campaign_id: c.campaign_id.clone(),
+            contact_id: contact.contact_id.clone(),
+            email: email.clone(),
+            contact_name: contact.name.clone(),
+            account_number: String::new(),
+            registration_token_hash: [1; 32],
+            expires_at: now,
+            state: InvitationState::new(),
+            created_at: now,
+        };
+        let claim = Claim {
+            contact_id: contact.contact_id.clone(),
+            division_id: None,
+            invitation,
+        };
+        store
+            .claim_contacts(&t, &c.campaign_id, &[claim], now)
+            .await
+            .unwrap();
+        let bounce = InvitationFact::Bounced {
+            permanent: true,
+            reason: "Permanent/General".into(),
+        };
+        store
+            .apply_facts(&t, &c.campaign_id, &[(contact.contact_id.clone(), bounce)])
+            .await
+            .unwrap();
+        assert!(store.is_suppressed(&t, &email).await.unwrap());
+        let flags: i64 = super::super::lock(&store.inner.writer)
+            .query_row(
+                "SELECT flags FROM contacts WHERE tenant = 't' AND contact_id = ?1",
+                [contact.contact_id.as_str()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_ne!(flags & schema::FLAG_SUPPRESSED, 0);
+    }
+
+    /// The issue's benchmark on the store alone: 100,000 facts (90,000 distinct and 10,000
+    /// duplicates, shuffled) for 20,000 invitations, in calls of 500. `cargo test --release -p portal-core --lib
+    /// facts_per_second -- --ignored --nocapture`
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore = "a benchmark: run in release"]
+    async fn facts_per_second() {
+        const N: usize = 20_000;
+        let (dir, path) = temp_db("facts-bench");
+        let store = SqliteStore::open(&path).unwrap();
+        let t = TenantId::parse("t").unwrap();
+        let d1 = DivisionId::parse("d1").unwrap();
+        let accounts = crate::demo::accounts(9, &d1, 0, N).unwrap();
+        for chunk in accounts.chunks(500) {
+            store.upsert_accounts(&t, chunk).await.unwrap();
+        }
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let c = Campaign {
+            campaign_id: CampaignId::generate(now),
+            trigger: Trigger::Individual,
+            status: CampaignStatus::Sending,
+            division_ids: vec![d1.clone()],
+            filters: Filters::default(),
+            limit_to_uninvited: false,
+            template_id: "welcome".into(),
+            email_from: Email::parse("hoa@example.org").unwrap(),
+            created_at: now,
+            created_by: "m".into(),
+            targeted: 0,
+            skipped: Skipped::default(),
+            categories: CategoryCounts::default(),
+            sends: SendCounts::default(),
+            pause_reason: None,
+        };
+        store.create_campaign(&t, &c, None, now).await.unwrap();
+        let claims: Vec<Claim> = accounts
+            .iter()
+            .flat_map(|a| &a.contacts)
+            .filter_map(|contact| {
+                Some(Claim {
+                    contact_id: contact.contact_id.clone(),
+                    division_id: Some(d1.clone()),
+                    invitation: Invitation {
+                        campaign_id: c.campaign_id.clone(),
+                        contact_id: contact.contact_id.clone(),
+                        email: contact.email.clone()?,
+                        contact_name: contact.name.clone(),
+                        account_number: String::new(),
+                        registration_token_hash: [1; 32],
+                        expires_at: now,
+                        state: InvitationState::new(),
+                        created_at: now,
+                    },
+                })
+            })
+            .take(N)
+            .collect();
+        for chunk in claims.chunks(MAX_CLAIMS) {
+            store
+                .claim_contacts(&t, &c.campaign_id, chunk, now)
+                .await
+                .unwrap();
+        }
+        let ids: Vec<ContactId> = claims.iter().map(|c| c.contact_id.clone()).collect();
+        let n = ids.len();
+        use InvitationFact as F;
+        let mut facts: Vec<(ContactId, InvitationFact)> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            // 4.5 facts per invitation: 90,000, and a tenth more duplicated below.
+            let life: &[InvitationFact] = match i % 4 {
+                0 => &[F::Sent, F::Delivered, F::Opened, F::Clicked, F::Registered],
+                1 => &[F::Sent, F::Delayed, F::Delivered, F::Opened],
+                2 => &[
+                    F::Sent,
+                    F::Delivered,
+                    F::Opened,
+                    F::Clicked,
+                    F::Unsubscribed,
+                ],
+                _ => &[F::Sent, F::Delivered, F::Complained, F::Opened],
+            };
+            facts.extend(life.iter().map(|f| (id.clone(), f.clone())));
+        }
+        let unique = facts.len();
+        let dups: Vec<_> = facts.iter().step_by(9).cloned().collect();
+        facts.extend(dups);
+        let mut x = 0x5eed_u64;
+        for i in (1..facts.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            facts.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let started = std::time::Instant::now();
+        for chunk in facts.chunks(MAX_CLAIMS) {
+            store.apply_facts(&t, &c.campaign_id, chunk).await.unwrap();
+        }
+        let took = started.elapsed();
+        println!(
+            "{} facts ({unique} unique) on {n} invitations: {:.2?}, {:.0} facts/s",
+            facts.len(),
+            took,
+            facts.len() as f64 / took.as_secs_f64()
+        );
+        let recount = store
+            .recount_campaign(&t, &c.campaign_id, false)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!recount.drifted());
+        drop(store);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn recipient_and_campaign_lists_read_an_index_range_in_order() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let conn = super::super::lock(&store.inner.writer);
+        let plan = |sql: &str| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let nulls = vec![rusqlite::types::Null; stmt.parameter_count()];
+            let rows = stmt
+                .query_map(params_from_iter(nulls), |r| r.get::<_, String>(3))
+                .unwrap();
+            rows.map(|r| r.unwrap()).collect::<Vec<_>>().join(" | ")
+        };
+        for (category, search) in [(false, false), (true, false), (false, true), (true, true)] {
+            let p = plan(&invitation_list_sql(category, search));
+            assert!(!p.contains("TEMP B-TREE"), "{p}");
+            if category {
+                assert!(p.contains("invitations_by_category"), "{p}");
+            } else {
+                assert!(p.contains("PRIMARY KEY"), "{p}");
+            }
+        }
+        let p = plan(&CAMPAIGN_LIST);
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+        assert!(p.contains("SEARCH d USING PRIMARY KEY"), "{p}");
     }
 }

@@ -30,6 +30,9 @@
 //!   cube triggers move the contact between cube rows.
 //! - `upsert_accounts`: per contact one update (or insert), per account one read of its
 //!   previous contact set; all in one transaction.
+//! - `apply_facts`: one transaction per call (up to 500 facts); per fact a primary-key read
+//!   and, when the state changes, one update (plus the suppression for a bounce or
+//!   complaint); the campaign's counters once per call. About 50,000 facts/s on a file.
 
 mod campaigns;
 mod query;
@@ -741,6 +744,32 @@ impl ContactStateStore for SqliteStore {
     }
 }
 
+/// Adds a normalised address to the tenant's suppression list (the first reason is kept) and
+/// sets the suppression bit of its contacts, inside the caller's transaction: `suppress` and
+/// the campaign store's bounces and complaints share it.
+fn suppress_in(
+    conn: &Connection,
+    tenant: &str,
+    norm: &str,
+    reason: SuppressionReason,
+    at: OffsetDateTime,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO suppressions (tenant, email_norm, reason, at) \
+         VALUES (?1, ?2, ?3, ?4) ON CONFLICT (tenant, email_norm) DO NOTHING",
+    )?
+    .execute(params![tenant, norm, reason.as_str(), ts(at)])?;
+    // Without `INDEXED BY` the planner (no statistics) scans the tenant's contacts by primary
+    // key: the `flags` test makes the email index non-covering, and it then prefers the table.
+    conn.prepare_cached(&format!(
+        "UPDATE contacts INDEXED BY contacts_by_email SET flags = flags | {s} \
+         WHERE tenant = ?1 AND email_norm = ?2 AND (flags & {s}) = 0",
+        s = schema::FLAG_SUPPRESSED
+    ))?
+    .execute(params![tenant, norm])?;
+    Ok(())
+}
+
 #[async_trait]
 impl SuppressionStore for SqliteStore {
     async fn suppress(
@@ -754,19 +783,7 @@ impl SuppressionStore for SqliteStore {
         let (tenant, norm) = (tenant.clone(), email.normalized());
         self.write(OP, move |conn| {
             let tx = conn.transaction().or_store(OP)?;
-            tx.prepare_cached(
-                "INSERT INTO suppressions (tenant, email_norm, reason, at) \
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (tenant, email_norm) DO NOTHING",
-            )
-            .and_then(|mut s| s.execute(params![tenant.as_str(), norm, reason.as_str(), ts(at)]))
-            .or_store(OP)?;
-            tx.prepare_cached(&format!(
-                "UPDATE contacts SET flags = flags | {s} \
-                 WHERE tenant = ?1 AND email_norm = ?2 AND (flags & {s}) = 0",
-                s = schema::FLAG_SUPPRESSED
-            ))
-            .and_then(|mut s| s.execute(params![tenant.as_str(), norm]))
-            .or_store(OP)?;
+            suppress_in(&tx, tenant.as_str(), &norm, reason, at).or_store(OP)?;
             tx.commit().or_store(OP)
         })
         .await
