@@ -1,12 +1,14 @@
-//! What the send benchmarks (`bench-send`, `bench-dynamodb --send`) share: the template and
-//! the manual campaign they run, recorded the way `POST /v1/campaigns` records one.
+//! What the benchmarks share: the division they load, the template and the manual campaign
+//! they run (recorded the way `POST /v1/campaigns` records one).
 
 use anyhow::bail;
+use portal_core::demo;
 use portal_core::domain::{
-    Campaign, CampaignId, CampaignStatus, DivisionId, Email, Filters, Skipped, Template,
-    TemplateId, TenantId, Trigger,
+    Campaign, CampaignId, CampaignStatus, DivisionId, DivisionInput, Email, Filters, Skipped,
+    Template, TemplateId, TenantId, Trigger,
 };
-use portal_core::ports::{CreateOutcome, Store};
+use portal_core::ports::{CreateOutcome, MailError, Mailer, RawEmail, SentMessage, Store};
+use portal_core::usecases::sync::SYNC_CHUNK;
 use time::OffsetDateTime;
 
 /// A realistic invitation using every merge tag but `[PortalKey]`.
@@ -48,10 +50,64 @@ pub async fn record_campaign(
         targeted: 0,
         skipped: Skipped::default(),
         categories: Default::default(),
+        sends: Default::default(),
         pause_reason: None,
     };
     if store.create_campaign(tenant, &campaign, None, now).await? != CreateOutcome::Created {
         bail!("the campaign was not created");
     }
     Ok(campaign)
+}
+
+const LOAD_CHUNK: usize = 2_000;
+
+/// Loads one division of `size` contacts made by the deterministic demo generator (every
+/// contact with an address is eligible).
+pub async fn load_division(
+    store: &dyn Store,
+    tenant: &TenantId,
+    division: &DivisionId,
+    size: usize,
+) -> anyhow::Result<()> {
+    store
+        .put_division(
+            tenant,
+            &DivisionInput::new(
+                division.clone(),
+                "Oak Hills HOA".into(),
+                Email::parse("board@oakhills.example.org")?,
+            )?,
+        )
+        .await?;
+    let mut written = 0usize;
+    let mut next = 0u64;
+    while written < size {
+        let mut chunk = demo::accounts(demo::DEMO_SEED, division, next, LOAD_CHUNK)?;
+        next += LOAD_CHUNK as u64;
+        let mut kept = Vec::with_capacity(chunk.len());
+        for mut a in chunk.drain(..) {
+            if written >= size {
+                break;
+            }
+            a.contacts.truncate(size - written);
+            written += a.contacts.len();
+            kept.push(a);
+        }
+        for part in kept.chunks(SYNC_CHUNK) {
+            store.upsert_accounts(tenant, part).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Accepts and drops every message: the send pipeline without a file system or SES.
+pub struct NullMailer;
+
+#[async_trait::async_trait]
+impl Mailer for NullMailer {
+    async fn send_raw(&self, msg: &RawEmail) -> Result<SentMessage, MailError> {
+        Ok(SentMessage {
+            message_id: msg.message_id.clone(),
+        })
+    }
 }

@@ -9,6 +9,8 @@
 //! - [`import`]: `portal-invites import` — accounts and contacts from CSV, checked whole
 //!   before anything is written.
 //! - [`secret`]: the HS256 secret `serve` and `token` share (environment or data dir).
+//! - [`simulate`]: `portal-invites simulate-events` — SES's events for a campaign, made up
+//!   and fed through the webhook's core (there is no SES on one machine).
 //! - [`dev`]: local-only routes (`GET /dev/outbox`) and the unsubscribe secret file.
 //!
 //! `src/main.rs` only parses arguments, sets up logging and calls these; `src/bin/` holds the
@@ -23,6 +25,7 @@ pub mod dev;
 pub mod import;
 pub mod secret;
 pub mod serve;
+pub mod simulate;
 pub mod token;
 
 use std::path::{Path, PathBuf};

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use portal_core::domain::TenantId;
+use portal_core::domain::{CampaignId, InvitationCategory, TenantId};
+use portal_core::ports::{CampaignStore as _, Recount};
 use portal_invites::serve::{self, LocalServer, ServeOptions};
 use portal_invites::token::{self, TokenRequest};
-use portal_invites::{import, open_store, DEFAULT_DATA_DIR};
+use portal_invites::{import, open_store, simulate, DEFAULT_DATA_DIR};
 
 /// Portal Invitations on one machine: the local server and its operator commands.
 #[derive(Debug, Parser)]
@@ -68,6 +69,35 @@ enum Command {
         /// contact_name, email, phone, billing.
         file: PathBuf,
     },
+    /// Feed a realistic, seeded mix of SES events (deliveries, bounces, opens, clicks,
+    /// complaints, unsubscribes; shuffled, some duplicated) for a campaign's sent invitations
+    /// through the webhook's core, so its statistics move (works beside a running `serve`).
+    SimulateEvents {
+        /// The campaign (its id from `POST /v1/campaigns`).
+        #[arg(long)]
+        campaign: String,
+        /// Tenant of the campaign.
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        /// Seed of the mix: the same seed on the same campaign makes the same events.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
+    /// Recount a campaign's invitations by category and send state and report any drift
+    /// from its counters (exit status 2 when they drifted and `--fix` was not given).
+    Recount {
+        #[arg(long)]
+        campaign: String,
+        #[arg(long, default_value = "demo")]
+        tenant: String,
+        /// Store the recount when it differs.
+        #[arg(long)]
+        fix: bool,
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -80,6 +110,10 @@ fn main() -> ExitCode {
         .and_then(|rt| rt.block_on(run(cli)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<Drifted>() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
@@ -163,8 +197,73 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             print_out(&summary.to_string()).context("cannot print the summary")?;
         }
+        Command::SimulateEvents {
+            campaign,
+            tenant,
+            seed,
+            data_dir,
+        } => {
+            let tenant = TenantId::parse(tenant.trim()).context("invalid --tenant")?;
+            let campaign = CampaignId::parse(campaign.trim()).context("invalid --campaign")?;
+            let store = open_store(&data_dir)?;
+            let now = time::OffsetDateTime::now_utc();
+            let report = simulate::simulate(&store, &tenant, &campaign, seed, now).await?;
+            print_out(&serde_json::to_string_pretty(&report)?)
+                .context("cannot print the report")?;
+        }
+        Command::Recount {
+            campaign,
+            tenant,
+            fix,
+            data_dir,
+        } => {
+            let tenant = TenantId::parse(tenant.trim()).context("invalid --tenant")?;
+            let campaign = CampaignId::parse(campaign.trim()).context("invalid --campaign")?;
+            let store = open_store(&data_dir)?;
+            let recount = store
+                .recount_campaign(&tenant, &campaign, fix)
+                .await?
+                .with_context(|| format!("campaign {campaign} does not exist for {tenant}"))?;
+            print_out(&recount_report(&recount)).context("cannot print the report")?;
+            if recount.drifted() && !recount.fixed {
+                return Err(Drifted.into());
+            }
+        }
     }
     Ok(())
+}
+
+/// The counters drifted from the recount (and were left as they are).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the campaign's counters drift from its invitations; run again with --fix to store the recount"
+)]
+struct Drifted;
+
+/// A recount as a person reads it: one line per counter, drifted ones marked.
+fn recount_report(r: &Recount) -> String {
+    let (stored_c, stored_s) = r.stored;
+    let (counted_c, counted_s) = r.counted;
+    let mut lines = vec![format!(
+        "{:<14} {:>10} {:>10}",
+        "counter", "stored", "counted"
+    )];
+    let mut row = |name: &str, stored: u64, counted: u64| {
+        let mark = if stored == counted { "" } else { "  drift" };
+        lines.push(format!("{name:<14} {stored:>10} {counted:>10}{mark}"));
+    };
+    for c in InvitationCategory::ALL {
+        row(c.as_str(), stored_c.get(c), counted_c.get(c));
+    }
+    row("send_pending", stored_s.pending, counted_s.pending);
+    row("send_sent", stored_s.sent, counted_s.sent);
+    row("send_failed", stored_s.failed, counted_s.failed);
+    lines.push(match (r.drifted(), r.fixed) {
+        (false, _) => "no drift".to_owned(),
+        (true, true) => "drift: the recount was stored".to_owned(),
+        (true, false) => "drift".to_owned(),
+    });
+    lines.join("\n")
 }
 
 /// Prints a line on stdout, returning an error where `println!` would panic (a closed pipe).

@@ -22,6 +22,7 @@ use portal_core::http::{router, AppState};
 use portal_core::ports::{Clock, EventBus, SendMessage, SystemClock};
 use portal_core::usecases::campaigns::Sending;
 use portal_core::usecases::send::{RateLimiter, SendConfig, SendDeps, TokioSleeper};
+use portal_core::usecases::webhook::SesWebhook;
 use tokio::net::TcpListener;
 
 use crate::secret::{Secret, SecretError, SecretSource};
@@ -36,6 +37,10 @@ pub const SERVE_OUTCOME_FLUSH: usize = 50;
 
 /// Address `serve` listens on unless told otherwise: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+
+/// Directory of a data dir holding pre-fetched SNS signing certificates (named as the last
+/// segment of their URL), read before fetching over HTTPS.
+pub const SNS_CERT_DIR: &str = "sns-certs";
 
 /// How `serve` was asked to run.
 #[derive(Debug, Clone)]
@@ -171,6 +176,16 @@ impl LocalServer {
                 tokens,
                 token_ttl: config.token_ttl,
             });
+        // SNS can reach a local server only through a tunnel; `simulate-events` is the usual
+        // local source. A machine without root certificates still serves, refusing signed
+        // events whose certificate is not in `<data dir>/sns-certs`.
+        let state = match SesWebhook::from_env(Some(opts.data_dir.join(SNS_CERT_DIR))) {
+            Ok(webhook) => state.with_ses_webhook(webhook),
+            Err(e) => {
+                tracing::warn!(error = %e, "the SES event webhook is off");
+                state
+            }
+        };
         let router = router(state).merge(crate::dev::outbox_routes(Outbox::in_data_dir(
             &opts.data_dir,
         )));

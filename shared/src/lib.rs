@@ -6,7 +6,11 @@
 //!   (classification for the 24-hour rule, counts, recipient groups).
 //! - [`ports`]: the traits the use cases need — store (split by capability) and clock.
 //! - [`adapters`]: the ports implemented on SQLite (one machine) and DynamoDB (AWS).
-//! - [`usecases`]: sync, count loading, recipient lists — written once, against the ports.
+//! - [`usecases`]: sync, count loading, recipient lists, campaigns and their send, SES events
+//!   to invitation categories (`events`, `webhook`) — written once, against the ports.
+//! - [`sns`]: SNS message verification (signature, certificate host, topic allow-list).
+//! - [`ses_events`]: SES event records (SNS or EventBridge) and what each says about an
+//!   invitation.
 //! - [`mail`]: an email rendered once as a complete MIME message (what every mailer sends).
 //! - [`demo`]: deterministic demo and benchmark data (the local server's `--demo` tenant).
 //! - [`http`]: the axum router, auth (JWT), problem+json errors; runs unchanged under

@@ -29,6 +29,8 @@
 //! [`InvitationFact`] the event implies, or an [`IgnoreReason`] to log: a missing or invalid
 //! tag, or an event that says nothing about the invitation (an opt-in, an unknown type).
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -490,7 +492,8 @@ impl RawTags {
     }
 }
 
-/// A tag's value (SES gives each tag as a list; we set one value).
+/// A tag's value (SES gives each tag as a list; we set one value), decoded by
+/// [`decode_tag_value`].
 fn tag<T>(
     name: &'static str,
     values: Option<Vec<String>>,
@@ -499,7 +502,39 @@ fn tag<T>(
     let value = values
         .and_then(|v| v.into_iter().next())
         .ok_or(IgnoreReason::MissingTag(name))?;
+    let value = decode_tag_value(&value).ok_or_else(|| IgnoreReason::InvalidTag {
+        tag: name,
+        error: DomainError::InvalidField {
+            field: name,
+            reason: "not an encoded tag value".into(),
+        },
+    })?;
     parse(value).map_err(|error| IgnoreReason::InvalidTag { tag: name, error })
+}
+
+/// SES accepts only ASCII letters, digits, `_` and `-` in a message tag's value, and our ids
+/// may hold more (`.`, `:`...). A value of those characters not starting with `_` is sent as
+/// it is (campaign ids, most tenant and contact ids); any other is `_` followed by its
+/// URL-safe base64, so the two never collide.
+pub fn encode_tag_value(value: &str) -> String {
+    let plain = !value.is_empty()
+        && !value.starts_with('_')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if plain {
+        value.to_owned()
+    } else {
+        format!("_{}", URL_SAFE_NO_PAD.encode(value.as_bytes()))
+    }
+}
+
+/// The value [`encode_tag_value`] encoded; `None` for a value it cannot have made.
+pub fn decode_tag_value(tag: &str) -> Option<String> {
+    match tag.strip_prefix('_') {
+        Some(encoded) => String::from_utf8(URL_SAFE_NO_PAD.decode(encoded).ok()?).ok(),
+        None => Some(tag.to_owned()),
+    }
 }
 
 impl RawRecord {
@@ -1069,5 +1104,29 @@ mod tests {
         ));
         let v = json!({"source": "aws.ses", "detail-type": "Email Opened", "detail": "nope"});
         assert!(matches!(parse_eventbridge(&v), Err(SesEventError::Json(_))));
+    }
+
+    #[test]
+    fn tag_values_outside_ses_alphabet_round_trip_and_plain_ones_stay_plain() {
+        for v in [
+            "acme",
+            "c-0001",
+            "0123456789abcdef",
+            "a.b:c",
+            "_x",
+            "Ünïcode",
+            "x y",
+        ] {
+            let encoded = encode_tag_value(v);
+            assert!(
+                encoded
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+                "{encoded}"
+            );
+            assert_eq!(decode_tag_value(&encoded).as_deref(), Some(v));
+        }
+        assert_eq!(encode_tag_value("c-0001"), "c-0001");
+        assert_eq!(decode_tag_value("_!!"), None);
     }
 }

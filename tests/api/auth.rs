@@ -19,7 +19,9 @@ fn permission_of(method: &str, path: &str) -> &'static str {
         }
         ("POST", "/v1/invitations/preview") => "invitations:read",
         ("POST", "/v1/campaigns") | ("POST", "/v1/invitations/individual") => "invitations:send",
-        ("GET", "/v1/campaigns/{campaign_id}") => "invitations:read",
+        ("GET", "/v1/campaigns/{campaign_id}")
+        | ("GET", "/v1/campaigns")
+        | ("POST", "/v1/campaigns/{campaign_id}/recipients") => "invitations:read",
         ("POST", "/v1/invitations/counts") | ("POST", "/v1/invitations/recipients") => {
             "invitations:read"
         }

@@ -150,7 +150,12 @@ async fn a_campaign_is_accepted_at_once_its_fan_out_queued_and_it_reads_back() {
             "created_by": "user-of-t1",
             "targeted": 0,
             "skipped": {"accepted": 0, "held_24h": 0, "suppressed": 0, "no_email": 0},
-            "categories": {"in_process": 0, "sent": 0, "failed": 0, "unsubscribed": 0},
+            "statistics": {
+                "total": 0, "in_process": 0, "failed": 0, "unopened": 0, "bounced": 0,
+                "opened": 0, "clicked": 0, "unsubscribed": 0, "registered": 0,
+                "success_rate": null,
+            },
+            "sends": {"pending": 0, "sent": 0, "failed": 0},
             "pause_reason": null,
         })
     );
@@ -299,7 +304,9 @@ async fn an_unknown_template_is_a_422_and_locks_nothing() {
 #[tokio::test]
 async fn bad_campaign_requests_are_4xx_problems_and_lock_nothing() {
     let (app, bus, t) = seeded().await;
-    let many: Vec<String> = (0..51).map(|i| format!("d{i}")).collect();
+    let many: Vec<String> = (0..=portal_core::domain::MAX_CAMPAIGN_DIVISIONS)
+        .map(|i| format!("d{i}"))
+        .collect();
     let cases: Vec<(String, Option<String>, StatusCode, &str)> = vec![
         (body(&[]).to_string(), None, StatusCode::UNPROCESSABLE_ENTITY, "division_ids"),
         (body(&["d1", "d1"]).to_string(), None, StatusCode::UNPROCESSABLE_ENTITY, "twice"),
@@ -307,7 +314,7 @@ async fn bad_campaign_requests_are_4xx_problems_and_lock_nothing() {
             json!({"division_ids": many, "template_id": "welcome"}).to_string(),
             None,
             StatusCode::UNPROCESSABLE_ENTITY,
-            "at most 50",
+            "at most 49",
         ),
         (body(&["d1", "ghost"]).to_string(), None, StatusCode::NOT_FOUND, "ghost"),
         (body(&["ghost", "d1"]).to_string(), None, StatusCode::NOT_FOUND, "ghost"),
@@ -529,9 +536,14 @@ async fn an_individual_invite_claims_the_contact_and_queues_one_delivery() {
     assert_eq!(c["email_from"], "hoa@example.com");
     assert_eq!(c["targeted"], 1);
     assert_eq!(
-        c["categories"],
-        json!({"in_process": 1, "sent": 0, "failed": 0, "unsubscribed": 0})
+        c["statistics"],
+        json!({
+            "total": 1, "in_process": 1, "failed": 0, "unopened": 0, "bounced": 0,
+            "opened": 0, "clicked": 0, "unsubscribed": 0, "registered": 0,
+            "success_rate": 0.0,
+        })
     );
+    assert_eq!(c["sends"], json!({"pending": 1, "sent": 0, "failed": 0}));
 
     // The invitation holds only the hash of the token delivery will derive again.
     let inv = app
@@ -540,7 +552,7 @@ async fn an_individual_invite_claims_the_contact_and_queues_one_delivery() {
         .await
         .unwrap()
         .expect("invitation");
-    assert_eq!(inv.category, InvitationCategory::InProcess);
+    assert_eq!(inv.category(), InvitationCategory::InProcess);
     let token = TokenDeriver::new(TOKEN_SECRET)
         .unwrap()
         .token(&tenant("t1"), &cid, &contact);
@@ -677,7 +689,7 @@ async fn an_individual_invite_the_bus_refused_ends_failed_not_lost() {
         .await
         .unwrap()
         .expect("invitation");
-    assert_eq!(inv.category.as_str(), "failed");
+    assert_eq!(inv.category().as_str(), "failed");
 }
 
 async fn one_click(app: &App, token: &str) -> Reply {
@@ -710,7 +722,7 @@ async fn unsubscribing_marks_the_invitation_the_link_came_with_and_suppresses_th
             .await
             .unwrap()
             .expect("invitation");
-        assert_eq!(inv.category, InvitationCategory::Unsubscribed);
+        assert_eq!(inv.category(), InvitationCategory::Unsubscribed);
     }
     assert!(app
         .store
@@ -720,8 +732,12 @@ async fn unsubscribing_marks_the_invitation_the_link_came_with_and_suppresses_th
     // Twice, yet counted once.
     let c = app.get(&format!("/v1/campaigns/{id}"), &t).await.ok();
     assert_eq!(
-        c["categories"],
-        json!({"in_process": 0, "sent": 0, "failed": 0, "unsubscribed": 1})
+        c["statistics"],
+        json!({
+            "total": 1, "in_process": 0, "failed": 0, "unopened": 0, "bounced": 0,
+            "opened": 0, "clicked": 0, "unsubscribed": 1, "registered": 0,
+            "success_rate": 0.0,
+        })
     );
 }
 
@@ -780,12 +796,12 @@ async fn the_documented_campaign_shapes_are_the_ones_the_api_reads_and_writes() 
     let c = app.get(&format!("/v1/campaigns/{id}"), &t).await.ok();
     let documented = schema("Campaign");
     assert_eq!(required(&documented), keys(&c));
-    for part in ["skipped", "categories"] {
-        assert_eq!(
-            required(&documented["properties"][part]),
-            keys(&c[part]),
-            "{part}"
-        );
+    for part in ["skipped", "statistics", "sends"] {
+        let mut shape = documented["properties"][part].clone();
+        if let Some(r) = shape["$ref"].as_str() {
+            shape = schema(r.trim_start_matches("#/components/schemas/"));
+        }
+        assert_eq!(required(&shape), keys(&c[part]), "{part}");
     }
     let statuses = schema("CampaignStatus")["enum"].clone();
     assert!(statuses.as_array().unwrap().contains(&c["status"]));

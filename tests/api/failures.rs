@@ -244,10 +244,28 @@ impl portal_core::ports::CampaignStore for Down {
         &self,
         _: &TenantId,
         _: &portal_core::domain::CampaignId,
+        _: &portal_core::ports::InvitationFilter,
         _: Option<&str>,
         _: u32,
     ) -> Result<Page<portal_core::domain::Invitation>, StoreError> {
         down("list_invitations")
+    }
+    async fn list_campaigns(
+        &self,
+        _: &TenantId,
+        _: &DivisionId,
+        _: Option<&str>,
+        _: u32,
+    ) -> Result<Page<portal_core::domain::Campaign>, StoreError> {
+        down("list_campaigns")
+    }
+    async fn recount_campaign(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::CampaignId,
+        _: bool,
+    ) -> Result<Option<portal_core::ports::Recount>, StoreError> {
+        down("recount_campaign")
     }
     async fn get_invitation(
         &self,
@@ -265,21 +283,12 @@ impl portal_core::ports::CampaignStore for Down {
     ) -> Result<Vec<portal_core::domain::Invitation>, StoreError> {
         down("get_invitations")
     }
-    async fn record_outcomes(
+    async fn apply_facts(
         &self,
         _: &TenantId,
         _: &portal_core::domain::CampaignId,
-        _: &[(ContactId, portal_core::domain::InvitationCategory)],
-    ) -> Result<Vec<bool>, StoreError> {
-        down("record_outcomes")
-    }
-    async fn set_invitation_category(
-        &self,
-        _: &TenantId,
-        _: &portal_core::domain::CampaignId,
-        _: &ContactId,
-        _: &portal_core::domain::InvitationCategory,
-    ) -> Result<bool, StoreError> {
-        down("set_invitation_category")
+        _: &[(ContactId, portal_core::domain::InvitationFact)],
+    ) -> Result<Vec<portal_core::ports::FactResult>, StoreError> {
+        down("apply_facts")
     }
 }

@@ -15,6 +15,8 @@
 //! - `campaigns`: bulk sends (202 and the fan-out message, the division's 24-hour lock,
 //!   idempotency keys), reading a campaign, the individual invite, unsubscribe marking the
 //!   invitation.
+//! - `statistics`: SES events through the webhook (signed, raw, refused), campaign
+//!   statistics, a division's campaign history, the drill-down into one category.
 
 mod auth;
 mod campaigns;
@@ -23,6 +25,7 @@ mod failures;
 mod helpers;
 mod invitations;
 mod openapi;
+mod statistics;
 mod sync;
 mod templates;
 mod unsubscribe;

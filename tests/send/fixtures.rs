@@ -147,6 +147,7 @@ pub async fn new_campaign_in(
         targeted: 0,
         skipped: Skipped::default(),
         categories: Default::default(),
+        sends: Default::default(),
         pause_reason: None,
     };
     let out = store.create_campaign(t, &c, None, NOW).await.unwrap();
@@ -243,7 +244,7 @@ pub fn expected(n: usize) -> BTreeMap<String, usize> {
 
 pub async fn invitations(store: &dyn Store, c: &CampaignId) -> Vec<Invitation> {
     store
-        .list_invitations(&tenant(), c, None, 500)
+        .list_invitations(&tenant(), c, &InvitationFilter::default(), None, 500)
         .await
         .unwrap()
         .items

@@ -233,13 +233,39 @@ impl CampaignStore for Killable {
         &self,
         t: &TenantId,
         c: &CampaignId,
+        f: &InvitationFilter,
         cursor: Option<&str>,
         limit: u32,
     ) -> Result<Page<Invitation>, StoreError> {
         guarded!(
             self,
             "list_invitations",
-            self.inner.list_invitations(t, c, cursor, limit)
+            self.inner.list_invitations(t, c, f, cursor, limit)
+        )
+    }
+    async fn list_campaigns(
+        &self,
+        t: &TenantId,
+        d: &DivisionId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Campaign>, StoreError> {
+        guarded!(
+            self,
+            "list_campaigns",
+            self.inner.list_campaigns(t, d, cursor, limit)
+        )
+    }
+    async fn recount_campaign(
+        &self,
+        t: &TenantId,
+        c: &CampaignId,
+        fix: bool,
+    ) -> Result<Option<Recount>, StoreError> {
+        guarded!(
+            self,
+            "recount_campaign",
+            self.inner.recount_campaign(t, c, fix)
         )
     }
     async fn get_invitation(
@@ -262,26 +288,13 @@ impl CampaignStore for Killable {
             self.inner.get_invitations(t, c, ids)
         )
     }
-    async fn record_outcomes(
+    async fn apply_facts(
         &self,
         t: &TenantId,
         c: &CampaignId,
-        o: &[(ContactId, InvitationCategory)],
-    ) -> Result<Vec<bool>, StoreError> {
-        guarded!(self, "record_outcomes", self.inner.record_outcomes(t, c, o))
-    }
-    async fn set_invitation_category(
-        &self,
-        t: &TenantId,
-        c: &CampaignId,
-        id: &ContactId,
-        cat: &InvitationCategory,
-    ) -> Result<bool, StoreError> {
-        guarded!(
-            self,
-            "set_invitation_category",
-            self.inner.set_invitation_category(t, c, id, cat)
-        )
+        facts: &[(ContactId, InvitationFact)],
+    ) -> Result<Vec<FactResult>, StoreError> {
+        guarded!(self, "apply_facts", self.inner.apply_facts(t, c, facts))
     }
 }
 
@@ -360,7 +373,7 @@ async fn steps_of_a_clean_run(store: &Arc<dyn Store>, n: usize) -> u64 {
 }
 
 /// Kills a run at each of `kill_points` and checks the resumed campaign: everyone got an
-/// email, and exactly one — except when the kill hit `record_outcomes`, the one documented
+/// email, and exactly one — except when the kill hit `apply_facts`, the one documented
 /// at-least-once window: those emails went out and the process died before `sent` was
 /// written, so the re-run sends them again (at most `outcome_flush` of them).
 async fn assert_resumed(store: &Arc<dyn Store>, n: usize, kill_points: &[u64]) {
@@ -381,7 +394,7 @@ async fn assert_resumed(store: &Arc<dyn Store>, n: usize, kill_points: &[u64]) {
             expected(n),
             "kill at {kill_at} ({killed:?}): someone lost"
         );
-        if killed == Some("record_outcomes") {
+        if killed == Some("apply_facts") {
             assert!(total <= n + window, "kill at {kill_at}: {per_contact:?}");
         } else {
             assert_eq!(per_contact, expected(n), "kill at {kill_at} ({killed:?})");
@@ -425,7 +438,7 @@ pub async fn a_run_killed_at_sampled_steps_and_resumed_sends_every_contact_exact
 
 /// With the local outbox as the mailer the window closes: an invitation renders with the
 /// same Message-ID on every attempt and the outbox writes a Message-ID once, so a run killed
-/// at any step — `record_outcomes` included — and resumed leaves exactly one email per
+/// at any step — `apply_facts` included — and resumed leaves exactly one email per
 /// contact in the outbox.
 pub async fn with_the_outbox_a_killed_and_resumed_run_leaves_exactly_one_email_per_contact(
     store: Arc<dyn Store>,
@@ -456,7 +469,7 @@ pub async fn with_the_outbox_a_killed_and_resumed_run_leaves_exactly_one_email_p
             kill_config(),
         );
         let _ = run_campaign(&dying, &t, &c).await;
-        hit_the_window |= *fault.killed_op.lock().unwrap() == Some("record_outcomes");
+        hit_the_window |= *fault.killed_op.lock().unwrap() == Some("apply_facts");
         let healthy = deps_with(
             store.clone(),
             outbox.clone(),

@@ -1,8 +1,14 @@
 //! `bench-dynamodb`: what the DynamoDB store (and, for a send, EventBridge and SES) costs in
 //! requests, on a moto server.
 //!
-//! Two scenarios, each on a fresh table; either can be left out with `0`:
+//! Three scenarios, each on a fresh table; any can be left out with `0`:
 //!
+//! - **SES events** (`--events N`, default 300): a campaign over N contacts sent into a null
+//!   mailer, then a shuffled stream of SES event records for its invitations (about 4 per
+//!   invitation, 10% duplicated) fed one at a time through the webhook's core, as SNS
+//!   delivers them. It prints write requests per state-changing event (target 1) and per
+//!   event that changed nothing (target 0), reads per event, and checks the counters against
+//!   a recount.
 //! - **send** (`--send N`, default 2,000): one campaign to a division of N contacts run the
 //!   way the Lambda functions run it. A `FanOut` message is published on an EventBridge bus
 //!   whose rule targets an SQS queue; the queue stands in for EventBridge's delivery to the
@@ -80,6 +86,9 @@ struct Args {
     /// Contacts in the send scenario's division (0: skip the send).
     #[arg(long, default_value_t = 2_000)]
     send: usize,
+    /// Invitations in the SES events scenario (0: skip it).
+    #[arg(long, default_value_t = 300)]
+    events: usize,
     /// Sends between outcome writes in the send (the Lambda default unless set).
     #[arg(long, default_value_t = LAMBDA_OUTCOME_FLUSH)]
     outcome_flush: usize,
@@ -116,6 +125,9 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     println!("endpoint {endpoint}\n");
+    if args.events > 0 {
+        rt.block_on(run_events(args.events, &endpoint))?;
+    }
     if args.send > 0 {
         rt.block_on(run_send(args.send, args.outcome_flush, &endpoint))?;
     }
@@ -528,6 +540,143 @@ async fn run_send(size: usize, outcome_flush: usize, endpoint: &str) -> anyhow::
         "  checked: campaign completed; moto's SES received exactly one email per eligible \
          contact ({eligible})\n"
     );
+    Ok(())
+}
+
+/// The SES events scenario: a campaign over `size` contacts sent into a null mailer, then a
+/// shuffled stream of SES event records for it (10% duplicated) fed one at a time through
+/// the webhook's core, as SNS delivers them, counting each event's DynamoDB requests.
+async fn run_events(size: usize, endpoint: &str) -> anyhow::Result<()> {
+    use portal_core::ses_events::{parse_record, Parsed};
+    use portal_core::usecases::events::{self, AddressedFact};
+    use portal_invites::simulate::{invitation_records, Mix};
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+
+    let counter = RequestCounter::new();
+    let table = format!("bench-events-{}", std::process::id());
+    create_table(&dynamodb_client(endpoint, None), &table).await?;
+    let store = Arc::new(DynamoStore::new(
+        dynamodb_client(endpoint, Some(&counter)),
+        table.clone(),
+    ));
+    let tenant = TenantId::parse("bench")?;
+    let division = DivisionId::parse("oak-hills")?;
+    portal_invites::bench::load_division(&*store, &tenant, &division, size).await?;
+    let campaign = portal_invites::bench::record_campaign(
+        &*store,
+        &tenant,
+        &division,
+        Email::parse("board@oakhills.example.org")?,
+    )
+    .await?;
+    let deps = SendDeps {
+        store: store.clone(),
+        mailer: Arc::new(portal_invites::bench::NullMailer),
+        clock: Arc::new(SystemClock),
+        sleeper: Arc::new(TokioSleeper),
+        unsubscribe: Arc::new(UnsubscribeSigner::new([7u8; 32])?),
+        tokens: Arc::new(TokenDeriver::new([9u8; 32])?),
+        public_url: "https://invite.example.org".into(),
+        limiter: Arc::new(RateLimiter::new(None)),
+        config: SendConfig {
+            max_send_rate: None,
+            ..SendConfig::default()
+        },
+    };
+    portal_core::usecases::send::run_campaign(&deps, &tenant, &campaign.campaign_id).await?;
+
+    // The stream: every sent invitation's records, 10% duplicated, shuffled.
+    let now = OffsetDateTime::now_utc();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut unique = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .list_invitations(
+                &tenant,
+                &campaign.campaign_id,
+                &portal_core::ports::InvitationFilter::default(),
+                cursor.as_deref(),
+                PAGE,
+            )
+            .await?;
+        for inv in &page.items {
+            unique.extend(invitation_records(&tenant, inv, &Mix::BUSY, &mut rng, now));
+        }
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let mut stream = unique.clone();
+    for _ in 0..unique.len() / 9 {
+        stream.push(unique[rng.random_range(0..unique.len())].clone());
+    }
+    stream.shuffle(&mut rng);
+    println!(
+        "SES EVENTS — table {table}: {} records ({} unique) for the invitations of {size} contacts, one per call",
+        stream.len(),
+        unique.len()
+    );
+
+    counter.reset();
+    let start = Instant::now();
+    let (mut changed, mut unchanged) = (0u64, 0u64);
+    let (mut writes_changed, mut writes_unchanged, mut reads) = (0u64, 0u64, 0u64);
+    let writes = |c: &RequestCounter| {
+        c.get("TransactWriteItems")
+            + c.get("UpdateItem")
+            + c.get("PutItem")
+            + c.get("BatchWriteItem")
+            + c.get("DeleteItem")
+    };
+    for record in &stream {
+        let Parsed::Event(e) = parse_record(record)? else {
+            bail!("a generated record was ignored: {record}");
+        };
+        let fact = AddressedFact::from_ses(&e).map_err(|r| anyhow::anyhow!("{r}"))?;
+        let (w0, t0) = (writes(&counter), counter.total());
+        let r = events::apply(&*store, [fact]).await?;
+        let (w, t) = (writes(&counter) - w0, counter.total() - t0);
+        reads += t - w;
+        if r.changed > 0 {
+            changed += 1;
+            writes_changed += w;
+        } else {
+            unchanged += 1;
+            writes_unchanged += w;
+        }
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "  {} events in {:.1} s: {changed} changed an invitation, {unchanged} changed nothing",
+        stream.len(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  write requests per state-changing event {:.2} (target 1); per event that changed nothing {:.2} (target 0); reads per event {:.2}",
+        writes_changed as f64 / changed.max(1) as f64,
+        writes_unchanged as f64 / unchanged.max(1) as f64,
+        reads as f64 / stream.len().max(1) as f64
+    );
+    for ((_, op), n) in counter.snapshot() {
+        println!("    {op:<20} {n:>7}");
+    }
+    let recount = store
+        .recount_campaign(&tenant, &campaign.campaign_id, false)
+        .await?
+        .context("the campaign vanished")?;
+    if recount.drifted() {
+        bail!("the counters drift from the recount: {recount:?}");
+    }
+    println!("  counters equal the recount\n");
+    dynamodb_client(endpoint, None)
+        .delete_table()
+        .table_name(&table)
+        .send()
+        .await
+        .context("DeleteTable")?;
     Ok(())
 }
 

@@ -24,17 +24,12 @@ use clap::Parser;
 use portal_core::adapters::local_bus::QueueBus;
 use portal_core::adapters::outbox::Outbox;
 use portal_core::adapters::sqlite::SqliteStore;
-use portal_core::demo;
 use portal_core::domain::unsubscribe::UnsubscribeSigner;
-use portal_core::domain::{CampaignStatus, DivisionId, DivisionInput, Email, TenantId};
-use portal_core::ports::{
-    CampaignStore, EventBus, MailError, Mailer, RawEmail, SendMessage, SentMessage, Store,
-    SystemClock,
-};
+use portal_core::domain::{CampaignStatus, DivisionId, Email, TenantId};
+use portal_core::ports::{CampaignStore, EventBus, SendMessage, SystemClock};
 use portal_core::usecases::send::{
     handle, run_campaign, RateLimiter, RunReport, SendConfig, SendDeps, TokenDeriver, TokioSleeper,
 };
-use portal_core::usecases::sync::SYNC_CHUNK;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -64,20 +59,6 @@ struct Args {
     dir: Option<PathBuf>,
 }
 
-const LOAD_CHUNK: usize = 2_000;
-
-/// Accepts and drops every message.
-struct NullMailer;
-
-#[async_trait::async_trait]
-impl Mailer for NullMailer {
-    async fn send_raw(&self, msg: &RawEmail) -> Result<SentMessage, MailError> {
-        Ok(SentMessage {
-            message_id: msg.message_id.clone(),
-        })
-    }
-}
-
 fn status_kib(field: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
@@ -87,43 +68,6 @@ fn status_kib(field: &str) -> Option<u64> {
 /// Resets the peak-RSS mark (`VmHWM`) to the current RSS (Linux ≥ 4.0).
 fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-async fn load(
-    store: &dyn Store,
-    tenant: &TenantId,
-    division: &DivisionId,
-    size: usize,
-) -> anyhow::Result<()> {
-    store
-        .put_division(
-            tenant,
-            &DivisionInput::new(
-                division.clone(),
-                "Oak Hills HOA".into(),
-                Email::parse("board@oakhills.example.org")?,
-            )?,
-        )
-        .await?;
-    let mut written = 0usize;
-    let mut next = 0u64;
-    while written < size {
-        let mut chunk = demo::accounts(demo::DEMO_SEED, division, next, LOAD_CHUNK)?;
-        next += LOAD_CHUNK as u64;
-        let mut kept = Vec::with_capacity(chunk.len());
-        for mut a in chunk.drain(..) {
-            if written >= size {
-                break;
-            }
-            a.contacts.truncate(size - written);
-            written += a.contacts.len();
-            kept.push(a);
-        }
-        for part in kept.chunks(SYNC_CHUNK) {
-            store.upsert_accounts(tenant, part).await?;
-        }
-    }
-    Ok(())
 }
 
 #[tokio::main]
@@ -143,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
     let division = DivisionId::parse("oak-hills")?;
 
     let start = Instant::now();
-    load(&*store, &tenant, &division, args.contacts).await?;
+    portal_invites::bench::load_division(&*store, &tenant, &division, args.contacts).await?;
     let campaign = portal_invites::bench::record_campaign(
         &*store,
         &tenant,
@@ -167,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
     let deps = SendDeps {
         store: store.clone(),
         mailer: if args.null_mailer {
-            Arc::new(NullMailer)
+            Arc::new(portal_invites::bench::NullMailer)
         } else {
             Arc::new(Outbox::in_data_dir(&dir))
         },

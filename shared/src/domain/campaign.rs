@@ -17,11 +17,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::{ContactId, DivisionId, DomainError, Email, Filters};
+use super::{CategoryCounts, DivisionId, DomainError, Email, Filters, SendCounts};
 
-/// Most divisions one campaign may touch: a campaign and its division locks are written in
-/// one DynamoDB transaction (≤ 100 items, two of them the campaign and its idempotency key).
-pub const MAX_CAMPAIGN_DIVISIONS: usize = 50;
+/// Most divisions one campaign may touch: a campaign, its division locks and its entries in
+/// the divisions' campaign lists are written in one DynamoDB transaction (≤ 100 items: the
+/// campaign, its idempotency key, and two per division).
+pub const MAX_CAMPAIGN_DIVISIONS: usize = 49;
 
 /// A campaign id: 12 hex digits of the creation time in milliseconds, then 20 hex digits
 /// (80 bits) of randomness — 32 lowercase hex characters. Ids made later sort later, so a
@@ -220,91 +221,9 @@ pub struct Campaign {
     /// The campaign's invitations per category, kept by the store in the same write as each
     /// invitation's change (so they always equal a recount).
     pub categories: CategoryCounts,
+    /// The campaign's invitations by where their send attempt stands (same guarantee).
+    pub sends: SendCounts,
     pub pause_reason: Option<String>,
-}
-
-/// How many of a campaign's invitations are in each category.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CategoryCounts {
-    pub in_process: u64,
-    pub sent: u64,
-    pub failed: u64,
-    pub unsubscribed: u64,
-}
-
-impl CategoryCounts {
-    /// The counter of `category` (by name).
-    pub fn get_mut(&mut self, category: &InvitationCategory) -> &mut u64 {
-        match category {
-            InvitationCategory::InProcess => &mut self.in_process,
-            InvitationCategory::Sent => &mut self.sent,
-            InvitationCategory::Failed { .. } => &mut self.failed,
-            InvitationCategory::Unsubscribed => &mut self.unsubscribed,
-        }
-    }
-
-    pub fn total(&self) -> u64 {
-        self.in_process + self.sent + self.failed + self.unsubscribed
-    }
-}
-
-/// Where an invitation stands. Issue 4 adds delivery outcomes (delivered, opened, bounced,
-/// complained, unsubscribed...); stores keep the category as its `as_str` name plus a reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "category")]
-pub enum InvitationCategory {
-    /// Claimed; not yet handed to the mail service.
-    InProcess,
-    /// Accepted by the mail service.
-    Sent,
-    /// Could not be sent.
-    Failed { reason: String },
-    /// The recipient followed the email's unsubscribe link.
-    Unsubscribed,
-}
-
-impl InvitationCategory {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::InProcess => "in_process",
-            Self::Sent => "sent",
-            Self::Failed { .. } => "failed",
-            Self::Unsubscribed => "unsubscribed",
-        }
-    }
-
-    pub fn reason(&self) -> Option<&str> {
-        match self {
-            Self::Failed { reason } => Some(reason),
-            _ => None,
-        }
-    }
-
-    /// Rebuilds a category from its stored name and reason.
-    pub fn from_parts(name: &str, reason: Option<String>) -> Option<Self> {
-        Some(match name {
-            "in_process" => Self::InProcess,
-            "sent" => Self::Sent,
-            "failed" => Self::Failed {
-                reason: reason.unwrap_or_default(),
-            },
-            "unsubscribed" => Self::Unsubscribed,
-            _ => return None,
-        })
-    }
-}
-
-/// One contact's invitation within a campaign.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invitation {
-    pub campaign_id: CampaignId,
-    pub contact_id: ContactId,
-    pub email: Email,
-    /// SHA-256 of the registration token; the token itself is never stored.
-    pub registration_token_hash: [u8; 32],
-    pub expires_at: OffsetDateTime,
-    pub category: InvitationCategory,
-    pub created_at: OffsetDateTime,
 }
 
 /// A registration token: 128 random bits as URL-safe base64 (22 characters). Only its
@@ -454,19 +373,5 @@ mod tests {
         assert_eq!(t.hash(), hash_token(t.expose()));
         assert_ne!(t.hash(), RegistrationToken::generate().hash());
         assert!(!format!("{t:?}").contains(t.expose()));
-    }
-
-    #[test]
-    fn categories_round_trip_through_name_and_reason() {
-        for c in [
-            InvitationCategory::InProcess,
-            InvitationCategory::Sent,
-            InvitationCategory::Failed {
-                reason: "bounced".into(),
-            },
-        ] {
-            let back = InvitationCategory::from_parts(c.as_str(), c.reason().map(str::to_owned));
-            assert_eq!(back, Some(c));
-        }
     }
 }

@@ -6,19 +6,23 @@ mod counts;
 mod email;
 mod filters;
 mod ids;
+mod invitation;
 mod template;
 pub mod unsubscribe;
 
 pub use account::{Account, ContactInput, ContactRecord, Division, DivisionInput, PortalStatus};
 pub use campaign::{
-    hash_token, Campaign, CampaignEvent, CampaignId, CampaignStatus, CategoryCounts,
-    InvalidTransition, Invitation, InvitationCategory, RegistrationToken, Skipped, Trigger,
-    MAX_CAMPAIGN_DIVISIONS,
+    hash_token, Campaign, CampaignEvent, CampaignId, CampaignStatus, InvalidTransition,
+    RegistrationToken, Skipped, Trigger, MAX_CAMPAIGN_DIVISIONS,
 };
 pub use counts::{classify, Counts, Group, SendOutcome, HOLD_WINDOW};
 pub use email::Email;
 pub use filters::Filters;
 pub use ids::{AccountId, ContactId, DivisionId, TemplateId, TenantId, MAX_ID_LEN};
+pub use invitation::{
+    CategoryCounts, Invitation, InvitationCategory, InvitationFact, InvitationState, SendCounts,
+    SendState, Suppression, Transition, MAX_REASON_CHARS,
+};
 pub use template::{
     escape_html_into, MergeTag, MergeValues, Rendered, Template, TemplateError, TemplatePart,
     MAX_BODY_BYTES, MAX_NAME_CHARS, MAX_SUBJECT_CHARS,

@@ -152,6 +152,14 @@ impl Verifier {
         }
     }
 
+    /// Accepts no token at all: for a server of public routes only (the SES events
+    /// function), where a protected route must answer 401 whatever it is sent.
+    pub fn deny_all() -> Self {
+        let mut secret = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut secret);
+        Self::hs256(&secret)
+    }
+
     /// AWS mode: RS256 keys from a JWKS document (`{"keys": [...]}`); a token names its key
     /// with `kid`. Keys that are not RSA signing keys are skipped.
     pub fn rs256_jwks(jwks_json: &str) -> Result<Self, AuthConfigError> {

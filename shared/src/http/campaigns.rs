@@ -4,7 +4,8 @@
 //! - `POST /v1/campaigns` (`invitations:send`): 202 `{campaign_id, status}` with a
 //!   `Location` header. An optional `Idempotency-Key` header (1 to 255 characters, else 422)
 //!   makes a retry answer the same campaign; the same key with another body is a 422.
-//! - `GET /v1/campaigns/{campaign_id}` (`invitations:read`): the campaign and its counters.
+//! - `GET /v1/campaigns/{campaign_id}` (`invitations:read`): the campaign, its `statistics`
+//!   (invitations per category, `success_rate`) and send counters.
 //!   An id that is not a campaign id is a 422 (like every malformed path id); a well-formed
 //!   one that is unknown, or another tenant's, is a 404.
 //! - `POST /v1/invitations/individual` (`invitations:send`): 202 with a campaign of one.
@@ -26,7 +27,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionId, Email, Filters,
-    Skipped, TemplateId, Trigger,
+    SendCounts, Skipped, TemplateId, Trigger,
 };
 use crate::usecases::campaigns::{
     self, CampaignError, SendIndividual, Sending, StartCampaign, Started,
@@ -86,8 +87,31 @@ pub struct CampaignView {
     pub created_by: String,
     pub targeted: u64,
     pub skipped: Skipped,
-    pub categories: CategoryCounts,
+    /// Where the campaign's invitations stand: one category each, adding up to `total`.
+    pub statistics: Statistics,
+    /// Where their send attempts stand (`pending` until the delivery step or SES answers).
+    pub sends: SendCounts,
     pub pause_reason: Option<String>,
+}
+
+/// A campaign's invitations per category, with `success_rate = registered / (total −
+/// failed)` (`null` while nothing was reached).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Statistics {
+    pub total: u64,
+    #[serde(flatten)]
+    pub categories: CategoryCounts,
+    pub success_rate: Option<f64>,
+}
+
+impl From<CategoryCounts> for Statistics {
+    fn from(c: CategoryCounts) -> Self {
+        Self {
+            total: c.total(),
+            categories: c,
+            success_rate: c.success_rate(),
+        }
+    }
 }
 
 impl From<Campaign> for CampaignView {
@@ -105,7 +129,8 @@ impl From<Campaign> for CampaignView {
             created_by: c.created_by,
             targeted: c.targeted,
             skipped: c.skipped,
-            categories: c.categories,
+            statistics: c.categories.into(),
+            sends: c.sends,
             pause_reason: c.pause_reason,
         }
     }

@@ -82,6 +82,13 @@ pub enum ApiError {
         field: String,
         reason: String,
     },
+    /// 403: a message that is not what it claims (an SES event without a valid SNS
+    /// signature for an allowed topic).
+    #[error("{0}")]
+    NotGenuine(String),
+    /// 503: a service we depend on did not answer; the caller may retry.
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: our fault. The cause is logged, never shown.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -117,6 +124,8 @@ impl ApiError {
             ApiError::Unprocessable(_) | ApiError::InvalidRecord { .. } => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
+            ApiError::NotGenuine(_) => StatusCode::FORBIDDEN,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -137,6 +146,8 @@ impl ApiError {
             }
             ApiError::Unprocessable(_) => ("invalid-input", "Invalid input"),
             ApiError::InvalidRecord { .. } => ("invalid-record", "Invalid sync record"),
+            ApiError::NotGenuine(_) => ("not-genuine", "Message not genuine"),
+            ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
     }

@@ -136,7 +136,7 @@ pub async fn counts(
 }
 
 /// Whether the caller asked for CSV.
-fn wants_csv(headers: &HeaderMap) -> bool {
+pub(crate) fn wants_csv(headers: &HeaderMap) -> bool {
     headers
         .get_all(header::ACCEPT)
         .iter()

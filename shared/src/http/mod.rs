@@ -25,6 +25,8 @@ pub mod divisions;
 pub mod error;
 pub mod invitations;
 pub mod json;
+pub mod ses_events;
+pub mod statistics;
 pub mod sync;
 pub mod templates;
 pub mod unsubscribe;
@@ -41,6 +43,7 @@ use axum::Router;
 use crate::domain::unsubscribe::UnsubscribeSigner;
 use crate::ports::{Clock, Store};
 use crate::usecases::campaigns::Sending;
+use crate::usecases::webhook::SesWebhook;
 
 pub use error::ApiError;
 
@@ -64,16 +67,22 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/templates/{template_id}"),
     ("POST", "/v1/invitations/preview"),
     ("POST", "/v1/campaigns"),
+    ("GET", "/v1/campaigns"),
     ("GET", "/v1/campaigns/{campaign_id}"),
+    ("POST", "/v1/campaigns/{campaign_id}/recipients"),
     ("POST", "/v1/invitations/individual"),
     ("GET", "/v1/unsubscribe"),
     ("POST", "/v1/unsubscribe"),
+    ("POST", "/v1/ses-events"),
 ];
 
 /// The routes of [`ROUTES`] that take no bearer token: the unsubscribe link carries its own
 /// signed token. Every other route answers 401 without a JWT.
-pub const PUBLIC_ROUTES: &[(&str, &str)] =
-    &[("GET", "/v1/unsubscribe"), ("POST", "/v1/unsubscribe")];
+pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/unsubscribe"),
+    ("POST", "/v1/unsubscribe"),
+    ("POST", "/v1/ses-events"),
+];
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -89,6 +98,9 @@ pub struct AppState {
     /// The bus and token deriver the send routes need; `None` until
     /// [`AppState::with_sending`] (those routes then answer 500: a configuration error).
     pub sending: Option<Arc<Sending>>,
+    /// Verifies and applies SES events (`POST /v1/ses-events`); `None` until
+    /// [`AppState::with_ses_webhook`] (the route then answers 500: a configuration error).
+    pub ses_webhook: Option<Arc<SesWebhook>>,
 }
 
 /// [`AppState::public_url`] unless [`AppState::with_public_url`] says otherwise.
@@ -103,6 +115,7 @@ impl AppState {
             public_url: DEFAULT_PUBLIC_URL.to_owned(),
             unsubscribe: None,
             sending: None,
+            ses_webhook: None,
         }
     }
 
@@ -123,6 +136,12 @@ impl AppState {
     /// publish to and derive registration tokens with.
     pub fn with_sending(mut self, sending: Sending) -> Self {
         self.sending = Some(Arc::new(sending));
+        self
+    }
+
+    /// Sets the SES event webhook's verifier and raw-delivery secret.
+    pub fn with_ses_webhook(mut self, webhook: SesWebhook) -> Self {
+        self.ses_webhook = Some(Arc::new(webhook));
         self
     }
 }
@@ -176,7 +195,13 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
         ),
         ("POST", "/v1/invitations/preview", post(templates::preview)),
         ("POST", "/v1/campaigns", post(campaigns::create)),
+        ("GET", "/v1/campaigns", get(statistics::list)),
         ("GET", "/v1/campaigns/{campaign_id}", get(campaigns::get)),
+        (
+            "POST",
+            "/v1/campaigns/{campaign_id}/recipients",
+            post(statistics::recipients),
+        ),
         (
             "POST",
             "/v1/invitations/individual",
@@ -184,14 +209,28 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
         ),
         ("GET", "/v1/unsubscribe", get(unsubscribe::show)),
         ("POST", "/v1/unsubscribe", post(unsubscribe::unsubscribe)),
+        (
+            "POST",
+            "/v1/ses-events",
+            post(ses_events::receive)
+                .layer(DefaultBodyLimit::max(ses_events::SES_EVENTS_BODY_LIMIT)),
+        ),
     ]
 }
 
 /// The whole API: every route of [`route_table`], the fallbacks and the layers.
 pub fn router(state: AppState) -> Router {
+    router_with(state, |_, _| true)
+}
+
+/// The routes of [`route_table`] that `keep(method, path)` accepts, with the same
+/// fallbacks and layers (a function serving part of the API answers the rest 404).
+pub fn router_with(state: AppState, keep: impl Fn(&str, &str) -> bool) -> Router {
     let mut router = Router::new();
-    for (_, path, method_router) in route_table() {
-        router = router.route(path, method_router);
+    for (method, path, method_router) in route_table() {
+        if keep(method, path) {
+            router = router.route(path, method_router);
+        }
     }
     router
         .fallback(no_route)

@@ -32,8 +32,8 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::{ApiError, AppState};
 use crate::domain::unsubscribe::{mask_email, UnsubscribeClaim};
-use crate::domain::{CampaignId, ContactId, InvitationCategory};
-use crate::ports::SuppressionReason;
+use crate::domain::{CampaignId, ContactId, InvitationFact};
+use crate::ports::{FactResult, SuppressionReason};
 
 /// `GET /v1/unsubscribe?token=…`: the confirmation page; changes nothing.
 pub async fn show(
@@ -74,14 +74,15 @@ pub async fn unsubscribe(
     let marked = match invitation_key(&claim.invitation_id) {
         Some((campaign, contact)) => state
             .store
-            .set_invitation_category(
+            .apply_facts(
                 &claim.tenant,
                 &campaign,
-                &contact,
-                &InvitationCategory::Unsubscribed,
+                &[(contact, InvitationFact::Unsubscribed)],
             )
             .await
-            .map_err(|e| ApiError::Internal(Box::new(e)))?,
+            .map_err(|e| ApiError::Internal(Box::new(e)))?
+            .first()
+            .is_some_and(|r| !matches!(r, FactResult::Missing)),
         None => false,
     };
     tracing::info!(tenant = %claim.tenant, invitation = %claim.invitation_id, marked, "unsubscribed");

@@ -24,8 +24,8 @@ use time::OffsetDateTime;
 
 use super::{Page, StoreError};
 use crate::domain::{
-    Campaign, CampaignId, CampaignStatus, ContactId, DivisionId, Invitation, InvitationCategory,
-    Skipped, TenantId,
+    Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionId, Invitation,
+    InvitationCategory, InvitationFact, SendCounts, Skipped, TenantId, Transition,
 };
 
 /// An `Idempotency-Key` and the hash of the request body it came with.
@@ -72,7 +72,8 @@ pub struct Claim {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimResult {
     /// Claimed now: `last_invited_at = now`, status `pending`, invitation recorded, and the
-    /// campaign's `targeted` and `in_process` counters incremented in the same write. Send it.
+    /// campaign's `targeted`, `in_process` and `pending` counters incremented in the same write.
+    /// Send it.
     Claimed,
     /// This campaign already holds an invitation for the contact (a replay): do not send again.
     AlreadyClaimedByThisCampaign,
@@ -82,6 +83,51 @@ pub enum ClaimResult {
     Accepted,
     /// No such contact in the tenant.
     Missing,
+}
+
+/// What [`CampaignStore::apply_facts`] did with one fact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactResult {
+    /// The campaign has no invitation for the contact.
+    Missing,
+    /// Nothing changed (a duplicate, or a fact outranked by what was known): nothing written.
+    Unchanged,
+    /// Written.
+    Changed(Transition),
+}
+
+/// Which of a campaign's invitations a list returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvitationFilter {
+    pub category: Option<InvitationCategory>,
+    /// Lowercased search text over email, contact name and account number; empty = all.
+    pub search: String,
+}
+
+impl InvitationFilter {
+    /// Whether `inv` passes (adapters that cannot filter in the backend use this).
+    pub fn matches(&self, inv: &Invitation) -> bool {
+        self.category.is_none_or(|c| inv.state.category == c)
+            && (self.search.is_empty()
+                || [inv.email.as_str(), &inv.contact_name, &inv.account_number]
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(&self.search)))
+    }
+}
+
+/// A campaign's stored counters beside a recount of its invitations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recount {
+    pub stored: (CategoryCounts, SendCounts),
+    pub counted: (CategoryCounts, SendCounts),
+    /// `fix` was asked and the recount was stored.
+    pub fixed: bool,
+}
+
+impl Recount {
+    pub fn drifted(&self) -> bool {
+        self.stored != self.counted
+    }
 }
 
 /// Most claims in one [`CampaignStore::claim_contacts`] call.
@@ -144,15 +190,6 @@ pub trait CampaignStore: Send + Sync {
         now: OffsetDateTime,
     ) -> Result<Vec<ClaimResult>, StoreError>;
 
-    /// The campaign's invitations in contact-id order.
-    async fn list_invitations(
-        &self,
-        tenant: &TenantId,
-        campaign: &CampaignId,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<Page<Invitation>, StoreError>;
-
     async fn get_invitation(
         &self,
         tenant: &TenantId,
@@ -169,26 +206,50 @@ pub trait CampaignStore: Send + Sync {
         contacts: &[ContactId],
     ) -> Result<Vec<Invitation>, StoreError>;
 
-    /// Records delivery outcomes: each invitation moves to its category only if it is still
-    /// `in_process`, and the campaign's category counters move with it in the same write.
-    /// One result per outcome: `true` when it applied (at most [`MAX_CLAIMS`] outcomes;
-    /// contact ids distinct).
-    async fn record_outcomes(
+    /// Applies what was learnt about invitations — the delivery step's outcomes, SES events,
+    /// unsubscribes, registrations — through [`InvitationState::apply`]: each changed
+    /// invitation is written conditionally on the state read, with the campaign's category and
+    /// send counters moved in the same write (so they always equal a recount), and, when the
+    /// transition says so, its address added to the tenant's suppression list in that write
+    /// too. A fact that changes nothing writes nothing. A contact may appear more than once:
+    /// its facts apply in order. One result per fact, in order; at most [`MAX_CLAIMS`] facts.
+    /// Concurrent callers never lose an update (a conflicting write is re-read and retried).
+    async fn apply_facts(
         &self,
         tenant: &TenantId,
         campaign: &CampaignId,
-        outcomes: &[(ContactId, InvitationCategory)],
-    ) -> Result<Vec<bool>, StoreError>;
+        facts: &[(ContactId, InvitationFact)],
+    ) -> Result<Vec<FactResult>, StoreError>;
 
-    /// Sets an invitation's category whatever it was (an unsubscribe), moving the campaign's
-    /// counters with it. `false` when it does not exist.
-    async fn set_invitation_category(
+    /// The campaign's invitations that pass `filter`, in contact-id order.
+    async fn list_invitations(
         &self,
         tenant: &TenantId,
         campaign: &CampaignId,
-        contact: &ContactId,
-        category: &InvitationCategory,
-    ) -> Result<bool, StoreError>;
+        filter: &InvitationFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Invitation>, StoreError>;
+
+    /// A division's campaigns, newest first (every trigger; a campaign over several
+    /// divisions is listed under each).
+    async fn list_campaigns(
+        &self,
+        tenant: &TenantId,
+        division: &DivisionId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Campaign>, StoreError>;
+
+    /// Counts the campaign's invitations by category and send state and compares them with
+    /// the stored counters; with `fix`, stores the recount (only if the counters did not
+    /// move meanwhile). `None` when the campaign does not exist.
+    async fn recount_campaign(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        fix: bool,
+    ) -> Result<Option<Recount>, StoreError>;
 }
 
 /// Cursor of an invitation list: the last contact id returned, opaque to clients.
@@ -206,6 +267,23 @@ pub(crate) fn decode_invitation_cursor(raw: &str) -> Result<ContactId, StoreErro
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let id = text.strip_prefix("inv1:").ok_or_else(invalid)?;
     ContactId::parse(id).map_err(|_| invalid())
+}
+
+/// Cursor of a campaign list: the last campaign id returned, opaque to clients.
+pub(crate) fn encode_campaign_cursor(after: &CampaignId) -> String {
+    URL_SAFE_NO_PAD.encode(format!("cmp1:{after}"))
+}
+
+/// Parses a cursor made by [`encode_campaign_cursor`]; anything else is invalid.
+pub(crate) fn decode_campaign_cursor(raw: &str) -> Result<CampaignId, StoreError> {
+    let invalid = || StoreError::InvalidCursor("cursor is malformed".into());
+    if raw.len() > 200 {
+        return Err(invalid());
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let id = text.strip_prefix("cmp1:").ok_or_else(invalid)?;
+    CampaignId::parse(id).map_err(|_| invalid())
 }
 
 #[cfg(test)]

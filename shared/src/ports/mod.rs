@@ -12,8 +12,14 @@ pub use bus::{
     BusError, EventBus, Recipient, SendMessage, DETAIL_TYPE_DELIVER, DETAIL_TYPE_FAN_OUT,
     EVENT_SOURCE, MAX_MESSAGE_BYTES,
 };
-pub(crate) use campaigns::{decode_invitation_cursor, encode_invitation_cursor};
-pub use campaigns::{CampaignStore, Claim, ClaimResult, CreateOutcome, Idempotency, MAX_CLAIMS};
+pub(crate) use campaigns::{
+    decode_campaign_cursor, decode_invitation_cursor, encode_campaign_cursor,
+    encode_invitation_cursor,
+};
+pub use campaigns::{
+    CampaignStore, Claim, ClaimResult, CreateOutcome, FactResult, Idempotency, InvitationFilter,
+    Recount, MAX_CLAIMS,
+};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use mailer::{MailError, Mailer, RawEmail, SentMessage};
 pub use store::{

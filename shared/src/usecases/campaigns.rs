@@ -54,8 +54,8 @@ use time::OffsetDateTime;
 use crate::domain::{
     classify, hash_token, Campaign, CampaignEvent, CampaignId, CampaignStatus, CategoryCounts,
     ContactId, ContactRecord, DivisionId, DomainError, Email, Filters, InvalidTransition,
-    Invitation, InvitationCategory, SendOutcome, Skipped, TemplateId, TenantId, Trigger,
-    HOLD_WINDOW, MAX_CAMPAIGN_DIVISIONS,
+    Invitation, InvitationFact, InvitationState, SendCounts, SendOutcome, Skipped, TemplateId,
+    TenantId, Trigger, HOLD_WINDOW, MAX_CAMPAIGN_DIVISIONS,
 };
 use crate::ports::{
     BusError, Claim, ClaimResult, Clock, CreateOutcome, EventBus, Idempotency, Recipient,
@@ -348,6 +348,7 @@ pub async fn start_campaign(
         targeted: 0,
         skipped: Skipped::default(),
         categories: CategoryCounts::default(),
+        sends: SendCounts::default(),
         pause_reason: None,
     };
     let started = match store
@@ -466,6 +467,7 @@ pub async fn send_individual(
         targeted: 0,
         skipped: Skipped::default(),
         categories: CategoryCounts::default(),
+        sends: SendCounts::default(),
         pause_reason: None,
     };
     let id = campaign.campaign_id.clone();
@@ -489,9 +491,11 @@ pub async fn send_individual(
             campaign_id: id.clone(),
             contact_id: contact_id.clone(),
             email: email.clone(),
+            contact_name: contact.contact_name.clone(),
+            account_number: contact.account_number.clone(),
             registration_token_hash: hash_token(&token),
             expires_at: now + sending.token_ttl,
-            category: InvitationCategory::InProcess,
+            state: InvitationState::new(),
             created_at: now,
         },
     };
@@ -534,7 +538,7 @@ pub async fn send_individual(
         .await?;
         return Err(error);
     }
-    // (The claim counted the campaign's `targeted` and `in_process` in the same write.)
+    // (The claim counted the campaign's `targeted`, `in_process` and `pending` in the same write.)
     // Nothing to fan out: the campaign goes straight to `sending`.
     let mut status = CampaignStatus::Queued;
     for event in [CampaignEvent::FanOutStarted, CampaignEvent::FanOutFinished] {
@@ -547,11 +551,11 @@ pub async fn send_individual(
     };
     if let Err(source) = sending.bus.publish(&[message]).await {
         let reason = format!("the delivery could not be queued: {source}");
-        let outcome = InvitationCategory::Failed {
+        let outcome = InvitationFact::SendFailed {
             reason: reason.clone(),
         };
         store
-            .record_outcomes(tenant, &id, &[(contact_id.clone(), outcome)])
+            .apply_facts(tenant, &id, &[(contact_id.clone(), outcome)])
             .await?;
         move_status(
             store,

@@ -3,8 +3,10 @@
 
 pub mod campaigns;
 pub mod counts;
+pub mod events;
 pub mod send;
 pub mod sync;
+pub mod webhook;
 
 use crate::domain::DomainError;
 use crate::ports::StoreError;

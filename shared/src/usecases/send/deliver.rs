@@ -37,11 +37,12 @@ use std::collections::{HashMap, HashSet};
 use futures::StreamExt as _;
 
 use crate::domain::{
-    Campaign, CampaignEvent, CampaignId, CampaignStatus, ContactId, Invitation, InvitationCategory,
-    MergeValues, Template, TemplateId, TenantId,
+    Campaign, CampaignEvent, CampaignId, CampaignStatus, ContactId, Invitation, InvitationFact,
+    MergeValues, SendState, Template, TemplateId, TenantId,
 };
 use crate::mail::OutgoingEmail;
 use crate::ports::{MailError, RawEmail, Recipient};
+use crate::ses_events::{encode_tag_value, TAG_CAMPAIGN, TAG_INVITATION, TAG_TENANT};
 
 use super::{backoff, SendDeps, SendError};
 
@@ -97,7 +98,7 @@ pub async fn deliver_batch(
         .filter(|r| {
             invitations
                 .get(&r.contact_id)
-                .is_some_and(|i| i.category == InvitationCategory::InProcess)
+                .is_some_and(|i| i.state.send == SendState::Pending)
         })
         .collect();
     report.skipped = (recipients.len() - live.len()) as u64;
@@ -119,15 +120,15 @@ pub async fn deliver_batch(
         .map(|r| deliver_entry(deps, tenant, campaign, template, suppressed, invitations, r))
         .collect();
     let mut results = futures::stream::iter(sends).buffered(concurrency);
-    let mut outcomes: Vec<(ContactId, InvitationCategory)> = Vec::new();
+    let mut outcomes: Vec<(ContactId, InvitationFact)> = Vec::new();
     while let Some((contact_id, outcome)) = results.next().await {
         match outcome {
             Outcome::Sent => {
-                outcomes.push((contact_id, InvitationCategory::Sent));
+                outcomes.push((contact_id, InvitationFact::Sent));
                 report.sent += 1;
             }
             Outcome::Failed(reason) => {
-                outcomes.push((contact_id, InvitationCategory::Failed { reason }));
+                outcomes.push((contact_id, InvitationFact::SendFailed { reason }));
                 report.failed += 1;
             }
             Outcome::Throttled(detail) => {
@@ -229,9 +230,10 @@ async fn deliver_one(
         text: rendered.text,
         list_unsubscribe_url: unsubscribe_url,
         tags: vec![
-            ("tenant".into(), tenant.to_string()),
-            ("campaign".into(), campaign_id.to_string()),
-            ("invitation".into(), contact_id.to_string()),
+            // Read back from SES's events (`ses_events`), encoded to SES's tag alphabet.
+            (TAG_TENANT.into(), encode_tag_value(tenant.as_str())),
+            (TAG_CAMPAIGN.into(), encode_tag_value(campaign_id.as_str())),
+            (TAG_INVITATION.into(), encode_tag_value(contact_id.as_str())),
         ],
         message_id_domain: None,
     };
@@ -292,7 +294,7 @@ async fn record(
     deps: &SendDeps,
     tenant: &TenantId,
     campaign_id: &CampaignId,
-    outcomes: &mut Vec<(ContactId, InvitationCategory)>,
+    outcomes: &mut Vec<(ContactId, InvitationFact)>,
 ) -> Result<(), SendError> {
     if outcomes.is_empty() {
         return Ok(());
@@ -300,11 +302,7 @@ async fn record(
     let attempts = deps.config.max_attempts.max(1);
     let mut attempt = 0;
     loop {
-        match deps
-            .store
-            .record_outcomes(tenant, campaign_id, outcomes)
-            .await
-        {
+        match deps.store.apply_facts(tenant, campaign_id, outcomes).await {
             Ok(_) => {
                 outcomes.clear();
                 return Ok(());
@@ -330,7 +328,7 @@ async fn pause_if_over_threshold(
     let Some(campaign) = deps.store.get_campaign(tenant, campaign_id).await? else {
         return Err(SendError::CampaignNotFound(campaign_id.clone()));
     };
-    let failed = campaign.categories.failed;
+    let failed = campaign.sends.failed;
     if failed <= deps.config.failure_threshold {
         return Ok(campaign.status == CampaignStatus::Paused);
     }

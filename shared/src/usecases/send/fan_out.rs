@@ -21,7 +21,7 @@ use std::collections::HashMap;
 
 use time::OffsetDateTime;
 
-use crate::domain::{classify, hash_token, Group, Invitation, InvitationCategory, SendOutcome};
+use crate::domain::{classify, hash_token, Group, Invitation, InvitationState, SendOutcome};
 use crate::domain::{
     Campaign, CampaignId, CampaignStatus, ContactId, ContactRecord, Skipped, TenantId,
 };
@@ -245,9 +245,11 @@ fn claim_for(
             campaign_id: campaign_id.clone(),
             contact_id: contact.contact_id.clone(),
             email,
+            contact_name: contact.contact_name.clone(),
+            account_number: contact.account_number.clone(),
             registration_token_hash: hash_token(&token),
             expires_at: now + deps.config.token_ttl,
-            category: InvitationCategory::InProcess,
+            state: InvitationState::new(),
             created_at: now,
         },
     })

@@ -283,7 +283,7 @@ async fn complete_if_done(
     id: &CampaignId,
 ) -> Result<(), SendError> {
     if let Some(c) = deps.store.get_campaign(tenant, id).await? {
-        if c.status == CampaignStatus::Sending && c.categories.in_process == 0 {
+        if c.status == CampaignStatus::Sending && c.sends.pending == 0 {
             transition(
                 deps,
                 tenant,
