@@ -58,35 +58,19 @@ pub async fn simulate(
     let mut rng = StdRng::seed_from_u64(seed);
     let mut records = Vec::new();
     let mut report = SimulationReport::default();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = store
-            .list_invitations(
-                tenant,
-                campaign,
-                &InvitationFilter::default(),
-                cursor.as_deref(),
-                MAX_PAGE_SIZE,
-            )
-            .await?;
-        for inv in page
-            .items
-            .iter()
-            .filter(|i| i.state.send == SendState::Sent)
-        {
-            report.invitations += 1;
-            records.extend(invitation_records(
-                tenant,
-                inv,
-                &Mix::REALISTIC,
-                &mut rng,
-                now,
-            ));
-        }
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
+    let invitations = all_invitations(store, tenant, campaign).await?;
+    for inv in invitations
+        .iter()
+        .filter(|i| i.state.send == SendState::Sent)
+    {
+        report.invitations += 1;
+        records.extend(invitation_records(
+            tenant,
+            inv,
+            &Mix::REALISTIC,
+            &mut rng,
+            now,
+        ));
     }
     // SNS delivers at least once and in no particular order.
     let duplicates: Vec<String> = records
@@ -121,6 +105,32 @@ pub async fn simulate(
         report.applied.merge(events::apply(store, facts).await?);
     }
     Ok(report)
+}
+
+/// Every invitation of a campaign, in contact order.
+pub async fn all_invitations(
+    store: &dyn Store,
+    tenant: &TenantId,
+    campaign: &CampaignId,
+) -> Result<Vec<Invitation>, StoreError> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = store
+            .list_invitations(
+                tenant,
+                campaign,
+                &InvitationFilter::default(),
+                cursor.as_deref(),
+                MAX_PAGE_SIZE,
+            )
+            .await?;
+        out.extend(page.items);
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            return Ok(out);
+        }
+    }
 }
 
 fn ts(t: OffsetDateTime) -> String {

@@ -11,6 +11,7 @@
 //! - [`sns`]: SNS message verification (signature, certificate host, topic allow-list).
 //! - [`ses_events`]: SES event records (SNS or EventBridge) and what each says about an
 //!   invitation.
+//! - [`telemetry`]: the Lambda functions' JSON logging.
 //! - [`mail`]: an email rendered once as a complete MIME message (what every mailer sends).
 //! - [`demo`]: deterministic demo and benchmark data (the local server's `--demo` tenant).
 //! - [`http`]: the axum router, auth (JWT), problem+json errors; runs unchanged under
@@ -24,4 +25,5 @@ pub mod mail;
 pub mod ports;
 pub mod ses_events;
 pub mod sns;
+pub mod telemetry;
 pub mod usecases;

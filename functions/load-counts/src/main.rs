@@ -22,12 +22,7 @@ use portal_core::usecases::send::SendSettings;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_current_span(false)
-        .without_time()
-        .init();
+    portal_core::telemetry::init_lambda_logging();
 
     let table =
         std::env::var("TABLE_NAME").map_err(|_| "missing environment variable TABLE_NAME")?;

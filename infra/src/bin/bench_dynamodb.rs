@@ -549,7 +549,7 @@ async fn run_send(size: usize, outcome_flush: usize, endpoint: &str) -> anyhow::
 async fn run_events(size: usize, endpoint: &str) -> anyhow::Result<()> {
     use portal_core::ses_events::{parse_record, Parsed};
     use portal_core::usecases::events::{self, AddressedFact};
-    use portal_invites::simulate::{invitation_records, Mix};
+    use portal_invites::simulate::{all_invitations, invitation_records, Mix};
     use rand::seq::SliceRandom;
     use rand::{Rng, SeedableRng};
 
@@ -590,24 +590,8 @@ async fn run_events(size: usize, endpoint: &str) -> anyhow::Result<()> {
     let now = OffsetDateTime::now_utc();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut unique = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store
-            .list_invitations(
-                &tenant,
-                &campaign.campaign_id,
-                &portal_core::ports::InvitationFilter::default(),
-                cursor.as_deref(),
-                PAGE,
-            )
-            .await?;
-        for inv in &page.items {
-            unique.extend(invitation_records(&tenant, inv, &Mix::BUSY, &mut rng, now));
-        }
-        cursor = page.next_cursor;
-        if cursor.is_none() {
-            break;
-        }
+    for inv in all_invitations(&*store, &tenant, &campaign.campaign_id).await? {
+        unique.extend(invitation_records(&tenant, &inv, &Mix::BUSY, &mut rng, now));
     }
     let mut stream = unique.clone();
     for _ in 0..unique.len() / 9 {

@@ -30,14 +30,14 @@ use portal_core::domain::unsubscribe::UnsubscribeSigner;
 use portal_core::domain::{
     Campaign, CampaignStatus, ContactId, DivisionId, Email, InvitationCategory, TenantId,
 };
-use portal_core::ports::{CampaignStore, InvitationFilter, Store, SystemClock, MAX_PAGE_SIZE};
+use portal_core::ports::{CampaignStore, Store, SystemClock};
 use portal_core::ses_events::{parse_record, Parsed};
 use portal_core::usecases::events::{self, AddressedFact, ApplyReport};
 use portal_core::usecases::send::{
     run_campaign, RateLimiter, SendConfig, SendDeps, TokenDeriver, TokioSleeper,
 };
 use portal_invites::bench::{load_division, record_campaign, NullMailer};
-use portal_invites::simulate::{invitation_records, Mix};
+use portal_invites::simulate::{all_invitations, invitation_records, Mix};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -112,30 +112,17 @@ async fn records(
     seed: u64,
     now: OffsetDateTime,
 ) -> anyhow::Result<Vec<(ContactId, Vec<String>)>> {
-    let mut out = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = store
-            .list_invitations(
-                &tenant(),
-                &campaign.campaign_id,
-                &InvitationFilter::default(),
-                cursor.as_deref(),
-                MAX_PAGE_SIZE,
-            )
-            .await?;
-        for inv in &page.items {
+    let invitations = all_invitations(store, &tenant(), &campaign.campaign_id).await?;
+    Ok(invitations
+        .iter()
+        .map(|inv| {
             let mut rng = StdRng::seed_from_u64(seed ^ fxhash(inv.contact_id.as_str()));
-            out.push((
+            (
                 inv.contact_id.clone(),
                 invitation_records(&tenant(), inv, &Mix::BUSY, &mut rng, now),
-            ));
-        }
-        cursor = page.next_cursor;
-        if cursor.is_none() {
-            return Ok(out);
-        }
-    }
+            )
+        })
+        .collect())
 }
 
 fn fxhash(s: &str) -> u64 {
@@ -171,28 +158,11 @@ async fn categories(
     store: &dyn Store,
     campaign: &Campaign,
 ) -> anyhow::Result<BTreeMap<ContactId, InvitationCategory>> {
-    let mut out = BTreeMap::new();
-    let mut cursor = None;
-    loop {
-        let page = store
-            .list_invitations(
-                &tenant(),
-                &campaign.campaign_id,
-                &InvitationFilter::default(),
-                cursor.as_deref(),
-                MAX_PAGE_SIZE,
-            )
-            .await?;
-        out.extend(
-            page.items
-                .into_iter()
-                .map(|i| (i.contact_id.clone(), i.category())),
-        );
-        cursor = page.next_cursor;
-        if cursor.is_none() {
-            return Ok(out);
-        }
-    }
+    let invitations = all_invitations(store, &tenant(), &campaign.campaign_id).await?;
+    Ok(invitations
+        .into_iter()
+        .map(|i| (i.contact_id.clone(), i.category()))
+        .collect())
 }
 
 #[tokio::main]

@@ -10,7 +10,7 @@
 //! or carriage return is prefixed with `'` so a spreadsheet never runs it as a formula
 //! (CSV injection).
 
-use std::sync::Arc;
+use std::future::Future;
 
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -20,7 +20,7 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::domain::{ContactRecord, TenantId};
-use crate::ports::{ListQuery, Store, StoreError, MAX_PAGE_SIZE};
+use crate::ports::{ListQuery, Page, StoreError, MAX_PAGE_SIZE};
 use crate::usecases::counts::{resolve_list, ListRequest};
 
 use super::error::ApiError;
@@ -52,10 +52,7 @@ fn timestamp(t: Option<OffsetDateTime>) -> String {
 }
 
 /// Writes rows as CSV bytes.
-fn encode<'a>(
-    header: bool,
-    rows: impl IntoIterator<Item = &'a ContactRecord>,
-) -> Result<Bytes, csv::Error> {
+fn encode(header: bool, rows: &[ContactRecord]) -> Result<Bytes, csv::Error> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::with_capacity(64 * 1024));
@@ -83,42 +80,61 @@ fn encode<'a>(
 }
 
 #[derive(Debug, thiserror::Error)]
-enum ExportError {
+pub(crate) enum ExportError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot encode CSV: {0}")]
     Csv(#[from] csv::Error),
 }
 
-struct Cursor {
-    store: Arc<dyn Store>,
-    tenant: TenantId,
-    query: ListQuery,
-    first: bool,
-    done: bool,
+/// A list streamed as CSV, one store page at a time: `fetch(cursor)` reads a page (`None`:
+/// the first), `encode(first, items)` turns it into bytes (`first`: with the header row).
+/// Memory stays one page whatever the list's size. A store failure mid-stream is logged and
+/// ends the body with an error, so the client sees a failed download, not a short file.
+pub(crate) fn paged<T, F, Fut>(
+    fetch: F,
+    encode: fn(bool, &[T]) -> Result<Bytes, csv::Error>,
+) -> impl Stream<Item = Result<Bytes, ExportError>> + Send
+where
+    T: Send + 'static,
+    F: FnMut(Option<String>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Page<T>, StoreError>> + Send,
+{
+    stream::unfold(
+        (fetch, None::<String>, true, false),
+        move |(mut fetch, cursor, first, done)| async move {
+            if done {
+                return None;
+            }
+            match fetch(cursor).await {
+                Err(e) => {
+                    tracing::error!(error = %e, "CSV export failed mid-stream");
+                    Some((Err(ExportError::from(e)), (fetch, None, first, true)))
+                }
+                Ok(page) => {
+                    let chunk = encode(first, &page.items).map_err(ExportError::from);
+                    let done = page.next_cursor.is_none();
+                    Some((chunk, (fetch, page.next_cursor, false, done)))
+                }
+            }
+        },
+    )
 }
 
-fn rows(state: Cursor) -> impl Stream<Item = Result<Bytes, ExportError>> + Send {
-    stream::unfold(state, |mut s| async move {
-        if s.done {
-            return None;
-        }
-        let page = match s.store.list_contacts(&s.tenant, &s.query).await {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(tenant = %s.tenant, error = %e, "CSV export failed mid-stream");
-                s.done = true;
-                return Some((Err(ExportError::from(e)), s));
-            }
-        };
-        let chunk = encode(s.first, &page.items).map_err(ExportError::from);
-        s.first = false;
-        match page.next_cursor {
-            Some(c) => s.query.cursor = Some(c),
-            None => s.done = true,
-        }
-        Some((chunk, s))
-    })
+/// The headers of a CSV download named `filename`.
+pub(crate) fn csv_headers(filename: &str) -> [(header::HeaderName, HeaderValue); 2] {
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/csv; charset=utf-8"),
+        ),
+        (
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_str(&disposition)
+                .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
+        ),
+    ]
 }
 
 /// The whole group of a list request as a streamed CSV response (cursor and limit ignored).
@@ -131,30 +147,24 @@ pub async fn export(
     req.limit = Some(MAX_PAGE_SIZE);
     let group = req.group;
     let query = resolve_list(state.store.as_ref(), state.clock.as_ref(), &tenant, req).await?;
-    let filename = format!("attachment; filename=\"recipients-{}.csv\"", group.as_str());
-    let headers = [
-        (
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/csv; charset=utf-8"),
-        ),
-        (
-            header::CONTENT_DISPOSITION,
-            HeaderValue::from_str(&filename)
-                .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
-        ),
-    ];
+    let headers = csv_headers(&format!("recipients-{}.csv", group.as_str()));
     if query.contacts.division_ids.is_empty() {
         // A tenant without divisions: just the header row.
-        let body = encode(true, []).map_err(|e| ApiError::Internal(Box::new(e)))?;
+        let body = encode(true, &[]).map_err(|e| ApiError::Internal(Box::new(e)))?;
         return Ok((StatusCode::OK, headers, body).into_response());
     }
-    let stream = rows(Cursor {
-        store: state.store.clone(),
-        tenant,
-        query,
-        first: true,
-        done: false,
-    });
+    let store = state.store.clone();
+    let stream = paged(
+        move |cursor| {
+            let (store, tenant) = (store.clone(), tenant.clone());
+            let query = ListQuery {
+                cursor,
+                ..query.clone()
+            };
+            async move { store.list_contacts(&tenant, &query).await }
+        },
+        encode,
+    );
     Ok((StatusCode::OK, headers, Body::from_stream(stream)).into_response())
 }
 

@@ -13,10 +13,9 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use futures::stream;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -28,7 +27,7 @@ use crate::usecases::UseCaseError;
 
 use super::auth::{perm, Authorized};
 use super::campaigns::CampaignView;
-use super::csv::defuse;
+use super::csv::{csv_headers, defuse, paged};
 use super::divisions::path_id;
 use super::error::ApiError;
 use super::invitations::wants_csv;
@@ -213,14 +212,14 @@ pub const CSV_HEADER: [&str; 8] = [
     "invited_at",
 ];
 
-fn encode(header: bool, rows: Vec<Invitation>) -> Result<Bytes, csv::Error> {
+fn encode(header: bool, rows: &[Invitation]) -> Result<Bytes, csv::Error> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::with_capacity(64 * 1024));
     if header {
         w.write_record(CSV_HEADER)?;
     }
-    for i in rows.into_iter().map(RecipientItem::from) {
+    for i in rows.iter().cloned().map(RecipientItem::from) {
         let invited_at = i
             .invited_at
             .format(&time::format_description::well_known::Rfc3339)
@@ -241,82 +240,38 @@ fn encode(header: bool, rows: Vec<Invitation>) -> Result<Bytes, csv::Error> {
         .map_err(|e| csv::Error::from(e.into_error()))
 }
 
-#[derive(Debug, thiserror::Error)]
-enum ExportError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("cannot encode CSV: {0}")]
-    Csv(#[from] csv::Error),
-}
-
-struct Export {
-    store: Arc<dyn Store>,
-    tenant: TenantId,
-    campaign: CampaignId,
-    filter: InvitationFilter,
-    cursor: Option<String>,
-    first: bool,
-    done: bool,
-}
-
-/// Every matching invitation, a store page at a time (memory stays one page). A store failure
-/// mid-stream cuts the body short (logged): a client sees a failed download, not a short file.
+/// Every matching invitation as CSV, a store page at a time.
 fn export(
     store: Arc<dyn Store>,
     tenant: TenantId,
     campaign: CampaignId,
     filter: InvitationFilter,
 ) -> Response {
-    let name = format!(
-        "attachment; filename=\"campaign-{campaign}-{}.csv\"",
+    let headers = csv_headers(&format!(
+        "campaign-{campaign}-{}.csv",
         filter.category.map_or("all", InvitationCategory::as_str)
-    );
-    let state = Export {
-        store,
-        tenant,
-        campaign,
-        filter,
-        cursor: None,
-        first: true,
-        done: false,
-    };
-    let body = stream::unfold(state, |mut s| async move {
-        if s.done {
-            return None;
-        }
-        let page = s
-            .store
-            .list_invitations(
-                &s.tenant,
-                &s.campaign,
-                &s.filter,
-                s.cursor.as_deref(),
-                MAX_PAGE_SIZE,
-            )
-            .await;
-        let page = match page {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(tenant = %s.tenant, error = %e, "CSV export failed mid-stream");
-                s.done = true;
-                return Some((Err(ExportError::from(e)), s));
+    ));
+    let body = paged(
+        move |cursor| {
+            let (store, tenant, campaign, filter) = (
+                store.clone(),
+                tenant.clone(),
+                campaign.clone(),
+                filter.clone(),
+            );
+            async move {
+                store
+                    .list_invitations(
+                        &tenant,
+                        &campaign,
+                        &filter,
+                        cursor.as_deref(),
+                        MAX_PAGE_SIZE,
+                    )
+                    .await
             }
-        };
-        let chunk = encode(s.first, page.items).map_err(ExportError::from);
-        s.first = false;
-        s.cursor = page.next_cursor;
-        s.done = s.cursor.is_none();
-        Some((chunk, s))
-    });
-    let headers = [
-        (
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/csv; charset=utf-8"),
-        ),
-        (
-            header::CONTENT_DISPOSITION,
-            HeaderValue::from_str(&name).unwrap_or_else(|_| HeaderValue::from_static("attachment")),
-        ),
-    ];
+        },
+        encode,
+    );
     (StatusCode::OK, headers, Body::from_stream(body)).into_response()
 }
