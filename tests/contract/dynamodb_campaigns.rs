@@ -724,3 +724,71 @@ async fn invitations_filter_by_category_and_search_without_skipping_across_pages
     // "Contact 2" and "Contact 20".."Contact 29".
     assert_eq!(by_name.len(), 11);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_outcomes_of_fresh_invitations_are_written_without_a_read_and_a_moved_one_is_read() {
+    let (store, counter) = counted_store().await;
+    let tenant = t("t");
+    let c = claimed(&store, &tenant, 60).await;
+    // SES's Delivery for c0000 arrives before the delivery step records its outcome.
+    store
+        .apply_facts(
+            &tenant,
+            &c.campaign_id,
+            &[(cid(0), InvitationFact::Delivered)],
+        )
+        .await
+        .unwrap();
+    let sent = |range: std::ops::Range<usize>| -> Vec<(ContactId, InvitationFact)> {
+        range.map(|i| (cid(i), InvitationFact::Sent)).collect()
+    };
+
+    counter.reset();
+    let fresh = store
+        .apply_facts(&tenant, &c.campaign_id, &sent(1..30))
+        .await
+        .unwrap();
+    assert!(fresh.iter().all(|r| matches!(r, FactResult::Changed(_))));
+    assert_eq!(
+        (counter.get("GetItem"), counter.get("BatchGetItem")),
+        (0, 0),
+        "freshly claimed invitations need no read"
+    );
+    assert_eq!(counter.get("TransactWriteItems"), 1);
+
+    counter.reset();
+    let mixed = store
+        .apply_facts(
+            &tenant,
+            &c.campaign_id,
+            &sent(0..1)
+                .into_iter()
+                .chain(sent(30..60))
+                .collect::<Vec<_>>(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        mixed[0],
+        FactResult::Unchanged,
+        "the delivery already proved it sent"
+    );
+    assert!(mixed[1..]
+        .iter()
+        .all(|r| matches!(r, FactResult::Changed(_))));
+    assert_eq!(
+        counter.get("BatchGetItem"),
+        1,
+        "the cancelled round is read once"
+    );
+    assert_eq!(counter.get("TransactWriteItems"), 2);
+
+    let recount = store
+        .recount_campaign(&tenant, &c.campaign_id, false)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!recount.drifted(), "{recount:?}");
+    assert_eq!(recount.counted.1.sent, 60);
+    assert_eq!(recount.counted.0.unopened, 1);
+}

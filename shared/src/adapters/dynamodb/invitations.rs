@@ -23,6 +23,12 @@
 //!    [`MAX_FACT_ROUNDS`] rounds with jittered back-off. Counters move only in the write that
 //!    moves the invitation, so no update is lost or counted twice.
 //!
+//! The delivery step's outcomes (`Sent`, `SendFailed`) skip step 1 the first time: they
+//! concern invitations it has just read as freshly claimed, so their first round assumes
+//! [`InvitationState::new`] and lets the conditions check it; an invitation that moved
+//! meanwhile (an SES event arrived first) or does not exist cancels the transaction and is
+//! read in the next round as usual.
+//!
 //! Requests for one fact: 1 GetItem, plus 1 TransactWriteItems when it changes the
 //! invitation (a permanent bounce or complaint included: the suppression is in the same
 //! transaction). For n facts on distinct contacts: ⌈n/100⌉ BatchGetItem and about ⌈n/99⌉
@@ -82,7 +88,8 @@ struct Change {
     /// Index into the call's contact groups.
     group: usize,
     contact: ContactId,
-    email: Email,
+    /// The invitation's address, when it was read (a transition that suppresses always is).
+    email: Option<Email>,
     from: InvitationState,
     to: InvitationState,
     suppress: Option<Suppression>,
@@ -133,22 +140,37 @@ impl DynamoStore {
         }
         let mut results = vec![FactResult::Missing; facts.len()];
         let mut pending: Vec<usize> = (0..groups.len()).collect();
+        // Send outcomes are written blind first (see the module docs).
+        let outcomes_only = facts
+            .iter()
+            .all(|(_, f)| matches!(f, InvitationFact::Sent | InvitationFact::SendFailed { .. }));
         for round in 0..MAX_FACT_ROUNDS {
             if pending.is_empty() {
                 return Ok(results);
             }
-            let contacts: Vec<&ContactId> = pending.iter().map(|&g| groups[g].0).collect();
-            let read = self.read_invitations(tenant, campaign, &contacts).await?;
+            let blind = round == 0 && outcomes_only;
+            let read = if blind {
+                HashMap::new()
+            } else {
+                let contacts: Vec<&ContactId> = pending.iter().map(|&g| groups[g].0).collect();
+                self.read_invitations(tenant, campaign, &contacts).await?
+            };
             let mut changes = Vec::new();
             for &g in &pending {
                 let (contact, indices) = &groups[g];
-                let Some(item) = read.get(*contact) else {
-                    for &i in indices {
-                        results[i] = FactResult::Missing;
+                let (from, email) = match read.get(*contact) {
+                    Some(item) => (
+                        decode_state(item)?,
+                        Some(Email::parse(req_str(item, EMAIL)?).map_err(|_| malformed(EMAIL))?),
+                    ),
+                    None if blind => (InvitationState::new(), None),
+                    None => {
+                        for &i in indices {
+                            results[i] = FactResult::Missing;
+                        }
+                        continue;
                     }
-                    continue;
                 };
-                let from = decode_state(item)?;
                 let mut state = from.clone();
                 let mut suppress = None;
                 for &i in indices {
@@ -165,7 +187,7 @@ impl DynamoStore {
                     changes.push(Change {
                         group: g,
                         contact: (*contact).clone(),
-                        email: Email::parse(req_str(item, EMAIL)?).map_err(|_| malformed(EMAIL))?,
+                        email,
                         from,
                         to: state,
                         suppress,
@@ -247,10 +269,10 @@ impl DynamoStore {
         for c in changes {
             request = request.transact_items(self.invitation_update(tenant, campaign, c)?);
             deltas.moved(&c.from, &c.to);
-            if let Some(why) = c.suppress {
+            if let (Some(why), Some(email)) = (c.suppress, &c.email) {
                 // Two contacts may share an address; a transaction names an item once.
-                if suppressed.insert(c.email.normalized()) {
-                    suppression_items.push(self.suppression_update(tenant, c, why, &at)?);
+                if suppressed.insert(email.normalized()) {
+                    suppression_items.push(self.suppression_update(tenant, email, why, &at)?);
                 }
             }
         }
@@ -334,7 +356,7 @@ impl DynamoStore {
     fn suppression_update(
         &self,
         tenant: &TenantId,
-        c: &Change,
+        email: &Email,
         why: Suppression,
         at: &AttributeValue,
     ) -> Result<TransactWriteItem, StoreError> {
@@ -342,7 +364,7 @@ impl DynamoStore {
             .table_name(&self.table)
             .set_key(Some(items::key(
                 keys::suppression_pk(tenant),
-                keys::suppression_sk(&c.email.normalized()),
+                keys::suppression_sk(&email.normalized()),
             )))
             .update_expression("SET #r = if_not_exists(#r, :r), #at = if_not_exists(#at, :at)")
             .expression_attribute_names("#r", items::REASON)
@@ -616,7 +638,7 @@ fn transactions(changes: &[Change]) -> Vec<&[Change]> {
     let mut used = 1; // the counters
     let mut emails: HashSet<String> = HashSet::new();
     for (i, c) in changes.iter().enumerate() {
-        let email = c.suppress.map(|_| c.email.normalized());
+        let email = c.suppress.and(c.email.as_ref()).map(Email::normalized);
         let need = 1 + usize::from(email.as_ref().is_some_and(|e| !emails.contains(e)));
         if used + need > MAX_TRANSACTION_ITEMS {
             out.push(&changes[start..i]);
@@ -645,7 +667,7 @@ mod tests {
         Change {
             group: i,
             contact: ContactId::parse(format!("c{i}")).unwrap(),
-            email: Email::parse(email).unwrap(),
+            email: Some(Email::parse(email).unwrap()),
             from: InvitationState::new(),
             to: InvitationState::new(),
             suppress: suppress.then_some(Suppression::Bounced),
