@@ -588,3 +588,52 @@ async fn the_drill_down_filters_searches_pages_and_refuses_bad_input() {
         .await
         .problem(StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn ses_events_through_eventbridge_reach_the_same_core_and_a_recount_finds_no_drift() {
+    use portal_core::usecases::webhook::{self, RecountRequest, WebhookOutcome};
+    let w = world().await;
+    let (id, invited) = sent_campaign(&w, "d1").await;
+    let (c, e) = &invited[0];
+    let event = json!({
+        "version": "0", "id": "9f1c7b4e-0000-0000-0000-000000000000",
+        "detail-type": "Email Opened", "source": "aws.ses", "account": "123456789012",
+        "time": "2026-11-02T12:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": record("Open", &id, c, e),
+    });
+    for _ in 0..2 {
+        let out = webhook::on_eventbridge(w.app.store.as_ref(), &event)
+            .await
+            .unwrap();
+        assert!(matches!(out, WebhookOutcome::Applied { .. }), "{out:?}");
+    }
+    assert_eq!(statistics(&w, &id).await["opened"], 1);
+    // Another source on the default bus is acknowledged and changes nothing.
+    let mut other = event.clone();
+    other["source"] = json!("aws.s3");
+    let out = webhook::on_eventbridge(w.app.store.as_ref(), &other)
+        .await
+        .unwrap();
+    assert!(matches!(out, WebhookOutcome::Ignored { .. }), "{out:?}");
+
+    // What `{"recount": …}` answers on AWS.
+    let req = RecountRequest {
+        tenant: t1(),
+        campaign_id: CampaignId::parse(&id).unwrap(),
+        fix: false,
+    };
+    let report = webhook::recount(w.app.store.as_ref(), &req)
+        .await
+        .unwrap()
+        .expect("the campaign exists");
+    assert!(!report.drifted && !report.fixed);
+    assert_eq!(report.counted.categories.opened, 1);
+    let unknown = RecountRequest {
+        campaign_id: CampaignId::parse("0123456789abcdef0123456789abcdef").unwrap(),
+        ..req
+    };
+    assert!(webhook::recount(w.app.store.as_ref(), &unknown)
+        .await
+        .unwrap()
+        .is_none());
+}
