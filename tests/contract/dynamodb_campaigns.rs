@@ -726,7 +726,8 @@ async fn invitations_filter_by_category_and_search_without_skipping_across_pages
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn send_outcomes_of_fresh_invitations_are_written_without_a_read_and_a_moved_one_is_read() {
+async fn send_outcomes_of_fresh_invitations_are_written_without_a_read_and_ses_send_events_are_read(
+) {
     let (store, counter) = counted_store().await;
     let tenant = t("t");
     let c = claimed(&store, &tenant, 60).await;
@@ -745,7 +746,7 @@ async fn send_outcomes_of_fresh_invitations_are_written_without_a_read_and_a_mov
 
     counter.reset();
     let fresh = store
-        .apply_facts(&tenant, &c.campaign_id, &sent(1..30))
+        .record_send_outcomes(&tenant, &c.campaign_id, &sent(1..30))
         .await
         .unwrap();
     assert!(fresh.iter().all(|r| matches!(r, FactResult::Changed(_))));
@@ -758,7 +759,7 @@ async fn send_outcomes_of_fresh_invitations_are_written_without_a_read_and_a_mov
 
     counter.reset();
     let mixed = store
-        .apply_facts(
+        .record_send_outcomes(
             &tenant,
             &c.campaign_id,
             &sent(0..1)
@@ -791,4 +792,17 @@ async fn send_outcomes_of_fresh_invitations_are_written_without_a_read_and_a_mov
     assert!(!recount.drifted(), "{recount:?}");
     assert_eq!(recount.counted.1.sent, 60);
     assert_eq!(recount.counted.0.unopened, 1);
+
+    // SES's own Send event, arriving after the outcome, goes through `apply_facts`: read,
+    // found to change nothing, never written.
+    counter.reset();
+    let late = store
+        .apply_facts(&tenant, &c.campaign_id, &sent(5..6))
+        .await
+        .unwrap();
+    assert_eq!(late, [FactResult::Unchanged]);
+    assert_eq!(
+        (counter.get("GetItem"), counter.get("TransactWriteItems")),
+        (1, 0)
+    );
 }

@@ -4,11 +4,12 @@
 //! Three scenarios, each on a fresh table; any can be left out with `0`:
 //!
 //! - **SES events** (`--events N`, default 300): a campaign over N contacts sent into a null
-//!   mailer, then a shuffled stream of SES event records for its invitations (about 4 per
+//!   mailer, then a shuffled stream of SES event records for its invitations (about 5 per
 //!   invitation, 10% duplicated) fed one at a time through the webhook's core, as SNS
 //!   delivers them. It prints write requests per state-changing event (target 1) and per
-//!   event that changed nothing (target 0), reads per event, and checks the counters against
-//!   a recount.
+//!   event that changed nothing (target 0) and reads per event; then feeds the sorted,
+//!   unique stream to the same invitations on a second table and fails unless both end in
+//!   the same categories with counters equal to a recount.
 //! - **send** (`--send N`, default 2,000): one campaign to a division of N contacts run the
 //!   way the Lambda functions run it. A `FanOut` message is published on an EventBridge bus
 //!   whose rule targets an SQS queue; the queue stands in for EventBridge's delivery to the
@@ -38,9 +39,9 @@
 //! `PATH`) on a free loopback port, under a watchdog that stops it when this process
 //! exits. moto's `TransactWriteItems` copies the whole table once per item of a transaction
 //! (rollback backups), which makes every claim and outcome write cost seconds on a table of
-//! a few thousand items; so moto is started with those backups taken once per table and
-//! transaction (see [`MOTO_ONE_BACKUP_PER_TRANSACTION`]) — same answers, same counts —
-//! unless `--stock-moto` is given. The send reads the emails back from moto (`GET /moto-api/data.json`), so an
+//! a few thousand items; so moto is started backing up only the items a transaction names
+//! (see [`MOTO_ONE_BACKUP_PER_TRANSACTION`]) — same answers, same counts — unless
+//! `--stock-moto` is given. The send reads the emails back from moto (`GET /moto-api/data.json`), so an
 //! `--endpoint` must be a moto server on `http://`.
 
 use std::collections::BTreeMap;
@@ -545,98 +546,138 @@ async fn run_send(size: usize, outcome_flush: usize, endpoint: &str) -> anyhow::
 
 /// The SES events scenario: a campaign over `size` contacts sent into a null mailer, then a
 /// shuffled stream of SES event records for it (10% duplicated) fed one at a time through
-/// the webhook's core, as SNS delivers them, counting each event's DynamoDB requests.
+/// the webhook's core, as SNS delivers them, counting each event's DynamoDB requests. The
+/// same invitations on a second table get the sorted, unique stream: both must end in the
+/// same categories, with counters equal to a recount.
 async fn run_events(size: usize, endpoint: &str) -> anyhow::Result<()> {
+    use portal_core::domain::{ContactId, InvitationCategory};
     use portal_core::ses_events::{parse_record, Parsed};
     use portal_core::usecases::events::{self, AddressedFact};
     use portal_invites::simulate::{all_invitations, invitation_records, Mix};
     use rand::seq::SliceRandom;
     use rand::{Rng, SeedableRng};
 
-    let counter = RequestCounter::new();
-    let table = format!("bench-events-{}", std::process::id());
-    create_table(&dynamodb_client(endpoint, None), &table).await?;
-    let store = Arc::new(DynamoStore::new(
-        dynamodb_client(endpoint, Some(&counter)),
-        table.clone(),
-    ));
     let tenant = TenantId::parse("bench")?;
-    let division = DivisionId::parse("oak-hills")?;
-    portal_invites::bench::load_division(&*store, &tenant, &division, size).await?;
-    let campaign = portal_invites::bench::record_campaign(
-        &*store,
-        &tenant,
-        &division,
-        Email::parse("board@oakhills.example.org")?,
-    )
-    .await?;
-    let deps = SendDeps {
-        store: store.clone(),
-        mailer: Arc::new(portal_invites::bench::NullMailer),
-        clock: Arc::new(SystemClock),
-        sleeper: Arc::new(TokioSleeper),
-        unsubscribe: Arc::new(UnsubscribeSigner::new([7u8; 32])?),
-        tokens: Arc::new(TokenDeriver::new([9u8; 32])?),
-        public_url: "https://invite.example.org".into(),
-        limiter: Arc::new(RateLimiter::new(None)),
-        config: SendConfig {
-            max_send_rate: None,
-            ..SendConfig::default()
-        },
-    };
-    portal_core::usecases::send::run_campaign(&deps, &tenant, &campaign.campaign_id).await?;
-
-    // The stream: every sent invitation's records, 10% duplicated, shuffled.
     let now = OffsetDateTime::now_utc();
+    // One table with its campaign sent; each invitation's records seeded by its contact, so
+    // both tables get the same events.
+    let world = |name: &'static str, counter: RequestCounter| {
+        let tenant = tenant.clone();
+        async move {
+            let table = format!("bench-events-{name}-{}", std::process::id());
+            create_table(&dynamodb_client(endpoint, None), &table).await?;
+            let store = Arc::new(DynamoStore::new(
+                dynamodb_client(endpoint, Some(&counter)),
+                table.clone(),
+            ));
+            let division = DivisionId::parse("oak-hills")?;
+            portal_invites::bench::load_division(&*store, &tenant, &division, size).await?;
+            let campaign = portal_invites::bench::record_campaign(
+                &*store,
+                &tenant,
+                &division,
+                Email::parse("board@oakhills.example.org")?,
+            )
+            .await?;
+            let deps = SendDeps {
+                store: store.clone(),
+                mailer: Arc::new(portal_invites::bench::NullMailer),
+                clock: Arc::new(SystemClock),
+                sleeper: Arc::new(TokioSleeper),
+                unsubscribe: Arc::new(UnsubscribeSigner::new([7u8; 32])?),
+                tokens: Arc::new(TokenDeriver::new([9u8; 32])?),
+                public_url: "https://invite.example.org".into(),
+                limiter: Arc::new(RateLimiter::new(None)),
+                config: SendConfig {
+                    max_send_rate: None,
+                    ..SendConfig::default()
+                },
+            };
+            portal_core::usecases::send::run_campaign(&deps, &tenant, &campaign.campaign_id)
+                .await?;
+            let mut records = Vec::new();
+            for inv in all_invitations(&*store, &tenant, &campaign.campaign_id).await? {
+                let seed = inv.contact_id.as_str().bytes().fold(7u64, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                });
+                let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+                records.extend(invitation_records(&tenant, &inv, &Mix::BUSY, &mut rng, now));
+            }
+            anyhow::Ok((store, campaign, table, records))
+        }
+    };
+    let feed = |store: Arc<DynamoStore>, stream: Vec<String>, counter: RequestCounter| async move {
+        let writes = |c: &RequestCounter| {
+            c.get("TransactWriteItems")
+                + c.get("UpdateItem")
+                + c.get("PutItem")
+                + c.get("BatchWriteItem")
+                + c.get("DeleteItem")
+        };
+        let (mut changed, mut unchanged) = (0u64, 0u64);
+        let (mut writes_changed, mut writes_unchanged, mut reads) = (0u64, 0u64, 0u64);
+        for record in &stream {
+            let Parsed::Event(e) = parse_record(record)? else {
+                bail!("a generated record was ignored: {record}");
+            };
+            let fact = AddressedFact::from_ses(&e).map_err(|r| anyhow::anyhow!("{r}"))?;
+            let (w0, t0) = (writes(&counter), counter.total());
+            let r = events::apply(&*store, [fact]).await?;
+            let (w, t) = (writes(&counter) - w0, counter.total() - t0);
+            reads += t - w;
+            if r.changed > 0 {
+                changed += 1;
+                writes_changed += w;
+            } else {
+                unchanged += 1;
+                writes_unchanged += w;
+            }
+        }
+        anyhow::Ok((changed, unchanged, writes_changed, writes_unchanged, reads))
+    };
+    let categories = |store: Arc<DynamoStore>, campaign: portal_core::domain::Campaign| {
+        let tenant = tenant.clone();
+        async move {
+            let all = all_invitations(&*store, &tenant, &campaign.campaign_id).await?;
+            let recount = store
+                .recount_campaign(&tenant, &campaign.campaign_id, false)
+                .await?
+                .context("the campaign vanished")?;
+            if recount.drifted() {
+                bail!("the counters drift from the recount: {recount:?}");
+            }
+            anyhow::Ok(
+                all.into_iter()
+                    .map(|i| (i.contact_id.clone(), i.category()))
+                    .collect::<BTreeMap<ContactId, InvitationCategory>>(),
+            )
+        }
+    };
+
+    let counter = RequestCounter::new();
+    let start = Instant::now();
+    let (store, campaign, table, unique) = world("shuffled", counter.clone()).await?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    let mut unique = Vec::new();
-    for inv in all_invitations(&*store, &tenant, &campaign.campaign_id).await? {
-        unique.extend(invitation_records(&tenant, &inv, &Mix::BUSY, &mut rng, now));
-    }
     let mut stream = unique.clone();
     for _ in 0..unique.len() / 9 {
         stream.push(unique[rng.random_range(0..unique.len())].clone());
     }
     stream.shuffle(&mut rng);
     println!(
-        "SES EVENTS — table {table}: {} records ({} unique) for the invitations of {size} contacts, one per call",
+        "SES EVENTS — table {table}: {} records ({} unique) for the {} invitations of {size} contacts, one per call (set up in {:.0} s)",
         stream.len(),
-        unique.len()
+        unique.len(),
+        campaign_targeted(&store, &tenant, &campaign).await?,
+        start.elapsed().as_secs_f64()
     );
-
     counter.reset();
     let start = Instant::now();
-    let (mut changed, mut unchanged) = (0u64, 0u64);
-    let (mut writes_changed, mut writes_unchanged, mut reads) = (0u64, 0u64, 0u64);
-    let writes = |c: &RequestCounter| {
-        c.get("TransactWriteItems")
-            + c.get("UpdateItem")
-            + c.get("PutItem")
-            + c.get("BatchWriteItem")
-            + c.get("DeleteItem")
-    };
-    for record in &stream {
-        let Parsed::Event(e) = parse_record(record)? else {
-            bail!("a generated record was ignored: {record}");
-        };
-        let fact = AddressedFact::from_ses(&e).map_err(|r| anyhow::anyhow!("{r}"))?;
-        let (w0, t0) = (writes(&counter), counter.total());
-        let r = events::apply(&*store, [fact]).await?;
-        let (w, t) = (writes(&counter) - w0, counter.total() - t0);
-        reads += t - w;
-        if r.changed > 0 {
-            changed += 1;
-            writes_changed += w;
-        } else {
-            unchanged += 1;
-            writes_unchanged += w;
-        }
-    }
-    let elapsed = start.elapsed();
+    let (changed, unchanged, writes_changed, writes_unchanged, reads) =
+        feed(store.clone(), stream.clone(), counter.clone()).await?;
     println!(
         "  {} events in {:.1} s: {changed} changed an invitation, {unchanged} changed nothing",
         stream.len(),
-        elapsed.as_secs_f64()
+        start.elapsed().as_secs_f64()
     );
     println!(
         "  write requests per state-changing event {:.2} (target 1); per event that changed nothing {:.2} (target 0); reads per event {:.2}",
@@ -647,21 +688,45 @@ async fn run_events(size: usize, endpoint: &str) -> anyhow::Result<()> {
     for ((_, op), n) in counter.snapshot() {
         println!("    {op:<20} {n:>7}");
     }
-    let recount = store
-        .recount_campaign(&tenant, &campaign.campaign_id, false)
-        .await?
-        .context("the campaign vanished")?;
-    if recount.drifted() {
-        bail!("the counters drift from the recount: {recount:?}");
+    let shuffled = categories(store, campaign).await?;
+
+    let other = RequestCounter::new();
+    let (sorted_store, sorted_campaign, sorted_table, sorted_records) =
+        world("sorted", other.clone()).await?;
+    feed(sorted_store.clone(), sorted_records, other).await?;
+    let sorted = categories(sorted_store, sorted_campaign).await?;
+    let differ = shuffled
+        .iter()
+        .filter(|(k, v)| sorted.get(*k) != Some(v))
+        .count();
+    if differ > 0 || shuffled.len() != sorted.len() {
+        bail!("{differ} invitations differ between the shuffled and the sorted stream");
     }
-    println!("  counters equal the recount\n");
-    dynamodb_client(endpoint, None)
-        .delete_table()
-        .table_name(&table)
-        .send()
-        .await
-        .context("DeleteTable")?;
+    println!(
+        "  the sorted, unique stream on {sorted_table} ends in the same category for all {} invitations; counters equal the recount on both tables\n",
+        shuffled.len()
+    );
+    for t in [&table, &sorted_table] {
+        dynamodb_client(endpoint, None)
+            .delete_table()
+            .table_name(t)
+            .send()
+            .await
+            .context("DeleteTable")?;
+    }
     Ok(())
+}
+
+async fn campaign_targeted(
+    store: &DynamoStore,
+    tenant: &TenantId,
+    campaign: &portal_core::domain::Campaign,
+) -> anyhow::Result<u64> {
+    Ok(store
+        .get_campaign(tenant, &campaign.campaign_id)
+        .await?
+        .context("the campaign vanished")?
+        .targeted)
 }
 
 /// Creates the bus, a queue and a rule routing this system's events to the queue; returns
@@ -869,32 +934,62 @@ fn report(what: &str, counter: &RequestCounter, elapsed: Duration) {
 /// Run by moto's own interpreter instead of its `moto_server` script: moto's
 /// `TransactWriteItems` takes a rollback copy of the whole table once per *item* of the
 /// transaction, so a 99-item claim or outcome write on a table of a few thousand items takes
-/// tens of seconds and the 2,000-contact send an hour. All those copies are taken before the
-/// first item is applied, so one copy per table and transaction is the same backup: this
-/// takes it once. Nothing else changes (and nothing that is counted).
+/// tens of seconds, and an event stream over 20,000 invitations would take days. This backs
+/// up only the items the transaction names (their state before it, or their absence) and, if
+/// moto cancels or rejects the transaction, puts exactly those back — the same all-or-nothing
+/// answer, at a cost of the transaction's size instead of the table's. Nothing that is counted
+/// changes.
 const MOTO_ONE_BACKUP_PER_TRANSACTION: &str = r#"
 import copy, sys, threading
 try:
     import moto.dynamodb.models as m
     _local = threading.local()
+    _deepcopy_orig = copy.deepcopy
     def _deepcopy(x, memo=None):
-        backups = getattr(_local, "backups", None)
-        if backups is None or not isinstance(x, m.Table):
-            return copy.deepcopy(x, memo)
-        if id(x) not in backups:
-            backups[id(x)] = copy.deepcopy(x, memo)
-        return backups[id(x)]
+        # Inside a patched transaction the whole-table backup is skipped (see below).
+        if getattr(_local, "active", False) and isinstance(x, m.Table):
+            return x
+        return _deepcopy_orig(x, memo)
     class _Copy:
         deepcopy = staticmethod(_deepcopy)
         def __getattr__(self, name):
             return getattr(copy, name)
     _transact = m.DynamoDBBackend.transact_write_items
-    def transact_write_items(self, *args, **kwargs):
-        _local.backups = {}
+    def _key(self, op):
+        table = self.get_table(op["TableName"])
+        if "Key" in op:
+            return op["Key"]
+        attrs = op["Item"]
+        key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+        if table.range_key_attr is not None:
+            key[table.range_key_attr] = attrs[table.range_key_attr]
+        return key
+    def transact_write_items(self, transact_items, *args, **kwargs):
+        saved = []
         try:
-            return _transact(self, *args, **kwargs)
+            for item in transact_items:
+                _, op = next(iter(item.items()))
+                key = _key(self, op)
+                current = self.get_item(op["TableName"], key)
+                before = _deepcopy_orig(current.to_json()["Attributes"]) if current else None
+                saved.append((op["TableName"], key, before))
+        except Exception:
+            saved = None  # let moto answer the malformed request as it does
+        _local.active = saved is not None
+        try:
+            return _transact(self, transact_items, *args, **kwargs)
+        except Exception:
+            for table_name, key, before in reversed(saved or []):
+                if before is None:
+                    try:
+                        self.delete_item(table_name, key)
+                    except Exception:
+                        pass
+                else:
+                    self.put_item(table_name, before)
+            raise
         finally:
-            _local.backups = None
+            _local.active = False
     m.copy = _Copy()
     m.DynamoDBBackend.transact_write_items = transact_write_items
 except (ImportError, AttributeError) as e:

@@ -221,6 +221,19 @@ pub trait CampaignStore: Send + Sync {
         facts: &[(ContactId, InvitationFact)],
     ) -> Result<Vec<FactResult>, StoreError>;
 
+    /// The delivery step's outcomes (`Sent` and `SendFailed` facts about invitations it has
+    /// just read as freshly claimed): the same effect as [`CampaignStore::apply_facts`], but
+    /// an adapter may write them without reading first, conditioned on the fresh state, and
+    /// read only those that moved meanwhile.
+    async fn record_send_outcomes(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        outcomes: &[(ContactId, InvitationFact)],
+    ) -> Result<Vec<FactResult>, StoreError> {
+        self.apply_facts(tenant, campaign, outcomes).await
+    }
+
     /// The campaign's invitations that pass `filter`, in contact-id order.
     async fn list_invitations(
         &self,

@@ -555,7 +555,7 @@ pub async fn send_individual(
             reason: reason.clone(),
         };
         store
-            .apply_facts(tenant, &id, &[(contact_id.clone(), outcome)])
+            .record_send_outcomes(tenant, &id, &[(contact_id.clone(), outcome)])
             .await?;
         move_status(
             store,

@@ -1010,7 +1010,18 @@ impl CampaignStore for DynamoStore {
         campaign: &CampaignId,
         facts: &[(ContactId, InvitationFact)],
     ) -> Result<Vec<FactResult>, StoreError> {
-        self.apply_invitation_facts(tenant, campaign, facts).await
+        self.apply_invitation_facts(tenant, campaign, facts, false)
+            .await
+    }
+
+    async fn record_send_outcomes(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        outcomes: &[(ContactId, InvitationFact)],
+    ) -> Result<Vec<FactResult>, StoreError> {
+        self.apply_invitation_facts(tenant, campaign, outcomes, true)
+            .await
     }
 
     async fn list_invitations(

@@ -23,7 +23,7 @@
 //!    [`MAX_FACT_ROUNDS`] rounds with jittered back-off. Counters move only in the write that
 //!    moves the invitation, so no update is lost or counted twice.
 //!
-//! The delivery step's outcomes (`Sent`, `SendFailed`) skip step 1 the first time: they
+//! The delivery step's outcomes (`record_send_outcomes`) skip step 1 the first time: they
 //! concern invitations it has just read as freshly claimed, so their first round assumes
 //! [`InvitationState::new`] and lets the conditions check it; an invitation that moved
 //! meanwhile (an SES event arrived first) or does not exist cancels the transaction and is
@@ -121,6 +121,7 @@ impl DynamoStore {
         tenant: &TenantId,
         campaign: &CampaignId,
         facts: &[(ContactId, InvitationFact)],
+        send_outcomes: bool,
     ) -> Result<Vec<FactResult>, StoreError> {
         if facts.len() > MAX_CLAIMS {
             return Err(StoreError::backend(
@@ -140,10 +141,13 @@ impl DynamoStore {
         }
         let mut results = vec![FactResult::Missing; facts.len()];
         let mut pending: Vec<usize> = (0..groups.len()).collect();
-        // Send outcomes are written blind first (see the module docs).
-        let outcomes_only = facts
-            .iter()
-            .all(|(_, f)| matches!(f, InvitationFact::Sent | InvitationFact::SendFailed { .. }));
+        // The delivery step's outcomes are written blind first (see the module docs). SES's
+        // own Send events come through `apply_facts` and are read first: blind, a duplicate
+        // would cost a cancelled write.
+        let outcomes_only = send_outcomes
+            && facts.iter().all(|(_, f)| {
+                matches!(f, InvitationFact::Sent | InvitationFact::SendFailed { .. })
+            });
         for round in 0..MAX_FACT_ROUNDS {
             if pending.is_empty() {
                 return Ok(results);

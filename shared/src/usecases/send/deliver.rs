@@ -302,7 +302,11 @@ async fn record(
     let attempts = deps.config.max_attempts.max(1);
     let mut attempt = 0;
     loop {
-        match deps.store.apply_facts(tenant, campaign_id, outcomes).await {
+        match deps
+            .store
+            .record_send_outcomes(tenant, campaign_id, outcomes)
+            .await
+        {
             Ok(_) => {
                 outcomes.clear();
                 return Ok(());
