@@ -1,15 +1,18 @@
 //! What the benchmarks share: the division they load, the template and the manual campaign
-//! they run (recorded the way `POST /v1/campaigns` records one).
+//! they run (recorded the way `POST /v1/campaigns` records one), and the null mailer.
 
 use anyhow::bail;
 use portal_core::demo;
 use portal_core::domain::{
-    Campaign, CampaignId, CampaignStatus, DivisionId, DivisionInput, Email, Filters, Skipped,
-    Template, TemplateId, TenantId, Trigger,
+    Campaign, DivisionId, DivisionInput, Email, Template, TemplateId, TenantId,
 };
-use portal_core::ports::{CreateOutcome, MailError, Mailer, RawEmail, SentMessage, Store};
+use portal_core::ports::{CreateOutcome, Store};
 use portal_core::usecases::sync::SYNC_CHUNK;
+use portal_testkit::builders::CampaignBuilder;
 use time::OffsetDateTime;
+
+/// Accepts and drops every message: the send pipeline without a file system or SES.
+pub use portal_testkit::null::NullMailer;
 
 /// A realistic invitation using every merge tag but `[PortalKey]`.
 pub fn welcome_template() -> anyhow::Result<Template> {
@@ -36,23 +39,12 @@ pub async fn record_campaign(
     let template = welcome_template()?;
     store.put_template(tenant, &template).await?;
     let now = OffsetDateTime::now_utc();
-    let campaign = Campaign {
-        campaign_id: CampaignId::generate(now),
-        trigger: Trigger::Manual,
-        status: CampaignStatus::Queued,
-        division_ids: vec![division.clone()],
-        filters: Filters::default(),
-        limit_to_uninvited: true,
-        template_id: template.template_id().to_string(),
-        email_from: sender,
-        created_at: now,
-        created_by: "bench".into(),
-        targeted: 0,
-        skipped: Skipped::default(),
-        categories: Default::default(),
-        sends: Default::default(),
-        pause_reason: None,
-    };
+    let campaign = CampaignBuilder::new(now)
+        .division(division)
+        .template(template.template_id().to_string())
+        .email_from(sender.as_str())
+        .created_by("bench")
+        .build();
     if store.create_campaign(tenant, &campaign, None, now).await? != CreateOutcome::Created {
         bail!("the campaign was not created");
     }
@@ -98,16 +90,4 @@ pub async fn load_division(
         }
     }
     Ok(())
-}
-
-/// Accepts and drops every message: the send pipeline without a file system or SES.
-pub struct NullMailer;
-
-#[async_trait::async_trait]
-impl Mailer for NullMailer {
-    async fn send_raw(&self, msg: &RawEmail) -> Result<SentMessage, MailError> {
-        Ok(SentMessage {
-            message_id: msg.message_id.clone(),
-        })
-    }
 }

@@ -22,10 +22,10 @@ use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use portal_core::adapters::outbox::{Outbox, OutboxError};
 use portal_core::domain::unsubscribe::UnsubscribeSigner;
-use portal_core::http::ApiError;
 use portal_core::usecases::send::TokenDeriver;
+use portal_embedded::outbox::{Outbox, OutboxError};
+use portal_http::ApiError;
 use serde::Deserialize;
 
 use crate::secret::SecretError;

@@ -30,8 +30,8 @@ pub mod token;
 
 use std::path::{Path, PathBuf};
 
-use portal_core::adapters::sqlite::SqliteStore;
 use portal_core::ports::StoreError;
+use portal_embedded::sqlite::SqliteStore;
 
 /// Data dir used when `--data-dir` is not given, relative to the working directory.
 pub const DEFAULT_DATA_DIR: &str = ".portal-invites";

@@ -16,7 +16,7 @@ pub const SECRET_FILE: &str = "jwt-secret";
 
 /// Shortest secret accepted (the API's own minimum): HS256 with a guessable key would let
 /// anyone mint tokens.
-pub use portal_core::http::auth::MIN_HS256_SECRET_LEN as MIN_SECRET_LEN;
+pub use portal_http::auth::MIN_HS256_SECRET_LEN as MIN_SECRET_LEN;
 
 /// Where the secret came from, for the start-up banner.
 #[derive(Debug, Clone, PartialEq, Eq)]

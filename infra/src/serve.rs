@@ -13,16 +13,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use portal_core::adapters::local_bus::InProcessBus;
-use portal_core::adapters::outbox::Outbox;
-use portal_core::adapters::sqlite::SqliteStore;
+use portal_aws::webhook::SesWebhook;
 use portal_core::demo::DemoSummary;
-use portal_core::http::auth::Verifier;
-use portal_core::http::{router, AppState};
+use portal_core::domain::PublicUrl;
 use portal_core::ports::{Clock, EventBus, SendMessage, SystemClock};
 use portal_core::usecases::campaigns::Sending;
+use portal_core::usecases::send::InProcessBus;
 use portal_core::usecases::send::{RateLimiter, SendConfig, SendDeps, TokioSleeper};
-use portal_core::usecases::webhook::SesWebhook;
+use portal_embedded::outbox::Outbox;
+use portal_embedded::sqlite::SqliteStore;
+use portal_http::auth::Verifier;
+use portal_http::{router, AppState};
 use tokio::net::TcpListener;
 
 use crate::secret::{Secret, SecretError, SecretSource};
@@ -37,6 +38,8 @@ pub const SERVE_OUTCOME_FLUSH: usize = 50;
 
 /// Address `serve` listens on unless told otherwise: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
+/// The port of [`DEFAULT_ADDR`].
+const DEFAULT_PORT: u16 = 3000;
 
 /// Directory of a data dir holding pre-fetched SNS signing certificates (named as the last
 /// segment of their URL), read before fetching over HTTPS.
@@ -54,7 +57,9 @@ pub struct ServeOptions {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("--public-url must be an http:// or https:// URL, got {0:?}")]
+    #[error(
+        "--public-url must be an http:// or https:// URL without query or fragment, got {0:?}"
+    )]
     PublicUrl(String),
     #[error(transparent)]
     Secret(#[from] SecretError),
@@ -95,14 +100,10 @@ impl std::fmt::Debug for LocalServer {
 impl LocalServer {
     /// Prepares the data dir, secret and store, and loads the demo tenant when asked.
     pub async fn open(opts: ServeOptions) -> Result<Self, ServeError> {
-        if let Some(u) = &opts.public_url {
-            let rest = u
-                .strip_prefix("https://")
-                .or_else(|| u.strip_prefix("http://"));
-            if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) {
-                return Err(ServeError::PublicUrl(u.clone()));
-            }
-        }
+        let public_url = match &opts.public_url {
+            Some(u) => PublicUrl::parse(u).map_err(|_| ServeError::PublicUrl(u.clone()))?,
+            None => PublicUrl::local(DEFAULT_PORT),
+        };
         let secret = Secret::resolve(&opts.data_dir)?;
         let store = Arc::new(open_store(&opts.data_dir)?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -121,12 +122,6 @@ impl LocalServer {
         } else {
             None
         };
-        let public_url = opts
-            .public_url
-            .clone()
-            .unwrap_or(format!("http://{DEFAULT_ADDR}"))
-            .trim_end_matches('/')
-            .to_owned();
         let unsubscribe = crate::dev::unsubscribe_signer(&opts.data_dir)?;
         let tokens = Arc::new(crate::dev::token_deriver(&opts.data_dir)?);
         // Sending: the same fan-out and delivery code as the Lambda functions, driven by an
@@ -401,7 +396,12 @@ mod tests {
             .tempdir()
             .unwrap();
         let data_dir = dir.path().join("data");
-        for bad in ["localhost:3000", "https://", "ftp://x"] {
+        for bad in [
+            "localhost:3000",
+            "https://",
+            "ftp://x",
+            "https://x.example/?a=1",
+        ] {
             let err = LocalServer::open(ServeOptions {
                 data_dir: data_dir.clone(),
                 demo: false,

@@ -15,10 +15,11 @@ use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
+use portal_aws::ses_events;
 use portal_core::domain::{CampaignId, Invitation, SendState, TenantId};
+use portal_core::mail::tags::{encode_tag_value, TAG_CAMPAIGN, TAG_INVITATION, TAG_TENANT};
 use portal_core::ports::{InvitationFilter, Store, StoreError, MAX_PAGE_SIZE};
-use portal_core::ses_events::{self, encode_tag_value, TAG_CAMPAIGN, TAG_INVITATION, TAG_TENANT};
-use portal_core::usecases::events::{self, AddressedFact, ApplyReport};
+use portal_core::usecases::events::{self, ApplyReport};
 use portal_core::usecases::send::deliver::message_local_id;
 
 /// What a simulation did.
@@ -85,7 +86,7 @@ pub async fn simulate(
         let mut facts = Vec::with_capacity(chunk.len());
         for record in chunk {
             match ses_events::parse_record(record) {
-                Ok(ses_events::Parsed::Event(event)) => match AddressedFact::from_ses(&event) {
+                Ok(ses_events::Parsed::Event(event)) => match event.addressed_fact() {
                     Ok(fact) => facts.push(fact),
                     Err(reason) => {
                         tracing::warn!(%reason, "simulated record ignored");

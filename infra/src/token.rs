@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use portal_core::domain::{DomainError, TenantId};
-use portal_core::http::auth::{issue_hs256, AuthConfigError, Claims, Permission};
+use portal_http::auth::{issue_hs256, AuthConfigError, Claims, Permission};
 use time::OffsetDateTime;
 
 use crate::secret::{Secret, SecretError};

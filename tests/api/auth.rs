@@ -3,8 +3,8 @@
 use axum::body::Body;
 use axum::http::{header, Method, StatusCode};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use portal_core::http::auth::{issue_hs256, Verifier};
-use portal_core::http::{PUBLIC_ROUTES, ROUTES};
+use portal_http::auth::{issue_hs256, Verifier};
+use portal_http::{PUBLIC_ROUTES, ROUTES};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -30,8 +30,11 @@ fn permission_of(method: &str, path: &str) -> &'static str {
 }
 
 /// Every route but the public ones (see `unsubscribe.rs` for those).
-fn protected_routes() -> impl Iterator<Item = &'static (&'static str, &'static str)> {
-    ROUTES.iter().filter(|r| !PUBLIC_ROUTES.contains(r))
+fn protected_routes() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ROUTES
+        .iter()
+        .map(|&(_, m, p)| (m, p))
+        .filter(|r| !PUBLIC_ROUTES.contains(r))
 }
 
 fn concrete(path: &str) -> String {

@@ -11,11 +11,11 @@ use portal_core::domain::{
     hash_token, CampaignId, CampaignStatus, ContactId, DivisionId, Email, InvitationCategory,
     PortalStatus, TenantId,
 };
-use portal_core::http::auth::issue_hs256;
 use portal_core::ports::{
     CampaignStore, ContactStateStore, Recipient, SendMessage, SuppressionReason, SuppressionStore,
 };
 use portal_core::usecases::send::TokenDeriver;
+use portal_http::auth::issue_hs256;
 use serde_json::{json, Value};
 use time::Duration;
 

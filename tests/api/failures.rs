@@ -7,12 +7,12 @@ use portal_core::domain::{
     Account, AccountId, ContactId, ContactRecord, Counts, Division, DivisionId, DivisionInput,
     Email, PortalStatus, TenantId,
 };
-use portal_core::http::auth::Verifier;
-use portal_core::http::{router, AppState};
 use portal_core::ports::{
     AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, FixedClock,
     ListQuery, Page, StoreError, SuppressionReason, SuppressionStore, SyncReport,
 };
+use portal_http::auth::Verifier;
+use portal_http::{router, AppState};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -168,7 +168,7 @@ async fn a_failing_store_is_an_opaque_500_problem_on_every_route() {
     );
     let app = App {
         router: router(state),
-        store: Arc::new(portal_core::adapters::sqlite::SqliteStore::open_in_memory().unwrap()),
+        store: Arc::new(portal_embedded::sqlite::SqliteStore::open_in_memory().unwrap()),
         clock: Arc::new(FixedClock::new(NOW)),
     };
     let t = admin("t1");

@@ -90,7 +90,7 @@ async fn the_24_hour_hold_ends_when_the_clock_passes_it() {
     // A token that outlives the clock's jumps.
     let mut c = claims("t1", ALL_PERMISSIONS);
     c.exp = (NOW + time::Duration::days(3)).unix_timestamp();
-    let t = portal_core::http::auth::issue_hs256(SECRET, &c).unwrap();
+    let t = portal_http::auth::issue_hs256(SECRET, &c).unwrap();
     let body = json!({"limit_to_uninvited": false});
     let before = app.counts(&t, body.clone()).await;
     // Invited an hour before NOW: still held 22h59m later, free exactly 24h after sending.

@@ -10,18 +10,17 @@ use axum::body::Body;
 use axum::http::{header, Method, StatusCode};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
+use portal_aws::sns::{CertFetcher, CertStore, FetchError, SnsVerifier};
+use portal_aws::webhook::SesWebhook;
 use portal_core::domain::unsubscribe::UnsubscribeSigner;
 use portal_core::domain::{CampaignId, Email, InvitationFact, TenantId};
-use portal_core::http::{router, AppState};
-use portal_core::ports::{
-    CampaignStore, MailError, Mailer, RawEmail, SentMessage, SuppressionStore,
-};
-use portal_core::sns::{CertFetcher, CertStore, FetchError, SnsVerifier};
+use portal_core::ports::{CampaignStore, SuppressionStore};
 use portal_core::usecases::campaigns::Sending;
 use portal_core::usecases::send::{
     run_campaign, RateLimiter, SendConfig, SendDeps, TokenDeriver, TokioSleeper,
 };
-use portal_core::usecases::webhook::SesWebhook;
+use portal_http::{router, AppState};
+use portal_testkit::null::NullMailer;
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
@@ -81,14 +80,13 @@ async fn world() -> World {
     let webhook = SesWebhook::new(verifier)
         .with_raw_secret(RAW_SECRET)
         .expect("secret");
-    let store = Arc::new(
-        portal_core::adapters::sqlite::SqliteStore::open_in_memory().expect("in-memory store"),
-    );
+    let store =
+        Arc::new(portal_embedded::sqlite::SqliteStore::open_in_memory().expect("in-memory store"));
     let clock = Arc::new(portal_core::ports::FixedClock::new(NOW));
     let state = AppState::new(
         store.clone(),
         clock.clone(),
-        portal_core::http::auth::Verifier::hs256(SECRET),
+        portal_http::auth::Verifier::hs256(SECRET),
     )
     .with_unsubscribe(UnsubscribeSigner::new(UNSUBSCRIBE_SECRET).expect("secret"))
     .with_sending(Sending {
@@ -122,17 +120,6 @@ async fn world() -> World {
     }
 }
 
-struct NullMailer;
-
-#[async_trait::async_trait]
-impl Mailer for NullMailer {
-    async fn send_raw(&self, msg: &RawEmail) -> Result<SentMessage, MailError> {
-        Ok(SentMessage {
-            message_id: msg.message_id.clone(),
-        })
-    }
-}
-
 /// Starts a campaign over `division` and runs its send to the end; returns its id and the
 /// invitations' `(contact_id, email)`.
 async fn sent_campaign(w: &World, division: &str) -> (String, Vec<(String, String)>) {
@@ -157,7 +144,8 @@ async fn sent_campaign(w: &World, division: &str) -> (String, Vec<(String, Strin
         sleeper: Arc::new(TokioSleeper),
         unsubscribe: Arc::new(UnsubscribeSigner::new(UNSUBSCRIBE_SECRET).unwrap()),
         tokens: Arc::new(TokenDeriver::new(TOKEN_SECRET).unwrap()),
-        public_url: "https://portal.example.org".into(),
+        public_url: portal_core::domain::PublicUrl::parse("https://portal.example.org")
+            .expect("a valid URL"),
         limiter: Arc::new(RateLimiter::new(None)),
         config,
     };
@@ -453,7 +441,7 @@ async fn a_divisions_campaigns_are_listed_newest_first_with_their_statistics() {
     let token = {
         let mut c = claims("t1", ALL_PERMISSIONS);
         c.exp = (NOW + time::Duration::days(3)).unix_timestamp();
-        portal_core::http::auth::issue_hs256(SECRET, &c).unwrap()
+        portal_http::auth::issue_hs256(SECRET, &c).unwrap()
     };
     let w = World { token, ..w };
     let (second, _) = sent_campaign(&w, "d1").await;
@@ -518,7 +506,7 @@ async fn a_divisions_campaigns_are_listed_newest_first_with_their_statistics() {
 fn admin_until(tenant: &str) -> String {
     let mut c = claims(tenant, ALL_PERMISSIONS);
     c.exp = (NOW + time::Duration::days(3)).unix_timestamp();
-    portal_core::http::auth::issue_hs256(SECRET, &c).unwrap()
+    portal_http::auth::issue_hs256(SECRET, &c).unwrap()
 }
 
 #[tokio::test]
@@ -591,7 +579,9 @@ async fn the_drill_down_filters_searches_pages_and_refuses_bad_input() {
 
 #[tokio::test]
 async fn ses_events_through_eventbridge_reach_the_same_core_and_a_recount_finds_no_drift() {
-    use portal_core::usecases::webhook::{self, RecountRequest, WebhookOutcome};
+    use portal_aws::webhook;
+    use portal_core::ports::WebhookOutcome;
+    use portal_core::usecases::events::{recount, RecountRequest};
     let w = world().await;
     let (id, invited) = sent_campaign(&w, "d1").await;
     let (c, e) = &invited[0];
@@ -622,7 +612,7 @@ async fn ses_events_through_eventbridge_reach_the_same_core_and_a_recount_finds_
         campaign_id: CampaignId::parse(&id).unwrap(),
         fix: false,
     };
-    let report = webhook::recount(w.app.store.as_ref(), &req)
+    let report = recount(w.app.store.as_ref(), &req)
         .await
         .unwrap()
         .expect("the campaign exists");
@@ -632,7 +622,7 @@ async fn ses_events_through_eventbridge_reach_the_same_core_and_a_recount_finds_
         campaign_id: CampaignId::parse("0123456789abcdef0123456789abcdef").unwrap(),
         ..req
     };
-    assert!(webhook::recount(w.app.store.as_ref(), &unknown)
+    assert!(recount(w.app.store.as_ref(), &unknown)
         .await
         .unwrap()
         .is_none());

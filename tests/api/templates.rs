@@ -347,15 +347,17 @@ async fn a_preview_of_an_unknown_template_or_contact_is_a_404() {
 
 #[tokio::test]
 async fn a_preview_builds_links_from_the_configured_public_url() {
-    use portal_core::http::auth::Verifier;
-    use portal_core::http::{router, AppState};
+    use portal_http::auth::Verifier;
+    use portal_http::{router, AppState};
     let base = app();
     let state = AppState::new(
         base.store.clone(),
         base.clock.clone(),
         Verifier::hs256(SECRET),
     )
-    .with_public_url("https://invites.example.com/");
+    .with_public_url(
+        portal_core::domain::PublicUrl::parse("https://invites.example.com/").unwrap(),
+    );
     let app = App {
         router: router(state),
         store: base.store.clone(),

@@ -9,13 +9,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use portal_core::adapters::aws_metrics::RequestCounter;
-use portal_core::adapters::eventbridge::{EventBridgeBus, RetryPolicy, MAX_CALL_BYTES};
+use portal_aws::aws_metrics::RequestCounter;
+use portal_aws::eventbridge::{EventBridgeBus, RetryPolicy, MAX_CALL_BYTES};
 use portal_core::domain::{CampaignId, ContactId, DivisionId, Email, TenantId};
 use portal_core::ports::{
     BusError, EventBus, Recipient, SendMessage, EVENT_SOURCE, MAX_MESSAGE_BYTES,
 };
-use portal_tests::moto::Moto;
+use portal_testkit::moto::Moto;
 use serde_json::Value;
 
 /// Retries that do not slow the suite down.
@@ -35,33 +35,6 @@ fn unique(prefix: &str) -> String {
     )
 }
 
-fn eventbridge_client(moto: &Moto, counter: &RequestCounter) -> aws_sdk_eventbridge::Client {
-    use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
-    aws_sdk_eventbridge::Client::from_conf(
-        aws_sdk_eventbridge::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-            .endpoint_url(moto.endpoint())
-            .retry_config(aws_sdk_eventbridge::config::retry::RetryConfig::disabled())
-            .interceptor(counter.clone())
-            .build(),
-    )
-}
-
-fn sqs_client(moto: &Moto) -> aws_sdk_sqs::Client {
-    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-    aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "moto"))
-            .endpoint_url(moto.endpoint())
-            .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
-            .build(),
-    )
-}
-
 /// A bus on moto whose events from our source land in a queue.
 struct Wired {
     bus_name: String,
@@ -72,8 +45,8 @@ struct Wired {
 /// Creates a bus, a queue, and a rule routing `portal-invitations` events to the queue.
 /// The client used for the setup is not counted.
 async fn wired_bus(moto: &Moto) -> Wired {
-    let eb = eventbridge_client(moto, &RequestCounter::new());
-    let sqs = sqs_client(moto);
+    let eb: aws_sdk_eventbridge::Client = moto.client();
+    let sqs: aws_sdk_sqs::Client = moto.client();
     let bus_name = unique("portal-bus");
     eb.create_event_bus()
         .name(&bus_name)
@@ -200,8 +173,7 @@ async fn twenty_five_messages_take_three_put_events_calls_and_all_arrive_intact(
     let moto = Moto::shared();
     let wired = wired_bus(moto).await;
     let counter = RequestCounter::new();
-    let bus =
-        EventBridgeBus::new(eventbridge_client(moto, &counter), &wired.bus_name).with_retry(FAST);
+    let bus = EventBridgeBus::new(moto.counted_client(&counter), &wired.bus_name).with_retry(FAST);
 
     let messages: Vec<SendMessage> = (0..25u32)
         .map(|n| {
@@ -243,8 +215,7 @@ async fn large_messages_are_spread_over_calls_that_stay_under_256_kb() {
     let moto = Moto::shared();
     let wired = wired_bus(moto).await;
     let counter = RequestCounter::new();
-    let bus =
-        EventBridgeBus::new(eventbridge_client(moto, &counter), &wired.bus_name).with_retry(FAST);
+    let bus = EventBridgeBus::new(moto.counted_client(&counter), &wired.bus_name).with_retry(FAST);
 
     // Three ~100 KB deliveries: two fit in one call's 256 KB, the third needs another.
     let messages: Vec<SendMessage> = (0..3).map(|n| deliver(n, 400, 40)).collect();
@@ -272,8 +243,7 @@ async fn an_oversized_message_is_refused_and_nothing_is_sent() {
     let moto = Moto::shared();
     let wired = wired_bus(moto).await;
     let counter = RequestCounter::new();
-    let bus =
-        EventBridgeBus::new(eventbridge_client(moto, &counter), &wired.bus_name).with_retry(FAST);
+    let bus = EventBridgeBus::new(moto.counted_client(&counter), &wired.bus_name).with_retry(FAST);
 
     let huge = deliver(1, 1500, 60);
     assert!(detail_bytes(&huge) > MAX_MESSAGE_BYTES);
@@ -301,8 +271,8 @@ async fn an_oversized_message_is_refused_and_nothing_is_sent() {
 async fn publishing_to_a_bus_that_does_not_exist_fails_at_once() {
     let moto = Moto::shared();
     let counter = RequestCounter::new();
-    let bus = EventBridgeBus::new(eventbridge_client(moto, &counter), unique("no-such-bus"))
-        .with_retry(FAST);
+    let bus =
+        EventBridgeBus::new(moto.counted_client(&counter), unique("no-such-bus")).with_retry(FAST);
 
     let err = bus
         .publish(&[deliver(1, 2, 5)])
@@ -310,7 +280,8 @@ async fn publishing_to_a_bus_that_does_not_exist_fails_at_once() {
         .expect_err("a missing bus must not look like success");
     // moto answers with a whole-call ResourceNotFoundException; waiting will not help.
     assert!(
-        matches!(&err, BusError::Backend(d) if d.contains("ResourceNotFoundException")),
+        matches!(&err, BusError::Backend(_))
+            && portal_core::error_chain(&err).contains("ResourceNotFoundException"),
         "{err:?}"
     );
     assert_eq!(counter.get("PutEvents"), 1, "a missing bus is not retried");

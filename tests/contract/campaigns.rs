@@ -4,15 +4,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use portal_core::domain::{
-    Account, AccountId, Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId,
-    ContactInput, DivisionId, DivisionInput, Email, Filters, Invitation, InvitationCategory,
-    InvitationFact, InvitationState, PortalStatus, RegistrationToken, SendCounts, SendState,
-    Skipped, Suppression, TenantId, Trigger,
+    Account, Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionId,
+    DivisionInput, Email, Filters, Invitation, InvitationCategory, InvitationFact, InvitationState,
+    PortalStatus, RegistrationToken, SendCounts, SendState, Skipped, Suppression, TenantId,
+    Trigger,
 };
 use portal_core::ports::{
     Claim, ClaimResult, ContactQuery, CreateOutcome, FactResult, Idempotency, InvitationFilter,
     Store, SuppressionReason,
 };
+use portal_testkit::builders::{AccountBuilder, CampaignBuilder, ContactBuilder};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -51,62 +52,30 @@ async fn seed(store: &dyn Store, tenant: &TenantId, n: usize) {
         .chunks(4)
         .enumerate()
         .map(|(a, chunk)| {
-            let contacts = chunk
-                .iter()
-                .map(|i| {
-                    ContactInput::new(
-                        cid(&format!("c{i:03}")),
-                        format!("Contact {i}"),
-                        Some(email(&format!("c{i}@example.com"))),
-                        String::new(),
-                        true,
-                    )
-                    .unwrap()
-                })
-                .collect();
-            Account::new(
-                AccountId::parse(format!("a{a:03}")).unwrap(),
-                div("d1"),
-                format!("N-{a}"),
-                format!("Account {a}"),
-                "Residential".into(),
-                "A".into(),
-                "Web".into(),
-                "North".into(),
-                true,
-                0,
-                false,
-                None,
-                contacts,
-            )
-            .unwrap()
+            AccountBuilder::new(format!("a{a:03}"))
+                .number(format!("N-{a}"))
+                .name(format!("Account {a}"))
+                .contacts(chunk.iter().map(|i| {
+                    ContactBuilder::new(format!("c{i:03}"))
+                        .name(format!("Contact {i}"))
+                        .email(format!("c{i}@example.com"))
+                }))
+                .build()
         })
         .collect();
     store.upsert_accounts(tenant, &accounts).await.unwrap();
 }
 
 fn campaign(trigger: Trigger, divisions: &[&str], at: OffsetDateTime) -> Campaign {
-    Campaign {
-        campaign_id: CampaignId::generate(at),
-        trigger,
-        status: CampaignStatus::Queued,
-        division_ids: divisions.iter().map(|d| div(d)).collect(),
-        filters: Filters {
+    CampaignBuilder::new(at)
+        .trigger(trigger)
+        .divisions(divisions)
+        .filters(Filters {
             account_class: vec!["Residential".into()],
             billing_contacts_only: true,
             ..Filters::default()
-        },
-        limit_to_uninvited: true,
-        template_id: "welcome".into(),
-        email_from: email("hoa@example.org"),
-        created_at: at,
-        created_by: "manager-1".into(),
-        targeted: 0,
-        skipped: Skipped::default(),
-        categories: Default::default(),
-        sends: Default::default(),
-        pause_reason: None,
-    }
+        })
+        .build()
 }
 
 fn claim(c: &Campaign, contact: &str, at: OffsetDateTime) -> Claim {

@@ -14,6 +14,7 @@ use portal_core::domain::{
     DivisionInput, Email, Filters, Group, PortalStatus, TenantId,
 };
 use portal_core::ports::{ContactQuery, ListQuery, Store, StoreError, SuppressionReason};
+use portal_testkit::builders::{AccountBuilder, ContactBuilder};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -51,33 +52,19 @@ async fn put_div(store: &dyn Store, t: &TenantId, id: &str) {
 }
 
 fn contact(id: &str, name: &str, mail: Option<&str>, billing: bool) -> ContactInput {
-    ContactInput::new(
-        cid(id),
-        name.into(),
-        mail.map(email),
-        "555-0100".into(),
-        billing,
-    )
-    .unwrap()
+    ContactBuilder::new(id)
+        .name(name)
+        .maybe_email(mail)
+        .phone("555-0100")
+        .billing(billing)
+        .build()
 }
 
 fn account(id: &str, division: &str, contacts: Vec<ContactInput>) -> Account {
-    Account::new(
-        aid(id),
-        div(division),
-        format!("N-{id}"),
-        format!("Account {id}"),
-        "Residential".into(),
-        "A".into(),
-        "Web".into(),
-        "North".into(),
-        true,
-        0,
-        false,
-        None,
-        contacts,
-    )
-    .unwrap()
+    AccountBuilder::new(id)
+        .division(division)
+        .contacts(contacts)
+        .build()
 }
 
 fn query(divisions: &[&str], filters: Filters, limit_to_uninvited: bool) -> ContactQuery {
@@ -177,7 +164,7 @@ async fn build_fixture(store: &dyn Store, t: &TenantId, seed: u64, accounts: usi
     let mut emails = Vec::new();
     for i in 0..accounts {
         let n = 1 + rng.below(3) as usize;
-        let contacts = (0..n)
+        let contacts: Vec<ContactInput> = (0..n)
             .map(|k| {
                 let id = format!("c{i}-{k}");
                 let mail = (!rng.chance(15)).then(|| {
@@ -195,22 +182,19 @@ async fn build_fixture(store: &dyn Store, t: &TenantId, seed: u64, accounts: usi
             })
             .collect();
         batch.push(
-            Account::new(
-                aid(&format!("a{i}")),
-                div(rng.pick(&["d1", "d2", "d3"])),
-                format!("{}", 10_000 + i),
-                format!("Owner {i}"),
-                rng.pick(CLASSES).into(),
-                rng.pick(GROUPS).into(),
-                rng.pick(SOURCES).into(),
-                rng.pick(SITES).into(),
-                rng.chance(75),
-                if rng.chance(35) { 1_500 } else { 0 },
-                rng.chance(40),
-                None,
-                contacts,
-            )
-            .unwrap(),
+            AccountBuilder::new(format!("a{i}"))
+                .division(rng.pick(&["d1", "d2", "d3"]))
+                .number(format!("{}", 10_000 + i))
+                .name(format!("Owner {i}"))
+                .class(rng.pick(CLASSES))
+                .bill_group(rng.pick(GROUPS))
+                .source(rng.pick(SOURCES))
+                .site_source(rng.pick(SITES))
+                .active_services(rng.chance(75))
+                .balance_due_cents(if rng.chance(35) { 1_500 } else { 0 })
+                .autopay(rng.chance(40))
+                .contacts(contacts)
+                .build(),
         );
     }
     store.upsert_accounts(t, &batch).await.unwrap();

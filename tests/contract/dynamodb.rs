@@ -2,12 +2,12 @@
 //! per test), plus checks only this adapter needs: AWS batch limits, cursor forgery, and the
 //! table definition agreeing with `template.yaml`.
 
-use portal_core::adapters::dynamodb::DynamoStore;
-use portal_tests::moto::{fresh_table, Exclusive, Moto};
+use portal_aws::dynamodb::DynamoStore;
+use portal_testkit::moto::{fresh_table, Exclusive, Moto};
 
 async fn store() -> Exclusive<DynamoStore> {
     Exclusive::new(|| async {
-        let client = Moto::shared().dynamodb_client();
+        let client: aws_sdk_dynamodb::Client = Moto::shared().client();
         let table = fresh_table(&client).await;
         // moto does not isolate concurrent transactions (see `serialize_transactions`).
         DynamoStore::new(client, table).serialize_transactions()
@@ -19,17 +19,18 @@ contract_suite!(store());
 
 mod dynamodb_only {
     use base64::Engine as _;
-    use portal_core::adapters::aws_metrics::RequestCounter;
-    use portal_core::adapters::dynamodb::{table_definition, DynamoStore};
+    use portal_aws::aws_metrics::RequestCounter;
+    use portal_aws::dynamodb::{table_definition, DynamoStore};
     use portal_core::domain::{
-        Account, AccountId, ContactId, ContactInput, DivisionId, DivisionInput, Email, Filters,
-        Group, PortalStatus, TenantId,
+        Account, ContactId, DivisionId, DivisionInput, Email, Filters, Group, PortalStatus,
+        TenantId,
     };
     use portal_core::ports::{
         AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery,
         StoreError,
     };
-    use portal_tests::moto::{fresh_table, Exclusive, Moto};
+    use portal_testkit::builders::{AccountBuilder, ContactBuilder};
+    use portal_testkit::moto::{fresh_table, Exclusive, Moto};
     use time::macros::datetime;
 
     fn t(s: &str) -> TenantId {
@@ -43,7 +44,7 @@ mod dynamodb_only {
     async fn counted_store() -> (Exclusive<DynamoStore>, RequestCounter) {
         let counter = RequestCounter::new();
         let store = Exclusive::new(|| async {
-            let client = Moto::shared().counted_dynamodb_client(&counter);
+            let client: aws_sdk_dynamodb::Client = Moto::shared().counted_client(&counter);
             let table = fresh_table(&client).await;
             DynamoStore::new(client, table)
         })
@@ -63,34 +64,15 @@ mod dynamodb_only {
     }
 
     fn account(id: &str, division: &str, contacts: usize) -> Account {
-        let contacts = (0..contacts)
-            .map(|i| {
-                ContactInput::new(
-                    ContactId::parse(format!("{id}-c{i}")).unwrap(),
-                    format!("Contact {i}"),
-                    Some(Email::parse(&format!("{id}.{i}@example.com")).unwrap()),
-                    String::new(),
-                    i == 0,
-                )
-                .unwrap()
-            })
-            .collect();
-        Account::new(
-            AccountId::parse(id).unwrap(),
-            d(division),
-            format!("N-{id}"),
-            format!("Account {id}"),
-            "Residential".into(),
-            "A".into(),
-            "Web".into(),
-            "North".into(),
-            true,
-            0,
-            false,
-            None,
-            contacts,
-        )
-        .unwrap()
+        AccountBuilder::new(id)
+            .division(division)
+            .contacts((0..contacts).map(|i| {
+                ContactBuilder::new(format!("{id}-c{i}"))
+                    .name(format!("Contact {i}"))
+                    .email(format!("{id}.{i}@example.com"))
+                    .billing(i == 0)
+            }))
+            .build()
     }
 
     fn query(divisions: &[&str]) -> ContactQuery {

@@ -2,19 +2,19 @@
 //! recounts cost in requests; that one held contact costs its 48 neighbours one retry, not
 //! their claim; and that concurrent writers of facts never lose or double-count an update.
 
-use portal_core::adapters::aws_metrics::RequestCounter;
-use portal_core::adapters::dynamodb::DynamoStore;
+use portal_aws::aws_metrics::RequestCounter;
+use portal_aws::dynamodb::DynamoStore;
 use portal_core::domain::{
-    Account, AccountId, Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId,
-    ContactInput, DivisionId, DivisionInput, Email, Filters, Invitation, InvitationCategory,
-    InvitationFact, InvitationState, SendCounts, Skipped, TenantId, Trigger,
+    Account, Campaign, CampaignId, CategoryCounts, ContactId, DivisionId, DivisionInput, Email,
+    Invitation, InvitationCategory, InvitationFact, InvitationState, SendCounts, TenantId, Trigger,
     MAX_CAMPAIGN_DIVISIONS,
 };
 use portal_core::ports::{
     AccountStore, CampaignStore, Claim, ClaimResult, ContactStateStore, CreateOutcome,
     DivisionStore, FactResult, InvitationFilter, SuppressionReason, SuppressionStore,
 };
-use portal_tests::moto::{fresh_table, Exclusive, Moto};
+use portal_testkit::builders::{AccountBuilder, CampaignBuilder, ContactBuilder};
+use portal_testkit::moto::{fresh_table, Exclusive, Moto};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -23,7 +23,7 @@ const NOW: OffsetDateTime = datetime!(2026-11-02 12:00:00 UTC);
 async fn counted_store() -> (Exclusive<DynamoStore>, RequestCounter) {
     let counter = RequestCounter::new();
     let store = Exclusive::new(|| async {
-        let client = Moto::shared().counted_dynamodb_client(&counter);
+        let client: aws_sdk_dynamodb::Client = Moto::shared().counted_client(&counter);
         let table = fresh_table(&client).await;
         // moto does not isolate concurrent transactions (see `serialize_transactions`).
         DynamoStore::new(client, table).serialize_transactions()
@@ -51,58 +51,26 @@ async fn seed(store: &DynamoStore, tenant: &TenantId, n: usize) {
         .chunks(10)
         .enumerate()
         .map(|(a, chunk)| {
-            let contacts = chunk
-                .iter()
-                .map(|&i| {
-                    ContactInput::new(
-                        cid(i),
-                        format!("Contact {i}"),
-                        Some(Email::parse(&format!("c{i}@example.com")).unwrap()),
-                        String::new(),
-                        false,
-                    )
-                    .unwrap()
-                })
-                .collect();
-            Account::new(
-                AccountId::parse(format!("a{a}")).unwrap(),
-                d1.clone(),
-                format!("N-{a}"),
-                format!("Account {a}"),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                true,
-                0,
-                false,
-                None,
-                contacts,
-            )
-            .unwrap()
+            AccountBuilder::new(format!("a{a}"))
+                .number(format!("N-{a}"))
+                .name(format!("Account {a}"))
+                .contacts(chunk.iter().map(|&i| {
+                    ContactBuilder::new(cid(i).as_str())
+                        .name(format!("Contact {i}"))
+                        .email(format!("c{i}@example.com"))
+                        .billing(false)
+                }))
+                .build()
         })
         .collect();
     store.upsert_accounts(tenant, &accounts).await.unwrap();
 }
 
 fn campaign(trigger: Trigger) -> Campaign {
-    Campaign {
-        campaign_id: CampaignId::generate(NOW),
-        trigger,
-        status: CampaignStatus::Queued,
-        division_ids: vec![DivisionId::parse("d1").unwrap()],
-        filters: Filters::default(),
-        limit_to_uninvited: true,
-        template_id: "welcome".into(),
-        email_from: Email::parse("hoa@example.org").unwrap(),
-        created_at: NOW,
-        created_by: "manager".into(),
-        targeted: 0,
-        skipped: Skipped::default(),
-        categories: Default::default(),
-        sends: Default::default(),
-        pause_reason: None,
-    }
+    CampaignBuilder::new(NOW)
+        .trigger(trigger)
+        .created_by("manager")
+        .build()
 }
 
 fn claims(c: &Campaign, range: std::ops::Range<usize>) -> Vec<Claim> {
@@ -622,7 +590,7 @@ async fn a_recount_reports_drift_and_fixes_it_only_on_the_counters_it_read() {
         .unwrap();
     // Something outside the adapter bumps a counter.
     Moto::shared()
-        .dynamodb_client()
+        .client::<aws_sdk_dynamodb::Client>()
         .update_item()
         .table_name(store.table_name())
         .key(

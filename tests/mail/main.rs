@@ -6,8 +6,6 @@
 //! with `source`, `destinations` and `raw_data`). It does not keep message tags, so the tags
 //! are read from the request itself by a small interceptor ([`BodyCapture`]).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,12 +15,12 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 use mail_parser::{HeaderValue, MessageParser};
-use portal_core::adapters::aws_metrics::RequestCounter;
-use portal_core::adapters::ses::SesMailer;
+use portal_aws::aws_metrics::RequestCounter;
+use portal_aws::ses::SesMailer;
 use portal_core::domain::Email;
 use portal_core::mail::OutgoingEmail;
 use portal_core::ports::{MailError, Mailer};
-use portal_tests::moto::Moto;
+use portal_testkit::moto::{ses_messages, Moto};
 use serde_json::Value;
 
 /// Keeps the JSON body of every request the client sends.
@@ -78,42 +76,12 @@ fn invitation(from: &str, to: &str) -> OutgoingEmail {
 }
 
 async fn verify_sender(moto: &Moto, address: &str) {
-    moto.sesv2_client()
+    moto.client::<aws_sdk_sesv2::Client>()
         .create_email_identity()
         .email_identity(address)
         .send()
         .await
         .unwrap_or_else(|e| panic!("CreateEmailIdentity failed: {e:?}"));
-}
-
-/// Every message moto accepted: objects with `raw_data`, wherever they sit in the dump.
-fn sent_messages(moto: &Moto) -> Vec<Value> {
-    let host = moto.endpoint().trim_start_matches("http://");
-    let mut conn = TcpStream::connect(host).expect("connect to moto");
-    write!(
-        conn,
-        "GET /moto-api/data.json HTTP/1.0\r\nHost: {host}\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP answer");
-    let data: Value = serde_json::from_slice(&raw[split + 4..]).expect("data.json is JSON");
-    let mut out = Vec::new();
-    collect_raw_messages(&data["ses"], &mut out);
-    out
-}
-
-fn collect_raw_messages(v: &Value, out: &mut Vec<Value>) {
-    match v {
-        Value::Object(m) if m.contains_key("raw_data") => out.push(v.clone()),
-        Value::Object(m) => m.values().for_each(|x| collect_raw_messages(x, out)),
-        Value::Array(a) => a.iter().for_each(|x| collect_raw_messages(x, out)),
-        _ => {}
-    }
 }
 
 fn header(msg: &mail_parser::Message<'_>, name: &str) -> String {
@@ -139,7 +107,7 @@ async fn a_raw_send_reaches_ses_with_recipient_unsubscribe_headers_tags_and_conf
     let counter = RequestCounter::new();
     let capture = BodyCapture::default();
     let client = aws_sdk_sesv2::Client::from_conf(
-        moto.sesv2_config()
+        aws_sdk_sesv2::config::Builder::from(&moto.sdk_config())
             .interceptor(counter.clone())
             .interceptor(capture.clone())
             .build(),
@@ -152,7 +120,8 @@ async fn a_raw_send_reaches_ses_with_recipient_unsubscribe_headers_tags_and_conf
     assert_eq!(counter.total(), 1);
 
     // What SES received: the library's bytes, untouched.
-    let stored = sent_messages(moto)
+    let stored = ses_messages(moto.endpoint())
+        .expect("moto's data")
         .into_iter()
         .find(|m| m["raw_data"].as_str().is_some_and(|r| r.contains(&to)))
         .expect("moto kept the message");
@@ -210,8 +179,7 @@ async fn a_raw_send_reaches_ses_with_recipient_unsubscribe_headers_tags_and_conf
 async fn an_unverified_sender_is_a_permanent_rejection_not_a_retry() {
     let moto = Moto::shared();
     let counter = RequestCounter::new();
-    let client =
-        aws_sdk_sesv2::Client::from_conf(moto.sesv2_config().interceptor(counter.clone()).build());
+    let client = moto.counted_client(&counter);
     let mailer = SesMailer::new(client, None);
     let raw = invitation(&unique("stranger"), &unique("jane"))
         .to_raw()

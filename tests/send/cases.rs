@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use portal_core::adapters::local_bus::QueueBus;
 use portal_core::domain::unsubscribe::UnsubscribeSigner;
 use portal_core::domain::*;
 use portal_core::ports::*;
+use portal_core::usecases::send::queue::QueueBus;
 use portal_core::usecases::send::*;
 
 use crate::fixtures::*;
@@ -208,12 +208,8 @@ pub async fn a_throttled_send_is_retried_after_a_back_off_and_sent_once(store: A
     let c = new_campaign(&*store, Trigger::Manual, &["d1"]).await;
     let mailer = Arc::new(RecordingMailer::default());
     mailer.script.lock().unwrap().extend([
-        MailError::Throttled {
-            detail: "slow down".into(),
-        },
-        MailError::Transient {
-            detail: "503".into(),
-        },
+        MailError::Throttled("slow down".into()),
+        MailError::Transient("503".into()),
     ]);
     let sleeper = Arc::new(NoSleep::default());
     let deps = deps_with(store.clone(), mailer.clone(), sleeper.clone(), config());
@@ -237,9 +233,7 @@ pub async fn throttling_that_never_ends_leaves_the_invitation_in_process_for_a_r
         .script
         .lock()
         .unwrap()
-        .extend((0..6).map(|_| MailError::Throttled {
-            detail: "slow".into(),
-        }));
+        .extend((0..6).map(|_| MailError::Throttled("slow".into())));
     let deps = deps_with(
         store.clone(),
         mailer.clone(),

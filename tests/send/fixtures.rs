@@ -10,6 +10,7 @@ use portal_core::domain::unsubscribe::UnsubscribeSigner;
 use portal_core::domain::*;
 use portal_core::ports::*;
 use portal_core::usecases::send::*;
+use portal_testkit::builders::{AccountBuilder, CampaignBuilder, ContactBuilder};
 use time::macros::datetime;
 use time::OffsetDateTime;
 
@@ -47,56 +48,28 @@ pub async fn seed_tenant(store: &dyn Store, t: &TenantId, n: usize) {
     }
     let mut contacts: Vec<ContactInput> = (0..n)
         .map(|i| {
-            ContactInput::new(
-                ContactId::parse(format!("c{i:03}")).unwrap(),
-                format!("Contact {i}"),
-                Some(email(&format!("c{i}@example.com"))),
-                String::new(),
-                true,
-            )
-            .unwrap()
+            ContactBuilder::new(format!("c{i:03}"))
+                .name(format!("Contact {i}"))
+                .email(format!("c{i}@example.com"))
+                .build()
         })
         .collect();
+    contacts.push(ContactBuilder::new("nomail").name("No Mail").build());
     contacts.push(
-        ContactInput::new(
-            ContactId::parse("nomail").unwrap(),
-            "No Mail".into(),
-            None,
-            String::new(),
-            true,
-        )
-        .unwrap(),
-    );
-    contacts.push(
-        ContactInput::new(
-            ContactId::parse("done").unwrap(),
-            "Registered".into(),
-            Some(email("done@example.com")),
-            String::new(),
-            true,
-        )
-        .unwrap(),
+        ContactBuilder::new("done")
+            .name("Registered")
+            .email("done@example.com")
+            .build(),
     );
     let accounts: Vec<Account> = contacts
         .chunks(4)
         .enumerate()
         .map(|(a, chunk)| {
-            Account::new(
-                AccountId::parse(format!("a{a:03}")).unwrap(),
-                DivisionId::parse("d1").unwrap(),
-                format!("N-{a}"),
-                format!("Account {a}"),
-                "Residential".into(),
-                "A".into(),
-                "Web".into(),
-                "North".into(),
-                true,
-                0,
-                false,
-                None,
-                chunk.to_vec(),
-            )
-            .unwrap()
+            AccountBuilder::new(format!("a{a:03}"))
+                .number(format!("N-{a}"))
+                .name(format!("Account {a}"))
+                .contacts(chunk.iter().cloned())
+                .build()
         })
         .collect();
     store.upsert_accounts(t, &accounts).await.unwrap();
@@ -130,26 +103,11 @@ pub async fn new_campaign_in(
     trigger: Trigger,
     divisions: &[&str],
 ) -> CampaignId {
-    let c = Campaign {
-        campaign_id: CampaignId::generate(NOW),
-        trigger,
-        status: CampaignStatus::Queued,
-        division_ids: divisions
-            .iter()
-            .map(|d| DivisionId::parse(*d).unwrap())
-            .collect(),
-        filters: Filters::default(),
-        limit_to_uninvited: true,
-        template_id: "welcome".into(),
-        email_from: email("d1@hoa.example.org"),
-        created_at: NOW,
-        created_by: "manager-1".into(),
-        targeted: 0,
-        skipped: Skipped::default(),
-        categories: Default::default(),
-        sends: Default::default(),
-        pause_reason: None,
-    };
+    let c = CampaignBuilder::new(NOW)
+        .trigger(trigger)
+        .divisions(divisions)
+        .email_from("d1@hoa.example.org")
+        .build();
     let out = store.create_campaign(t, &c, None, NOW).await.unwrap();
     assert_eq!(out, CreateOutcome::Created);
     c.campaign_id
@@ -180,9 +138,7 @@ impl Mailer for RecordingMailer {
     async fn send_raw(&self, msg: &RawEmail) -> Result<SentMessage, MailError> {
         if let Some(f) = &self.fault {
             if f.step("send_raw") {
-                return Err(MailError::Backend {
-                    detail: "process killed".into(),
-                });
+                return Err(MailError::Backend("process killed".into()));
             }
         }
         if let Some(e) = self.script.lock().unwrap().pop_front() {
@@ -224,7 +180,8 @@ pub fn deps_with(
         sleeper,
         unsubscribe: Arc::new(UnsubscribeSigner::new(SECRET).unwrap()),
         tokens: Arc::new(TokenDeriver::new(SECRET).unwrap()),
-        public_url: "https://portal.example.org".into(),
+        public_url: portal_core::domain::PublicUrl::parse("https://portal.example.org")
+            .expect("a valid URL"),
         limiter: Arc::new(RateLimiter::new(config.max_send_rate)),
         config,
     }

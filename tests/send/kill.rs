@@ -448,9 +448,7 @@ pub async fn with_the_outbox_a_killed_and_resumed_run_leaves_exactly_one_email_p
     let mut hit_the_window = false;
     for kill_at in 0..steps {
         let dir = tempfile::tempdir().unwrap();
-        let outbox = Arc::new(portal_core::adapters::outbox::Outbox::in_data_dir(
-            dir.path(),
-        ));
+        let outbox = Arc::new(portal_embedded::outbox::Outbox::in_data_dir(dir.path()));
         let t = TenantId::parse(format!("outbox-kill-{kill_at}")).unwrap();
         seed_tenant(&*store, &t, n).await;
         let c = new_campaign_in(&*store, &t, Trigger::Manual, &["d1"]).await;

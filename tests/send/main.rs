@@ -26,8 +26,8 @@ mod kill;
 /// A fresh, empty store for one test, with whatever must live as long as it.
 struct Fresh {
     store: Arc<dyn Store>,
-    /// DynamoDB tests take moto one at a time (see `portal_tests::moto::Exclusive`).
-    _turn: Option<portal_tests::moto::Exclusive<()>>,
+    /// DynamoDB tests take moto one at a time (see `portal_testkit::moto::Exclusive`).
+    _turn: Option<portal_testkit::moto::Exclusive<()>>,
 }
 
 /// `#[tokio::test]`s running `module::case(store)` on a fresh store from `$make`.
@@ -69,7 +69,7 @@ macro_rules! on_every_store {
 
 mod sqlite {
     use super::*;
-    use portal_core::adapters::sqlite::SqliteStore;
+    use portal_embedded::sqlite::SqliteStore;
 
     async fn fresh() -> Fresh {
         Fresh {
@@ -87,12 +87,12 @@ mod sqlite {
 
 mod dynamodb {
     use super::*;
-    use portal_core::adapters::dynamodb::DynamoStore;
-    use portal_tests::moto::{fresh_table, Exclusive, Moto};
+    use portal_aws::dynamodb::DynamoStore;
+    use portal_testkit::moto::{fresh_table, Exclusive, Moto};
 
     async fn fresh() -> Fresh {
         let turn = Exclusive::new(|| async {}).await;
-        let client = Moto::shared().dynamodb_client();
+        let client: aws_sdk_dynamodb::Client = Moto::shared().client();
         let table = fresh_table(&client).await;
         Fresh {
             // moto does not isolate concurrent transactions (see `serialize_transactions`).

@@ -1,6 +1,7 @@
 //! Lambda `delivery`: sends one batch of a campaign's invitations through SES v2 per event
 //! (Raw content, message tags, the configuration set) and records each outcome, through
-//! `portal_core::usecases::send::handle` on the DynamoDB store.
+//! `portal_core::usecases::send::handle` on the DynamoDB store. The only function that
+//! calls SES; it publishes nothing.
 //!
 //! Triggered by the rule routing `Campaign Delivery` events from the send bus. Any other
 //! message is logged and acknowledged (a routing mistake, which retrying cannot fix). An
@@ -10,29 +11,24 @@
 //! `MAX_SEND_RATE` is enforced per process: the account-wide rate is at most
 //! `MAX_SEND_RATE` × the function's reserved concurrency (see `template.yaml`).
 //!
-//! Environment: `TABLE_NAME`, `SES_CONFIGURATION_SET` (optional), and the send settings read
-//! by `portal_core::usecases::send::SendSettings::from_env` (`TOKEN_SECRET`,
-//! `UNSUBSCRIBE_SECRET`, `PUBLIC_URL`, optional `MAX_SEND_RATE`, `OUTCOME_FLUSH`,
-//! `FAILURE_THRESHOLD`, …).
+//! Environment: `TABLE_NAME`, `SES_CONFIGURATION_SET` (optional), and the send settings of
+//! `portal_lambda::SendSettings` (`TOKEN_SECRET`, `UNSUBSCRIBE_SECRET`, `PUBLIC_URL`,
+//! optional `MAX_SEND_RATE`, `OUTCOME_FLUSH`, `FAILURE_THRESHOLD`, …).
 
 use std::sync::Arc;
 
-use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
-use portal_core::adapters::dynamodb::DynamoStore;
-use portal_core::adapters::ses::SesMailer;
+use lambda_runtime::{service_fn, LambdaEvent};
+use portal_aws::dynamodb::DynamoStore;
+use portal_aws::ses::SesMailer;
 use portal_core::ports::{SystemClock, DETAIL_TYPE_DELIVER};
-use portal_core::usecases::send::{on_event, EventError, NoBus, SendSettings};
+use portal_lambda::{config, diagnostic, on_event, Env, NoBus, SendSettings};
 use serde_json::Value;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    portal_core::telemetry::init_lambda_logging();
-
-    let table =
-        std::env::var("TABLE_NAME").map_err(|_| "missing environment variable TABLE_NAME")?;
-    let configuration_set = std::env::var("SES_CONFIGURATION_SET")
-        .ok()
-        .filter(|s| !s.trim().is_empty());
+    portal_lambda::init_lambda_logging();
+    let table = config::table_name()?;
+    let configuration_set = Env::process().optional("SES_CONFIGURATION_SET")?;
     let settings = SendSettings::from_env()?;
     let aws = aws_config::load_from_env().await;
     let deps = settings.deps(
@@ -48,15 +44,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         // A delivery publishes nothing; its role may not call events:PutEvents.
         on_event(deps, &NoBus, &event.payload, DETAIL_TYPE_DELIVER)
             .await
-            .map_err(diagnostic)
+            .map_err(|e| diagnostic(e.error_type(), &e))
     }))
     .await
-}
-
-/// What Lambda records for an event the function could not take.
-fn diagnostic(e: EventError) -> Diagnostic {
-    Diagnostic {
-        error_type: e.error_type().to_owned(),
-        error_message: e.chain(),
-    }
 }

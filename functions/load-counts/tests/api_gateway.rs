@@ -1,14 +1,16 @@
-//! The router behaves the same behind API Gateway: an HTTP API (payload v2) event, as
+//! The job routers behave the same behind API Gateway: an HTTP API (payload v2) event, as
 //! `lambda_http` turns it into a request, reaches the right route with its auth header,
-//! path and body intact.
+//! path and body intact — on the router of the route's job only. `load-counts` serves
+//! `job_router(Job::LoadCounts, …)`: a route of another job (here a sync route) answers 404
+//! there, as it would if API Gateway ever sent it the wrong request.
 
 use std::sync::Arc;
 
 use http_body_util::BodyExt;
-use portal_core::adapters::sqlite::SqliteStore;
-use portal_core::http::auth::{issue_hs256, Claims, Verifier};
-use portal_core::http::{router, AppState};
 use portal_core::ports::FixedClock;
+use portal_embedded::sqlite::SqliteStore;
+use portal_http::auth::{issue_hs256, Claims, Verifier};
+use portal_http::{job_router, AppState, Job};
 use time::macros::datetime;
 use tower::ServiceExt;
 
@@ -62,26 +64,29 @@ fn token(tenant: &str) -> String {
     .expect("token")
 }
 
-#[tokio::test]
-async fn an_api_gateway_event_reaches_the_routes_with_its_token_and_body() {
-    let state = AppState::new(
+fn state() -> AppState {
+    AppState::new(
         Arc::new(SqliteStore::open_in_memory().expect("store")),
         Arc::new(FixedClock::new(datetime!(2026-11-27 10:00 UTC))),
         Verifier::hs256(SECRET),
-    );
-    let app = router(state);
+    )
+}
+
+const PUT_DIVISION: &str = r#"{"name":"Oak Hills HOA","email_from":"board@oakhills.example.com"}"#;
+
+#[tokio::test]
+async fn an_api_gateway_event_reaches_its_jobs_router_with_its_token_and_body() {
+    // One store behind both routers, as one table is behind both functions.
+    let state = state();
+    let load_counts = job_router(Job::LoadCounts, state.clone());
+    let sync = job_router(Job::Sync, state);
     let t = token("acme");
 
-    let put = event(
-        "PUT",
-        "/v1/divisions/oak-hills",
-        &t,
-        Some(r#"{"name":"Oak Hills HOA","email_from":"board@oakhills.example.com"}"#),
-    );
-    let resp = app.clone().oneshot(put).await.expect("infallible");
+    let put = event("PUT", "/v1/divisions/oak-hills", &t, Some(PUT_DIVISION));
+    let resp = sync.clone().oneshot(put).await.expect("infallible");
     assert_eq!(resp.status(), 200);
 
-    let resp = app
+    let resp = load_counts
         .clone()
         .oneshot(event("GET", "/v1/divisions", &t, None))
         .await
@@ -93,10 +98,45 @@ async fn an_api_gateway_event_reaches_the_routes_with_its_token_and_body() {
     assert_eq!(divisions[0]["name"], "Oak Hills HOA");
 
     // Another tenant's token, through the same event path, sees nothing.
-    let resp = app
+    let resp = load_counts
         .oneshot(event("GET", "/v1/divisions", &token("other"), None))
         .await
         .expect("infallible");
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     assert_eq!(&body[..], b"[]");
+}
+
+#[tokio::test]
+async fn a_route_of_another_job_is_not_found_on_load_counts() {
+    let state = state();
+    let load_counts = job_router(Job::LoadCounts, state.clone());
+    let t = token("acme");
+
+    let put = || event("PUT", "/v1/divisions/oak-hills", &t, Some(PUT_DIVISION));
+    let resp = load_counts
+        .clone()
+        .oneshot(put())
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), 404, "a sync route on load-counts' router");
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/problem+json",
+        "a 404 like any other"
+    );
+
+    // Nothing was written: the division does not exist for load-counts either.
+    let resp = load_counts
+        .oneshot(event("GET", "/v1/divisions", &t, None))
+        .await
+        .expect("infallible");
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(&body[..], b"[]");
+
+    // The sync router serves it.
+    let resp = job_router(Job::Sync, state)
+        .oneshot(put())
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), 200);
 }

@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use portal_core::adapters::sqlite::SqliteStore;
 use portal_core::demo;
 use portal_core::domain::{DivisionId, DivisionInput, Email, Filters, Group, TenantId};
 use portal_core::ports::{ContactQuery, ContactStore, ListQuery, Store};
 use portal_core::usecases::sync::SYNC_CHUNK;
+use portal_embedded::sqlite::SqliteStore;
 use time::OffsetDateTime;
 
 #[derive(Debug, Parser)]

@@ -25,17 +25,17 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use portal_core::adapters::sqlite::SqliteStore;
+use portal_aws::ses_events::{parse_record, Parsed};
 use portal_core::domain::unsubscribe::UnsubscribeSigner;
 use portal_core::domain::{
     Campaign, CampaignStatus, ContactId, DivisionId, Email, InvitationCategory, TenantId,
 };
 use portal_core::ports::{CampaignStore, Store, SystemClock};
-use portal_core::ses_events::{parse_record, Parsed};
-use portal_core::usecases::events::{self, AddressedFact, ApplyReport};
+use portal_core::usecases::events::{self, ApplyReport};
 use portal_core::usecases::send::{
     run_campaign, RateLimiter, SendConfig, SendDeps, TokenDeriver, TokioSleeper,
 };
+use portal_embedded::sqlite::SqliteStore;
 use portal_invites::bench::{load_division, record_campaign, NullMailer};
 use portal_invites::simulate::{all_invitations, invitation_records, Mix};
 use rand::rngs::StdRng;
@@ -89,7 +89,8 @@ async fn sent_campaign(dir: &Path, size: usize) -> anyhow::Result<(Arc<SqliteSto
         sleeper: Arc::new(TokioSleeper),
         unsubscribe: Arc::new(UnsubscribeSigner::new([7u8; 32])?),
         tokens: Arc::new(TokenDeriver::new([9u8; 32])?),
-        public_url: "http://127.0.0.1:3000".into(),
+        public_url: portal_core::domain::PublicUrl::parse("http://127.0.0.1:3000")
+            .expect("a valid URL"),
         limiter: Arc::new(RateLimiter::new(None)),
         config,
     };
@@ -138,7 +139,7 @@ async fn feed(store: &dyn Store, stream: &[String], batch: usize) -> anyhow::Res
         let mut facts = Vec::with_capacity(chunk.len());
         for record in chunk {
             if let Parsed::Event(e) = parse_record(record)? {
-                facts.push(AddressedFact::from_ses(&e).map_err(|r| anyhow::anyhow!("{r}"))?);
+                facts.push(e.addressed_fact().map_err(|r| anyhow::anyhow!("{r}"))?);
             }
         }
         report.merge(events::apply(store, facts).await?);

@@ -21,15 +21,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use portal_core::adapters::local_bus::QueueBus;
-use portal_core::adapters::outbox::Outbox;
-use portal_core::adapters::sqlite::SqliteStore;
 use portal_core::domain::unsubscribe::UnsubscribeSigner;
 use portal_core::domain::{CampaignStatus, DivisionId, Email, TenantId};
 use portal_core::ports::{CampaignStore, EventBus, SendMessage, SystemClock};
+use portal_core::usecases::send::queue::QueueBus;
 use portal_core::usecases::send::{
     handle, run_campaign, RateLimiter, RunReport, SendConfig, SendDeps, TokenDeriver, TokioSleeper,
 };
+use portal_embedded::outbox::Outbox;
+use portal_embedded::sqlite::SqliteStore;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -119,7 +119,8 @@ async fn main() -> anyhow::Result<()> {
         sleeper: Arc::new(TokioSleeper),
         unsubscribe: Arc::new(UnsubscribeSigner::new([7u8; 32])?),
         tokens: Arc::new(TokenDeriver::new([9u8; 32])?),
-        public_url: "http://127.0.0.1:3000".into(),
+        public_url: portal_core::domain::PublicUrl::parse("http://127.0.0.1:3000")
+            .expect("a valid URL"),
         limiter: Arc::new(RateLimiter::new(config.max_send_rate)),
         config,
     };

@@ -1,0 +1,385 @@
+//! Counts, lists, contact lookups and the system-kept state of a contact.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
+use futures::{FutureExt, StreamExt, TryStreamExt};
+use time::OffsetDateTime;
+
+use super::items::{self, s, Item, Merger};
+use super::keys::{self, SHARDS};
+use super::ops;
+use super::{values, DynamoStore};
+use portal_core::domain::{
+    classify, ContactId, ContactRecord, Counts, DivisionId, Group, PortalStatus, TenantId,
+};
+use portal_core::ports::{
+    ContactQuery, ContactStateStore, ContactStore, ListQuery, Page, StoreError,
+};
+
+/// Partition Queries in flight at once for one count.
+const COUNT_CONCURRENCY: usize = 16;
+/// Bounds of the `Limit` of one list Query (items, i.e. about two per contact with state).
+const LIST_PAGE_MIN: i32 = 100;
+const LIST_PAGE_MAX: i32 = 1000;
+
+impl DynamoStore {
+    /// Whether `c` passes the query's filters, and what a send would do with it.
+    fn classify(
+        query: &ContactQuery,
+        suppressed: &HashSet<String>,
+        c: &ContactRecord,
+    ) -> Option<portal_core::domain::SendOutcome> {
+        if !query.filters.matches(c) {
+            return None;
+        }
+        let sup = c
+            .email
+            .as_ref()
+            .is_some_and(|e| suppressed.contains(&e.normalized()));
+        Some(classify(c, query.now, sup, query.limit_to_uninvited))
+    }
+
+    /// Counts one (division, shard) partition, folding page by page.
+    async fn count_partition(
+        &self,
+        tenant: &TenantId,
+        division: &DivisionId,
+        shard: u8,
+        query: &ContactQuery,
+        suppressed: &HashSet<String>,
+    ) -> Result<Counts, StoreError> {
+        let (projection, names) = items::projection(items::COUNT_PROJECTION);
+        let mut counts = Counts::default();
+        let mut merger = Merger::new(division.clone());
+        let mut fold = |c: ContactRecord| {
+            if let Some(outcome) = Self::classify(query, suppressed, &c) {
+                counts.add(&c, outcome);
+            }
+        };
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(keys::partition_pk(tenant, division, shard)))
+            .projection_expression(projection.clone())
+            .set_expression_attribute_names(Some(names.clone()));
+        ops::query_all(query, |item| {
+            if let Some(c) = merger.push(item)? {
+                fold(c);
+            }
+            Ok(())
+        })
+        .await?;
+        if let Some(c) = merger.finish() {
+            fold(c);
+        }
+        Ok(counts)
+    }
+
+    /// The division a contact lives in, from its locator (strongly consistent).
+    async fn locate(
+        &self,
+        tenant: &TenantId,
+        id: &ContactId,
+    ) -> Result<Option<DivisionId>, StoreError> {
+        self.get_item(
+            "GetItem",
+            items::key(keys::locator_pk(tenant, id), keys::LOCATOR_SK),
+        )
+        .await?
+        .map(|loc| items::division_id(&loc, items::DIVISION))
+        .transpose()
+    }
+
+    /// Runs `update` on the state item of a contact of `division`, atomically with a check
+    /// that its sync item exists (a contact deleted meanwhile must not get an orphan state). `Ok(None)` when the contact does not exist; `Ok(Some(false))` when the
+    /// update's own condition failed.
+    async fn update_state(
+        &self,
+        tenant: &TenantId,
+        id: &ContactId,
+        division: &DivisionId,
+        update: Update,
+    ) -> Result<Option<bool>, StoreError> {
+        let pk = keys::partition_pk(tenant, division, keys::shard_of(id));
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(items::key(pk, keys::contact_sk(id))))
+            .condition_expression("attribute_exists(pk)")
+            .build()
+            .map_err(|e| StoreError::backend("TransactWriteItems", e))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Some(true)),
+            Err(e) => {
+                let reasons = ops::cancellation(e)?;
+                let failed: Vec<bool> = reasons
+                    .iter()
+                    .map(|r| r.code() == Some(ops::CONDITION_FAILED))
+                    .collect();
+                match failed.as_slice() {
+                    [true, ..] => Ok(None),
+                    [false, true] => Ok(Some(false)),
+                    _ => Err(StoreError::backend(
+                        "TransactWriteItems",
+                        super::campaigns::Cancelled(format!("{reasons:?}")),
+                    )),
+                }
+            }
+        }
+    }
+
+    fn state_update(
+        &self,
+        tenant: &TenantId,
+        id: &ContactId,
+        division: &DivisionId,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(items::key(
+                keys::partition_pk(tenant, division, keys::shard_of(id)),
+                keys::state_sk(id),
+            )))
+    }
+}
+
+#[async_trait]
+impl ContactStore for DynamoStore {
+    async fn count_contacts(
+        &self,
+        tenant: &TenantId,
+        query: &ContactQuery,
+    ) -> Result<Counts, StoreError> {
+        let suppressed = self.suppressed_set(tenant).await?;
+        let suppressed = &suppressed;
+        // Futures built up front (not in a stream closure) keep the `Send` bound provable.
+        let partitions: Vec<_> = query
+            .division_ids
+            .iter()
+            .flat_map(|d| (0..SHARDS).map(move |shard| (d, shard)))
+            .map(|(d, shard)| {
+                self.count_partition(tenant, d, shard, query, suppressed)
+                    .boxed()
+            })
+            .collect();
+        futures::stream::iter(partitions)
+            .buffer_unordered(COUNT_CONCURRENCY)
+            .try_fold(Counts::default(), |mut total, part| async move {
+                total.merge(&part);
+                Ok(total)
+            })
+            .await
+    }
+
+    async fn list_contacts(
+        &self,
+        tenant: &TenantId,
+        query: &ListQuery,
+    ) -> Result<Page<ContactRecord>, StoreError> {
+        let divisions = &query.contacts.division_ids;
+        let (mut division_index, mut shard, mut after) = match &query.cursor {
+            Some(raw) => {
+                let p = keys::decode_cursor(raw, divisions)?;
+                (p.division_index, p.shard, Some(p.after))
+            }
+            None => (0, 0, None),
+        };
+        // Only these groups depend on the suppression list (the others are decided by portal
+        // status, services or missing email, which `classify` checks before suppression).
+        let suppressed = if matches!(
+            query.group,
+            Group::Eligible | Group::Held24h | Group::Suppressed
+        ) {
+            self.suppressed_set(tenant).await?
+        } else {
+            HashSet::new()
+        };
+        let want = query.limit as usize + 1;
+        // Each match with the partition it came from, to build the cursor.
+        let mut found: Vec<(usize, u8, ContactRecord)> = Vec::with_capacity(want);
+
+        'partitions: while division_index < divisions.len() {
+            let division = &divisions[division_index];
+            let pk = keys::partition_pk(tenant, division, shard);
+            let mut merger = Merger::new(division.clone());
+            let mut start: Option<Item> = None;
+            loop {
+                let remaining = (want - found.len()) as i32;
+                let limit = remaining
+                    .saturating_mul(2)
+                    .saturating_add(2)
+                    .clamp(LIST_PAGE_MIN, LIST_PAGE_MAX);
+                let mut request = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .expression_attribute_values(":pk", s(pk.clone()))
+                    .limit(limit)
+                    .set_exclusive_start_key(start);
+                request = match &after {
+                    Some(a) => request
+                        .key_condition_expression("pk = :pk AND sk > :after")
+                        .expression_attribute_values(":after", s(keys::state_sk(a))),
+                    None => request.key_condition_expression("pk = :pk"),
+                };
+                let page = request
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::backend("Query", e))?;
+                let end = page.last_evaluated_key.is_none();
+                let completed = page
+                    .items()
+                    .iter()
+                    .map(|i| merger.push(i))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .into_iter()
+                    .flatten()
+                    .chain(if end { merger.finish() } else { None });
+                for c in completed {
+                    let Some(outcome) = Self::classify(&query.contacts, &suppressed, &c) else {
+                        continue;
+                    };
+                    if query.group.contains(&c, outcome) && c.matches_search(&query.search) {
+                        found.push((division_index, shard, c));
+                        if found.len() == want {
+                            break 'partitions;
+                        }
+                    }
+                }
+                start = page.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+            after = None;
+            shard += 1;
+            if shard == SHARDS {
+                shard = 0;
+                division_index += 1;
+            }
+        }
+
+        let next_cursor = if found.len() == want {
+            found.pop();
+            found
+                .last()
+                .map(|(d, sh, c)| keys::encode_cursor(&divisions[*d], *sh, &c.contact_id))
+        } else {
+            None
+        };
+        Ok(Page {
+            items: found.into_iter().map(|(_, _, c)| c).collect(),
+            next_cursor,
+        })
+    }
+
+    async fn get_contact(
+        &self,
+        tenant: &TenantId,
+        id: &ContactId,
+    ) -> Result<Option<ContactRecord>, StoreError> {
+        let Some(division) = self.locate(tenant, id).await? else {
+            return Ok(None);
+        };
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :sync AND :state")
+            .set_expression_attribute_values(Some(values(&[
+                (
+                    ":pk",
+                    s(keys::partition_pk(tenant, &division, keys::shard_of(id))),
+                ),
+                (":sync", s(keys::contact_sk(id))),
+                (":state", s(keys::state_sk(id))),
+            ])))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("Query", e))?;
+        let mut merger = Merger::new(division);
+        let mut found = None;
+        for item in page.items() {
+            found = merger.push(item)?.or(found);
+        }
+        Ok(merger.finish().or(found))
+    }
+}
+
+#[async_trait]
+impl ContactStateStore for DynamoStore {
+    async fn set_portal_status(
+        &self,
+        tenant: &TenantId,
+        id: &ContactId,
+        status: PortalStatus,
+    ) -> Result<bool, StoreError> {
+        let Some(division) = self.locate(tenant, id).await? else {
+            return Ok(false);
+        };
+        let update = self
+            .state_update(tenant, id, &division)
+            .update_expression("SET #st = :st")
+            .expression_attribute_names("#st", items::STATUS)
+            .expression_attribute_values(":st", s(status.as_str()))
+            .build()
+            .map_err(|e| StoreError::backend("TransactWriteItems", e))?;
+        Ok(self
+            .update_state(tenant, id, &division, update)
+            .await?
+            .is_some())
+    }
+
+    async fn record_invited(
+        &self,
+        tenant: &TenantId,
+        id: &ContactId,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let Some(division) = self.locate(tenant, id).await? else {
+            return Ok(false);
+        };
+        let at = items::time_value(at)?;
+        // Pending unless accepted: one conditional update, and if the contact turns out to be
+        // accepted, a second that records the time alone.
+        let to_pending = self
+            .state_update(tenant, id, &division)
+            .update_expression("SET #inv = :at, #st = :pending")
+            .condition_expression("attribute_not_exists(#st) OR #st <> :accepted")
+            .expression_attribute_names("#inv", items::INVITED_AT)
+            .expression_attribute_names("#st", items::STATUS)
+            .expression_attribute_values(":at", at.clone())
+            .expression_attribute_values(":pending", s(PortalStatus::Pending.as_str()))
+            .expression_attribute_values(":accepted", s(PortalStatus::Accepted.as_str()))
+            .build()
+            .map_err(|e| StoreError::backend("TransactWriteItems", e))?;
+        match self.update_state(tenant, id, &division, to_pending).await? {
+            None => Ok(false),
+            Some(true) => Ok(true),
+            Some(false) => {
+                let time_only = self
+                    .state_update(tenant, id, &division)
+                    .update_expression("SET #inv = :at")
+                    .expression_attribute_names("#inv", items::INVITED_AT)
+                    .expression_attribute_values(":at", at)
+                    .build()
+                    .map_err(|e| StoreError::backend("TransactWriteItems", e))?;
+                Ok(self
+                    .update_state(tenant, id, &division, time_only)
+                    .await?
+                    .is_some())
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! Key construction, write sharding and list cursors.
+//!
+//! Every key starts with `T#{tenant}`, and every function here takes the tenant from the
+//! caller (ultimately the token), never from stored or client-supplied data. Ids cannot
+//! contain `#` (see `domain::ids`), so no two distinct (tenant, id...) tuples build the same key.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use sha2::{Digest, Sha256};
+
+use portal_core::domain::{AccountId, CampaignId, ContactId, DivisionId, TenantId};
+use portal_core::ports::StoreError;
+
+/// Write shards per division: a division's contacts are spread over this many partitions.
+pub(crate) const SHARDS: u8 = 16;
+
+/// Sort key of an account item and of a contact locator (one item per partition).
+pub(super) const ACCOUNT_SK: &str = "A";
+pub(super) const LOCATOR_SK: &str = "L";
+pub(super) const DIVISION_SK_PREFIX: &str = "DIV#";
+pub(super) const CONTACT_SK_PREFIX: &str = "C#";
+pub(super) const STATE_SK_SUFFIX: &str = "#ST";
+pub(super) const SUPPRESSION_SK_PREFIX: &str = "E#";
+
+/// 64-bit FNV-1a: stable across processes, platforms and releases (unlike `std`'s hasher),
+/// which a shard assignment must be — a contact's shard is part of its key.
+pub(super) fn fnv1a(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+pub(super) fn shard_of(contact: &ContactId) -> u8 {
+    // The remainder is < SHARDS (16), so the cast cannot truncate.
+    (fnv1a(contact.as_str()) % u64::from(SHARDS)) as u8
+}
+
+/// Partition of a tenant's divisions.
+pub(super) fn tenant_pk(t: &TenantId) -> String {
+    format!("T#{t}")
+}
+
+pub(super) fn division_sk(d: &DivisionId) -> String {
+    format!("{DIVISION_SK_PREFIX}{d}")
+}
+
+pub(super) fn account_pk(t: &TenantId, a: &AccountId) -> String {
+    format!("T#{t}#ACC#{a}")
+}
+
+/// The account id in an account item's partition key, if it is one of `t`'s.
+pub(super) fn account_of_pk<'a>(t: &TenantId, pk: &'a str) -> Option<&'a str> {
+    pk.strip_prefix("T#")?
+        .strip_prefix(t.as_str())?
+        .strip_prefix("#ACC#")
+}
+
+/// The contact id in a locator's partition key, if it is one of `t`'s.
+pub(super) fn contact_of_locator_pk<'a>(t: &TenantId, pk: &'a str) -> Option<&'a str> {
+    pk.strip_prefix("T#")?
+        .strip_prefix(t.as_str())?
+        .strip_prefix("#C#")
+}
+
+pub(super) fn locator_pk(t: &TenantId, c: &ContactId) -> String {
+    format!("T#{t}#C#{c}")
+}
+
+/// One write shard of a division: where its contacts' sync and state items live.
+pub(super) fn partition_pk(t: &TenantId, d: &DivisionId, shard: u8) -> String {
+    format!("T#{t}#D#{d}#S#{shard:02}")
+}
+
+pub(super) fn contact_sk(c: &ContactId) -> String {
+    format!("{CONTACT_SK_PREFIX}{c}")
+}
+
+pub(super) fn state_sk(c: &ContactId) -> String {
+    format!("{CONTACT_SK_PREFIX}{c}{STATE_SK_SUFFIX}")
+}
+
+pub(super) fn suppression_pk(t: &TenantId) -> String {
+    format!("T#{t}#SUP")
+}
+
+pub(super) fn suppression_sk(email_normalized: &str) -> String {
+    format!("{SUPPRESSION_SK_PREFIX}{email_normalized}")
+}
+
+/// Longest cursor accepted; anything longer was not made here.
+const MAX_CURSOR_LEN: usize = 512;
+const CURSOR_VERSION: u8 = 1;
+
+/// What a list cursor says: resume in division `d`, shard `s`, after contact `c`.
+/// Only positions — never a key: the partition key is rebuilt from the caller's tenant.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CursorJson {
+    v: u8,
+    d: String,
+    s: u8,
+    c: String,
+}
+
+/// A parsed cursor, checked against the query it is used with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Position {
+    /// Index into the query's `division_ids`.
+    pub division_index: usize,
+    pub shard: u8,
+    /// Resume strictly after this contact.
+    pub after: ContactId,
+}
+
+pub(super) fn encode_cursor(division: &DivisionId, shard: u8, after: &ContactId) -> String {
+    let json = serde_json::json!({
+        "v": CURSOR_VERSION,
+        "d": division.as_str(),
+        "s": shard,
+        "c": after.as_str(),
+    });
+    URL_SAFE_NO_PAD.encode(json.to_string())
+}
+
+/// Parses a cursor made by [`encode_cursor`] for a query over `divisions`. Anything else —
+/// bad base64 or JSON, an unknown version, a division outside the query, a shard out of
+/// range, an id outside the id alphabet — is [`StoreError::InvalidCursor`].
+pub(super) fn decode_cursor(raw: &str, divisions: &[DivisionId]) -> Result<Position, StoreError> {
+    let invalid = |why: &str| StoreError::InvalidCursor(why.to_owned());
+    if raw.is_empty() || raw.len() > MAX_CURSOR_LEN {
+        return Err(invalid("cursor has an impossible length"));
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(raw)
+        .map_err(|_| invalid("cursor is not valid base64"))?;
+    let json: CursorJson =
+        serde_json::from_slice(&bytes).map_err(|_| invalid("cursor is malformed"))?;
+    if json.v != CURSOR_VERSION {
+        return Err(invalid("cursor version is not supported"));
+    }
+    let division_index = divisions
+        .iter()
+        .position(|d| d.as_str() == json.d)
+        .ok_or_else(|| invalid("cursor does not belong to this query"))?;
+    if json.s >= SHARDS {
+        return Err(invalid("cursor is malformed"));
+    }
+    let after = ContactId::parse(json.c).map_err(|_| invalid("cursor is malformed"))?;
+    Ok(Position {
+        division_index,
+        shard: json.s,
+        after,
+    })
+}
+
+/// The sort key prefix of a campaign's invitations.
+pub(super) const INVITATION_SK_PREFIX: &str = "INV#";
+
+pub(super) fn campaign_pk(t: &TenantId, c: &CampaignId) -> String {
+    format!("T#{t}#CMP#{c}")
+}
+
+pub(super) fn invitation_sk(c: &ContactId) -> String {
+    format!("{INVITATION_SK_PREFIX}{c}")
+}
+
+/// Partition listing a division's campaigns (one item per campaign, sk = campaign id).
+pub(super) fn division_campaigns_pk(t: &TenantId, d: &DivisionId) -> String {
+    format!("T#{t}#DCMP#{d}")
+}
+
+pub(super) fn idempotency_pk(t: &TenantId, key: &str) -> String {
+    let hash = Sha256::digest(key.as_bytes());
+    let mut hex = String::with_capacity(64);
+    for b in hash {
+        hex.push_str(&format!("{b:02x}"));
+    }
+    format!("T#{t}#IDEM#{hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn div(s: &str) -> DivisionId {
+        DivisionId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_state_item_sorts_right_after_its_contact_and_before_the_next_contact() {
+        let ids = ["a", "a-1", "a.b", "a0", "a:z", "aZ", "a_", "b"]; // in id order
+        let mut sks: Vec<String> = ids
+            .iter()
+            .flat_map(|i| {
+                let c = ContactId::parse(*i).unwrap();
+                [contact_sk(&c), state_sk(&c)]
+            })
+            .collect();
+        let expected = sks.clone();
+        sks.sort();
+        assert_eq!(sks, expected);
+    }
+
+    #[test]
+    fn shards_are_stable_and_spread_contacts() {
+        assert_eq!(fnv1a(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
+        let mut seen = [0u32; SHARDS as usize];
+        for i in 0..1600 {
+            seen[shard_of(&ContactId::parse(format!("c{i}")).unwrap()) as usize] += 1;
+        }
+        assert!(seen.iter().all(|n| (50..150).contains(n)), "{seen:?}");
+    }
+
+    #[test]
+    fn a_cursor_round_trips_within_its_query() {
+        let divs = [div("d1"), div("d2")];
+        let c = encode_cursor(&divs[1], 7, &ContactId::parse("c-9").unwrap());
+        let p = decode_cursor(&c, &divs).unwrap();
+        assert_eq!(p.division_index, 1);
+        assert_eq!(p.shard, 7);
+        assert_eq!(p.after.as_str(), "c-9");
+    }
+
+    #[test]
+    fn forged_or_foreign_cursors_are_rejected() {
+        let divs = [div("d1")];
+        let forge = |j: &str| URL_SAFE_NO_PAD.encode(j);
+        for bad in [
+            "".to_owned(),
+            "!!!".to_owned(),
+            forge("not json"),
+            forge(r#"{"v":2,"d":"d1","s":0,"c":"x"}"#),
+            forge(r#"{"v":1,"d":"other","s":0,"c":"x"}"#),
+            forge(r#"{"v":1,"d":"d1","s":16,"c":"x"}"#),
+            forge(r#"{"v":1,"d":"d1","s":0,"c":"x#ST"}"#),
+            forge(r##"{"v":1,"d":"d1","s":0,"c":"x","pk":"T#other"}"##),
+            "A".repeat(600),
+        ] {
+            assert!(
+                matches!(
+                    decode_cursor(&bad, &divs),
+                    Err(StoreError::InvalidCursor(_))
+                ),
+                "{bad:?} should be rejected"
+            );
+        }
+    }
+}

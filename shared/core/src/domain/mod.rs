@@ -1,0 +1,49 @@
+//! The domain: parsed types and pure rules. Nothing here knows about HTTP, SQLite or AWS.
+
+mod account;
+mod campaign;
+mod counts;
+mod email;
+mod filters;
+mod ids;
+mod invitation;
+mod permission;
+mod public_url;
+pub mod search;
+mod template;
+pub mod unsubscribe;
+
+pub use account::{Account, ContactInput, ContactRecord, Division, DivisionInput, PortalStatus};
+pub use campaign::{
+    hash_token, Campaign, CampaignEvent, CampaignId, CampaignStatus, InvalidTransition,
+    RegistrationToken, Skipped, Trigger, MAX_CAMPAIGN_DIVISIONS,
+};
+pub use counts::{classify, Counts, Group, SendOutcome, HOLD_WINDOW};
+pub use email::Email;
+pub use filters::Filters;
+pub use ids::{AccountId, ContactId, DivisionId, TemplateId, TenantId, MAX_ID_LEN};
+pub use invitation::{
+    CategoryCounts, Invitation, InvitationCategory, InvitationFact, InvitationState, SendCounts,
+    SendState, Suppression, Transition, MAX_REASON_CHARS,
+};
+pub use permission::Permission;
+pub use public_url::PublicUrl;
+pub use template::{
+    escape_html_into, MergeTag, MergeValues, Rendered, Template, TemplateError, TemplatePart,
+    MAX_BODY_BYTES, MAX_NAME_CHARS, MAX_SUBJECT_CHARS,
+};
+
+/// Input that does not make a valid domain value. Always the caller's fault: a 4xx.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("invalid {kind} {value:?}: {reason}")]
+    InvalidId {
+        kind: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    #[error("invalid email address {value:?}: {reason}")]
+    InvalidEmail { value: String, reason: &'static str },
+    #[error("invalid {field}: {reason}")]
+    InvalidField { field: &'static str, reason: String },
+}

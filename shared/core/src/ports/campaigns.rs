@@ -1,0 +1,344 @@
+//! The campaign port: recording campaigns under the divisions' 24-hour lock, and claiming
+//! contacts under the contacts' 24-hour rule — both as conditional writes, so concurrent
+//! requests and retried runs can never send a division or a contact twice within 24 hours.
+//!
+//! # The two 24-hour rules
+//!
+//! - **Division lock** (manual sends only): [`CampaignStore::create_campaign`] checks, for
+//!   every division of the campaign, that its `last_bulk_sent_at` is absent or at least
+//!   [`HOLD_WINDOW`](crate::domain::HOLD_WINDOW) old, sets it to `now`, and records the
+//!   campaign — all or nothing. A held division writes nothing.
+//! - **Contact claim** (every path: bulk, individual, recurring): [`CampaignStore::claim_contacts`]
+//!   checks, per contact, that it exists, is not accepted and was last invited at least 24
+//!   hours ago, then sets `last_invited_at = now`, makes it `pending`, and records its
+//!   invitation — atomically per contact. The invitation's key is (campaign, contact), so a
+//!   replayed claim of the same campaign (a retried fan-out) answers
+//!   [`ClaimResult::AlreadyClaimedByThisCampaign`]: already done, do not send twice.
+//!
+//! Held at 23:59:59, free at exactly 24:00:00 — the same boundary as `classify`.
+
+use async_trait::async_trait;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use super::{Page, StoreError};
+use crate::domain::{
+    Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionId, Invitation,
+    InvitationCategory, InvitationFact, SendCounts, Skipped, TenantId, Transition,
+};
+
+/// An `Idempotency-Key` and the hash of the request body it came with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    /// The header's value as sent (adapters store a hash of it, so any text is safe).
+    pub key: String,
+    /// SHA-256 of the canonical request body.
+    pub body_hash: [u8; 32],
+}
+
+/// What [`CampaignStore::create_campaign`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// The campaign was recorded (and its divisions locked).
+    Created,
+    /// The idempotency key was used before with the same body: this is that campaign, and
+    /// nothing was written.
+    Existing(Box<Campaign>),
+    /// The idempotency key was used before with another body; nothing was written.
+    IdempotencyMismatch,
+    /// A division was bulk-sent less than 24 hours ago; nothing was written. When several
+    /// are held, any one of them is named.
+    DivisionHeld {
+        division_id: DivisionId,
+        retry_after: OffsetDateTime,
+    },
+    /// A division of the campaign does not exist; nothing was written.
+    DivisionMissing { division_id: DivisionId },
+}
+
+/// One contact to claim for a campaign, with the invitation it gets if claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub contact_id: ContactId,
+    /// The contact's division when the caller knows it (fan-out does): saves the store a
+    /// lookup. A wrong hint makes the claim answer `Missing`.
+    pub division_id: Option<DivisionId>,
+    /// `campaign_id` and `contact_id` must match the claim's.
+    pub invitation: Invitation,
+}
+
+/// What a claim did for one contact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimResult {
+    /// Claimed now: `last_invited_at = now`, status `pending`, invitation recorded, and the
+    /// campaign's `targeted`, `in_process` and `pending` counters incremented in the same write.
+    /// Send it.
+    Claimed,
+    /// This campaign already holds an invitation for the contact (a replay): do not send again.
+    AlreadyClaimedByThisCampaign,
+    /// Invited less than 24 hours ago (by any path); free again at `until`.
+    Held { until: OffsetDateTime },
+    /// Already registered: never invited.
+    Accepted,
+    /// No such contact in the tenant.
+    Missing,
+}
+
+/// What [`CampaignStore::apply_facts`] did with one fact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FactResult {
+    /// The campaign has no invitation for the contact.
+    Missing,
+    /// Nothing changed (a duplicate, or a fact outranked by what was known): nothing written.
+    Unchanged,
+    /// Written.
+    Changed(Transition),
+}
+
+/// Which of a campaign's invitations a list returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InvitationFilter {
+    pub category: Option<InvitationCategory>,
+    /// Lowercased search text over email, contact name and account number; empty = all.
+    pub search: String,
+}
+
+impl InvitationFilter {
+    /// Whether `inv` passes (adapters that cannot filter in the backend use this).
+    pub fn matches(&self, inv: &Invitation) -> bool {
+        self.category.is_none_or(|c| inv.state.category == c)
+            && inv.search_text().matches(&self.search)
+    }
+}
+
+/// What applying a run of facts did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ApplyReport {
+    /// Facts that changed an invitation (one write each, counters included).
+    pub changed: u64,
+    /// Duplicates, and facts outranked by what was known: nothing written.
+    pub unchanged: u64,
+    /// Facts about an invitation the store does not have (another tenant's, a deleted
+    /// campaign, forged tags): nothing written.
+    pub missing: u64,
+}
+
+impl ApplyReport {
+    /// Counts one fact's result.
+    pub fn add(&mut self, r: &FactResult) {
+        match r {
+            FactResult::Changed(_) => self.changed += 1,
+            FactResult::Unchanged => self.unchanged += 1,
+            FactResult::Missing => self.missing += 1,
+        }
+    }
+
+    pub fn merge(&mut self, other: ApplyReport) {
+        self.changed += other.changed;
+        self.unchanged += other.unchanged;
+        self.missing += other.missing;
+    }
+}
+
+/// A campaign's stored counters beside a recount of its invitations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recount {
+    pub stored: (CategoryCounts, SendCounts),
+    pub counted: (CategoryCounts, SendCounts),
+    /// `fix` was asked and the recount was stored.
+    pub fixed: bool,
+}
+
+impl Recount {
+    pub fn drifted(&self) -> bool {
+        self.stored != self.counted
+    }
+}
+
+/// Most claims in one [`CampaignStore::claim_contacts`] call.
+pub const MAX_CLAIMS: usize = 500;
+
+#[async_trait]
+pub trait CampaignStore: Send + Sync {
+    /// Records `campaign` atomically with its divisions' lock (when its trigger is
+    /// [`Trigger::Manual`](crate::domain::Trigger::Manual)) and its idempotency key. See
+    /// [`CreateOutcome`]; nothing is written unless the answer is `Created`. A replayed key
+    /// is answered before any division is checked (the division is, after all, held by the
+    /// campaign the key made). The campaign has at most
+    /// [`MAX_CAMPAIGN_DIVISIONS`](crate::domain::MAX_CAMPAIGN_DIVISIONS) distinct divisions.
+    async fn create_campaign(
+        &self,
+        tenant: &TenantId,
+        campaign: &Campaign,
+        idempotency: Option<&Idempotency>,
+        now: OffsetDateTime,
+    ) -> Result<CreateOutcome, StoreError>;
+
+    async fn get_campaign(
+        &self,
+        tenant: &TenantId,
+        id: &CampaignId,
+    ) -> Result<Option<Campaign>, StoreError>;
+
+    /// Moves the campaign from `expected` to `new` (use [`CampaignStatus::next`] to find
+    /// `new`) and sets its pause reason (`None` clears it). `false` when the campaign is
+    /// missing or not in `expected` — someone else moved it first.
+    async fn update_campaign_status(
+        &self,
+        tenant: &TenantId,
+        id: &CampaignId,
+        expected: CampaignStatus,
+        new: CampaignStatus,
+        reason: Option<String>,
+    ) -> Result<bool, StoreError>;
+
+    /// Adds to the campaign's `targeted` and `skipped` counters (atomic increments, not
+    /// idempotent). Claims count `targeted` themselves: fan-out passes 0 and adds only the
+    /// skips of a page. `false` when missing.
+    async fn add_campaign_counts(
+        &self,
+        tenant: &TenantId,
+        id: &CampaignId,
+        targeted: u64,
+        skipped: Skipped,
+    ) -> Result<bool, StoreError>;
+
+    /// Claims each contact for the campaign (see the module docs), one result per claim in
+    /// order. Contact ids must be distinct within a call (a repeat gets the first one's
+    /// result); at most [`MAX_CLAIMS`] per call. Each claim is atomic on its own; the call
+    /// is not (a failure midway leaves earlier claims done — replaying the call is safe).
+    async fn claim_contacts(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        claims: &[Claim],
+        now: OffsetDateTime,
+    ) -> Result<Vec<ClaimResult>, StoreError>;
+
+    async fn get_invitation(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        contact: &ContactId,
+    ) -> Result<Option<Invitation>, StoreError>;
+
+    /// The campaign's invitations of these contacts that exist, in no particular order
+    /// (at most [`MAX_CLAIMS`] ids).
+    async fn get_invitations(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        contacts: &[ContactId],
+    ) -> Result<Vec<Invitation>, StoreError>;
+
+    /// Applies what was learnt about invitations — the delivery step's outcomes, SES events,
+    /// unsubscribes, registrations — through [`InvitationState::apply`]: each changed
+    /// invitation is written conditionally on the state read, with the campaign's category and
+    /// send counters moved in the same write (so they always equal a recount), and, when the
+    /// transition says so, its address added to the tenant's suppression list in that write
+    /// too. A fact that changes nothing writes nothing. A contact may appear more than once:
+    /// its facts apply in order. One result per fact, in order; at most [`MAX_CLAIMS`] facts.
+    /// Concurrent callers never lose an update (a conflicting write is re-read and retried).
+    async fn apply_facts(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        facts: &[(ContactId, InvitationFact)],
+    ) -> Result<Vec<FactResult>, StoreError>;
+
+    /// The delivery step's outcomes (`Sent` and `SendFailed` facts about invitations it has
+    /// just read as freshly claimed): the same effect as [`CampaignStore::apply_facts`], but
+    /// an adapter may write them without reading first, conditioned on the fresh state, and
+    /// read only those that moved meanwhile.
+    async fn record_send_outcomes(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        outcomes: &[(ContactId, InvitationFact)],
+    ) -> Result<Vec<FactResult>, StoreError> {
+        self.apply_facts(tenant, campaign, outcomes).await
+    }
+
+    /// The campaign's invitations that pass `filter`, in contact-id order.
+    async fn list_invitations(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        filter: &InvitationFilter,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Invitation>, StoreError>;
+
+    /// A division's campaigns, newest first (every trigger; a campaign over several
+    /// divisions is listed under each).
+    async fn list_campaigns(
+        &self,
+        tenant: &TenantId,
+        division: &DivisionId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Campaign>, StoreError>;
+
+    /// Counts the campaign's invitations by category and send state and compares them with
+    /// the stored counters; with `fix`, stores the recount (only if the counters did not
+    /// move meanwhile). `None` when the campaign does not exist.
+    async fn recount_campaign(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        fix: bool,
+    ) -> Result<Option<Recount>, StoreError>;
+}
+
+/// Cursor of an invitation list: the last contact id returned, opaque to clients.
+pub fn encode_invitation_cursor(after: &ContactId) -> String {
+    URL_SAFE_NO_PAD.encode(format!("inv1:{after}"))
+}
+
+/// Parses a cursor made by [`encode_invitation_cursor`]; anything else is invalid.
+pub fn decode_invitation_cursor(raw: &str) -> Result<ContactId, StoreError> {
+    let invalid = || StoreError::InvalidCursor("cursor is malformed".into());
+    if raw.len() > 200 {
+        return Err(invalid());
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let id = text.strip_prefix("inv1:").ok_or_else(invalid)?;
+    ContactId::parse(id).map_err(|_| invalid())
+}
+
+/// Cursor of a campaign list: the last campaign id returned, opaque to clients.
+pub fn encode_campaign_cursor(after: &CampaignId) -> String {
+    URL_SAFE_NO_PAD.encode(format!("cmp1:{after}"))
+}
+
+/// Parses a cursor made by [`encode_campaign_cursor`]; anything else is invalid.
+pub fn decode_campaign_cursor(raw: &str) -> Result<CampaignId, StoreError> {
+    let invalid = || StoreError::InvalidCursor("cursor is malformed".into());
+    if raw.len() > 200 {
+        return Err(invalid());
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let id = text.strip_prefix("cmp1:").ok_or_else(invalid)?;
+    CampaignId::parse(id).map_err(|_| invalid())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invitation_cursors_round_trip_and_reject_forgeries() {
+        let c = ContactId::parse("c-1").unwrap();
+        assert_eq!(
+            decode_invitation_cursor(&encode_invitation_cursor(&c)).unwrap(),
+            c
+        );
+        for bad in ["", "!!", "aW52MjpjLTE", &URL_SAFE_NO_PAD.encode("inv1:a#b")] {
+            assert!(decode_invitation_cursor(bad).is_err(), "{bad:?}");
+        }
+    }
+}

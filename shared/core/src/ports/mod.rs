@@ -1,0 +1,32 @@
+//! Ports: what the use cases need from the outside world, one trait per capability.
+//! Adapters implement them: `portal-embedded` on SQLite and the local outbox, `portal-aws`
+//! on DynamoDB, SES v2, EventBridge and SNS.
+
+mod bus;
+mod campaigns;
+mod clock;
+mod mailer;
+mod store;
+mod templates;
+mod webhook;
+
+pub use bus::{
+    BusError, EventBus, Recipient, SendMessage, DETAIL_TYPE_DELIVER, DETAIL_TYPE_FAN_OUT,
+    EVENT_SOURCE, MAX_MESSAGE_BYTES,
+};
+pub use campaigns::{
+    decode_campaign_cursor, decode_invitation_cursor, encode_campaign_cursor,
+    encode_invitation_cursor,
+};
+pub use campaigns::{
+    ApplyReport, CampaignStore, Claim, ClaimResult, CreateOutcome, FactResult, Idempotency,
+    InvitationFilter, Recount, MAX_CLAIMS,
+};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use mailer::{MailError, Mailer, RawEmail, SentMessage};
+pub use store::{
+    AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery, Page,
+    Store, StoreError, SuppressionReason, SuppressionStore, SyncReport, MAX_PAGE_SIZE,
+};
+pub use templates::TemplateStore;
+pub use webhook::{BoxError, EventWebhook, WebhookOutcome, WebhookRefusal};

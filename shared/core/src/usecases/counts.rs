@@ -1,0 +1,139 @@
+//! Count loading and recipient lists.
+
+use crate::domain::{ContactRecord, DomainError};
+use crate::domain::{Counts, DivisionId, Filters, Group, TenantId};
+use crate::ports::{Clock, ContactQuery, ListQuery, Page, Store, MAX_PAGE_SIZE};
+
+use super::UseCaseError;
+
+/// Most divisions one request may name.
+pub const MAX_DIVISIONS_PER_QUERY: usize = 500;
+
+/// The divisions and filters a manager picked.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    /// Empty = every division of the tenant.
+    pub division_ids: Vec<DivisionId>,
+    pub filters: Filters,
+    pub limit_to_uninvited: bool,
+}
+
+/// Resolves a selection into a store query: "all divisions" is expanded, named divisions
+/// must exist for this tenant.
+pub async fn resolve(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    tenant: &TenantId,
+    selection: Selection,
+) -> Result<ContactQuery, UseCaseError> {
+    let filters = selection.filters.validate()?;
+    if selection.division_ids.len() > MAX_DIVISIONS_PER_QUERY {
+        return Err(DomainError::InvalidField {
+            field: "division_ids",
+            reason: format!("at most {MAX_DIVISIONS_PER_QUERY} divisions"),
+        }
+        .into());
+    }
+    let existing = store.list_divisions(tenant).await?;
+    let division_ids = if selection.division_ids.is_empty() {
+        existing.into_iter().map(|d| d.division_id).collect()
+    } else {
+        let mut wanted = selection.division_ids;
+        wanted.sort();
+        wanted.dedup();
+        for id in &wanted {
+            if !existing.iter().any(|d| &d.division_id == id) {
+                return Err(UseCaseError::NotFound {
+                    kind: "division",
+                    id: id.to_string(),
+                });
+            }
+        }
+        wanted
+    };
+    Ok(ContactQuery {
+        division_ids,
+        filters,
+        limit_to_uninvited: selection.limit_to_uninvited,
+        now: clock.now(),
+    })
+}
+
+/// `POST /v1/invitations/counts`.
+#[tracing::instrument(skip_all, fields(tenant = %tenant))]
+pub async fn load_counts(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    tenant: &TenantId,
+    selection: Selection,
+) -> Result<Counts, UseCaseError> {
+    let query = resolve(store, clock, tenant, selection).await?;
+    if query.division_ids.is_empty() {
+        return Ok(Counts::default());
+    }
+    Ok(store.count_contacts(tenant, &query).await?)
+}
+
+/// One page of `POST /v1/invitations/recipients`.
+#[derive(Debug, Clone, Default)]
+pub struct ListRequest {
+    pub selection: Selection,
+    pub group: Group,
+    pub q: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// Default page size.
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// Validates a list request into a store query.
+pub async fn resolve_list(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    tenant: &TenantId,
+    req: ListRequest,
+) -> Result<ListQuery, UseCaseError> {
+    let limit = req.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+    if limit == 0 || limit > MAX_PAGE_SIZE {
+        return Err(DomainError::InvalidField {
+            field: "limit",
+            reason: format!("must be between 1 and {MAX_PAGE_SIZE}"),
+        }
+        .into());
+    }
+    let search = crate::domain::search::needle(&req.q.unwrap_or_default());
+    if search.chars().count() > 200 {
+        return Err(DomainError::InvalidField {
+            field: "q",
+            reason: "must be at most 200 characters".into(),
+        }
+        .into());
+    }
+    let contacts = resolve(store, clock, tenant, req.selection).await?;
+    Ok(ListQuery {
+        contacts,
+        group: req.group,
+        search,
+        cursor: req.cursor,
+        limit,
+    })
+}
+
+/// `POST /v1/invitations/recipients`, one page.
+#[tracing::instrument(skip_all, fields(tenant = %tenant))]
+pub async fn list_recipients(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    tenant: &TenantId,
+    req: ListRequest,
+) -> Result<Page<ContactRecord>, UseCaseError> {
+    let query = resolve_list(store, clock, tenant, req).await?;
+    if query.contacts.division_ids.is_empty() {
+        return Ok(Page {
+            items: vec![],
+            next_cursor: None,
+        });
+    }
+    Ok(store.list_contacts(tenant, &query).await?)
+}

@@ -1,0 +1,9 @@
+//! The embedded adapters: what runs Portal Invitations on one machine with nothing else
+//! installed (the local server, the tests, the benchmarks).
+//!
+//! - [`sqlite`]: the store, every port of `portal_core::ports` on one SQLite file; its schema
+//!   and every migration live in [`sqlite::schema`], stepped on one version number.
+//! - [`outbox`]: the local mailer, writing each message as an `.eml` file.
+
+pub mod outbox;
+pub mod sqlite;

@@ -1,0 +1,394 @@
+//! The HTTP layer: axum routers that run unchanged under `lambda_http` (one per [`Job`], each
+//! in its own function under `functions/`) and, merged into one, in the local server
+//! (`infra/`).
+//!
+//! # Layout
+//!
+//! - [`auth`]: bearer JWT verification and the [`auth::Authorized`] extractor (401/403).
+//! - [`error`]: [`ApiError`], the only way an error leaves the API (problem+json).
+//! - [`json`]: body reading where every rejection is an [`ApiError`].
+//! - one module per route group: [`divisions`], [`sync`], [`invitations`] (counts and lists),
+//!   with [`csv`] streaming a list as CSV; [`templates`] (and the preview); [`campaigns`]
+//!   (bulk sends, the individual invite); [`unsubscribe`] is public (signed token, no JWT).
+//!
+//! [`ROUTES`] is the list of `(job, method, path)` the API serves; the routers are built from
+//! [`route_table`], a unit test checks the two agree, `tests/api` checks `openapi.yaml`
+//! against [`ROUTES`], and `tests/deploy` checks that `template.yaml` wires each route to its
+//! job's function and to no other.
+//!
+//! Every route gets a small body limit ([`DEFAULT_BODY_LIMIT`]); `POST /v1/sync/accounts`
+//! alone gets [`SYNC_BODY_LIMIT`]. A last layer turns any error response that is not yet
+//! problem+json (one an extractor or axum itself produced) into one.
+
+pub mod auth;
+pub mod campaigns;
+pub mod csv;
+pub mod divisions;
+pub mod error;
+pub mod invitations;
+pub mod json;
+pub mod ses_events;
+pub mod statistics;
+pub mod sync;
+pub mod templates;
+pub mod unsubscribe;
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put, MethodRouter};
+use axum::Router;
+
+use portal_core::domain::unsubscribe::UnsubscribeSigner;
+use portal_core::domain::PublicUrl;
+use portal_core::ports::{Clock, EventWebhook, Store};
+use portal_core::usecases::campaigns::Sending;
+
+pub use error::ApiError;
+
+/// Body limit of every route but sync.
+pub const DEFAULT_BODY_LIMIT: usize = 256 * 1024;
+
+/// Body limit of `POST /v1/sync/accounts`: room for well over 10,000 accounts.
+pub const SYNC_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
+/// The jobs the API is split into on AWS, one Lambda function each (`functions/<name>`), so
+/// that each function holds only the permissions its job needs. The local server serves
+/// them all from one router ([`router`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Job {
+    /// Count loading: divisions, counts, recipient lists and their CSV, templates and their
+    /// preview, campaigns and their statistics. Reads, never writes.
+    LoadCounts,
+    /// The company's system and the managers' settings: account sync and deletion, division
+    /// settings, templates. The only job that writes accounts and contacts.
+    Sync,
+    /// Starting sends: bulk campaigns and individual invitations. The only job that puts
+    /// events on the send bus.
+    Send,
+    /// Public routes about delivered mail: the SES event webhook and the one-click
+    /// unsubscribe. No manager route, no bearer token.
+    Events,
+}
+
+impl Job {
+    pub const ALL: [Job; 4] = [Job::LoadCounts, Job::Sync, Job::Send, Job::Events];
+
+    /// The function serving this job on AWS (`functions/<name>`, `template.yaml`).
+    pub fn function(self) -> &'static str {
+        match self {
+            Job::LoadCounts => "load-counts",
+            Job::Sync => "sync",
+            Job::Send => "send",
+            Job::Events => "ses-events",
+        }
+    }
+}
+
+/// Every route the API serves: `(job, method, path)`, paths in OpenAPI/axum template syntax.
+pub const ROUTES: &[(Job, &str, &str)] = &[
+    (Job::LoadCounts, "GET", "/v1/divisions"),
+    (Job::Sync, "PUT", "/v1/divisions/{division_id}"),
+    (Job::Sync, "POST", "/v1/sync/accounts"),
+    (Job::Sync, "DELETE", "/v1/accounts/{account_id}"),
+    (Job::LoadCounts, "POST", "/v1/invitations/counts"),
+    (Job::LoadCounts, "POST", "/v1/invitations/recipients"),
+    (Job::LoadCounts, "GET", "/v1/templates"),
+    (Job::LoadCounts, "GET", "/v1/templates/{template_id}"),
+    (Job::Sync, "PUT", "/v1/templates/{template_id}"),
+    (Job::Sync, "DELETE", "/v1/templates/{template_id}"),
+    (Job::LoadCounts, "POST", "/v1/invitations/preview"),
+    (Job::Send, "POST", "/v1/campaigns"),
+    (Job::LoadCounts, "GET", "/v1/campaigns"),
+    (Job::LoadCounts, "GET", "/v1/campaigns/{campaign_id}"),
+    (
+        Job::LoadCounts,
+        "POST",
+        "/v1/campaigns/{campaign_id}/recipients",
+    ),
+    (Job::Send, "POST", "/v1/invitations/individual"),
+    (Job::Events, "GET", "/v1/unsubscribe"),
+    (Job::Events, "POST", "/v1/unsubscribe"),
+    (Job::Events, "POST", "/v1/ses-events"),
+];
+
+/// The routes of [`ROUTES`] that take no bearer token: the unsubscribe link carries its own
+/// signed token, and an SES event is believed only when its SNS signature verifies. Every
+/// other route answers 401 without a JWT.
+pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/unsubscribe"),
+    ("POST", "/v1/unsubscribe"),
+    ("POST", "/v1/ses-events"),
+];
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub auth: Arc<auth::Verifier>,
+    /// Base of every link in an email (`[PortalLink]`, `[UnsubscribeLink]`), no trailing `/`.
+    pub public_url: PublicUrl,
+    /// Signs and checks unsubscribe links; `None` until [`AppState::with_unsubscribe`]
+    /// (the unsubscribe routes then answer 500: a configuration error).
+    pub unsubscribe: Option<Arc<UnsubscribeSigner>>,
+    /// The bus and token deriver the send routes need; `None` until
+    /// [`AppState::with_sending`] (those routes then answer 500: a configuration error).
+    pub sending: Option<Arc<Sending>>,
+    /// Verifies and applies SES events (`POST /v1/ses-events`); `None` until
+    /// [`AppState::with_ses_webhook`] (the route then answers 500: a configuration error).
+    pub ses_webhook: Option<Arc<dyn EventWebhook>>,
+}
+
+/// [`AppState::public_url`] is `http://127.0.0.1:{this}` unless
+/// [`AppState::with_public_url`] says otherwise.
+pub const DEFAULT_PUBLIC_PORT: u16 = 3000;
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, auth: auth::Verifier) -> Self {
+        Self {
+            store,
+            clock,
+            auth: Arc::new(auth),
+            public_url: PublicUrl::local(DEFAULT_PUBLIC_PORT),
+            unsubscribe: None,
+            sending: None,
+            ses_webhook: None,
+        }
+    }
+
+    /// Sets the base URL links in emails are built from (a trailing `/` is dropped).
+    pub fn with_public_url(mut self, url: PublicUrl) -> Self {
+        self.public_url = url;
+        self
+    }
+
+    /// Sets the signer of unsubscribe links (`UNSUBSCRIBE_SECRET` on Lambda, a secret file
+    /// in the local server's data dir).
+    pub fn with_unsubscribe(mut self, signer: UnsubscribeSigner) -> Self {
+        self.unsubscribe = Some(Arc::new(signer));
+        self
+    }
+
+    /// Sets what the send routes (`POST /v1/campaigns`, `POST /v1/invitations/individual`)
+    /// publish to and derive registration tokens with.
+    pub fn with_sending(mut self, sending: Sending) -> Self {
+        self.sending = Some(Arc::new(sending));
+        self
+    }
+
+    /// Sets the SES event webhook's verifier and raw-delivery secret.
+    pub fn with_ses_webhook(mut self, webhook: impl EventWebhook + 'static) -> Self {
+        self.ses_webhook = Some(Arc::new(webhook));
+        self
+    }
+}
+
+/// `64 MiB`, `256 KiB`: a limit as a person reads it.
+pub fn describe_limit(bytes: usize) -> String {
+    const KIB: usize = 1024;
+    const MIB: usize = 1024 * KIB;
+    // Written without `%` / `is_multiple_of` (1.87) to keep the workspace's 1.85 MSRV.
+    if bytes >= MIB && bytes / MIB * MIB == bytes {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= KIB && bytes / KIB * KIB == bytes {
+        format!("{} KiB", bytes / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// `(method, path, handler)` of every route of [`ROUTES`]; the routers are built from it.
+pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
+        ("GET", "/v1/divisions", get(divisions::list)),
+        ("PUT", "/v1/divisions/{division_id}", put(divisions::put)),
+        (
+            "POST",
+            "/v1/sync/accounts",
+            post(sync::accounts).layer(DefaultBodyLimit::max(SYNC_BODY_LIMIT)),
+        ),
+        (
+            "DELETE",
+            "/v1/accounts/{account_id}",
+            delete(sync::delete_account),
+        ),
+        ("POST", "/v1/invitations/counts", post(invitations::counts)),
+        (
+            "POST",
+            "/v1/invitations/recipients",
+            post(invitations::recipients),
+        ),
+        ("GET", "/v1/templates", get(templates::list)),
+        ("GET", "/v1/templates/{template_id}", get(templates::get)),
+        (
+            "PUT",
+            "/v1/templates/{template_id}",
+            put(templates::put).layer(DefaultBodyLimit::max(templates::TEMPLATE_BODY_LIMIT)),
+        ),
+        (
+            "DELETE",
+            "/v1/templates/{template_id}",
+            delete(templates::delete),
+        ),
+        ("POST", "/v1/invitations/preview", post(templates::preview)),
+        ("POST", "/v1/campaigns", post(campaigns::create)),
+        ("GET", "/v1/campaigns", get(statistics::list)),
+        ("GET", "/v1/campaigns/{campaign_id}", get(campaigns::get)),
+        (
+            "POST",
+            "/v1/campaigns/{campaign_id}/recipients",
+            post(statistics::recipients),
+        ),
+        (
+            "POST",
+            "/v1/invitations/individual",
+            post(campaigns::individual),
+        ),
+        ("GET", "/v1/unsubscribe", get(unsubscribe::show)),
+        ("POST", "/v1/unsubscribe", post(unsubscribe::unsubscribe)),
+        (
+            "POST",
+            "/v1/ses-events",
+            post(ses_events::receive)
+                .layer(DefaultBodyLimit::max(ses_events::SES_EVENTS_BODY_LIMIT)),
+        ),
+    ]
+}
+
+/// The whole API, every job's routes in one router: what the local server serves.
+pub fn router(state: AppState) -> Router {
+    router_with(state, |_, _| true)
+}
+
+/// The routes of one job, with the same fallbacks and layers: what its function serves (any
+/// other route answers 404).
+pub fn job_router(job: Job, state: AppState) -> Router {
+    router_with(state, |method, path| {
+        ROUTES
+            .iter()
+            .any(|&(j, m, p)| j == job && m == method && p == path)
+    })
+}
+
+/// The routes of [`route_table`] that `keep(method, path)` accepts, with the same
+/// fallbacks and layers (a function serving part of the API answers the rest 404).
+pub fn router_with(state: AppState, keep: impl Fn(&str, &str) -> bool) -> Router {
+    let mut router = Router::new();
+    for (method, path, method_router) in route_table() {
+        if keep(method, path) {
+            router = router.route(path, method_router);
+        }
+    }
+    router
+        .fallback(no_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(DEFAULT_BODY_LIMIT))
+        .layer(middleware::from_fn(problem_safety_net))
+        .layer(middleware::from_fn(access_log))
+        .with_state(state)
+}
+
+async fn no_route(req: Request) -> ApiError {
+    ApiError::RouteNotFound {
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
+    }
+}
+
+async fn method_not_allowed(req: Request) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: req.method().to_string(),
+        path: req.uri().path().to_owned(),
+    }
+}
+
+/// One line per request: method, route template (not the raw path, so ids stay out of
+/// the aggregation key), status and latency.
+async fn access_log(req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "(no route)".to_owned());
+    let response = next.run(req).await;
+    tracing::info!(
+        %method,
+        route,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+/// Makes sure no error leaves as anything but problem+json, whatever produced it.
+async fn problem_safety_net(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == error::PROBLEM_JSON.as_bytes());
+    if is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let detail = match axum::body::to_bytes(body, 4096).await {
+        Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).into_owned(),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_owned(),
+    };
+    let mut fixed = ApiError::from_status(status, detail).into_response();
+    if status != StatusCode::INTERNAL_SERVER_ERROR {
+        *fixed.status_mut() = status;
+    }
+    for (name, value) in parts.headers.iter() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            fixed.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    fixed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_router_is_built_from_exactly_the_listed_routes() {
+        let built: Vec<(&str, &str)> = route_table().into_iter().map(|(m, p, _)| (m, p)).collect();
+        let listed: Vec<(&str, &str)> = ROUTES.iter().map(|&(_, m, p)| (m, p)).collect();
+        assert_eq!(built, listed);
+    }
+
+    #[test]
+    fn the_public_routes_are_exactly_the_events_job_and_no_job_is_empty() {
+        let events: Vec<(&str, &str)> = ROUTES
+            .iter()
+            .filter(|&&(j, _, _)| j == Job::Events)
+            .map(|&(_, m, p)| (m, p))
+            .collect();
+        assert_eq!(events, PUBLIC_ROUTES);
+        for job in Job::ALL {
+            assert!(ROUTES.iter().any(|&(j, _, _)| j == job), "{job:?}");
+        }
+    }
+
+    #[test]
+    fn limits_read_as_a_person_would_write_them() {
+        assert_eq!(describe_limit(SYNC_BODY_LIMIT), "64 MiB");
+        assert_eq!(describe_limit(DEFAULT_BODY_LIMIT), "256 KiB");
+        assert_eq!(describe_limit(10), "10 bytes");
+    }
+}

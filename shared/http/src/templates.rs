@@ -1,0 +1,220 @@
+//! Templates and the invitation preview.
+//!
+//! - `PUT /v1/templates/{template_id}` (`settings:manage`): create or replace; a template
+//!   that breaks a rule of [`portal_core::domain::Template`] (unknown tag, no `[PortalLink]` in the
+//!   html or text part, too large) is a 422 whose detail names the tag and the part.
+//! - `GET /v1/templates/{template_id}`, `GET /v1/templates` (`invitations:read`).
+//! - `DELETE /v1/templates/{template_id}` (`settings:manage`): 204, or 404.
+//! - `POST /v1/invitations/preview` (`invitations:read`): what would be sent to one contact
+//!   (or to a built-in sample contact), rendered by the same [`Template::render`] a send uses.
+//!   No registration or unsubscribe token is created or consumed: the links carry
+//!   [`PREVIEW_TOKEN`]. Accounts have no portal keys yet, so `[PortalKey]` renders as
+//!   [`PREVIEW_PORTAL_KEY`] in every preview.
+
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use portal_core::domain::{ContactId, MergeValues, Template, TemplateId, TenantId};
+use portal_core::usecases::UseCaseError;
+
+use super::auth::{perm, Authorized};
+use super::divisions::path_id;
+use super::error::ApiError;
+use super::json::ApiJson;
+use super::AppState;
+
+/// Body limit of `PUT /v1/templates/{template_id}`: two 100 KiB parts, with room for JSON
+/// escaping (a quote or newline doubles in size).
+pub const TEMPLATE_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The token a preview's links carry instead of a real one.
+pub const PREVIEW_TOKEN: &str = "PREVIEW-NOT-A-REAL-TOKEN";
+
+/// What `[PortalKey]` renders as in a preview (accounts have no portal keys yet).
+pub const PREVIEW_PORTAL_KEY: &str = "[portal key: not issued yet]";
+
+/// The body of `PUT /v1/templates/{template_id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateBody {
+    pub name: String,
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// The body of `POST /v1/invitations/preview`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewBody {
+    pub template_id: TemplateId,
+    #[serde(default)]
+    pub contact_id: Option<ContactId>,
+}
+
+/// What `POST /v1/invitations/preview` answers.
+#[derive(Debug, Serialize)]
+pub struct Preview {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+    pub from: String,
+}
+
+fn store_error(e: portal_core::ports::StoreError) -> ApiError {
+    UseCaseError::from(e).into()
+}
+
+fn template_not_found(id: &TemplateId) -> ApiError {
+    ApiError::NotFound(format!("template {id} does not exist"))
+}
+
+async fn load(state: &AppState, tenant: &TenantId, id: &TemplateId) -> Result<Template, ApiError> {
+    state
+        .store
+        .get_template(tenant, id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| template_not_found(id))
+}
+
+/// Creates or replaces a template.
+pub async fn put(
+    caller: Authorized<perm::SettingsManage>,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+    ApiJson(body): ApiJson<TemplateBody>,
+) -> Result<Json<Template>, ApiError> {
+    let id = path_id("template_id", path, TemplateId::parse)?;
+    let template = Template::new(id, body.name, body.subject, body.html, body.text)
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    state
+        .store
+        .put_template(&caller.tenant, &template)
+        .await
+        .map_err(store_error)?;
+    tracing::info!(tenant = %caller.tenant, template = %template.template_id(), "template saved");
+    Ok(Json(template))
+}
+
+pub async fn get(
+    caller: Authorized<perm::InvitationsRead>,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Json<Template>, ApiError> {
+    let id = path_id("template_id", path, TemplateId::parse)?;
+    Ok(Json(load(&state, &caller.tenant, &id).await?))
+}
+
+/// Every template of the caller's tenant, ordered by id.
+pub async fn list(
+    caller: Authorized<perm::InvitationsRead>,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Template>>, ApiError> {
+    let templates = state
+        .store
+        .list_templates(&caller.tenant)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(templates))
+}
+
+pub async fn delete(
+    caller: Authorized<perm::SettingsManage>,
+    State(state): State<AppState>,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_id("template_id", path, TemplateId::parse)?;
+    if state
+        .store
+        .delete_template(&caller.tenant, &id)
+        .await
+        .map_err(store_error)?
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(template_not_found(&id))
+    }
+}
+
+/// The sample contact a preview without `contact_id` renders for.
+fn sample_values(division_name: String) -> MergeValues {
+    MergeValues {
+        contact_name: "Alex Sample".into(),
+        account_number: "100001".into(),
+        account_name: "Sample Account".into(),
+        division_name,
+        ..MergeValues::default()
+    }
+}
+
+/// Renders a template exactly as a send would, with placeholder tokens.
+pub async fn preview(
+    caller: Authorized<perm::InvitationsRead>,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<PreviewBody>,
+) -> Result<Json<Preview>, ApiError> {
+    let tenant = &caller.tenant;
+    let template = load(&state, tenant, &body.template_id).await?;
+    let (mut values, from) = match &body.contact_id {
+        Some(contact_id) => {
+            let contact = state
+                .store
+                .get_contact(tenant, contact_id)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("contact {contact_id} does not exist"))
+                })?;
+            let division = state
+                .store
+                .get_division(tenant, &contact.division_id)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!(
+                        "division {} of contact {contact_id} does not exist",
+                        contact.division_id
+                    ))
+                })?;
+            let values = MergeValues {
+                contact_name: contact.contact_name,
+                account_number: contact.account_number,
+                account_name: contact.account_name,
+                division_name: division.name,
+                ..MergeValues::default()
+            };
+            (values, division.email_from)
+        }
+        None => {
+            let division = state
+                .store
+                .list_divisions(tenant)
+                .await
+                .map_err(store_error)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| {
+                    ApiError::Unprocessable(
+                        "the tenant has no division yet, so there is no sender address to \
+                         preview with; create a division first"
+                            .into(),
+                    )
+                })?;
+            (sample_values(division.name), division.email_from)
+        }
+    };
+    values.portal_link = MergeValues::registration_url(&state.public_url, PREVIEW_TOKEN);
+    values.unsubscribe_link = MergeValues::unsubscribe_url(&state.public_url, PREVIEW_TOKEN);
+    values.portal_key = PREVIEW_PORTAL_KEY.into();
+    let rendered = template.render(&values);
+    Ok(Json(Preview {
+        subject: rendered.subject,
+        html: rendered.html,
+        text: rendered.text,
+        from: from.to_string(),
+    }))
+}

@@ -1,0 +1,428 @@
+//! Configuration read once at cold start, from the environment into typed values: a missing
+//! or unusable variable fails the function's init by name (and never echoes a secret).
+//!
+//! [`Env`] reads any variable; [`SendSettings`] is what every function that renders links or
+//! runs send steps needs:
+//!
+//! | variable | required | meaning |
+//! |---|---|---|
+//! | `TOKEN_SECRET` | yes | HMAC key deriving registration tokens, ≥ 32 bytes ([`TokenDeriver`]) |
+//! | `UNSUBSCRIBE_SECRET` | yes | HMAC key signing unsubscribe links, ≥ 32 bytes |
+//! | `PUBLIC_URL` | yes | base of the links in emails, `http(s)://host[/path]` (a trailing `/` is dropped) |
+//! | `MAX_SEND_RATE` | no | most sends per second *per process*, a decimal; `0` = unlimited (default 14) |
+//! | `FAILURE_THRESHOLD` | no | a campaign pauses after more failed invitations than this (default 100) |
+//! | `TOKEN_TTL_DAYS` | no | days a registration link stays valid, 1–365 (default 14) |
+//! | `OUTCOME_FLUSH` | no | sends between two outcome writes, ≥ 1 (default [`LAMBDA_OUTCOME_FLUSH`]) |
+//! | `PAGE_SIZE` | no | recipients claimed per fan-out step, 1–500 (default 500) |
+//!
+//! An empty optional variable counts as unset (CloudFormation passes empty strings). Errors
+//! name the variable and never echo a secret.
+
+use std::sync::Arc;
+
+use portal_core::domain::unsubscribe::{UnsubscribeSigner, MIN_UNSUBSCRIBE_SECRET_LEN};
+use portal_core::domain::PublicUrl;
+use portal_core::ports::{Clock, Mailer, Store, MAX_CLAIMS, MAX_PAGE_SIZE};
+use portal_core::usecases::send::{
+    RateLimiter, SendConfig, SendDeps, TokenDeriver, TokioSleeper, MAX_BATCH, MIN_TOKEN_SECRET_LEN,
+};
+
+/// The variables [`SendSettings::from_env`] requires.
+pub const REQUIRED_VARS: &[&str] = &["TOKEN_SECRET", "UNSUBSCRIBE_SECRET", "PUBLIC_URL"];
+
+/// [`SendConfig::outcome_flush`] on Lambda.
+///
+/// A delivery batch carries up to [`MAX_BATCH`] (250) recipients. Writing the outcomes after
+/// every send costs one DynamoDB transaction per email (1,000 per 1,000 invitations) and
+/// leaves a one-email window; writing them every 50 sends costs 20 per 1,000 and means a
+/// process killed mid-batch (timeout, out of memory) re-sends at most the 50 emails whose
+/// outcomes were not yet written when Lambda retries the batch. `OUTCOME_FLUSH=1` narrows the
+/// window; `99` makes it one transaction per write.
+pub const LAMBDA_OUTCOME_FLUSH: usize = 50;
+
+/// Longest `TOKEN_TTL_DAYS`.
+pub const MAX_TOKEN_TTL_DAYS: u32 = 365;
+
+/// The environment, read by name: an empty variable counts as unset.
+pub struct Env<F> {
+    get: F,
+}
+
+impl Env<fn(&str) -> Result<String, std::env::VarError>> {
+    /// The process environment.
+    pub fn process() -> Self {
+        Env {
+            get: |name| std::env::var(name),
+        }
+    }
+}
+
+impl<F: Fn(&str) -> Result<String, std::env::VarError>> Env<F> {
+    /// Variables looked up through `get` (a map in tests).
+    pub fn from_lookup(get: F) -> Self {
+        Env { get }
+    }
+
+    /// The variable's value; `None` when unset or empty.
+    pub fn optional(&self, name: &'static str) -> Result<Option<String>, SettingsError> {
+        match (self.get)(name) {
+            Ok(v) if v.trim().is_empty() => Ok(None),
+            Ok(v) => Ok(Some(v)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(SettingsError::NotUnicode(name)),
+        }
+    }
+
+    /// The variable's value, or [`SettingsError::Missing`] naming it.
+    pub fn required(&self, name: &'static str) -> Result<String, SettingsError> {
+        self.optional(name)?.ok_or(SettingsError::Missing(name))
+    }
+
+    /// `UNSUBSCRIBE_SECRET`: the key that signs and checks one-click unsubscribe links.
+    pub fn unsubscribe_signer(&self) -> Result<UnsubscribeSigner, SettingsError> {
+        UnsubscribeSigner::new(self.required("UNSUBSCRIBE_SECRET")?).map_err(|_| {
+            SettingsError::ShortSecret {
+                name: "UNSUBSCRIBE_SECRET",
+                min: MIN_UNSUBSCRIBE_SECRET_LEN,
+            }
+        })
+    }
+
+    /// `PUBLIC_URL`: the base of every link in emails and pages ([`PublicUrl`]'s rule).
+    pub fn public_url(&self) -> Result<PublicUrl, SettingsError> {
+        let raw = self.required("PUBLIC_URL")?;
+        PublicUrl::parse(&raw).map_err(|_| invalid("PUBLIC_URL", &raw, PUBLIC_URL_EXPECTED))
+    }
+}
+
+/// `TABLE_NAME`: the DynamoDB table every function's store uses.
+pub fn table_name() -> Result<String, SettingsError> {
+    Env::process().required("TABLE_NAME")
+}
+
+/// A setting that is missing or unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("missing environment variable {0}")]
+    Missing(&'static str),
+    #[error("environment variable {0} is not valid UTF-8")]
+    NotUnicode(&'static str),
+    /// The value is deliberately not part of the message.
+    #[error(
+        "environment variable {name} is too short: a secret of at least {min} bytes is required"
+    )]
+    ShortSecret { name: &'static str, min: usize },
+    #[error("environment variable {name}={value:?} is not valid: expected {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+/// What a send process is configured with, read once at cold start.
+#[derive(Debug, Clone)]
+pub struct SendSettings {
+    pub tokens: Arc<TokenDeriver>,
+    pub unsubscribe: UnsubscribeSigner,
+    /// Base of the links in emails, no trailing `/`.
+    pub public_url: PublicUrl,
+    pub config: SendConfig,
+}
+
+impl SendSettings {
+    /// Reads the settings from the process environment (see the module docs).
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name))
+    }
+
+    /// Reads the settings through `get` (the environment, or a map in tests).
+    pub fn from_lookup(
+        get: impl Fn(&str) -> Result<String, std::env::VarError>,
+    ) -> Result<Self, SettingsError> {
+        let env = Env::from_lookup(get);
+        let var = |name: &'static str| env.optional(name);
+        let required = |name: &'static str| env.required(name);
+
+        let tokens = TokenDeriver::new(required("TOKEN_SECRET")?).map_err(|_| {
+            SettingsError::ShortSecret {
+                name: "TOKEN_SECRET",
+                min: MIN_TOKEN_SECRET_LEN,
+            }
+        })?;
+        let unsubscribe = env.unsubscribe_signer()?;
+        let public_url = env.public_url()?;
+
+        let mut config = SendConfig {
+            outcome_flush: LAMBDA_OUTCOME_FLUSH,
+            ..SendConfig::default()
+        };
+        if let Some(v) = var("MAX_SEND_RATE")? {
+            let rate = parse::<f64>("MAX_SEND_RATE", &v, "a rate per second ≥ 0 (0 = unlimited)")
+                .and_then(|r| {
+                if r.is_finite() && r >= 0.0 {
+                    Ok(r)
+                } else {
+                    Err(invalid(
+                        "MAX_SEND_RATE",
+                        &v,
+                        "a rate per second ≥ 0 (0 = unlimited)",
+                    ))
+                }
+            })?;
+            config.max_send_rate = (rate > 0.0).then_some(rate);
+        }
+        if let Some(v) = var("FAILURE_THRESHOLD")? {
+            config.failure_threshold = parse(
+                "FAILURE_THRESHOLD",
+                &v,
+                "a whole number of failed invitations",
+            )?;
+        }
+        if let Some(v) = var("TOKEN_TTL_DAYS")? {
+            const EXPECTED: &str = "a whole number of days from 1 to 365";
+            let days: u32 = parse("TOKEN_TTL_DAYS", &v, EXPECTED)?;
+            if !(1..=MAX_TOKEN_TTL_DAYS).contains(&days) {
+                return Err(invalid("TOKEN_TTL_DAYS", &v, EXPECTED));
+            }
+            config.token_ttl = time::Duration::days(i64::from(days));
+        }
+        if let Some(v) = var("OUTCOME_FLUSH")? {
+            const EXPECTED: &str = "a whole number of sends ≥ 1";
+            let n: usize = parse("OUTCOME_FLUSH", &v, EXPECTED)?;
+            if n == 0 {
+                return Err(invalid("OUTCOME_FLUSH", &v, EXPECTED));
+            }
+            // More than a batch behaves like a whole batch.
+            config.outcome_flush = n.min(MAX_BATCH);
+        }
+        if let Some(v) = var("PAGE_SIZE")? {
+            const EXPECTED: &str = "a whole number of recipients from 1 to 500";
+            let n: u32 = parse("PAGE_SIZE", &v, EXPECTED)?;
+            if n == 0 || n > MAX_PAGE_SIZE.min(MAX_CLAIMS as u32) {
+                return Err(invalid("PAGE_SIZE", &v, EXPECTED));
+            }
+            config.page_size = n;
+        }
+
+        Ok(Self {
+            tokens: Arc::new(tokens),
+            unsubscribe,
+            public_url,
+            config,
+        })
+    }
+
+    /// The dependencies of [`super::handle`]: these settings, the given adapters, the tokio
+    /// timer and a rate limiter at [`SendConfig::max_send_rate`].
+    pub fn deps(
+        self,
+        store: Arc<dyn Store>,
+        mailer: Arc<dyn Mailer>,
+        clock: Arc<dyn Clock>,
+    ) -> SendDeps {
+        SendDeps {
+            store,
+            mailer,
+            clock,
+            sleeper: Arc::new(TokioSleeper),
+            unsubscribe: Arc::new(self.unsubscribe),
+            tokens: self.tokens,
+            public_url: self.public_url,
+            limiter: Arc::new(RateLimiter::new(self.config.max_send_rate)),
+            config: self.config,
+        }
+    }
+}
+
+fn invalid(name: &'static str, value: &str, expected: &'static str) -> SettingsError {
+    SettingsError::Invalid {
+        name,
+        value: value.chars().take(80).collect(),
+        expected,
+    }
+}
+
+fn parse<T: std::str::FromStr>(
+    name: &'static str,
+    value: &str,
+    expected: &'static str,
+) -> Result<T, SettingsError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(name, value, expected))
+}
+
+const PUBLIC_URL_EXPECTED: &str = "an http:// or https:// URL without query or fragment";
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::collections::HashMap;
+    use std::env::VarError;
+
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    pub(crate) fn with(vars: &[(&str, &str)]) -> Result<SendSettings, SettingsError> {
+        let mut env: HashMap<String, String> = [
+            ("TOKEN_SECRET", SECRET),
+            ("UNSUBSCRIBE_SECRET", SECRET),
+            ("PUBLIC_URL", "https://invite.example.org/"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in vars {
+            if v.is_empty() {
+                env.remove(*k);
+            } else {
+                env.insert((*k).to_owned(), (*v).to_owned());
+            }
+        }
+        SendSettings::from_lookup(|name| env.get(name).cloned().ok_or(VarError::NotPresent))
+    }
+
+    #[test]
+    fn the_required_variables_alone_give_the_lambda_defaults() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.public_url.as_str(), "https://invite.example.org");
+        assert_eq!(s.config.outcome_flush, LAMBDA_OUTCOME_FLUSH);
+        assert_eq!(s.config.max_send_rate, SendConfig::default().max_send_rate);
+        assert_eq!(s.config.token_ttl, time::Duration::days(14));
+        assert_eq!(s.config.page_size, 500);
+    }
+
+    #[test]
+    fn each_missing_required_variable_is_named() {
+        for name in REQUIRED_VARS {
+            let err = with(&[(name, "")]).unwrap_err();
+            assert_eq!(err, SettingsError::Missing(name));
+            assert!(err.to_string().contains(name));
+        }
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_by_name_without_echoing_it() {
+        for name in ["TOKEN_SECRET", "UNSUBSCRIBE_SECRET"] {
+            let err = with(&[(name, "hunter2-too-short")]).unwrap_err();
+            assert_eq!(err, SettingsError::ShortSecret { name, min: 32 });
+            assert!(!err.to_string().contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_non_unicode_variable_is_named() {
+        let err = SendSettings::from_lookup(|name| {
+            if name == "TOKEN_SECRET" {
+                Err(VarError::NotUnicode(std::ffi::OsString::from("x")))
+            } else {
+                Ok(SECRET.to_owned())
+            }
+        })
+        .unwrap_err();
+        assert_eq!(err, SettingsError::NotUnicode("TOKEN_SECRET"));
+    }
+
+    #[test]
+    fn a_public_url_must_be_a_plain_http_url() {
+        for bad in [
+            "invite.example.org",
+            "ftp://invite.example.org",
+            "https://",
+            "https:///path",
+            "https://invite.example.org/?x=1",
+            "https://invite.example.org/#top",
+        ] {
+            assert!(
+                matches!(
+                    with(&[("PUBLIC_URL", bad)]),
+                    Err(SettingsError::Invalid {
+                        name: "PUBLIC_URL",
+                        ..
+                    })
+                ),
+                "{bad} was accepted"
+            );
+        }
+        let s = with(&[("PUBLIC_URL", "http://localhost:3000/portal//")]).unwrap();
+        assert_eq!(s.public_url.as_str(), "http://localhost:3000/portal");
+    }
+
+    #[test]
+    fn optional_numbers_are_read_and_bad_ones_refused_by_name() {
+        let s = with(&[
+            ("MAX_SEND_RATE", "2.5"),
+            ("FAILURE_THRESHOLD", "7"),
+            ("TOKEN_TTL_DAYS", "30"),
+            ("OUTCOME_FLUSH", "1"),
+            ("PAGE_SIZE", "50"),
+        ])
+        .unwrap();
+        assert_eq!(s.config.max_send_rate, Some(2.5));
+        assert_eq!(s.config.failure_threshold, 7);
+        assert_eq!(s.config.token_ttl, time::Duration::days(30));
+        assert_eq!(s.config.outcome_flush, 1);
+        assert_eq!(s.config.page_size, 50);
+        assert_eq!(
+            with(&[("MAX_SEND_RATE", "0")])
+                .unwrap()
+                .config
+                .max_send_rate,
+            None,
+            "0 is unlimited"
+        );
+        assert_eq!(
+            with(&[("OUTCOME_FLUSH", "1000")])
+                .unwrap()
+                .config
+                .outcome_flush,
+            MAX_BATCH
+        );
+
+        for (name, bad) in [
+            ("MAX_SEND_RATE", "fast"),
+            ("MAX_SEND_RATE", "-1"),
+            ("MAX_SEND_RATE", "inf"),
+            ("MAX_SEND_RATE", "NaN"),
+            ("FAILURE_THRESHOLD", "-3"),
+            ("TOKEN_TTL_DAYS", "0"),
+            ("TOKEN_TTL_DAYS", "366"),
+            ("TOKEN_TTL_DAYS", "1.5"),
+            ("OUTCOME_FLUSH", "0"),
+            ("PAGE_SIZE", "0"),
+            ("PAGE_SIZE", "501"),
+        ] {
+            let err = with(&[(name, bad)]).unwrap_err();
+            assert!(
+                matches!(&err, SettingsError::Invalid { name: n, value, .. } if *n == name && value == bad),
+                "{name}={bad}: {err:?}"
+            );
+            assert!(err.to_string().contains(name));
+        }
+    }
+
+    #[test]
+    fn deps_carry_the_settings_and_a_limiter_at_the_rate() {
+        let s = with(&[("MAX_SEND_RATE", "4")]).unwrap();
+        let store = Arc::new(portal_embedded::sqlite::SqliteStore::open_in_memory().unwrap());
+        // Never written to: nothing is sent here.
+        let mailer = Arc::new(portal_embedded::outbox::Outbox::in_data_dir(
+            std::path::Path::new("/nonexistent"),
+        ));
+        let now = time::OffsetDateTime::UNIX_EPOCH;
+        let deps = s.deps(
+            store,
+            mailer,
+            Arc::new(portal_core::ports::FixedClock::new(now)),
+        );
+        assert_eq!(deps.public_url.as_str(), "https://invite.example.org");
+        assert_eq!(deps.config.outcome_flush, LAMBDA_OUTCOME_FLUSH);
+        assert_eq!(deps.limiter.reserve(now), std::time::Duration::ZERO);
+        assert_eq!(
+            deps.limiter.reserve(now),
+            std::time::Duration::from_millis(250)
+        );
+    }
+}

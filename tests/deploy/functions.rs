@@ -1,0 +1,111 @@
+//! The template's functions are the workspace's function crates — one per HTTP job of
+//! `portal_http::Job`, plus `delivery` — and each gets the settings its `main.rs` reads and
+//! no secret it does not.
+
+use std::collections::BTreeSet;
+
+use portal_http::Job;
+use portal_lambda::config::REQUIRED_VARS;
+
+use crate::yaml::*;
+
+/// The functions that serve no HTTP job.
+const EVENT_ONLY: &[&str] = &["delivery"];
+
+const JWT: &[&str] = &["JWT_JWKS", "JWT_ISSUER", "JWT_AUDIENCE"];
+/// What only the send chain (and the unsubscribe check) may know.
+const SECRETS: &[&str] = &["TOKEN_SECRET", "UNSUBSCRIBE_SECRET", "RAW_EVENTS_SECRET"];
+
+/// The variables each function reads at cold start besides the Globals' `TABLE_NAME`
+/// (see each `functions/<name>/src/main.rs`).
+fn needs(binary: &str) -> Vec<&'static str> {
+    let mut vars: Vec<&'static str> = match binary {
+        "load-counts" => [JWT, &["PUBLIC_URL"]].concat(),
+        "sync" => JWT.to_vec(),
+        "send" => [JWT, REQUIRED_VARS, &["EVENT_BUS_NAME"]].concat(),
+        "delivery" => [REQUIRED_VARS, &["SES_CONFIGURATION_SET"]].concat(),
+        "ses-events" => vec!["UNSUBSCRIBE_SECRET", "SNS_TOPIC_ARNS", "RAW_EVENTS_SECRET"],
+        other => panic!("no settings known for `{other}`"),
+    };
+    vars.sort_unstable();
+    vars
+}
+
+#[test]
+fn the_functions_are_the_jobs_functions_and_delivery() {
+    let doc = template();
+    let got: BTreeSet<&str> = functions(&doc).iter().map(|f| f.binary).collect();
+    let want: BTreeSet<&str> = Job::ALL
+        .iter()
+        .map(|j| j.function())
+        .chain(EVENT_ONLY.iter().copied())
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(functions(&doc).len(), want.len(), "one function per binary");
+}
+
+#[test]
+fn every_function_builds_a_binary_of_a_workspace_crate() {
+    let doc = template();
+    let workspace = read("Cargo.toml");
+    for f in functions(&doc) {
+        let (id, binary) = (f.id, f.binary);
+        let code_uri = f.props()["CodeUri"].as_str().unwrap_or("");
+        assert!(
+            root().join(code_uri).join("Cargo.toml").is_file(),
+            "{id}: CodeUri {code_uri:?} is not the workspace"
+        );
+        let manifest = format!("functions/{binary}/Cargo.toml");
+        let text = std::fs::read_to_string(root().join(&manifest))
+            .unwrap_or_else(|_| panic!("{id}: no crate at {manifest}"));
+        assert!(
+            text.contains("[[bin]]") && text.contains(&format!("name = \"{binary}\"")),
+            "{id}: {manifest} declares no `{binary}` binary"
+        );
+        assert!(
+            workspace.contains(&format!("\"functions/{binary}\"")),
+            "{id}: functions/{binary} is not a workspace member"
+        );
+    }
+}
+
+#[test]
+fn every_function_gets_the_settings_it_reads_and_no_secret_it_does_not() {
+    let doc = template();
+    let globals = &doc["Globals"]["Function"]["Environment"]["Variables"];
+    let (table, _) = only_resource_of(&doc, "AWS::DynamoDB::Table");
+    assert_eq!(ref_of(&globals["TABLE_NAME"]), Some(table), "Globals");
+
+    for f in functions(&doc) {
+        let id = f.id;
+        let set: BTreeSet<&str> = f
+            .env()
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .filter_map(|(k, _)| k.as_str())
+            .collect();
+        let needs = needs(f.binary);
+        for var in &needs {
+            assert!(set.contains(var), "{id} lacks {var}");
+        }
+        for var in SECRETS.iter().chain(JWT).chain(&["EVENT_BUS_NAME"]) {
+            assert!(
+                !set.contains(var) || needs.contains(var),
+                "{id} is given {var}, which it does not read"
+            );
+        }
+        // Secrets come from NoEcho parameters, never from the template's text.
+        for var in SECRETS.iter().chain(&["JWT_JWKS"]) {
+            if set.contains(var) {
+                let parameter = ref_of(&f.env()[*var])
+                    .unwrap_or_else(|| panic!("{id}: {var} is not a !Ref to a parameter"));
+                assert_eq!(
+                    doc["Parameters"][parameter]["NoEcho"].as_bool(),
+                    Some(true),
+                    "{id}: {var} from {parameter}"
+                );
+            }
+        }
+    }
+}

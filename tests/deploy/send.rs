@@ -1,0 +1,148 @@
+//! The send chain in `template.yaml`: the two send rules route each detail-type from the
+//! send bus to the function that handles it, only `send` publishes (on that bus) and only
+//! `delivery` calls SES, and what an asynchronous step could not do is kept.
+
+use portal_core::ports::{DETAIL_TYPE_DELIVER, DETAIL_TYPE_FAN_OUT, EVENT_SOURCE};
+
+use crate::yaml::*;
+
+/// The functions the send bus's rules invoke.
+const STEPS: [&str; 2] = ["send", "delivery"];
+
+fn send_bus(doc: &Value) -> &str {
+    only_resource_of(doc, "AWS::Events::EventBus").0
+}
+
+#[test]
+fn each_send_detail_type_is_routed_from_the_send_bus_to_the_function_that_handles_it() {
+    let doc = template();
+    let bus = send_bus(&doc);
+
+    // (detail-type, function) of every EventBridge rule of a function.
+    let mut routes = Vec::new();
+    for f in functions(&doc) {
+        for (name, event) in f.events_of("EventBridgeRule") {
+            let props = &event["Properties"];
+            let id = f.id;
+            assert_eq!(ref_of(&props["EventBusName"]), Some(bus), "{id}.{name}");
+            assert_eq!(
+                strings(&props["Pattern"]["source"]),
+                [EVENT_SOURCE],
+                "{id}.{name}"
+            );
+            assert!(
+                !props["DeadLetterConfig"]["Arn"].is_null(),
+                "{id}.{name}: events EventBridge cannot deliver are kept"
+            );
+            for detail_type in strings(&props["Pattern"]["detail-type"]) {
+                routes.push((detail_type.to_owned(), f.id));
+            }
+        }
+    }
+    routes.sort();
+    let mut want = vec![
+        (DETAIL_TYPE_FAN_OUT.to_owned(), function(&doc, "send").id),
+        (
+            DETAIL_TYPE_DELIVER.to_owned(),
+            function(&doc, "delivery").id,
+        ),
+    ];
+    want.sort();
+    assert_eq!(routes, want);
+}
+
+#[test]
+fn only_send_publishes_and_on_the_send_bus_only() {
+    let doc = template();
+    let bus = send_bus(&doc);
+    for f in functions(&doc) {
+        let id = f.id;
+        let publishes = f.may("events:PutEvents");
+        assert_eq!(publishes, f.binary == "send", "{id}: events:PutEvents");
+        let env = f.env();
+        assert_eq!(
+            !env["EVENT_BUS_NAME"].is_null(),
+            publishes,
+            "{id}: EVENT_BUS_NAME"
+        );
+        if !publishes {
+            continue;
+        }
+        assert_eq!(ref_of(&env["EVENT_BUS_NAME"]), Some(bus), "{id}");
+        for s in f.statements() {
+            if strings(&s["Action"]).contains(&"events:PutEvents") {
+                assert_eq!(
+                    strings(&s["Action"]),
+                    ["events:PutEvents"],
+                    "{id}: PutEvents in a statement of its own"
+                );
+                assert_eq!(
+                    get_att_of(&s["Resource"]),
+                    Some(format!("{bus}.Arn")),
+                    "{id}: the send bus, not every bus"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn only_delivery_sends_email_from_the_sender_identity_with_its_configuration_set() {
+    let doc = template();
+    let (config_set, _) = only_resource_of(&doc, "AWS::SES::ConfigurationSet");
+    for f in functions(&doc) {
+        let id = f.id;
+        let sends = f.actions().iter().any(|a| a.starts_with("ses:"));
+        assert_eq!(sends, f.binary == "delivery", "{id}: ses:*");
+    }
+    let delivery = function(&doc, "delivery");
+    let id = delivery.id;
+    for s in delivery.statements() {
+        if !strings(&s["Action"]).iter().any(|a| a.starts_with("ses:")) {
+            continue;
+        }
+        let resources: Vec<&str> = match &s["Resource"] {
+            Value::Sequence(items) => items.iter().filter_map(sub_of).collect(),
+            one => sub_of(one).into_iter().collect(),
+        };
+        assert_eq!(resources.len(), 2, "{id}: {resources:?}");
+        assert!(
+            resources[0].ends_with(":identity/${SenderIdentity}"),
+            "{id}: {resources:?}"
+        );
+        assert!(
+            resources[1].ends_with(&format!(":configuration-set/${{{config_set}}}")),
+            "{id}: {resources:?}"
+        );
+    }
+    let props = delivery.props();
+    assert!(
+        !props["ReservedConcurrentExecutions"].is_null(),
+        "{id}: the send rate is per process, so concurrency must be capped"
+    );
+    assert_eq!(
+        ref_of(&delivery.env()["SES_CONFIGURATION_SET"]),
+        Some(config_set),
+        "{id}: SES_CONFIGURATION_SET"
+    );
+}
+
+#[test]
+fn a_step_that_fails_every_retry_is_kept_in_the_dead_letter_queue() {
+    let doc = template();
+    let (queue, _) = only_resource_of(&doc, "AWS::SQS::Queue");
+    for binary in STEPS {
+        let f = function(&doc, binary);
+        let id = f.id;
+        let invoke = &f.props()["EventInvokeConfig"];
+        assert!(
+            invoke["MaximumRetryAttempts"].as_u64().is_some(),
+            "{id}: MaximumRetryAttempts"
+        );
+        assert_eq!(
+            get_att_of(&invoke["DestinationConfig"]["OnFailure"]["Destination"]),
+            Some(format!("{queue}.Arn")),
+            "{id}: an on-failure destination keeps what the retries could not do"
+        );
+    }
+}
