@@ -13,7 +13,7 @@
 //! Run it in release mode:
 //!
 //! ```text
-//! cargo run --release -p portal-invites --bin bench-counts -- --sizes 100000,1000000 --iterations 30
+//! cargo run --profile bench -p portal-invites --bin bench-counts -- --sizes 100000,1000000 --iterations 30
 //! ```
 
 use std::path::PathBuf;

@@ -14,8 +14,8 @@
 //! equal a recount. It exits non-zero when they do not. Run it in release mode:
 //!
 //! ```text
-//! cargo run --release -p portal-invites --bin bench-events              # one record per store call
-//! cargo run --release -p portal-invites --bin bench-events -- --batch 500
+//! cargo run --profile bench -p portal-invites --bin bench-events              # one record per store call
+//! cargo run --profile bench -p portal-invites --bin bench-events -- --batch 500
 //! ```
 
 use std::collections::BTreeMap;

@@ -19,7 +19,7 @@
 //!
 //! ```text
 //! infra/scripts/lambda-build.sh          # builds every function, then runs this
-//! cargo run --release -p portal-invites --bin bench-lambda -- [LAMBDA_DIR] [--runs 20]
+//! cargo run -p portal-invites --bin bench-lambda -- [LAMBDA_DIR] [--runs 20]
 //! ```
 
 use std::fs::File;

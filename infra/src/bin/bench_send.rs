@@ -12,7 +12,7 @@
 //! mode:
 //!
 //! ```text
-//! cargo run --release -p portal-invites --bin bench-send -- --contacts 100000
+//! cargo run --profile bench -p portal-invites --bin bench-send -- --contacts 100000
 //! ```
 
 use std::path::PathBuf;

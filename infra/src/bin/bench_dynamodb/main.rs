@@ -31,8 +31,8 @@
 //! figures that matter; wall times are shown for orientation only.
 //!
 //! ```text
-//! cargo run --release -p portal-invites --bin bench-dynamodb [-- --send 2000] [--contacts 100000] [--endpoint URL]
-//! cargo run --release -p portal-invites --bin bench-dynamodb -- --contacts 0   # the send only
+//! cargo run --profile bench -p portal-invites --bin bench-dynamodb [-- --send 2000] [--contacts 100000] [--endpoint URL]
+//! cargo run --profile bench -p portal-invites --bin bench-dynamodb -- --contacts 0   # the send only
 //! ```
 //!
 //! Without `--endpoint` it starts moto with `portal_testkit::moto` (`moto_server` from
