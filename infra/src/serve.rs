@@ -82,6 +82,8 @@ pub enum ServeError {
 /// A local server ready to listen.
 pub struct LocalServer {
     opts: ServeOptions,
+    /// `--public-url` as parsed, when given.
+    public_url: Option<PublicUrl>,
     secret: Secret,
     store: Arc<SqliteStore>,
     router: Router,
@@ -100,10 +102,12 @@ impl std::fmt::Debug for LocalServer {
 impl LocalServer {
     /// Prepares the data dir, secret and store, and loads the demo tenant when asked.
     pub async fn open(opts: ServeOptions) -> Result<Self, ServeError> {
-        let public_url = match &opts.public_url {
-            Some(u) => PublicUrl::parse(u).map_err(|_| ServeError::PublicUrl(u.clone()))?,
-            None => PublicUrl::local(DEFAULT_PORT),
-        };
+        let given = opts
+            .public_url
+            .as_deref()
+            .map(|u| PublicUrl::parse(u).map_err(|_| ServeError::PublicUrl(u.to_owned())))
+            .transpose()?;
+        let public_url = given.clone().unwrap_or(PublicUrl::local(DEFAULT_PORT));
         let secret = Secret::resolve(&opts.data_dir)?;
         let store = Arc::new(open_store(&opts.data_dir)?);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -186,6 +190,7 @@ impl LocalServer {
         )));
         Ok(Self {
             opts,
+            public_url: given,
             secret,
             store,
             router,
@@ -226,8 +231,8 @@ impl LocalServer {
 
     /// The base URL people use for a server listening on `addr`.
     pub fn url(&self, addr: SocketAddr) -> String {
-        match &self.opts.public_url {
-            Some(u) => u.trim_end_matches('/').to_owned(),
+        match &self.public_url {
+            Some(u) => u.to_string(),
             None => format!("http://{addr}"),
         }
     }
