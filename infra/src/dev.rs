@@ -101,6 +101,23 @@ pub fn unsubscribe_signer(data_dir: &Path) -> Result<UnsubscribeSigner, SecretEr
 }
 
 /// The registration-token deriver of a data dir, its key file created on first use.
+/// What registration needs on one machine: the embedded store as identity provider (Argon2id
+/// hashes), the data dir's `portal-events.jsonl` as the portal's bus, and the outbox for
+/// confirmation emails.
+pub fn registrar(
+    store: std::sync::Arc<portal_embedded::sqlite::SqliteStore>,
+    data_dir: &Path,
+) -> portal_core::usecases::registration::Registrar {
+    portal_core::usecases::registration::Registrar {
+        identity: store,
+        events: std::sync::Arc::new(
+            portal_embedded::portal_events::JsonlRegistrationEvents::in_data_dir(data_dir),
+        ),
+        mailer: std::sync::Arc::new(portal_embedded::outbox::Outbox::in_data_dir(data_dir)),
+        settings: portal_core::usecases::registration::RegistrationSettings::default(),
+    }
+}
+
 pub fn token_deriver(data_dir: &Path) -> Result<TokenDeriver, SecretError> {
     let (text, path) = key_file(data_dir, REGISTRATION_SECRET_FILE)?;
     TokenDeriver::new(text.trim()).map_err(|_| SecretError::FileTooShort { path })

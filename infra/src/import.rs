@@ -20,13 +20,14 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use portal_core::domain::{
-    Account, AccountId, ContactId, ContactInput, DivisionId, DomainError, Email, TenantId,
+    Account, AccountId, ContactId, ContactInput, DivisionId, DomainError, Email, PortalKey,
+    TenantId,
 };
 use portal_core::ports::{Store, SyncReport};
 use portal_core::usecases::{self, UseCaseError};
 
-/// The columns of an import file.
-pub const COLUMNS: [&str; 16] = [
+/// The columns of an import file (every one required but those in [`OPTIONAL_COLUMNS`]).
+pub const COLUMNS: [&str; 17] = [
     "account_id",
     "division_id",
     "number",
@@ -43,7 +44,12 @@ pub const COLUMNS: [&str; 16] = [
     "email",
     "phone",
     "billing",
+    "portal_key",
 ];
+
+/// Columns a file may leave out: `portal_key` (the company's own key; absent or blank keeps
+/// the stored key, or generates one for a new account).
+pub const OPTIONAL_COLUMNS: [&str; 1] = ["portal_key"];
 
 /// Most contacts one account may carry (the domain's limit, checked here to name the line).
 const MAX_CONTACTS_PER_ACCOUNT: usize = 100;
@@ -292,7 +298,7 @@ impl Columns {
         let missing: Vec<&str> = COLUMNS
             .iter()
             .zip(idx)
-            .filter(|(_, i)| *i == usize::MAX)
+            .filter(|(c, i)| *i == usize::MAX && !OPTIONAL_COLUMNS.contains(c))
             .map(|(c, _)| *c)
             .collect();
         if !missing.is_empty() {
@@ -316,6 +322,7 @@ struct Row<'a> {
 impl Row<'_> {
     fn get(&self, column: &'static str) -> &str {
         let k = COLUMNS.iter().position(|c| *c == column).unwrap_or(0);
+        // An optional column the file leaves out reads as blank.
         self.record.get(self.cols.0[k]).unwrap_or("")
     }
 
@@ -390,6 +397,13 @@ impl Row<'_> {
             Vec::new(),
         )
         .map_err(|e| self.domain("account_id", e))?;
+        let raw_key = self.get("portal_key").trim();
+        let account = if raw_key.is_empty() {
+            account
+        } else {
+            let key = PortalKey::parse(raw_key).map_err(|e| self.domain("portal_key", e))?;
+            account.with_portal_key(Some(key))
+        };
 
         let contact_id =
             ContactId::parse(self.get("contact_id")).map_err(|e| self.domain("contact_id", e))?;
@@ -415,7 +429,13 @@ impl Row<'_> {
 /// The first account field on which two rows of one account disagree:
 /// `(column, first row's value, this row's value)`.
 fn first_difference(a: &Account, b: &Account) -> Option<(&'static str, String, String)> {
-    let pairs: [(&'static str, String, String); 10] = [
+    let key = |x: &Account| {
+        x.portal_key
+            .as_ref()
+            .map(|k| k.as_str().to_owned())
+            .unwrap_or_default()
+    };
+    let pairs: [(&'static str, String, String); 11] = [
         (
             "division_id",
             a.division_id.to_string(),
@@ -438,6 +458,7 @@ fn first_difference(a: &Account, b: &Account) -> Option<(&'static str, String, S
             b.balance_due_cents.to_string(),
         ),
         ("autopay", a.autopay.to_string(), b.autopay.to_string()),
+        ("portal_key", key(a), key(b)),
     ];
     pairs.into_iter().find(|(_, x, y)| x != y)
 }

@@ -82,6 +82,10 @@ enum Command {
         /// Seed of the mix: the same seed on the same campaign makes the same events.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Share of the clicked invitations whose residents then register through their
+        /// link (the real registration code: logins, `accepted`, `registered`), 0 to 1.
+        #[arg(long, default_value_t = 0.5)]
+        register_share: f64,
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
     },
@@ -201,13 +205,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             campaign,
             tenant,
             seed,
+            register_share,
             data_dir,
         } => {
             let tenant = TenantId::parse(tenant.trim()).context("invalid --tenant")?;
             let campaign = CampaignId::parse(campaign.trim()).context("invalid --campaign")?;
-            let store = open_store(&data_dir)?;
+            if !(0.0..=1.0).contains(&register_share) {
+                anyhow::bail!("--register-share must be between 0 and 1");
+            }
+            let store = std::sync::Arc::new(open_store(&data_dir)?);
             let now = time::OffsetDateTime::now_utc();
-            let report = simulate::simulate(&store, &tenant, &campaign, seed, now).await?;
+            let tokens = portal_invites::dev::token_deriver(&data_dir)?;
+            let registrar = portal_invites::dev::registrar(store.clone(), &data_dir);
+            let registering = simulate::Registering {
+                tokens: &tokens,
+                registrar: &registrar,
+                share: register_share,
+            };
+            let report =
+                simulate::simulate(&*store, &tenant, &campaign, seed, now, Some(registering))
+                    .await?;
             print_out(&serde_json::to_string_pretty(&report)?)
                 .context("cannot print the report")?;
         }

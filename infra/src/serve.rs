@@ -88,6 +88,8 @@ pub struct LocalServer {
     store: Arc<SqliteStore>,
     router: Router,
     demo: Option<DemoSummary>,
+    /// With `--demo`: a fresh invitation's registration link, so a newcomer can register.
+    demo_link: Option<String>,
 }
 
 impl std::fmt::Debug for LocalServer {
@@ -167,14 +169,21 @@ impl LocalServer {
             .await
             .map_err(|e| ServeError::Resume(Box::new(e)))?;
         }
+        let bus = Arc::new(bus);
+        let sending = Sending {
+            bus: bus.clone(),
+            tokens: tokens.clone(),
+            token_ttl: config.token_ttl,
+        };
+        let demo_link = match &demo {
+            Some(d) => demo_registration_link(&store, &*clock, &sending, &public_url, d).await,
+            None => None,
+        };
         let state = AppState::new(store.clone(), clock, Verifier::hs256(secret.as_bytes()))
             .with_public_url(public_url)
             .with_unsubscribe(unsubscribe)
-            .with_sending(Sending {
-                bus: Arc::new(bus),
-                tokens,
-                token_ttl: config.token_ttl,
-            });
+            .with_sending(sending)
+            .with_registration(crate::dev::registrar(store.clone(), &opts.data_dir));
         // SNS can reach a local server only through a tunnel; `simulate-events` is the usual
         // local source. A machine without root certificates still serves, refusing signed
         // events whose certificate is not in `<data dir>/sns-certs`.
@@ -195,6 +204,7 @@ impl LocalServer {
             store,
             router,
             demo,
+            demo_link,
         })
     }
 
@@ -213,15 +223,27 @@ impl LocalServer {
         self.demo.as_ref()
     }
 
+    /// With `--demo`: the registration link of the invitation sent at start.
+    pub fn demo_link(&self) -> Option<&str> {
+        self.demo_link.as_deref()
+    }
+
     /// The start-up text for a server listening on `addr` (see [`banner`]).
     pub fn banner(&self, addr: SocketAddr, program: &str) -> String {
-        banner(
+        let mut out = banner(
             &self.url(addr),
             &self.opts,
             self.demo.as_ref(),
             &self.secret.source,
             program,
-        )
+        );
+        if let Some(link) = &self.demo_link {
+            out += &format!(
+                "\nRegister a demo resident (the invitation email is in {}/outbox):\n  {link}\n",
+                shell_quote(&self.opts.data_dir.display().to_string())
+            );
+        }
+        out
     }
 
     /// Where the signing secret came from.
@@ -246,16 +268,71 @@ impl LocalServer {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, data_dir = %self.opts.data_dir.display(), "listening");
         }
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ServeError::Serve)?;
+        // The peer address is what the registration pages rate-limit per client.
+        axum::serve(
+            listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(ServeError::Serve)?;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
 /// Binds a listener, naming the address when it is taken.
+/// Invites one eligible demo contact individually (through the real send path, so the email
+/// lands in the outbox) and answers its registration link. `None` (logged) when no contact is
+/// eligible — a restart within 24 hours of inviting them all, say.
+async fn demo_registration_link(
+    store: &SqliteStore,
+    clock: &dyn Clock,
+    sending: &Sending,
+    public_url: &PublicUrl,
+    demo: &DemoSummary,
+) -> Option<String> {
+    use portal_core::domain::{Filters, Group, MergeValues, TemplateId, TenantId};
+    use portal_core::ports::{ContactQuery, ContactStore, DivisionStore, ListQuery};
+    use portal_core::usecases::campaigns::{send_individual, SendIndividual};
+    let tenant = TenantId::parse(demo.tenant.as_str()).ok()?;
+    let divisions = store.list_divisions(&tenant).await.ok()?;
+    let query = ListQuery {
+        contacts: ContactQuery {
+            division_ids: divisions.into_iter().map(|d| d.division_id).collect(),
+            filters: Filters::default(),
+            limit_to_uninvited: true,
+            now: clock.now(),
+        },
+        group: Group::Eligible,
+        search: String::new(),
+        cursor: None,
+        limit: 1,
+    };
+    let contact = store
+        .list_contacts(&tenant, &query)
+        .await
+        .ok()?
+        .items
+        .into_iter()
+        .next()?;
+    let template = TemplateId::parse(portal_core::demo::DEMO_TEMPLATE).ok()?;
+    let request = SendIndividual::invitation(contact.contact_id.clone(), template, None);
+    match send_individual(store, clock, sending, &tenant, "demo", request).await {
+        Ok(started) => {
+            let token = sending
+                .tokens
+                .token(&tenant, &started.campaign_id, &contact.contact_id);
+            Some(MergeValues::registration_url(public_url, &token))
+        }
+        Err(e) => {
+            tracing::warn!(error = %portal_core::error_chain(&e), "no demo invitation was sent");
+            None
+        }
+    }
+}
+
 pub async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await

@@ -7,6 +7,11 @@
 //!
 //! It opens the data dir's store beside a running `serve` (SQLite in WAL mode), so the
 //! campaign's statistics move live.
+//!
+//! With a [`Registering`], a share of the invitations that ended `clicked` then register
+//! through the real registration code
+//! ([`portal_core::usecases::registration::register_with_invitation`], with the token the
+//! email carried), so the demo's statistics show `registered` and a real `success_rate`.
 
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -16,11 +21,13 @@ use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 
 use portal_aws::ses_events;
-use portal_core::domain::{CampaignId, Invitation, SendState, TenantId};
+use portal_core::domain::{CampaignId, Invitation, InvitationCategory, SendState, TenantId};
 use portal_core::mail::tags::{encode_tag_value, TAG_CAMPAIGN, TAG_INVITATION, TAG_TENANT};
 use portal_core::ports::{InvitationFilter, Store, StoreError, MAX_PAGE_SIZE};
 use portal_core::usecases::events::{self, ApplyReport};
+use portal_core::usecases::registration::{self, Registrar, RegistrationError};
 use portal_core::usecases::send::deliver::message_local_id;
+use portal_core::usecases::send::TokenDeriver;
 
 /// What a simulation did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -32,6 +39,8 @@ pub struct SimulationReport {
     /// Records the core ignored (none, unless the parser and this generator disagree).
     pub ignored: u64,
     pub applied: ApplyReport,
+    /// Residents who then registered through their invitation's link.
+    pub registered: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +49,17 @@ pub enum SimulateError {
     NoCampaign(CampaignId),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("a simulated registration failed")]
+    Register(#[from] portal_core::usecases::registration::RegistrationError),
+}
+
+/// What simulated residents need to register: the server's token deriver (the links in the
+/// emails) and the registration dependencies, and which share of the clicked invitations
+/// registers (0.0–1.0).
+pub struct Registering<'a> {
+    pub tokens: &'a TokenDeriver,
+    pub registrar: &'a Registrar,
+    pub share: f64,
 }
 
 /// Records per store call: the core groups them by campaign and writes in batches.
@@ -52,6 +72,7 @@ pub async fn simulate(
     campaign: &CampaignId,
     seed: u64,
     now: OffsetDateTime,
+    registering: Option<Registering<'_>>,
 ) -> Result<SimulationReport, SimulateError> {
     if store.get_campaign(tenant, campaign).await?.is_none() {
         return Err(SimulateError::NoCampaign(campaign.clone()));
@@ -105,7 +126,50 @@ pub async fn simulate(
         }
         report.applied.merge(events::apply(store, facts).await?);
     }
+    if let Some(r) = registering {
+        report.registered = register_clicked(store, tenant, campaign, &r, &mut rng, now).await?;
+    }
     Ok(report)
+}
+
+/// Registers `share` of the campaign's clicked invitations, each with its own password.
+async fn register_clicked(
+    store: &dyn Store,
+    tenant: &TenantId,
+    campaign: &CampaignId,
+    r: &Registering<'_>,
+    rng: &mut StdRng,
+    now: OffsetDateTime,
+) -> Result<u64, SimulateError> {
+    let clock = portal_core::ports::FixedClock::new(now);
+    let mut registered = 0;
+    for inv in all_invitations(store, tenant, campaign).await? {
+        if inv.category() != InvitationCategory::Clicked
+            || !rng.random_bool(r.share.clamp(0.0, 1.0))
+        {
+            continue;
+        }
+        let token = r.tokens.token(tenant, campaign, &inv.contact_id);
+        let password = format!("simulated resident {:016x}", rng.random::<u64>());
+        match registration::register_with_invitation(
+            store,
+            &clock,
+            r.registrar,
+            &token,
+            &password,
+            None,
+        )
+        .await
+        {
+            Ok(_) => registered += 1,
+            // Already registered through another path, or expired: a resident's reality.
+            Err(e @ (RegistrationError::UsedLink | RegistrationError::ExpiredLink { .. })) => {
+                tracing::info!(contact = %inv.contact_id, reason = %e, "simulated resident did not register");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(registered)
 }
 
 /// Every invitation of a campaign, in contact order.

@@ -224,6 +224,8 @@ mod support {
     pub struct DemoServer {
         pub addr: SocketAddr,
         pub dir: PathBuf,
+        /// The registration link the banner prints (an invitation sent at start).
+        pub link: Option<String>,
     }
 
     impl DemoServer {
@@ -245,7 +247,8 @@ mod support {
                 tempfile::Builder::new().prefix("demo").tempdir().unwrap(),
             );
             let data_dir = dir.path().to_owned();
-            let (tx, rx) = std::sync::mpsc::channel::<Result<SocketAddr, String>>();
+            type Started = Result<(SocketAddr, Option<String>), String>;
+            let (tx, rx) = std::sync::mpsc::channel::<Started>();
             let opts = ServeOptions {
                 data_dir: data_dir.clone(),
                 demo: true,
@@ -266,17 +269,19 @@ mod support {
                         }
                     };
                     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-                    let _ = tx.send(Ok(listener.local_addr().unwrap()));
+                    let link = server.demo_link().map(str::to_owned);
+                    let _ = tx.send(Ok((listener.local_addr().unwrap(), link)));
                     server.run(listener, std::future::pending()).await.unwrap();
                 });
             });
-            let addr = rx
+            let (addr, link) = rx
                 .recv()
                 .unwrap()
                 .unwrap_or_else(|e| panic!("the demo server did not start: {e}"));
             DemoServer {
                 addr,
                 dir: data_dir,
+                link,
             }
         })
     }
@@ -373,6 +378,65 @@ async fn whole_list(api: &Api, body: &Value) -> Vec<Value> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_prints_a_link_that_registers_its_invited_resident_once() {
+    let demo = support::demo();
+    let link = demo
+        .link
+        .clone()
+        .expect("serve --demo prints a registration link");
+    let path = link
+        .strip_prefix("http://127.0.0.1:3000")
+        .unwrap_or_else(|| panic!("{link}"))
+        .to_owned();
+    assert!(path.starts_with("/register?token="), "{path}");
+    // The same link is in the invitation email in the outbox.
+    let token = path.trim_start_matches("/register?token=");
+    let outbox = demo.dir.join("outbox");
+    let mut found = false;
+    for _ in 0..50 {
+        found = std::fs::read_dir(&outbox)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read_to_string(e.path())
+                    .is_ok_and(|m| m.replace("=\r\n", "").contains(token))
+            });
+        if found {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(found, "no email in {} carries the link", outbox.display());
+
+    let public = Api {
+        addr: demo.addr,
+        token: None,
+    };
+    let page = public.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(page.text().contains("Create your portal login"));
+    let post = public
+        .request(
+            "POST",
+            &path,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            b"password=a+demo+resident+password",
+        )
+        .await;
+    assert_eq!(post.status, 200, "{}", post.text());
+    assert!(
+        post.text().contains("You are registered"),
+        "{}",
+        post.text()
+    );
+    let again = public.get(&path).await;
+    assert_eq!(again.status, 410);
+    let events = std::fs::read_to_string(demo.dir.join("portal-events.jsonl")).unwrap();
+    assert!(events.contains("Portal Registration"), "{events}");
+}
+
+#[tokio::test]
 async fn the_demo_tenant_has_three_divisions() {
     let api = demo().api("demo", READ);
     let r = api.get("/v1/divisions").await;

@@ -25,6 +25,9 @@ fn permission_of(method: &str, path: &str) -> &'static str {
         ("POST", "/v1/invitations/counts") | ("POST", "/v1/invitations/recipients") => {
             "invitations:read"
         }
+        (_, p) if p.starts_with("/v1/registration-requests") || p.ends_with("/portal-key") => {
+            "registrations:manage"
+        }
         _ => "sync:write",
     }
 }
@@ -42,6 +45,7 @@ fn concrete(path: &str) -> String {
         .replace("{account_id}", "a1")
         .replace("{template_id}", "tpl1")
         .replace("{campaign_id}", "0123456789abcdef0123456789abcdef")
+        .replace("{request_id}", "0123456789abcdef0123456789abcdef")
 }
 
 fn call(method: &str, path: &str, token: Option<&str>) -> axum::http::Request<Body> {

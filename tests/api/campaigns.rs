@@ -511,6 +511,10 @@ async fn an_individual_invite_claims_the_contact_and_queues_one_delivery() {
     let id = accepted(&individual(&app, &t, CONTACT).await, "sending");
     let cid = CampaignId::parse(&id).unwrap();
     let contact = ContactId::parse(CONTACT).unwrap();
+    let key = app.get("/v1/accounts/d1-a0/portal-key", &t).await.ok()["portal_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(
         bus.messages(),
         vec![SendMessage::Deliver {
@@ -524,8 +528,14 @@ async fn an_individual_invite_claims_the_contact_and_queues_one_delivery() {
                 account_name: "Account 0 of d1".into(),
                 division_id: DivisionId::parse("d1").unwrap(),
                 division_name: "Division d1".into(),
+                portal_key: key.clone(),
             }],
         }]
+    );
+    assert_eq!(
+        key.len(),
+        19,
+        "every account has a generated portal key: {key:?}"
     );
 
     let c = app.get(&format!("/v1/campaigns/{id}"), &t).await.ok();

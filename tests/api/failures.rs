@@ -49,6 +49,135 @@ impl portal_core::ports::TemplateStore for Down {
     }
 }
 
+#[async_trait::async_trait]
+impl portal_core::ports::RegistrationStore for Down {
+    async fn get_portal_key(
+        &self,
+        _: &TenantId,
+        _: &AccountId,
+    ) -> Result<Option<portal_core::domain::PortalKey>, StoreError> {
+        down("get_portal_key")
+    }
+    async fn set_portal_key(
+        &self,
+        _: &TenantId,
+        _: &AccountId,
+        _: &portal_core::domain::PortalKey,
+    ) -> Result<bool, StoreError> {
+        down("set_portal_key")
+    }
+    async fn find_account_by_number(
+        &self,
+        _: &TenantId,
+        _: &str,
+    ) -> Result<Option<portal_core::ports::AccountKey>, StoreError> {
+        down("find_account_by_number")
+    }
+    async fn find_token(
+        &self,
+        _: &[u8; 32],
+    ) -> Result<Option<portal_core::ports::TokenRef>, StoreError> {
+        down("find_token")
+    }
+    async fn register(
+        &self,
+        _: &TenantId,
+        _: &portal_core::ports::NewRegistration,
+        _: OffsetDateTime,
+    ) -> Result<portal_core::ports::RegisterOutcome, StoreError> {
+        down("register")
+    }
+    async fn get_login(
+        &self,
+        _: &TenantId,
+        _: &Email,
+    ) -> Result<Option<portal_core::domain::Login>, StoreError> {
+        down("get_login")
+    }
+    async fn mark_provisioned(&self, _: &TenantId, _: &Email) -> Result<bool, StoreError> {
+        down("mark_provisioned")
+    }
+    async fn confirm_login(
+        &self,
+        _: &TenantId,
+        _: &[u8; 32],
+        _: OffsetDateTime,
+    ) -> Result<portal_core::ports::ConfirmOutcome, StoreError> {
+        down("confirm_login")
+    }
+    async fn find_confirmation(
+        &self,
+        _: &TenantId,
+        _: &[u8; 32],
+    ) -> Result<Option<(portal_core::domain::Login, OffsetDateTime, bool)>, StoreError> {
+        down("find_confirmation")
+    }
+    async fn hit_rate_limit(
+        &self,
+        _: &TenantId,
+        _: &str,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        down("hit_rate_limit")
+    }
+    async fn rate_limit_count(
+        &self,
+        _: &TenantId,
+        _: &str,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        down("rate_limit_count")
+    }
+    async fn put_request(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::RegistrationRequest,
+    ) -> Result<(), StoreError> {
+        down("put_request")
+    }
+    async fn get_request(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::RequestId,
+    ) -> Result<Option<portal_core::domain::RegistrationRequest>, StoreError> {
+        down("get_request")
+    }
+    async fn list_requests(
+        &self,
+        _: &TenantId,
+        _: &portal_core::ports::RequestFilter,
+        _: Option<&str>,
+        _: u32,
+    ) -> Result<Page<portal_core::domain::RegistrationRequest>, StoreError> {
+        down("list_requests")
+    }
+    async fn update_request(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::RegistrationRequest,
+        _: portal_core::domain::RequestStatus,
+    ) -> Result<bool, StoreError> {
+        down("update_request")
+    }
+    async fn open_requests_for(
+        &self,
+        _: &TenantId,
+        _: &Email,
+    ) -> Result<Vec<portal_core::domain::RegistrationRequest>, StoreError> {
+        down("open_requests_for")
+    }
+    async fn add_other_email(
+        &self,
+        _: &TenantId,
+        _: &ContactId,
+        _: &Email,
+    ) -> Result<bool, StoreError> {
+        down("add_other_email")
+    }
+}
+
 /// A store whose backend is down.
 struct Down;
 

@@ -15,6 +15,8 @@
 //! - `campaigns`: bulk sends (202 and the fan-out message, the division's 24-hour lock,
 //!   idempotency keys), reading a campaign, the individual invite, unsubscribe marking the
 //!   invitation.
+//! - `registration`: the resident pages (invitation link, portal key, confirmation, sign-up
+//!   requests) and the staff routes of portal keys and the request queue.
 //! - `statistics`: SES events through the webhook (signed, raw, refused), campaign
 //!   statistics, a division's campaign history, the drill-down into one category.
 
@@ -25,6 +27,7 @@ mod failures;
 mod helpers;
 mod invitations;
 mod openapi;
+mod registration;
 mod statistics;
 mod sync;
 mod templates;

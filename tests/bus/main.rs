@@ -153,6 +153,7 @@ fn recipient(i: usize, name_len: usize) -> Recipient {
         account_name: format!("Unit {i}"),
         division_id: DivisionId::parse("north").unwrap(),
         division_name: "North Shore".into(),
+        portal_key: "7KQ4-M2XD-9RTA-HW3E".into(),
     }
 }
 

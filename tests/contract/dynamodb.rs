@@ -310,3 +310,410 @@ mod dynamodb_only {
         assert_eq!(all.len(), 1000);
     }
 }
+
+/// DynamoDB-only checks of registration: what each operation costs in requests, that a lost
+/// race on an address costs one more transaction and no read, that items meant to expire
+/// carry `ttl`, and that an account item from before portal keys gets one on first read.
+mod dynamodb_registration {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use portal_aws::aws_metrics::RequestCounter;
+    use portal_aws::dynamodb::DynamoStore;
+    use portal_core::domain::{
+        AccountId, ContactId, DivisionId, DivisionInput, Email, Invitation, InvitationState,
+        PortalKey, RegistrationToken, TenantId, Trigger,
+    };
+    use portal_core::ports::{
+        AccountStore, CampaignStore, Claim, ConfirmOutcome, ContactStore, DivisionStore,
+        NewRegistration, RegisterOutcome, RegistrationStore, Via,
+    };
+    use portal_testkit::builders::{AccountBuilder, CampaignBuilder, ContactBuilder};
+    use portal_testkit::moto::{fresh_table, Exclusive, Moto};
+    use time::macros::datetime;
+    use time::{Duration, OffsetDateTime};
+
+    const NOW: OffsetDateTime = datetime!(2026-11-02 12:00:00 UTC);
+
+    type Item = std::collections::HashMap<String, AttributeValue>;
+
+    struct Fixture {
+        store: DynamoStore,
+        raw: aws_sdk_dynamodb::Client,
+        table: String,
+    }
+
+    async fn fixture() -> (Exclusive<Fixture>, RequestCounter) {
+        let counter = RequestCounter::new();
+        let fx = Exclusive::new(|| async {
+            let raw: aws_sdk_dynamodb::Client = Moto::shared().client();
+            let table = fresh_table(&raw).await;
+            let counted: aws_sdk_dynamodb::Client = Moto::shared().counted_client(&counter);
+            Fixture {
+                // moto does not isolate concurrent transactions (see `serialize_transactions`).
+                store: DynamoStore::new(counted, table.clone()).serialize_transactions(),
+                raw,
+                table,
+            }
+        })
+        .await;
+        counter.reset();
+        (fx, counter)
+    }
+
+    fn t() -> TenantId {
+        TenantId::parse("t1").unwrap()
+    }
+
+    fn email(s: &str) -> Email {
+        Email::parse(s).unwrap()
+    }
+
+    /// Division `d1`, account `a1` (number `N-1`) with `n` contacts `c{i}`, each invited by
+    /// one individual campaign; answers the campaign.
+    async fn seed(store: &DynamoStore, n: usize) -> portal_core::domain::CampaignId {
+        let d = DivisionInput::new(
+            DivisionId::parse("d1").unwrap(),
+            "Division 1".into(),
+            email("hoa@example.org"),
+        )
+        .unwrap();
+        store.put_division(&t(), &d).await.unwrap();
+        let account = AccountBuilder::new("a1")
+            .number("N-1")
+            .contacts((0..n).map(|i| {
+                ContactBuilder::new(format!("c{i}"))
+                    .name("X")
+                    .email(format!("c{i}@example.com"))
+            }))
+            .build();
+        store.upsert_accounts(&t(), &[account]).await.unwrap();
+        let c = CampaignBuilder::new(NOW)
+            .trigger(Trigger::Individual)
+            .build();
+        store.create_campaign(&t(), &c, None, NOW).await.unwrap();
+        let claims: Vec<Claim> = (0..n)
+            .map(|i| {
+                let id = ContactId::parse(format!("c{i}")).unwrap();
+                Claim {
+                    contact_id: id.clone(),
+                    division_id: None,
+                    invitation: Invitation {
+                        campaign_id: c.campaign_id.clone(),
+                        contact_id: id,
+                        email: email(&format!("c{i}@example.com")),
+                        contact_name: "X".into(),
+                        account_number: "N-1".into(),
+                        registration_token_hash: RegistrationToken::generate().hash(),
+                        expires_at: NOW + Duration::days(14),
+                        state: InvitationState::new(),
+                        created_at: NOW,
+                    },
+                }
+            })
+            .collect();
+        store
+            .claim_contacts(&t(), &c.campaign_id, &claims, NOW)
+            .await
+            .unwrap();
+        c.campaign_id
+    }
+
+    fn by_invitation(
+        mail: &str,
+        contact: usize,
+        campaign: &portal_core::domain::CampaignId,
+    ) -> NewRegistration {
+        NewRegistration {
+            email: email(mail),
+            name: "Pat".into(),
+            contact_id: Some(ContactId::parse(format!("c{contact}")).unwrap()),
+            account_id: AccountId::parse("a1").unwrap(),
+            via: Via::Invitation {
+                campaign_id: campaign.clone(),
+            },
+        }
+    }
+
+    async fn raw_item(fx: &Fixture, pk: &str, sk: &str) -> Option<Item> {
+        fx.raw
+            .get_item()
+            .table_name(&fx.table)
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn registration_operations_cost_what_the_module_docs_say() {
+        let (fx, counter) = fixture().await;
+        let store = &fx.store;
+        let campaign = seed(store, 3).await;
+
+        counter.reset();
+        let new = store
+            .register(&t(), &by_invitation("pat@example.com", 0, &campaign), NOW)
+            .await
+            .unwrap();
+        assert!(matches!(new, RegisterOutcome::NewLogin(_)));
+        assert_eq!(
+            (
+                counter.get("BatchGetItem"),
+                counter.get("TransactWriteItems")
+            ),
+            (1, 1)
+        );
+        assert_eq!(counter.total(), 2);
+
+        counter.reset();
+        let existing = store
+            .register(&t(), &by_invitation("Pat@example.com", 1, &campaign), NOW)
+            .await
+            .unwrap();
+        assert!(matches!(existing, RegisterOutcome::ExistingLogin(_)));
+        assert_eq!(counter.total(), 2);
+
+        counter.reset();
+        let used = store
+            .register(&t(), &by_invitation("x@example.com", 0, &campaign), NOW)
+            .await
+            .unwrap();
+        assert_eq!(used, RegisterOutcome::TokenUsed);
+        // The invitation's `ALL_OLD` copy tells a used token from a missing one: no read.
+        assert_eq!(counter.total(), 2);
+
+        let hash = RegistrationToken::generate().hash();
+        let expires = NOW + Duration::days(1);
+        let by_key = NewRegistration {
+            email: email("kim@example.com"),
+            name: "Kim".into(),
+            contact_id: Some(ContactId::parse("c2").unwrap()),
+            account_id: AccountId::parse("a1").unwrap(),
+            via: Via::PortalKey {
+                confirm_token_hash: hash,
+                confirm_expires_at: expires,
+            },
+        };
+        counter.reset();
+        let outcome = store.register(&t(), &by_key, NOW).await.unwrap();
+        assert!(matches!(outcome, RegisterOutcome::NewLogin(_)));
+        assert_eq!(counter.get("TransactWriteItems"), 1);
+        assert_eq!(counter.total(), 1);
+        counter.reset();
+        let again = store.register(&t(), &by_key, NOW).await.unwrap();
+        assert!(matches!(again, RegisterOutcome::ExistingLogin(_)));
+        assert_eq!(counter.total(), 1, "the login's ALL_OLD copy answers");
+
+        counter.reset();
+        let confirmed = store.confirm_login(&t(), &hash, NOW).await.unwrap();
+        assert!(matches!(confirmed, ConfirmOutcome::Confirmed(_)));
+        assert_eq!(
+            (
+                counter.get("GetItem"),
+                counter.get("BatchGetItem"),
+                counter.get("TransactWriteItems")
+            ),
+            (2, 1, 1)
+        );
+        assert_eq!(counter.total(), 4);
+
+        counter.reset();
+        assert!(store
+            .find_account_by_number(&t(), "N-1")
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            (
+                counter.get("Query"),
+                counter.get("GetItem"),
+                counter.get("BatchGetItem")
+            ),
+            (1, 1, 1)
+        );
+        counter.reset();
+        let k = PortalKey::generate();
+        assert!(store
+            .set_portal_key(&t(), &AccountId::parse("a1").unwrap(), &k)
+            .await
+            .unwrap());
+        // The account item, then one copy per contact.
+        assert_eq!(counter.get("UpdateItem"), 4);
+        assert_eq!(counter.total(), 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_race_on_an_address_costs_one_more_transaction_per_loser() {
+        let (fx, counter) = fixture().await;
+        let store = &fx.store;
+        let n = 10;
+        let campaign = seed(store, n).await;
+        counter.reset();
+        let registrations: Vec<NewRegistration> = (0..n)
+            .map(|i| by_invitation("same@example.com", i, &campaign))
+            .collect();
+        let mut tasks = Vec::new();
+        for r in registrations {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store.register(&t(), &r, NOW).await.unwrap()
+            }));
+        }
+        let mut new = 0;
+        for task in tasks {
+            if matches!(task.await.unwrap(), RegisterOutcome::NewLogin(_)) {
+                new += 1;
+            }
+        }
+        assert_eq!(new, 1);
+        assert_eq!(counter.get("BatchGetItem"), n as u64);
+        assert!(
+            counter.get("TransactWriteItems") < 2 * n as u64,
+            "one retry per loser at most"
+        );
+        assert_eq!(
+            counter.get("GetItem"),
+            0,
+            "the loser's ALL_OLD copy is the login"
+        );
+        let login = store
+            .get_login(&t(), &email("same@example.com"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(login.contact_ids.len(), n);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn confirmation_links_and_rate_limit_counters_carry_a_ttl() {
+        let (fx, _) = fixture().await;
+        let store = &fx.store;
+        seed(store, 1).await;
+        let hash = RegistrationToken::generate().hash();
+        let expires = NOW + Duration::days(1);
+        store
+            .register(
+                &t(),
+                &NewRegistration {
+                    email: email("kim@example.com"),
+                    name: "Kim".into(),
+                    contact_id: None,
+                    account_id: AccountId::parse("a1").unwrap(),
+                    via: Via::PortalKey {
+                        confirm_token_hash: hash,
+                        confirm_expires_at: expires,
+                    },
+                },
+                NOW,
+            )
+            .await
+            .unwrap();
+        let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+        let conf = raw_item(&fx, &format!("T#t1#CONF#{hex}"), "CONF")
+            .await
+            .unwrap();
+        let ttl = |item: &Item| match item.get("ttl") {
+            Some(AttributeValue::N(n)) => n.parse::<i64>().unwrap(),
+            other => panic!("ttl is {other:?}"),
+        };
+        let conf_ttl = ttl(&conf);
+        assert!(
+            conf_ttl > expires.unix_timestamp()
+                && conf_ttl <= (expires + Duration::days(7)).unix_timestamp(),
+            "kept a few days after expiry"
+        );
+
+        let window_end = NOW + Duration::minutes(15);
+        store
+            .hit_rate_limit(&t(), "ip:198.51.100.7", NOW, window_end)
+            .await
+            .unwrap();
+        let counters = fx
+            .raw
+            .scan()
+            .table_name(&fx.table)
+            .filter_expression("begins_with(pk, :p)")
+            .expression_attribute_values(":p", AttributeValue::S("T#t1#RL#".into()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(counters.items().len(), 1);
+        let counter = &counters.items()[0];
+        assert_eq!(ttl(counter), window_end.unix_timestamp());
+        assert!(
+            !format!("{counter:?}").contains("198.51.100.7"),
+            "the key is stored hashed"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_account_stored_before_portal_keys_gets_one_on_first_read() {
+        let (fx, _) = fixture().await;
+        let store = &fx.store;
+        seed(store, 2).await;
+        // As an older release wrote them: no key on the account or its contacts.
+        for (pk, sk) in [
+            ("T#t1#ACC#a1".to_owned(), "A".to_owned()),
+            (shard_pk("c0"), "C#c0".to_owned()),
+            (shard_pk("c1"), "C#c1".to_owned()),
+        ] {
+            fx.raw
+                .update_item()
+                .table_name(&fx.table)
+                .key("pk", AttributeValue::S(pk))
+                .key("sk", AttributeValue::S(sk))
+                .update_expression("REMOVE pkey")
+                .send()
+                .await
+                .unwrap();
+        }
+        let c0 = ContactId::parse("c0").unwrap();
+        assert_eq!(
+            store
+                .get_contact(&t(), &c0)
+                .await
+                .unwrap()
+                .unwrap()
+                .portal_key,
+            None
+        );
+        let a1 = AccountId::parse("a1").unwrap();
+        let key = store.get_portal_key(&t(), &a1).await.unwrap().unwrap();
+        assert_eq!(
+            store.get_portal_key(&t(), &a1).await.unwrap(),
+            Some(key.clone())
+        );
+        assert_eq!(
+            store
+                .get_contact(&t(), &c0)
+                .await
+                .unwrap()
+                .unwrap()
+                .portal_key,
+            Some(key.clone())
+        );
+        // And a sync keeps it.
+        let account = AccountBuilder::new("a1")
+            .number("N-1")
+            .contacts((0..2).map(|i| {
+                ContactBuilder::new(format!("c{i}"))
+                    .name("X")
+                    .email(format!("c{i}@example.com"))
+            }))
+            .build();
+        store.upsert_accounts(&t(), &[account]).await.unwrap();
+        assert_eq!(store.get_portal_key(&t(), &a1).await.unwrap(), Some(key));
+    }
+
+    /// The partition of a contact's sync item in `d1` (the adapter's shard hash, FNV-1a).
+    fn shard_pk(contact: &str) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in contact.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("T#t1#D#d1#S#{:02}", h % 16)
+    }
+}

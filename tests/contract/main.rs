@@ -59,6 +59,26 @@ macro_rules! contract_suite {
             tenants_never_see_or_delete_each_others_templates,
             templates_do_not_show_up_as_divisions,
             ],
+            registration: [
+            sync_gives_every_new_account_a_key_and_keeps_it_on_resync,
+            a_synced_key_replaces_the_stored_one_and_absence_keeps_it,
+            rotating_a_key_replaces_it_everywhere,
+            accounts_are_found_by_number_with_their_contacts,
+            a_claimed_invitation_is_found_by_its_token_hash,
+            registering_through_an_invitation_accepts_the_contact_and_uses_the_token,
+            fifty_concurrent_registrations_of_one_address_make_one_login,
+            one_token_under_twenty_concurrent_registrations_works_once,
+            a_portal_key_registration_waits_for_its_address_to_be_confirmed,
+            an_existing_login_on_the_key_path_writes_nothing,
+            a_confirmation_link_works_once_until_it_expires,
+            rate_limits_count_per_key_and_window_and_expire,
+            requests_list_newest_first_filtered_and_paged,
+            a_request_moves_only_from_the_status_it_was_read_in,
+            open_requests_are_found_by_address_case_insensitively,
+            other_emails_are_added_to_existing_contacts_only,
+            a_portal_key_template_reads_back_as_its_kind,
+            registration_data_never_crosses_tenants,
+            ],
         );
     };
     (@modules $make:expr; $($module:ident : [$($case:ident),* $(,)?]),* $(,)?) => {
@@ -82,5 +102,6 @@ mod campaigns;
 mod cases;
 mod dynamodb;
 mod dynamodb_campaigns;
+mod registration;
 mod sqlite;
 mod templates;

@@ -25,6 +25,12 @@ fn needs(binary: &str) -> Vec<&'static str> {
         "send" => [JWT, REQUIRED_VARS, &["EVENT_BUS_NAME"]].concat(),
         "delivery" => [REQUIRED_VARS, &["SES_CONFIGURATION_SET"]].concat(),
         "ses-events" => vec!["UNSUBSCRIBE_SECRET", "SNS_TOPIC_ARNS", "RAW_EVENTS_SECRET"],
+        "registration" => [
+            JWT,
+            REQUIRED_VARS,
+            &["EVENT_BUS_NAME", "USER_POOL_ID", "USER_POOL_CLIENT_ID"],
+        ]
+        .concat(),
         other => panic!("no settings known for `{other}`"),
     };
     vars.sort_unstable();
@@ -89,7 +95,11 @@ fn every_function_gets_the_settings_it_reads_and_no_secret_it_does_not() {
         for var in &needs {
             assert!(set.contains(var), "{id} lacks {var}");
         }
-        for var in SECRETS.iter().chain(JWT).chain(&["EVENT_BUS_NAME"]) {
+        for var in SECRETS.iter().chain(JWT).chain(&[
+            "EVENT_BUS_NAME",
+            "USER_POOL_ID",
+            "USER_POOL_CLIENT_ID",
+        ]) {
             assert!(
                 !set.contains(var) || needs.contains(var),
                 "{id} is given {var}, which it does not read"

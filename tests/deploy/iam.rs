@@ -1,7 +1,9 @@
 //! Each function's role, as `template.yaml` grants it, is what README.md's
 //! `## Functions and permissions` table says: the same functions, exactly the actions of
 //! each row, the routes and send events of each row. And every grant names its actions and
-//! its resources (no wildcard, no policy template, no role from elsewhere).
+//! its resources (no wildcard, no policy template, no role from elsewhere): DynamoDB actions
+//! on the table, and `dynamodb:Query` alone on its index for the functions that look things
+//! up there.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -17,6 +19,9 @@ const READ: &[&str] = &[
     "dynamodb:BatchGetItem",
     "dynamodb:Query",
 ];
+
+/// The functions that query the table's index (`gsi1`: invitation tokens, account numbers).
+const INDEX_READERS: &[&str] = &["registration"];
 
 /// DynamoDB API names that are no IAM action: granting them grants nothing (a transaction's
 /// items are allowed as the `PutItem`, `UpdateItem`, `DeleteItem` or `ConditionCheckItem`
@@ -197,6 +202,7 @@ fn every_grant_is_an_inline_statement_naming_its_actions_and_resources() {
         );
     }
     let (table, _) = only_resource_of(&doc, "AWS::DynamoDB::Table");
+    let gsi1 = format!("${{{table}.Arn}}/index/{}", portal_aws::dynamodb::GSI1);
     for f in functions(&doc) {
         let id = f.id;
         assert!(
@@ -249,7 +255,17 @@ fn every_grant_is_an_inline_statement_naming_its_actions_and_resources() {
                     "{id}: one statement per service"
                 );
                 let got: Vec<Option<String>> = resources.iter().map(|r| get_att_of(r)).collect();
-                assert_eq!(got, [Some(format!("{table}.Arn"))], "{id}: the table only");
+                let index: Vec<Option<&str>> = resources.iter().map(|r| sub_of(r)).collect();
+                if index == [Some(gsi1.as_str())] {
+                    // The index, in a statement of its own: only Query reads an index.
+                    assert_eq!(actions, ["dynamodb:Query"], "{id}: {gsi1}");
+                    assert!(
+                        INDEX_READERS.contains(&f.binary),
+                        "{id} queries {gsi1}: only {INDEX_READERS:?} may"
+                    );
+                } else {
+                    assert_eq!(got, [Some(format!("{table}.Arn"))], "{id}: the table only");
+                }
             }
         }
     }

@@ -14,9 +14,12 @@
 //!   `## Functions and permissions`, by name, on named resources.
 //! - `send`: the send bus's rules, who publishes and who sends email, the dead-letter queue.
 //! - `ses_events`: SES events reach `ses-events` by exactly one route (SNS or EventBridge).
+//! - `registration`: the Cognito user pool and its app client, who may call Cognito, and the
+//!   throttling of the public registration pages.
 
 mod functions;
 mod iam;
+mod registration;
 mod routes;
 mod send;
 mod ses_events;

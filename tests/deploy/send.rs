@@ -1,13 +1,25 @@
 //! The send chain in `template.yaml`: the two send rules route each detail-type from the
-//! send bus to the function that handles it, only `send` publishes (on that bus) and only
-//! `delivery` calls SES, and what an asynchronous step could not do is kept.
+//! send bus to the function that handles it, only `send` and `registration` publish (on that
+//! bus; `registration` only a first fan-out and its registration events), only `delivery`
+//! sends invitations and `registration` its confirmation links through SES, and what an
+//! asynchronous step could not do is kept.
 
-use portal_core::ports::{DETAIL_TYPE_DELIVER, DETAIL_TYPE_FAN_OUT, EVENT_SOURCE};
+use portal_core::ports::{
+    DETAIL_TYPE_DELIVER, DETAIL_TYPE_FAN_OUT, DETAIL_TYPE_REGISTRATION, EVENT_SOURCE,
+    REGISTRATION_SOURCE,
+};
 
 use crate::yaml::*;
 
 /// The functions the send bus's rules invoke.
 const STEPS: [&str; 2] = ["send", "delivery"];
+
+/// The functions that put events on the send bus.
+const PUBLISHERS: [&str; 2] = ["send", "registration"];
+
+/// The functions that send email: invitations (`delivery`), confirmation links
+/// (`registration`).
+const SENDERS: [&str; 2] = ["delivery", "registration"];
 
 fn send_bus(doc: &Value) -> &str {
     only_resource_of(doc, "AWS::Events::EventBus").0
@@ -52,13 +64,17 @@ fn each_send_detail_type_is_routed_from_the_send_bus_to_the_function_that_handle
 }
 
 #[test]
-fn only_send_publishes_and_on_the_send_bus_only() {
+fn only_send_and_registration_publish_and_on_the_send_bus_only() {
     let doc = template();
     let bus = send_bus(&doc);
     for f in functions(&doc) {
         let id = f.id;
         let publishes = f.may("events:PutEvents");
-        assert_eq!(publishes, f.binary == "send", "{id}: events:PutEvents");
+        assert_eq!(
+            publishes,
+            PUBLISHERS.contains(&f.binary),
+            "{id}: events:PutEvents"
+        );
         let env = f.env();
         assert_eq!(
             !env["EVENT_BUS_NAME"].is_null(),
@@ -86,14 +102,89 @@ fn only_send_publishes_and_on_the_send_bus_only() {
     }
 }
 
+/// The registration function publishes a sign-up request's portal-key email as a campaign's
+/// first fan-out, and `Portal Registration` for the portal: its grant is conditioned on
+/// those, so it can never put a delivery batch (which would make `delivery` send email).
 #[test]
-fn only_delivery_sends_email_from_the_sender_identity_with_its_configuration_set() {
+fn registration_may_publish_only_a_first_fan_out_and_registration_events() {
+    let doc = template();
+    let f = function(&doc, "registration");
+    let id = f.id;
+    let statements: Vec<&Value> = f
+        .statements()
+        .into_iter()
+        .filter(|s| strings(&s["Action"]).contains(&"events:PutEvents"))
+        .collect();
+    assert_eq!(statements.len(), 1, "{id}: one PutEvents statement");
+    let condition = &statements[0]["Condition"]["StringEquals"];
+    let mut sources = strings(&condition["events:source"]);
+    sources.sort_unstable();
+    let mut want = vec![EVENT_SOURCE, REGISTRATION_SOURCE];
+    want.sort_unstable();
+    assert_eq!(sources, want, "{id}: events:source");
+    let mut detail_types = strings(&condition["events:detail-type"]);
+    detail_types.sort_unstable();
+    let mut want = vec![DETAIL_TYPE_FAN_OUT, DETAIL_TYPE_REGISTRATION];
+    want.sort_unstable();
+    assert_eq!(detail_types, want, "{id}: events:detail-type");
+    assert!(!detail_types.contains(&DETAIL_TYPE_DELIVER));
+}
+
+/// No rule of the stack takes the registration events: they are the portal's.
+#[test]
+fn no_rule_of_the_stack_matches_registration_events() {
+    let doc = template();
+    for f in functions(&doc) {
+        for (name, event) in f.events_of("EventBridgeRule") {
+            let pattern = &event["Properties"]["Pattern"];
+            assert!(
+                !strings(&pattern["source"]).contains(&REGISTRATION_SOURCE)
+                    && !strings(&pattern["detail-type"]).contains(&DETAIL_TYPE_REGISTRATION),
+                "{}.{name}",
+                f.id
+            );
+        }
+    }
+}
+
+#[test]
+fn registration_sends_confirmation_links_from_the_sender_identity_only() {
+    let doc = template();
+    let f = function(&doc, "registration");
+    let id = f.id;
+    for s in f.statements() {
+        if !strings(&s["Action"]).iter().any(|a| a.starts_with("ses:")) {
+            continue;
+        }
+        let mut actions = strings(&s["Action"]);
+        actions.sort_unstable();
+        assert_eq!(actions, ["ses:SendEmail", "ses:SendRawEmail"], "{id}");
+        let resources: Vec<&str> = match &s["Resource"] {
+            Value::Sequence(items) => items.iter().filter_map(sub_of).collect(),
+            one => sub_of(one).into_iter().collect(),
+        };
+        // No configuration set: a confirmation link is no invitation, and its events would
+        // reach ses-events with no campaign to count them in.
+        assert_eq!(resources.len(), 1, "{id}: {resources:?}");
+        assert!(
+            resources[0].ends_with(":identity/${SenderIdentity}"),
+            "{id}: {resources:?}"
+        );
+    }
+    assert!(
+        f.env()["SES_CONFIGURATION_SET"].is_null(),
+        "{id}: confirmation links are sent without the invitations' configuration set"
+    );
+}
+
+#[test]
+fn only_delivery_sends_invitations_from_the_sender_identity_with_its_configuration_set() {
     let doc = template();
     let (config_set, _) = only_resource_of(&doc, "AWS::SES::ConfigurationSet");
     for f in functions(&doc) {
         let id = f.id;
         let sends = f.actions().iter().any(|a| a.starts_with("ses:"));
-        assert_eq!(sends, f.binary == "delivery", "{id}: ses:*");
+        assert_eq!(sends, SENDERS.contains(&f.binary), "{id}: ses:*");
     }
     let delivery = function(&doc, "delivery");
     let id = delivery.id;

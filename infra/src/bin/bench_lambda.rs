@@ -77,6 +77,7 @@ const FUNCTION_ENV: &[(&str, &[Vars])] = &[
     ("send", &[JWT, SEND_SETTINGS, BUS, &[("PAGE_SIZE", "500")]]),
     ("delivery", &[SEND_SETTINGS, DELIVERY]),
     ("ses-events", &[SES_EVENTS, &[UNSUBSCRIBE_SECRET]]),
+    ("registration", &[JWT, SEND_SETTINGS, BUS, USER_POOL]),
 ];
 
 /// `Verifier::from_env` (portal-http auth): RS256 with a JWKS document. The key is the public
@@ -110,6 +111,12 @@ const SEND_SETTINGS: Vars = &[
 ];
 
 const BUS: Vars = &[("EVENT_BUS_NAME", "portal-invites-send")];
+
+/// The registration function's Cognito user pool and app client (`!Ref`s in template.yaml).
+const USER_POOL: Vars = &[
+    ("USER_POOL_ID", "us-east-1_bench0001"),
+    ("USER_POOL_CLIENT_ID", "benchclient0123456789abcdef"),
+];
 
 const DELIVERY: Vars = &[
     ("MAX_SEND_RATE", "14"),

@@ -46,6 +46,15 @@
 //! moto (5.2.x) implements PutEvents with per-entry results (`MalformedDetail` for a detail
 //! that is not JSON) and answers a bus that does not exist with a whole-call
 //! `ResourceNotFoundException`.
+//!
+//! # Registration events
+//!
+//! The same adapter is the [`RegistrationEvents`] of the registration function: each
+//! [`PortalRegistration`] is one entry with source [`REGISTRATION_SOURCE`], detail-type
+//! [`DETAIL_TYPE_REGISTRATION`] and the event as JSON, on this adapter's bus, with the same
+//! size check, per-entry result check and retries as the send messages. Its source differs
+//! from [`EVENT_SOURCE`], so the send rules never see it; the portal subscribes with a rule of
+//! its own (`detail-type: ["Portal Registration"]`).
 
 use std::future::Future;
 use std::ops::Range;
@@ -56,7 +65,10 @@ use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata, SdkE
 use aws_sdk_eventbridge::operation::put_events::PutEventsError;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
-use portal_core::ports::{BusError, EventBus, SendMessage, EVENT_SOURCE, MAX_MESSAGE_BYTES};
+use portal_core::ports::{
+    BusError, EventBus, PortalRegistration, RegistrationEvents, SendMessage,
+    DETAIL_TYPE_REGISTRATION, EVENT_SOURCE, MAX_MESSAGE_BYTES, REGISTRATION_SOURCE,
+};
 
 /// Most entries one PutEvents call takes.
 pub const MAX_ENTRIES_PER_CALL: usize = 10;
@@ -229,6 +241,63 @@ impl EventBus for EventBridgeBus {
             }
         }
         Ok(())
+    }
+}
+
+impl EventBridgeBus {
+    /// The entry for a registration event, with the same size rule as the send messages.
+    fn registration_entry(
+        &self,
+        event: &PortalRegistration,
+    ) -> Result<PutEventsRequestEntry, BusError> {
+        let detail = serde_json::to_string(event).map_err(|e| BusError::Backend(Box::new(e)))?;
+        let bytes = REGISTRATION_SOURCE.len() + DETAIL_TYPE_REGISTRATION.len() + detail.len();
+        if bytes > MAX_MESSAGE_BYTES {
+            return Err(BusError::TooLarge { bytes });
+        }
+        Ok(PutEventsRequestEntry::builder()
+            .source(REGISTRATION_SOURCE)
+            .detail_type(DETAIL_TYPE_REGISTRATION)
+            .detail(detail)
+            .event_bus_name(&self.bus_name)
+            .build())
+    }
+}
+
+#[async_trait]
+impl RegistrationEvents for EventBridgeBus {
+    /// One PutEvents entry (see the module docs), retried per this bus's [`RetryPolicy`].
+    #[tracing::instrument(skip_all, fields(bus = %self.bus_name, tenant = %event.tenant))]
+    async fn registered(&self, event: &PortalRegistration) -> Result<(), BusError> {
+        let entry = self.registration_entry(event)?;
+        match put_with_retries(vec![entry], &self.retry, |b| self.put_once(b)).await {
+            Ok(()) => Ok(()),
+            Err(BatchError::Refused {
+                first, attempts, ..
+            }) => {
+                tracing::warn!(code = %first.code, "registration event refused");
+                Err(BusError::Rejected {
+                    failed: 1,
+                    total: 1,
+                    detail: format!(
+                        "{}: {} (after {attempts} attempt{})",
+                        first.code,
+                        first.message,
+                        if attempts == 1 { "" } else { "s" }
+                    ),
+                })
+            }
+            Err(BatchError::Call { detail, attempts }) => {
+                tracing::warn!(error = %detail, "PutEvents failed for a registration event");
+                Err(BusError::Backend(
+                    format!(
+                        "PutEvents failed after {attempts} attempt{}: {detail}",
+                        if attempts == 1 { "" } else { "s" }
+                    )
+                    .into(),
+                ))
+            }
+        }
     }
 }
 
@@ -652,6 +721,7 @@ mod tests {
                 account_name: "Doe".into(),
                 division_id: DivisionId::parse("d1").unwrap(),
                 division_name: "Lakeside".into(),
+                portal_key: String::new(),
             }],
         };
         let (entry, bytes) = bus.entry(&message).unwrap();
@@ -664,5 +734,41 @@ mod tests {
             message
         );
         assert_eq!(bytes, entry_size("Campaign Delivery", detail));
+    }
+
+    #[test]
+    fn a_registration_entry_carries_its_source_detail_type_bus_and_the_event_as_json() {
+        let client = aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::Config::builder()
+                .behavior_version(aws_sdk_eventbridge::config::BehaviorVersion::latest())
+                .build(),
+        );
+        let bus = EventBridgeBus::new(client, "portal-bus");
+        let event = PortalRegistration {
+            tenant: TenantId::parse("t1").unwrap(),
+            email: Email::parse("jane@example.com").unwrap(),
+            name: "Jane".into(),
+            contact_ids: vec![ContactId::parse("c1").unwrap()],
+            account_ids: vec![portal_core::domain::AccountId::parse("a1").unwrap()],
+            via: portal_core::domain::LoginVia::Invitation,
+            campaign_id: Some(CampaignId::parse("0".repeat(32)).unwrap()),
+            registered_at: time::OffsetDateTime::UNIX_EPOCH,
+        };
+        let entry = bus.registration_entry(&event).unwrap();
+        assert_eq!(entry.source(), Some(REGISTRATION_SOURCE));
+        assert_eq!(entry.detail_type(), Some(DETAIL_TYPE_REGISTRATION));
+        assert_eq!(entry.event_bus_name(), Some("portal-bus"));
+        let detail: serde_json::Value = serde_json::from_str(entry.detail().unwrap()).unwrap();
+        assert_eq!(detail, serde_json::to_value(&event).unwrap());
+        assert_eq!(detail["registered_at"], "1970-01-01T00:00:00Z");
+
+        let huge = PortalRegistration {
+            name: "x".repeat(MAX_MESSAGE_BYTES),
+            ..event
+        };
+        assert!(matches!(
+            bus.registration_entry(&huge),
+            Err(BusError::TooLarge { .. })
+        ));
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! - [`dynamodb`]: the single-table store.
 //! - [`ses`]: the SES v2 mailer (Raw sends, message tags, configuration set).
-//! - [`eventbridge`]: the send bus.
+//! - [`eventbridge`]: the send bus, and the `Portal Registration` events
+//!   (`portal_core::ports::RegistrationEvents`).
+//! - [`cognito`]: logins' passwords in a Cognito user pool (`portal_core::ports::Identity`).
 //! - [`sns`]: SNS message verification (signature, certificate host, topic allow-list).
 //! - [`ses_events`]: SES event records (SNS or EventBridge) and what each says about an
 //!   invitation.
@@ -12,6 +14,7 @@
 //! - [`aws_metrics`]: an SDK interceptor counting AWS requests per operation.
 
 pub mod aws_metrics;
+pub mod cognito;
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod ses;
@@ -19,4 +22,5 @@ pub mod ses_events;
 pub mod sns;
 pub mod webhook;
 
+pub use cognito::CognitoIdentity;
 pub use eventbridge::EventBridgeBus;

@@ -453,6 +453,31 @@ pub async fn apply_states(
 /// with a realistic mix of statuses, invitations (relative to `now`) and suppressions.
 /// Re-running it rewrites the same data, so it is safe to call on every start.
 #[tracing::instrument(skip_all)]
+/// The demo tenant's invitation template, `welcome` (saved only when absent, so a
+/// manager's edits survive a restart).
+pub fn demo_template() -> crate::domain::Template {
+    let id = crate::domain::TemplateId::parse(DEMO_TEMPLATE).unwrap_or_else(|_| unreachable!());
+    match crate::domain::Template::new(
+        id,
+        "Welcome to the portal",
+        "[DivisionName]: your resident portal is ready",
+        "<p>Hello [ContactName],</p>\n<p>[DivisionName] now has a resident portal: pay, see your \
+         account [AccountNumber] and reach the office online.</p>\n\
+         <p><a href=\"[PortalLink]\">Create your login</a></p>\n\
+         <p>Or sign up with your portal key <strong>[PortalKey]</strong>.</p>\n\
+         <p><a href=\"[UnsubscribeLink]\">Unsubscribe</a></p>\n",
+        "Hello [ContactName],\n\n[DivisionName] now has a resident portal: pay, see your account \
+         [AccountNumber] and reach the office online.\n\nCreate your login: [PortalLink]\n\n\
+         Or sign up with your portal key [PortalKey].\n\nUnsubscribe: [UnsubscribeLink]\n",
+    ) {
+        Ok(t) => t,
+        Err(e) => unreachable!("the demo template is invalid: {e}"),
+    }
+}
+
+/// Id of [`demo_template`].
+pub const DEMO_TEMPLATE: &str = "welcome";
+
 pub async fn load_demo(store: &dyn Store, now: OffsetDateTime) -> Result<DemoSummary, DemoError> {
     let tenant = demo_tenant();
     let mut summary = DemoSummary {
@@ -474,6 +499,13 @@ pub async fn load_demo(store: &dyn Store, now: OffsetDateTime) -> Result<DemoSum
             apply_states(store, &tenant, DEMO_SEED, &chunk, now, &mut summary).await?;
             next += count;
         }
+    }
+    if store
+        .get_template(&tenant, &demo_template().template_id().clone())
+        .await?
+        .is_none()
+    {
+        store.put_template(&tenant, &demo_template()).await?;
     }
     tracing::info!(
         accounts = summary.accounts,

@@ -4,6 +4,8 @@
 //! - [`sqlite`]: the store, every port of `portal_core::ports` on one SQLite file; its schema
 //!   and every migration live in [`sqlite::schema`], stepped on one version number.
 //! - [`outbox`]: the local mailer, writing each message as an `.eml` file.
+//! - [`portal_events`]: the portal's registration events as JSON lines in the data dir.
 
 pub mod outbox;
+pub mod portal_events;
 pub mod sqlite;

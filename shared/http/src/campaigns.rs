@@ -135,7 +135,7 @@ impl From<Campaign> for CampaignView {
     }
 }
 
-fn sending(state: &AppState) -> Result<&Sending, ApiError> {
+pub(crate) fn sending(state: &AppState) -> Result<&Sending, ApiError> {
     state.sending.as_deref().ok_or_else(|| {
         ApiError::Internal(
             "sending is not configured: no event bus or token secret was given to this server"
@@ -209,11 +209,11 @@ pub async fn individual(
     ApiJson(body): ApiJson<IndividualBody>,
 ) -> Result<Response, ApiError> {
     let sending = sending(&state)?;
-    let request = SendIndividual {
-        contact_id: body.contact_id,
-        template_id: body.template_id,
-        email_from: email_from(body.email_from)?,
-    };
+    let request = SendIndividual::invitation(
+        body.contact_id,
+        body.template_id,
+        email_from(body.email_from)?,
+    );
     let result = campaigns::send_individual(
         state.store.as_ref(),
         state.clock.as_ref(),
@@ -246,7 +246,7 @@ pub async fn get(
 }
 
 /// Whole seconds from `now` until `until`, rounded up, never negative.
-fn seconds_until(now: OffsetDateTime, until: OffsetDateTime) -> i64 {
+pub(crate) fn seconds_until(now: OffsetDateTime, until: OffsetDateTime) -> i64 {
     let d = until - now;
     if d <= time::Duration::ZERO {
         return 0;
@@ -263,7 +263,7 @@ fn not_queued(e: &CampaignError, campaign_id: CampaignId, hint: &str) -> ApiErro
 }
 
 /// The answer to a use-case error (statuses documented on [`CampaignError`] and [`ApiError`]).
-fn error_response(e: CampaignError, now: OffsetDateTime) -> ApiError {
+pub(crate) fn error_response(e: CampaignError, now: OffsetDateTime) -> ApiError {
     let detail = e.to_string();
     match e {
         CampaignError::DivisionHeld {
@@ -303,6 +303,7 @@ fn error_response(e: CampaignError, now: OffsetDateTime) -> ApiError {
         } => not_queued(&e, campaign_id.clone(), "; the invitation is marked failed"),
         CampaignError::Invalid(_)
         | CampaignError::TemplateMissing(_)
+        | CampaignError::WrongTemplateKind { .. }
         | CampaignError::IdempotencyMismatch
         | CampaignError::NotSendable { .. } => ApiError::Unprocessable(detail),
         CampaignError::NotFound { .. } => ApiError::NotFound(detail),

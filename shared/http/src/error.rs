@@ -109,6 +109,20 @@ pub enum ApiError {
     /// 503: a service we depend on did not answer; the caller may retry.
     #[error("{0}")]
     Unavailable(String),
+    /// 409: the resource is in a state that refuses the request (a closed registration
+    /// request, one moved by someone else meanwhile).
+    #[error("{0}")]
+    Conflict(String),
+    /// 410: a link that worked once and no longer does (expired, already used).
+    #[error("{0}")]
+    Gone(String),
+    /// 429: too many failed attempts; sent with `Retry-After` (seconds).
+    #[error("{detail}")]
+    TooManyRequests {
+        detail: String,
+        retry_after: OffsetDateTime,
+        retry_after_secs: i64,
+    },
     /// 500: our fault. The cause is logged, never shown.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -163,6 +177,9 @@ impl ApiError {
             ApiError::NotQueued { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotGenuine(_) => StatusCode::FORBIDDEN,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -194,6 +211,9 @@ impl ApiError {
             ApiError::NotQueued { .. } => ("not-queued", "Could not be queued"),
             ApiError::NotGenuine(_) => ("not-genuine", "Message not genuine"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
+            ApiError::Conflict(_) => ("conflict", "Conflicting state"),
+            ApiError::Gone(_) => ("gone", "Link no longer valid"),
+            ApiError::TooManyRequests { .. } => ("too-many-attempts", "Too many attempts"),
             ApiError::Internal(_) => ("internal", "Internal error"),
         }
     }
@@ -286,7 +306,8 @@ impl IntoResponse for ApiError {
             line,
             field,
             retry_after: match &self {
-                ApiError::Held { retry_after, .. } => Some(
+                ApiError::Held { retry_after, .. }
+                | ApiError::TooManyRequests { retry_after, .. } => Some(
                     retry_after
                         .format(&Rfc3339)
                         .unwrap_or_else(|_| retry_after.to_string()),
@@ -308,6 +329,9 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         if let ApiError::Held {
+            retry_after_secs, ..
+        }
+        | ApiError::TooManyRequests {
             retry_after_secs, ..
         } = &self
         {

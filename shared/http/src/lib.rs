@@ -27,6 +27,9 @@ pub mod divisions;
 pub mod error;
 pub mod invitations;
 pub mod json;
+pub mod pages;
+pub mod register;
+pub mod registrations;
 pub mod ses_events;
 pub mod statistics;
 pub mod sync;
@@ -46,6 +49,7 @@ use portal_core::domain::unsubscribe::UnsubscribeSigner;
 use portal_core::domain::PublicUrl;
 use portal_core::ports::{Clock, EventWebhook, Store};
 use portal_core::usecases::campaigns::Sending;
+use portal_core::usecases::registration::Registrar;
 
 pub use error::ApiError;
 
@@ -72,10 +76,19 @@ pub enum Job {
     /// Public routes about delivered mail: the SES event webhook and the one-click
     /// unsubscribe. No manager route, no bearer token.
     Events,
+    /// Sign-up: the residents' public registration pages and the staff routes of portal
+    /// keys and sign-up requests. The only job that talks to the identity provider.
+    Registration,
 }
 
 impl Job {
-    pub const ALL: [Job; 4] = [Job::LoadCounts, Job::Sync, Job::Send, Job::Events];
+    pub const ALL: [Job; 5] = [
+        Job::LoadCounts,
+        Job::Sync,
+        Job::Send,
+        Job::Events,
+        Job::Registration,
+    ];
 
     /// The function serving this job on AWS (`functions/<name>`, `template.yaml`).
     pub fn function(self) -> &'static str {
@@ -84,6 +97,7 @@ impl Job {
             Job::Sync => "sync",
             Job::Send => "send",
             Job::Events => "ses-events",
+            Job::Registration => "registration",
         }
     }
 }
@@ -113,15 +127,58 @@ pub const ROUTES: &[(Job, &str, &str)] = &[
     (Job::Events, "GET", "/v1/unsubscribe"),
     (Job::Events, "POST", "/v1/unsubscribe"),
     (Job::Events, "POST", "/v1/ses-events"),
+    (Job::Registration, "GET", "/register"),
+    (Job::Registration, "POST", "/register"),
+    (Job::Registration, "GET", "/register/key"),
+    (Job::Registration, "POST", "/register/key"),
+    (Job::Registration, "GET", "/register/confirm"),
+    (Job::Registration, "POST", "/register/confirm"),
+    (Job::Registration, "GET", "/register/request"),
+    (Job::Registration, "POST", "/register/request"),
+    (
+        Job::Registration,
+        "GET",
+        "/v1/accounts/{account_id}/portal-key",
+    ),
+    (
+        Job::Registration,
+        "POST",
+        "/v1/accounts/{account_id}/portal-key",
+    ),
+    (Job::Registration, "GET", "/v1/registration-requests"),
+    (
+        Job::Registration,
+        "GET",
+        "/v1/registration-requests/{request_id}",
+    ),
+    (
+        Job::Registration,
+        "POST",
+        "/v1/registration-requests/{request_id}/match",
+    ),
+    (
+        Job::Registration,
+        "POST",
+        "/v1/registration-requests/{request_id}/reject",
+    ),
 ];
 
 /// The routes of [`ROUTES`] that take no bearer token: the unsubscribe link carries its own
-/// signed token, and an SES event is believed only when its SNS signature verifies. Every
-/// other route answers 401 without a JWT.
+/// signed token, an SES event is believed only when its SNS signature verifies, and the
+/// registration pages are for residents (an invitation's token, a portal key, or a request
+/// staff will check). Every other route answers 401 without a JWT.
 pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/unsubscribe"),
     ("POST", "/v1/unsubscribe"),
     ("POST", "/v1/ses-events"),
+    ("GET", "/register"),
+    ("POST", "/register"),
+    ("GET", "/register/key"),
+    ("POST", "/register/key"),
+    ("GET", "/register/confirm"),
+    ("POST", "/register/confirm"),
+    ("GET", "/register/request"),
+    ("POST", "/register/request"),
 ];
 
 /// What every handler gets.
@@ -141,6 +198,10 @@ pub struct AppState {
     /// Verifies and applies SES events (`POST /v1/ses-events`); `None` until
     /// [`AppState::with_ses_webhook`] (the route then answers 500: a configuration error).
     pub ses_webhook: Option<Arc<dyn EventWebhook>>,
+    /// The identity provider, the portal's event bus and the confirmation mailer the
+    /// registration pages need; `None` until [`AppState::with_registration`] (the pages that
+    /// register then answer 500: a configuration error).
+    pub registration: Option<Arc<Registrar>>,
 }
 
 /// [`AppState::public_url`] is `http://127.0.0.1:{this}` unless
@@ -157,6 +218,7 @@ impl AppState {
             unsubscribe: None,
             sending: None,
             ses_webhook: None,
+            registration: None,
         }
     }
 
@@ -177,6 +239,13 @@ impl AppState {
     /// publish to and derive registration tokens with.
     pub fn with_sending(mut self, sending: Sending) -> Self {
         self.sending = Some(Arc::new(sending));
+        self
+    }
+
+    /// Sets what registration needs: the identity provider, the portal's event bus, the
+    /// confirmation mailer and the sign-up settings.
+    pub fn with_registration(mut self, registrar: Registrar) -> Self {
+        self.registration = Some(Arc::new(registrar));
         self
     }
 
@@ -256,6 +325,40 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
             post(ses_events::receive)
                 .layer(DefaultBodyLimit::max(ses_events::SES_EVENTS_BODY_LIMIT)),
         ),
+        ("GET", "/register", get(register::invitation_form)),
+        ("POST", "/register", post(register::invitation_submit)),
+        ("GET", "/register/key", get(register::key_form)),
+        ("POST", "/register/key", post(register::key_submit)),
+        ("GET", "/register/confirm", get(register::confirm_form)),
+        ("POST", "/register/confirm", post(register::confirm_submit)),
+        ("GET", "/register/request", get(register::request_form)),
+        ("POST", "/register/request", post(register::request_submit)),
+        (
+            "GET",
+            "/v1/accounts/{account_id}/portal-key",
+            get(registrations::get_key),
+        ),
+        (
+            "POST",
+            "/v1/accounts/{account_id}/portal-key",
+            post(registrations::rotate_key),
+        ),
+        ("GET", "/v1/registration-requests", get(registrations::list)),
+        (
+            "GET",
+            "/v1/registration-requests/{request_id}",
+            get(registrations::get),
+        ),
+        (
+            "POST",
+            "/v1/registration-requests/{request_id}/match",
+            post(registrations::match_request),
+        ),
+        (
+            "POST",
+            "/v1/registration-requests/{request_id}/reject",
+            post(registrations::reject),
+        ),
     ]
 }
 
@@ -334,6 +437,14 @@ async fn problem_safety_net(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    // The resident pages answer refusals as pages (with the same status): leave them be.
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if is_page {
+        return response;
+    }
     let is_problem = response
         .headers()
         .get(header::CONTENT_TYPE)
@@ -373,13 +484,15 @@ mod tests {
     }
 
     #[test]
-    fn the_public_routes_are_exactly_the_events_job_and_no_job_is_empty() {
-        let events: Vec<(&str, &str)> = ROUTES
+    fn the_public_routes_are_the_events_job_and_the_registration_pages_and_no_job_is_empty() {
+        let public: Vec<(&str, &str)> = ROUTES
             .iter()
-            .filter(|&&(j, _, _)| j == Job::Events)
+            .filter(|&&(j, _, p)| {
+                j == Job::Events || (j == Job::Registration && !p.starts_with("/v1/"))
+            })
             .map(|&(_, m, p)| (m, p))
             .collect();
-        assert_eq!(events, PUBLIC_ROUTES);
+        assert_eq!(public, PUBLIC_ROUTES);
         for job in Job::ALL {
             assert!(ROUTES.iter().any(|&(j, _, _)| j == job), "{job:?}");
         }

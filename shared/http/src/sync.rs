@@ -22,7 +22,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use portal_core::domain::{
-    Account, AccountId, ContactId, ContactInput, DivisionId, DomainError, Email,
+    Account, AccountId, ContactId, ContactInput, DivisionId, DomainError, Email, PortalKey,
 };
 use portal_core::ports::SyncReport;
 use portal_core::usecases;
@@ -59,6 +59,10 @@ pub struct AccountWire {
     pub autopay: bool,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_login: Option<OffsetDateTime>,
+    /// The company's own portal key; absent, `null` or blank: keep the stored one (or
+    /// generate one for a new account).
+    #[serde(default)]
+    pub portal_key: Option<String>,
     pub contacts: Vec<ContactWire>,
 }
 
@@ -135,6 +139,12 @@ impl AccountWire {
             .enumerate()
             .map(|(i, c)| c.into_domain(i))
             .collect::<Result<Vec<_>, _>>()?;
+        let portal_key = match self.portal_key.as_deref().map(str::trim) {
+            Some(k) if !k.is_empty() => {
+                Some(PortalKey::parse(k).map_err(|e| RecordError::new("portal_key", e))?)
+            }
+            _ => None,
+        };
         Account::new(
             account_id,
             division_id,
@@ -150,6 +160,7 @@ impl AccountWire {
             self.last_login,
             contacts,
         )
+        .map(|a| a.with_portal_key(portal_key))
         .map_err(|e| RecordError::new(domain_field(&e).unwrap_or("account"), e))
     }
 }

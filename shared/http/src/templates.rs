@@ -8,8 +8,11 @@
 //! - `POST /v1/invitations/preview` (`invitations:read`): what would be sent to one contact
 //!   (or to a built-in sample contact), rendered by the same [`Template::render`] a send uses.
 //!   No registration or unsubscribe token is created or consumed: the links carry
-//!   [`PREVIEW_TOKEN`]. Accounts have no portal keys yet, so `[PortalKey]` renders as
-//!   [`PREVIEW_PORTAL_KEY`] in every preview.
+//!   [`PREVIEW_TOKEN`]. A portal key is a secret only staff with `registrations:manage`
+//!   read, so `[PortalKey]` renders as [`PREVIEW_PORTAL_KEY`] in every preview (a real send
+//!   renders the account's key).
+//! - A template has a kind (`invitation`, the default, or `portal_key`: the email a matched
+//!   sign-up request gets, which must carry `[AccountNumber]` and `[PortalKey]`).
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
@@ -17,7 +20,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use portal_core::domain::{ContactId, MergeValues, Template, TemplateId, TenantId};
+use portal_core::domain::{ContactId, MergeValues, Template, TemplateId, TemplateKind, TenantId};
 use portal_core::usecases::UseCaseError;
 
 use super::auth::{perm, Authorized};
@@ -33,13 +36,16 @@ pub const TEMPLATE_BODY_LIMIT: usize = 1024 * 1024;
 /// The token a preview's links carry instead of a real one.
 pub const PREVIEW_TOKEN: &str = "PREVIEW-NOT-A-REAL-TOKEN";
 
-/// What `[PortalKey]` renders as in a preview (accounts have no portal keys yet).
-pub const PREVIEW_PORTAL_KEY: &str = "[portal key: not issued yet]";
+/// What `[PortalKey]` renders as in a preview: the shape of a key, never a real one.
+pub const PREVIEW_PORTAL_KEY: &str = "XXXX-XXXX-XXXX-XXXX";
 
 /// The body of `PUT /v1/templates/{template_id}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateBody {
+    /// `invitation` (default) or `portal_key`.
+    #[serde(default)]
+    pub kind: TemplateKind,
     pub name: String,
     pub subject: String,
     pub html: String,
@@ -89,7 +95,7 @@ pub async fn put(
     ApiJson(body): ApiJson<TemplateBody>,
 ) -> Result<Json<Template>, ApiError> {
     let id = path_id("template_id", path, TemplateId::parse)?;
-    let template = Template::new(id, body.name, body.subject, body.html, body.text)
+    let template = Template::of_kind(body.kind, id, body.name, body.subject, body.html, body.text)
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     state
         .store
@@ -207,7 +213,12 @@ pub async fn preview(
             (sample_values(division.name), division.email_from)
         }
     };
-    values.portal_link = MergeValues::registration_url(&state.public_url, PREVIEW_TOKEN);
+    values.portal_link = match template.kind() {
+        TemplateKind::Invitation => MergeValues::registration_url(&state.public_url, PREVIEW_TOKEN),
+        TemplateKind::PortalKey => {
+            MergeValues::portal_key_url(&state.public_url, tenant.as_str(), &values.account_number)
+        }
+    };
     values.unsubscribe_link = MergeValues::unsubscribe_url(&state.public_url, PREVIEW_TOKEN);
     values.portal_key = PREVIEW_PORTAL_KEY.into();
     let rendered = template.render(&values);

@@ -13,13 +13,32 @@ use super::batch::{self, CONCURRENCY};
 use super::items::{self, s, Item};
 use super::keys;
 use super::DynamoStore;
-use portal_core::domain::{Account, AccountId, ContactId, DivisionId, TenantId};
+use portal_core::domain::{Account, AccountId, ContactId, DivisionId, PortalKey, TenantId};
 use portal_core::ports::{AccountStore, StoreError, SyncReport};
 
 /// An account item as stored.
-struct StoredAccount {
-    division: DivisionId,
-    contacts: Vec<ContactId>,
+pub(super) struct StoredAccount {
+    pub division: DivisionId,
+    pub contacts: Vec<ContactId>,
+    /// `None` only on an item written before accounts had keys.
+    pub key: Option<PortalKey>,
+    pub number: Option<String>,
+    pub name: Option<String>,
+    /// The item as read, to rewrite it with only its contact list changed.
+    pub item: Item,
+}
+
+impl StoredAccount {
+    pub fn decode(item: &Item) -> Result<Self, StoreError> {
+        Ok(Self {
+            division: items::division_id(item, items::DIVISION)?,
+            contacts: items::contact_ids(item)?,
+            key: items::portal_key(item)?,
+            number: items::get_str(item, items::ACC_NUMBER).map(str::to_owned),
+            name: items::get_str(item, items::ACC_NAME).map(str::to_owned),
+            item: item.clone(),
+        })
+    }
 }
 
 /// A contact locator as stored.
@@ -39,12 +58,7 @@ impl DynamoStore {
             ids,
             |a| items::key(keys::account_pk(tenant, a), keys::ACCOUNT_SK),
             |pk| keys::account_of_pk(tenant, pk).and_then(|a| AccountId::parse(a).ok()),
-            |item| {
-                Ok(StoredAccount {
-                    division: items::division_id(item, items::DIVISION)?,
-                    contacts: items::contact_ids(item)?,
-                })
-            },
+            StoredAccount::decode,
         )
         .await
     }
@@ -116,15 +130,28 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// The account item of a synced account: membership, key, and the account number
+    /// indexed on `gsi1` (`T#{t}#ANUM#{number}` / account id).
     fn account_item(
         tenant: &TenantId,
-        account: &AccountId,
-        division: &DivisionId,
+        account: &Account,
         contacts: &[ContactId],
+        key: &PortalKey,
     ) -> Item {
-        let mut item = items::key(keys::account_pk(tenant, account), keys::ACCOUNT_SK);
-        item.insert(items::DIVISION.into(), s(division.as_str()));
+        let mut item = items::key(
+            keys::account_pk(tenant, &account.account_id),
+            keys::ACCOUNT_SK,
+        );
+        item.insert(items::DIVISION.into(), s(account.division_id.as_str()));
         item.insert(items::CONTACTS.into(), items::contact_list(contacts));
+        item.insert(items::PORTAL_KEY.into(), s(key.as_str()));
+        item.insert(items::ACC_NUMBER.into(), s(&account.number));
+        item.insert(items::ACC_NAME.into(), s(&account.name));
+        item.insert(
+            items::GSI1PK.into(),
+            s(keys::account_number_gsi_pk(tenant, &account.number)),
+        );
+        item.insert(items::GSI1SK.into(), s(account.account_id.as_str()));
         item
     }
 
@@ -222,6 +249,17 @@ impl AccountStore for DynamoStore {
         }
         let locators = self.load_locators(tenant, lookup).await?;
 
+        // Every account has a key: the one sync sends, else the one stored, else a new one.
+        let portal_keys: Vec<PortalKey> = synced
+            .iter()
+            .map(|a| {
+                a.portal_key
+                    .clone()
+                    .or_else(|| stored.get(&a.account_id).and_then(|s| s.key.clone()))
+                    .unwrap_or_else(PortalKey::generate)
+            })
+            .collect();
+
         // Where each contact of the end state was, and where it goes.
         struct Placement<'a> {
             contact: &'a ContactId,
@@ -292,7 +330,8 @@ impl AccountStore for DynamoStore {
         // Phase 1: the new sync items, and moved state.
         let mut puts = Vec::new();
         for (i, a) in synced.iter().enumerate() {
-            for rec in a.contact_records().filter(|r| owned(i, &r.contact_id)) {
+            for mut rec in a.contact_records().filter(|r| owned(i, &r.contact_id)) {
+                rec.portal_key = Some(portal_keys[i].clone());
                 puts.push(batch::put(items::encode_sync_item(tenant, &rec))?);
             }
         }
@@ -352,19 +391,18 @@ impl AccountStore for DynamoStore {
                 .filter(|c| owned(i, &c.contact_id))
                 .map(|c| c.contact_id.clone())
                 .collect();
-            // A re-sync that changes nothing about the account's membership skips its item.
-            if stored
-                .get(&a.account_id)
-                .is_some_and(|s| s.division == a.division_id && s.contacts == contacts)
-            {
+            // A re-sync that changes nothing the account item holds skips it.
+            let key = &portal_keys[i];
+            if stored.get(&a.account_id).is_some_and(|s| {
+                s.division == a.division_id
+                    && s.contacts == contacts
+                    && s.key.as_ref() == Some(key)
+                    && s.number.as_deref() == Some(a.number.as_str())
+                    && s.name.as_deref() == Some(a.name.as_str())
+            }) {
                 continue;
             }
-            puts.push(batch::put(Self::account_item(
-                tenant,
-                &a.account_id,
-                &a.division_id,
-                &contacts,
-            ))?);
+            puts.push(batch::put(Self::account_item(tenant, a, &contacts, key))?);
         }
         for (account, lost) in &losses {
             if let Some(old) = losers.get(*account) {
@@ -374,12 +412,10 @@ impl AccountStore for DynamoStore {
                     .filter(|c| !lost.contains(c))
                     .cloned()
                     .collect();
-                puts.push(batch::put(Self::account_item(
-                    tenant,
-                    account,
-                    &old.division,
-                    &keep,
-                ))?);
+                // Only its contact list changes: key, number and index entry stay.
+                let mut item = old.item.clone();
+                item.insert(items::CONTACTS.into(), items::contact_list(&keep));
+                puts.push(batch::put(item)?);
             }
         }
         for p in &placements {

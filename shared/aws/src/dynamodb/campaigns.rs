@@ -5,7 +5,7 @@
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
 //! | campaign | `T#{t}#CMP#{campaign}` | `CMP` | `trigger`, `status`, `divs` (list), `filters` (JSON), `uninv`, `tpl`, `from`, `at`, `by`, `targeted`, `sk_acc`, `sk_held`, `sk_sup`, `sk_noemail`, `n_{category}` (8), `snd_{send state}` (3) (N), `why`? |
-//! | invitation | `T#{t}#CMP#{campaign}` | `INV#{contact}` | `email`, `name`, `acc_no`, `q` (the three lowercased, for search), `tok` (B, SHA-256 of the token), `exp`, `cat`, `snd`, `sup` (Bool), `why`?, `at` |
+//! | invitation | `T#{t}#CMP#{campaign}` | `INV#{contact}` | `email`, `name`, `acc_no`, `q` (the three lowercased, for search), `tok` (B, SHA-256 of the token), `exp`, `cat`, `snd`, `sup` (Bool), `why`?, `at`, `token_used_at`? (set by `register`), `gsi1pk` = `TOK#{hex of tok}`, `gsi1sk` = `T#{t}` (the token index, see `registration`) |
 //! | division's campaign | `T#{t}#DCMP#{division}` | `{campaign}` | — (lists a division's campaigns; ids begin with their creation time, so sk order is age) |
 //! | idempotency key | `T#{t}#IDEM#{hex SHA-256 of the key}` | `IDEM` | `cmp`, `body` (B, SHA-256 of the body) |
 //!
@@ -120,6 +120,8 @@ const CONTACT_NAME: &str = "name";
 const ACCOUNT_NUMBER: &str = "acc_no";
 pub(super) const SEARCH: &str = "q";
 const TOKEN_HASH: &str = "tok";
+/// When a registration consumed the invitation's token (absent while unused).
+pub(super) const TOKEN_USED_AT: &str = "token_used_at";
 const EXPIRES: &str = "exp";
 pub(super) const CATEGORY: &str = "cat";
 pub(super) const SEND: &str = "snd";
@@ -292,6 +294,12 @@ fn encode_invitation(t: &TenantId, inv: &Invitation) -> Result<Item, StoreError>
         TOKEN_HASH.into(),
         AttributeValue::B(inv.registration_token_hash.to_vec().into()),
     );
+    // The token index: a link names no tenant, the hash finds the invitation.
+    item.insert(
+        items::GSI1PK.into(),
+        s(keys::token_gsi_pk(&inv.registration_token_hash)),
+    );
+    item.insert(items::GSI1SK.into(), s(keys::tenant_pk(t)));
     item.insert(EXPIRES.into(), time_value(inv.expires_at)?);
     item.insert(CATEGORY.into(), s(inv.state.category.as_str()));
     item.insert(SEND.into(), s(inv.state.send.as_str()));

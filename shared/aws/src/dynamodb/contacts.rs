@@ -80,7 +80,7 @@ impl DynamoStore {
     }
 
     /// The division a contact lives in, from its locator (strongly consistent).
-    async fn locate(
+    pub(super) async fn locate(
         &self,
         tenant: &TenantId,
         id: &ContactId,
@@ -97,7 +97,7 @@ impl DynamoStore {
     /// Runs `update` on the state item of a contact of `division`, atomically with a check
     /// that its sync item exists (a contact deleted meanwhile must not get an orphan state). `Ok(None)` when the contact does not exist; `Ok(Some(false))` when the
     /// update's own condition failed.
-    async fn update_state(
+    pub(super) async fn update_state(
         &self,
         tenant: &TenantId,
         id: &ContactId,
@@ -111,13 +111,15 @@ impl DynamoStore {
             .condition_expression("attribute_exists(pk)")
             .build()
             .map_err(|e| StoreError::backend("TransactWriteItems", e))?;
-        let result = self
+        let request = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().condition_check(check).build())
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .send()
-            .await;
+            .transact_items(TransactWriteItem::builder().update(update).build());
+        let result = {
+            let _one_at_a_time = self.transaction_guard().await;
+            request.send().await
+        };
         match result {
             Ok(_) => Ok(Some(true)),
             Err(e) => {
@@ -138,7 +140,7 @@ impl DynamoStore {
         }
     }
 
-    fn state_update(
+    pub(super) fn state_update(
         &self,
         tenant: &TenantId,
         id: &ContactId,

@@ -13,7 +13,7 @@ use time::{OffsetDateTime, UtcOffset};
 
 use super::keys::{self, CONTACT_SK_PREFIX, STATE_SK_SUFFIX};
 use portal_core::domain::{
-    AccountId, ContactId, ContactRecord, Division, DivisionId, Email, PortalStatus,
+    AccountId, ContactId, ContactRecord, Division, DivisionId, Email, PortalKey, PortalStatus,
 };
 use portal_core::ports::StoreError;
 
@@ -31,14 +31,21 @@ pub(super) const DIV_LAST_BULK: &str = "last_bulk_sent_at";
 pub(super) const DIVISION: &str = "div";
 pub(super) const ACCOUNT: &str = "acc";
 pub(super) const CONTACTS: &str = "contacts";
+/// The account's portal key: on the account item (the authority) and copied onto each of its
+/// contacts' sync items (for `[PortalKey]` on every read path).
+pub(super) const PORTAL_KEY: &str = "pkey";
+
+// The sparse index (see the module docs of the adapter for what carries it).
+pub(super) const GSI1PK: &str = "gsi1pk";
+pub(super) const GSI1SK: &str = "gsi1sk";
 
 // Contact sync item.
 const NAME: &str = "name";
-const EMAIL: &str = "email";
+pub(super) const EMAIL: &str = "email";
 const PHONE: &str = "phone";
 const BILLING: &str = "billing";
-const ACC_NUMBER: &str = "acc_no";
-const ACC_NAME: &str = "acc_name";
+pub(super) const ACC_NUMBER: &str = "acc_no";
+pub(super) const ACC_NAME: &str = "acc_name";
 const CLASS: &str = "class";
 const BILL_GROUP: &str = "bill_group";
 const SOURCE: &str = "source";
@@ -227,7 +234,17 @@ pub(super) fn encode_sync_item(tenant: &portal_core::domain::TenantId, c: &Conta
     put(ACTIVE, AttributeValue::Bool(c.active_services));
     put(BALANCE, AttributeValue::N(c.balance_due_cents.to_string()));
     put(AUTOPAY, AttributeValue::Bool(c.autopay));
+    if let Some(k) = &c.portal_key {
+        put(PORTAL_KEY, s(k.as_str()));
+    }
     item
+}
+
+/// A stored portal key, if the item has one.
+pub(super) fn portal_key(item: &Item) -> Result<Option<PortalKey>, StoreError> {
+    get_str(item, PORTAL_KEY)
+        .map(|k| PortalKey::parse(k).map_err(|_| malformed("bad portal key")))
+        .transpose()
 }
 
 /// Decodes a sync item of `division` into a record with fresh system fields.
@@ -263,6 +280,7 @@ fn decode_sync_item(
         portal_status: PortalStatus::NotSent,
         last_invited_at: None,
         last_login: None,
+        portal_key: portal_key(item)?,
     })
 }
 
@@ -376,6 +394,7 @@ mod tests {
             portal_status: PortalStatus::NotSent,
             last_invited_at: None,
             last_login: None,
+            portal_key: Some(PortalKey::parse("ABCD-EFGH-2345").unwrap()),
         }
     }
 

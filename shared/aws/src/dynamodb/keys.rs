@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use sha2::{Digest, Sha256};
 
-use portal_core::domain::{AccountId, CampaignId, ContactId, DivisionId, TenantId};
+use portal_core::domain::{AccountId, CampaignId, ContactId, DivisionId, RequestId, TenantId};
 use portal_core::ports::StoreError;
 
 /// Write shards per division: a division's contacts are spread over this many partitions.
@@ -175,12 +175,79 @@ pub(super) fn division_campaigns_pk(t: &TenantId, d: &DivisionId) -> String {
 }
 
 pub(super) fn idempotency_pk(t: &TenantId, key: &str) -> String {
-    let hash = Sha256::digest(key.as_bytes());
-    let mut hex = String::with_capacity(64);
-    for b in hash {
-        hex.push_str(&format!("{b:02x}"));
+    format!("T#{t}#IDEM#{}", hex(&Sha256::digest(key.as_bytes())))
+}
+
+/// Lowercase hexadecimal of `bytes`.
+pub(super) fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push_str(&format!("{b:02x}"));
     }
-    format!("T#{t}#IDEM#{hex}")
+    out
+}
+
+/// The tenant and campaign of a campaign partition key `T#{t}#CMP#{c}` (ids hold no `#`).
+pub(super) fn campaign_of_pk(pk: &str) -> Option<(&str, &str)> {
+    pk.strip_prefix("T#")?.split_once("#CMP#")
+}
+
+// --- Registration (see `registration`) ------------------------------------------------
+
+/// Sort key of the one-item partitions of registration: logins, confirmations.
+pub(super) const LOGIN_SK: &str = "LOGIN";
+pub(super) const CONFIRMATION_SK: &str = "CONF";
+
+/// `gsi1pk` of an account item: the tenant's account number index.
+pub(super) fn account_number_gsi_pk(t: &TenantId, number: &str) -> String {
+    format!("T#{t}#ANUM#{number}")
+}
+
+/// `gsi1pk` of an invitation item: its token's hash (the link names no tenant).
+pub(super) fn token_gsi_pk(token_hash: &[u8; 32]) -> String {
+    format!("TOK#{}", hex(token_hash))
+}
+
+/// A login, by the normalized address (the last component: any character is safe in it).
+pub(super) fn login_pk(t: &TenantId, email_normalized: &str) -> String {
+    format!("T#{t}#LOGIN#{email_normalized}")
+}
+
+pub(super) fn confirmation_pk(t: &TenantId, token_hash: &[u8; 32]) -> String {
+    format!("T#{t}#CONF#{}", hex(token_hash))
+}
+
+/// A rate-limit counter's partition: the key hashed (any text, any length is safe).
+pub(super) fn rate_limit_pk(t: &TenantId, key: &str) -> String {
+    format!("T#{t}#RL#{}", hex(&Sha256::digest(key.as_bytes())))
+}
+
+/// The partition of a tenant's sign-up requests (sk = request id, which sorts by time).
+pub(super) fn requests_pk(t: &TenantId) -> String {
+    format!("T#{t}#REQ")
+}
+
+const REQUEST_CURSOR_PREFIX: &str = "req1:";
+
+/// A request list cursor: resume (newest first) before this request. A position only: the
+/// partition is always the caller's tenant's.
+pub(super) fn encode_request_cursor(after: &RequestId) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{REQUEST_CURSOR_PREFIX}{after}"))
+}
+
+/// Parses a cursor made by [`encode_request_cursor`]; anything else is
+/// [`StoreError::InvalidCursor`].
+pub(super) fn decode_request_cursor(raw: &str) -> Result<RequestId, StoreError> {
+    let invalid = || StoreError::InvalidCursor("cursor is malformed".into());
+    if raw.is_empty() || raw.len() > 100 {
+        return Err(invalid());
+    }
+    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    let id = text
+        .strip_prefix(REQUEST_CURSOR_PREFIX)
+        .ok_or_else(invalid)?;
+    RequestId::parse(id).map_err(|_| invalid())
 }
 
 #[cfg(test)]
@@ -225,6 +292,39 @@ mod tests {
         assert_eq!(p.division_index, 1);
         assert_eq!(p.shard, 7);
         assert_eq!(p.after.as_str(), "c-9");
+    }
+
+    #[test]
+    fn request_cursors_round_trip_and_reject_forgeries() {
+        let id = RequestId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        assert_eq!(
+            decode_request_cursor(&encode_request_cursor(&id)).unwrap(),
+            id
+        );
+        for bad in [
+            "".to_owned(),
+            "!!".to_owned(),
+            URL_SAFE_NO_PAD.encode("req1:xyz"),
+            URL_SAFE_NO_PAD.encode("req2:0123456789abcdef0123456789abcdef"),
+            URL_SAFE_NO_PAD.encode(r#"{"v":1,"d":"d1","s":0,"c":"x"}"#),
+        ] {
+            assert!(
+                matches!(
+                    decode_request_cursor(&bad),
+                    Err(StoreError::InvalidCursor(_))
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn campaign_partitions_name_their_tenant_and_campaign() {
+        let t = TenantId::parse("t1").unwrap();
+        let id = "0123456789abcdef0123456789abcdef";
+        let c = CampaignId::parse(id).unwrap();
+        assert_eq!(campaign_of_pk(&campaign_pk(&t, &c)), Some(("t1", id)));
+        assert_eq!(campaign_of_pk("T#t1#ACC#a"), None);
     }
 
     #[test]

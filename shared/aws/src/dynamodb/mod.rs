@@ -9,23 +9,31 @@
 //! item. Ids never contain `#` (the domain rejects it), so keys cannot collide or be forged
 //! by choosing an id.
 //!
-//! `gsi1` (`gsi1pk`/`gsi1sk`, projection ALL) is a sparse, overloaded index reserved for later
-//! access patterns (e.g. contacts by email address for SES events). No item written today
-//! carries `gsi1pk`, so it costs nothing. Contact lookups by id deliberately do *not* use a
-//! GSI: see the locator item below.
+//! `gsi1` (`gsi1pk`/`gsi1sk`, projection ALL) is a sparse, overloaded index. Two kinds of item
+//! carry its keys: an account item (`T#{t}#ANUM#{account number}` / account id: the
+//! portal-key sign-up finds an account by its number) and an invitation
+//! (`TOK#{hex SHA-256 of its token}` / `T#{t}`: an invitation link names no tenant, its
+//! token finds the invitation). Both are written anyway (sync's account items, claims'
+//! invitations), so the index costs one index write per such write and nothing else. Both
+//! lookups tolerate its eventual consistency (see `registration`). Contact lookups by id
+//! deliberately do *not* use a GSI: see the locator item below.
 //!
 //! # Items
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
 //! | division | `T#{t}` | `DIV#{division}` | `name`, `email_from`, `last_bulk_sent_at`? |
-//! | account | `T#{t}#ACC#{account}` | `A` | `div`, `contacts` (list of its contact ids) |
+//! | account | `T#{t}#ACC#{account}` | `A` | `div`, `contacts` (list of its contact ids), `pkey` (its portal key), `acc_no`, `acc_name`, `gsi1pk` = `T#{t}#ANUM#{acc_no}`, `gsi1sk` = account id |
 //! | contact locator | `T#{t}#C#{contact}` | `L` | `div`, `acc` |
-//! | contact sync item | `T#{t}#D#{division}#S#{shard:02}` | `C#{contact}` | `acc`, `name`, `email`?, `phone`, `billing`, and the account's `acc_no`, `acc_name`, `class`, `bill_group`, `source`, `site_source`, `active`, `balance` (N), `autopay` |
-//! | contact state item | same as its sync item | `C#{contact}#ST` | `status`?, `invited_at`?, `last_login`? |
+//! | contact sync item | `T#{t}#D#{division}#S#{shard:02}` | `C#{contact}` | `acc`, `name`, `email`?, `phone`, `billing`, and the account's `acc_no`, `acc_name`, `class`, `bill_group`, `source`, `site_source`, `active`, `balance` (N), `autopay`, `pkey` (copy of the account's key) |
+//! | contact state item | same as its sync item | `C#{contact}#ST` | `status`?, `invited_at`?, `last_login`?, `other_emails`? (string set) |
 //! | suppression | `T#{t}#SUP` | `E#{lowercased email}` | `reason`, `at` |
 //! | campaign, invitation, division's campaign, idempotency key | `T#{t}#CMP#{campaign}`, `T#{t}#DCMP#{division}`, `T#{t}#IDEM#{hash}` | `CMP`, `INV#{contact}`, `{campaign}`, `IDEM` | see `campaigns` (the 24-hour rules as transactions) |
-//! | template | `T#{t}` | `TPL#{template}` | `name`, `subject`, `html`, `text` (raw; see `templates`) |
+//! | template | `T#{t}` | `TPL#{template}` | `name`, `subject`, `html`, `text` (raw), `kind` (see `templates`) |
+//! | login | `T#{t}#LOGIN#{normalized email}` | `LOGIN` | `email`, `name`, `cids`/`aids` (string sets), `via`, `confirmed`, `provisioned`, `at` (see `registration`) |
+//! | confirmation link | `T#{t}#CONF#{hex SHA-256 of the token}` | `CONF` | `login`, `exp`, `used`, `ttl` |
+//! | rate-limit counter | `T#{t}#RL#{hex SHA-256 of the key}` | window start | `n`, `exp`, `ttl` |
+//! | sign-up request | `T#{t}#REQ` | `{request id}` (sorts by time) | see `registration` |
 //!
 //! Times are RFC 3339 strings in UTC, kept to the nanosecond, written with exactly nine
 //! fractional digits so that they compare as strings in condition expressions.
@@ -58,7 +66,7 @@
 //! | `put_division` | UpdateItem (SET name, email_from; keeps `last_bulk_sent_at`) |
 //! | `get_division` | GetItem |
 //! | `list_divisions` | Query `pk = T#{t}`, `sk begins_with DIV#` (sorted by id) |
-//! | `upsert_accounts` | BatchGetItem the account items, then the locators of contacts new to their account; BatchGetItem the state items of contacts changing division; BatchWriteItem in dependency order (below); UpdateItem per contact whose account brings a `last_login` |
+//! | `upsert_accounts` | BatchGetItem the account items, then the locators of contacts new to their account; BatchGetItem the state items of contacts changing division; BatchWriteItem in dependency order (below); UpdateItem per contact whose account brings a `last_login`. Each account's key is the synced one, else the stored one, else `PortalKey::generate()`; it is written on the account item and copied onto every sync item written |
 //! | `delete_account` | GetItem account, BatchWriteItem deletes of its contacts' three items, then of the account |
 //! | `count_contacts` | Query the suppression partition; Query every (division, shard) partition in parallel |
 //! | `list_contacts` | Query the suppression partition (only for the groups it decides: eligible, held, suppressed); Query (division, shard) partitions in order from the cursor |
@@ -72,6 +80,22 @@
 //! | `list_invitations` | Query the campaign's partition from the cursor (FilterExpression on category and search) until `limit + 1` match |
 //! | `list_campaigns` | Query the division's campaign list backwards, BatchGetItem the campaigns |
 //! | `recount_campaign` | GetItem campaign, Query its invitations (category and send state only); the fix is one conditional UpdateItem |
+//! | `get_portal_key` | GetItem account (an item from before keys: one UpdateItem `if_not_exists` gives it one) |
+//! | `set_portal_key` | UpdateItem account (`ALL_NEW`), then UpdateItem per contact sync item (`acc = account`) |
+//! | `find_account_by_number` | Query `gsi1` `T#{t}#ANUM#{number}`, GetItem the account, BatchGetItem its sync items (projected) |
+//! | `find_token` | Query `gsi1` `TOK#{hex}` |
+//! | `register` (invitation) | BatchGetItem locator + login; TransactWriteItems: Update invitation (`token_used_at`, unused only), ConditionCheck sync item, Update state item (`accepted`), Put login (`attribute_not_exists`) or Update login (`ADD` ids); a lost race on the address: one more TransactWriteItems |
+//! | `register` (portal key) | TransactWriteItems: Put login, Put confirmation (both `attribute_not_exists`), ConditionCheck account; an existing login is the Put's `ALL_OLD` copy |
+//! | `get_login`, `find_confirmation` | GetItem (the link, then its login) |
+//! | `mark_provisioned` | UpdateItem `attribute_exists(pk)` |
+//! | `confirm_login` | GetItem link, GetItem login, BatchGetItem its contacts' locators; TransactWriteItems: Update link (`used = false AND exp > now`), Update login, Update each state item (`accepted`) |
+//! | `hit_rate_limit` | UpdateItem `ADD n :1 SET exp, ttl` (`UPDATED_NEW`) |
+//! | `rate_limit_count` | GetItem (past `exp`: 0) |
+//! | `put_request`, `get_request` | PutItem `attribute_not_exists(pk)`, GetItem |
+//! | `list_requests` | Query `T#{t}#REQ` backwards from the cursor, FilterExpression on status and division, until `limit + 1` match |
+//! | `update_request` | PutItem under `status = :expected` (and `why` for a closed one) |
+//! | `open_requests_for` | Query `T#{t}#REQ` with FilterExpression `email_n = :e AND status <> closed` |
+//! | `add_other_email` | GetItem locator, TransactWriteItems (ConditionCheck sync item + Update state item `ADD other_emails`) |
 //!
 //! **Sync write order.** Each chunk first puts the new sync items (and the copied state of
 //! contacts changing division), then applies synced last logins, then deletes the items of
@@ -127,6 +151,12 @@
 //! - `campaigns`: campaigns, invitations and the two 24-hour rules as transactions.
 //! - `invitations`: facts about invitations (SES events, outcomes) as conditional
 //!   transactions with the campaign's counters, invitation and campaign lists, recounts.
+//! - `registration`: portal keys, the token index, logins, confirmation links, rate limits,
+//!   sign-up requests, other emails.
+//! - `templates`: templates.
+//!
+//! Every TransactWriteItems goes through `transaction_guard` (see
+//! [`DynamoStore::serialize_transactions`]).
 
 mod accounts;
 mod batch;
@@ -136,6 +166,7 @@ mod invitations;
 mod items;
 mod keys;
 mod ops;
+mod registration;
 mod table;
 mod templates;
 

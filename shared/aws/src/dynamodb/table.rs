@@ -68,8 +68,8 @@ pub struct TtlDef {
 /// The attribute DynamoDB's TTL reads (epoch seconds); items without it never expire.
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
-/// The sparse, overloaded secondary index (see the module docs: reserved, no item of the
-/// current design carries its keys).
+/// The sparse, overloaded secondary index (see the module docs: account numbers and
+/// invitation tokens).
 pub const GSI1: &str = "gsi1";
 
 fn string_attr(name: &str) -> AttributeDef {

@@ -1,8 +1,10 @@
 //! [`TemplateStore`] on DynamoDB: one item per template, `pk = T#{tenant}`,
 //! `sk = TPL#{template}`, with the raw `name`, `subject`, `html` and `text` (at most
-//! ~200 KiB together, well under the 400 KB item limit). It shares the tenant partition with
-//! the divisions; `TPL#` and `DIV#` never prefix each other, so a `begins_with` Query reads
-//! only one kind. A read parses the text again with [`Template::new`].
+//! ~200 KiB together, well under the 400 KB item limit), and its `kind` (`invitation` or
+//! `portal_key`; absent on items written before kinds existed, which are invitations). It
+//! shares the tenant partition with the divisions; `TPL#` and `DIV#` never prefix each other,
+//! so a `begins_with` Query reads only one kind of item. A read parses the text again with
+//! [`Template::of_kind`].
 //!
 //! | operation | requests |
 //! |---|---|
@@ -14,7 +16,7 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 
-use portal_core::domain::{Template, TemplateId, TenantId};
+use portal_core::domain::{Template, TemplateId, TemplateKind, TenantId};
 use portal_core::ports::{StoreError, TemplateStore};
 
 use super::items::{self, s, Item};
@@ -26,6 +28,7 @@ const NAME: &str = "name";
 const SUBJECT: &str = "subject";
 const HTML: &str = "html";
 const TEXT: &str = "text";
+const KIND: &str = "kind";
 
 fn template_sk(id: &TemplateId) -> String {
     format!("{TEMPLATE_SK_PREFIX}{id}")
@@ -49,7 +52,12 @@ fn decode(item: &Item) -> Result<Template, StoreError> {
         .ok_or_else(|| StoreError::backend(OP, Malformed("sort key".into())))?;
     let id =
         TemplateId::parse(raw_id).map_err(|e| StoreError::backend(OP, Malformed(e.to_string())))?;
-    Template::new(id, get(NAME)?, get(SUBJECT)?, get(HTML)?, get(TEXT)?)
+    let kind = match items::get_str(item, KIND) {
+        None => TemplateKind::Invitation,
+        Some(k) => TemplateKind::parse(k)
+            .ok_or_else(|| StoreError::backend(OP, Malformed(format!("kind {k}"))))?,
+    };
+    Template::of_kind(kind, id, get(NAME)?, get(SUBJECT)?, get(HTML)?, get(TEXT)?)
         .map_err(|e| StoreError::backend(OP, Malformed(e.to_string())))
 }
 
@@ -61,6 +69,7 @@ impl TemplateStore for DynamoStore {
         item.insert(SUBJECT.into(), s(template.subject()));
         item.insert(HTML.into(), s(template.html()));
         item.insert(TEXT.into(), s(template.text()));
+        item.insert(KIND.into(), s(template.kind().as_str()));
         self.client
             .put_item()
             .table_name(&self.table)

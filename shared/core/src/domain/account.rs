@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::search::SearchText;
-use super::{AccountId, ContactId, DivisionId, DomainError, Email};
+use super::{AccountId, ContactId, DivisionId, DomainError, Email, PortalKey};
 
 /// Longest free-text field accepted from sync (names, classes, bill groups...).
 pub const MAX_TEXT_LEN: usize = 200;
@@ -144,6 +144,10 @@ pub struct Account {
     /// Set by sync only when the portal reports it; `None` leaves the stored value alone.
     pub last_login: Option<OffsetDateTime>,
     pub contacts: Vec<ContactInput>,
+    /// The key the company's system sent (`portal_key` in sync). `None`: the store keeps the
+    /// account's key, or generates one ([`PortalKey::generate`]) for an account it has not
+    /// seen before — every account has a key.
+    pub portal_key: Option<PortalKey>,
 }
 
 /// Most contacts one account may carry.
@@ -195,7 +199,14 @@ impl Account {
             autopay,
             last_login,
             contacts,
+            portal_key: None,
         })
+    }
+
+    /// Sets the key the company's system sent.
+    pub fn with_portal_key(mut self, key: Option<PortalKey>) -> Self {
+        self.portal_key = key;
+        self
     }
 
     /// The stored records this account's contacts become, with fresh system fields.
@@ -222,6 +233,7 @@ impl Account {
             portal_status: PortalStatus::NotSent,
             last_invited_at: None,
             last_login: self.last_login,
+            portal_key: self.portal_key.clone(),
         })
     }
 }
@@ -251,6 +263,11 @@ pub struct ContactRecord {
     pub last_invited_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_login: Option<OffsetDateTime>,
+    /// The account's portal key (denormalised like the account's other fields, for the
+    /// `[PortalKey]` merge tag). Never shown in a recipient list: only staff with
+    /// `registrations:manage` read keys, through their own route.
+    #[serde(skip)]
+    pub portal_key: Option<PortalKey>,
 }
 
 impl ContactRecord {

@@ -81,6 +81,8 @@ pub enum Trigger {
     Manual,
     Individual,
     Recurring,
+    /// A matched sign-up request's portal key email (a campaign of one).
+    PortalKey,
 }
 
 impl Trigger {
@@ -89,13 +91,19 @@ impl Trigger {
             Self::Manual => "manual",
             Self::Individual => "individual",
             Self::Recurring => "recurring",
+            Self::PortalKey => "portal_key",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Manual, Self::Individual, Self::Recurring]
-            .into_iter()
-            .find(|t| t.as_str() == s)
+        [
+            Self::Manual,
+            Self::Individual,
+            Self::Recurring,
+            Self::PortalKey,
+        ]
+        .into_iter()
+        .find(|t| t.as_str() == s)
     }
 }
 

@@ -178,6 +178,7 @@ mod tests {
             portal_status: status,
             last_invited_at: invited,
             last_login: None,
+            portal_key: None,
         }
     }
 

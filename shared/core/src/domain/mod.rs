@@ -7,8 +7,11 @@ mod email;
 mod filters;
 mod ids;
 mod invitation;
+mod password;
 mod permission;
+pub mod portal_key;
 mod public_url;
+pub mod registration;
 pub mod search;
 mod template;
 pub mod unsubscribe;
@@ -26,11 +29,17 @@ pub use invitation::{
     CategoryCounts, Invitation, InvitationCategory, InvitationFact, InvitationState, SendCounts,
     SendState, Suppression, Transition, MAX_REASON_CHARS,
 };
+pub use password::{Password, PasswordError, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 pub use permission::Permission;
+pub use portal_key::PortalKey;
 pub use public_url::PublicUrl;
+pub use registration::{
+    CloseReason, InvalidRequestTransition, Login, LoginVia, RegistrationRequest, RequestEvent,
+    RequestId, RequestStatus,
+};
 pub use template::{
-    escape_html_into, MergeTag, MergeValues, Rendered, Template, TemplateError, TemplatePart,
-    MAX_BODY_BYTES, MAX_NAME_CHARS, MAX_SUBJECT_CHARS,
+    escape_html_into, percent_encode, MergeTag, MergeValues, Rendered, Template, TemplateError,
+    TemplateKind, TemplatePart, MAX_BODY_BYTES, MAX_NAME_CHARS, MAX_SUBJECT_CHARS,
 };
 
 /// Input that does not make a valid domain value. Always the caller's fault: a 4xx.

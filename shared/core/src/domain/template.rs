@@ -27,7 +27,7 @@
 //! HTML-escaped (`& < > " '`) in the HTML part only; the text part gets them verbatim, and the
 //! subject gets them with control characters (CR/LF above all: header injection) removed.
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 use std::fmt;
 
 use super::{PublicUrl, TemplateId};
@@ -121,6 +121,12 @@ pub enum TemplateError {
     },
     #[error("the {part} has no [PortalLink]: both the html and the text part must carry it")]
     MissingPortalLink { part: TemplatePart },
+    #[error("the {part} has no [{tag}]: a {kind} template must carry it in both the html and the text part", tag = tag.name(), kind = kind.as_str())]
+    MissingTag {
+        part: TemplatePart,
+        tag: MergeTag,
+        kind: TemplateKind,
+    },
     #[error("the {part} is {actual} bytes, more than the {limit} allowed")]
     TooLarge {
         part: TemplatePart,
@@ -210,10 +216,48 @@ impl Part {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     template_id: TemplateId,
+    kind: TemplateKind,
     name: String,
     subject: Part,
     html: Part,
     text: Part,
+}
+
+/// What a template is for: which sends may use it and which tag it must carry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateKind {
+    /// Portal invitations (bulk, individual, recurring): `[PortalLink]` in html and text.
+    #[default]
+    Invitation,
+    /// The email a matched sign-up request gets: `[AccountNumber]` and `[PortalKey]` in html
+    /// and text. Its `[PortalLink]` leads to the portal-key sign-up page.
+    PortalKey,
+}
+
+impl TemplateKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invitation => "invitation",
+            Self::PortalKey => "portal_key",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "invitation" => Some(Self::Invitation),
+            "portal_key" => Some(Self::PortalKey),
+            _ => None,
+        }
+    }
+
+    /// The tags html and text must both carry.
+    pub fn required_tags(self) -> &'static [MergeTag] {
+        match self {
+            Self::Invitation => &[MergeTag::PortalLink],
+            Self::PortalKey => &[MergeTag::AccountNumber, MergeTag::PortalKey],
+        }
+    }
 }
 
 /// The values of the merge tags for one recipient.
@@ -233,6 +277,16 @@ impl MergeValues {
     /// previews and sends, so a preview shows the link a recipient gets (tokens are URL-safe).
     pub fn registration_url(public_url: &PublicUrl, token: &str) -> String {
         public_url.join(&format!("/register?token={token}"))
+    }
+
+    /// `[PortalLink]` of a portal key email: the portal-key sign-up page of the tenant,
+    /// with the account number filled in.
+    pub fn portal_key_url(public_url: &PublicUrl, tenant: &str, account_number: &str) -> String {
+        let mut url = public_url.join("/register/key?tenant=");
+        url.push_str(&percent_encode(tenant));
+        url.push_str("&account=");
+        url.push_str(&percent_encode(account_number));
+        url
     }
 
     /// `[UnsubscribeLink]` (and the `List-Unsubscribe` header):
@@ -263,8 +317,27 @@ pub struct Rendered {
 }
 
 impl Template {
-    /// Parses and checks a template (rules in the module docs).
+    /// Parses and checks an invitation template (rules in the module docs).
     pub fn new(
+        template_id: TemplateId,
+        name: impl Into<String>,
+        subject: impl Into<String>,
+        html: impl Into<String>,
+        text: impl Into<String>,
+    ) -> Result<Self, TemplateError> {
+        Self::of_kind(
+            TemplateKind::Invitation,
+            template_id,
+            name,
+            subject,
+            html,
+            text,
+        )
+    }
+
+    /// Parses and checks a template of `kind` (its required tags: [`TemplateKind::required_tags`]).
+    pub fn of_kind(
+        kind: TemplateKind,
         template_id: TemplateId,
         name: impl Into<String>,
         subject: impl Into<String>,
@@ -311,12 +384,18 @@ impl Template {
         let html = Part::parse(html, TemplatePart::Html)?;
         let text = Part::parse(text, TemplatePart::Text)?;
         for (part, parsed) in [(TemplatePart::Html, &html), (TemplatePart::Text, &text)] {
-            if !parsed.has(MergeTag::PortalLink) {
-                return Err(TemplateError::MissingPortalLink { part });
+            for &tag in kind.required_tags() {
+                if !parsed.has(tag) {
+                    return Err(match tag {
+                        MergeTag::PortalLink => TemplateError::MissingPortalLink { part },
+                        _ => TemplateError::MissingTag { part, tag, kind },
+                    });
+                }
             }
         }
         Ok(Self {
             template_id,
+            kind,
             name,
             subject,
             html,
@@ -330,6 +409,10 @@ impl Template {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn kind(&self) -> TemplateKind {
+        self.kind
     }
 
     /// The subject as written, tags included.
@@ -373,6 +456,19 @@ impl Template {
     }
 }
 
+/// Percent-encodes everything but unreserved characters (RFC 3986) for a query value.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Appends `s` with `& < > " '` escaped, safe in element content and quoted attributes.
 pub fn escape_html_into(out: &mut String, s: &str) {
     for c in s.chars() {
@@ -392,6 +488,7 @@ impl Serialize for Template {
         #[derive(Serialize)]
         struct Wire<'a> {
             template_id: &'a TemplateId,
+            kind: TemplateKind,
             name: &'a str,
             subject: &'a str,
             html: &'a str,
@@ -399,6 +496,7 @@ impl Serialize for Template {
         }
         Wire {
             template_id: &self.template_id,
+            kind: self.kind,
             name: &self.name,
             subject: &self.subject.raw,
             html: &self.html.raw,

@@ -33,6 +33,9 @@ pub struct Recipient {
     pub account_name: String,
     pub division_id: DivisionId,
     pub division_name: String,
+    /// The account's portal key (`[PortalKey]`); empty when unknown.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub portal_key: String,
 }
 
 /// A unit of send work.

@@ -6,6 +6,7 @@ mod bus;
 mod campaigns;
 mod clock;
 mod mailer;
+mod registration;
 mod store;
 mod templates;
 mod webhook;
@@ -24,6 +25,11 @@ pub use campaigns::{
 };
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use mailer::{MailError, Mailer, RawEmail, SentMessage};
+pub use registration::{
+    AccountKey, ConfirmOutcome, Identity, IdentityError, NewRegistration, PortalRegistration,
+    RegisterOutcome, RegistrationEvents, RegistrationStore, RequestFilter, TokenRef, Via,
+    DETAIL_TYPE_REGISTRATION, REGISTRATION_SOURCE,
+};
 pub use store::{
     AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery, Page,
     Store, StoreError, SuppressionReason, SuppressionStore, SyncReport, MAX_PAGE_SIZE,

@@ -207,6 +207,7 @@ pub trait Store:
     + SuppressionStore
     + super::CampaignStore
     + super::TemplateStore
+    + super::RegistrationStore
 {
 }
 
@@ -218,5 +219,6 @@ impl<T> Store for T where
         + SuppressionStore
         + super::CampaignStore
         + super::TemplateStore
+        + super::RegistrationStore
 {
 }

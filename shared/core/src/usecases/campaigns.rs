@@ -55,7 +55,7 @@ use crate::domain::{
     classify, hash_token, Campaign, CampaignEvent, CampaignId, CampaignStatus, CategoryCounts,
     ContactId, ContactRecord, DivisionId, DomainError, Email, Filters, InvalidTransition,
     Invitation, InvitationFact, InvitationState, SendCounts, SendOutcome, Skipped, TemplateId,
-    TenantId, Trigger, HOLD_WINDOW, MAX_CAMPAIGN_DIVISIONS,
+    TemplateKind, TenantId, Trigger, HOLD_WINDOW, MAX_CAMPAIGN_DIVISIONS,
 };
 use crate::ports::{
     BusError, Claim, ClaimResult, Clock, CreateOutcome, EventBus, Idempotency, Recipient,
@@ -101,6 +101,29 @@ pub struct SendIndividual {
     pub template_id: TemplateId,
     /// `None`: the contact's division's address.
     pub email_from: Option<Email>,
+    /// [`Trigger::Individual`] (an invitation), or [`Trigger::PortalKey`] (a matched sign-up
+    /// request's portal key email: the template must be of that kind).
+    pub trigger: Trigger,
+    /// Where the email goes; `None`: the contact's address. A portal key email goes to the
+    /// address the sign-up request came from.
+    pub to: Option<Email>,
+}
+
+impl SendIndividual {
+    /// An individual invitation to the contact's address.
+    pub fn invitation(
+        contact_id: ContactId,
+        template_id: TemplateId,
+        email_from: Option<Email>,
+    ) -> Self {
+        Self {
+            contact_id,
+            template_id,
+            email_from,
+            trigger: Trigger::Individual,
+            to: None,
+        }
+    }
 }
 
 /// What a started send answers (`202 {campaign_id, status}`).
@@ -141,6 +164,13 @@ pub enum CampaignError {
     /// 422: the template named does not exist.
     #[error("template {0} does not exist; save it with PUT /v1/templates/{0} first")]
     TemplateMissing(TemplateId),
+    /// 422: the template is of another kind than the send needs.
+    #[error("template {template_id} is a {} template; this send needs a {} template", kind.as_str(), expected.as_str())]
+    WrongTemplateKind {
+        template_id: TemplateId,
+        kind: TemplateKind,
+        expected: TemplateKind,
+    },
     /// 404: a division or contact that does not exist for the tenant.
     #[error("{kind} {id} does not exist")]
     NotFound { kind: &'static str, id: String },
@@ -283,9 +313,15 @@ async fn require_template(
     store: &dyn Store,
     tenant: &TenantId,
     id: &TemplateId,
+    kind: TemplateKind,
 ) -> Result<(), CampaignError> {
     match store.get_template(tenant, id).await? {
-        Some(_) => Ok(()),
+        Some(t) if t.kind() == kind => Ok(()),
+        Some(t) => Err(CampaignError::WrongTemplateKind {
+            template_id: id.clone(),
+            kind: t.kind(),
+            expected: kind,
+        }),
         None => Err(CampaignError::TemplateMissing(id.clone())),
     }
 }
@@ -320,7 +356,13 @@ pub async fn start_campaign(
         }
         None => None,
     };
-    require_template(store, tenant, &request.template_id).await?;
+    require_template(
+        store,
+        tenant,
+        &request.template_id,
+        TemplateKind::Invitation,
+    )
+    .await?;
     let email_from = match request.email_from {
         Some(e) => e,
         None => {
@@ -411,15 +453,22 @@ pub async fn send_individual(
     created_by: &str,
     request: SendIndividual,
 ) -> Result<Started, CampaignError> {
+    let kind = match request.trigger {
+        Trigger::PortalKey => TemplateKind::PortalKey,
+        _ => TemplateKind::Invitation,
+    };
+    require_template(store, tenant, &request.template_id, kind).await?;
     let contact_id = request.contact_id;
-    require_template(store, tenant, &request.template_id).await?;
-    let contact = store
+    let mut contact = store
         .get_contact(tenant, &contact_id)
         .await?
         .ok_or_else(|| CampaignError::NotFound {
             kind: "contact",
             id: contact_id.to_string(),
         })?;
+    if let Some(to) = request.to {
+        contact.email = Some(to);
+    }
     let not_sendable = |reason| CampaignError::NotSendable {
         contact_id: contact_id.clone(),
         reason,
@@ -453,7 +502,7 @@ pub async fn send_individual(
 
     let campaign = Campaign {
         campaign_id: CampaignId::generate(now),
-        trigger: Trigger::Individual,
+        trigger: request.trigger,
         status: CampaignStatus::Queued,
         division_ids: vec![contact.division_id.clone()],
         filters: Filters::default(),
@@ -587,6 +636,11 @@ fn recipient(contact: &ContactRecord, email: Email, division_name: String) -> Re
         account_name: contact.account_name.clone(),
         division_id: contact.division_id.clone(),
         division_name,
+        portal_key: contact
+            .portal_key
+            .as_ref()
+            .map(|k| k.as_str().to_owned())
+            .unwrap_or_default(),
     }
 }
 

@@ -36,6 +36,7 @@
 
 mod campaigns;
 mod query;
+mod registration;
 mod schema;
 mod templates;
 
@@ -51,7 +52,7 @@ use time::OffsetDateTime;
 use portal_core::domain::search::{self, SearchText};
 use portal_core::domain::{
     Account, AccountId, ContactId, ContactInput, ContactRecord, Counts, Division, DivisionId,
-    DivisionInput, Email, PortalStatus, TenantId,
+    DivisionInput, Email, PortalKey, PortalStatus, TenantId,
 };
 use portal_core::ports::{
     AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery, Page,
@@ -65,7 +66,7 @@ const MAX_IDLE_READERS: usize = 4;
 pub(crate) const CONTACT_COLUMNS: &str = "contact_id, account_id, division_id, contact_name, \
     email, phone, billing, account_number, account_name, account_class, bill_group, \
     account_source, site_source, active_services, balance_due_cents, autopay, portal_status, \
-    last_invited_at, last_login";
+    last_invited_at, last_login, portal_key";
 
 /// A handle on one SQLite database; cheap to clone, safe to share between tasks.
 #[derive(Clone)]
@@ -216,7 +217,7 @@ fn status_from_code(code: i64) -> PortalStatus {
 /// or is corrupt.
 #[derive(Debug, thiserror::Error)]
 #[error("stored {0} does not parse")]
-struct Corrupt(&'static str);
+pub(crate) struct Corrupt(pub(crate) &'static str);
 
 fn parse_stored<T, E>(
     op: &'static str,
@@ -253,6 +254,11 @@ fn read_contact(op: &'static str, row: &Row<'_>) -> Result<ContactRecord, StoreE
         portal_status: status_from_code(row.get(16).or_store(op)?),
         last_invited_at: from_ts(op, row.get(17).or_store(op)?)?,
         last_login: from_ts(op, row.get(18).or_store(op)?)?,
+        portal_key: row
+            .get::<_, Option<String>>(19)
+            .or_store(op)?
+            .map(|k| parse_stored(op, "portal_key", PortalKey::parse(&k)))
+            .transpose()?,
     })
 }
 
@@ -374,7 +380,7 @@ static UPDATE_CONTACT: LazyLock<String> = LazyLock::new(|| {
          account_name = ?11, account_class = ?12, bill_group = ?13, \
          account_source = ?14, site_source = ?15, active_services = ?16, \
          balance_due_cents = ?17, autopay = ?18, search_text = ?19, \
-         last_login = coalesce(?20, last_login), \
+         last_login = coalesce(?20, last_login), portal_key = ?22, \
          flags = (portal_status & {status}) | ?21 | {suppressed} \
          WHERE tenant = ?1 AND contact_id = ?2",
         status = schema::FLAG_STATUS_MASK,
@@ -388,9 +394,9 @@ static INSERT_CONTACT: LazyLock<String> = LazyLock::new(|| {
         "INSERT INTO contacts (tenant, contact_id, division_id, account_id, \
          contact_name, email, email_norm, phone, billing, account_number, account_name, \
          account_class, bill_group, account_source, site_source, active_services, \
-         balance_due_cents, autopay, search_text, last_login, flags) \
+         balance_due_cents, autopay, search_text, last_login, flags, portal_key) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, \
-         ?16, ?17, ?18, ?19, ?20, ?21 | {})",
+         ?16, ?17, ?18, ?19, ?20, ?21 | {}, ?22)",
         suppressed_bit_sql()
     )
 });
@@ -413,30 +419,43 @@ fn upsert_account(
     report: &mut SyncReport,
 ) -> rusqlite::Result<()> {
     let b = |v: bool| i64::from(v);
-    tx.prepare_cached(
-        "INSERT INTO accounts (tenant, account_id, division_id, number, name, class, \
-         bill_group, source, site_source, active_services, balance_due_cents, autopay) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) \
+    // A synced key (?13) wins; otherwise an account keeps its key, and a new one gets the
+    // generated ?14.
+    let synced_key = a.portal_key.as_ref().map(PortalKey::as_str);
+    let generated = PortalKey::generate();
+    let portal_key: String = tx
+        .prepare_cached(
+            "INSERT INTO accounts (tenant, account_id, division_id, number, name, class, \
+         bill_group, source, site_source, active_services, balance_due_cents, autopay, \
+         portal_key) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, coalesce(?13, ?14)) \
          ON CONFLICT (tenant, account_id) DO UPDATE SET division_id = excluded.division_id, \
          number = excluded.number, name = excluded.name, class = excluded.class, \
          bill_group = excluded.bill_group, source = excluded.source, \
          site_source = excluded.site_source, active_services = excluded.active_services, \
-         balance_due_cents = excluded.balance_due_cents, autopay = excluded.autopay",
-    )?
-    .execute(params![
-        tenant,
-        a.account_id.as_str(),
-        a.division_id.as_str(),
-        a.number,
-        a.name,
-        a.class,
-        a.bill_group,
-        a.source,
-        a.site_source,
-        b(a.active_services),
-        a.balance_due_cents,
-        b(a.autopay),
-    ])?;
+         balance_due_cents = excluded.balance_due_cents, autopay = excluded.autopay, \
+         portal_key = coalesce(?13, accounts.portal_key, ?14) \
+         RETURNING portal_key",
+        )?
+        .query_row(
+            params![
+                tenant,
+                a.account_id.as_str(),
+                a.division_id.as_str(),
+                a.number,
+                a.name,
+                a.class,
+                a.bill_group,
+                a.source,
+                a.site_source,
+                b(a.active_services),
+                a.balance_due_cents,
+                b(a.autopay),
+                synced_key,
+                generated.as_str(),
+            ],
+            |r| r.get(0),
+        )?;
 
     // The contacts this account had before this sync.
     let before: Vec<String> = tx
@@ -474,6 +493,7 @@ fn upsert_account(
             search,
             last_login,
             flags,
+            portal_key,
         ];
         let updated = tx.prepare_cached(&UPDATE_CONTACT)?.execute(values)?;
         if updated == 0 {

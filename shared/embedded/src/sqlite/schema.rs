@@ -63,7 +63,7 @@ pub const FLAG_BILLING: i64 = 1 << 6;
 pub const FLAG_AUTOPAY: i64 = 1 << 7;
 
 /// The version `PRAGMA user_version` holds once every migration of [`MIGRATIONS`] ran.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// One step of the schema: what it brings and how, run in its own transaction with the bump
 /// of `user_version` to `version`.
@@ -100,6 +100,18 @@ const MIGRATIONS: &[Migration] = &[
         apply: |c| {
             c.execute_batch(V4_CAMPAIGNS)?;
             upgrade_unversioned_campaign_tables(c)
+        },
+    },
+    Migration {
+        version: 5,
+        what: "registration: portal keys, token use, template kinds, logins, confirmations, \
+               rate limits, sign-up requests",
+        apply: |c| {
+            for (table, column, decl) in V5_COLUMNS {
+                add_column_if_missing(c, table, column, decl)?;
+            }
+            c.execute_batch(V5_REGISTRATION)?;
+            generate_missing_portal_keys(c)
         },
     },
 ];
@@ -310,6 +322,126 @@ CREATE INDEX IF NOT EXISTS invitations_by_token ON invitations (tenant, token_ha
 CREATE INDEX IF NOT EXISTS invitations_by_category
     ON invitations (tenant, campaign_id, category, contact_id);
 "#;
+
+/// Version 5: registration.
+///
+/// - `accounts.portal_key` (every account has one; see [`generate_missing_portal_keys`])
+///   and a copy on each contact (`contacts.portal_key`, like the account's other fields);
+///   `contacts.other_email`: an address staff added when matching a sign-up request.
+/// - `invitations.token_used_at`, and an index on the token hash alone: an invitation link
+///   names no tenant.
+/// - `templates.kind`.
+/// - `logins (tenant, email_norm)`: one per address; the Argon2id hash (`password_phc`) is
+///   the embedded identity provider's column.
+/// - `confirmations (tenant, token_hash)`: portal-key sign-ups' links.
+/// - `rate_limits (tenant, key, window_start)`: counters with their expiry.
+/// - `registration_requests (tenant, request_id)`: ids sort by creation time.
+const V5_COLUMNS: &[(&str, &str, &str)] = &[
+    ("accounts", "portal_key", "TEXT"),
+    ("contacts", "portal_key", "TEXT"),
+    ("contacts", "other_email", "TEXT"),
+    ("invitations", "token_used_at", "INTEGER"),
+    ("templates", "kind", "TEXT NOT NULL DEFAULT 'invitation'"),
+];
+
+/// `ALTER TABLE … ADD COLUMN` unless the column is there (a database whose version says
+/// less than it has, as older releases could leave).
+fn add_column_if_missing(
+    c: &Connection,
+    table: &str,
+    column: &str,
+    decl: &str,
+) -> rusqlite::Result<()> {
+    let exists: bool = c.query_row(
+        &format!("SELECT count(*) > 0 FROM pragma_table_info('{table}') WHERE name = ?1"),
+        [column],
+        |r| r.get(0),
+    )?;
+    if !exists {
+        c.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+    }
+    Ok(())
+}
+
+const V5_REGISTRATION: &str = r#"
+
+CREATE INDEX IF NOT EXISTS invitations_by_token_hash ON invitations (token_hash);
+CREATE INDEX IF NOT EXISTS accounts_by_number ON accounts (tenant, number);
+
+CREATE TABLE IF NOT EXISTS logins (
+    tenant       TEXT NOT NULL,
+    email_norm   TEXT NOT NULL,
+    email        TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    contact_ids  TEXT NOT NULL,
+    account_ids  TEXT NOT NULL,
+    via          TEXT NOT NULL,
+    confirmed    INTEGER NOT NULL,
+    provisioned  INTEGER NOT NULL,
+    created_at   INTEGER NOT NULL,
+    password_phc TEXT,
+    enabled      INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant, email_norm)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS confirmations (
+    tenant     TEXT NOT NULL,
+    token_hash BLOB NOT NULL,
+    email_norm TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_at    INTEGER,
+    PRIMARY KEY (tenant, token_hash)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS rate_limits (
+    tenant       TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    n            INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    PRIMARY KEY (tenant, key, window_start)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS registration_requests (
+    tenant             TEXT NOT NULL,
+    request_id         TEXT NOT NULL,
+    name               TEXT NOT NULL,
+    email              TEXT NOT NULL,
+    email_norm         TEXT NOT NULL,
+    phone              TEXT NOT NULL,
+    address            TEXT NOT NULL,
+    division_id        TEXT NOT NULL,
+    account_number     TEXT,
+    status             TEXT NOT NULL,
+    close_reason       TEXT,
+    matched_account_id TEXT,
+    matched_contact_id TEXT,
+    note               TEXT,
+    created_at         INTEGER NOT NULL,
+    updated_at         INTEGER NOT NULL,
+    PRIMARY KEY (tenant, request_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS registration_requests_by_email
+    ON registration_requests (tenant, email_norm);
+"#;
+
+/// Gives every account without a portal key a generated one, and copies each account's key
+/// onto its contacts.
+fn generate_missing_portal_keys(c: &Connection) -> rusqlite::Result<()> {
+    let missing: Vec<(String, String)> = c
+        .prepare("SELECT tenant, account_id FROM accounts WHERE portal_key IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut set =
+        c.prepare("UPDATE accounts SET portal_key = ?3 WHERE tenant = ?1 AND account_id = ?2")?;
+    for (tenant, account) in missing {
+        let key = portal_core::domain::PortalKey::generate();
+        set.execute(params![tenant, account, key.as_str()])?;
+    }
+    c.execute_batch(
+        "UPDATE contacts SET portal_key = (SELECT a.portal_key FROM accounts a          WHERE a.tenant = contacts.tenant AND a.account_id = contacts.account_id)",
+    )
+}
 
 /// Rebuilds the cube from the contacts (a database made before the cube existed).
 const REBUILD_CUBE: &str = r#"

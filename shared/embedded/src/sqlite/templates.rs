@@ -4,20 +4,21 @@
 use async_trait::async_trait;
 use rusqlite::{params, Row};
 
-use portal_core::domain::{Template, TemplateId, TenantId};
+use portal_core::domain::{Template, TemplateId, TemplateKind, TenantId};
 use portal_core::ports::{StoreError, TemplateStore};
 
 use super::{parse_stored, OrStore, SqliteStore};
 
-const SELECT: &str = "SELECT template_id, name, subject, html, text FROM templates";
+const SELECT: &str = "SELECT template_id, name, subject, html, text, kind FROM templates";
 
 fn read_template(op: &'static str, row: &Row<'_>) -> Result<Template, StoreError> {
     let get = |i: usize| row.get::<_, String>(i).or_store(op);
     let id = parse_stored(op, "template_id", TemplateId::parse(get(0)?))?;
+    let kind = parse_stored(op, "template kind", TemplateKind::parse(&get(5)?).ok_or(()))?;
     parse_stored(
         op,
         "template",
-        Template::new(id, get(1)?, get(2)?, get(3)?, get(4)?),
+        Template::of_kind(kind, id, get(1)?, get(2)?, get(3)?, get(4)?),
     )
 }
 
@@ -28,10 +29,11 @@ impl TemplateStore for SqliteStore {
         let (tenant, t) = (tenant.clone(), template.clone());
         self.write(OP, move |conn| {
             conn.prepare_cached(
-                "INSERT INTO templates (tenant, template_id, name, subject, html, text) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                "INSERT INTO templates (tenant, template_id, name, subject, html, text, kind) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
                  ON CONFLICT (tenant, template_id) DO UPDATE SET name = excluded.name, \
-                 subject = excluded.subject, html = excluded.html, text = excluded.text",
+                 subject = excluded.subject, html = excluded.html, text = excluded.text, \
+                 kind = excluded.kind",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -40,7 +42,8 @@ impl TemplateStore for SqliteStore {
                     t.name(),
                     t.subject(),
                     t.html(),
-                    t.text()
+                    t.text(),
+                    t.kind().as_str()
                 ])
             })
             .or_store(OP)?;

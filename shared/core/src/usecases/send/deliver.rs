@@ -38,7 +38,7 @@ use futures::StreamExt as _;
 
 use crate::domain::{
     Campaign, CampaignEvent, CampaignId, CampaignStatus, ContactId, Invitation, InvitationFact,
-    MergeValues, SendState, Template, TemplateId, TenantId,
+    MergeValues, SendState, Template, TemplateId, TemplateKind, TenantId,
 };
 use crate::mail::tags::{encode_tag_value, TAG_CAMPAIGN, TAG_INVITATION, TAG_TENANT};
 use crate::mail::OutgoingEmail;
@@ -216,8 +216,15 @@ async fn deliver_one(
         account_number: recipient.account_number.clone(),
         account_name: recipient.account_name.clone(),
         division_name: recipient.division_name.clone(),
-        portal_link: MergeValues::registration_url(&deps.public_url, &token),
-        portal_key: String::new(),
+        portal_link: match template.kind() {
+            TemplateKind::Invitation => MergeValues::registration_url(&deps.public_url, &token),
+            TemplateKind::PortalKey => MergeValues::portal_key_url(
+                &deps.public_url,
+                tenant.as_str(),
+                &recipient.account_number,
+            ),
+        },
+        portal_key: recipient.portal_key.clone(),
         unsubscribe_link: unsubscribe_url.clone(),
     };
     let rendered = template.render(&values);

@@ -205,6 +205,11 @@ pub(super) async fn fan_out_page_of(
                     .get(&c.division_id)
                     .cloned()
                     .unwrap_or_default(),
+                portal_key: c
+                    .portal_key
+                    .as_ref()
+                    .map(|k| k.as_str().to_owned())
+                    .unwrap_or_default(),
             })
         })
         .collect();
