@@ -105,7 +105,10 @@ async fn reg_app() -> RegApp {
             identity: store.clone(),
             events: events.clone(),
             mailer: mailer.clone(),
-            settings: RegistrationSettings::default(),
+            settings: RegistrationSettings {
+                sign_in_url: Some(SIGN_IN.into()),
+                ..RegistrationSettings::default()
+            },
         });
     let app = App {
         router: router(state),
@@ -175,6 +178,9 @@ fn json_post(uri: &str, body: &Value) -> axum::http::Request<axum::body::Body> {
 
 const GOOD: &str = "correct horse staple 42";
 
+/// The portal's sign-in page the pages link to.
+const SIGN_IN: &str = "https://portal.example/sign-in";
+
 /// `d1-c0-0` is `person0.0@d1.example.com` on account `d1-a0` (number 10000).
 const CONTACT: &str = "d1-c0-0";
 
@@ -200,10 +206,11 @@ fn assert_page_headers(reply: &Reply) {
         "{csp}"
     );
     let body = reply.text();
-    for external in ["http://", "https://", "//cdn", "<script"] {
+    // Nothing is loaded from anywhere: no script, no external stylesheet, image or font.
+    for loads in ["<script", "<link", "src=", "url(", "@import"] {
         assert!(
-            !body.contains(external),
-            "the page loads {external}: {body}"
+            !body.contains(loads),
+            "the page loads something ({loads}): {body}"
         );
     }
 }
@@ -381,7 +388,7 @@ async fn unknown_tokens_weak_passwords_and_bad_bodies_are_refused_clearly() {
     let page = r.app.send(get("/register?token=")).await;
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert!(page.text().contains("incomplete"));
-    for bad in ["nope", &"x".repeat(500), "%00%01"] {
+    for bad in ["nope", &"x".repeat(500), "%00%01a"] {
         let page = r.app.send(get(&format!("/register?token={bad}"))).await;
         assert_eq!(page.status, StatusCode::NOT_FOUND, "{bad}");
         assert!(page.text().contains("not valid"));
@@ -425,7 +432,8 @@ async fn unknown_tokens_weak_passwords_and_bad_bodies_are_refused_clearly() {
         ))
         .await
         .problem(StatusCode::BAD_REQUEST);
-    r.app
+    let odd = r
+        .app
         .send(request(
             Method::POST,
             &uri,
@@ -433,8 +441,12 @@ async fn unknown_tokens_weak_passwords_and_bad_bodies_are_refused_clearly() {
             Some("text/plain"),
             "password=x",
         ))
-        .await
-        .problem(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        .await;
+    assert_eq!(odd.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert!(
+        odd.content_type().starts_with("text/html"),
+        "a browser gets a page"
+    );
     r.app
         .send(json_post(&uri, &json!({"password": GOOD, "admin": true})))
         .await
@@ -1021,11 +1033,37 @@ async fn a_tenant_s_pages_know_nothing_of_another_tenant() {
         .send(json_post("/register/key?tenant=t2", &json!({"account_number": "10000", "portal_key": key, "name": "Pat", "email": "pat@example.com", "password": GOOD})))
         .await
         .problem(StatusCode::UNPROCESSABLE_ENTITY);
-    // A page without a tenant, or an unknown one.
-    r.app
-        .send(get("/register/key"))
-        .await
-        .problem(StatusCode::BAD_REQUEST);
+    // A page without a tenant, or an unknown one: a page for a browser, problem+json for
+    // a JSON client; a control character in a prefill never reaches the page.
+    let page = r.app.send(get("/register/key")).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert_page_headers(&page);
+    assert!(
+        page.text().contains("does not say which company"),
+        "{}",
+        page.text()
+    );
+    let mut json = get("/register/key");
+    json.headers_mut()
+        .insert(header::ACCEPT, "application/json".parse().unwrap());
+    r.app.send(json).await.problem(StatusCode::BAD_REQUEST);
+    let page = r
+        .app
+        .send(get("/register/key?tenant=t1&account=10%0000"))
+        .await;
+    assert!(page.text().contains("value=\"1000\""), "{}", page.text());
+    assert!(!page.text().contains('\0'));
+    // A form with a field the page never sends: a page, not problem+json.
+    let odd = r
+        .app
+        .send(form(
+            Method::POST,
+            "/register/request?tenant=t1",
+            "name=a&foo=1",
+        ))
+        .await;
+    assert_eq!(odd.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(odd.content_type().starts_with("text/html"));
     let page = r.app.send(get("/register/request?tenant=nobody")).await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
     assert!(page.content_type().starts_with("text/html"));

@@ -28,7 +28,12 @@ fn needs(binary: &str) -> Vec<&'static str> {
         "registration" => [
             JWT,
             REQUIRED_VARS,
-            &["EVENT_BUS_NAME", "USER_POOL_ID", "USER_POOL_CLIENT_ID"],
+            &[
+                "EVENT_BUS_NAME",
+                "USER_POOL_ID",
+                "USER_POOL_CLIENT_ID",
+                "PORTAL_SIGN_IN_URL",
+            ],
         ]
         .concat(),
         other => panic!("no settings known for `{other}`"),
@@ -99,6 +104,7 @@ fn every_function_gets_the_settings_it_reads_and_no_secret_it_does_not() {
             "EVENT_BUS_NAME",
             "USER_POOL_ID",
             "USER_POOL_CLIENT_ID",
+            "PORTAL_SIGN_IN_URL",
         ]) {
             assert!(
                 !set.contains(var) || needs.contains(var),

@@ -171,6 +171,136 @@ impl TemplateStore for Killable {
     }
 }
 
+/// Registration is not on the send path: passed through unguarded.
+#[async_trait]
+impl portal_core::ports::RegistrationStore for Killable {
+    async fn get_portal_key(
+        &self,
+        t: &TenantId,
+        a: &portal_core::domain::AccountId,
+    ) -> Result<Option<portal_core::domain::PortalKey>, StoreError> {
+        self.inner.get_portal_key(t, a).await
+    }
+    async fn set_portal_key(
+        &self,
+        t: &TenantId,
+        a: &portal_core::domain::AccountId,
+        k: &portal_core::domain::PortalKey,
+    ) -> Result<bool, StoreError> {
+        self.inner.set_portal_key(t, a, k).await
+    }
+    async fn find_account_by_number(
+        &self,
+        t: &TenantId,
+        n: &str,
+    ) -> Result<Option<portal_core::ports::AccountKey>, StoreError> {
+        self.inner.find_account_by_number(t, n).await
+    }
+    async fn find_token(
+        &self,
+        h: &[u8; 32],
+    ) -> Result<Option<portal_core::ports::TokenRef>, StoreError> {
+        self.inner.find_token(h).await
+    }
+    async fn register(
+        &self,
+        t: &TenantId,
+        r: &portal_core::ports::NewRegistration,
+        now: OffsetDateTime,
+    ) -> Result<portal_core::ports::RegisterOutcome, StoreError> {
+        self.inner.register(t, r, now).await
+    }
+    async fn get_login(
+        &self,
+        t: &TenantId,
+        e: &Email,
+    ) -> Result<Option<portal_core::domain::Login>, StoreError> {
+        self.inner.get_login(t, e).await
+    }
+    async fn mark_provisioned(&self, t: &TenantId, e: &Email) -> Result<bool, StoreError> {
+        self.inner.mark_provisioned(t, e).await
+    }
+    async fn confirm_login(
+        &self,
+        t: &TenantId,
+        h: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<portal_core::ports::ConfirmOutcome, StoreError> {
+        self.inner.confirm_login(t, h, now).await
+    }
+    async fn find_confirmation(
+        &self,
+        t: &TenantId,
+        h: &[u8; 32],
+    ) -> Result<Option<(portal_core::domain::Login, OffsetDateTime, bool)>, StoreError> {
+        self.inner.find_confirmation(t, h).await
+    }
+    async fn hit_rate_limit(
+        &self,
+        t: &TenantId,
+        k: &str,
+        w: OffsetDateTime,
+        x: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        self.inner.hit_rate_limit(t, k, w, x).await
+    }
+    async fn rate_limit_count(
+        &self,
+        t: &TenantId,
+        k: &str,
+        w: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<u32, StoreError> {
+        self.inner.rate_limit_count(t, k, w, now).await
+    }
+    async fn put_request(
+        &self,
+        t: &TenantId,
+        r: &portal_core::domain::RegistrationRequest,
+    ) -> Result<(), StoreError> {
+        self.inner.put_request(t, r).await
+    }
+    async fn get_request(
+        &self,
+        t: &TenantId,
+        id: &portal_core::domain::RequestId,
+    ) -> Result<Option<portal_core::domain::RegistrationRequest>, StoreError> {
+        self.inner.get_request(t, id).await
+    }
+    async fn list_requests(
+        &self,
+        t: &TenantId,
+        f: &portal_core::ports::RequestFilter,
+        c: Option<&str>,
+        l: u32,
+    ) -> Result<Page<portal_core::domain::RegistrationRequest>, StoreError> {
+        self.inner.list_requests(t, f, c, l).await
+    }
+    async fn update_request(
+        &self,
+        t: &TenantId,
+        r: &portal_core::domain::RegistrationRequest,
+        e: portal_core::domain::RequestStatus,
+    ) -> Result<bool, StoreError> {
+        self.inner.update_request(t, r, e).await
+    }
+    async fn open_requests_for(
+        &self,
+        t: &TenantId,
+        e: &Email,
+    ) -> Result<Vec<portal_core::domain::RegistrationRequest>, StoreError> {
+        self.inner.open_requests_for(t, e).await
+    }
+    async fn add_other_email(
+        &self,
+        t: &TenantId,
+        c: &ContactId,
+        e: &Email,
+    ) -> Result<bool, StoreError> {
+        self.inner.add_other_email(t, c, e).await
+    }
+}
+
 #[async_trait]
 impl CampaignStore for Killable {
     async fn create_campaign(

@@ -325,14 +325,47 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
             post(ses_events::receive)
                 .layer(DefaultBodyLimit::max(ses_events::SES_EVENTS_BODY_LIMIT)),
         ),
-        ("GET", "/register", get(register::invitation_form)),
-        ("POST", "/register", post(register::invitation_submit)),
-        ("GET", "/register/key", get(register::key_form)),
-        ("POST", "/register/key", post(register::key_submit)),
-        ("GET", "/register/confirm", get(register::confirm_form)),
-        ("POST", "/register/confirm", post(register::confirm_submit)),
-        ("GET", "/register/request", get(register::request_form)),
-        ("POST", "/register/request", post(register::request_submit)),
+        (
+            "GET",
+            "/register",
+            get(register::invitation_form).layer(middleware::from_fn(register::pages_for_browsers)),
+        ),
+        (
+            "POST",
+            "/register",
+            post(register::invitation_submit)
+                .layer(middleware::from_fn(register::pages_for_browsers)),
+        ),
+        (
+            "GET",
+            "/register/key",
+            get(register::key_form).layer(middleware::from_fn(register::pages_for_browsers)),
+        ),
+        (
+            "POST",
+            "/register/key",
+            post(register::key_submit).layer(middleware::from_fn(register::pages_for_browsers)),
+        ),
+        (
+            "GET",
+            "/register/confirm",
+            get(register::confirm_form).layer(middleware::from_fn(register::pages_for_browsers)),
+        ),
+        (
+            "POST",
+            "/register/confirm",
+            post(register::confirm_submit).layer(middleware::from_fn(register::pages_for_browsers)),
+        ),
+        (
+            "GET",
+            "/register/request",
+            get(register::request_form).layer(middleware::from_fn(register::pages_for_browsers)),
+        ),
+        (
+            "POST",
+            "/register/request",
+            post(register::request_submit).layer(middleware::from_fn(register::pages_for_browsers)),
+        ),
         (
             "GET",
             "/v1/accounts/{account_id}/portal-key",

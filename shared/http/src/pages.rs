@@ -21,21 +21,22 @@ use sha2::{Digest, Sha256};
 
 /// The pages' one stylesheet: system fonts, a readable column, large touch targets.
 pub const CSS: &str = "\
-:root{color-scheme:light dark;--accent:#0b5cad;--bad:#b3261e;--ok:#1b6e3a}\
+:root{color-scheme:light dark;--accent:#0b5cad;--link:#0b5cad;--bad:#b3261e;--ok:#1b6e3a}\
+@media (prefers-color-scheme:dark){:root{--link:#8ab4f8;--bad:#f2b8b5;--ok:#7dd3a0}}\
 *{box-sizing:border-box}\
 body{font:1.0625rem/1.5 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;padding:1.5rem 1rem 3rem}\
 main{max-width:30rem;margin:0 auto}\
 h1{font-size:1.5rem;line-height:1.25;margin:.5rem 0 1rem}\
 p.lead{font-size:1.125rem}\
 label{display:block;font-weight:600;margin:1rem 0 .25rem}\
-.hint{display:block;font-weight:400;font-size:.9375rem;opacity:.8}\
+.hint{display:block;font-weight:400;font-size:.9375rem}\
 input,select,textarea{width:100%;font:inherit;padding:.625rem .75rem;border:1px solid #8a8f98;border-radius:.5rem;background:Canvas;color:CanvasText}\
 input:focus,select:focus,textarea:focus,button:focus{outline:3px solid var(--accent);outline-offset:2px}\
 button{margin-top:1.5rem;width:100%;font:inherit;font-weight:600;padding:.75rem 1rem;border:0;border-radius:.5rem;background:var(--accent);color:#fff;cursor:pointer}\
 .alert{border-left:4px solid var(--bad);padding:.5rem .75rem;margin:1rem 0;background:rgba(179,38,30,.08)}\
 .done{border-left:4px solid var(--ok);padding:.5rem .75rem;margin:1rem 0;background:rgba(27,110,58,.08)}\
-.muted{opacity:.8;font-size:.9375rem}\
-a{color:var(--accent)}\
+.muted{font-size:.9375rem}\
+a{color:var(--link)}\
 ";
 
 static CSP: LazyLock<HeaderValue> = LazyLock::new(|| {

@@ -21,8 +21,10 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::Request;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
@@ -73,11 +75,15 @@ fn registrar(state: &AppState) -> Result<&Registrar, ApiError> {
     })
 }
 
+/// A query parameter, without control characters (it may be shown back in a form).
 fn param(q: &Result<Query<HashMap<String, String>>, QueryRejection>, name: &str) -> String {
     q.as_ref()
         .ok()
         .and_then(|Query(m)| m.get(name).cloned())
         .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
 }
 
 fn tenant_param(
@@ -165,6 +171,84 @@ fn key_link(tenant: &TenantId) -> String {
     format!("/register/key?tenant={}", percent_encode(tenant.as_str()))
 }
 
+/// Whether the client asked for JSON: a JSON body, or an `Accept` naming JSON and not HTML.
+fn wants_json(headers: &HeaderMap) -> bool {
+    if media_type(headers).is_some_and(|m| is_json(&m)) {
+        return true;
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    accept.contains("json") && !accept.contains("text/html")
+}
+
+/// The layer of the resident pages: a refusal raised before a handler could render a page
+/// (a link without its tenant, a form with an unknown field, a body too large...) reaches a
+/// browser as a page with the same status (and `Retry-After`), not as problem+json. JSON
+/// clients keep problem+json.
+pub async fn pages_for_browsers(req: Request, next: Next) -> Response {
+    let json = wants_json(req.headers());
+    let response = next.run(req).await;
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == super::error::PROBLEM_JSON.as_bytes());
+    if json || !is_problem {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let problem: serde_json::Value = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(b) => serde_json::from_slice(&b).unwrap_or_default(),
+        Err(_) => serde_json::Value::Null,
+    };
+    let title = problem["title"].as_str().unwrap_or("That did not work");
+    let detail = problem["detail"]
+        .as_str()
+        .unwrap_or("The request could not be handled.");
+    let mut page = error_page(
+        parts.status,
+        title,
+        &format!("<p role=\"alert\">{}</p>", escape(&sentence(detail))),
+    );
+    if let Some(retry) = parts.headers.get(header::RETRY_AFTER) {
+        page.headers_mut()
+            .insert(header::RETRY_AFTER, retry.clone());
+    }
+    page
+}
+
+/// The "Sign in" link of the pages that end a registration, when the portal's sign-in page
+/// is configured.
+fn sign_in(state: &AppState) -> String {
+    state
+        .registration
+        .as_ref()
+        .and_then(|r| r.settings.sign_in_url.as_deref())
+        .map(|url| {
+            format!(
+                "<p><a href=\"{}\">Sign in to the portal</a></p>\n",
+                escape(url)
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// A message as a sentence: capital first letter, final full stop.
+pub(crate) fn sentence(s: &str) -> String {
+    let s = s.trim();
+    let mut chars = s.chars();
+    let mut out: String = match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 // --- With an invitation link ---------------------------------------------------------------
 
 /// The token of a `?token=` query.
@@ -173,6 +257,7 @@ fn token(q: &Result<Query<HashMap<String, String>>, QueryRejection>) -> String {
 }
 
 fn link_error_page(
+    sign_in: &str,
     e: &RegistrationError,
     tenant: Option<&TenantId>,
     status: StatusCode,
@@ -199,10 +284,12 @@ fn link_error_page(
         RegistrationError::UsedLink => error_page(
             status,
             "This invitation was already used",
-            "<p>Someone registered with this link already — probably you. Sign in to the \
-             portal with your email address and the password you chose.</p>\
-             <p class=\"muted\">Forgot the password? Use “Forgot password” on the portal's \
-             sign-in page.</p>",
+            &format!(
+                "<p>Someone registered with this link already — probably you. Sign in to the \
+                 portal with your email address and the password you chose.</p>\
+                 <p class=\"muted\">Forgot the password? Use “Forgot password” on the \
+                 portal's sign-in page.</p>{sign_in}"
+            ),
         ),
         _ => error_page(
             status,
@@ -235,11 +322,11 @@ pub async fn invitation_form(
         return incomplete_link();
     }
     match reg::invitation_page(state.store.as_ref(), state.clock.as_ref(), &token).await {
-        Ok(view) => invitation_page(&token, &view.division_name, &view.masked_email, None),
+        Ok(view) => invitation_page(&token, &view.division_name, &view.masked_email, "", None),
         Err(e) => {
             let tenant = link_tenant(&state, &token).await;
             let status = registration_error(&state, clone_kind(&e)).status();
-            link_error_page(&e, tenant.as_ref(), status)
+            link_error_page(&sign_in(&state), &e, tenant.as_ref(), status)
         }
     }
 }
@@ -271,7 +358,13 @@ fn clone_kind(e: &RegistrationError) -> RegistrationError {
     }
 }
 
-fn invitation_page(token: &str, division: &str, masked: &str, error: Option<&str>) -> Response {
+fn invitation_page(
+    token: &str,
+    division: &str,
+    masked: &str,
+    name: &str,
+    error: Option<&str>,
+) -> Response {
     let status = if error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -286,7 +379,7 @@ fn invitation_page(token: &str, division: &str, masked: &str, error: Option<&str
         .map(|m| {
             format!(
                 "<p class=\"alert\" role=\"alert\" id=\"form-error\">{}</p>",
-                escape(m)
+                escape(&sentence(m))
             )
         })
         .unwrap_or_default();
@@ -302,7 +395,7 @@ fn invitation_page(token: &str, division: &str, masked: &str, error: Option<&str
          {alert}\n\
          <form method=\"post\" action=\"/register?token={token}\">\n\
          <label for=\"name\">Your name <span class=\"hint\">optional</span></label>\n\
-         <input id=\"name\" name=\"name\" autocomplete=\"name\" maxlength=\"200\">\n\
+         <input id=\"name\" name=\"name\" value=\"{name}\" autocomplete=\"name\" maxlength=\"200\">\n\
          <label for=\"password\">Choose a password\
          <span class=\"hint\" id=\"pw-hint\">At least {MIN_PASSWORD_CHARS} characters. A few unrelated words make a good one.</span></label>\n\
          <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" \
@@ -310,6 +403,7 @@ fn invitation_page(token: &str, division: &str, masked: &str, error: Option<&str
          <button type=\"submit\">Create my login</button>\n\
          </form>\n",
         masked = escape(masked),
+        name = escape(name),
         token = escape(&percent_encode(token)),
     );
     page(status, "Create your portal login", &body)
@@ -370,7 +464,7 @@ pub async fn invitation_submit(
                 .into_response())
         }
         (Reply::Json, Err(e)) => Err(registration_error(&state, e)),
-        (Reply::Html, Ok(r)) => Ok(registered_page(&r)),
+        (Reply::Html, Ok(r)) => Ok(registered_page(&r, &sign_in(&state))),
         (
             Reply::Html,
             Err(e @ (RegistrationError::Password(_) | RegistrationError::Invalid(_))),
@@ -382,9 +476,11 @@ pub async fn invitation_submit(
                     &token,
                     &v.division_name,
                     &v.masked_email,
+                    form.name.as_deref().unwrap_or(""),
                     Some(&e.to_string()),
                 )),
                 Err(e) => Ok(link_error_page(
+                    &sign_in(&state),
                     &e,
                     None,
                     registration_error(&state, clone_kind(&e)).status(),
@@ -401,7 +497,12 @@ pub async fn invitation_submit(
         ) => {
             let tenant = link_tenant(&state, &token).await;
             let status = registration_error(&state, clone_kind(&e)).status();
-            Ok(link_error_page(&e, tenant.as_ref(), status))
+            Ok(link_error_page(
+                &sign_in(&state),
+                &e,
+                tenant.as_ref(),
+                status,
+            ))
         }
         (Reply::Html, Err(e)) => Ok(failure_page(&state, e)),
     }
@@ -414,19 +515,19 @@ fn registered_login(r: &Registered) -> (&Login, bool) {
     }
 }
 
-fn registered_page(r: &Registered) -> Response {
+fn registered_page(r: &Registered, sign_in: &str) -> Response {
     let (login, new_login) = registered_login(r);
     let masked = escape(&portal_core::domain::unsubscribe::mask_email(&login.email));
     let body = if new_login {
         format!(
             "<h1>You are registered</h1>\n<p class=\"done\" role=\"status\">Your portal login is ready.</p>\n\
-             <p>Sign in to the portal with <strong>{masked}</strong> and the password you just chose.</p>\n"
+             <p>Sign in to the portal with <strong>{masked}</strong> and the password you just chose.</p>\n{sign_in}"
         )
     } else {
         format!(
             "<h1>You already have a login</h1>\n<p class=\"done\" role=\"status\">This invitation is now \
              linked to your existing login.</p>\n<p>Sign in to the portal with <strong>{masked}</strong> and \
-             the password you already use; nothing new was created.</p>\n"
+             the password you already use; nothing new was created.</p>\n{sign_in}"
         )
     };
     page(StatusCode::OK, "Registered", &body)
@@ -457,7 +558,7 @@ fn failure_page(state: &AppState, e: RegistrationError) -> Response {
         error_page(
             status,
             heading,
-            &format!("<p role=\"alert\">{}</p>", escape(&message)),
+            &format!("<p role=\"alert\">{}</p>", escape(&sentence(&message))),
         ),
         &api,
     )
@@ -487,7 +588,12 @@ fn key_page(
     status: StatusCode,
 ) -> Response {
     let alert = error
-        .map(|m| format!("<p class=\"alert\" role=\"alert\">{}</p>", escape(m)))
+        .map(|m| {
+            format!(
+                "<p class=\"alert\" role=\"alert\">{}</p>",
+                escape(&sentence(m))
+            )
+        })
         .unwrap_or_default();
     let body = format!(
         "<h1>Sign up with your portal key</h1>\n\
@@ -580,9 +686,12 @@ pub async fn key_submit(
         (Reply::Html, Ok(KeyOutcome::AlreadyRegistered)) => Ok(page(
             StatusCode::OK,
             "You already have a login",
-            "<h1>You already have a login</h1>\n<p>This email address already has a portal login: \
-             sign in with it. Nothing new was created.</p>\n<p class=\"muted\">Forgot the password? Use \
-             “Forgot password” on the portal's sign-in page.</p>\n",
+            &format!(
+                "<h1>You already have a login</h1>\n<p>This email address already has a portal login: \
+                 sign in with it. Nothing new was created.</p>\n<p class=\"muted\">Forgot the password? \
+                 Use “Forgot password” on the portal's sign-in page.</p>\n{}",
+                sign_in(&state)
+            ),
         )),
         (Reply::Html, Err(e @ (RegistrationError::KeyMismatch | RegistrationError::Password(_) | RegistrationError::Invalid(_)))) => {
             let status = registration_error(&state, RegistrationError::KeyMismatch).status();
@@ -606,7 +715,7 @@ pub async fn confirm_form(
         return Ok(incomplete_link());
     }
     match reg::confirmation_page(state.store.as_ref(), state.clock.as_ref(), &tenant, &token).await {
-        Ok(view) if view.confirmed => Ok(confirmed_page(&view.masked_email)),
+        Ok(view) if view.confirmed => Ok(confirmed_page(&view.masked_email, &sign_in(&state))),
         Ok(view) => Ok(page(
             StatusCode::OK,
             "Confirm your email",
@@ -623,13 +732,13 @@ pub async fn confirm_form(
     }
 }
 
-fn confirmed_page(masked: &str) -> Response {
+fn confirmed_page(masked: &str, sign_in: &str) -> Response {
     page(
         StatusCode::OK,
         "Email confirmed",
         &format!(
             "<h1>Your email is confirmed</h1>\n<p class=\"done\" role=\"status\">Your portal login is ready.</p>\n\
-             <p>Sign in to the portal with <strong>{}</strong> and the password you chose.</p>\n",
+             <p>Sign in to the portal with <strong>{}</strong> and the password you chose.</p>\n{sign_in}",
             escape(masked)
         ),
     )
@@ -688,6 +797,7 @@ pub async fn confirm_submit(
         (true, Err(e)) => Err(registration_error(&state, e)),
         (false, Ok(login)) => Ok(confirmed_page(
             &portal_core::domain::unsubscribe::mask_email(&login.email),
+            &sign_in(&state),
         )),
         (false, Err(e)) => Ok(confirm_error_page(&state, &tenant, e)),
     }
@@ -748,7 +858,12 @@ async fn request_page(
         })
         .collect();
     let alert = error
-        .map(|m| format!("<p class=\"alert\" role=\"alert\">{}</p>", escape(m)))
+        .map(|m| {
+            format!(
+                "<p class=\"alert\" role=\"alert\">{}</p>",
+                escape(&sentence(m))
+            )
+        })
         .unwrap_or_default();
     let body = format!(
         "<h1>Request a portal login</h1>\n\

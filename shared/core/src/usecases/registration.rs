@@ -76,6 +76,9 @@ pub struct RegistrationSettings {
     pub failure_limit: u32,
     /// The rate limit's window.
     pub failure_window: Duration,
+    /// Where the portal's sign-in page is (`PORTAL_SIGN_IN_URL`): the pages that end a
+    /// registration link to it. `None`: they only say to sign in.
+    pub sign_in_url: Option<String>,
 }
 
 impl Default for RegistrationSettings {
@@ -84,6 +87,7 @@ impl Default for RegistrationSettings {
             confirm_ttl: Duration::days(2),
             failure_limit: 5,
             failure_window: Duration::minutes(15),
+            sign_in_url: None,
         }
     }
 }

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# The browser test of registration sign-up (infra/browser/registration_test.py): headless
+# Chromium, the Debian package at /usr/bin/chromium, driven by Playwright for Python (pinned,
+# in the project's cached virtualenv; Playwright's own browser download cannot work here).
+#
+# It installs what is missing (chromium through apt-get when it can; playwright with pip),
+# builds `portal-invites`, starts `serve --demo` on a free loopback port with a fresh data dir,
+# runs the test against it, and stops the server. A missing browser is a failure, never a skip.
+# Screenshots go to <cargo target dir>/browser-screenshots/.
+#
+#   infra/browser/run.sh
+#
+# Exit status: the test's (non-zero on any failed check or setup step).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+PORTAL_PLAYWRIGHT_VERSION="1.65.2"
+CHROMIUM=/usr/bin/chromium
+
+fail() {
+  echo "FAIL (browser test): $*" >&2
+  exit 1
+}
+
+# --- The browser ------------------------------------------------------------------------------
+if [ ! -x "$CHROMIUM" ]; then
+  echo "==> $CHROMIUM is missing: installing the Debian package chromium"
+  if [ "$(id -u)" -eq 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+      || echo "apt-get could not install chromium" >&2
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+      || echo "apt-get could not install chromium" >&2
+  else
+    echo "not root and no password-less sudo: cannot run apt-get" >&2
+  fi
+fi
+[ -x "$CHROMIUM" ] || fail "no browser at $CHROMIUM. Install it with \`apt-get install -y chromium\` (as root) and run again; this test is not skipped."
+
+# --- Playwright for Python, in the project's virtualenv ----------------------------------------
+source infra/scripts/tools.sh
+py="$PORTAL_VENV/bin/python"
+have=$("$py" -c 'import importlib.metadata as m; print(m.version("playwright"))' 2>/dev/null || true)
+if [ "$have" != "$PORTAL_PLAYWRIGHT_VERSION" ]; then
+  echo "==> installing playwright==$PORTAL_PLAYWRIGHT_VERSION into $PORTAL_VENV"
+  "$PORTAL_VENV/bin/pip" install --quiet --disable-pip-version-check \
+    "playwright==$PORTAL_PLAYWRIGHT_VERSION" || fail "cannot install playwright==$PORTAL_PLAYWRIGHT_VERSION"
+fi
+
+# --- The server -------------------------------------------------------------------------------
+echo "==> building portal-invites"
+cargo build --locked -p portal-invites --bin portal-invites
+target_dir=$(cargo metadata --format-version 1 --no-deps --locked \
+  | "$py" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+bin="$target_dir/debug/portal-invites"
+[ -x "$bin" ] || fail "no binary at $bin after the build"
+shots="$target_dir/browser-screenshots"
+rm -rf "$shots"
+mkdir -p "$shots"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/portal-browser.XXXXXX")
+server_pid=""
+status=0
+stop_server() {
+  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do
+      kill -0 "$server_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  server_pid=""
+}
+cleanup() {
+  stop_server
+  if [ "$status" -eq 0 ]; then
+    rm -rf "$work"
+  else
+    echo "the server's data dir and logs are kept in $work" >&2
+  fi
+}
+trap cleanup EXIT
+trap 'status=130; exit 130' INT TERM
+
+# Port 0: the kernel picks a free port; the banner names it (and the links use it).
+"$bin" serve --demo --data-dir "$work/data" --addr 127.0.0.1:0 >"$work/server.out" 2>"$work/server.err" &
+server_pid=$!
+echo "==> started portal-invites serve --demo (pid $server_pid, data dir $work/data)"
+for _ in $(seq 1 600); do
+  grep -q '/register?token=' "$work/server.out" 2>/dev/null && break
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    cat "$work/server.err" >&2
+    status=1
+    fail "the server stopped before it was ready"
+  fi
+  sleep 0.2
+done
+if ! grep -q '/register?token=' "$work/server.out"; then
+  cat "$work/server.out" >&2
+  tail -n 30 "$work/server.err" >&2
+  status=1
+  fail "the server printed no registration link within 120 s (see the banner above)"
+fi
+
+# --- The test ---------------------------------------------------------------------------------
+echo "==> running infra/browser/registration_test.py"
+"$py" infra/browser/registration_test.py \
+  --banner "$work/server.out" \
+  --data-dir "$work/data" \
+  --bin "$bin" \
+  --screenshots "$shots" || status=$?
+stop_server
+if [ "$status" -ne 0 ]; then
+  echo "--- the server's log (last 40 lines)" >&2
+  tail -n 40 "$work/server.err" >&2
+  echo "FAIL (browser test): registration_test.py exited $status" >&2
+fi
+exit "$status"
