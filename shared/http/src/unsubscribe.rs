@@ -17,8 +17,8 @@
 //!   methods (the API's one error format; the router's safety net would turn any other 4xx
 //!   body into one anyway).
 //!
-//! Pages are served with `Cache-Control: no-store`, `Referrer-Policy: no-referrer` (the
-//! token is in the URL) and a Content-Security-Policy that allows no script.
+//! Pages come from [`super::pages`]: `Cache-Control: no-store`, `Referrer-Policy: no-referrer`
+//! (the token is in the URL), a Content-Security-Policy that allows no script.
 //!
 //! The signer comes from [`super::AppState::unsubscribe`]; a server started without one
 //! answers 500 (a configuration error, logged).
@@ -27,9 +27,9 @@ use std::collections::HashMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderValue};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 
+use super::pages::escape;
 use super::{ApiError, AppState};
 use portal_core::domain::unsubscribe::{mask_email, UnsubscribeClaim};
 use portal_core::domain::{CampaignId, ContactId, InvitationFact};
@@ -123,35 +123,7 @@ fn verified(
 }
 
 fn page(title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex\">\
-         <title>{title}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}}\
-         button{{font-size:1rem;padding:.5rem 1rem}}</style></head>\n<body>\n{body}</body></html>\n"
-    );
-    let mut res = Html(html).into_response();
-    let h = res.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        ),
-    );
-    res
-}
-
-/// HTML-escapes text for element content and double-quoted attributes.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    portal_core::domain::escape_html_into(&mut out, s);
-    out
+    super::pages::page(axum::http::StatusCode::OK, title, body)
 }
 
 #[cfg(test)]

@@ -34,27 +34,12 @@ pub struct CampaignId(String);
 impl CampaignId {
     /// A fresh id for a campaign created at `now`.
     pub fn generate(now: OffsetDateTime) -> Self {
-        let millis = (now.unix_timestamp_nanos() / 1_000_000).clamp(0, 0xffff_ffff_ffff) as u64;
-        let mut random = [0u8; 10];
-        rand::rng().fill_bytes(&mut random);
-        let mut s = format!("{millis:012x}");
-        for b in random {
-            s.push_str(&format!("{b:02x}"));
-        }
-        Self(s)
+        Self(super::ids::sortable_hex_id(now))
     }
 
     /// Parses an id made by [`CampaignId::generate`]: exactly 32 lowercase hex digits.
     pub fn parse(raw: impl Into<String>) -> Result<Self, DomainError> {
-        let raw = raw.into();
-        if raw.len() != 32 || !raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-            return Err(DomainError::InvalidId {
-                kind: "campaign_id",
-                value: raw.chars().take(80).collect(),
-                reason: "must be 32 lowercase hexadecimal digits",
-            });
-        }
-        Ok(Self(raw))
+        super::ids::parse_sortable_hex_id("campaign_id", raw.into()).map(Self)
     }
 
     pub fn as_str(&self) -> &str {

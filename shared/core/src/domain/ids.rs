@@ -105,6 +105,36 @@ id_type!(
     "template_id"
 );
 
+/// A time-sortable id: 12 hex digits of `now` in milliseconds, then 20 random hex digits.
+/// Ids made later sort after (to the millisecond), so newest-first is reverse key order, and
+/// two ids never collide in practice (80 random bits).
+pub(crate) fn sortable_hex_id(now: time::OffsetDateTime) -> String {
+    use rand::RngCore;
+    let millis = (now.unix_timestamp_nanos() / 1_000_000).clamp(0, 0xffff_ffff_ffff) as u64;
+    let mut random = [0u8; 10];
+    rand::rng().fill_bytes(&mut random);
+    let mut s = format!("{millis:012x}");
+    for b in random {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// Checks an id made by [`sortable_hex_id`]: exactly 32 lowercase hex digits.
+pub(crate) fn parse_sortable_hex_id(
+    kind: &'static str,
+    raw: String,
+) -> Result<String, DomainError> {
+    if raw.len() != 32 || !raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(DomainError::InvalidId {
+            kind,
+            value: raw.chars().take(80).collect(),
+            reason: "must be 32 lowercase hexadecimal digits",
+        });
+    }
+    Ok(raw)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -892,14 +892,7 @@ pub async fn get_request(
     tenant: &TenantId,
     id: &RequestId,
 ) -> Result<(RegistrationRequest, Vec<Suggestion>), RegistrationError> {
-    let request =
-        store
-            .get_request(tenant, id)
-            .await?
-            .ok_or_else(|| RegistrationError::NotFound {
-                kind: "registration request",
-                id: id.to_string(),
-            })?;
+    let request = load_request(store, tenant, id).await?;
     let suggestions = if request.status.is_closed() {
         Vec::new()
     } else {
@@ -954,14 +947,7 @@ pub async fn match_request(
     id: &RequestId,
     m: MatchRequest,
 ) -> Result<Matched, RegistrationError> {
-    let mut request =
-        store
-            .get_request(tenant, id)
-            .await?
-            .ok_or_else(|| RegistrationError::NotFound {
-                kind: "registration request",
-                id: id.to_string(),
-            })?;
+    let mut request = load_request(store, tenant, id).await?;
     let now = clock.now();
     if store.get_login(tenant, &request.email).await?.is_some() {
         let expected = request.status;
@@ -1025,6 +1011,20 @@ pub async fn match_request(
         request,
         campaign: Some(started),
     })
+}
+
+async fn load_request(
+    store: &dyn Store,
+    tenant: &TenantId,
+    id: &RequestId,
+) -> Result<RegistrationRequest, RegistrationError> {
+    store
+        .get_request(tenant, id)
+        .await?
+        .ok_or_else(|| RegistrationError::NotFound {
+            kind: "registration request",
+            id: id.to_string(),
+        })
 }
 
 fn moved(id: &RequestId) -> RegistrationError {
@@ -1146,14 +1146,7 @@ pub async fn reject_request(
     reason: &str,
 ) -> Result<RegistrationRequest, RegistrationError> {
     let note = crate::domain::registration::request_text("reason", reason, true)?;
-    let mut request =
-        store
-            .get_request(tenant, id)
-            .await?
-            .ok_or_else(|| RegistrationError::NotFound {
-                kind: "registration request",
-                id: id.to_string(),
-            })?;
+    let mut request = load_request(store, tenant, id).await?;
     let expected = request.status;
     request.status = expected
         .apply(RequestEvent::Reject)
