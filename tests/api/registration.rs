@@ -1081,3 +1081,43 @@ async fn the_staff_routes_need_registrations_manage() {
             .problem(StatusCode::UNAUTHORIZED);
     }
 }
+
+#[tokio::test]
+async fn an_invitation_to_an_address_awaiting_its_confirmation_says_to_confirm_first() {
+    let r = reg_app().await;
+    let key = key_of(&r, "d1-a0").await;
+    let (_, token) = invite(&r, CONTACT).await;
+    let signed = r
+        .app
+        .send(form(
+            Method::POST,
+            "/register/key?tenant=t1",
+            &key_form("10000", &key, "person0.0@d1.example.com"),
+        ))
+        .await;
+    assert!(signed.text().contains("Check your email"));
+    let joined = r
+        .app
+        .send(form(
+            Method::POST,
+            &format!("/register?token={token}"),
+            "password=another+fine+password",
+        ))
+        .await;
+    assert_eq!(joined.status, StatusCode::OK, "{}", joined.text());
+    assert!(
+        joined.text().contains("waits for you to confirm"),
+        "{}",
+        joined.text()
+    );
+    // Nothing signs in before the confirmation; the invitation's password made no login.
+    let t1 = TenantId::parse("t1").unwrap();
+    let email = Email::parse("person0.0@d1.example.com").unwrap();
+    assert!(!r
+        .app
+        .store
+        .verify(&t1, &email, "another fine password")
+        .await
+        .unwrap());
+    assert!(!r.app.store.verify(&t1, &email, GOOD).await.unwrap());
+}

@@ -523,6 +523,14 @@ fn registered_page(r: &Registered, sign_in: &str) -> Response {
             "<h1>You are registered</h1>\n<p class=\"done\" role=\"status\">Your portal login is ready.</p>\n\
              <p>Sign in to the portal with <strong>{masked}</strong> and the password you just chose.</p>\n{sign_in}"
         )
+    } else if !login.confirmed {
+        // A portal-key sign-up of this address still waits for its confirmation link.
+        format!(
+            "<h1>You already have a login</h1>\n<p class=\"done\" role=\"status\">This invitation is now \
+             linked to your login.</p>\n<p>That login waits for you to confirm <strong>{masked}</strong>: \
+             open the link in the confirmation email we sent you, then sign in with the password you \
+             chose when you signed up.</p>\n"
+        )
     } else {
         format!(
             "<h1>You already have a login</h1>\n<p class=\"done\" role=\"status\">This invitation is now \
