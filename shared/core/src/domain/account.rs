@@ -63,6 +63,11 @@ pub struct Division {
     pub email_from: Email,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_bulk_sent_at: Option<OffsetDateTime>,
+    /// When the division was first synced (kept by the store, never changed by a later
+    /// sync); `None` for a division stored before this was recorded. Recurring settings
+    /// scoped to `new_divisions_only` cover divisions first synced after they were saved.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub first_synced_at: Option<OffsetDateTime>,
 }
 
 /// Where a contact stands with the portal. Kept by the system; sync never overwrites it.
@@ -234,6 +239,7 @@ impl Account {
             last_invited_at: None,
             last_login: self.last_login,
             portal_key: self.portal_key.clone(),
+            invitations_sent: 0,
         })
     }
 }
@@ -268,6 +274,10 @@ pub struct ContactRecord {
     /// `registrations:manage` read keys, through their own route.
     #[serde(skip)]
     pub portal_key: Option<PortalKey>,
+    /// Invitations claimed for this contact so far, by every path (kept by the claim, in
+    /// the same write): what a recurring setting's maximum counts.
+    #[serde(default)]
+    pub invitations_sent: u32,
 }
 
 impl ContactRecord {

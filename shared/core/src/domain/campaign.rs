@@ -217,6 +217,19 @@ pub struct Campaign {
     /// The campaign's invitations by where their send attempt stands (same guarantee).
     pub sends: SendCounts,
     pub pause_reason: Option<String>,
+    /// A recurring run's campaign: the setting that made it, and which pending contacts its
+    /// fan-out reminds ([`super::ReminderRule::targets`]). `None` for every other trigger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurring: Option<RecurringRun>,
+}
+
+/// What makes a campaign a recurring run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecurringRun {
+    pub setting_id: super::RecurringId,
+    /// The local day the run is for (`YYYY-MM-DD` in the setting's time zone).
+    pub local_date: String,
+    pub rule: super::ReminderRule,
 }
 
 /// A registration token: 128 random bits as URL-safe base64 (22 characters). Only its

@@ -179,6 +179,7 @@ mod tests {
             last_invited_at: invited,
             last_login: None,
             portal_key: None,
+            invitations_sent: 0,
         }
     }
 

@@ -104,6 +104,11 @@ id_type!(
     TemplateId,
     "template_id"
 );
+id_type!(
+    /// A recurring invitation setting, named by the tenant (`weekly`, `new-hoas`).
+    RecurringId,
+    "recurring_id"
+);
 
 /// A time-sortable id: 12 hex digits of `now` in milliseconds, then 20 random hex digits.
 /// Ids made later sort after (to the millisecond), so newest-first is reverse key order, and

@@ -11,6 +11,7 @@ mod password;
 mod permission;
 pub mod portal_key;
 mod public_url;
+pub mod recurring;
 pub mod registration;
 pub mod search;
 mod template;
@@ -19,12 +20,12 @@ pub mod unsubscribe;
 pub use account::{Account, ContactInput, ContactRecord, Division, DivisionInput, PortalStatus};
 pub use campaign::{
     hash_token, Campaign, CampaignEvent, CampaignId, CampaignStatus, InvalidTransition,
-    RegistrationToken, Skipped, Trigger, MAX_CAMPAIGN_DIVISIONS,
+    RecurringRun, RegistrationToken, Skipped, Trigger, MAX_CAMPAIGN_DIVISIONS,
 };
 pub use counts::{classify, Counts, Group, SendOutcome, HOLD_WINDOW};
 pub use email::Email;
 pub use filters::Filters;
-pub use ids::{AccountId, ContactId, DivisionId, TemplateId, TenantId, MAX_ID_LEN};
+pub use ids::{AccountId, ContactId, DivisionId, RecurringId, TemplateId, TenantId, MAX_ID_LEN};
 pub use invitation::{
     CategoryCounts, Invitation, InvitationCategory, InvitationFact, InvitationState, SendCounts,
     SendState, Suppression, Transition, MAX_REASON_CHARS,
@@ -33,6 +34,7 @@ pub use password::{Password, PasswordError, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHA
 pub use permission::Permission;
 pub use portal_key::PortalKey;
 pub use public_url::PublicUrl;
+pub use recurring::{LocalDate, RecurringSetting, ReminderRule, Scope, TimeZoneName};
 pub use registration::{
     CloseReason, InvalidRequestTransition, Login, LoginVia, RegistrationRequest, RequestEvent,
     RequestId, RequestStatus,

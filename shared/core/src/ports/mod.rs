@@ -6,6 +6,7 @@ mod bus;
 mod campaigns;
 mod clock;
 mod mailer;
+mod recurring;
 mod registration;
 mod store;
 mod templates;
@@ -25,6 +26,7 @@ pub use campaigns::{
 };
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use mailer::{MailError, Mailer, RawEmail, SentMessage};
+pub use recurring::{RecurringStore, RunRecord, StartRun};
 pub use registration::{
     AccountKey, ConfirmOutcome, Identity, IdentityError, NewRegistration, PortalRegistration,
     RegisterOutcome, RegistrationEvents, RegistrationStore, RequestFilter, TokenRef, Via,

@@ -208,6 +208,7 @@ pub trait Store:
     + super::CampaignStore
     + super::TemplateStore
     + super::RegistrationStore
+    + super::RecurringStore
 {
 }
 
@@ -220,5 +221,6 @@ impl<T> Store for T where
         + super::CampaignStore
         + super::TemplateStore
         + super::RegistrationStore
+    + super::RecurringStore
 {
 }

@@ -392,6 +392,7 @@ pub async fn start_campaign(
         categories: CategoryCounts::default(),
         sends: SendCounts::default(),
         pause_reason: None,
+        recurring: None,
     };
     let started = match store
         .create_campaign(tenant, &campaign, idempotency.as_ref(), now)
@@ -518,6 +519,7 @@ pub async fn send_individual(
         categories: CategoryCounts::default(),
         sends: SendCounts::default(),
         pause_reason: None,
+        recurring: None,
     };
     let id = campaign.campaign_id.clone();
     match store.create_campaign(tenant, &campaign, None, now).await? {

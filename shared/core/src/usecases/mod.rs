@@ -4,6 +4,7 @@
 pub mod campaigns;
 pub mod counts;
 pub mod events;
+pub mod recurring;
 pub mod registration;
 pub mod send;
 pub mod sync;

@@ -21,7 +21,9 @@ use std::collections::HashMap;
 
 use time::OffsetDateTime;
 
-use crate::domain::{classify, hash_token, Group, Invitation, InvitationState, SendOutcome};
+use crate::domain::{
+    classify, hash_token, Group, Invitation, InvitationState, PortalStatus, SendOutcome,
+};
 use crate::domain::{
     Campaign, CampaignId, CampaignStatus, ContactId, ContactRecord, Skipped, TenantId,
 };
@@ -136,6 +138,14 @@ pub(super) async fn fan_out_page_of(
     let mut maybe_ours: Vec<ContactId> = Vec::new();
     let mut claims: Vec<Claim> = Vec::new();
     for contact in &page.items {
+        // A recurring run reminds only the pending contacts its rule says are due again; a
+        // contact it left out may still be ours (claimed by a replayed page of this run).
+        if let Some(run) = &campaign.recurring {
+            if contact.portal_status != PortalStatus::Accepted && !run.rule.targets(contact, now) {
+                maybe_ours.push(contact.contact_id.clone());
+                continue;
+            }
+        }
         let is_suppressed = contact
             .email
             .as_ref()
