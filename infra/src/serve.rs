@@ -20,6 +20,7 @@ use portal_core::ports::{Clock, EventBus, SendMessage, SystemClock};
 use portal_core::usecases::campaigns::Sending;
 use portal_core::usecases::send::InProcessBus;
 use portal_core::usecases::send::{RateLimiter, SendConfig, SendDeps, TokioSleeper};
+use portal_core::usecases::recurring::LocalSchedules;
 use portal_embedded::outbox::Outbox;
 use portal_embedded::sqlite::SqliteStore;
 use portal_http::auth::Verifier;
@@ -183,7 +184,8 @@ impl LocalServer {
             .with_public_url(public_url)
             .with_unsubscribe(unsubscribe)
             .with_sending(sending)
-            .with_registration(crate::dev::registrar(store.clone(), &opts.data_dir));
+            .with_registration(crate::dev::registrar(store.clone(), &opts.data_dir))
+            .with_schedules(Arc::new(LocalSchedules));
         // SNS can reach a local server only through a tunnel; `simulate-events` is the usual
         // local source. A machine without root certificates still serves, refusing signed
         // events whose certificate is not in `<data dir>/sns-certs`.

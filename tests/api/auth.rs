@@ -28,6 +28,7 @@ fn permission_of(method: &str, path: &str) -> &'static str {
         (_, p) if p.starts_with("/v1/registration-requests") || p.ends_with("/portal-key") => {
             "registrations:manage"
         }
+        (_, p) if p.starts_with("/v1/recurring") => "settings:manage",
         _ => "sync:write",
     }
 }
@@ -46,6 +47,7 @@ fn concrete(path: &str) -> String {
         .replace("{template_id}", "tpl1")
         .replace("{campaign_id}", "0123456789abcdef0123456789abcdef")
         .replace("{request_id}", "0123456789abcdef0123456789abcdef")
+        .replace("{recurring_id}", "weekly")
 }
 
 fn call(method: &str, path: &str, token: Option<&str>) -> axum::http::Request<Body> {

@@ -12,6 +12,7 @@ use http_body_util::BodyExt;
 use portal_core::domain::unsubscribe::UnsubscribeSigner;
 use portal_core::ports::{BusError, EventBus, FixedClock, SendMessage};
 use portal_core::usecases::campaigns::Sending;
+use portal_core::usecases::recurring::LocalSchedules;
 use portal_core::usecases::send::TokenDeriver;
 use portal_embedded::sqlite::SqliteStore;
 use portal_http::auth::{issue_hs256, Claims, Verifier};
@@ -45,7 +46,8 @@ pub fn app() -> App {
 pub fn app_with(verifier: Verifier) -> App {
     let store = Arc::new(SqliteStore::open_in_memory().expect("in-memory store"));
     let clock = Arc::new(FixedClock::new(NOW));
-    let state = AppState::new(store.clone(), clock.clone(), verifier);
+    let state = AppState::new(store.clone(), clock.clone(), verifier)
+        .with_schedules(Arc::new(LocalSchedules));
     App {
         router: router(state),
         store,
@@ -88,6 +90,15 @@ impl EventBus for RecordingBus {
     }
 }
 
+/// A [`Sending`] on `bus` with the test app's token secret (for calling use cases directly).
+pub fn sending_of(bus: &Arc<RecordingBus>) -> Sending {
+    Sending {
+        bus: bus.clone(),
+        tokens: Arc::new(TokenDeriver::new(TOKEN_SECRET).expect("secret")),
+        token_ttl: time::Duration::days(14),
+    }
+}
+
 /// The test app with the send routes configured: a [`RecordingBus`], registration tokens
 /// from [`TOKEN_SECRET`] and unsubscribe links signed with [`UNSUBSCRIBE_SECRET`].
 pub fn app_with_sending() -> (App, Arc<RecordingBus>) {
@@ -100,7 +111,8 @@ pub fn app_with_sending() -> (App, Arc<RecordingBus>) {
             bus: bus.clone(),
             tokens: Arc::new(TokenDeriver::new(TOKEN_SECRET).expect("secret")),
             token_ttl: time::Duration::days(14),
-        });
+        })
+        .with_schedules(Arc::new(LocalSchedules));
     let app = App {
         router: router(state),
         store,

@@ -27,6 +27,7 @@ mod failures;
 mod helpers;
 mod invitations;
 mod openapi;
+mod recurring;
 mod registration;
 mod statistics;
 mod sync;

@@ -29,15 +29,20 @@ async fn a_division_put_is_returned_and_listed() {
     assert_eq!(
         r,
         json!({"division_id": "north", "name": "North HOA",
-               "email_from": "north@example.com", "last_bulk_sent_at": null})
+               "email_from": "north@example.com", "last_bulk_sent_at": null,
+               "first_synced_at": "2026-11-02T12:00:00Z"})
     );
-    app.put(
-        "/v1/divisions/north",
-        &t,
-        &json!({"name": "North", "email_from": "north@example.com"}),
-    )
-    .await
-    .ok();
+    // A later sync keeps when the division was first synced.
+    app.clock.advance(time::Duration::minutes(30));
+    let again = app
+        .put(
+            "/v1/divisions/north",
+            &t,
+            &json!({"name": "North", "email_from": "north@example.com"}),
+        )
+        .await
+        .ok();
+    assert_eq!(again["first_synced_at"], "2026-11-02T12:00:00Z");
     app.put_division(&t, "east").await;
     let list = app.get("/v1/divisions", &t).await.ok();
     let names: Vec<&str> = list

@@ -79,6 +79,20 @@ macro_rules! contract_suite {
             a_portal_key_template_reads_back_as_its_kind,
             registration_data_never_crosses_tenants,
             ],
+            recurring: [
+            settings_round_trip_with_every_field,
+            saving_a_setting_again_replaces_it_with_what_the_caller_sets,
+            settings_list_in_id_order_and_nothing_else,
+            deleting_a_setting_reports_whether_it_existed_and_keeps_its_runs,
+            settings_and_runs_never_cross_tenants,
+            enabled_settings_are_the_enabled_ones_of_every_tenant,
+            a_day_starts_once_under_twenty_concurrent_starts,
+            finishing_a_run_stores_its_campaign_and_that_it_finished,
+            runs_list_newest_day_first_and_page_with_cursors,
+            a_division_keeps_the_time_it_was_first_synced,
+            invitations_sent_counts_each_claim_of_a_contact_once,
+            a_recurring_campaign_round_trips_with_its_run,
+            ],
         );
     };
     (@modules $make:expr; $($module:ident : [$($case:ident),* $(,)?]),* $(,)?) => {
@@ -102,6 +116,7 @@ mod campaigns;
 mod cases;
 mod dynamodb;
 mod dynamodb_campaigns;
+mod recurring;
 mod registration;
 mod sqlite;
 mod templates;

@@ -21,7 +21,7 @@ use portal_aws::EventBridgeBus;
 use portal_core::ports::{SystemClock, DETAIL_TYPE_FAN_OUT};
 use portal_core::usecases::campaigns::Sending;
 use portal_http::{auth::Verifier, job_router, AppState, Job};
-use portal_lambda::invocation::{serve_http, Invocation};
+use portal_lambda::invocation::{serve_http, unsupported, Invocation};
 use portal_lambda::{config, diagnostic, on_event, Env, NoMailer, SendSettings};
 use serde_json::Value;
 
@@ -58,10 +58,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .await
                 .map_err(|e| diagnostic(e.error_type(), &e)),
             Invocation::Http => serve_http(http, payload, context).await,
-            Invocation::Recount(_) => Err(diagnostic(
-                "UnsupportedEvent",
-                &std::io::Error::other("the send function does not recount campaigns"),
-            )),
+            other @ (Invocation::Recount(_) | Invocation::Recurring(_)) => {
+                Err(unsupported("send", &other))
+            }
         }
     }))
     .await

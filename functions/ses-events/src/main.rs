@@ -24,7 +24,7 @@ use portal_aws::webhook::{self, SesWebhook};
 use portal_core::ports::SystemClock;
 use portal_core::usecases::events::recount;
 use portal_http::{auth::Verifier, job_router, AppState, Job};
-use portal_lambda::invocation::{serve_http, to_json, Invocation};
+use portal_lambda::invocation::{serve_http, to_json, unsupported, Invocation};
 use portal_lambda::{config, diagnostic, Env};
 use serde_json::Value;
 
@@ -55,6 +55,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .map_err(|e| diagnostic("StoreError", &e))
                 .and_then(|r| to_json(&r)),
             Invocation::Http => serve_http(http, payload, context).await,
+            other @ Invocation::Recurring(_) => Err(unsupported("ses-events", &other)),
         }
     }))
     .await

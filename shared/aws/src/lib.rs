@@ -5,6 +5,8 @@
 //! - [`ses`]: the SES v2 mailer (Raw sends, message tags, configuration set).
 //! - [`eventbridge`]: the send bus, and the `Portal Registration` events
 //!   (`portal_core::ports::RegistrationEvents`).
+//! - [`scheduler`]: one EventBridge Scheduler schedule per recurring setting
+//!   (`portal_core::usecases::recurring::Schedules`).
 //! - [`cognito`]: logins' passwords in a Cognito user pool (`portal_core::ports::Identity`).
 //! - [`sns`]: SNS message verification (signature, certificate host, topic allow-list).
 //! - [`ses_events`]: SES event records (SNS or EventBridge) and what each says about an
@@ -17,6 +19,7 @@ pub mod aws_metrics;
 pub mod cognito;
 pub mod dynamodb;
 pub mod eventbridge;
+pub mod scheduler;
 pub mod ses;
 pub mod ses_events;
 pub mod sns;
@@ -24,3 +27,4 @@ pub mod webhook;
 
 pub use cognito::CognitoIdentity;
 pub use eventbridge::EventBridgeBus;
+pub use scheduler::{EventBridgeSchedules, ScheduleTarget};

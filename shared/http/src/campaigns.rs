@@ -91,6 +91,9 @@ pub struct CampaignView {
     /// Where their send attempts stand (`pending` until the delivery step or SES answers).
     pub sends: SendCounts,
     pub pause_reason: Option<String>,
+    /// For a recurring run's campaign: the setting and the local day it ran for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurring: Option<portal_core::domain::RecurringRun>,
 }
 
 /// A campaign's invitations per category, with `success_rate = registered / (total −
@@ -131,6 +134,7 @@ impl From<Campaign> for CampaignView {
             statistics: c.categories.into(),
             sends: c.sends,
             pause_reason: c.pause_reason,
+            recurring: c.recurring,
         }
     }
 }

@@ -42,7 +42,8 @@ pub async fn put(
     let email_from = Email::parse(&body.email_from)
         .map_err(|e| ApiError::Unprocessable(format!("email_from: {e}")))?;
     let input = DivisionInput::new(id, body.name, email_from)
-        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?
+        .synced_at(state.clock.now());
     let division =
         usecases::sync::put_division(state.store.as_ref(), &caller.tenant, input).await?;
     Ok(Json(division))

@@ -28,6 +28,7 @@ pub mod error;
 pub mod invitations;
 pub mod json;
 pub mod pages;
+pub mod recurring;
 pub mod register;
 pub mod registrations;
 pub mod ses_events;
@@ -49,6 +50,7 @@ use portal_core::domain::unsubscribe::UnsubscribeSigner;
 use portal_core::domain::PublicUrl;
 use portal_core::ports::{Clock, EventWebhook, Store};
 use portal_core::usecases::campaigns::Sending;
+use portal_core::usecases::recurring::Schedules;
 use portal_core::usecases::registration::Registrar;
 
 pub use error::ApiError;
@@ -79,15 +81,19 @@ pub enum Job {
     /// Sign-up: the residents' public registration pages and the staff routes of portal
     /// keys and sign-up requests. The only job that talks to the identity provider.
     Registration,
+    /// Recurring invitations: the settings routes, and the runs the scheduler starts. The
+    /// only job that manages schedules.
+    Recurring,
 }
 
 impl Job {
-    pub const ALL: [Job; 5] = [
+    pub const ALL: [Job; 6] = [
         Job::LoadCounts,
         Job::Sync,
         Job::Send,
         Job::Events,
         Job::Registration,
+        Job::Recurring,
     ];
 
     /// The function serving this job on AWS (`functions/<name>`, `template.yaml`).
@@ -98,6 +104,7 @@ impl Job {
             Job::Send => "send",
             Job::Events => "ses-events",
             Job::Registration => "registration",
+            Job::Recurring => "recurring",
         }
     }
 }
@@ -161,6 +168,12 @@ pub const ROUTES: &[(Job, &str, &str)] = &[
         "POST",
         "/v1/registration-requests/{request_id}/reject",
     ),
+    (Job::Recurring, "GET", "/v1/recurring"),
+    (Job::Recurring, "GET", "/v1/recurring/{recurring_id}"),
+    (Job::Recurring, "PUT", "/v1/recurring/{recurring_id}"),
+    (Job::Recurring, "DELETE", "/v1/recurring/{recurring_id}"),
+    (Job::Recurring, "GET", "/v1/recurring/{recurring_id}/runs"),
+    (Job::Recurring, "POST", "/v1/recurring/{recurring_id}/preview"),
 ];
 
 /// The routes of [`ROUTES`] that take no bearer token: the unsubscribe link carries its own
@@ -202,6 +215,10 @@ pub struct AppState {
     /// registration pages need; `None` until [`AppState::with_registration`] (the pages that
     /// register then answer 500: a configuration error).
     pub registration: Option<Arc<Registrar>>,
+    /// Where recurring settings' schedules are kept; `None` until
+    /// [`AppState::with_schedules`] (saving a setting then answers 500: a configuration
+    /// error).
+    pub schedules: Option<Arc<dyn Schedules>>,
 }
 
 /// [`AppState::public_url`] is `http://127.0.0.1:{this}` unless
@@ -219,6 +236,7 @@ impl AppState {
             sending: None,
             ses_webhook: None,
             registration: None,
+            schedules: None,
         }
     }
 
@@ -246,6 +264,13 @@ impl AppState {
     /// confirmation mailer and the sign-up settings.
     pub fn with_registration(mut self, registrar: Registrar) -> Self {
         self.registration = Some(Arc::new(registrar));
+        self
+    }
+
+    /// Sets where recurring settings' schedules go (EventBridge Scheduler on AWS,
+    /// `LocalSchedules` on one machine).
+    pub fn with_schedules(mut self, schedules: Arc<dyn Schedules>) -> Self {
+        self.schedules = Some(schedules);
         self
     }
 
@@ -391,6 +416,24 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
             "POST",
             "/v1/registration-requests/{request_id}/reject",
             post(registrations::reject),
+        ),
+        ("GET", "/v1/recurring", get(recurring::list)),
+        ("GET", "/v1/recurring/{recurring_id}", get(recurring::get)),
+        ("PUT", "/v1/recurring/{recurring_id}", put(recurring::put)),
+        (
+            "DELETE",
+            "/v1/recurring/{recurring_id}",
+            delete(recurring::delete),
+        ),
+        (
+            "GET",
+            "/v1/recurring/{recurring_id}/runs",
+            get(recurring::runs),
+        ),
+        (
+            "POST",
+            "/v1/recurring/{recurring_id}/preview",
+            post(recurring::preview),
         ),
     ]
 }

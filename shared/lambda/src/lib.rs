@@ -7,7 +7,8 @@
 //! - [`diagnostic`]: an error and its cause chain as the `Diagnostic` Lambda records.
 //! - [`eventbridge`]: the envelope a send message arrives in and the send functions' body.
 //! - [`invocation`]: routing a function that takes several kinds of invocation (HTTP,
-//!   EventBridge, direct), HTTP included through the same axum router.
+//!   EventBridge, direct, a recurring setting's schedule), HTTP included through the same
+//!   axum router.
 //! - [`null`]: the bus and mailer of a process whose role may not publish or send.
 
 pub mod config;
@@ -20,5 +21,6 @@ pub mod telemetry;
 pub use config::{table_name, Env, SendSettings, SettingsError};
 pub use diagnostic::diagnostic;
 pub use eventbridge::{message_from_eventbridge, on_event, EnvelopeError, EventError};
+pub use invocation::{Invocation, ScheduledRun};
 pub use null::{NoBus, NoMailer};
 pub use telemetry::init_lambda_logging;

@@ -257,6 +257,7 @@ pub struct CampaignBuilder {
     template: String,
     email_from: String,
     created_by: String,
+    recurring: Option<portal_core::domain::RecurringRun>,
 }
 
 impl CampaignBuilder {
@@ -271,6 +272,7 @@ impl CampaignBuilder {
             template: "welcome".into(),
             email_from: "hoa@example.org".into(),
             created_by: "manager-1".into(),
+            recurring: None,
         }
     }
 
@@ -318,6 +320,13 @@ impl CampaignBuilder {
         self
     }
 
+    /// Makes it a recurring run's campaign.
+    pub fn recurring(mut self, run: portal_core::domain::RecurringRun) -> Self {
+        self.trigger = portal_core::domain::Trigger::Recurring;
+        self.recurring = Some(run);
+        self
+    }
+
     pub fn build(self) -> Campaign {
         Campaign {
             campaign_id: CampaignId::generate(self.at),
@@ -342,6 +351,7 @@ impl CampaignBuilder {
             categories: Default::default(),
             sends: Default::default(),
             pause_reason: None,
+            recurring: self.recurring,
         }
     }
 }

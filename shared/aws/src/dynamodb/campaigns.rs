@@ -4,7 +4,7 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | campaign | `T#{t}#CMP#{campaign}` | `CMP` | `trigger`, `status`, `divs` (list), `filters` (JSON), `uninv`, `tpl`, `from`, `at`, `by`, `targeted`, `sk_acc`, `sk_held`, `sk_sup`, `sk_noemail`, `n_{category}` (8), `snd_{send state}` (3) (N), `why`? |
+//! | campaign | `T#{t}#CMP#{campaign}` | `CMP` | `trigger`, `status`, `divs` (list), `filters` (JSON), `uninv`, `tpl`, `from`, `at`, `by`, `targeted`, `sk_acc`, `sk_held`, `sk_sup`, `sk_noemail`, `n_{category}` (8), `snd_{send state}` (3) (N), `why`?, `rec`? (a recurring run's setting, local date and rule, JSON) |
 //! | invitation | `T#{t}#CMP#{campaign}` | `INV#{contact}` | `email`, `name`, `acc_no`, `q` (the three lowercased, for search), `tok` (B, SHA-256 of the token), `exp`, `cat`, `snd`, `sup` (Bool), `why`?, `at`, `token_used_at`? (set by `register`), `gsi1pk` = `TOK#{hex of tok}`, `gsi1sk` = `T#{t}` (the token index, see `registration`) |
 //! | division's campaign | `T#{t}#DCMP#{division}` | `{campaign}` | — (lists a division's campaigns; ids begin with their creation time, so sk order is age) |
 //! | idempotency key | `T#{t}#IDEM#{hex SHA-256 of the key}` | `IDEM` | `cmp`, `body` (B, SHA-256 of the body) |
@@ -35,10 +35,13 @@
 //! One BatchGetItem of the contacts' locators finds each one's partition (no locator →
 //! `Missing`). Then, 49 claims per TransactWriteItems (each claim is two items, plus the
 //! campaign's counters: the limit is 100): an Update of the contact's state item `SET
-//! invited_at = now, status = pending` under `(attribute_not_exists(status) OR status <>
-//! accepted) AND (attribute_not_exists(invited_at) OR invited_at <= now - 24h)`, a Put of the
-//! invitation under `attribute_not_exists(pk)`, and one Update adding the claims to the
-//! campaign's `targeted`, category and send counters.
+//! invited_at = now, status = pending ADD n_inv 1` under `(attribute_not_exists(status) OR
+//! status <> accepted) AND (attribute_not_exists(invited_at) OR invited_at <= now - 24h)`, a
+//! Put of the invitation under `attribute_not_exists(pk)`, and one Update adding the claims
+//! to the campaign's `targeted`, category and send counters. `n_inv` is the contact's
+//! `invitations_sent` (what a recurring setting's maximum counts): it is counted in the
+//! claim's own write, so a cancelled claim (held, accepted, replayed) counts nothing and no
+//! request is added.
 //!
 //! A transaction is all-or-nothing, so one held contact cancels its 48 neighbours. On
 //! cancellation the per-item reasons classify each failed claim — its invitation exists →
@@ -114,6 +117,8 @@ const SK_HELD: &str = "sk_held";
 const SK_SUPPRESSED: &str = "sk_sup";
 const SK_NO_EMAIL: &str = "sk_noemail";
 pub(super) const REASON: &str = "why";
+/// A recurring run's campaign: its `RecurringRun` as JSON (setting, local date, rule).
+const RECURRING: &str = "rec";
 // Invitation item.
 pub(super) const EMAIL: &str = "email";
 const CONTACT_NAME: &str = "name";
@@ -233,6 +238,10 @@ fn encode_campaign(t: &TenantId, c: &Campaign) -> Result<Item, StoreError> {
     if let Some(r) = &c.pause_reason {
         put(REASON, s(r));
     }
+    if let Some(run) = &c.recurring {
+        let run = serde_json::to_string(run).map_err(|e| StoreError::backend("encode item", e))?;
+        put(RECURRING, s(run));
+    }
     Ok(item)
 }
 
@@ -278,6 +287,9 @@ pub(super) fn decode_campaign(item: &Item) -> Result<Campaign, StoreError> {
         categories,
         sends,
         pause_reason: get_str(item, REASON).map(str::to_owned),
+        recurring: get_str(item, RECURRING)
+            .map(|r| serde_json::from_str(r).map_err(|_| malformed(RECURRING)))
+            .transpose()?,
     })
 }
 
@@ -495,13 +507,17 @@ impl DynamoStore {
                 keys::partition_pk(tenant, division, keys::shard_of(id)),
                 keys::state_sk(id),
             )))
-            .update_expression("SET #inv = :now, #st = :pending")
+            // The claim counts itself in the same write (`ADD` on an absent number starts
+            // from 0): a cancelled transaction, such as a replayed claim, counts nothing.
+            .update_expression("SET #inv = :now, #st = :pending ADD #n :one")
             .condition_expression(
                 "(attribute_not_exists(#st) OR #st <> :accepted) AND \
                  (attribute_not_exists(#inv) OR #inv <= :cutoff)",
             )
             .expression_attribute_names("#inv", items::INVITED_AT)
             .expression_attribute_names("#st", items::STATUS)
+            .expression_attribute_names("#n", items::INVITATIONS_SENT)
+            .expression_attribute_values(":one", num(1))
             .expression_attribute_values(":now", now.clone())
             .expression_attribute_values(":cutoff", cutoff.clone())
             .expression_attribute_values(":pending", s(PortalStatus::Pending.as_str()))

@@ -26,6 +26,8 @@ pub(super) const SK: &str = "sk";
 pub(super) const DIV_NAME: &str = "name";
 pub(super) const DIV_EMAIL_FROM: &str = "email_from";
 pub(super) const DIV_LAST_BULK: &str = "last_bulk_sent_at";
+/// When `put_division` first wrote the item; absent on divisions written before it was kept.
+pub(super) const DIV_FIRST_SYNCED: &str = "first_synced_at";
 
 // Account item and contact locator.
 pub(super) const DIVISION: &str = "div";
@@ -58,6 +60,8 @@ const AUTOPAY: &str = "autopay";
 pub(super) const STATUS: &str = "status";
 pub(super) const INVITED_AT: &str = "invited_at";
 pub(super) const LAST_LOGIN: &str = "last_login";
+/// Invitations claimed for the contact (N), added to by each claim in the claim's own write.
+pub(super) const INVITATIONS_SENT: &str = "n_inv";
 
 // Suppression item.
 pub(super) const REASON: &str = "reason";
@@ -79,6 +83,7 @@ pub(super) const COUNT_PROJECTION: &[&str] = &[
     AUTOPAY,
     STATUS,
     INVITED_AT,
+    INVITATIONS_SENT,
 ];
 
 /// A stored item this adapter cannot read back: a bug or a hand-edited table.
@@ -204,6 +209,7 @@ pub(super) fn decode_division(item: &Item) -> Result<Division, StoreError> {
         email_from: Email::parse(req_str(item, DIV_EMAIL_FROM)?)
             .map_err(|_| malformed("bad email_from"))?,
         last_bulk_sent_at: time_attr(item, DIV_LAST_BULK)?,
+        first_synced_at: time_attr(item, DIV_FIRST_SYNCED)?,
     })
 }
 
@@ -281,6 +287,7 @@ fn decode_sync_item(
         last_invited_at: None,
         last_login: None,
         portal_key: portal_key(item)?,
+        invitations_sent: 0,
     })
 }
 
@@ -291,6 +298,7 @@ fn apply_state(item: &Item, c: &mut ContactRecord) -> Result<(), StoreError> {
     }
     c.last_invited_at = time_attr(item, INVITED_AT)?;
     c.last_login = time_attr(item, LAST_LOGIN)?;
+    c.invitations_sent = u32::try_from(get_num(item, INVITATIONS_SENT)?).unwrap_or(u32::MAX);
     Ok(())
 }
 
@@ -395,6 +403,7 @@ mod tests {
             last_invited_at: None,
             last_login: None,
             portal_key: Some(PortalKey::parse("ABCD-EFGH-2345").unwrap()),
+            invitations_sent: 0,
         }
     }
 

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use sha2::{Digest, Sha256};
 
-use portal_core::domain::{AccountId, CampaignId, ContactId, DivisionId, RequestId, TenantId};
+use portal_core::domain::{
+    AccountId, CampaignId, ContactId, DivisionId, LocalDate, RecurringId, RequestId, TenantId,
+};
 use portal_core::ports::StoreError;
 
 /// Write shards per division: a division's contacts are spread over this many partitions.
@@ -250,6 +252,77 @@ pub(super) fn decode_request_cursor(raw: &str) -> Result<RequestId, StoreError> 
     RequestId::parse(id).map_err(|_| invalid())
 }
 
+// --- Recurring invitations (see `recurring`) --------------------------------------------
+
+/// Sort key prefix of a recurring setting in its tenant's partition (next to `DIV#`, `TPL#`).
+pub(super) const SETTING_SK_PREFIX: &str = "REC#";
+
+/// `gsi1pk` of every enabled setting of every tenant: what a scheduler on one machine lists.
+pub(super) const ENABLED_SETTINGS_GSI_PK: &str = "REC#ENABLED";
+
+pub(super) fn setting_sk(id: &RecurringId) -> String {
+    format!("{SETTING_SK_PREFIX}{id}")
+}
+
+/// `gsi1sk` of an enabled setting: its tenant and id (index order: tenant, then id).
+pub(super) fn enabled_setting_gsi_sk(t: &TenantId, id: &RecurringId) -> String {
+    format!("T#{t}#{id}")
+}
+
+/// The tenant of a tenant partition key `T#{t}` (and nothing longer).
+pub(super) fn tenant_of_pk(pk: &str) -> Option<&str> {
+    pk.strip_prefix("T#").filter(|t| !t.contains('#'))
+}
+
+/// The partition of a setting's runs; the sort key is the run's local date (`YYYY-MM-DD`,
+/// which sorts as the dates do).
+pub(super) fn runs_pk(t: &TenantId, setting: &RecurringId) -> String {
+    format!("T#{t}#RUN#{setting}")
+}
+
+const RUN_CURSOR_VERSION: u8 = 1;
+
+/// What a run list cursor says: resume (newest first) before day `d` of setting `s`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunCursorJson {
+    v: u8,
+    s: String,
+    d: String,
+}
+
+/// A run list cursor: a position only (the partition is always rebuilt from the caller's
+/// tenant and setting), naming its setting so that it is refused by another setting's list.
+pub(super) fn encode_run_cursor(setting: &RecurringId, before: &str) -> String {
+    let json = serde_json::json!({"v": RUN_CURSOR_VERSION, "s": setting.as_str(), "d": before});
+    URL_SAFE_NO_PAD.encode(json.to_string())
+}
+
+/// Parses a cursor made by [`encode_run_cursor`] for `setting`'s runs: the date to resume
+/// before. Anything else — bad base64 or JSON, another version, another setting, a date not
+/// written `YYYY-MM-DD` — is [`StoreError::InvalidCursor`].
+pub(super) fn decode_run_cursor(raw: &str, setting: &RecurringId) -> Result<String, StoreError> {
+    let invalid = |why: &str| StoreError::InvalidCursor(why.to_owned());
+    if raw.is_empty() || raw.len() > MAX_CURSOR_LEN {
+        return Err(invalid("cursor has an impossible length"));
+    }
+    let bytes = URL_SAFE_NO_PAD
+        .decode(raw)
+        .map_err(|_| invalid("cursor is not valid base64"))?;
+    let json: RunCursorJson =
+        serde_json::from_slice(&bytes).map_err(|_| invalid("cursor is malformed"))?;
+    if json.v != RUN_CURSOR_VERSION {
+        return Err(invalid("cursor version is not supported"));
+    }
+    if json.s != setting.as_str() {
+        return Err(invalid("cursor does not belong to this query"));
+    }
+    match LocalDate::parse(&json.d) {
+        Ok(d) if d.to_string() == json.d => Ok(json.d),
+        _ => Err(invalid("cursor is malformed")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,6 +389,45 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn run_cursors_round_trip_within_their_setting_and_reject_forgeries() {
+        let r1 = RecurringId::parse("weekly").unwrap();
+        let r2 = RecurringId::parse("daily").unwrap();
+        let c = encode_run_cursor(&r1, "2026-11-02");
+        assert_eq!(decode_run_cursor(&c, &r1).unwrap(), "2026-11-02");
+        let forge = |j: &str| URL_SAFE_NO_PAD.encode(j);
+        for bad in [
+            c.clone() + "A",
+            "".to_owned(),
+            "!!".to_owned(),
+            encode_run_cursor(&r2, "2026-11-02"),
+            forge(r#"{"v":2,"s":"weekly","d":"2026-11-02"}"#),
+            forge(r#"{"v":1,"s":"weekly","d":"2026-13-02"}"#),
+            forge(r#"{"v":1,"s":"weekly","d":"2026-11-2"}"#),
+            forge(r#"{"v":1,"s":"weekly","d":"2026-11-02\u0000"}"#),
+            forge(r##"{"v":1,"s":"weekly","d":"2026-11-02","pk":"T#other"}"##),
+            "A".repeat(600),
+        ] {
+            assert!(
+                matches!(
+                    decode_run_cursor(&bad, &r1),
+                    Err(StoreError::InvalidCursor(_))
+                ),
+                "{bad:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn setting_keys_name_their_tenant() {
+        let t = TenantId::parse("t1").unwrap();
+        let r = RecurringId::parse("weekly").unwrap();
+        assert_eq!(tenant_of_pk(&tenant_pk(&t)), Some("t1"));
+        assert_eq!(tenant_of_pk(&runs_pk(&t, &r)), None);
+        assert_eq!(setting_sk(&r), "REC#weekly");
+        assert_eq!(enabled_setting_gsi_sk(&t, &r), "T#t1#weekly");
     }
 
     #[test]

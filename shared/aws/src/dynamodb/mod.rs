@@ -9,24 +9,26 @@
 //! item. Ids never contain `#` (the domain rejects it), so keys cannot collide or be forged
 //! by choosing an id.
 //!
-//! `gsi1` (`gsi1pk`/`gsi1sk`, projection ALL) is a sparse, overloaded index. Two kinds of item
-//! carry its keys: an account item (`T#{t}#ANUM#{account number}` / account id: the
-//! portal-key sign-up finds an account by its number) and an invitation
+//! `gsi1` (`gsi1pk`/`gsi1sk`, projection ALL) is a sparse, overloaded index. Three kinds of
+//! item carry its keys: an account item (`T#{t}#ANUM#{account number}` / account id: the
+//! portal-key sign-up finds an account by its number), an invitation
 //! (`TOK#{hex SHA-256 of its token}` / `T#{t}`: an invitation link names no tenant, its
-//! token finds the invitation). Both are written anyway (sync's account items, claims'
-//! invitations), so the index costs one index write per such write and nothing else. Both
-//! lookups tolerate its eventual consistency (see `registration`). Contact lookups by id
-//! deliberately do *not* use a GSI: see the locator item below.
+//! token finds the invitation) and an *enabled* recurring setting (`REC#ENABLED` /
+//! `T#{t}#{setting}`: the scheduler of one machine lists every tenant's enabled settings
+//! without a Scan). All are written anyway (sync's account items, claims' invitations,
+//! saved settings), so the index costs one index write per such write and nothing else.
+//! Every lookup tolerates its eventual consistency (see `registration`, `recurring`).
+//! Contact lookups by id deliberately do *not* use a GSI: see the locator item below.
 //!
 //! # Items
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | division | `T#{t}` | `DIV#{division}` | `name`, `email_from`, `last_bulk_sent_at`? |
+//! | division | `T#{t}` | `DIV#{division}` | `name`, `email_from`, `last_bulk_sent_at`?, `first_synced_at`? (set when `put_division` creates the item, never changed; absent on divisions written before it was kept) |
 //! | account | `T#{t}#ACC#{account}` | `A` | `div`, `contacts` (list of its contact ids), `pkey` (its portal key), `acc_no`, `acc_name`, `gsi1pk` = `T#{t}#ANUM#{acc_no}`, `gsi1sk` = account id |
 //! | contact locator | `T#{t}#C#{contact}` | `L` | `div`, `acc` |
 //! | contact sync item | `T#{t}#D#{division}#S#{shard:02}` | `C#{contact}` | `acc`, `name`, `email`?, `phone`, `billing`, and the account's `acc_no`, `acc_name`, `class`, `bill_group`, `source`, `site_source`, `active`, `balance` (N), `autopay`, `pkey` (copy of the account's key) |
-//! | contact state item | same as its sync item | `C#{contact}#ST` | `status`?, `invited_at`?, `last_login`?, `other_emails`? (string set) |
+//! | contact state item | same as its sync item | `C#{contact}#ST` | `status`?, `invited_at`?, `n_inv`? (N: `invitations_sent`, added to by each claim), `last_login`?, `other_emails`? (string set) |
 //! | suppression | `T#{t}#SUP` | `E#{lowercased email}` | `reason`, `at` |
 //! | campaign, invitation, division's campaign, idempotency key | `T#{t}#CMP#{campaign}`, `T#{t}#DCMP#{division}`, `T#{t}#IDEM#{hash}` | `CMP`, `INV#{contact}`, `{campaign}`, `IDEM` | see `campaigns` (the 24-hour rules as transactions) |
 //! | template | `T#{t}` | `TPL#{template}` | `name`, `subject`, `html`, `text` (raw), `kind` (see `templates`) |
@@ -34,6 +36,8 @@
 //! | confirmation link | `T#{t}#CONF#{hex SHA-256 of the token}` | `CONF` | `login`, `exp`, `used`, `ttl` |
 //! | rate-limit counter | `T#{t}#RL#{hex SHA-256 of the key}` | window start | `n`, `exp`, `ttl` |
 //! | sign-up request | `T#{t}#REQ` | `{request id}` (sorts by time) | see `registration` |
+//! | recurring setting | `T#{t}` | `REC#{setting}` | the whole setting, `gsi1pk` = `REC#ENABLED` and `gsi1sk` = `T#{t}#{setting}` when enabled (see `recurring`) |
+//! | recurring run | `T#{t}#RUN#{setting}` | `{local date}` (`YYYY-MM-DD`) | `started`, `cmp`?, `done` (see `recurring`) |
 //!
 //! Times are RFC 3339 strings in UTC, kept to the nanosecond, written with exactly nine
 //! fractional digits so that they compare as strings in condition expressions.
@@ -63,7 +67,7 @@
 //!
 //! | port operation | requests |
 //! |---|---|
-//! | `put_division` | UpdateItem (SET name, email_from; keeps `last_bulk_sent_at`) |
+//! | `put_division` | UpdateItem (SET name, email_from, `first_synced_at = if_not_exists(..)` under `attribute_not_exists(pk) OR attribute_exists(first_synced_at)`; keeps `last_bulk_sent_at`); a division from before `first_synced_at` was kept fails that condition and takes a second UpdateItem without it (it stays `None`) |
 //! | `get_division` | GetItem |
 //! | `list_divisions` | Query `pk = T#{t}`, `sk begins_with DIV#` (sorted by id) |
 //! | `upsert_accounts` | BatchGetItem the account items, then the locators of contacts new to their account; BatchGetItem the state items of contacts changing division; BatchWriteItem in dependency order (below); UpdateItem per contact whose account brings a `last_login`. Each account's key is the synced one, else the stored one, else `PortalKey::generate()`; it is written on the account item and copied onto every sync item written |
@@ -75,7 +79,7 @@
 //! | `suppress` | PutItem `attribute_not_exists(pk)` (the first reason is kept) |
 //! | `is_suppressed` | GetItem |
 //! | `create_campaign` | one TransactWriteItems: Update each division (manual sends) under the 24-hour condition, Put campaign, Put idempotency key, Put the campaign into each division's list |
-//! | `claim_contacts` | BatchGetItem locators; TransactWriteItems of 49 claims (Update state item under the 24-hour condition + Put invitation) and the campaign's counters, failed claims dropped and the rest retried |
+//! | `claim_contacts` | BatchGetItem locators; TransactWriteItems of 49 claims (Update state item under the 24-hour condition, `ADD n_inv 1` in the same Update + Put invitation) and the campaign's counters, failed claims dropped and the rest retried |
 //! | `apply_facts` | GetItem (one contact) or BatchGetItem (several) of the invitations; one TransactWriteItems of the changed ones only (each conditioned on the state read, its address's suppression, the campaign's counters); a cancelled one is read again and retried |
 //! | `list_invitations` | Query the campaign's partition from the cursor (FilterExpression on category and search) until `limit + 1` match |
 //! | `list_campaigns` | Query the division's campaign list backwards, BatchGetItem the campaigns |
@@ -96,6 +100,12 @@
 //! | `update_request` | PutItem under `status = :expected` (and `why` for a closed one) |
 //! | `open_requests_for` | Query `T#{t}#REQ` with FilterExpression `email_n = :e AND status <> closed` |
 //! | `add_other_email` | GetItem locator, TransactWriteItems (ConditionCheck sync item + Update state item `ADD other_emails`) |
+//! | `put_setting`, `get_setting`, `delete_setting` | PutItem (whole item), GetItem, DeleteItem `ALL_OLD` |
+//! | `list_settings` | Query `pk = T#{t}`, `sk begins_with REC#` (sorted by id) |
+//! | `enabled_settings` | Query `gsi1` `REC#ENABLED` |
+//! | `start_run` | PutItem `attribute_not_exists(pk)` with `ALL_OLD` on a failed condition (the day's record) |
+//! | `finish_run` | UpdateItem |
+//! | `list_runs` | Query `T#{t}#RUN#{setting}` backwards from the cursor, `Limit = limit + 1` |
 //!
 //! **Sync write order.** Each chunk first puts the new sync items (and the copied state of
 //! contacts changing division), then applies synced last logins, then deletes the items of
@@ -154,9 +164,11 @@
 //! - `registration`: portal keys, the token index, logins, confirmation links, rate limits,
 //!   sign-up requests, other emails.
 //! - `templates`: templates.
+//! - `recurring`: recurring settings and the record of each run (one per local day).
 //!
 //! Every TransactWriteItems goes through `transaction_guard` (see
-//! [`DynamoStore::serialize_transactions`]).
+//! [`DynamoStore::serialize_transactions`]), and so does `start_run`'s conditional PutItem,
+//! whose race a contract case runs.
 
 mod accounts;
 mod batch;
@@ -166,6 +178,7 @@ mod invitations;
 mod items;
 mod keys;
 mod ops;
+mod recurring;
 mod registration;
 mod table;
 mod templates;
@@ -205,10 +218,11 @@ impl DynamoStore {
         }
     }
 
-    /// Sends this handle's TransactWriteItems one at a time. For emulators only: moto runs
-    /// concurrent transactions on one table interleaved (and fails some with a 500), where
-    /// DynamoDB isolates them; serialising them client-side restores DynamoDB's guarantee
-    /// while the conditions, not the client, still decide every race.
+    /// Sends this handle's TransactWriteItems (and `start_run`'s conditional PutItem) one at
+    /// a time. For emulators only: moto runs concurrent transactions on one table
+    /// interleaved (and fails some with a 500), and checks a single write's condition
+    /// without isolation, where DynamoDB isolates them; serialising them client-side restores
+    /// DynamoDB's guarantee while the conditions, not the client, still decide every race.
     pub fn serialize_transactions(mut self) -> Self {
         self.transaction_lock = Some(Default::default());
         self
@@ -233,29 +247,63 @@ impl DynamoStore {
 
 #[async_trait]
 impl DivisionStore for DynamoStore {
+    /// One UpdateItem: `SET name, email_from, first_synced_at = if_not_exists(..)` under
+    /// `attribute_not_exists(pk) OR attribute_exists(first_synced_at)`, so a new division gets
+    /// the sync's time and a known one keeps its own. A division stored before the time was
+    /// kept fails that condition and is updated without it (a second UpdateItem): it stays
+    /// `None` rather than looking first synced today (which would make it "new" to a
+    /// `new_divisions_only` setting).
     async fn put_division(
         &self,
         tenant: &TenantId,
         division: &DivisionInput,
     ) -> Result<Division, StoreError> {
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(items::key(
-                keys::tenant_pk(tenant),
-                keys::division_sk(&division.division_id),
-            )))
-            .update_expression("SET #n = :n, #e = :e")
-            .expression_attribute_names("#n", items::DIV_NAME)
-            .expression_attribute_names("#e", items::DIV_EMAIL_FROM)
-            .expression_attribute_values(":n", s(&division.name))
-            .expression_attribute_values(":e", s(division.email_from.as_str()))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(|e| StoreError::backend("UpdateItem", e))?;
-        items::decode_division(&out.attributes.unwrap_or_default())
+        let key = items::key(
+            keys::tenant_pk(tenant),
+            keys::division_sk(&division.division_id),
+        );
+        let synced_at =
+            items::time_value(division.synced_at.unwrap_or_else(OffsetDateTime::now_utc))?;
+        let update = || {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .expression_attribute_names("#n", items::DIV_NAME)
+                .expression_attribute_names("#e", items::DIV_EMAIL_FROM)
+                .expression_attribute_names("#fs", items::DIV_FIRST_SYNCED)
+                .expression_attribute_values(":n", s(&division.name))
+                .expression_attribute_values(":e", s(division.email_from.as_str()))
+                .return_values(ReturnValue::AllNew)
+        };
+        // Each round fails only if another writer changed the item's kind in between.
+        for _ in 0..PUT_DIVISION_ROUNDS {
+            let kept = update()
+                .update_expression("SET #n = :n, #e = :e, #fs = if_not_exists(#fs, :fs)")
+                .condition_expression("attribute_not_exists(pk) OR attribute_exists(#fs)")
+                .expression_attribute_values(":fs", synced_at.clone())
+                .send()
+                .await;
+            match kept {
+                Ok(out) => return items::decode_division(&out.attributes.unwrap_or_default()),
+                Err(e) if ops::condition_failed(&e) => {}
+                Err(e) => return Err(StoreError::backend("UpdateItem", e)),
+            }
+            let legacy = update()
+                .update_expression("SET #n = :n, #e = :e")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(#fs)")
+                .send()
+                .await;
+            match legacy {
+                Ok(out) => return items::decode_division(&out.attributes.unwrap_or_default()),
+                Err(e) if ops::condition_failed(&e) => {}
+                Err(e) => return Err(StoreError::backend("UpdateItem", e)),
+            }
+        }
+        Err(StoreError::backend(
+            "UpdateItem",
+            campaigns::Cancelled("division write kept conflicting".into()),
+        ))
     }
 
     async fn get_division(
@@ -381,6 +429,9 @@ impl DynamoStore {
         Ok(set)
     }
 }
+
+/// Rounds of `put_division` (two conditional updates each) before giving up.
+const PUT_DIVISION_ROUNDS: usize = 4;
 
 /// Attribute values map used by a few expressions.
 fn values(pairs: &[(&str, AttributeValue)]) -> HashMap<String, AttributeValue> {

@@ -39,6 +39,9 @@ pub struct DivisionInput {
     pub division_id: DivisionId,
     pub name: String,
     pub email_from: Email,
+    /// When this sync happened ([`Division::first_synced_at`] of a new division); `None`:
+    /// the store's own clock.
+    pub synced_at: Option<OffsetDateTime>,
 }
 
 impl DivisionInput {
@@ -51,7 +54,16 @@ impl DivisionInput {
             division_id,
             name: text("name", name, true)?,
             email_from,
+            synced_at: None,
         })
+    }
+}
+
+impl DivisionInput {
+    /// Says when the sync happened (the caller's clock).
+    pub fn synced_at(mut self, at: OffsetDateTime) -> Self {
+        self.synced_at = Some(at);
+        self
     }
 }
 

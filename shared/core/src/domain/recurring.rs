@@ -237,6 +237,87 @@ impl RecurringSetting {
     }
 }
 
+/// A setting as JSON: what the API answers and what stores keep (a store parses it back
+/// with [`SettingDoc::into_setting`], so a stored setting passes the same checks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingDoc {
+    pub recurring_id: String,
+    pub enabled: bool,
+    pub scope: String,
+    #[serde(default)]
+    pub division_ids: Vec<DivisionId>,
+    #[serde(default)]
+    pub filters: Filters,
+    pub template_id: TemplateId,
+    #[serde(default)]
+    pub email_from: Option<Email>,
+    pub cadence_days: u16,
+    pub max_invitations_per_contact: u16,
+    pub hour_of_day: u8,
+    pub time_zone: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl RecurringSetting {
+    pub fn to_doc(&self) -> SettingDoc {
+        SettingDoc {
+            recurring_id: self.setting_id.to_string(),
+            enabled: self.enabled,
+            scope: self.scope.as_str().to_owned(),
+            division_ids: match &self.scope {
+                Scope::Divisions(ids) => ids.clone(),
+                _ => Vec::new(),
+            },
+            filters: self.filters.clone(),
+            template_id: self.template_id.clone(),
+            email_from: self.email_from.clone(),
+            cadence_days: self.rule.cadence_days,
+            max_invitations_per_contact: self.rule.max_invitations_per_contact,
+            hour_of_day: self.hour_of_day,
+            time_zone: self.time_zone.as_str().to_owned(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+impl SettingDoc {
+    pub fn into_setting(self) -> Result<RecurringSetting, DomainError> {
+        let rule = ReminderRule {
+            cadence_days: self.cadence_days,
+            max_invitations_per_contact: self.max_invitations_per_contact,
+        };
+        RecurringSetting::check(rule, self.hour_of_day)?;
+        let scope = match self.scope.as_str() {
+            "all" => Scope::All,
+            "new_divisions_only" => Scope::NewDivisionsOnly,
+            "divisions" => Scope::Divisions(self.division_ids),
+            other => {
+                return Err(DomainError::InvalidField {
+                    field: "scope",
+                    reason: format!("{other:?} is not one of all, new_divisions_only, divisions"),
+                })
+            }
+        };
+        Ok(RecurringSetting {
+            setting_id: super::RecurringId::parse(self.recurring_id)?,
+            enabled: self.enabled,
+            scope,
+            filters: self.filters,
+            template_id: self.template_id,
+            email_from: self.email_from,
+            rule,
+            hour_of_day: self.hour_of_day,
+            time_zone: TimeZoneName::parse(&self.time_zone)?,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,6 +340,16 @@ mod tests {
             created_at: datetime!(2026-01-01 0:00 UTC),
             updated_at: datetime!(2026-01-01 0:00 UTC),
         }
+    }
+
+    #[test]
+    fn a_setting_round_trips_through_its_document() {
+        let mut s = setting(9, "Europe/Paris");
+        s.scope = Scope::Divisions(vec![DivisionId::parse("d1").unwrap()]);
+        s.email_from = Some(Email::parse("board@example.org").unwrap());
+        let json = serde_json::to_string(&s.to_doc()).unwrap();
+        let back: SettingDoc = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.into_setting().unwrap(), s);
     }
 
     #[test]

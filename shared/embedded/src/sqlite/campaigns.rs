@@ -89,7 +89,7 @@ static CAMPAIGN_SELECT: LazyLock<String> = LazyLock::new(|| {
         "SELECT c.campaign_id, c.trigger, c.status, c.division_ids, c.filters, \
          c.limit_to_uninvited, c.template_id, c.email_from, c.created_at, c.created_by, \
          c.targeted, c.skipped_accepted, c.skipped_held_24h, c.skipped_suppressed, \
-         c.skipped_no_email, c.pause_reason, {} FROM campaigns c",
+         c.skipped_no_email, c.pause_reason, {}, c.recurring FROM campaigns c",
         CATEGORY_COLUMNS
             .iter()
             .chain(&SEND_COLUMNS)
@@ -98,6 +98,9 @@ static CAMPAIGN_SELECT: LazyLock<String> = LazyLock::new(|| {
             .join(", ")
     )
 });
+
+/// Column of `campaigns.recurring` in [`CAMPAIGN_SELECT`].
+const RECURRING_COLUMN: usize = 16 + CATEGORY_COLUMNS.len() + SEND_COLUMNS.len();
 
 /// Adds signed deltas to `targeted` (`?3`), the category counters (`?4..=?11`) and the send
 /// counters (`?12..=?14`) of campaign (`?1`, `?2`).
@@ -249,6 +252,11 @@ fn read_campaign(op: &'static str, row: &Row<'_>) -> Result<Campaign, StoreError
         categories,
         sends,
         pause_reason: row.get(15).or_store(op)?,
+        recurring: row
+            .get::<_, Option<String>>(RECURRING_COLUMN)
+            .or_store(op)?
+            .map(|j| parse_stored(op, "recurring run", serde_json::from_str(&j)))
+            .transpose()?,
     })
 }
 
@@ -319,12 +327,19 @@ fn insert_campaign(
     let divisions =
         serde_json::to_string(&c.division_ids).map_err(|e| StoreError::backend(op, e))?;
     let filters = serde_json::to_string(&c.filters).map_err(|e| StoreError::backend(op, e))?;
+    let recurring = c
+        .recurring
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| StoreError::backend(op, e))?;
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     tx.prepare_cached(
         "INSERT INTO campaigns (tenant, campaign_id, trigger, status, division_ids, filters, \
          limit_to_uninvited, template_id, email_from, created_at, created_by, targeted, \
-         skipped_accepted, skipped_held_24h, skipped_suppressed, skipped_no_email, pause_reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+         skipped_accepted, skipped_held_24h, skipped_suppressed, skipped_no_email, pause_reason, \
+         recurring) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -345,6 +360,7 @@ fn insert_campaign(
             n(c.skipped.suppressed),
             n(c.skipped.no_email),
             c.pause_reason,
+            recurring,
         ])
     })
     .or_store(op)?;
@@ -504,6 +520,7 @@ fn claim_one(
     }
     tx.prepare_cached(&format!(
         "UPDATE contacts SET last_invited_at = ?3, portal_status = 1, \
+         invitations_sent = invitations_sent + 1, \
          flags = (flags & ~{m}) | 1 WHERE tenant = ?1 AND division_id = ?4 AND contact_id = ?2",
         m = schema::FLAG_STATUS_MASK
     ))
@@ -1293,6 +1310,7 @@ CREATE INDEX IF NOT EXISTS invitations_by_token ON invitations (tenant, token_ha
             categories: CategoryCounts::default(),
             sends: SendCounts::default(),
             pause_reason: None,
+            recurring: None,
         };
         store.create_campaign(&t, &c, None, now).await.unwrap();
         let invitation = Invitation {

@@ -36,6 +36,7 @@
 
 mod campaigns;
 mod query;
+mod recurring;
 mod registration;
 mod schema;
 mod templates;
@@ -66,7 +67,7 @@ const MAX_IDLE_READERS: usize = 4;
 pub(crate) const CONTACT_COLUMNS: &str = "contact_id, account_id, division_id, contact_name, \
     email, phone, billing, account_number, account_name, account_class, bill_group, \
     account_source, site_source, active_services, balance_due_cents, autopay, portal_status, \
-    last_invited_at, last_login, portal_key";
+    last_invited_at, last_login, portal_key, invitations_sent";
 
 /// A handle on one SQLite database; cheap to clone, safe to share between tasks.
 #[derive(Clone)]
@@ -259,6 +260,7 @@ fn read_contact(op: &'static str, row: &Row<'_>) -> Result<ContactRecord, StoreE
             .or_store(op)?
             .map(|k| parse_stored(op, "portal_key", PortalKey::parse(&k)))
             .transpose()?,
+        invitations_sent: row.get::<_, i64>(20).or_store(op)?.try_into().unwrap_or(u32::MAX),
     })
 }
 
@@ -270,11 +272,12 @@ fn read_division(op: &'static str, row: &Row<'_>) -> Result<Division, StoreError
         name: row.get(1).or_store(op)?,
         email_from: parse_stored(op, "email_from", Email::parse(&email))?,
         last_bulk_sent_at: from_ts(op, row.get(3).or_store(op)?)?,
+        first_synced_at: from_ts(op, row.get(4).or_store(op)?)?,
     })
 }
 
 const DIVISION_SELECT: &str =
-    "SELECT division_id, name, email_from, last_bulk_sent_at FROM divisions";
+    "SELECT division_id, name, email_from, last_bulk_sent_at, first_synced_at FROM divisions";
 
 #[async_trait]
 impl DivisionStore for SqliteStore {
@@ -287,8 +290,8 @@ impl DivisionStore for SqliteStore {
         let (tenant, d) = (tenant.clone(), division.clone());
         self.write(OP, move |conn| {
             conn.prepare_cached(
-                "INSERT INTO divisions (tenant, division_id, name, email_from) \
-                 VALUES (?1, ?2, ?3, ?4) \
+                "INSERT INTO divisions (tenant, division_id, name, email_from, first_synced_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) \
                  ON CONFLICT (tenant, division_id) \
                  DO UPDATE SET name = excluded.name, email_from = excluded.email_from",
             )
@@ -297,7 +300,8 @@ impl DivisionStore for SqliteStore {
                     tenant.as_str(),
                     d.division_id.as_str(),
                     d.name,
-                    d.email_from.as_str()
+                    d.email_from.as_str(),
+                    ts(d.synced_at.unwrap_or_else(OffsetDateTime::now_utc)),
                 ])
             })
             .or_store(OP)?;

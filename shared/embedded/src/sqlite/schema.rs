@@ -63,7 +63,7 @@ pub const FLAG_BILLING: i64 = 1 << 6;
 pub const FLAG_AUTOPAY: i64 = 1 << 7;
 
 /// The version `PRAGMA user_version` holds once every migration of [`MIGRATIONS`] ran.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// One step of the schema: what it brings and how, run in its own transaction with the bump
 /// of `user_version` to `version`.
@@ -112,6 +112,17 @@ const MIGRATIONS: &[Migration] = &[
             }
             c.execute_batch(V5_REGISTRATION)?;
             generate_missing_portal_keys(c)
+        },
+    },
+    Migration {
+        version: 6,
+        what: "recurring settings and runs, divisions' first sync, contacts' invitation count, \
+               campaigns' recurring run",
+        apply: |c| {
+            for (table, column, decl) in V6_COLUMNS {
+                add_column_if_missing(c, table, column, decl)?;
+            }
+            c.execute_batch(V6_RECURRING)
         },
     },
 ];
@@ -336,6 +347,40 @@ CREATE INDEX IF NOT EXISTS invitations_by_category
 /// - `confirmations (tenant, token_hash)`: portal-key sign-ups' links.
 /// - `rate_limits (tenant, key, window_start)`: counters with their expiry.
 /// - `registration_requests (tenant, request_id)`: ids sort by creation time.
+/// Version 6: recurring invitations.
+///
+/// - `divisions.first_synced_at` (which divisions are "new" for a setting);
+/// - `contacts.invitations_sent`, kept by the claim (a setting's maximum counts it);
+/// - `campaigns.recurring` (JSON of the run that made the campaign);
+/// - `recurring_settings (tenant, setting_id)` and `recurring_runs (tenant, setting_id,
+///   local_date)`: the primary key is the once-a-day guarantee.
+const V6_COLUMNS: &[(&str, &str, &str)] = &[
+    ("divisions", "first_synced_at", "INTEGER"),
+    ("contacts", "invitations_sent", "INTEGER NOT NULL DEFAULT 0"),
+    ("campaigns", "recurring", "TEXT"),
+];
+
+const V6_RECURRING: &str = r#"
+CREATE TABLE IF NOT EXISTS recurring_settings (
+    tenant      TEXT NOT NULL,
+    setting_id  TEXT NOT NULL,
+    enabled     INTEGER NOT NULL,
+    body        TEXT NOT NULL,
+    PRIMARY KEY (tenant, setting_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS recurring_settings_enabled ON recurring_settings (enabled);
+
+CREATE TABLE IF NOT EXISTS recurring_runs (
+    tenant      TEXT NOT NULL,
+    setting_id  TEXT NOT NULL,
+    local_date  TEXT NOT NULL,
+    started_at  INTEGER NOT NULL,
+    campaign_id TEXT,
+    finished    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant, setting_id, local_date)
+) WITHOUT ROWID;
+"#;
+
 const V5_COLUMNS: &[(&str, &str, &str)] = &[
     ("accounts", "portal_key", "TEXT"),
     ("contacts", "portal_key", "TEXT"),
