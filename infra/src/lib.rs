@@ -5,6 +5,8 @@
 //!
 //! - [`serve`]: `portal-invites serve` — every HTTP route in one process on the embedded
 //!   SQLite store, optionally with the demo tenant; graceful shutdown.
+//! - [`recurring`]: the local server's recurring scheduler (due settings run every minute)
+//!   and `portal-invites run-recurring` (run them now, or at another instant with `--at`).
 //! - [`token`]: `portal-invites token` — signs a bearer token the local server accepts.
 //! - [`import`]: `portal-invites import` — accounts and contacts from CSV, checked whole
 //!   before anything is written.
@@ -23,6 +25,7 @@
 pub mod bench;
 pub mod dev;
 pub mod import;
+pub mod recurring;
 pub mod secret;
 pub mod serve;
 pub mod simulate;

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use portal_core::domain::{CampaignId, InvitationCategory, TenantId};
+use portal_core::domain::{CampaignId, InvitationCategory, PublicUrl, RecurringId, TenantId};
 use portal_core::ports::{CampaignStore as _, Recount};
 use portal_invites::serve::{self, LocalServer, ServeOptions};
 use portal_invites::token::{self, TokenRequest};
-use portal_invites::{import, open_store, simulate, DEFAULT_DATA_DIR};
+use portal_invites::{import, open_store, recurring, simulate, DEFAULT_DATA_DIR};
 
 /// Portal Invitations on one machine: the local server and its operator commands.
 #[derive(Debug, Parser)]
@@ -86,6 +86,28 @@ enum Command {
         /// link (the real registration code: logins, `accepted`, `registered`), 0 to 1.
         #[arg(long, default_value_t = 0.5)]
         register_share: f64,
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
+    /// Run recurring invitation settings now (what `serve` does every minute) and send their
+    /// invitations into the data dir's outbox before exiting; prints the outcomes as JSON
+    /// (works beside a running `serve`). A day that already ran does nothing again.
+    RunRecurring {
+        /// Tenant of the settings; without it (and without --setting), every tenant's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only this setting (of --tenant, default demo), for the day due at --at (the
+        /// latest local day whose hour has come since the setting was saved); without it,
+        /// every enabled setting that is due at --at.
+        #[arg(long)]
+        setting: Option<String>,
+        /// Run as if it were this instant (RFC 3339, e.g. 2030-01-08T09:05:00Z): "advance the
+        /// clock" to see tomorrow's run or next week's reminders. Default: now.
+        #[arg(long)]
+        at: Option<String>,
+        /// The URL the server is reached at, for the links in the emails.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        public_url: String,
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
     },
@@ -228,6 +250,58 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print_out(&serde_json::to_string_pretty(&report)?)
                 .context("cannot print the report")?;
         }
+        Command::RunRecurring {
+            tenant,
+            setting,
+            at,
+            public_url,
+            data_dir,
+        } => {
+            let setting = setting
+                .map(|s| RecurringId::parse(s.trim()))
+                .transpose()
+                .context("invalid --setting")?;
+            let tenant = match (tenant, &setting) {
+                (Some(t), _) => Some(t),
+                (None, Some(_)) => Some("demo".to_owned()),
+                (None, None) => None,
+            }
+            .map(|t| TenantId::parse(t.trim()))
+            .transpose()
+            .context("invalid --tenant")?;
+            let at = at
+                .map(|a| {
+                    time::OffsetDateTime::parse(
+                        a.trim(),
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .with_context(|| {
+                        format!(
+                            "--at must be an RFC 3339 time like 2030-01-08T09:05:00Z, got {a:?}"
+                        )
+                    })
+                })
+                .transpose()?;
+            let public_url = PublicUrl::parse(&public_url).map_err(|_| {
+                anyhow::anyhow!(
+                    "--public-url must be an http:// or https:// URL, got {public_url:?}"
+                )
+            })?;
+            let request = recurring::RunRequest {
+                tenant,
+                setting,
+                at,
+                public_url,
+            };
+            let report = recurring::run_recurring(&data_dir, &request).await?;
+            print_out(&serde_json::to_string_pretty(&report)?)
+                .context("cannot print the outcomes")?;
+            if let Some(e) = report.send_error {
+                anyhow::bail!(
+                    "the runs' campaigns did not finish sending ({e}); `serve` on this data dir resumes them"
+                );
+            }
+        }
         Command::Recount {
             campaign,
             tenant,
@@ -326,6 +400,45 @@ mod tests {
                 assert_eq!(addr, "127.0.0.1:3000");
                 assert_eq!(data_dir, PathBuf::from(".portal-invites"));
                 assert!(demo);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn run_recurring_takes_every_option_and_none() {
+        let cli = Cli::try_parse_from([
+            "portal-invites",
+            "run-recurring",
+            "--tenant",
+            "demo",
+            "--setting",
+            "weekly",
+            "--at",
+            "2030-01-08T09:05:00Z",
+            "--data-dir",
+            "d",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::RunRecurring {
+                setting: Some(_),
+                ..
+            }
+        ));
+        let cli = Cli::try_parse_from(["portal-invites", "run-recurring"]).unwrap();
+        match cli.command {
+            Command::RunRecurring {
+                tenant,
+                setting,
+                at,
+                public_url,
+                data_dir,
+            } => {
+                assert_eq!((tenant, setting, at), (None, None, None));
+                assert_eq!(public_url, "http://127.0.0.1:3000");
+                assert_eq!(data_dir, PathBuf::from(".portal-invites"));
             }
             other => panic!("parsed as {other:?}"),
         }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use portal_core::domain::{PublicUrl, RecurringId, TenantId};
-use portal_core::ports::{Clock, Store, SystemClock};
+use portal_core::ports::{Clock, RecurringStore as _, Store, SystemClock};
 use portal_core::usecases::campaigns::Sending;
 use portal_core::usecases::recurring::{run_due, run_setting, RecurringError, RunOutcome};
 use portal_core::usecases::send::queue::{drain, QueueBus};
@@ -105,7 +105,9 @@ impl SchedulerHandle {
         let _ = self.stop.send(());
         let mut task = self.task;
         if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
-            tracing::warn!("the recurring run in progress was cut short; the next run of its day finishes it");
+            tracing::warn!(
+                "the recurring run in progress was cut short; the next run of its day finishes it"
+            );
             task.abort();
         }
     }
@@ -270,7 +272,11 @@ pub async fn run_recurring(
         }
         (None, Some(only)) => {
             let mut runs = Vec::new();
-            for (tenant, setting) in store.enabled_settings().await.map_err(RecurringError::from)? {
+            for (tenant, setting) in store
+                .enabled_settings()
+                .await
+                .map_err(RecurringError::from)?
+            {
                 if &tenant != only {
                     continue;
                 }
@@ -278,7 +284,8 @@ pub async fn run_recurring(
                     continue;
                 };
                 let id = setting.setting_id;
-                let outcome = run_setting(&*store, &*clock, &sending, &tenant, &id, Some(day)).await?;
+                let outcome =
+                    run_setting(&*store, &*clock, &sending, &tenant, &id, Some(day)).await?;
                 runs.push(SettingRun {
                     tenant,
                     recurring_id: id,
@@ -330,14 +337,8 @@ mod tests {
             until_next(minute, at(120_001)),
             Duration::from_millis(59_999)
         );
-        assert_eq!(
-            until_next(minute, at(179_500)),
-            Duration::from_millis(500)
-        );
-        assert_eq!(
-            until_next(Duration::ZERO, at(5)),
-            Duration::from_millis(1)
-        );
+        assert_eq!(until_next(minute, at(179_500)), Duration::from_millis(500));
+        assert_eq!(until_next(Duration::ZERO, at(5)), Duration::from_millis(1));
     }
 
     #[test]
@@ -345,7 +346,10 @@ mod tests {
         let at = time::macros::datetime!(2030-01-01 09:00:00 UTC);
         let c = ShiftedClock::starting_at(at);
         let read = c.now();
-        assert!(read >= at && read - at < time::Duration::seconds(2), "{read}");
+        assert!(
+            read >= at && read - at < time::Duration::seconds(2),
+            "{read}"
+        );
         c.shift(time::Duration::days(1));
         assert!(c.now() - at >= time::Duration::days(1));
         assert!(ShiftedClock::default().now() - SystemClock.now() < time::Duration::seconds(2));

@@ -5,12 +5,16 @@
 //! [`LocalServer::run`] then serves the library's router (the same one Lambda runs) until the
 //! shutdown future resolves, finishing requests in flight. Tests drive the same two calls on
 //! `127.0.0.1:0` with a fresh data dir.
+//!
+//! While it serves, the server also runs recurring invitation settings that are due (see
+//! [`crate::recurring::Scheduler`]): a task that wakes every minute, started by `run` and
+//! stopped with it.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use portal_aws::webhook::SesWebhook;
@@ -18,15 +22,16 @@ use portal_core::demo::DemoSummary;
 use portal_core::domain::PublicUrl;
 use portal_core::ports::{Clock, EventBus, SendMessage, SystemClock};
 use portal_core::usecases::campaigns::Sending;
+use portal_core::usecases::recurring::LocalSchedules;
 use portal_core::usecases::send::InProcessBus;
 use portal_core::usecases::send::{RateLimiter, SendConfig, SendDeps, TokioSleeper};
-use portal_core::usecases::recurring::LocalSchedules;
 use portal_embedded::outbox::Outbox;
 use portal_embedded::sqlite::SqliteStore;
 use portal_http::auth::Verifier;
 use portal_http::{router, AppState};
 use tokio::net::TcpListener;
 
+use crate::recurring::{Scheduler, DEFAULT_TICK};
 use crate::secret::{Secret, SecretError, SecretSource};
 use crate::{open_store, OpenStoreError};
 
@@ -54,6 +59,32 @@ pub struct ServeOptions {
     pub demo: bool,
     /// The URL people reach this server at, when not `http://<listen address>` (a proxy).
     pub public_url: Option<String>,
+}
+
+/// What tests and benchmarks may replace in a local server ([`LocalServer::open_with`]).
+#[derive(Clone)]
+pub struct ServeTuning {
+    /// The clock of everything the server does: requests, sends, the recurring scheduler.
+    pub clock: Arc<dyn Clock>,
+    /// How often the recurring scheduler wakes (aligned to multiples of it).
+    pub scheduler_tick: Duration,
+}
+
+impl Default for ServeTuning {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            scheduler_tick: DEFAULT_TICK,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServeTuning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeTuning")
+            .field("scheduler_tick", &self.scheduler_tick)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +122,8 @@ pub struct LocalServer {
     demo: Option<DemoSummary>,
     /// With `--demo`: a fresh invitation's registration link, so a newcomer can register.
     demo_link: Option<String>,
+    /// What `run` starts beside the HTTP server.
+    scheduler: Scheduler,
 }
 
 impl std::fmt::Debug for LocalServer {
@@ -105,6 +138,11 @@ impl std::fmt::Debug for LocalServer {
 impl LocalServer {
     /// Prepares the data dir, secret and store, and loads the demo tenant when asked.
     pub async fn open(opts: ServeOptions) -> Result<Self, ServeError> {
+        Self::open_with(opts, ServeTuning::default()).await
+    }
+
+    /// [`LocalServer::open`] with another clock or scheduler period.
+    pub async fn open_with(opts: ServeOptions, tuning: ServeTuning) -> Result<Self, ServeError> {
         let given = opts
             .public_url
             .as_deref()
@@ -113,7 +151,7 @@ impl LocalServer {
         let public_url = given.clone().unwrap_or(PublicUrl::local(DEFAULT_PORT));
         let secret = Secret::resolve(&opts.data_dir)?;
         let store = Arc::new(open_store(&opts.data_dir)?);
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let clock = tuning.clock;
         let demo = if opts.demo {
             let started = Instant::now();
             let summary = portal_core::demo::load_demo(&*store, clock.now())
@@ -129,31 +167,17 @@ impl LocalServer {
         } else {
             None
         };
-        let unsubscribe = crate::dev::unsubscribe_signer(&opts.data_dir)?;
-        let tokens = Arc::new(crate::dev::token_deriver(&opts.data_dir)?);
         // Sending: the same fan-out and delivery code as the Lambda functions, driven by an
         // in-process queue, writing every email into the data dir's outbox.
-        let config = SendConfig {
-            // The outbox has no quota; SES's rate applies on AWS.
-            max_send_rate: None,
-            send_concurrency: SERVE_SEND_CONCURRENCY,
-            step_concurrency: SERVE_STEP_CONCURRENCY,
-            // The outbox writes a Message-ID once, so a re-send after a crash lands once
-            // however many outcomes were pending: write them in larger groups.
-            outcome_flush: SERVE_OUTCOME_FLUSH,
-            ..SendConfig::default()
-        };
-        let deps = SendDeps {
-            store: store.clone(),
-            mailer: Arc::new(Outbox::in_data_dir(&opts.data_dir)),
-            clock: clock.clone(),
-            sleeper: Arc::new(TokioSleeper),
-            unsubscribe: Arc::new(unsubscribe.clone()),
-            tokens: tokens.clone(),
-            public_url: public_url.clone(),
-            limiter: Arc::new(RateLimiter::new(config.max_send_rate)),
-            config: config.clone(),
-        };
+        let deps = local_send_deps(
+            &opts.data_dir,
+            store.clone(),
+            clock.clone(),
+            public_url.clone(),
+        )?;
+        let unsubscribe = (*deps.unsubscribe).clone();
+        let tokens = deps.tokens.clone();
+        let token_ttl = deps.config.token_ttl;
         let (bus, _worker) = InProcessBus::spawn(deps, std::time::Duration::from_secs(1));
         // Campaigns a previous run left unfinished carry on where they stopped.
         let unfinished = store
@@ -174,7 +198,17 @@ impl LocalServer {
         let sending = Sending {
             bus: bus.clone(),
             tokens: tokens.clone(),
-            token_ttl: config.token_ttl,
+            token_ttl,
+        };
+        let scheduler = Scheduler {
+            store: store.clone(),
+            clock: clock.clone(),
+            sending: Sending {
+                bus: bus.clone(),
+                tokens: tokens.clone(),
+                token_ttl,
+            },
+            tick: tuning.scheduler_tick,
         };
         let demo_link = match &demo {
             Some(d) => demo_registration_link(&store, &*clock, &sending, &public_url, d).await,
@@ -207,6 +241,7 @@ impl LocalServer {
             router,
             demo,
             demo_link,
+            scheduler,
         })
     }
 
@@ -238,6 +273,7 @@ impl LocalServer {
             self.demo.as_ref(),
             &self.secret.source,
             program,
+            self.scheduler.tick,
         );
         if let Some(link) = &self.demo_link {
             out += &format!(
@@ -261,7 +297,8 @@ impl LocalServer {
         }
     }
 
-    /// Serves until `shutdown` resolves, then lets requests in flight finish.
+    /// Serves — and runs due recurring settings — until `shutdown` resolves, then lets
+    /// requests in flight (and a recurring tick in progress) finish.
     pub async fn run(
         self,
         listener: TcpListener,
@@ -270,21 +307,56 @@ impl LocalServer {
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, data_dir = %self.opts.data_dir.display(), "listening");
         }
+        let scheduler = self.scheduler.spawn();
         // The peer address is what the registration pages rate-limit per client.
-        axum::serve(
+        let served = axum::serve(
             listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(ServeError::Serve)?;
+        .map_err(ServeError::Serve);
+        scheduler.stop().await;
+        served?;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
-/// Binds a listener, naming the address when it is taken.
+/// The sending dependencies of a data dir on one machine: the same fan-out and delivery code
+/// as the Lambda functions, writing every email into the data dir's outbox, with the data
+/// dir's token and unsubscribe keys (so links work on its server). `serve` drives them with
+/// an in-process bus; `run-recurring` drains a queue with them.
+pub fn local_send_deps(
+    data_dir: &std::path::Path,
+    store: Arc<SqliteStore>,
+    clock: Arc<dyn Clock>,
+    public_url: PublicUrl,
+) -> Result<SendDeps, SecretError> {
+    let config = SendConfig {
+        // The outbox has no quota; SES's rate applies on AWS.
+        max_send_rate: None,
+        send_concurrency: SERVE_SEND_CONCURRENCY,
+        step_concurrency: SERVE_STEP_CONCURRENCY,
+        // The outbox writes a Message-ID once, so a re-send after a crash lands once
+        // however many outcomes were pending: write them in larger groups.
+        outcome_flush: SERVE_OUTCOME_FLUSH,
+        ..SendConfig::default()
+    };
+    Ok(SendDeps {
+        store,
+        mailer: Arc::new(Outbox::in_data_dir(data_dir)),
+        clock,
+        sleeper: Arc::new(TokioSleeper),
+        unsubscribe: Arc::new(crate::dev::unsubscribe_signer(data_dir)?),
+        tokens: Arc::new(crate::dev::token_deriver(data_dir)?),
+        public_url,
+        limiter: Arc::new(RateLimiter::new(config.max_send_rate)),
+        config,
+    })
+}
+
 /// Invites one eligible demo contact individually (through the real send path, so the email
 /// lands in the outbox) and answers its registration link. `None` (logged) when no contact is
 /// eligible — a restart within 24 hours of inviting them all, say.
@@ -335,6 +407,7 @@ async fn demo_registration_link(
     }
 }
 
+/// Binds a listener, naming the address when it is taken.
 pub async fn bind(addr: &str) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await
@@ -382,6 +455,7 @@ pub fn banner(
     demo: Option<&DemoSummary>,
     secret: &SecretSource,
     program: &str,
+    scheduler_tick: Duration,
 ) -> String {
     let dir = shell_quote(&opts.data_dir.display().to_string());
     let tenant = demo.map_or("my-company", |d| d.tenant.as_str());
@@ -393,6 +467,14 @@ pub fn banner(
             d.tenant, d.divisions, d.accounts, d.contacts
         );
     }
+    let every = match scheduler_tick.as_secs() {
+        60 => "minute".to_owned(),
+        s if s > 0 && s % 60 == 0 => format!("{} minutes", s / 60),
+        _ => format!("{} s", scheduler_tick.as_secs_f64()),
+    };
+    out += &format!(
+        "  recurring invitations: due settings run here every {every} (now: {program} run-recurring --data-dir {dir})\n"
+    );
     out += "\nGet a token (valid 12 hours):\n";
     if *secret == SecretSource::Env {
         out += &format!(
@@ -451,6 +533,7 @@ mod tests {
             Some(&demo),
             &SecretSource::File("x".into()),
             "portal-invites",
+            DEFAULT_TICK,
         );
         assert!(b.contains("listening on http://127.0.0.1:3000"), "{b}");
         assert!(b.contains("10012 contacts"), "{b}");
@@ -464,11 +547,23 @@ mod tests {
             ),
             "{b}"
         );
+        assert!(
+            b.contains("recurring invitations: due settings run here every minute (now: portal-invites run-recurring --data-dir './my data')"),
+            "{b}"
+        );
     }
 
     #[test]
     fn the_banner_warns_when_the_secret_comes_from_the_environment() {
-        let b = banner("http://x", &opts(false), None, &SecretSource::Env, "p");
+        let b = banner(
+            "http://x",
+            &opts(false),
+            None,
+            &SecretSource::Env,
+            "p",
+            Duration::from_secs(1),
+        );
+        assert!(b.contains("every 1 s"), "{b}");
         assert!(b.contains("PORTAL_INVITES_JWT_SECRET"), "{b}");
         assert!(!b.contains("demo"), "{b}");
     }

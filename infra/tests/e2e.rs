@@ -7,8 +7,9 @@
 //!   chunked bodies decoded: enough for JSON and the streamed CSV export, no extra crates),
 //!   and the servers: one shared demo server (loading 10,000 contacts once, on its own thread
 //!   and runtime so it outlives each test's runtime) and fresh empty servers per test.
-//! - the tests: the demo tenant through the API, tenancy, errors, the CSV import, and the
-//!   binary itself (`token`, `import`, `serve` with SIGTERM).
+//! - the tests: the demo tenant through the API, tenancy, errors, the CSV import, the
+//!   binary itself (`token`, `import`, `serve` with SIGTERM), and recurring invitations (a
+//!   server whose clock the test moves, its scheduler, and `run-recurring --at`).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -946,6 +947,10 @@ async fn serve_prints_how_to_use_it_answers_and_stops_cleanly_on_sigterm() {
     });
     assert!(banner.contains("token --data-dir"), "{banner}");
     assert!(banner.contains("curl"), "{banner}");
+    assert!(
+        banner.contains("due settings run here every minute"),
+        "{banner}"
+    );
 
     let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
     let api = Api {
@@ -968,4 +973,478 @@ async fn serve_prints_how_to_use_it_answers_and_stops_cleanly_on_sigterm() {
     assert!(killed.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "a clean exit on SIGTERM, got {status}");
+}
+
+// ---- recurring invitations ----
+
+const ADMIN: &str =
+    "invitations:read,invitations:send,registrations:manage,settings:manage,sync:write";
+
+/// A token valid as long as tokens may be, for servers whose clock the test moves by weeks.
+fn lasting_token(dir: &std::path::Path, tenant: &str) -> String {
+    let req = TokenRequest::parse(
+        tenant,
+        ADMIN,
+        Some("e2e"),
+        Some(portal_invites::token::MAX_TTL_HOURS),
+    )
+    .unwrap();
+    token::issue(dir, &req).unwrap()
+}
+
+/// A local server whose clock the test moves and whose scheduler ticks every second; it
+/// can be stopped and started again on the same data dir ("downtime").
+struct ClockedServer {
+    addr: SocketAddr,
+    clock: std::sync::Arc<portal_invites::recurring::ShiftedClock>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl ClockedServer {
+    async fn start(dir: &std::path::Path, at: time::OffsetDateTime) -> Self {
+        use portal_invites::recurring::ShiftedClock;
+        use portal_invites::serve::ServeTuning;
+        let clock = std::sync::Arc::new(ShiftedClock::starting_at(at));
+        let server = LocalServer::open_with(
+            ServeOptions {
+                data_dir: dir.to_owned(),
+                demo: false,
+                public_url: None,
+            },
+            ServeTuning {
+                clock: clock.clone(),
+                scheduler_tick: std::time::Duration::from_secs(1),
+            },
+        )
+        .await
+        .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(async move {
+            server
+                .run(listener, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        Self {
+            addr,
+            clock,
+            stop: Some(stop),
+            served: Some(served),
+        }
+    }
+
+    fn api(&self, dir: &std::path::Path, tenant: &str) -> Api {
+        Api {
+            addr: self.addr,
+            token: Some(lasting_token(dir, tenant)),
+        }
+    }
+
+    fn now(&self) -> time::OffsetDateTime {
+        use portal_core::ports::Clock as _;
+        self.clock.now()
+    }
+
+    /// Stops the server and its scheduler, and waits until both have.
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.served.take().unwrap().await.unwrap();
+    }
+}
+
+/// `GET /v1/recurring/{id}/runs`, expecting 200: its items, newest first.
+async fn recurring_runs(api: &Api, id: &str) -> Vec<Value> {
+    let r = api.get(&format!("/v1/recurring/{id}/runs")).await;
+    assert_eq!(r.status, 200, "runs: {}", r.text());
+    r.json()["items"].as_array().unwrap().clone()
+}
+
+/// Waits (up to 15 s) for the setting to have `n` runs.
+async fn wait_for_runs(api: &Api, id: &str, n: usize) -> Vec<Value> {
+    for _ in 0..150 {
+        let runs = recurring_runs(api, id).await;
+        if runs.len() >= n {
+            return runs;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the scheduler did not make {n} run(s) of {id}: {:?}",
+        recurring_runs(api, id).await
+    )
+}
+
+/// The number of emails in the outbox per recipient address.
+fn outbox_per_address(dir: &std::path::Path) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir.join("outbox"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(mail) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        let to = mail
+            .lines()
+            .find_map(|l| l.strip_prefix("To:"))
+            .unwrap_or_default();
+        let addr = to
+            .rsplit('<')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .trim_end_matches('>')
+            .to_owned();
+        *out.entry(addr).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Waits (up to 15 s) until the outbox holds `n` emails.
+async fn wait_for_outbox(
+    dir: &std::path::Path,
+    n: usize,
+) -> std::collections::BTreeMap<String, usize> {
+    for _ in 0..150 {
+        let per = outbox_per_address(dir);
+        if per.values().sum::<usize>() >= n {
+            return per;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the outbox never held {n} emails: {:?}",
+        outbox_per_address(dir)
+    )
+}
+
+/// `portal-invites run-recurring` on `dir` at `at` (with extra arguments), expecting
+/// success: its JSON report.
+async fn run_recurring(dir: &std::path::Path, at: time::OffsetDateTime, extra: &[&str]) -> Value {
+    use time::format_description::well_known::Rfc3339;
+    let mut cmd = bin();
+    cmd.args(["run-recurring", "--at", &at.format(&Rfc3339).unwrap()])
+        .args(extra)
+        .arg("--data-dir")
+        .arg(dir);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "run-recurring failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A tenant `acme` with the division `north`, the template `welcome` and contacts with
+/// `ada@` and `charles@` addresses (and one without).
+async fn recurring_tenant(api: &Api, dir: &std::path::Path) {
+    let r = api
+        .json(
+            "PUT",
+            "/v1/divisions/north",
+            &json!({"name": "North Branch", "email_from": "north@acme.example"}),
+        )
+        .await;
+    assert!(r.status == 200 || r.status == 201, "{}", r.text());
+    let r = api
+        .json(
+            "PUT",
+            "/v1/templates/welcome",
+            &json!({
+                "name": "Welcome",
+                "subject": "Your [DivisionName] portal",
+                "html": "<a href=\"[PortalLink]\">Register</a> <a href=\"[UnsubscribeLink]\">Unsubscribe</a>",
+                "text": "Register: [PortalLink]",
+            }),
+        )
+        .await;
+    assert!(r.status == 200 || r.status == 201, "{}", r.text());
+    let csv = dir.join("contacts.csv");
+    std::fs::write(&csv, format!("{HEADER}{GOOD_CSV}")).unwrap();
+    let store = portal_invites::open_store(dir).unwrap();
+    import::import_file(&store, &TenantId::parse("acme").unwrap(), &csv)
+        .await
+        .unwrap();
+}
+
+fn weekly_at(hour: u8) -> Value {
+    json!({
+        "enabled": true,
+        "scope": "all",
+        "filters": {},
+        "template_id": "welcome",
+        "cadence_days": 7,
+        "max_invitations_per_contact": 2,
+        "hour_of_day": hour,
+        "time_zone": "UTC",
+    })
+}
+
+/// The UTC day whose run is due at `at` for a setting at `hour` (today once the hour has
+/// come, else yesterday), `YYYY-MM-DD`.
+fn due_day(at: time::OffsetDateTime, hour: u8) -> String {
+    let day = if at.hour() >= hour {
+        at.date()
+    } else {
+        at.date().previous_day().unwrap()
+    };
+    day.to_string()
+}
+
+fn outcomes(report: &Value) -> Vec<String> {
+    report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Saved after its hour today, a setting first runs the next day (a setting saved after a
+/// day's hour waits for the next); the server's own scheduler runs it — once — when its
+/// clock gets there. `run-recurring --at` then plays the following weeks: new contacts get
+/// their first invitation, pending ones a reminder every `cadence_days`, never more than
+/// the maximum, unsubscribed ones nothing; a server back from days of downtime runs the
+/// latest missed day once; a deleted setting runs no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_scheduler_and_run_recurring_invite_and_remind_up_to_the_maximum() {
+    let tmp = tempfile::Builder::new()
+        .prefix("recurring")
+        .tempdir()
+        .unwrap();
+    let dir = tmp.path();
+    let start = time::OffsetDateTime::now_utc();
+    let server = ClockedServer::start(dir, start).await;
+    let api = server.api(dir, "acme");
+    recurring_tenant(&api, dir).await;
+
+    // The hour a minute ago: the setting is saved after its hour, never at its stroke.
+    let hour = (server.now() - time::Duration::minutes(1)).hour();
+    let r = api
+        .json("PUT", "/v1/recurring/weekly", &weekly_at(hour))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let saved = r.json();
+    let next: time::OffsetDateTime = time::OffsetDateTime::parse(
+        saved["next_run_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    assert!(
+        next > server.now() && next - server.now() <= time::Duration::days(1),
+        "{saved}"
+    );
+    let preview = api
+        .json("POST", "/v1/recurring/weekly/preview", &json!({}))
+        .await;
+    assert_eq!(preview.status, 200, "{}", preview.text());
+    assert_eq!(preview.json()["eligible"], 2, "{}", preview.text());
+
+    // Saved after today's hour: the scheduler (ticking every second) leaves today alone.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(recurring_runs(&api, "weekly").await.is_empty());
+    assert!(outbox_per_address(dir).is_empty());
+
+    // A day later the server runs it by itself, once.
+    server.clock.shift(time::Duration::days(1));
+    let runs = wait_for_runs(&api, "weekly", 1).await;
+    let first = server.now();
+    let campaign = runs[0]["campaign_id"]
+        .as_str()
+        .expect("a campaign")
+        .to_owned();
+    assert_eq!(runs[0]["finished"], true, "{runs:?}");
+    assert_eq!(runs[0]["local_date"], due_day(first, hour), "{runs:?}");
+    let per = wait_for_outbox(dir, 2).await;
+    assert_eq!(per.get("ada@example.com"), Some(&1), "{per:?}");
+    assert_eq!(per.get("charles@example.com"), Some(&1), "{per:?}");
+    let c = api.get(&format!("/v1/campaigns/{campaign}")).await;
+    assert_eq!(c.status, 200, "{}", c.text());
+    assert_eq!(c.json()["trigger"], "recurring", "{}", c.text());
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        recurring_runs(&api, "weekly").await.len(),
+        1,
+        "ticks after the run do nothing"
+    );
+    assert_eq!(outbox_per_address(dir).values().sum::<usize>(), 2);
+
+    // Charles unsubscribes; a new contact arrives.
+    let signer = portal_invites::dev::unsubscribe_signer(dir).unwrap();
+    let tenant = TenantId::parse("acme").unwrap();
+    let charles = portal_core::domain::Email::parse("charles@example.com").unwrap();
+    let token = signer.sign(&tenant, &charles, "", server.now());
+    let r = Api {
+        addr: server.addr,
+        token: None,
+    }
+    .request(
+        "POST",
+        &format!("/v1/unsubscribe?token={token}"),
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"List-Unsubscribe=One-Click",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let newcomer = "A3,north,1003,Dee Newcomer,Residential,Monthly,CRM,Web,yes,0,no,C4,Dee Newcomer,dee@example.com,,true\n";
+    let csv = dir.join("newcomer.csv");
+    std::fs::write(&csv, format!("{HEADER}{newcomer}")).unwrap();
+    import::import_file(&portal_invites::open_store(dir).unwrap(), &tenant, &csv)
+        .await
+        .unwrap();
+
+    // The next day (an hour later in the day, so the newcomer's cadence is off the days'
+    // boundaries): only the newcomer is invited; the others were invited a day ago.
+    let report = run_recurring(
+        dir,
+        first + time::Duration::hours(25),
+        &["--tenant", "acme"],
+    )
+    .await;
+    assert_eq!(outcomes(&report), ["queued"], "{report}");
+    assert_eq!(report["sent"], 1, "{report}");
+    let per = outbox_per_address(dir);
+    assert_eq!(per.get("dee@example.com"), Some(&1), "{per:?}");
+    // The same day again: nothing more.
+    let again = run_recurring(dir, first + time::Duration::hours(26), &[]).await;
+    assert_eq!(outcomes(&again), ["already_ran"], "{again}");
+    assert_eq!(again["sent"], 0, "{again}");
+
+    // Eight days after the first run: Ada's reminder (Charles unsubscribed; Dee's week is
+    // not over).
+    let report = run_recurring(
+        dir,
+        first + time::Duration::days(8),
+        &["--tenant", "acme", "--setting", "weekly"],
+    )
+    .await;
+    assert_eq!(outcomes(&report), ["queued"], "{report}");
+    assert_eq!(report["sent"], 1, "{report}");
+    assert_eq!(outbox_per_address(dir).get("ada@example.com"), Some(&2));
+
+    // Sixteen days: Dee's reminder; Ada has had the maximum.
+    let report = run_recurring(dir, first + time::Duration::days(16), &[]).await;
+    assert_eq!(outcomes(&report), ["queued"], "{report}");
+    assert_eq!(report["sent"], 1, "{report}");
+    // Twenty-four days: everyone has had the maximum (or unsubscribed).
+    let report = run_recurring(dir, first + time::Duration::days(24), &[]).await;
+    assert_eq!(outcomes(&report), ["nobody_due"], "{report}");
+    assert_eq!(report["sent"], 0, "{report}");
+    let per = outbox_per_address(dir);
+    assert_eq!(
+        per,
+        [
+            ("ada@example.com".to_owned(), 2),
+            ("charles@example.com".to_owned(), 1),
+            ("dee@example.com".to_owned(), 2),
+        ]
+        .into_iter()
+        .collect(),
+        "never more than the maximum of 2"
+    );
+    let runs = recurring_runs(&api, "weekly").await;
+    assert_eq!(runs.len(), 5, "{runs:?}");
+    let dates: Vec<&str> = runs
+        .iter()
+        .map(|r| r["local_date"].as_str().unwrap())
+        .collect();
+    let mut sorted = dates.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(dates, sorted, "newest first");
+    assert!(
+        runs[0]["campaign_id"].is_null(),
+        "nobody due: no campaign: {runs:?}"
+    );
+
+    // Downtime: the server stops, a contact arrives, and the server comes back a week
+    // after the last run: the latest missed day runs once, not every missed day.
+    server.stop().await;
+    let late = "A4,north,1004,Eve Late,Residential,Monthly,CRM,Web,yes,0,no,C5,Eve Late,eve@example.com,,true\n";
+    std::fs::write(&csv, format!("{HEADER}{late}")).unwrap();
+    import::import_file(&portal_invites::open_store(dir).unwrap(), &tenant, &csv)
+        .await
+        .unwrap();
+    let back = first + time::Duration::days(31);
+    let server = ClockedServer::start(dir, back).await;
+    let api = server.api(dir, "acme");
+    let runs = wait_for_runs(&api, "weekly", 6).await;
+    assert_eq!(runs[0]["local_date"], due_day(back, hour), "{runs:?}");
+    wait_for_outbox(dir, 6).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(recurring_runs(&api, "weekly").await.len(), 6);
+    assert_eq!(outbox_per_address(dir).get("eve@example.com"), Some(&1));
+
+    // Deleted: neither the scheduler nor run-recurring runs it again.
+    let r = api
+        .request("DELETE", "/v1/recurring/weekly", &[], b"")
+        .await;
+    assert!(r.status == 204 || r.status == 200, "{}", r.text());
+    server.clock.shift(time::Duration::days(10));
+    let report = run_recurring(dir, back + time::Duration::days(20), &[]).await;
+    assert_eq!(outcomes(&report), Vec::<String>::new(), "{report}");
+    let report = run_recurring(
+        dir,
+        back + time::Duration::days(20),
+        &["--tenant", "acme", "--setting", "weekly"],
+    )
+    .await;
+    assert_eq!(outcomes(&report), ["ignored"], "{report}");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(outbox_per_address(dir).values().sum::<usize>(), 6);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recurring_settings_refuse_bad_input_with_422_and_unknown_ones_with_404() {
+    let server = EmptyServer::start("recurring-errors").await;
+    let api = server.api("acme", ADMIN);
+    recurring_tenant(&api, server.dir.path()).await;
+    let mut bad_zone = weekly_at(9);
+    bad_zone["time_zone"] = json!("Mars/Olympus_Mons");
+    let mut no_cadence = weekly_at(9);
+    no_cadence["cadence_days"] = json!(0);
+    let mut no_template = weekly_at(9);
+    no_template["template_id"] = json!("nope");
+    let mut no_division = weekly_at(9);
+    no_division["scope"] = json!("divisions");
+    no_division["division_ids"] = json!(["south"]);
+    for (body, says) in [
+        (bad_zone, "Mars/Olympus_Mons"),
+        (no_cadence, "cadence_days"),
+        (no_template, "nope"),
+        (no_division, "south"),
+    ] {
+        let r = api.json("PUT", "/v1/recurring/weekly", &body).await;
+        let p = r.assert_problem(422);
+        assert!(p["detail"].as_str().unwrap().contains(says), "{p}");
+    }
+    assert_eq!(
+        api.get("/v1/recurring").await.json(),
+        json!([]),
+        "nothing saved"
+    );
+    api.get("/v1/recurring/weekly").await.assert_problem(404);
+    api.get("/v1/recurring/weekly/runs")
+        .await
+        .assert_problem(404);
+    api.json("POST", "/v1/recurring/weekly/preview", &json!({}))
+        .await
+        .assert_problem(404);
+    api.request("DELETE", "/v1/recurring/weekly", &[], b"")
+        .await
+        .assert_problem(404);
+    // Managing them takes settings:manage.
+    let reader = server.api("acme", READ);
+    reader.get("/v1/recurring").await.assert_problem(403);
 }

@@ -717,3 +717,358 @@ mod dynamodb_registration {
         format!("T#t1#D#d1#S#{:02}", h % 16)
     }
 }
+
+/// DynamoDB-only checks of recurring invitations: what each operation costs in requests, the
+/// items and index keys the module docs describe, a division written before
+/// `first_synced_at` was kept, and run cursors bound to their setting.
+mod dynamodb_recurring {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use portal_aws::aws_metrics::RequestCounter;
+    use portal_aws::dynamodb::DynamoStore;
+    use portal_core::domain::{
+        ContactId, DivisionId, DivisionInput, Email, Filters, Invitation, InvitationState,
+        RecurringId, RecurringSetting, RegistrationToken, ReminderRule, Scope, TemplateId,
+        TenantId, TimeZoneName, Trigger,
+    };
+    use portal_core::ports::{
+        AccountStore, CampaignStore, Claim, ContactStore, DivisionStore, RecurringStore, RunRecord,
+        StartRun, StoreError,
+    };
+    use portal_testkit::builders::{AccountBuilder, CampaignBuilder, ContactBuilder};
+    use portal_testkit::moto::{fresh_table, Exclusive, Moto};
+    use time::macros::datetime;
+    use time::{Duration, OffsetDateTime};
+
+    const NOW: OffsetDateTime = datetime!(2026-11-02 12:00:00 UTC);
+
+    type Item = std::collections::HashMap<String, AttributeValue>;
+
+    struct Fixture {
+        store: DynamoStore,
+        raw: aws_sdk_dynamodb::Client,
+        table: String,
+    }
+
+    async fn fixture() -> (Exclusive<Fixture>, RequestCounter) {
+        let counter = RequestCounter::new();
+        let fx = Exclusive::new(|| async {
+            let raw: aws_sdk_dynamodb::Client = Moto::shared().client();
+            let table = fresh_table(&raw).await;
+            let counted: aws_sdk_dynamodb::Client = Moto::shared().counted_client(&counter);
+            Fixture {
+                store: DynamoStore::new(counted, table.clone()).serialize_transactions(),
+                raw,
+                table,
+            }
+        })
+        .await;
+        counter.reset();
+        (fx, counter)
+    }
+
+    fn t() -> TenantId {
+        TenantId::parse("t1").unwrap()
+    }
+
+    fn rid(s: &str) -> RecurringId {
+        RecurringId::parse(s).unwrap()
+    }
+
+    fn email(s: &str) -> Email {
+        Email::parse(s).unwrap()
+    }
+
+    fn setting(id: &str, enabled: bool) -> RecurringSetting {
+        RecurringSetting {
+            setting_id: rid(id),
+            enabled,
+            scope: Scope::Divisions(vec![DivisionId::parse("d1").unwrap()]),
+            filters: Filters::default(),
+            template_id: TemplateId::parse("welcome").unwrap(),
+            email_from: None,
+            rule: ReminderRule {
+                cadence_days: 7,
+                max_invitations_per_contact: 3,
+            },
+            hour_of_day: 9,
+            time_zone: TimeZoneName::parse("America/Chicago").unwrap(),
+            created_at: NOW,
+            updated_at: NOW,
+        }
+    }
+
+    fn division(name: &str) -> DivisionInput {
+        DivisionInput::new(
+            DivisionId::parse("d1").unwrap(),
+            name.into(),
+            email("hoa@example.org"),
+        )
+        .unwrap()
+        .synced_at(NOW)
+    }
+
+    async fn raw_item(fx: &Fixture, pk: &str, sk: &str) -> Option<Item> {
+        fx.raw
+            .get_item()
+            .table_name(&fx.table)
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .item
+    }
+
+    fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+        item.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    }
+
+    /// (requests of `operation`, all requests) since the last reset; resets.
+    fn took(counter: &RequestCounter, operation: &str) -> (u64, u64) {
+        let got = (counter.get(operation), counter.total());
+        counter.reset();
+        got
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn recurring_operations_cost_what_the_module_docs_say() {
+        let (fx, counter) = fixture().await;
+        let store = &fx.store;
+        let tenant = t();
+
+        store
+            .put_division(&tenant, &division("North"))
+            .await
+            .unwrap();
+        assert_eq!(took(&counter, "UpdateItem"), (1, 1), "a new division");
+        store
+            .put_division(&tenant, &division("North 2"))
+            .await
+            .unwrap();
+        assert_eq!(took(&counter, "UpdateItem"), (1, 1), "a known division");
+
+        store
+            .put_setting(&tenant, &setting("weekly", true))
+            .await
+            .unwrap();
+        assert_eq!(took(&counter, "PutItem"), (1, 1));
+        store.get_setting(&tenant, &rid("weekly")).await.unwrap();
+        assert_eq!(took(&counter, "GetItem"), (1, 1));
+        store.list_settings(&tenant).await.unwrap();
+        assert_eq!(took(&counter, "Query"), (1, 1));
+        assert_eq!(store.enabled_settings().await.unwrap().len(), 1);
+        assert_eq!(took(&counter, "Query"), (1, 1));
+
+        assert_eq!(
+            store
+                .start_run(&tenant, &rid("weekly"), "2026-11-02", NOW)
+                .await
+                .unwrap(),
+            StartRun::Started
+        );
+        assert_eq!(took(&counter, "PutItem"), (1, 1));
+        // The failed condition hands back the day's record: no read.
+        assert!(matches!(
+            store
+                .start_run(&tenant, &rid("weekly"), "2026-11-02", NOW)
+                .await
+                .unwrap(),
+            StartRun::Already(_)
+        ));
+        assert_eq!(took(&counter, "PutItem"), (1, 1));
+        let done = RunRecord {
+            setting_id: rid("weekly"),
+            local_date: "2026-11-02".into(),
+            started_at: NOW,
+            campaign_id: None,
+            finished: true,
+        };
+        store.finish_run(&tenant, &done).await.unwrap();
+        assert_eq!(took(&counter, "UpdateItem"), (1, 1));
+
+        for day in 3..=9 {
+            store
+                .start_run(&tenant, &rid("weekly"), &format!("2026-11-0{day}"), NOW)
+                .await
+                .unwrap();
+        }
+        counter.reset();
+        let mut cursor = None;
+        let mut pages = 0;
+        loop {
+            let page = store
+                .list_runs(&tenant, &rid("weekly"), cursor.as_deref(), 3)
+                .await
+                .unwrap();
+            pages += 1;
+            assert_eq!(took(&counter, "Query"), (1, 1), "one Query a page");
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 3, "8 runs in pages of 3");
+
+        assert!(store.delete_setting(&tenant, &rid("weekly")).await.unwrap());
+        assert_eq!(took(&counter, "DeleteItem"), (1, 1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn settings_runs_and_counts_are_stored_as_the_module_docs_say() {
+        let (fx, _) = fixture().await;
+        let store = &fx.store;
+        let tenant = t();
+        store
+            .put_setting(&tenant, &setting("on", true))
+            .await
+            .unwrap();
+        store
+            .put_setting(&tenant, &setting("off", true))
+            .await
+            .unwrap();
+        store
+            .put_setting(&tenant, &setting("off", false))
+            .await
+            .unwrap();
+
+        let on = raw_item(&fx, "T#t1", "REC#on").await.unwrap();
+        assert_eq!(text(&on, "gsi1pk"), Some("REC#ENABLED"));
+        assert_eq!(text(&on, "gsi1sk"), Some("T#t1#on"));
+        assert_eq!(text(&on, "tz"), Some("America/Chicago"), "the zone's name");
+        let off = raw_item(&fx, "T#t1", "REC#off").await.unwrap();
+        assert_eq!(
+            text(&off, "gsi1pk"),
+            None,
+            "disabling drops it from the index"
+        );
+        assert_eq!(text(&off, "gsi1sk"), None);
+
+        store
+            .start_run(&tenant, &rid("on"), "2026-11-02", NOW)
+            .await
+            .unwrap();
+        let run = raw_item(&fx, "T#t1#RUN#on", "2026-11-02").await.unwrap();
+        assert_eq!(run.get("done"), Some(&AttributeValue::Bool(false)));
+
+        // The claim counts on the contact's state item.
+        store
+            .put_division(&tenant, &division("North"))
+            .await
+            .unwrap();
+        let account = AccountBuilder::new("a1")
+            .contacts([ContactBuilder::new("c0").email("c0@example.com")])
+            .build();
+        store.upsert_accounts(&tenant, &[account]).await.unwrap();
+        let c = CampaignBuilder::new(NOW)
+            .trigger(Trigger::Individual)
+            .build();
+        store.create_campaign(&tenant, &c, None, NOW).await.unwrap();
+        let id = ContactId::parse("c0").unwrap();
+        let claim = Claim {
+            contact_id: id.clone(),
+            division_id: None,
+            invitation: Invitation {
+                campaign_id: c.campaign_id.clone(),
+                contact_id: id.clone(),
+                email: email("c0@example.com"),
+                contact_name: "X".into(),
+                account_number: "N-1".into(),
+                registration_token_hash: RegistrationToken::generate().hash(),
+                expires_at: NOW + Duration::days(14),
+                state: InvitationState::new(),
+                created_at: NOW,
+            },
+        };
+        store
+            .claim_contacts(&tenant, &c.campaign_id, &[claim], NOW)
+            .await
+            .unwrap();
+        let contact = store.get_contact(&tenant, &id).await.unwrap().unwrap();
+        assert_eq!(contact.invitations_sent, 1);
+        let state = raw_item(&fx, &super::shard_pk_of("c0"), "C#c0#ST")
+            .await
+            .unwrap();
+        assert_eq!(state.get("n_inv"), Some(&AttributeValue::N("1".into())));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_division_stored_before_first_synced_at_was_kept_stays_unknown() {
+        let (fx, counter) = fixture().await;
+        let store = &fx.store;
+        let tenant = t();
+        // As an older release wrote it.
+        fx.raw
+            .put_item()
+            .table_name(&fx.table)
+            .item("pk", AttributeValue::S("T#t1".into()))
+            .item("sk", AttributeValue::S("DIV#d1".into()))
+            .item("name", AttributeValue::S("Old".into()))
+            .item("email_from", AttributeValue::S("old@example.org".into()))
+            .send()
+            .await
+            .unwrap();
+        counter.reset();
+        let stored = store
+            .put_division(&tenant, &division("Renamed"))
+            .await
+            .unwrap();
+        assert_eq!(stored.name, "Renamed");
+        assert_eq!(stored.email_from, email("hoa@example.org"));
+        assert_eq!(
+            stored.first_synced_at, None,
+            "not first synced now: it would look new to a new_divisions_only setting"
+        );
+        assert_eq!(took(&counter, "UpdateItem"), (2, 2));
+        let again = store
+            .put_division(&tenant, &division("Again"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.name.as_str(), again.first_synced_at),
+            ("Again", None)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_cursor_works_only_for_its_own_setting() {
+        let (fx, _) = fixture().await;
+        let store = &fx.store;
+        let tenant = t();
+        for day in ["2026-11-01", "2026-11-02"] {
+            for s in ["weekly", "daily"] {
+                store.start_run(&tenant, &rid(s), day, NOW).await.unwrap();
+            }
+        }
+        let page = store
+            .list_runs(&tenant, &rid("weekly"), None, 1)
+            .await
+            .unwrap();
+        let cursor = page.next_cursor.expect("two runs, pages of one");
+        let next = store
+            .list_runs(&tenant, &rid("weekly"), Some(&cursor), 1)
+            .await
+            .unwrap();
+        assert_eq!(next.items[0].local_date, "2026-11-01");
+        assert_eq!(next.next_cursor, None);
+        assert!(matches!(
+            store
+                .list_runs(&tenant, &rid("daily"), Some(&cursor), 1)
+                .await,
+            Err(StoreError::InvalidCursor(_))
+        ));
+    }
+}
+
+/// The partition of a contact's sync and state items in `d1` of tenant `t1` (the adapter's
+/// shard hash, FNV-1a).
+fn shard_pk_of(contact: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in contact.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("T#t1#D#d1#S#{:02}", h % 16)
+}

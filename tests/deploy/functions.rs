@@ -13,6 +13,13 @@ use crate::yaml::*;
 const EVENT_ONLY: &[&str] = &["delivery"];
 
 const JWT: &[&str] = &["JWT_JWKS", "JWT_ISSUER", "JWT_AUDIENCE"];
+/// Where the recurring settings' schedules go and what they invoke.
+const SCHEDULES: &[&str] = &[
+    "SCHEDULE_GROUP",
+    "SCHEDULE_TARGET_ARN",
+    "SCHEDULER_ROLE_ARN",
+    "SCHEDULE_DLQ_ARN",
+];
 /// What only the send chain (and the unsubscribe check) may know.
 const SECRETS: &[&str] = &["TOKEN_SECRET", "UNSUBSCRIBE_SECRET", "RAW_EVENTS_SECRET"];
 
@@ -25,6 +32,7 @@ fn needs(binary: &str) -> Vec<&'static str> {
         "send" => [JWT, REQUIRED_VARS, &["EVENT_BUS_NAME"]].concat(),
         "delivery" => [REQUIRED_VARS, &["SES_CONFIGURATION_SET"]].concat(),
         "ses-events" => vec!["UNSUBSCRIBE_SECRET", "SNS_TOPIC_ARNS", "RAW_EVENTS_SECRET"],
+        "recurring" => [JWT, REQUIRED_VARS, &["EVENT_BUS_NAME"], SCHEDULES].concat(),
         "registration" => [
             JWT,
             REQUIRED_VARS,
@@ -100,7 +108,7 @@ fn every_function_gets_the_settings_it_reads_and_no_secret_it_does_not() {
         for var in &needs {
             assert!(set.contains(var), "{id} lacks {var}");
         }
-        for var in SECRETS.iter().chain(JWT).chain(&[
+        for var in SECRETS.iter().chain(JWT).chain(SCHEDULES).chain(&[
             "EVENT_BUS_NAME",
             "USER_POOL_ID",
             "USER_POOL_CLIENT_ID",

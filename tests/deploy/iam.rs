@@ -191,16 +191,23 @@ fn each_readme_row_lists_its_functions_routes_and_send_events() {
 #[test]
 fn every_grant_is_an_inline_statement_naming_its_actions_and_resources() {
     let doc = template();
-    for kind in [
-        "AWS::IAM::Role",
-        "AWS::IAM::Policy",
-        "AWS::IAM::ManagedPolicy",
-    ] {
+    for kind in ["AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"] {
         assert!(
             resources_of(&doc, kind).is_empty(),
             "a {kind}: roles come from the functions' Policies only"
         );
     }
+    // The one role that is no function's: what EventBridge Scheduler assumes to fire the
+    // recurring schedules (checked statement by statement in `recurring`).
+    let roles: Vec<&str> = resources_of(&doc, "AWS::IAM::Role")
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        roles,
+        [crate::recurring::scheduler_role(&doc).0],
+        "roles come from the functions' Policies only, but for the scheduler's execution role"
+    );
     let (table, _) = only_resource_of(&doc, "AWS::DynamoDB::Table");
     let gsi1 = format!("${{{table}.Arn}}/index/{}", portal_aws::dynamodb::GSI1);
     for f in functions(&doc) {

@@ -16,9 +16,13 @@
 //! - `ses_events`: SES events reach `ses-events` by exactly one route (SNS or EventBridge).
 //! - `registration`: the Cognito user pool and its app client, who may call Cognito, and the
 //!   throttling of the public registration pages.
+//! - `recurring`: only `recurring` manages schedules, only in the stack's schedule group,
+//!   passing only the scheduler's execution role; that role may only invoke `recurring` (and
+//!   keep undeliverable firings in the schedules' dead-letter queue).
 
 mod functions;
 mod iam;
+mod recurring;
 mod registration;
 mod routes;
 mod send;

@@ -1,8 +1,8 @@
 //! The send chain in `template.yaml`: the two send rules route each detail-type from the
-//! send bus to the function that handles it, only `send` and `registration` publish (on that
-//! bus; `registration` only a first fan-out and its registration events), only `delivery`
-//! sends invitations and `registration` its confirmation links through SES, and what an
-//! asynchronous step could not do is kept.
+//! send bus to the function that handles it, only `send`, `registration` and `recurring`
+//! publish (on that bus; `registration` only a first fan-out and its registration events,
+//! `recurring` only a first fan-out), only `delivery` sends invitations and `registration`
+//! its confirmation links through SES, and what an asynchronous step could not do is kept.
 
 use portal_core::ports::{
     DETAIL_TYPE_DELIVER, DETAIL_TYPE_FAN_OUT, DETAIL_TYPE_REGISTRATION, EVENT_SOURCE,
@@ -15,7 +15,7 @@ use crate::yaml::*;
 const STEPS: [&str; 2] = ["send", "delivery"];
 
 /// The functions that put events on the send bus.
-const PUBLISHERS: [&str; 2] = ["send", "registration"];
+const PUBLISHERS: [&str; 3] = ["send", "registration", "recurring"];
 
 /// The functions that send email: invitations (`delivery`), confirmation links
 /// (`registration`).
@@ -64,7 +64,7 @@ fn each_send_detail_type_is_routed_from_the_send_bus_to_the_function_that_handle
 }
 
 #[test]
-fn only_send_and_registration_publish_and_on_the_send_bus_only() {
+fn only_send_registration_and_recurring_publish_and_on_the_send_bus_only() {
     let doc = template();
     let bus = send_bus(&doc);
     for f in functions(&doc) {
@@ -221,7 +221,26 @@ fn only_delivery_sends_invitations_from_the_sender_identity_with_its_configurati
 #[test]
 fn a_step_that_fails_every_retry_is_kept_in_the_dead_letter_queue() {
     let doc = template();
-    let (queue, _) = only_resource_of(&doc, "AWS::SQS::Queue");
+    // The queue the send rules dead-letter into (the recurring schedules have their own).
+    let rule_queues: Vec<Option<String>> = STEPS
+        .iter()
+        .flat_map(|b| function(&doc, b).events_of("EventBridgeRule"))
+        .map(|(_, e)| get_att_of(&e["Properties"]["DeadLetterConfig"]["Arn"]))
+        .collect();
+    let queue = rule_queues[0]
+        .clone()
+        .and_then(|q| q.strip_suffix(".Arn").map(str::to_owned))
+        .expect("the send rules' dead-letter queue");
+    assert!(
+        rule_queues
+            .iter()
+            .all(|q| q.as_deref() == Some(&format!("{queue}.Arn"))),
+        "one dead-letter queue for the send chain: {rule_queues:?}"
+    );
+    assert_eq!(
+        doc["Resources"][queue.as_str()]["Type"].as_str(),
+        Some("AWS::SQS::Queue")
+    );
     for binary in STEPS {
         let f = function(&doc, binary);
         let id = f.id;

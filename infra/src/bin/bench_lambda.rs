@@ -78,6 +78,7 @@ const FUNCTION_ENV: &[(&str, &[Vars])] = &[
     ("delivery", &[SEND_SETTINGS, DELIVERY]),
     ("ses-events", &[SES_EVENTS, &[UNSUBSCRIBE_SECRET]]),
     ("registration", &[JWT, SEND_SETTINGS, BUS, USER_POOL]),
+    ("recurring", &[JWT, SEND_SETTINGS, BUS, SCHEDULES]),
 ];
 
 /// `Verifier::from_env` (portal-http auth): RS256 with a JWKS document. The key is the public
@@ -116,6 +117,24 @@ const BUS: Vars = &[("EVENT_BUS_NAME", "portal-invites-send")];
 const USER_POOL: Vars = &[
     ("USER_POOL_ID", "us-east-1_bench0001"),
     ("USER_POOL_CLIENT_ID", "benchclient0123456789abcdef"),
+];
+
+/// The recurring function's schedule group, its own ARN, the scheduler's execution role and
+/// the schedules' dead-letter queue (template.yaml; the function checks each ARN's service).
+const SCHEDULES: Vars = &[
+    ("SCHEDULE_GROUP", "portal-invites-recurring"),
+    (
+        "SCHEDULE_TARGET_ARN",
+        "arn:aws:lambda:us-east-1:123456789012:function:portal-invites-recurring",
+    ),
+    (
+        "SCHEDULER_ROLE_ARN",
+        "arn:aws:iam::123456789012:role/portal-invites-RecurringSchedulerRole-bench",
+    ),
+    (
+        "SCHEDULE_DLQ_ARN",
+        "arn:aws:sqs:us-east-1:123456789012:portal-invites-RecurringDeadLetterQueue-bench",
+    ),
 ];
 
 const DELIVERY: Vars = &[

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
 use futures::{FutureExt, StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
@@ -357,10 +357,12 @@ impl ContactStateStore for DynamoStore {
         // accepted, a second that records the time alone.
         let to_pending = self
             .state_update(tenant, id, &division)
-            .update_expression("SET #inv = :at, #st = :pending")
+            .update_expression("SET #inv = :at, #st = :pending ADD #n :one")
             .condition_expression("attribute_not_exists(#st) OR #st <> :accepted")
             .expression_attribute_names("#inv", items::INVITED_AT)
             .expression_attribute_names("#st", items::STATUS)
+            .expression_attribute_names("#n", items::INVITATIONS_SENT)
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":at", at.clone())
             .expression_attribute_values(":pending", s(PortalStatus::Pending.as_str()))
             .expression_attribute_values(":accepted", s(PortalStatus::Accepted.as_str()))
@@ -372,9 +374,11 @@ impl ContactStateStore for DynamoStore {
             Some(false) => {
                 let time_only = self
                     .state_update(tenant, id, &division)
-                    .update_expression("SET #inv = :at")
+                    .update_expression("SET #inv = :at ADD #n :one")
                     .expression_attribute_names("#inv", items::INVITED_AT)
+                    .expression_attribute_names("#n", items::INVITATIONS_SENT)
                     .expression_attribute_values(":at", at)
+                    .expression_attribute_values(":one", AttributeValue::N("1".into()))
                     .build()
                     .map_err(|e| StoreError::backend("TransactWriteItems", e))?;
                 Ok(self

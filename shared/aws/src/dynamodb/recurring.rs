@@ -18,9 +18,11 @@
 //! REC#ENABLED`, so the index holds exactly the enabled settings of every tenant, in (tenant,
 //! id) order, and a Query of that one index partition reads nothing else — no Scan. Saving a
 //! setting rewrites the whole item, so disabling one drops it from the index. The index is
-//! eventually consistent (a setting saved a moment ago may be missed by one tick, and is seen
-//! on the next one), and one index partition is ample for what it holds (settings are a
-//! handful per tenant, written when a manager saves one). On AWS nothing reads it in the
+//! eventually consistent: a setting saved a moment ago may be missed by one tick and is seen
+//! on the next one, and one disabled a moment ago may be listed once more, which is harmless
+//! since a run reads its setting again (strongly consistent) and ignores a disabled one. One
+//! index partition is ample for what it holds (settings are a handful per tenant, written
+//! when a manager saves one). On AWS nothing reads it in the
 //! normal course: EventBridge Scheduler holds one schedule per setting instead.
 //!
 //! **Runs.** A run's partition is its setting's, its sort key the local date, so a setting's
@@ -266,7 +268,9 @@ impl RecurringStore for DynamoStore {
                 .and_then(|t| TenantId::parse(t).ok())
                 .ok_or_else(|| malformed("setting partition key"))?;
             let setting = decode_setting(item)?;
-            // The index lags the table: a setting disabled a moment ago is not due.
+            // Only enabled settings carry the index keys; this guards a hand-edited item. (A
+            // setting disabled a moment ago can still be listed from the lagging index: the
+            // run reads it again, strongly consistent, and ignores it.)
             if setting.enabled {
                 out.push((tenant, setting));
             }

@@ -175,7 +175,8 @@ pub struct RecurringSetting {
     pub scope: Scope,
     pub filters: Filters,
     pub template_id: TemplateId,
-    /// `None`: each division's own address.
+    /// `None`: the first covered division's address, as a manual send over several
+    /// divisions does.
     pub email_from: Option<Email>,
     pub rule: ReminderRule,
     /// 0–23, local time.

@@ -168,7 +168,8 @@ pub trait ContactStateStore: Send + Sync {
         id: &ContactId,
         status: PortalStatus,
     ) -> Result<bool, StoreError>;
-    /// Records that an invitation was sent at `at` (status becomes `pending` unless `accepted`).
+    /// Records that an invitation was sent at `at` (status becomes `pending` unless
+    /// `accepted`) and counts it in `invitations_sent`.
     /// `false` when the contact does not exist.
     async fn record_invited(
         &self,

@@ -757,6 +757,7 @@ impl ContactStateStore for SqliteStore {
             let n = conn
                 .prepare_cached(&format!(
                     "UPDATE contacts SET last_invited_at = ?3, \
+                     invitations_sent = invitations_sent + 1, \
                      portal_status = CASE WHEN portal_status = 2 THEN 2 ELSE 1 END, \
                      flags = CASE WHEN portal_status = 2 THEN flags ELSE (flags & ~{m}) | 1 END \
                      WHERE tenant = ?1 AND contact_id = ?2",
