@@ -186,7 +186,7 @@ impl EventBridgeSchedules {
     }
 
     /// The schedule of (tenant, setting), as `put` writes it (checked, not sent).
-    pub fn spec(
+    fn spec(
         &self,
         tenant: &TenantId,
         setting: &RecurringSetting,
@@ -357,14 +357,14 @@ impl Schedules for EventBridgeSchedules {
 
 /// A schedule as `put` writes it.
 #[derive(Debug, Clone)]
-pub struct ScheduleSpec {
-    pub name: String,
-    pub expression: String,
-    pub time_zone: String,
-    pub state: ScheduleState,
-    pub description: String,
-    pub target: Target,
-    pub window: FlexibleTimeWindow,
+struct ScheduleSpec {
+    name: String,
+    expression: String,
+    time_zone: String,
+    state: ScheduleState,
+    description: String,
+    target: Target,
+    window: FlexibleTimeWindow,
 }
 
 fn rejected_locally(

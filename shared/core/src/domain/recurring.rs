@@ -46,10 +46,9 @@ impl TimeZoneName {
                 "{name:?} is not an IANA time zone (e.g. America/Chicago, Europe/Paris, UTC)"
             ),
         })?;
-        Ok(Self {
-            name: name.to_owned(),
-            tz,
-        })
+        // The database's own spelling (`america/chicago` → `America/Chicago`).
+        let name = tz.iana_name().unwrap_or(name).to_owned();
+        Ok(Self { name, tz })
     }
 
     pub fn as_str(&self) -> &str {
@@ -357,6 +356,10 @@ mod tests {
     fn unknown_zones_and_bad_numbers_are_refused() {
         assert!(TimeZoneName::parse("Mars/Olympus").is_err());
         assert!(TimeZoneName::parse("America/Chicago").is_ok());
+        assert_eq!(
+            TimeZoneName::parse(" america/chicago ").unwrap().as_str(),
+            "America/Chicago"
+        );
         let ok = ReminderRule {
             cadence_days: 7,
             max_invitations_per_contact: 3,

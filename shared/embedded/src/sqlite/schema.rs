@@ -334,19 +334,6 @@ CREATE INDEX IF NOT EXISTS invitations_by_category
     ON invitations (tenant, campaign_id, category, contact_id);
 "#;
 
-/// Version 5: registration.
-///
-/// - `accounts.portal_key` (every account has one; see [`generate_missing_portal_keys`])
-///   and a copy on each contact (`contacts.portal_key`, like the account's other fields);
-///   `contacts.other_email`: an address staff added when matching a sign-up request.
-/// - `invitations.token_used_at`, and an index on the token hash alone: an invitation link
-///   names no tenant.
-/// - `templates.kind`.
-/// - `logins (tenant, email_norm)`: one per address; the Argon2id hash (`password_phc`) is
-///   the embedded identity provider's column.
-/// - `confirmations (tenant, token_hash)`: portal-key sign-ups' links.
-/// - `rate_limits (tenant, key, window_start)`: counters with their expiry.
-/// - `registration_requests (tenant, request_id)`: ids sort by creation time.
 /// Version 6: recurring invitations.
 ///
 /// - `divisions.first_synced_at` (which divisions are "new" for a setting);
@@ -381,6 +368,19 @@ CREATE TABLE IF NOT EXISTS recurring_runs (
 ) WITHOUT ROWID;
 "#;
 
+/// Version 5: registration.
+///
+/// - `accounts.portal_key` (every account has one; see [`generate_missing_portal_keys`])
+///   and a copy on each contact (`contacts.portal_key`, like the account's other fields);
+///   `contacts.other_email`: an address staff added when matching a sign-up request.
+/// - `invitations.token_used_at`, and an index on the token hash alone: an invitation link
+///   names no tenant.
+/// - `templates.kind`.
+/// - `logins (tenant, email_norm)`: one per address; the Argon2id hash (`password_phc`) is
+///   the embedded identity provider's column.
+/// - `confirmations (tenant, token_hash)`: portal-key sign-ups' links.
+/// - `rate_limits (tenant, key, window_start)`: counters with their expiry.
+/// - `registration_requests (tenant, request_id)`: ids sort by creation time.
 const V5_COLUMNS: &[(&str, &str, &str)] = &[
     ("accounts", "portal_key", "TEXT"),
     ("contacts", "portal_key", "TEXT"),
