@@ -27,6 +27,7 @@ pub mod dev;
 pub mod import;
 pub mod recurring;
 pub mod secret;
+pub mod sending;
 pub mod serve;
 pub mod simulate;
 pub mod token;

@@ -249,7 +249,7 @@ pub async fn run_recurring(
     let at = clock.now();
     // The runs publish their fan-outs here; they are drained below, in this task.
     let queue = Arc::new(QueueBus::default());
-    let deps = crate::serve::local_send_deps(
+    let deps = crate::sending::local_send_deps(
         data_dir,
         store.clone(),
         clock.clone(),

@@ -227,8 +227,8 @@ impl RecurringSetting {
         } else {
             LocalDate(today.0.yesterday().ok()?)
         };
-        // A setting saved after a day's hour does not run for that day.
-        (self.due_at(day) >= self.created_at).then_some(day)
+        // A setting saved during a day's hour runs that day; saved after it, from the next.
+        (self.due_at(day) + time::Duration::HOUR > self.created_at).then_some(day)
     }
 
     /// The EventBridge Scheduler expression (evaluated in [`Self::time_zone`]).
@@ -408,8 +408,13 @@ mod tests {
     }
 
     #[test]
-    fn a_setting_saved_after_the_hour_waits_for_the_next_day() {
+    fn a_setting_saved_during_its_hour_runs_that_day_and_after_it_waits() {
         let mut s = setting(9, "UTC");
+        s.created_at = datetime!(2026-05-10 9:40 UTC);
+        assert_eq!(
+            s.due_day(datetime!(2026-05-10 9:41 UTC)),
+            Some(LocalDate::parse("2026-05-10").unwrap())
+        );
         s.created_at = datetime!(2026-05-10 10:00 UTC);
         assert_eq!(s.due_day(datetime!(2026-05-10 12:00 UTC)), None);
         assert_eq!(
