@@ -50,4 +50,3 @@ pub fn local_send_deps(
         config,
     })
 }
-

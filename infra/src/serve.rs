@@ -31,12 +31,11 @@ use portal_http::{router, AppState};
 use tokio::net::TcpListener;
 
 use crate::recurring::{Scheduler, DEFAULT_TICK};
+use crate::secret::{Secret, SecretError, SecretSource};
 pub use crate::sending::{
     local_send_deps, SERVE_OUTCOME_FLUSH, SERVE_SEND_CONCURRENCY, SERVE_STEP_CONCURRENCY,
 };
-use crate::secret::{Secret, SecretError, SecretSource};
 use crate::{open_store, OpenStoreError};
-
 
 /// Address `serve` listens on unless told otherwise: loopback only.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";

@@ -180,28 +180,61 @@ impl portal_core::ports::RegistrationStore for Down {
 
 #[async_trait::async_trait]
 impl portal_core::ports::RecurringStore for Down {
-    async fn put_setting(&self, _: &TenantId, _: &portal_core::domain::RecurringSetting) -> Result<(), StoreError> {
+    async fn put_setting(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::RecurringSetting,
+    ) -> Result<(), StoreError> {
         down("put_setting")
     }
-    async fn get_setting(&self, _: &TenantId, _: &portal_core::domain::RecurringId) -> Result<Option<portal_core::domain::RecurringSetting>, StoreError> {
+    async fn get_setting(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::RecurringId,
+    ) -> Result<Option<portal_core::domain::RecurringSetting>, StoreError> {
         down("get_setting")
     }
-    async fn list_settings(&self, _: &TenantId) -> Result<Vec<portal_core::domain::RecurringSetting>, StoreError> {
+    async fn list_settings(
+        &self,
+        _: &TenantId,
+    ) -> Result<Vec<portal_core::domain::RecurringSetting>, StoreError> {
         down("list_settings")
     }
-    async fn delete_setting(&self, _: &TenantId, _: &portal_core::domain::RecurringId) -> Result<bool, StoreError> {
+    async fn delete_setting(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::RecurringId,
+    ) -> Result<bool, StoreError> {
         down("delete_setting")
     }
-    async fn enabled_settings(&self) -> Result<Vec<(TenantId, portal_core::domain::RecurringSetting)>, StoreError> {
+    async fn enabled_settings(
+        &self,
+    ) -> Result<Vec<(TenantId, portal_core::domain::RecurringSetting)>, StoreError> {
         down("enabled_settings")
     }
-    async fn start_run(&self, _: &TenantId, _: &portal_core::domain::RecurringId, _: &str, _: OffsetDateTime) -> Result<portal_core::ports::StartRun, StoreError> {
+    async fn start_run(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::RecurringId,
+        _: &str,
+        _: OffsetDateTime,
+    ) -> Result<portal_core::ports::StartRun, StoreError> {
         down("start_run")
     }
-    async fn finish_run(&self, _: &TenantId, _: &portal_core::ports::RunRecord) -> Result<(), StoreError> {
+    async fn finish_run(
+        &self,
+        _: &TenantId,
+        _: &portal_core::ports::RunRecord,
+    ) -> Result<(), StoreError> {
         down("finish_run")
     }
-    async fn list_runs(&self, _: &TenantId, _: &portal_core::domain::RecurringId, _: Option<&str>, _: u32) -> Result<Page<portal_core::ports::RunRecord>, StoreError> {
+    async fn list_runs(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::RecurringId,
+        _: Option<&str>,
+        _: u32,
+    ) -> Result<Page<portal_core::ports::RunRecord>, StoreError> {
         down("list_runs")
     }
 }

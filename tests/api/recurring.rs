@@ -67,7 +67,11 @@ async fn a_setting_is_saved_read_listed_and_deleted() {
         .map(|s| s["recurring_id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["monthly", "weekly"]);
-    assert_eq!(list[0]["next_run_at"], Value::Null, "a disabled setting never runs");
+    assert_eq!(
+        list[0]["next_run_at"],
+        Value::Null,
+        "a disabled setting never runs"
+    );
     // Saving again keeps when it was first saved.
     app.clock.advance(time::Duration::hours(1));
     let again = app.put("/v1/recurring/weekly", &t, &weekly()).await.ok();
@@ -102,13 +106,25 @@ async fn bad_settings_are_refused_naming_what_is_wrong() {
     let cases: Vec<(Value, &str)> = vec![
         (json!({"time_zone": "Mars/Olympus"}), "time zone"),
         (json!({"cadence_days": 0}), "cadence_days"),
-        (json!({"max_invitations_per_contact": 0}), "max_invitations_per_contact"),
+        (
+            json!({"max_invitations_per_contact": 0}),
+            "max_invitations_per_contact",
+        ),
         (json!({"hour_of_day": 24}), "hour_of_day"),
-        (json!({"template_id": "nope"}), "template nope does not exist"),
+        (
+            json!({"template_id": "nope"}),
+            "template nope does not exist",
+        ),
         (json!({"template_id": "key"}), "not an invitation template"),
-        (json!({"scope": "divisions", "division_ids": ["d9"]}), "division d9 does not exist"),
+        (
+            json!({"scope": "divisions", "division_ids": ["d9"]}),
+            "division d9 does not exist",
+        ),
         (json!({"scope": "divisions"}), "at least one division"),
-        (json!({"division_ids": ["d1"]}), "only the scope `divisions`"),
+        (
+            json!({"division_ids": ["d1"]}),
+            "only the scope `divisions`",
+        ),
         (json!({"scope": "some"}), "scope"),
         (json!({"email_from": "not an address"}), "email_from"),
     ];
@@ -132,7 +148,11 @@ async fn bad_settings_are_refused_naming_what_is_wrong() {
         .await
         .problem(StatusCode::UNPROCESSABLE_ENTITY);
     app.get("/v1/recurring", &t).await.ok();
-    assert_eq!(app.get("/v1/recurring", &t).await.ok(), json!([]), "nothing was saved");
+    assert_eq!(
+        app.get("/v1/recurring", &t).await.ok(),
+        json!([]),
+        "nothing was saved"
+    );
 }
 
 #[tokio::test]
@@ -140,7 +160,11 @@ async fn the_preview_counts_whom_a_run_would_invite_and_a_run_shows_in_the_histo
     let (app, bus, t) = seeded().await;
     app.put("/v1/recurring/weekly", &t, &weekly()).await.ok();
     let counts = app
-        .post("/v1/invitations/counts", &t, &json!({"division_ids": ["d1"]}))
+        .post(
+            "/v1/invitations/counts",
+            &t,
+            &json!({"division_ids": ["d1"]}),
+        )
         .await
         .ok();
     let preview = app
@@ -149,7 +173,10 @@ async fn the_preview_counts_whom_a_run_would_invite_and_a_run_shows_in_the_histo
         .ok();
     assert_eq!(preview["division_ids"], json!(["d1"]));
     assert_eq!(preview["total"], counts["total"]);
-    assert_eq!(preview["eligible"], counts["eligible"], "{preview} vs {counts}");
+    assert_eq!(
+        preview["eligible"], counts["eligible"],
+        "{preview} vs {counts}"
+    );
     assert!(preview["eligible"].as_u64().unwrap() > 0);
 
     let runs = app.get("/v1/recurring/weekly/runs", &t).await.ok();
@@ -159,21 +186,38 @@ async fn the_preview_counts_whom_a_run_would_invite_and_a_run_shows_in_the_histo
     let sending = sending_of(&bus);
     let tenant = TenantId::parse("t1").unwrap();
     let id = RecurringId::parse("weekly").unwrap();
-    let outcome = run_setting(app.store.as_ref(), app.clock.as_ref(), &sending, &tenant, &id, None)
-        .await
-        .unwrap();
+    let outcome = run_setting(
+        app.store.as_ref(),
+        app.clock.as_ref(),
+        &sending,
+        &tenant,
+        &id,
+        None,
+    )
+    .await
+    .unwrap();
     let RunOutcome::Queued { run } = outcome else {
         panic!("{outcome:?}")
     };
     assert_eq!(run.local_date, "2026-11-02");
-    let again = run_setting(app.store.as_ref(), app.clock.as_ref(), &sending, &tenant, &id, None)
-        .await
-        .unwrap();
+    let again = run_setting(
+        app.store.as_ref(),
+        app.clock.as_ref(),
+        &sending,
+        &tenant,
+        &id,
+        None,
+    )
+    .await
+    .unwrap();
     assert!(matches!(again, RunOutcome::AlreadyRan { .. }), "{again:?}");
     let runs = app.get("/v1/recurring/weekly/runs", &t).await.ok();
     assert_eq!(runs["items"].as_array().unwrap().len(), 1, "{runs}");
     let campaign_id = runs["items"][0]["campaign_id"].as_str().unwrap().to_owned();
-    let campaign = app.get(&format!("/v1/campaigns/{campaign_id}"), &t).await.ok();
+    let campaign = app
+        .get(&format!("/v1/campaigns/{campaign_id}"), &t)
+        .await
+        .ok();
     assert_eq!(campaign["trigger"], "recurring");
     assert_eq!(campaign["recurring"]["setting_id"], "weekly");
     assert_eq!(campaign["recurring"]["local_date"], "2026-11-02");

@@ -70,18 +70,15 @@ macro_rules! on_every_store {
             an_hourly_tick_runs_nine_in_chicago_once_a_local_day_across_both_dst_changes,
             eleven_pm_in_auckland_runs_for_the_auckland_date,
             a_disabled_or_deleted_setting_runs_nothing,
+            a_resumed_run_whose_campaign_already_went_out_keeps_its_campaign_in_the_history,
+            a_contact_reached_seconds_earlier_than_last_week_is_still_reminded_on_the_cadence_day,
+            the_same_run_twice_at_once_with_steps_handled_at_once_sends_each_email_once,
         );
         mod known_issues {
             use super::*;
             recurring_cases!($make;
-                #[ignore = "send-path issue: two deliveries of one batch at once both send it"]
-                the_same_run_twice_at_once_with_steps_handled_at_once_sends_each_email_once,
-                #[ignore = "send-path issue: two deliveries of one batch at once both send it"]
+                #[ignore = "issue 13 (send path): two deliveries of one batch at once both send it"]
                 a_fan_out_message_delivered_twice_at_once_sends_nothing_twice,
-                #[ignore = "core issue: a resumed run whose campaign already fanned out records NobodyDue without its campaign"]
-                a_resumed_run_whose_campaign_already_went_out_keeps_its_campaign_in_the_history,
-                #[ignore = "core issue: a reminder slips a day when this week's run reaches the contact earlier in the hour than last week's"]
-                a_contact_reached_seconds_earlier_than_last_week_is_still_reminded_on_the_cadence_day,
             );
         }
     };

@@ -174,28 +174,61 @@ impl TemplateStore for Killable {
 /// Recurring settings and runs are not on the send path: passed through unguarded.
 #[async_trait]
 impl portal_core::ports::RecurringStore for Killable {
-    async fn put_setting(&self, t: &TenantId, s: &portal_core::domain::RecurringSetting) -> Result<(), StoreError> {
+    async fn put_setting(
+        &self,
+        t: &TenantId,
+        s: &portal_core::domain::RecurringSetting,
+    ) -> Result<(), StoreError> {
         self.inner.put_setting(t, s).await
     }
-    async fn get_setting(&self, t: &TenantId, id: &portal_core::domain::RecurringId) -> Result<Option<portal_core::domain::RecurringSetting>, StoreError> {
+    async fn get_setting(
+        &self,
+        t: &TenantId,
+        id: &portal_core::domain::RecurringId,
+    ) -> Result<Option<portal_core::domain::RecurringSetting>, StoreError> {
         self.inner.get_setting(t, id).await
     }
-    async fn list_settings(&self, t: &TenantId) -> Result<Vec<portal_core::domain::RecurringSetting>, StoreError> {
+    async fn list_settings(
+        &self,
+        t: &TenantId,
+    ) -> Result<Vec<portal_core::domain::RecurringSetting>, StoreError> {
         self.inner.list_settings(t).await
     }
-    async fn delete_setting(&self, t: &TenantId, id: &portal_core::domain::RecurringId) -> Result<bool, StoreError> {
+    async fn delete_setting(
+        &self,
+        t: &TenantId,
+        id: &portal_core::domain::RecurringId,
+    ) -> Result<bool, StoreError> {
         self.inner.delete_setting(t, id).await
     }
-    async fn enabled_settings(&self) -> Result<Vec<(TenantId, portal_core::domain::RecurringSetting)>, StoreError> {
+    async fn enabled_settings(
+        &self,
+    ) -> Result<Vec<(TenantId, portal_core::domain::RecurringSetting)>, StoreError> {
         self.inner.enabled_settings().await
     }
-    async fn start_run(&self, t: &TenantId, id: &portal_core::domain::RecurringId, d: &str, now: OffsetDateTime) -> Result<portal_core::ports::StartRun, StoreError> {
+    async fn start_run(
+        &self,
+        t: &TenantId,
+        id: &portal_core::domain::RecurringId,
+        d: &str,
+        now: OffsetDateTime,
+    ) -> Result<portal_core::ports::StartRun, StoreError> {
         self.inner.start_run(t, id, d, now).await
     }
-    async fn finish_run(&self, t: &TenantId, r: &portal_core::ports::RunRecord) -> Result<(), StoreError> {
+    async fn finish_run(
+        &self,
+        t: &TenantId,
+        r: &portal_core::ports::RunRecord,
+    ) -> Result<(), StoreError> {
         self.inner.finish_run(t, r).await
     }
-    async fn list_runs(&self, t: &TenantId, id: &portal_core::domain::RecurringId, c: Option<&str>, l: u32) -> Result<Page<portal_core::ports::RunRecord>, StoreError> {
+    async fn list_runs(
+        &self,
+        t: &TenantId,
+        id: &portal_core::domain::RecurringId,
+        c: Option<&str>,
+        l: u32,
+    ) -> Result<Page<portal_core::ports::RunRecord>, StoreError> {
         self.inner.list_runs(t, id, c, l).await
     }
 }

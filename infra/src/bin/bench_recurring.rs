@@ -173,6 +173,7 @@ struct Day {
 /// One run day at `at`: the preview (unless `preview` is false), the run, then its
 /// campaigns drained through `handle` (one step at a time, timed by kind, when
 /// `deps.config.step_concurrency` is 1).
+#[allow(clippy::too_many_arguments)]
 async fn run_day(
     label: &'static str,
     store: &Arc<dyn Store>,
@@ -559,19 +560,21 @@ async fn on_moto(args: &Args) -> anyhow::Result<()> {
             elapsed.as_secs_f64()
         );
         println!("  run_setting alone: {run_requests} requests");
-        let per_1000 = |n: u64| {
+        let per_1000 = |n: u64| n as f64 * 1000.0 / report.sent.max(1) as f64;
+        // Per 1,000 emails; a day that sent none shows its requests only.
+        let rate = |n: u64| {
             if report.sent == 0 {
-                f64::NAN
+                format!("{:>9}", "-")
             } else {
-                n as f64 * 1000.0 / report.sent as f64
+                format!("{:>9.1}", per_1000(n))
             }
         };
         for ((_, op), n) in dynamo.snapshot() {
             let note = if op == "Query" { " (pages)" } else { "" };
-            println!("    DynamoDB    {op:<20} {n:>7} {:>9.1}{note}", per_1000(n));
+            println!("    DynamoDB    {op:<20} {n:>7} {}{note}", rate(n));
         }
         for ((_, op), n) in events.snapshot() {
-            println!("    EventBridge {op:<20} {n:>7} {:>9.1}", per_1000(n));
+            println!("    EventBridge {op:<20} {n:>7} {}", rate(n));
         }
         let both = dynamo.total() + events.total();
         if report.sent > 0 {

@@ -173,7 +173,11 @@ pub const ROUTES: &[(Job, &str, &str)] = &[
     (Job::Recurring, "PUT", "/v1/recurring/{recurring_id}"),
     (Job::Recurring, "DELETE", "/v1/recurring/{recurring_id}"),
     (Job::Recurring, "GET", "/v1/recurring/{recurring_id}/runs"),
-    (Job::Recurring, "POST", "/v1/recurring/{recurring_id}/preview"),
+    (
+        Job::Recurring,
+        "POST",
+        "/v1/recurring/{recurring_id}/preview",
+    ),
 ];
 
 /// The routes of [`ROUTES`] that take no bearer token: the unsubscribe link carries its own

@@ -84,9 +84,7 @@ fn recurring_error(e: RecurringError) -> ApiError {
             ApiError::Unavailable(e.to_string())
         }
         e @ RecurringError::NotQueued(_) => ApiError::Unavailable(e.to_string()),
-        RecurringError::Store(s) => {
-            ApiError::from(portal_core::usecases::UseCaseError::from(s))
-        }
+        RecurringError::Store(s) => ApiError::from(portal_core::usecases::UseCaseError::from(s)),
         e @ RecurringError::Unexpected(_) => ApiError::Internal(Box::new(e)),
     }
 }
@@ -175,9 +173,14 @@ pub async fn delete(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let id = setting_id(path)?;
-    rec::delete_setting(state.store.as_ref(), schedules(&state)?, &caller.tenant, &id)
-        .await
-        .map_err(recurring_error)?;
+    rec::delete_setting(
+        state.store.as_ref(),
+        schedules(&state)?,
+        &caller.tenant,
+        &id,
+    )
+    .await
+    .map_err(recurring_error)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -196,7 +199,10 @@ pub async fn runs(
 ) -> Result<Json<RunPage>, ApiError> {
     let id = setting_id(path)?;
     let Query(q) = q.map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    if let Some(k) = q.keys().find(|k| !["cursor", "limit"].contains(&k.as_str())) {
+    if let Some(k) = q
+        .keys()
+        .find(|k| !["cursor", "limit"].contains(&k.as_str()))
+    {
         return Err(ApiError::BadRequest(format!(
             "unknown query parameter {k:?}: use cursor and limit"
         )));
@@ -208,7 +214,9 @@ pub async fn runs(
             .ok()
             .filter(|l| (1..=MAX_PAGE_SIZE).contains(l))
             .ok_or_else(|| {
-                ApiError::BadRequest(format!("limit must be an integer from 1 to {MAX_PAGE_SIZE}"))
+                ApiError::BadRequest(format!(
+                    "limit must be an integer from 1 to {MAX_PAGE_SIZE}"
+                ))
             })?,
     };
     if state
@@ -224,7 +232,9 @@ pub async fn runs(
         state.store.as_ref(),
         &caller.tenant,
         &id,
-        q.get("cursor").map(String::as_str).filter(|c| !c.is_empty()),
+        q.get("cursor")
+            .map(String::as_str)
+            .filter(|c| !c.is_empty()),
         limit,
     )
     .await
@@ -249,10 +259,14 @@ pub async fn preview(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<PreviewView>, ApiError> {
     let id = setting_id(path)?;
-    let (division_ids, counts) =
-        rec::preview(state.store.as_ref(), state.clock.as_ref(), &caller.tenant, &id)
-            .await
-            .map_err(recurring_error)?;
+    let (division_ids, counts) = rec::preview(
+        state.store.as_ref(),
+        state.clock.as_ref(),
+        &caller.tenant,
+        &id,
+    )
+    .await
+    .map_err(recurring_error)?;
     Ok(Json(PreviewView {
         division_ids,
         counts,

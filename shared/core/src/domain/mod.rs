@@ -34,9 +34,7 @@ pub use password::{Password, PasswordError, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHA
 pub use permission::Permission;
 pub use portal_key::PortalKey;
 pub use public_url::PublicUrl;
-pub use recurring::{
-    LocalDate, RecurringSetting, ReminderRule, Scope, SettingDoc, TimeZoneName,
-};
+pub use recurring::{LocalDate, RecurringSetting, ReminderRule, Scope, SettingDoc, TimeZoneName};
 pub use registration::{
     CloseReason, InvalidRequestTransition, Login, LoginVia, RegistrationRequest, RequestEvent,
     RequestId, RequestStatus,

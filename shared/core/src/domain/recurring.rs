@@ -149,18 +149,29 @@ pub struct ReminderRule {
     pub max_invitations_per_contact: u16,
 }
 
+/// How much earlier than `cadence_days` after its last invitation a pending contact is due
+/// again. Runs happen once a day at one local hour, but a run reaches each contact some
+/// seconds or minutes into that hour, never at the same offset twice, and a DST change makes
+/// a local week an hour shorter or longer: without this slack, a reminder would slip a whole
+/// day whenever this week's run reached the contact a second earlier than last week's.
+pub const CADENCE_SLACK: time::Duration = time::Duration::HOUR;
+
 impl ReminderRule {
     /// Whether a run targets `c` at `now`: never invited, or pending, last invited at least
-    /// `cadence_days` ago and invited fewer than the maximum times. (Accepted contacts are
-    /// never targeted; the send rules decide the rest.)
+    /// `cadence_days` ago (less [`CADENCE_SLACK`]) and invited fewer than the maximum times.
+    /// (Accepted contacts are never targeted; the send rules decide the rest, the 24-hour
+    /// claim included.)
     pub fn targets(&self, c: &ContactRecord, now: OffsetDateTime) -> bool {
         match c.portal_status {
             PortalStatus::Accepted => false,
-            PortalStatus::NotSent => u32::from(self.max_invitations_per_contact) > c.invitations_sent,
+            PortalStatus::NotSent => {
+                u32::from(self.max_invitations_per_contact) > c.invitations_sent
+            }
             PortalStatus::Pending => {
                 let cadence = time::Duration::days(i64::from(self.cadence_days));
                 c.invitations_sent < u32::from(self.max_invitations_per_contact)
-                    && c.last_invited_at.is_none_or(|t| now >= t + cadence)
+                    && c.last_invited_at
+                        .is_none_or(|t| now + CADENCE_SLACK >= t + cadence)
             }
         }
     }
@@ -366,7 +377,14 @@ mod tests {
         };
         assert!(RecurringSetting::check(ok, 9).is_ok());
         assert!(RecurringSetting::check(ok, 24).is_err());
-        assert!(RecurringSetting::check(ReminderRule { cadence_days: 0, ..ok }, 9).is_err());
+        assert!(RecurringSetting::check(
+            ReminderRule {
+                cadence_days: 0,
+                ..ok
+            },
+            9
+        )
+        .is_err());
         assert!(RecurringSetting::check(
             ReminderRule {
                 max_invitations_per_contact: 0,
@@ -393,7 +411,11 @@ mod tests {
             let due = s.due_at(d);
             assert_eq!(due.hour(), utc_hour, "{date}: {due}");
             assert_eq!(s.due_day(due), Some(d));
-            assert_eq!(s.due_day(due - time::Duration::seconds(1)).map(|x| x.next()), Some(d));
+            assert_eq!(
+                s.due_day(due - time::Duration::seconds(1))
+                    .map(|x| x.next()),
+                Some(d)
+            );
         }
     }
 

@@ -48,8 +48,7 @@ pub trait RecurringStore: Send + Sync {
     ) -> Result<Option<RecurringSetting>, StoreError>;
 
     /// The tenant's settings in id order.
-    async fn list_settings(&self, tenant: &TenantId)
-        -> Result<Vec<RecurringSetting>, StoreError>;
+    async fn list_settings(&self, tenant: &TenantId) -> Result<Vec<RecurringSetting>, StoreError>;
 
     /// `false` when there was none. Its runs stay (history).
     async fn delete_setting(&self, tenant: &TenantId, id: &RecurringId)

@@ -222,6 +222,6 @@ impl<T> Store for T where
         + super::CampaignStore
         + super::TemplateStore
         + super::RegistrationStore
-    + super::RecurringStore
+        + super::RecurringStore
 {
 }

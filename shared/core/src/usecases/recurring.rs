@@ -18,7 +18,11 @@
 //!    to each contact page (see `send::fan_out`) under every rule of a manual send.
 //!
 //! A run that died between 2 and 5 is finished by the next call for the same day: the run
-//! record says it did not finish, so the steps run again, idempotently.
+//! record says it did not finish, so the steps run again, idempotently. Only the runner that
+//! *creates* the day's campaign queues its fan-out (a concurrent runner finds it existing and
+//! leaves it); a runner that could not queue it records the campaign in the run, and the next
+//! call queues it if its fan-out has not started. A resumed run first looks for the day's
+//! campaign in the division's history, so a campaign that went out is never lost from it.
 //!
 //! # Recurring runs and manual bulk sends on one day
 //!
@@ -79,7 +83,9 @@ pub enum RecurringError {
     NotFound(RecurringId),
     /// 503: the setting is saved but its schedule could not be written; saving again (the
     /// same request) finishes it.
-    #[error("the setting was saved but its schedule could not be updated; send the same request again")]
+    #[error(
+        "the setting was saved but its schedule could not be updated; send the same request again"
+    )]
     Schedule(#[source] BoxError),
     /// 503: the run's campaign is recorded but its fan-out could not be queued; running again
     /// queues it.
@@ -172,7 +178,10 @@ pub async fn save_setting(
         Some(_) => {
             return Err(invalid(
                 "template_id",
-                format!("template {} is not an invitation template", input.template_id),
+                format!(
+                    "template {} is not an invitation template",
+                    input.template_id
+                ),
             ))
         }
         None => {
@@ -267,20 +276,51 @@ pub async fn run_setting(
         return Ok(RunOutcome::NotDue);
     };
     let local_date = day.to_string();
-    let mut run = match store.start_run(tenant, id, &local_date, now).await? {
-        StartRun::Started => RunRecord {
-            setting_id: id.clone(),
-            local_date: local_date.clone(),
-            started_at: now,
-            campaign_id: None,
-            finished: false,
-        },
+    let (mut run, resumed) = match store.start_run(tenant, id, &local_date, now).await? {
+        StartRun::Started => (
+            RunRecord {
+                setting_id: id.clone(),
+                local_date: local_date.clone(),
+                started_at: now,
+                campaign_id: None,
+                finished: false,
+            },
+            false,
+        ),
         StartRun::Already(run) if run.finished => return Ok(RunOutcome::AlreadyRan { run }),
-        // A run that died half-way: finish it (every step below is idempotent).
-        StartRun::Already(run) => run,
+        // Another runner of this day, or one that died or failed half-way.
+        StartRun::Already(run) => (run, true),
     };
 
+    if resumed {
+        // A runner that made the day's campaign but could not queue it recorded the
+        // campaign: queue it now if its fan-out never started, and finish.
+        if let Some(campaign_id) = run.campaign_id.clone() {
+            let campaign = store.get_campaign(tenant, &campaign_id).await?;
+            if campaign.is_some_and(|c| c.status == CampaignStatus::Queued) {
+                publish(sending, tenant, &campaign_id).await?;
+            }
+            run.finished = true;
+            store.finish_run(tenant, &run).await?;
+            return Ok(RunOutcome::Queued { run });
+        }
+    }
+
     let divisions = resolve_divisions(store, tenant, &setting).await?;
+    if resumed {
+        // The day's campaign may already have gone out (its runner died before recording
+        // it): the history must keep it, and nobody is "due" any more.
+        if let Some(first) = divisions.first() {
+            if let Some(campaign_id) =
+                find_run_campaign(store, tenant, first, id, &local_date).await?
+            {
+                run.campaign_id = Some(campaign_id);
+                run.finished = true;
+                store.finish_run(tenant, &run).await?;
+                return Ok(RunOutcome::Queued { run });
+            }
+        }
+    }
     if divisions.is_empty() || !anyone_due(store, tenant, &setting, &divisions, now).await? {
         run.finished = true;
         store.finish_run(tenant, &run).await?;
@@ -294,7 +334,9 @@ pub async fn run_setting(
             .get_division(tenant, &divisions[0])
             .await?
             .map(|d| d.email_from)
-            .ok_or_else(|| RecurringError::Unexpected(format!("division {} vanished", divisions[0])))?,
+            .ok_or_else(|| {
+                RecurringError::Unexpected(format!("division {} vanished", divisions[0]))
+            })?,
     };
     let mut campaign_ids = Vec::new();
     // A campaign holds at most MAX_CAMPAIGN_DIVISIONS divisions: a wider scope runs as
@@ -327,38 +369,70 @@ pub async fn run_setting(
             body_hash: crate::domain::hash_token(&key),
             key,
         };
-        let campaign_id = match store
+        match store
             .create_campaign(tenant, &campaign, Some(&idem), now)
             .await?
         {
-            CreateOutcome::Created => campaign.campaign_id.clone(),
-            CreateOutcome::Existing(c) => c.campaign_id,
+            CreateOutcome::Created => {
+                // Only the runner that made a campaign queues it: a concurrent runner of the
+                // same day finds it `Existing` below and leaves it to its maker, so a day's
+                // fan-out is queued once.
+                if let Err(e) = publish(sending, tenant, &campaign.campaign_id).await {
+                    run.campaign_id = Some(campaign.campaign_id.clone());
+                    store.finish_run(tenant, &run).await?;
+                    return Err(e);
+                }
+                campaign_ids.push(campaign.campaign_id.clone());
+            }
+            CreateOutcome::Existing(c) => campaign_ids.push(c.campaign_id),
             other => {
                 return Err(RecurringError::Unexpected(format!(
                     "{other:?} for a recurring campaign"
                 )))
             }
-        };
-        // Queued again on a resumed run: fan-out pages are idempotent.
-        sending
-            .bus
-            .publish(&[SendMessage::FanOut {
-                tenant: tenant.clone(),
-                campaign_id: campaign_id.clone(),
-                cursor: None,
-            }])
-            .await
-            .map_err(|e| {
-                tracing::error!(%tenant, %campaign_id, error = %crate::error_chain(&e), "recurring fan-out not queued");
-                RecurringError::NotQueued(campaign_id.clone())
-            })?;
-        campaign_ids.push(campaign_id);
+        }
     }
     run.campaign_id = campaign_ids.first().cloned();
     run.finished = true;
     store.finish_run(tenant, &run).await?;
     tracing::info!(%tenant, setting = %id, day = %local_date, campaigns = campaign_ids.len(), "recurring run queued");
     Ok(RunOutcome::Queued { run })
+}
+
+/// Queues a campaign's first fan-out step.
+async fn publish(
+    sending: &Sending,
+    tenant: &TenantId,
+    campaign_id: &CampaignId,
+) -> Result<(), RecurringError> {
+    sending
+        .bus
+        .publish(&[SendMessage::FanOut {
+            tenant: tenant.clone(),
+            campaign_id: campaign_id.clone(),
+            cursor: None,
+        }])
+        .await
+        .map_err(|e| {
+            tracing::error!(%tenant, %campaign_id, error = %crate::error_chain(&e), "recurring fan-out not queued");
+            RecurringError::NotQueued(campaign_id.clone())
+        })
+}
+
+/// The campaign a run of (setting, day) made, found in a division's history.
+async fn find_run_campaign(
+    store: &dyn Store,
+    tenant: &TenantId,
+    division: &DivisionId,
+    id: &RecurringId,
+    local_date: &str,
+) -> Result<Option<CampaignId>, StoreError> {
+    let page = store.list_campaigns(tenant, division, None, 50).await?;
+    Ok(page.items.into_iter().find_map(|c| {
+        c.recurring
+            .filter(|r| &r.setting_id == id && r.local_date == local_date)
+            .map(|_| c.campaign_id)
+    }))
 }
 
 /// Runs every enabled setting of every tenant that is due at `now`: the local server's
@@ -375,7 +449,16 @@ pub async fn run_due(
         let Some(day) = setting.due_day(now) else {
             continue;
         };
-        match run_setting(store, clock, sending, &tenant, &setting.setting_id, Some(day)).await {
+        match run_setting(
+            store,
+            clock,
+            sending,
+            &tenant,
+            &setting.setting_id,
+            Some(day),
+        )
+        .await
+        {
             Ok(outcome) => out.push((tenant, setting.setting_id, outcome)),
             Err(e) => {
                 tracing::error!(%tenant, setting = %setting.setting_id, error = %crate::error_chain(&e), "recurring run failed");
@@ -439,17 +522,16 @@ async fn walk(
             let emails: Vec<_> = page.items.iter().filter_map(|c| c.email.clone()).collect();
             let suppressed = store.suppressed_among(tenant, &emails).await?;
             for c in &page.items {
-                let outcome = if c.portal_status != PortalStatus::Accepted
-                    && !setting.rule.targets(c, now)
-                {
-                    SendOutcome::NotTargeted
-                } else {
-                    let s = c
-                        .email
-                        .as_ref()
-                        .is_some_and(|e| suppressed.contains(&e.normalized()));
-                    classify(c, now, s, false)
-                };
+                let outcome =
+                    if c.portal_status != PortalStatus::Accepted && !setting.rule.targets(c, now) {
+                        SendOutcome::NotTargeted
+                    } else {
+                        let s = c
+                            .email
+                            .as_ref()
+                            .is_some_and(|e| suppressed.contains(&e.normalized()));
+                        classify(c, now, s, false)
+                    };
                 if !visit(c, outcome) {
                     return Ok(());
                 }
@@ -495,10 +577,17 @@ pub async fn preview(
         .ok_or_else(|| RecurringError::NotFound(id.clone()))?;
     let divisions = resolve_divisions(store, tenant, &setting).await?;
     let mut counts = Counts::default();
-    walk(store, tenant, &setting, &divisions, clock.now(), |c, outcome| {
-        counts.add(c, outcome);
-        true
-    })
+    walk(
+        store,
+        tenant,
+        &setting,
+        &divisions,
+        clock.now(),
+        |c, outcome| {
+            counts.add(c, outcome);
+            true
+        },
+    )
     .await?;
     Ok((divisions, counts))
 }

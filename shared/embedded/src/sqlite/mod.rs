@@ -260,7 +260,11 @@ fn read_contact(op: &'static str, row: &Row<'_>) -> Result<ContactRecord, StoreE
             .or_store(op)?
             .map(|k| parse_stored(op, "portal_key", PortalKey::parse(&k)))
             .transpose()?,
-        invitations_sent: row.get::<_, i64>(20).or_store(op)?.try_into().unwrap_or(u32::MAX),
+        invitations_sent: row
+            .get::<_, i64>(20)
+            .or_store(op)?
+            .try_into()
+            .unwrap_or(u32::MAX),
     })
 }
 

@@ -59,7 +59,8 @@ impl RecurringStore for SqliteStore {
         setting: &RecurringSetting,
     ) -> Result<(), StoreError> {
         const OP: &str = "put_setting";
-        let body = serde_json::to_string(&setting.to_doc()).map_err(|e| StoreError::backend(OP, e))?;
+        let body =
+            serde_json::to_string(&setting.to_doc()).map_err(|e| StoreError::backend(OP, e))?;
         let (tenant, id, enabled) = (tenant.clone(), setting.setting_id.clone(), setting.enabled);
         self.write(OP, move |conn| {
             conn.execute(
@@ -103,14 +104,21 @@ impl RecurringStore for SqliteStore {
                 .prepare_cached(
                     "SELECT body FROM recurring_settings WHERE tenant = ?1 ORDER BY setting_id",
                 )
-                .and_then(|mut s| s.query_map(params![tenant.as_str()], |r| r.get(0))?.collect())
+                .and_then(|mut s| {
+                    s.query_map(params![tenant.as_str()], |r| r.get(0))?
+                        .collect()
+                })
                 .or_store(OP)?;
             bodies.iter().map(|b| read_setting(OP, b)).collect()
         })
         .await
     }
 
-    async fn delete_setting(&self, tenant: &TenantId, id: &RecurringId) -> Result<bool, StoreError> {
+    async fn delete_setting(
+        &self,
+        tenant: &TenantId,
+        id: &RecurringId,
+    ) -> Result<bool, StoreError> {
         const OP: &str = "delete_setting";
         let (tenant, id) = (tenant.clone(), id.clone());
         self.write(OP, move |conn| {
@@ -173,10 +181,15 @@ impl RecurringStore for SqliteStore {
                      WHERE tenant = ?1 AND setting_id = ?2 AND local_date = ?3"
                 ))
                 .or_store(OP)?;
-            let mut rows = s.query(params![tenant.as_str(), id.as_str(), date]).or_store(OP)?;
+            let mut rows = s
+                .query(params![tenant.as_str(), id.as_str(), date])
+                .or_store(OP)?;
             match rows.next().or_store(OP)? {
                 Some(row) => Ok(StartRun::Already(read_run(OP, row)?)),
-                None => Err(StoreError::backend(OP, super::Corrupt("run after conflict"))),
+                None => Err(StoreError::backend(
+                    OP,
+                    super::Corrupt("run after conflict"),
+                )),
             }
         })
         .await
