@@ -452,7 +452,7 @@ pub async fn a_day_starts_once_under_twenty_concurrent_starts(store: &dyn Store)
             .await
             .unwrap()
             .items,
-        [recorded.clone()]
+        std::slice::from_ref(&recorded)
     );
 
     // Later the same day: still the one record; the next day starts again.
