@@ -1305,11 +1305,12 @@ async fn the_local_scheduler_and_run_recurring_invite_and_remind_up_to_the_maxim
         .await
         .unwrap();
 
-    // The next day (an hour later in the day, so the newcomer's cadence is off the days'
-    // boundaries): only the newcomer is invited; the others were invited a day ago.
+    // The next day, three hours later in the day (more than the rule's one hour of slack, so
+    // the newcomer's week ends after day 8's run): only the newcomer is invited; the others
+    // were invited a day ago.
     let report = run_recurring(
         dir,
-        first + time::Duration::hours(25),
+        first + time::Duration::hours(27),
         &["--tenant", "acme"],
     )
     .await;
@@ -1318,7 +1319,7 @@ async fn the_local_scheduler_and_run_recurring_invite_and_remind_up_to_the_maxim
     let per = outbox_per_address(dir);
     assert_eq!(per.get("dee@example.com"), Some(&1), "{per:?}");
     // The same day again: nothing more.
-    let again = run_recurring(dir, first + time::Duration::hours(26), &[]).await;
+    let again = run_recurring(dir, first + time::Duration::hours(28), &[]).await;
     assert_eq!(outcomes(&again), ["already_ran"], "{again}");
     assert_eq!(again["sent"], 0, "{again}");
 
