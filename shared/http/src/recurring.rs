@@ -8,8 +8,6 @@
 //! - `POST /v1/recurring/{recurring_id}/preview`: whom the next run would target now, in the
 //!   counts of `/v1/invitations/counts`; creates nothing.
 
-use std::collections::HashMap;
-
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -20,7 +18,6 @@ use serde::{Deserialize, Serialize};
 use portal_core::domain::{
     Counts, DivisionId, Email, Filters, RecurringId, SettingDoc, TemplateId,
 };
-use portal_core::ports::MAX_PAGE_SIZE;
 use portal_core::usecases::recurring::{self as rec, RecurringError, RunView, SettingInput};
 
 use super::auth::{perm, Authorized};
@@ -190,35 +187,26 @@ pub struct RunPage {
     pub next_cursor: Option<String>,
 }
 
+/// The query of `GET /v1/recurring/{recurring_id}/runs` (an unknown parameter is a 400).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunParams {
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
 /// `GET /v1/recurring/{recurring_id}/runs?cursor=&limit=`
 pub async fn runs(
     caller: Authorized<perm::SettingsManage>,
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    q: Result<Query<RunParams>, QueryRejection>,
 ) -> Result<Json<RunPage>, ApiError> {
     let id = setting_id(path)?;
-    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    if let Some(k) = q
-        .keys()
-        .find(|k| !["cursor", "limit"].contains(&k.as_str()))
-    {
-        return Err(ApiError::BadRequest(format!(
-            "unknown query parameter {k:?}: use cursor and limit"
-        )));
-    }
-    let limit = match q.get("limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=MAX_PAGE_SIZE).contains(l))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "limit must be an integer from 1 to {MAX_PAGE_SIZE}"
-                ))
-            })?,
-    };
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = super::statistics::page_limit(q.limit, ApiError::BadRequest)?;
     if state
         .store
         .get_setting(&caller.tenant, &id)
@@ -232,9 +220,7 @@ pub async fn runs(
         state.store.as_ref(),
         &caller.tenant,
         &id,
-        q.get("cursor")
-            .map(String::as_str)
-            .filter(|c| !c.is_empty()),
+        q.cursor.as_deref().filter(|c| !c.is_empty()),
         limit,
     )
     .await

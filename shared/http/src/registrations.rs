@@ -13,8 +13,6 @@
 //! Everything is scoped to the caller's tenant: another tenant's account or request is a 404,
 //! exactly like a missing one.
 
-use std::collections::HashMap;
-
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -24,7 +22,7 @@ use portal_core::domain::{
     AccountId, ContactId, DivisionId, PortalKey, RegistrationRequest, RequestId, RequestStatus,
     TemplateId,
 };
-use portal_core::ports::{RequestFilter, MAX_PAGE_SIZE};
+use portal_core::ports::RequestFilter;
 use portal_core::usecases::registration::{self as reg, MatchRequest, Matched, Suggestion};
 
 use super::auth::{perm, Authorized};
@@ -78,21 +76,28 @@ pub struct RequestPage {
     pub next_cursor: Option<String>,
 }
 
+/// The query of `GET /v1/registration-requests` (an unknown parameter is a 400).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub division_id: Option<String>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
 /// `GET /v1/registration-requests`
 pub async fn list(
     caller: Authorized<perm::RegistrationsManage>,
     State(state): State<AppState>,
-    q: Result<Query<HashMap<String, String>>, QueryRejection>,
+    q: Result<Query<ListParams>, QueryRejection>,
 ) -> Result<Json<RequestPage>, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    for key in q.keys() {
-        if !["status", "division_id", "cursor", "limit"].contains(&key.as_str()) {
-            return Err(ApiError::BadRequest(format!(
-                "unknown query parameter {key:?}: use status, division_id, cursor and limit"
-            )));
-        }
-    }
-    let status = match q.get("status").map(String::as_str) {
+    let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(
             RequestStatus::ALL_NAMES
@@ -106,24 +111,11 @@ pub async fn list(
                 })?,
         ),
     };
-    let division_id = match q.get("division_id").filter(|d| !d.is_empty()) {
-        Some(d) => {
-            Some(DivisionId::parse(d.as_str()).map_err(|e| ApiError::BadRequest(e.to_string()))?)
-        }
+    let division_id = match q.division_id.as_deref().filter(|d| !d.is_empty()) {
+        Some(d) => Some(DivisionId::parse(d).map_err(|e| ApiError::BadRequest(e.to_string()))?),
         None => None,
     };
-    let limit = match q.get("limit") {
-        None => 50,
-        Some(l) => l
-            .parse::<u32>()
-            .ok()
-            .filter(|l| (1..=MAX_PAGE_SIZE).contains(l))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "limit must be an integer from 1 to {MAX_PAGE_SIZE}"
-                ))
-            })?,
-    };
+    let limit = super::statistics::page_limit(q.limit, ApiError::BadRequest)?;
     let page = reg::list_requests(
         state.store.as_ref(),
         &caller.tenant,
@@ -131,9 +123,7 @@ pub async fn list(
             status,
             division_id,
         },
-        q.get("cursor")
-            .map(String::as_str)
-            .filter(|c| !c.is_empty()),
+        q.cursor.as_deref().filter(|c| !c.is_empty()),
         limit,
     )
     .await

@@ -56,12 +56,20 @@ pub struct CampaignPage {
 }
 
 fn limit(raw: Option<u32>) -> Result<u32, ApiError> {
+    page_limit(raw, ApiError::Unprocessable)
+}
+
+/// A page's `limit`: [`DEFAULT_LIMIT`] when absent, else 1..=[`MAX_PAGE_SIZE`] or `refuse`
+/// naming the range. (The campaign lists answer 422; the later lists of sign-up requests and
+/// recurring runs answer 400.)
+pub(crate) fn page_limit(
+    raw: Option<u32>,
+    refuse: fn(String) -> ApiError,
+) -> Result<u32, ApiError> {
     match raw {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::Unprocessable(format!(
-            "limit: {n} is outside 1..={MAX_PAGE_SIZE}"
-        ))),
+        Some(n) => Err(refuse(format!("limit: {n} is outside 1..={MAX_PAGE_SIZE}"))),
     }
 }
 

@@ -135,8 +135,6 @@ pub(super) const SUPPRESSED: &str = "sup";
 const IDEM_CAMPAIGN: &str = "cmp";
 const IDEM_BODY: &str = "body";
 
-const CONFLICT: &str = "TransactionConflict";
-
 /// The campaign attribute counting a category's invitations.
 pub(super) fn category_attr(c: InvitationCategory) -> &'static str {
     use InvitationCategory as C;
@@ -370,10 +368,7 @@ fn backoff(round: u32) -> Duration {
     Duration::from_millis(20u64 << round.min(6))
 }
 
-/// A cancellation reason that is none of the expected ones.
-#[derive(Debug, thiserror::Error)]
-#[error("transaction cancelled: {0}")]
-pub(super) struct Cancelled(pub String);
+pub(super) use super::ops::{retryable, Cancelled};
 
 /// Too much input for one call (the caller's bug: the use case bounds it).
 #[derive(Debug, thiserror::Error)]
@@ -477,17 +472,10 @@ impl DynamoStore {
                 retry_after: last + HOLD_WINDOW,
             }));
         }
-        if reasons
-            .iter()
-            .all(|r| retryable(r.code().unwrap_or("None")))
-        {
+        if super::ops::all_retryable(reasons) {
             return Ok(None);
         }
-        let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
-        Err(StoreError::backend(
-            "TransactWriteItems",
-            Cancelled(codes.join(",")),
-        ))
+        Err(super::ops::unexpected(reasons))
     }
 
     /// One claim's two transaction items: the state update and the invitation put.
@@ -635,15 +623,6 @@ impl DynamoStore {
             .map(|r| r.unwrap_or(ClaimResult::Missing))
             .collect())
     }
-}
-
-/// A cancellation reason that a later attempt can clear: no failure of its own (another
-/// item cancelled the transaction), a conflicting transaction, or throttling.
-pub(super) fn retryable(code: &str) -> bool {
-    matches!(
-        code,
-        "None" | CONFLICT | "ThrottlingError" | "ProvisionedThroughputExceeded"
-    )
 }
 
 /// Why a state item failed the claim condition: accepted, or invited within 24 hours.

@@ -51,10 +51,8 @@
 //! reported as not fixed.
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
-use rand::Rng as _;
 use time::OffsetDateTime;
 
 use super::batch;
@@ -67,7 +65,7 @@ use super::items::{self, s, Item};
 use super::items::{malformed, num, req_str};
 use super::keys;
 use super::keys::{campaign_pk, division_campaigns_pk, invitation_sk, INVITATION_SK_PREFIX};
-use super::ops::{self, cancellation, CONDITION_FAILED};
+use super::ops::{self, cancellation, jitter, CONDITION_FAILED};
 use super::DynamoStore;
 use portal_core::domain::{
     Campaign, CampaignId, CategoryCounts, ContactId, DivisionId, Email, Invitation,
@@ -102,12 +100,6 @@ enum Sent {
     Written,
     /// Cancelled by a condition or a conflict: nothing was written, read again.
     Retry,
-}
-
-/// A short random pause before the next round, so contending writers spread out.
-fn jitter(round: u32) -> Duration {
-    let ceiling = 10u64 << round.min(5);
-    Duration::from_millis(5 + rand::rng().random_range(0..ceiling))
 }
 
 fn suppression_reason(s: Suppression) -> SuppressionReason {

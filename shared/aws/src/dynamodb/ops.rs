@@ -1,6 +1,7 @@
 //! The shapes every DynamoDB call of this store repeats, written once: a condition that
-//! failed (a single write, or one item of a cancelled transaction) and a Query read over
-//! every page.
+//! failed (a single write, or one item of a cancelled transaction), what a cancelled
+//! transaction's reasons say (retry, or an unexpected failure), the pause between contending
+//! rounds, and a Query read over every page.
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
@@ -32,6 +33,59 @@ pub(super) fn cancellation(
         }
         _ => Err(StoreError::backend("TransactWriteItems", e)),
     }
+}
+
+/// A transaction item's cancellation code that a later round can clear: no failure of its
+/// own (another item cancelled the transaction), a conflicting transaction, or throttling.
+pub(super) fn retryable(code: &str) -> bool {
+    matches!(
+        code,
+        "None" | CONFLICT | "ThrottlingError" | "ProvisionedThroughputExceeded"
+    )
+}
+
+/// The code of a transaction item that conflicted with another transaction.
+pub(super) const CONFLICT: &str = "TransactionConflict";
+
+/// The cancellation code of item `i` (`"None"` when it did not fail or is absent).
+pub(super) fn reason_code(reasons: &[CancellationReason], i: usize) -> &str {
+    reasons
+        .get(i)
+        .and_then(CancellationReason::code)
+        .unwrap_or("None")
+}
+
+/// The `ALL_OLD` copy item `i`'s failed condition returned, if any.
+pub(super) fn old_item(reasons: &[CancellationReason], i: usize) -> Option<&Item> {
+    reasons
+        .get(i)
+        .and_then(CancellationReason::item)
+        .filter(|m| !m.is_empty())
+}
+
+/// Every reason is one a later round can clear.
+pub(super) fn all_retryable(reasons: &[CancellationReason]) -> bool {
+    reasons
+        .iter()
+        .all(|r| retryable(r.code().unwrap_or("None")))
+}
+
+/// A cancellation reason that is none of the expected ones.
+#[derive(Debug, thiserror::Error)]
+#[error("transaction cancelled: {0}")]
+pub(super) struct Cancelled(pub String);
+
+/// A transaction cancelled for reasons the caller did not expect, naming every code.
+pub(super) fn unexpected(reasons: &[CancellationReason]) -> StoreError {
+    let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
+    StoreError::backend("TransactWriteItems", Cancelled(codes.join(",")))
+}
+
+/// A short random pause before the next round, so contending writers spread out.
+pub(super) fn jitter(round: u32) -> std::time::Duration {
+    use rand::Rng as _;
+    let ceiling = 10u64 << round.min(5);
+    std::time::Duration::from_millis(5 + rand::rng().random_range(0..ceiling))
 }
 
 /// Runs `query` over every page, handing each item to `each` in key order.

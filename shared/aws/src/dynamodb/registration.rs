@@ -83,7 +83,6 @@
 //! that checks the sync item) `ADD other_emails :e`.
 
 use std::collections::HashMap;
-use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
@@ -95,10 +94,13 @@ use time::{Duration, OffsetDateTime};
 
 use super::accounts::StoredAccount;
 use super::batch::{self, CONCURRENCY};
-use super::campaigns::{build_err, invitation_contact, retryable, Cancelled, TOKEN_USED_AT};
+use super::campaigns::{build_err, invitation_contact, TOKEN_USED_AT};
 use super::items::{self, get_num, get_str, malformed, req_str, req_time, s, time_attr, Item};
 use super::keys::{self, campaign_pk, invitation_sk};
-use super::ops::{self, cancellation, CONDITION_FAILED};
+use super::ops::{
+    self, all_retryable, cancellation, jitter, old_item, reason_code, unexpected, Cancelled,
+    CONDITION_FAILED,
+};
 use super::DynamoStore;
 use portal_core::domain::{
     AccountId, CampaignId, CloseReason, ContactId, DivisionId, Email, Login, LoginVia, PortalKey,
@@ -291,39 +293,6 @@ fn decode_request(item: &Item) -> Result<RegistrationRequest, StoreError> {
         created_at: req_time(item, R_CREATED)?,
         updated_at: req_time(item, R_UPDATED)?,
     })
-}
-
-fn backoff(round: u32) -> StdDuration {
-    use rand::Rng as _;
-    let ceiling = 10u64 << round.min(5);
-    StdDuration::from_millis(5 + rand::rng().random_range(0..ceiling))
-}
-
-fn code(reasons: &[CancellationReason], i: usize) -> &str {
-    reasons
-        .get(i)
-        .and_then(CancellationReason::code)
-        .unwrap_or("None")
-}
-
-/// The `ALL_OLD` copy a failed condition returned, if any.
-fn old_item(reasons: &[CancellationReason], i: usize) -> Option<&Item> {
-    reasons
-        .get(i)
-        .and_then(CancellationReason::item)
-        .filter(|m| !m.is_empty())
-}
-
-/// Every reason is one a later round can clear.
-fn all_retryable(reasons: &[CancellationReason]) -> bool {
-    reasons
-        .iter()
-        .all(|r| retryable(r.code().unwrap_or("None")))
-}
-
-fn unexpected(reasons: &[CancellationReason]) -> StoreError {
-    let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
-    StoreError::backend("TransactWriteItems", Cancelled(codes.join(",")))
 }
 
 fn gave_up(what: &str) -> StoreError {
@@ -622,7 +591,7 @@ impl DynamoStore {
                 Ok(()) => return Ok(outcome),
                 Err(reasons) => reasons,
             };
-            if code(&reasons, 0) == CONDITION_FAILED {
+            if reason_code(&reasons, 0) == CONDITION_FAILED {
                 let used = match old_item(&reasons, 0) {
                     Some(_) => true,
                     // An emulator that returns no copy: read it.
@@ -637,10 +606,10 @@ impl DynamoStore {
                     RegisterOutcome::Missing
                 });
             }
-            if code(&reasons, 1) == CONDITION_FAILED {
+            if reason_code(&reasons, 1) == CONDITION_FAILED {
                 return Ok(RegisterOutcome::Missing);
             }
-            if code(&reasons, 3) == CONDITION_FAILED {
+            if reason_code(&reasons, 3) == CONDITION_FAILED {
                 // Another registration made the login first: add to it.
                 existing = match old_item(&reasons, 3) {
                     Some(item) => Some(decode_login(item)?),
@@ -655,7 +624,7 @@ impl DynamoStore {
             if !all_retryable(&reasons) {
                 return Err(unexpected(&reasons));
             }
-            tokio::time::sleep(backoff(round)).await;
+            tokio::time::sleep(jitter(round)).await;
         }
         Err(gave_up("registration"))
     }
@@ -702,7 +671,7 @@ impl DynamoStore {
                 Ok(()) => return Ok(RegisterOutcome::NewLogin(login)),
                 Err(reasons) => reasons,
             };
-            if code(&reasons, 0) == CONDITION_FAILED {
+            if reason_code(&reasons, 0) == CONDITION_FAILED {
                 let old = match old_item(&reasons, 0) {
                     Some(item) => Some(item.clone()),
                     None => {
@@ -715,14 +684,14 @@ impl DynamoStore {
                     None => continue,
                 }
             }
-            if code(&reasons, 2) == CONDITION_FAILED {
+            if reason_code(&reasons, 2) == CONDITION_FAILED {
                 return Ok(RegisterOutcome::Missing);
             }
-            if code(&reasons, 1) == CONDITION_FAILED || !all_retryable(&reasons) {
+            if reason_code(&reasons, 1) == CONDITION_FAILED || !all_retryable(&reasons) {
                 // A confirmation token drawn twice: 256 random bits, so a bug.
                 return Err(unexpected(&reasons));
             }
-            tokio::time::sleep(backoff(round)).await;
+            tokio::time::sleep(jitter(round)).await;
         }
         Err(gave_up("registration"))
     }
@@ -1126,13 +1095,13 @@ impl RegistrationStore for DynamoStore {
                 Err(reasons) => reasons,
             };
             // The link was followed (or expired) meanwhile: the next read says which.
-            if code(&reasons, 0) == CONDITION_FAILED {
+            if reason_code(&reasons, 0) == CONDITION_FAILED {
                 continue;
             }
             if !all_retryable(&reasons) {
                 return Err(unexpected(&reasons));
             }
-            tokio::time::sleep(backoff(round)).await;
+            tokio::time::sleep(jitter(round)).await;
         }
         Err(gave_up("confirmation"))
     }

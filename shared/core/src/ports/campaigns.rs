@@ -18,8 +18,6 @@
 //! Held at 23:59:59, free at exactly 24:00:00 — the same boundary as `classify`.
 
 use async_trait::async_trait;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -294,36 +292,26 @@ pub trait CampaignStore: Send + Sync {
 
 /// Cursor of an invitation list: the last contact id returned, opaque to clients.
 pub fn encode_invitation_cursor(after: &ContactId) -> String {
-    URL_SAFE_NO_PAD.encode(format!("inv1:{after}"))
+    super::cursor::encode("inv1", after.as_str())
 }
 
 /// Parses a cursor made by [`encode_invitation_cursor`]; anything else is invalid.
 pub fn decode_invitation_cursor(raw: &str) -> Result<ContactId, StoreError> {
-    let invalid = || StoreError::InvalidCursor("cursor is malformed".into());
-    if raw.len() > 200 {
-        return Err(invalid());
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let id = text.strip_prefix("inv1:").ok_or_else(invalid)?;
-    ContactId::parse(id).map_err(|_| invalid())
+    super::cursor::decode("inv1", raw)
+        .and_then(|id| ContactId::parse(id).ok())
+        .ok_or_else(|| StoreError::InvalidCursor("cursor is malformed".into()))
 }
 
 /// Cursor of a campaign list: the last campaign id returned, opaque to clients.
 pub fn encode_campaign_cursor(after: &CampaignId) -> String {
-    URL_SAFE_NO_PAD.encode(format!("cmp1:{after}"))
+    super::cursor::encode("cmp1", after.as_str())
 }
 
 /// Parses a cursor made by [`encode_campaign_cursor`]; anything else is invalid.
 pub fn decode_campaign_cursor(raw: &str) -> Result<CampaignId, StoreError> {
-    let invalid = || StoreError::InvalidCursor("cursor is malformed".into());
-    if raw.len() > 200 {
-        return Err(invalid());
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let id = text.strip_prefix("cmp1:").ok_or_else(invalid)?;
-    CampaignId::parse(id).map_err(|_| invalid())
+    super::cursor::decode("cmp1", raw)
+        .and_then(|id| CampaignId::parse(id).ok())
+        .ok_or_else(|| StoreError::InvalidCursor("cursor is malformed".into()))
 }
 
 #[cfg(test)]
@@ -337,7 +325,12 @@ mod tests {
             decode_invitation_cursor(&encode_invitation_cursor(&c)).unwrap(),
             c
         );
-        for bad in ["", "!!", "aW52MjpjLTE", &URL_SAFE_NO_PAD.encode("inv1:a#b")] {
+        for bad in [
+            "",
+            "!!",
+            "aW52MjpjLTE",
+            &super::super::cursor::encode("inv1", "a#b"),
+        ] {
             assert!(decode_invitation_cursor(bad).is_err(), "{bad:?}");
         }
     }

@@ -5,6 +5,7 @@
 mod bus;
 mod campaigns;
 mod clock;
+pub mod cursor;
 mod mailer;
 mod recurring;
 mod registration;

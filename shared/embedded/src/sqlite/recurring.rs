@@ -3,8 +3,6 @@
 //! once-a-day guarantee (`INSERT … ON CONFLICT DO NOTHING`).
 
 use async_trait::async_trait;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use rusqlite::{params, OptionalExtension, Row};
 use time::OffsetDateTime;
 
@@ -36,19 +34,13 @@ fn read_run(op: &'static str, row: &Row<'_>) -> Result<RunRecord, StoreError> {
 }
 
 fn encode_run_cursor(after: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("run1:{after}"))
+    portal_core::ports::cursor::encode("run1", after)
 }
 
 fn decode_run_cursor(raw: &str) -> Result<String, StoreError> {
-    let invalid = || StoreError::InvalidCursor("the cursor was not made by this list".into());
-    if raw.len() > 100 {
-        return Err(invalid());
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let date = text.strip_prefix("run1:").ok_or_else(invalid)?;
-    portal_core::domain::LocalDate::parse(date).map_err(|_| invalid())?;
-    Ok(date.to_owned())
+    portal_core::ports::cursor::decode("run1", raw)
+        .filter(|date| portal_core::domain::LocalDate::parse(date).is_ok())
+        .ok_or_else(|| StoreError::InvalidCursor("the cursor was not made by this list".into()))
 }
 
 #[async_trait]

@@ -11,8 +11,6 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use async_trait::async_trait;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use rand::RngCore;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 use time::OffsetDateTime;
@@ -82,6 +80,26 @@ fn login_in(
         Some(row) => Ok(Some(read_login(op, row)?)),
         None => Ok(None),
     }
+}
+
+/// A confirmation link's row: the login's address, its expiry and when it was used.
+fn confirmation_in(
+    op: &'static str,
+    conn: &Connection,
+    tenant: &str,
+    hash: &[u8; 32],
+) -> Result<Option<(String, i64, Option<i64>)>, StoreError> {
+    conn.prepare_cached(
+        "SELECT email_norm, expires_at, used_at FROM confirmations \
+         WHERE tenant = ?1 AND token_hash = ?2",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![tenant, hash.as_slice()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()
+    })
+    .or_store(op)
 }
 
 fn ids_json<T: AsRef<str>>(ids: &[T]) -> String {
@@ -167,18 +185,13 @@ fn read_request(op: &'static str, row: &Row<'_>) -> Result<RegistrationRequest, 
 }
 
 fn encode_request_cursor(after: &RequestId) -> String {
-    URL_SAFE_NO_PAD.encode(format!("req1:{after}"))
+    portal_core::ports::cursor::encode("req1", after.as_str())
 }
 
 fn decode_request_cursor(raw: &str) -> Result<RequestId, StoreError> {
-    let invalid = || StoreError::InvalidCursor("the cursor was not made by this list".into());
-    if raw.len() > 200 {
-        return Err(invalid());
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
-    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
-    let id = text.strip_prefix("req1:").ok_or_else(invalid)?;
-    RequestId::parse(id).map_err(|_| invalid())
+    portal_core::ports::cursor::decode("req1", raw)
+        .and_then(|id| RequestId::parse(id).ok())
+        .ok_or_else(|| StoreError::InvalidCursor("the cursor was not made by this list".into()))
 }
 
 #[async_trait]
@@ -476,18 +489,7 @@ impl RegistrationStore for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .or_store(OP)?;
-            let row: Option<(String, i64, Option<i64>)> = tx
-                .prepare_cached(
-                    "SELECT email_norm, expires_at, used_at FROM confirmations \
-                     WHERE tenant = ?1 AND token_hash = ?2",
-                )
-                .and_then(|mut s| {
-                    s.query_row(params![t, hash.as_slice()], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })
-                    .optional()
-                })
-                .or_store(OP)?;
+            let row = confirmation_in(OP, &tx, t, &hash)?;
             let Some((norm, expires_at, used_at)) = row else {
                 return Ok(ConfirmOutcome::Unknown);
             };
@@ -529,18 +531,7 @@ impl RegistrationStore for SqliteStore {
         let (tenant, hash) = (tenant.clone(), *token_hash);
         self.read(OP, move |conn| {
             let t = tenant.as_str();
-            let row: Option<(String, i64, Option<i64>)> = conn
-                .prepare_cached(
-                    "SELECT email_norm, expires_at, used_at FROM confirmations \
-                     WHERE tenant = ?1 AND token_hash = ?2",
-                )
-                .and_then(|mut s| {
-                    s.query_row(params![t, hash.as_slice()], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    })
-                    .optional()
-                })
-                .or_store(OP)?;
+            let row = confirmation_in(OP, conn, t, &hash)?;
             let Some((norm, expires_at, used_at)) = row else {
                 return Ok(None);
             };
@@ -949,7 +940,7 @@ mod tests {
             decode_request_cursor(&encode_request_cursor(&id)).unwrap(),
             id
         );
-        for bad in ["", "!!", &URL_SAFE_NO_PAD.encode("inv1:c-1")] {
+        for bad in ["", "!!", &portal_core::ports::cursor::encode("inv1", "c-1")] {
             assert!(decode_request_cursor(bad).is_err(), "{bad:?}");
         }
     }
