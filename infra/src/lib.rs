@@ -8,6 +8,8 @@
 //! - [`recurring`]: the local server's recurring scheduler (due settings run every minute)
 //!   and `portal-invites run-recurring` (run them now, or at another instant with `--at`).
 //! - [`token`]: `portal-invites token` — signs a bearer token the local server accepts.
+//! - [`idp`]: the local identity provider the console signs in with (one-time sign-in
+//!   links, OpenID Connect authorization code + PKCE); `portal-invites sign-in-link`.
 //! - [`import`]: `portal-invites import` — accounts and contacts from CSV, checked whole
 //!   before anything is written.
 //! - [`secret`]: the HS256 secret `serve` and `token` share (environment or data dir).
@@ -24,6 +26,7 @@
 
 pub mod bench;
 pub mod dev;
+pub mod idp;
 pub mod import;
 pub mod recurring;
 pub mod secret;

@@ -57,6 +57,25 @@ enum Command {
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
     },
+    /// Print a one-time link that signs in to the console of the local server of this data
+    /// dir (valid 24 hours, once per server run).
+    SignInLink {
+        /// Tenant the manager works for.
+        #[arg(long)]
+        tenant: String,
+        /// Comma-separated: invitations:read, invitations:send, registrations:manage,
+        /// settings:manage, sync:write.
+        #[arg(long)]
+        permissions: String,
+        /// Who signs in (shown in the console and the logs).
+        #[arg(long)]
+        sub: Option<String>,
+        /// The server's URL as the browser reaches it.
+        #[arg(long, default_value = "http://127.0.0.1:3000")]
+        url: String,
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+    },
     /// Import accounts and contacts from CSV (one row per contact); a bad row writes nothing.
     Import {
         /// Tenant to import into.
@@ -200,6 +219,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let req = TokenRequest::parse(&tenant, &permissions, sub.as_deref(), Some(ttl_hours))?;
             let jwt = token::issue(&data_dir, &req)?;
             print_out(&jwt).context("cannot print the token")?;
+        }
+        Command::SignInLink {
+            tenant,
+            permissions,
+            sub,
+            url,
+            data_dir,
+        } => {
+            let req = TokenRequest::parse(&tenant, &permissions, sub.as_deref(), None)?;
+            let secret = portal_invites::secret::Secret::resolve(&data_dir)?;
+            let link = portal_invites::idp::sign_in_link(
+                &secret,
+                &url,
+                &req,
+                time::OffsetDateTime::now_utc(),
+            )
+            .context("cannot sign the sign-in link")?;
+            print_out(&link).context("cannot print the link")?;
         }
         Command::Import {
             tenant,

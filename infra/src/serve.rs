@@ -26,7 +26,7 @@ use portal_core::usecases::recurring::LocalSchedules;
 use portal_core::usecases::send::InProcessBus;
 use portal_embedded::outbox::Outbox;
 use portal_embedded::sqlite::SqliteStore;
-use portal_http::auth::Verifier;
+use portal_http::auth::{Permission, Verifier};
 use portal_http::{router, AppState};
 use tokio::net::TcpListener;
 
@@ -209,12 +209,18 @@ impl LocalServer {
             Some(d) => demo_registration_link(&store, &*clock, &sending, &public_url, d).await,
             None => None,
         };
-        let state = AppState::new(store.clone(), clock, Verifier::hs256(secret.as_bytes()))
+        let state = AppState::new(store.clone(), clock.clone(), Verifier::hs256(secret.as_bytes()))
             .with_public_url(public_url)
             .with_unsubscribe(unsubscribe)
             .with_sending(sending)
             .with_registration(crate::dev::registrar(store.clone(), &opts.data_dir))
             .with_schedules(Arc::new(LocalSchedules));
+        // The console signs in with the server's own provider (one-time links).
+        let idp = crate::idp::LocalIdp::new(&secret, given.as_ref(), clock.clone());
+        let state = match idp.console_config() {
+            Some(config) => state.with_console(config),
+            None => state,
+        };
         // SNS can reach a local server only through a tunnel; `simulate-events` is the usual
         // local source. A machine without root certificates still serves, refusing signed
         // events whose certificate is not in `<data dir>/sns-certs`.
@@ -225,9 +231,12 @@ impl LocalServer {
                 state
             }
         };
-        let router = router(state).merge(crate::dev::outbox_routes(Outbox::in_data_dir(
-            &opts.data_dir,
-        )));
+        let router = router(state)
+            .merge(crate::dev::outbox_routes(Outbox::in_data_dir(
+                &opts.data_dir,
+            )))
+            .merge(idp.routes())
+            .route("/", axum::routing::get(portal_http::console::to_console));
         Ok(Self {
             opts,
             public_url: given,
@@ -270,6 +279,29 @@ impl LocalServer {
             program,
             self.scheduler.tick,
         );
+        let url = self.url(addr);
+        let dir = shell_quote(&self.opts.data_dir.display().to_string());
+        match self.demo.as_ref().and_then(|d| {
+            let req = crate::token::TokenRequest::parse(
+                d.tenant.as_str(),
+                &Permission::ALL.map(Permission::as_str).join(","),
+                Some("demo-manager"),
+                None,
+            )
+            .ok()?;
+            crate::idp::sign_in_link(&self.secret, &url, &req, time::OffsetDateTime::now_utc())
+        }) {
+            Some(link) => {
+                out += &format!(
+                    "\nOpen the managers' console (one-time sign-in link, every permission, valid 24 hours):\n  {link}\n"
+                );
+            }
+            None => {
+                out += &format!(
+                    "\nSign in to the console at {url}/console with a one-time link:\n  {program} sign-in-link --data-dir {dir} --url {url} --tenant my-company --permissions invitations:read,invitations:send\n"
+                );
+            }
+        }
         if let Some(link) = &self.demo_link {
             out += &format!(
                 "\nRegister a demo resident (the invitation email is in {}/outbox):\n  {link}\n",

@@ -22,6 +22,7 @@
 
 pub mod auth;
 pub mod campaigns;
+pub mod console;
 pub mod csv;
 pub mod divisions;
 pub mod error;
@@ -84,16 +85,20 @@ pub enum Job {
     /// Recurring invitations: the settings routes, and the runs the scheduler starts. The
     /// only job that manages schedules.
     Recurring,
+    /// The managers' console: its shell page and embedded assets. Touches no data: the
+    /// console's script calls the other jobs' routes with the manager's token.
+    Console,
 }
 
 impl Job {
-    pub const ALL: [Job; 6] = [
+    pub const ALL: [Job; 7] = [
         Job::LoadCounts,
         Job::Sync,
         Job::Send,
         Job::Events,
         Job::Registration,
         Job::Recurring,
+        Job::Console,
     ];
 
     /// The function serving this job on AWS (`functions/<name>`, `template.yaml`).
@@ -105,6 +110,7 @@ impl Job {
             Job::Events => "ses-events",
             Job::Registration => "registration",
             Job::Recurring => "recurring",
+            Job::Console => "console",
         }
     }
 }
@@ -178,12 +184,15 @@ pub const ROUTES: &[(Job, &str, &str)] = &[
         "POST",
         "/v1/recurring/{recurring_id}/preview",
     ),
+    (Job::Console, "GET", "/console"),
+    (Job::Console, "GET", "/console/assets/{asset}"),
 ];
 
 /// The routes of [`ROUTES`] that take no bearer token: the unsubscribe link carries its own
 /// signed token, an SES event is believed only when its SNS signature verifies, and the
 /// registration pages are for residents (an invitation's token, a portal key, or a request
-/// staff will check). Every other route answers 401 without a JWT.
+/// staff will check); the console's shell and assets hold no data (its script signs in and
+/// calls the API with a token). Every other route answers 401 without a JWT.
 pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/unsubscribe"),
     ("POST", "/v1/unsubscribe"),
@@ -196,6 +205,8 @@ pub const PUBLIC_ROUTES: &[(&str, &str)] = &[
     ("POST", "/register/confirm"),
     ("GET", "/register/request"),
     ("POST", "/register/request"),
+    ("GET", "/console"),
+    ("GET", "/console/assets/{asset}"),
 ];
 
 /// What every handler gets.
@@ -223,6 +234,8 @@ pub struct AppState {
     /// [`AppState::with_schedules`] (saving a setting then answers 500: a configuration
     /// error).
     pub schedules: Option<Arc<dyn Schedules>>,
+    /// The console's sign-in settings; without them `/console` says it is not set up.
+    pub console: Option<Arc<console::ConsoleConfig>>,
 }
 
 /// [`AppState::public_url`] is `http://127.0.0.1:{this}` unless
@@ -241,6 +254,7 @@ impl AppState {
             ses_webhook: None,
             registration: None,
             schedules: None,
+            console: None,
         }
     }
 
@@ -275,6 +289,12 @@ impl AppState {
     /// `LocalSchedules` on one machine).
     pub fn with_schedules(mut self, schedules: Arc<dyn Schedules>) -> Self {
         self.schedules = Some(schedules);
+        self
+    }
+
+    /// Sets the console's sign-in settings (see [`console`]).
+    pub fn with_console(mut self, config: console::ConsoleConfig) -> Self {
+        self.console = Some(Arc::new(config));
         self
     }
 
@@ -439,6 +459,8 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
             "/v1/recurring/{recurring_id}/preview",
             post(recurring::preview),
         ),
+        ("GET", "/console", get(console::index)),
+        ("GET", "/console/assets/{asset}", get(console::asset)),
     ]
 }
 
@@ -564,11 +586,13 @@ mod tests {
     }
 
     #[test]
-    fn the_public_routes_are_the_events_job_and_the_registration_pages_and_no_job_is_empty() {
+    fn the_public_routes_are_the_events_job_the_registration_pages_and_the_console_shell_and_no_job_is_empty() {
         let public: Vec<(&str, &str)> = ROUTES
             .iter()
             .filter(|&&(j, _, p)| {
-                j == Job::Events || (j == Job::Registration && !p.starts_with("/v1/"))
+                j == Job::Events
+                    || j == Job::Console
+                    || (j == Job::Registration && !p.starts_with("/v1/"))
             })
             .map(|&(_, m, p)| (m, p))
             .collect();

@@ -1,0 +1,1 @@
+// campaigns.js — to be written

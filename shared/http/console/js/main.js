@@ -1,0 +1,2 @@
+// main.js — starts the console once every page has registered itself.
+C.start();

@@ -1,0 +1,1 @@
+// recurring.js — to be written

@@ -1,0 +1,1 @@
+// registrations.js — to be written

@@ -1,0 +1,1 @@
+// templates.js — to be written
