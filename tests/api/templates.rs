@@ -1,5 +1,6 @@
 //! Templates (save, read, list, delete, 422s naming the tag and part) and the invitation
-//! preview (a real contact's values, HTML-escaped; a sample contact; no tokens).
+//! preview (a real contact's values, HTML-escaped; a sample contact; no tokens; a saved
+//! template or an unsaved draft, the draft refused exactly as a save would be).
 
 use axum::http::StatusCode;
 use portal_core::domain::MAX_BODY_BYTES;
@@ -83,14 +84,16 @@ async fn an_unknown_tag_is_a_422_naming_the_tag_and_the_part() {
     ] {
         let mut body = welcome();
         body[part] = value.into();
-        let detail = app
-            .put("/v1/templates/welcome", &t, &body)
-            .await
-            .problem(StatusCode::UNPROCESSABLE_ENTITY);
+        let r = app.put("/v1/templates/welcome", &t, &body).await;
+        let detail = r.problem(StatusCode::UNPROCESSABLE_ENTITY);
         assert!(
             detail.contains(&format!("{tag} in the {part}")),
             "{part}: {detail}"
         );
+        // The same, for a client to show at the field.
+        let p = r.json();
+        assert_eq!((&p["field"], &p["tag"]), (&json!(part), &json!(tag)), "{p}");
+        assert_eq!(p["position"], value.find(tag).unwrap(), "{p}");
     }
     // Nothing was saved.
     app.get("/v1/templates/welcome", &t)
@@ -105,12 +108,16 @@ async fn a_template_without_the_portal_link_in_html_or_text_is_a_422() {
     for part in ["html", "text"] {
         let mut body = welcome();
         body[part] = "no link here [ContactName]".into();
-        let detail = app
-            .put("/v1/templates/welcome", &t, &body)
-            .await
-            .problem(StatusCode::UNPROCESSABLE_ENTITY);
+        let r = app.put("/v1/templates/welcome", &t, &body).await;
+        let detail = r.problem(StatusCode::UNPROCESSABLE_ENTITY);
         assert!(detail.contains("[PortalLink]"), "{detail}");
         assert!(detail.contains(&format!("the {part}")), "{detail}");
+        let p = r.json();
+        assert_eq!(
+            (&p["field"], &p["tag"]),
+            (&json!(part), &json!("[PortalLink]")),
+            "{p}"
+        );
     }
 }
 
@@ -344,6 +351,251 @@ async fn a_preview_of_an_unknown_template_or_contact_is_a_404() {
     app.post("/v1/invitations/preview", &t, &json!({}))
         .await
         .problem(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// `welcome()` as an unsaved draft (no name), of `kind` when given.
+fn draft(kind: Option<&str>) -> Value {
+    let mut d = welcome();
+    d.as_object_mut().unwrap().remove("name");
+    if let Some(kind) = kind {
+        d["kind"] = kind.into();
+    }
+    d
+}
+
+#[tokio::test]
+async fn a_draft_preview_renders_a_contacts_values_and_saves_nothing() {
+    let app = app();
+    let t = admin("t1");
+    tenant_with_tricky_contact(&app, &t).await;
+    let p = app
+        .post(
+            "/v1/invitations/preview",
+            &t,
+            &json!({"template": draft(None), "contact_id": "c1"}),
+        )
+        .await
+        .ok();
+    // Exactly what the same template, saved, previews as.
+    app.put("/v1/templates/welcome", &t, &welcome()).await.ok();
+    let saved = app
+        .post(
+            "/v1/invitations/preview",
+            &t,
+            &json!({"template_id": "welcome", "contact_id": "c1"}),
+        )
+        .await
+        .ok();
+    assert_eq!(p, saved);
+    assert_eq!(p["from"], "north@hoa.example.com");
+    assert_eq!(
+        p["subject"],
+        "Welcome to North & South, <b>O'Neil & Sons</b>"
+    );
+    let html = p["html"].as_str().unwrap();
+    assert!(
+        html.starts_with(
+            "<p>Dear &lt;b&gt;O&#39;Neil &amp; Sons&lt;/b&gt; (Oak &lt;Street&gt;, #A-100)</p>"
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("/register?token=PREVIEW-NOT-A-REAL-TOKEN"),
+        "{html}"
+    );
+    assert!(p["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Dear <b>O'Neil & Sons</b>\n"));
+
+    // Only the template saved above exists: a draft is written nowhere.
+    app.delete("/v1/templates/welcome", &t).await;
+    let before = app.counts(&t, json!({})).await;
+    let p = app
+        .post(
+            "/v1/invitations/preview",
+            &t,
+            &json!({"template": draft(None)}),
+        )
+        .await
+        .ok();
+    assert_eq!(p["subject"], "Welcome to North & South, Alex Sample");
+    assert_eq!(app.get("/v1/templates", &t).await.ok(), json!([]));
+    assert_eq!(app.counts(&t, json!({})).await, before);
+
+    // A reader (no settings:manage) may preview a draft: it is a read.
+    let reader = token("t1", &["invitations:read"]);
+    app.post(
+        "/v1/invitations/preview",
+        &reader,
+        &json!({"template": draft(None), "contact_id": "c1"}),
+    )
+    .await
+    .ok();
+    app.post(
+        "/v1/invitations/preview",
+        &token("t1", &["settings:manage"]),
+        &json!({"template": draft(None)}),
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_draft_of_kind_portal_key_renders_its_sign_up_link() {
+    let app = app();
+    let t = admin("t1");
+    tenant_with_tricky_contact(&app, &t).await;
+    let mut d = draft(Some("portal_key"));
+    d["text"] = "Account [AccountNumber], key [PortalKey]: [PortalLink]".into();
+    d["html"] = "<p>[AccountNumber] [PortalKey]</p>".into();
+    let p = app
+        .post(
+            "/v1/invitations/preview",
+            &t,
+            &json!({"template": d, "contact_id": "c1"}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        p["text"],
+        "Account A-100, key XXXX-XXXX-XXXX-XXXX: \
+         http://127.0.0.1:3000/register/key?tenant=t1&account=A-100"
+    );
+    // The rules of the kind apply to a draft as to a save.
+    let mut d = draft(Some("portal_key"));
+    d["html"] = "<p>[AccountNumber]</p>".into();
+    let r = app
+        .post("/v1/invitations/preview", &t, &json!({"template": d}))
+        .await;
+    r.problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        (&r.json()["field"], &r.json()["tag"]),
+        (&json!("html"), &json!("[PortalKey]"))
+    );
+}
+
+#[tokio::test]
+async fn a_draft_with_an_unknown_tag_is_the_same_422_as_saving_it() {
+    let app = app();
+    let t = admin("t1");
+    app.put_division(&t, "d1").await;
+    for (part, value, tag, position) in [
+        ("subject", "Hello [Nope]", "[Nope]", 6),
+        (
+            "html",
+            "<p>[ContactNmae]</p>[PortalLink]",
+            "[ContactNmae]",
+            3,
+        ),
+        ("text", "[PortalLink] [contactname]", "[contactname]", 13),
+    ] {
+        let mut d = draft(None);
+        d[part] = value.into();
+        let r = app
+            .post("/v1/invitations/preview", &t, &json!({"template": d}))
+            .await;
+        let detail = r.problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            detail.contains(&format!("{tag} in the {part}")),
+            "{part}: {detail}"
+        );
+        let p = r.json();
+        assert_eq!(p["field"], part, "{p}");
+        assert_eq!(p["tag"], tag, "{p}");
+        assert_eq!(p["position"], position, "{p}");
+
+        let mut saved = d.clone();
+        saved["name"] = "Welcome".into();
+        let put = app.put("/v1/templates/welcome", &t, &saved).await;
+        put.problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(put.json(), p, "PUT and preview refuse it alike");
+    }
+    // Other rules too: a missing link, a two-line subject.
+    let mut d = draft(None);
+    d["text"] = "no link".into();
+    let r = app
+        .post("/v1/invitations/preview", &t, &json!({"template": d}))
+        .await;
+    r.problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["field"], "text");
+    assert_eq!(r.json()["tag"], "[PortalLink]");
+    let mut d = draft(None);
+    d["subject"] = "two\nlines".into();
+    let r = app
+        .post("/v1/invitations/preview", &t, &json!({"template": d}))
+        .await;
+    r.problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.json()["field"], "subject");
+    assert!(r.json().get("tag").is_none());
+    assert_eq!(app.get("/v1/templates", &t).await.ok(), json!([]));
+}
+
+#[tokio::test]
+async fn a_preview_needs_exactly_one_of_template_id_and_template() {
+    let app = app();
+    let t = admin("t1");
+    app.put_division(&t, "d1").await;
+    app.put("/v1/templates/welcome", &t, &welcome()).await.ok();
+    for body in [
+        json!({"template_id": "welcome", "template": draft(None)}),
+        json!({}),
+        json!({"contact_id": "c1"}),
+    ] {
+        let detail = app
+            .post("/v1/invitations/preview", &t, &body)
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            detail.contains("template_id") && detail.contains("template"),
+            "{body}: {detail}"
+        );
+    }
+    // A draft is only what renders: a name or an unknown field is refused.
+    let mut named = draft(None);
+    named["name"] = "Welcome".into();
+    app.post("/v1/invitations/preview", &t, &json!({"template": named}))
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn a_draft_preview_for_another_tenants_contact_is_a_404() {
+    let app = app();
+    let (a, b) = (admin("t1"), admin("t2"));
+    tenant_with_tricky_contact(&app, &a).await;
+    app.put_division(&b, "d1").await;
+    let detail = app
+        .post(
+            "/v1/invitations/preview",
+            &b,
+            &json!({"template": draft(None), "contact_id": "c1"}),
+        )
+        .await
+        .problem(StatusCode::NOT_FOUND);
+    assert!(detail.contains("contact c1"), "{detail}");
+    app.post(
+        "/v1/invitations/preview",
+        &a,
+        &json!({"template": draft(None), "contact_id": "c1"}),
+    )
+    .await
+    .ok();
+}
+
+#[tokio::test]
+async fn a_draft_at_the_size_limit_can_be_previewed() {
+    let app = app();
+    let t = admin("t1");
+    app.put_division(&t, "d1").await;
+    let filler = "\"".repeat(MAX_BODY_BYTES - "[PortalLink]".len());
+    let mut d = draft(None);
+    d["html"] = format!("[PortalLink]{filler}").into();
+    d["text"] = format!("{filler}[PortalLink]").into();
+    let body = json!({ "template": d });
+    assert!(body.to_string().len() > 256 * 1024);
+    let p = app.post("/v1/invitations/preview", &t, &body).await.ok();
+    assert!(p["html"].as_str().unwrap().ends_with(&filler));
 }
 
 #[tokio::test]

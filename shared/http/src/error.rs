@@ -79,6 +79,17 @@ pub enum ApiError {
     /// or a value the domain rejects.
     #[error("{0}")]
     Unprocessable(String),
+    /// 422: a template (saved with `PUT /v1/templates/{template_id}`, or a draft given to
+    /// `POST /v1/invitations/preview`) breaks a rule; `field` names its part (`name`,
+    /// `subject`, `html` or `text`), `tag` the merge tag at fault (`[Nope]`) and `position`
+    /// the 0-based character offset of an unknown tag in that part.
+    #[error("{detail}")]
+    InvalidTemplate {
+        detail: String,
+        field: &'static str,
+        tag: Option<String>,
+        position: Option<usize>,
+    },
     /// 422: one record of a sync body is invalid; nothing was written.
     #[error("{position}: {field}: {reason}; nothing was written")]
     InvalidRecord {
@@ -151,6 +162,10 @@ struct Problem<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    tag: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     retry_after: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     division_id: Option<&'a DivisionId>,
@@ -170,9 +185,9 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Unprocessable(_) | ApiError::InvalidRecord { .. } => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::Unprocessable(_)
+            | ApiError::InvalidTemplate { .. }
+            | ApiError::InvalidRecord { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Held { .. } => StatusCode::CONFLICT,
             ApiError::NotQueued { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotGenuine(_) => StatusCode::FORBIDDEN,
@@ -198,7 +213,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => {
                 ("unsupported-media-type", "Unsupported media type")
             }
-            ApiError::Unprocessable(_) => ("invalid-input", "Invalid input"),
+            ApiError::Unprocessable(_) | ApiError::InvalidTemplate { .. } => {
+                ("invalid-input", "Invalid input")
+            }
             ApiError::InvalidRecord { .. } => ("invalid-record", "Invalid sync record"),
             ApiError::Held {
                 subject: HeldSubject::Division(_),
@@ -275,6 +292,7 @@ impl IntoResponse for ApiError {
                 RecordPosition::Index(i) => (Some(*i), None, Some(field.as_str())),
                 RecordPosition::Line(l) => (None, Some(*l), Some(field.as_str())),
             },
+            ApiError::InvalidTemplate { field, .. } => (None, None, Some(*field)),
             _ => (None, None, None),
         };
         let (division_id, contact_id) = match &self {
@@ -305,6 +323,14 @@ impl IntoResponse for ApiError {
             record,
             line,
             field,
+            tag: match &self {
+                ApiError::InvalidTemplate { tag, .. } => tag.as_deref(),
+                _ => None,
+            },
+            position: match &self {
+                ApiError::InvalidTemplate { position, .. } => *position,
+                _ => None,
+            },
             retry_after: match &self {
                 ApiError::Held { retry_after, .. }
                 | ApiError::TooManyRequests { retry_after, .. } => Some(

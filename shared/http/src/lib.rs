@@ -352,7 +352,11 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
             "/v1/templates/{template_id}",
             delete(templates::delete),
         ),
-        ("POST", "/v1/invitations/preview", post(templates::preview)),
+        (
+            "POST",
+            "/v1/invitations/preview",
+            post(templates::preview).layer(DefaultBodyLimit::max(templates::TEMPLATE_BODY_LIMIT)),
+        ),
         ("POST", "/v1/campaigns", post(campaigns::create)),
         ("GET", "/v1/campaigns", get(statistics::list)),
         ("GET", "/v1/campaigns/{campaign_id}", get(campaigns::get)),

@@ -2,11 +2,16 @@
 //!
 //! - `PUT /v1/templates/{template_id}` (`settings:manage`): create or replace; a template
 //!   that breaks a rule of [`portal_core::domain::Template`] (unknown tag, no `[PortalLink]` in the
-//!   html or text part, too large) is a 422 whose detail names the tag and the part.
+//!   html or text part, too large) is a 422 whose detail names the tag and the part, and whose
+//!   `field` (`name`, `subject`, `html`, `text`) and `tag` say the same for a client to show
+//!   the error at the field ([`template_error`]).
 //! - `GET /v1/templates/{template_id}`, `GET /v1/templates` (`invitations:read`).
 //! - `DELETE /v1/templates/{template_id}` (`settings:manage`): 204, or 404.
 //! - `POST /v1/invitations/preview` (`invitations:read`): what would be sent to one contact
 //!   (or to a built-in sample contact), rendered by the same [`Template::render`] a send uses.
+//!   The template is a saved one (`template_id`) or an unsaved draft (`template`: kind,
+//!   subject, html, text — exactly one of the two), a draft being checked by the same
+//!   [`Template::of_kind`] as a save (so the same 422) and written nowhere.
 //!   No registration or unsubscribe token is created or consumed: the links carry
 //!   [`PREVIEW_TOKEN`]. A portal key is a secret only staff with `registrations:manage`
 //!   read, so `[PortalKey]` renders as [`PREVIEW_PORTAL_KEY`] in every preview (a real send
@@ -20,7 +25,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use portal_core::domain::{ContactId, MergeValues, Template, TemplateId, TemplateKind, TenantId};
+use portal_core::domain::{
+    ContactId, MergeValues, Template, TemplateError, TemplateId, TemplateKind, TemplatePart,
+    TenantId,
+};
 use portal_core::usecases::UseCaseError;
 
 use super::auth::{perm, Authorized};
@@ -29,8 +37,8 @@ use super::error::ApiError;
 use super::json::ApiJson;
 use super::AppState;
 
-/// Body limit of `PUT /v1/templates/{template_id}`: two 100 KiB parts, with room for JSON
-/// escaping (a quote or newline doubles in size).
+/// Body limit of `PUT /v1/templates/{template_id}` and `POST /v1/invitations/preview` (a
+/// draft): two 100 KiB parts, with room for JSON escaping (a quote or newline doubles in size).
 pub const TEMPLATE_BODY_LIMIT: usize = 1024 * 1024;
 
 /// The token a preview's links carry instead of a real one.
@@ -52,14 +60,33 @@ pub struct TemplateBody {
     pub text: String,
 }
 
-/// The body of `POST /v1/invitations/preview`.
+/// The body of `POST /v1/invitations/preview`: a saved template (`template_id`) or a draft
+/// (`template`), exactly one of the two.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PreviewBody {
-    pub template_id: TemplateId,
+    #[serde(default)]
+    pub template_id: Option<TemplateId>,
+    #[serde(default)]
+    pub template: Option<DraftTemplate>,
     #[serde(default)]
     pub contact_id: Option<ContactId>,
 }
+
+/// An unsaved template to preview: the parts of a [`TemplateBody`] that render (no name).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DraftTemplate {
+    #[serde(default)]
+    pub kind: TemplateKind,
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// The id and name a draft is checked and rendered under (neither is shown in a preview).
+const DRAFT_ID: &str = "draft";
+const DRAFT_NAME: &str = "Draft";
 
 /// What `POST /v1/invitations/preview` answers.
 #[derive(Debug, Serialize)]
@@ -72,6 +99,36 @@ pub struct Preview {
 
 fn store_error(e: portal_core::ports::StoreError) -> ApiError {
     UseCaseError::from(e).into()
+}
+
+/// A template's refusal as a 422 naming the field (`name`, `subject`, `html`, `text`) and,
+/// when there is one, the tag at fault; the detail is the error's own sentence.
+pub fn template_error(e: TemplateError) -> ApiError {
+    let part = |p: &TemplatePart| match p {
+        TemplatePart::Subject => "subject",
+        TemplatePart::Html => "html",
+        TemplatePart::Text => "text",
+    };
+    let (field, tag, position) = match &e {
+        TemplateError::UnknownTag {
+            tag,
+            part: p,
+            position,
+        } => (part(p), Some(format!("[{tag}]")), Some(*position)),
+        TemplateError::MissingPortalLink { part: p } => {
+            (part(p), Some("[PortalLink]".to_owned()), None)
+        }
+        TemplateError::MissingTag { part: p, tag, .. } => (part(p), Some(tag.to_string()), None),
+        TemplateError::TooLarge { part: p, .. } => (part(p), None, None),
+        TemplateError::BadSubject(_) => ("subject", None, None),
+        TemplateError::BadName(_) => ("name", None, None),
+    };
+    ApiError::InvalidTemplate {
+        detail: e.to_string(),
+        field,
+        tag,
+        position,
+    }
 }
 
 fn template_not_found(id: &TemplateId) -> ApiError {
@@ -96,7 +153,7 @@ pub async fn put(
 ) -> Result<Json<Template>, ApiError> {
     let id = path_id("template_id", path, TemplateId::parse)?;
     let template = Template::of_kind(body.kind, id, body.name, body.subject, body.html, body.text)
-        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+        .map_err(template_error)?;
     state
         .store
         .put_template(&caller.tenant, &template)
@@ -164,7 +221,25 @@ pub async fn preview(
     ApiJson(body): ApiJson<PreviewBody>,
 ) -> Result<Json<Preview>, ApiError> {
     let tenant = &caller.tenant;
-    let template = load(&state, tenant, &body.template_id).await?;
+    let template = match (body.template_id, body.template) {
+        (Some(id), None) => load(&state, tenant, &id).await?,
+        (None, Some(draft)) => Template::of_kind(
+            draft.kind,
+            TemplateId::parse(DRAFT_ID).map_err(|e| ApiError::Internal(Box::new(e)))?,
+            DRAFT_NAME,
+            draft.subject,
+            draft.html,
+            draft.text,
+        )
+        .map_err(template_error)?,
+        (Some(_), Some(_)) | (None, None) => {
+            return Err(ApiError::Unprocessable(
+                "give exactly one of template_id (a saved template) and template (an unsaved \
+                 draft: kind, subject, html, text)"
+                    .into(),
+            ))
+        }
+    };
     let (mut values, from) = match &body.contact_id {
         Some(contact_id) => {
             let contact = state

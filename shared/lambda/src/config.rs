@@ -15,6 +15,17 @@
 //! | `OUTCOME_FLUSH` | no | sends between two outcome writes, ≥ 1 (default [`LAMBDA_OUTCOME_FLUSH`]) |
 //! | `PAGE_SIZE` | no | recipients claimed per fan-out step, 1–500 (default 500) |
 //!
+//! [`Env::console`] reads the console function's sign-in settings (OpenID Connect
+//! authorization code with PKCE at the identity provider behind the API's JWT issuer):
+//!
+//! | variable | required | meaning |
+//! |---|---|---|
+//! | `CONSOLE_AUTHORIZE_URL` | yes | the provider's authorization endpoint, `https://…` |
+//! | `CONSOLE_TOKEN_URL` | yes | its token endpoint, `https://…` (the browser posts the code there) |
+//! | `CONSOLE_CLIENT_ID` | yes | the console's public client (no secret) at the provider |
+//! | `CONSOLE_SCOPE` | no | scopes to ask for, space-separated (default [`DEFAULT_CONSOLE_SCOPE`]) |
+//! | `CONSOLE_SIGN_OUT_URL` | no | where "Sign out" goes after the console forgets its token, `https://…` |
+//!
 //! An empty optional variable counts as unset (CloudFormation passes empty strings). Errors
 //! name the variable and never echo a secret.
 
@@ -26,6 +37,7 @@ use portal_core::ports::{Clock, Mailer, Store, MAX_CLAIMS, MAX_PAGE_SIZE};
 use portal_core::usecases::send::{
     RateLimiter, SendConfig, SendDeps, TokenDeriver, TokioSleeper, MAX_BATCH, MIN_TOKEN_SECRET_LEN,
 };
+use portal_http::console::{ConsoleConfig, ConsoleConfigError};
 
 /// The variables [`SendSettings::from_env`] requires.
 pub const REQUIRED_VARS: &[&str] = &["TOKEN_SECRET", "UNSUBSCRIBE_SECRET", "PUBLIC_URL"];
@@ -42,6 +54,16 @@ pub const LAMBDA_OUTCOME_FLUSH: usize = 50;
 
 /// Longest `TOKEN_TTL_DAYS`.
 pub const MAX_TOKEN_TTL_DAYS: u32 = 365;
+
+/// The variables [`Env::console`] requires.
+pub const CONSOLE_REQUIRED_VARS: &[&str] = &[
+    "CONSOLE_AUTHORIZE_URL",
+    "CONSOLE_TOKEN_URL",
+    "CONSOLE_CLIENT_ID",
+];
+
+/// `CONSOLE_SCOPE` when unset.
+pub const DEFAULT_CONSOLE_SCOPE: &str = "openid";
 
 /// The environment, read by name: an empty variable counts as unset.
 pub struct Env<F> {
@@ -92,6 +114,43 @@ impl<F: Fn(&str) -> Result<String, std::env::VarError>> Env<F> {
     pub fn public_url(&self) -> Result<PublicUrl, SettingsError> {
         let raw = self.required("PUBLIC_URL")?;
         PublicUrl::parse(&raw).map_err(|_| invalid("PUBLIC_URL", &raw, PUBLIC_URL_EXPECTED))
+    }
+
+    /// The console's sign-in settings (see the module docs). Every URL must be absolute
+    /// `https`: on AWS the page is served over TLS by a function that hosts no provider, so a
+    /// path on this server or a plain-http endpoint could only ever fail in the browser.
+    pub fn console(&self) -> Result<ConsoleConfig, SettingsError> {
+        let https = |name: &'static str, value: String| -> Result<String, SettingsError> {
+            if value.trim().starts_with("https://") {
+                Ok(value)
+            } else {
+                Err(invalid(name, &value, CONSOLE_URL_EXPECTED))
+            }
+        };
+        let authorize = https(
+            "CONSOLE_AUTHORIZE_URL",
+            self.required("CONSOLE_AUTHORIZE_URL")?,
+        )?;
+        let token = https("CONSOLE_TOKEN_URL", self.required("CONSOLE_TOKEN_URL")?)?;
+        let client_id = self.required("CONSOLE_CLIENT_ID")?;
+        let scope = self
+            .optional("CONSOLE_SCOPE")?
+            .unwrap_or_else(|| DEFAULT_CONSOLE_SCOPE.to_owned());
+        let sign_out = self
+            .optional("CONSOLE_SIGN_OUT_URL")?
+            .map(|v| https("CONSOLE_SIGN_OUT_URL", v))
+            .transpose()?;
+        ConsoleConfig::new(
+            &authorize,
+            &token,
+            &client_id,
+            &scope,
+            sign_out.as_deref(),
+        )
+        .map_err(|e| match e {
+            ConsoleConfigError::Url { var, value } => invalid(var, &value, CONSOLE_URL_EXPECTED),
+            ConsoleConfigError::Empty { var } => SettingsError::Missing(var),
+        })
     }
 }
 
@@ -256,6 +315,9 @@ fn parse<T: std::str::FromStr>(
 
 const PUBLIC_URL_EXPECTED: &str = "an http:// or https:// URL without query or fragment";
 
+const CONSOLE_URL_EXPECTED: &str =
+    "an https:// URL of the identity provider, without spaces or quotes";
+
 #[cfg(test)]
 pub(crate) mod tests {
     use std::collections::HashMap;
@@ -400,6 +462,84 @@ pub(crate) mod tests {
                 "{name}={bad}: {err:?}"
             );
             assert!(err.to_string().contains(name));
+        }
+    }
+
+    fn console_with(vars: &[(&str, &str)]) -> Result<ConsoleConfig, SettingsError> {
+        let mut env: HashMap<String, String> = [
+            (
+                "CONSOLE_AUTHORIZE_URL",
+                "https://managers.auth.eu-west-1.amazoncognito.com/oauth2/authorize",
+            ),
+            (
+                "CONSOLE_TOKEN_URL",
+                "https://managers.auth.eu-west-1.amazoncognito.com/oauth2/token",
+            ),
+            ("CONSOLE_CLIENT_ID", "4example0client0id"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in vars {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        Env::from_lookup(|name| env.get(name).cloned().ok_or(VarError::NotPresent)).console()
+    }
+
+    #[test]
+    fn the_console_settings_are_read_with_the_default_scope_and_no_sign_out() {
+        let c = console_with(&[("CONSOLE_SCOPE", ""), ("CONSOLE_SIGN_OUT_URL", "")]).unwrap();
+        assert_eq!(
+            c.token_url,
+            "https://managers.auth.eu-west-1.amazoncognito.com/oauth2/token"
+        );
+        assert_eq!(c.client_id, "4example0client0id");
+        assert_eq!(c.scope, DEFAULT_CONSOLE_SCOPE);
+        assert_eq!(c.sign_out_url, None);
+
+        let c = console_with(&[
+            ("CONSOLE_SCOPE", "openid email"),
+            (
+                "CONSOLE_SIGN_OUT_URL",
+                "https://managers.auth.eu-west-1.amazoncognito.com/logout?client_id=4example0client0id",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.scope, "openid email");
+        assert!(c.sign_out_url.is_some());
+    }
+
+    #[test]
+    fn each_missing_console_variable_is_named() {
+        for name in CONSOLE_REQUIRED_VARS {
+            assert_eq!(
+                console_with(&[(name, " ")]).unwrap_err(),
+                SettingsError::Missing(name)
+            );
+        }
+    }
+
+    #[test]
+    fn console_urls_must_be_absolute_https_urls() {
+        for name in [
+            "CONSOLE_AUTHORIZE_URL",
+            "CONSOLE_TOKEN_URL",
+            "CONSOLE_SIGN_OUT_URL",
+        ] {
+            for bad in [
+                "/local-idp/token",
+                "http://auth.example.com/oauth2/token",
+                "auth.example.com/oauth2/token",
+                "https://",
+                "https://auth.example.com/\"x",
+            ] {
+                let err = console_with(&[(name, bad)]).unwrap_err();
+                assert!(
+                    matches!(&err, SettingsError::Invalid { name: n, .. } if *n == name),
+                    "{name}={bad}: {err:?}"
+                );
+                assert!(err.to_string().contains(name), "{err}");
+            }
         }
     }
 
