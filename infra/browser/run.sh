@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# The browser test of registration sign-up (infra/browser/registration_test.py): headless
-# Chromium, the Debian package at /usr/bin/chromium, driven by Playwright for Python (pinned,
-# in the project's cached virtualenv; Playwright's own browser download cannot work here).
+# The browser tests: registration sign-up (infra/browser/registration_test.py) and the
+# managers' console (infra/browser/console_test.py). Headless Chromium, the Debian package at
+# /usr/bin/chromium, driven by Playwright for Python (pinned, in the project's cached
+# virtualenv; Playwright's own browser download cannot work here); the console's pages are
+# scanned with axe-core (pinned, from the npm registry, into ~/.cache/portal-invites/npm).
 #
-# It installs what is missing (chromium through apt-get when it can; playwright with pip),
-# builds `portal-invites`, starts `serve --demo` on a free loopback port with a fresh data dir,
-# runs the test against it, and stops the server. A missing browser is a failure, never a skip.
+# It installs what is missing (chromium through apt-get when it can; playwright with pip;
+# axe-core with npm), builds `portal-invites`, and for each test starts `serve --demo` on a
+# free loopback port with a fresh data dir, runs the test against it, and stops the server. A
+# missing browser, npm or package is a failure, never a skip.
 # Screenshots go to <cargo target dir>/browser-screenshots/.
 #
 #   infra/browser/run.sh
@@ -15,6 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 PORTAL_PLAYWRIGHT_VERSION="1.65.2"
+PORTAL_AXE_VERSION="4.11.0"
 CHROMIUM=/usr/bin/chromium
 
 fail() {
@@ -47,6 +51,19 @@ if [ "$have" != "$PORTAL_PLAYWRIGHT_VERSION" ]; then
     "playwright==$PORTAL_PLAYWRIGHT_VERSION" || fail "cannot install playwright==$PORTAL_PLAYWRIGHT_VERSION"
 fi
 
+# --- axe-core, from the npm registry ---------------------------------------------------------
+npm_dir="$HOME/.cache/portal-invites/npm"
+axe="$npm_dir/node_modules/axe-core/axe.min.js"
+have_axe=$(node -p "require('$npm_dir/node_modules/axe-core/package.json').version" 2>/dev/null || true)
+if [ "$have_axe" != "$PORTAL_AXE_VERSION" ]; then
+  command -v npm >/dev/null 2>&1 || fail "npm is missing: install Node.js and npm (Debian: apt-get install -y nodejs npm); the accessibility scan is not skipped."
+  echo "==> installing axe-core@$PORTAL_AXE_VERSION into $npm_dir"
+  mkdir -p "$npm_dir"
+  npm install --prefix "$npm_dir" --no-save --no-audit --no-fund --loglevel=error "axe-core@$PORTAL_AXE_VERSION" \
+    || fail "cannot install axe-core@$PORTAL_AXE_VERSION with npm"
+fi
+[ -s "$axe" ] || fail "no $axe after installing axe-core"
+
 # --- The server -------------------------------------------------------------------------------
 echo "==> building portal-invites"
 cargo build --locked -p portal-invites --bin portal-invites
@@ -78,43 +95,56 @@ cleanup() {
   if [ "$status" -eq 0 ]; then
     rm -rf "$work"
   else
-    echo "the server's data dir and logs are kept in $work" >&2
+    echo "the servers' data dirs and logs are kept in $work" >&2
   fi
 }
 trap cleanup EXIT
 trap 'status=130; exit 130' INT TERM
 
-# Port 0: the kernel picks a free port; the banner names it (and the links use it).
-"$bin" serve --demo --data-dir "$work/data" --addr 127.0.0.1:0 >"$work/server.out" 2>"$work/server.err" &
-server_pid=$!
-echo "==> started portal-invites serve --demo (pid $server_pid, data dir $work/data)"
-for _ in $(seq 1 600); do
-  grep -q '/register?token=' "$work/server.out" 2>/dev/null && break
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    cat "$work/server.err" >&2
-    status=1
-    fail "the server stopped before it was ready"
-  fi
-  sleep 0.2
-done
-if ! grep -q '/register?token=' "$work/server.out"; then
-  cat "$work/server.out" >&2
-  tail -n 30 "$work/server.err" >&2
+# start_server NAME: `serve --demo` with a fresh data dir $work/NAME, on port 0 (the kernel
+# picks a free port; the banner names it and the links use it); waits for its banner.
+start_server() {
+  local dir="$work/$1"
+  mkdir -p "$dir"
+  "$bin" serve --demo --data-dir "$dir/data" --addr 127.0.0.1:0 >"$dir/server.out" 2>"$dir/server.err" &
+  server_pid=$!
+  echo "==> started portal-invites serve --demo (pid $server_pid, data dir $dir/data)"
+  for _ in $(seq 1 600); do
+    grep -q '/register?token=' "$dir/server.out" 2>/dev/null && return 0
+    if ! kill -0 "$server_pid" 2>/dev/null; then
+      cat "$dir/server.err" >&2
+      status=1
+      fail "the server stopped before it was ready"
+    fi
+    sleep 0.2
+  done
+  cat "$dir/server.out" >&2
+  tail -n 30 "$dir/server.err" >&2
   status=1
   fail "the server printed no registration link within 120 s (see the banner above)"
-fi
+}
 
-# --- The test ---------------------------------------------------------------------------------
-echo "==> running infra/browser/registration_test.py"
-"$py" infra/browser/registration_test.py \
-  --banner "$work/server.out" \
-  --data-dir "$work/data" \
-  --bin "$bin" \
-  --screenshots "$shots" || status=$?
-stop_server
-if [ "$status" -ne 0 ]; then
-  echo "--- the server's log (last 40 lines)" >&2
-  tail -n 40 "$work/server.err" >&2
-  echo "FAIL (browser test): registration_test.py exited $status" >&2
-fi
+# run_test NAME SCRIPT [ARGS...]: one test against its own fresh server.
+run_test() {
+  local name=$1 script=$2
+  shift 2
+  local dir="$work/$name" rc=0
+  start_server "$name"
+  echo "==> running $script"
+  "$py" "$script" \
+    --banner "$dir/server.out" \
+    --data-dir "$dir/data" \
+    --bin "$bin" \
+    --screenshots "$shots" "$@" || rc=$?
+  stop_server
+  if [ "$rc" -ne 0 ]; then
+    echo "--- the server's log (last 40 lines)" >&2
+    tail -n 40 "$dir/server.err" >&2
+    echo "FAIL (browser test): $script exited $rc" >&2
+    status=$rc
+  fi
+}
+
+run_test registration infra/browser/registration_test.py
+run_test console infra/browser/console_test.py --axe "$axe"
 exit "$status"

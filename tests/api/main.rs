@@ -11,6 +11,8 @@
 //! - `failures`: a failing store is an opaque 500 problem.
 //! - `unsubscribe`: the public one-click unsubscribe link (signed token, tenant-bound).
 //! - `openapi`: `openapi.yaml` and the router serve the same routes.
+//! - `console`: the managers' console as its function serves it (shell page, hashed assets,
+//!   security and cache headers) and a server without console settings (503 page).
 //! - `templates`: templates (save, list, 422s naming the tag) and the invitation preview.
 //! - `campaigns`: bulk sends (202 and the fan-out message, the division's 24-hour lock,
 //!   idempotency keys), reading a campaign, the individual invite, unsubscribe marking the
@@ -22,6 +24,7 @@
 
 mod auth;
 mod campaigns;
+mod console;
 mod errors;
 mod failures;
 mod helpers;

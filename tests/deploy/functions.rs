@@ -20,6 +20,14 @@ const SCHEDULES: &[&str] = &[
     "SCHEDULER_ROLE_ARN",
     "SCHEDULE_DLQ_ARN",
 ];
+/// The console's sign-in settings (`portal_lambda::Env::console`).
+pub const CONSOLE: &[&str] = &[
+    "CONSOLE_AUTHORIZE_URL",
+    "CONSOLE_TOKEN_URL",
+    "CONSOLE_CLIENT_ID",
+    "CONSOLE_SCOPE",
+    "CONSOLE_SIGN_OUT_URL",
+];
 /// What only the send chain (and the unsubscribe check) may know.
 const SECRETS: &[&str] = &["TOKEN_SECRET", "UNSUBSCRIBE_SECRET", "RAW_EVENTS_SECRET"];
 
@@ -44,6 +52,7 @@ fn needs(binary: &str) -> Vec<&'static str> {
             ],
         ]
         .concat(),
+        "console" => CONSOLE.to_vec(),
         other => panic!("no settings known for `{other}`"),
     };
     vars.sort_unstable();
@@ -108,7 +117,7 @@ fn every_function_gets_the_settings_it_reads_and_no_secret_it_does_not() {
         for var in &needs {
             assert!(set.contains(var), "{id} lacks {var}");
         }
-        for var in SECRETS.iter().chain(JWT).chain(SCHEDULES).chain(&[
+        for var in SECRETS.iter().chain(JWT).chain(SCHEDULES).chain(CONSOLE).chain(&[
             "EVENT_BUS_NAME",
             "USER_POOL_ID",
             "USER_POOL_CLIENT_ID",

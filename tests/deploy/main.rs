@@ -19,7 +19,10 @@
 //! - `recurring`: only `recurring` manages schedules, only in the stack's schedule group,
 //!   passing only the scheduler's execution role; that role may only invoke `recurring` (and
 //!   keep undeliverable firings in the schedules' dead-letter queue).
+//! - `console`: the console's function holds no data: no permission of its own, no AWS
+//!   client in its crate, only its two public routes, its sign-in settings from parameters.
 
+mod console;
 mod functions;
 mod iam;
 mod recurring;

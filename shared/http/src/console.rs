@@ -22,7 +22,7 @@
 use std::sync::LazyLock;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use sha2::{Digest, Sha256};
 
@@ -119,11 +119,13 @@ fn origin_of(url: &str) -> Option<&str> {
     (end > rest_at).then(|| &url[..end])
 }
 
-/// One embedded file, named by its content.
+/// One embedded file, named by its content, kept plain and gzipped.
 pub struct Asset {
     pub name: String,
     pub content_type: &'static str,
     pub body: &'static [u8],
+    /// `body` gzipped once, at first use; `None` if compressing failed (served plain).
+    pub gzip: Option<Vec<u8>>,
 }
 
 fn hashed(stem: &str, ext: &str, content_type: &'static str, body: &'static str) -> Asset {
@@ -133,7 +135,34 @@ fn hashed(stem: &str, ext: &str, content_type: &'static str, body: &'static str)
         name: format!("{stem}.{hex}.{ext}"),
         content_type,
         body: body.as_bytes(),
+        gzip: gzip(body.as_bytes()),
     }
+}
+
+fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(bytes).ok()?;
+    enc.finish().ok()
+}
+
+/// Whether an `Accept-Encoding` header accepts gzip (and does not refuse it with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|part| {
+            let mut it = part.split(';').map(str::trim);
+            let coding = it.next().unwrap_or("");
+            let refused = it.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
 }
 
 /// The stylesheet.
@@ -218,8 +247,9 @@ pub fn csp(config: &ConsoleConfig) -> String {
     )
 }
 
-/// `GET /console/assets/{asset}`: an embedded file by its hashed name.
-pub async fn asset(Path(name): Path<String>) -> Response {
+/// `GET /console/assets/{asset}`: an embedded file by its hashed name, gzipped when the
+/// browser accepts it.
+pub async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
     let asset = [&*CSS, &*JS].into_iter().find(|a| a.name == name);
     let Some(asset) = asset else {
         let mut res = (StatusCode::NOT_FOUND, "no such asset (reload the console)\n").into_response();
@@ -227,8 +257,18 @@ pub async fn asset(Path(name): Path<String>) -> Response {
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return res;
     };
-    let mut res = asset.body.into_response();
+    let gzipped = asset.gzip.as_deref().filter(|_| accepts_gzip(&headers));
+    let mut res = match gzipped {
+        Some(bytes) => {
+            let mut res = bytes.to_vec().into_response();
+            res.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            res
+        }
+        None => asset.body.into_response(),
+    };
     let h = res.headers_mut();
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(asset.content_type),
@@ -254,6 +294,23 @@ mod tests {
         assert!(JS.name.starts_with("app.") && JS.name.ends_with(".js"));
         assert_ne!(CSS.name, "app.css");
         assert_eq!(CSS.name.len(), "app.".len() + 12 + ".css".len());
+    }
+
+    #[test]
+    fn gzip_is_used_when_accepted_and_not_refused() {
+        let with = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(v));
+            accepts_gzip(&h)
+        };
+        assert!(with("gzip, deflate, br"));
+        assert!(with("br;q=1.0, GZIP;q=0.5"));
+        assert!(with("*"));
+        assert!(!with("br"));
+        assert!(!with("gzip;q=0"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+        let js = JS.gzip.as_deref().map(<[u8]>::len).unwrap_or(usize::MAX);
+        assert!(js < JS.body.len() / 2, "gzip {js} of {}", JS.body.len());
     }
 
     #[test]

@@ -85,6 +85,17 @@
     return C.download("POST", `${campaignPath(id)}/recipients`, body, `campaign-${shortId(id)}-${category || "all"}.csv`).then(() => C.say("The CSV was downloaded.", "ok"));
   }
 
+  // A wide table scrolls sideways on a phone: its wrapper becomes a labelled region that
+  // takes keyboard focus, so the scroll works without a mouse.
+  function scrollable(container, label) {
+    const wrap = container.querySelector(".table-wrap");
+    if (!wrap) return;
+    wrap.classList.add("wide");
+    wrap.setAttribute("role", "region");
+    wrap.setAttribute("aria-label", label || "Table");
+    wrap.tabIndex = 0;
+  }
+
   // Replaces the address's query without re-rendering the page (no hashchange event), so
   // the page can be bookmarked or shared as the manager sees it.
   function setAddress(...parts) {
@@ -117,14 +128,14 @@
       const s = c.sends || { pending: 0, sent: 0, failed: 0 };
       const total = Math.max(c.targeted || 0, s.pending + s.sent + s.failed);
       const done = s.sent + s.failed;
-      if (c.status === "queued" && !total) {
+      if (ACTIVE.has(c.status) && !total) {
         bar.removeAttribute("value"); // indeterminate: nothing claimed yet
         bar.max = 1;
       } else {
         bar.max = Math.max(total, 1);
         bar.value = c.status === "completed" && !total ? 1 : done;
       }
-      const parts = [`${num(s.sent)} of ${num(total)} sent`];
+      const parts = [ACTIVE.has(c.status) && !total ? "Nothing sent yet" : `${num(s.sent)} of ${num(total)} sent`];
       if (s.failed) parts.push(`${num(s.failed)} failed`);
       if (s.pending && c.status !== "queued") parts.push(`${num(s.pending)} waiting`);
       put(words, h("strong", {}, parts.join(" · ")), " ", statusPill(c.status));
@@ -151,6 +162,7 @@
     const total = h("span", { class: "n" });
     const registered = h("span", { class: "n" });
     const errors = h("div", {});
+    const top = h("div", {});
     const list = h("ul", { class: "bars cat-bars", "aria-label": "Invitations by category" });
     const rows = {};
     for (const cat of CATEGORIES) {
@@ -167,6 +179,7 @@
       "section",
       { "aria-labelledby": "camp-results" },
       h("h2", { id: "camp-results" }, "Results"),
+      top,
       h(
         "div",
         { class: "tiles" },
@@ -191,7 +204,7 @@
         put(rows[cat.key].value, num(n), h("span", { class: "muted" }, ` · ${t ? pct(share) : "–"}`));
       }
     }
-    return { el, update };
+    return { el, update, top: (...nodes) => put(top, nodes) };
   }
 
   // Contacts matched but not invited, by reason.
@@ -242,6 +255,7 @@
     const refreshed = h("span", { class: "muted" });
     const pollError = h("div", {});
     const refresh = h("button", { type: "button" }, "Refresh results");
+    results.top(h("div", { class: "actions" }, refresh, refreshed), pollError);
 
     function update(next) {
       c = next;
@@ -275,8 +289,6 @@
       ),
       progress.el,
       results.el,
-      h("div", { class: "actions" }, refresh, refreshed),
-      pollError,
       skipped.el
     );
     update(c);
@@ -343,8 +355,7 @@
     const opts = {
       load: (cursor) => api("POST", `${campaignPath(id)}/recipients`, { body: { category: category || undefined, q: q || undefined, cursor: cursor || undefined, limit: 50 } }),
       columns: [
-        { title: "Contact", get: (r) => r.contact_name || "–" },
-        { title: "Email", get: (r) => h("span", { class: "break" }, r.email) },
+        { title: "Contact", get: (r) => [h("span", { class: "name" }, r.contact_name || "–"), h("span", { class: "muted email" }, r.email)] },
         { title: "Account", get: (r) => r.account_number },
         { title: "Category", get: (r) => (CATEGORY[r.category] ? CATEGORY[r.category].label : C.label(r.category)) },
         { title: "Send", get: (r) => h("span", { class: `pill${r.send_state === "failed" ? " bad" : r.send_state === "sent" ? " ok" : ""}` }, SEND_STATE[r.send_state] || r.send_state) },
@@ -352,6 +363,7 @@
         { title: "Invited", get: (r) => when(r.invited_at) },
       ],
       empty: "No recipient matches.",
+      onpage: () => scrollable(list.el, opts.caption),
     };
     const list = C.pagedList(opts);
     function show() {
@@ -425,6 +437,7 @@
         { title: "Status", get: (r) => statusPill(r.status) },
       ],
       empty: "No invitations were sent to this division yet.",
+      onpage: () => scrollable(list.el, opts.caption),
     };
     const list = C.pagedList(opts);
     function show() {
@@ -446,9 +459,9 @@
       h("h1", {}, "Campaigns"),
       notice,
       h("p", {}, "Every invitation sent to a division — bulk, individual and recurring — newest first. Open one to see its results."),
-      h("div", { class: "row" }, C.field("Division", select), h("div", { class: "field" }, refresh)),
+      C.field("Division", select),
       lastSent,
-      C.can("invitations:send") && h("p", {}, h("a", { href: C.link("invitations") }, "Send invitations")),
+      h("div", { class: "actions" }, refresh, C.can("invitations:send") && h("a", { href: C.link("invitations") }, "Send invitations")),
       list.el
     );
     await show();

