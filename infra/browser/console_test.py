@@ -154,6 +154,15 @@ def sign_in(s: Session, link: str) -> dict:
     total = first_load_bytes(s.base)
     print(f"    first load: {total / 1024:.1f} KB (the shell and its gzipped assets, headers included, uncached)")
     assert total <= FIRST_LOAD_BUDGET, f"the console's first load is {total} bytes (> {FIRST_LOAD_BUDGET})"
+    # PKCE without WebCrypto (a phone on http://192.168.x.y): the plain SHA-256 agrees.
+    same = s.page.evaluate(
+        "async () => { const hex = b => [...new Uint8Array(b)].map(x => x.toString(16).padStart(2, '0')).join('');"
+        " const out = []; for (const n of [0, 3, 55, 56, 64, 119, 1000]) {"
+        " const bytes = new TextEncoder().encode('a'.repeat(n));"
+        " out.push(hex(await crypto.subtle.digest('SHA-256', bytes)) === hex(C.sha256Plain(bytes))); }"
+        " return out; }"
+    )
+    assert all(same), f"the plain SHA-256 differs from WebCrypto's for some lengths: {same}"
     return {"first_load_bytes": total}
 
 

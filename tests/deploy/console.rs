@@ -121,7 +121,7 @@ fn the_console_crate_links_no_aws_client_and_no_store_adapter() {
     // build links: an overestimate is on the safe side).
     let workspace = workspace_dependencies();
     let locked = locked_dependencies();
-    let root = Job::Console.function().to_owned();
+    let root = Job::LoadCounts.function().to_owned();
     assert!(workspace.contains_key(&root), "no workspace member `{root}`");
     let mut seen = BTreeSet::from([root.clone()]);
     let mut todo = vec![vec![root.clone()]];

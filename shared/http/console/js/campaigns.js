@@ -266,7 +266,11 @@
       refresh.hidden = ACTIVE.has(c.status);
       put(refreshed, ACTIVE.has(c.status) ? "Updating every second." : `Results as of ${new Date().toLocaleTimeString(undefined, { timeStyle: "short" })}; opens, clicks and registrations keep coming in for days.`);
     }
-    const load = async () => update(await api("GET", campaignPath(id)));
+    let schedule = () => {};
+    const load = async () => {
+      update(await api("GET", campaignPath(id)));
+      schedule(); // a resumed campaign is followed again
+    };
     refresh.addEventListener("click", () => C.busy(refresh, load, pollError));
 
     put(
@@ -296,7 +300,9 @@
     // Live progress: poll every second while the campaign is on its way; stop when it is
     // done or the manager leaves the page. Failures back off and say so.
     let failures = 0;
+    let timer = null;
     const tick = async () => {
+      timer = null;
       if (!isCurrent() || !ACTIVE.has(c.status)) return;
       try {
         const next = await api("GET", campaignPath(id));
@@ -312,10 +318,10 @@
       }
       schedule();
     };
-    const schedule = () => {
-      if (!ACTIVE.has(c.status)) return;
+    schedule = () => {
+      if (timer || !isCurrent() || !ACTIVE.has(c.status)) return;
       const wait = failures ? Math.min(30000, 1000 * 2 ** failures) : document.hidden ? 5000 : 1000;
-      setTimeout(tick, wait);
+      timer = setTimeout(tick, wait);
     };
     schedule();
   }

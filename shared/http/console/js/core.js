@@ -97,10 +97,53 @@ const C = (() => {
     return session;
   }
 
+  // SHA-256 of bytes. WebCrypto exists only on secure origins (https, localhost); a phone
+  // reaching the local server at http://192.168.x.y gets this plain implementation.
+  async function sha256(bytes) {
+    if (window.crypto && crypto.subtle) return crypto.subtle.digest("SHA-256", bytes);
+    return sha256Plain(bytes);
+  }
+  function sha256Plain(bytes) {
+    const K = [];
+    for (let n = 2, found = 0; found < 64; n++) {
+      let prime = true;
+      for (let d = 2; d * d <= n; d++) if (n % d === 0) { prime = false; break; }
+      if (prime) K[found++] = (Math.cbrt(n) % 1) * 2 ** 32 | 0;
+    }
+    const H = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
+    const len = bytes.length;
+    const total = Math.ceil((len + 9) / 64) * 64;
+    const m = new Uint8Array(total);
+    m.set(bytes);
+    m[len] = 0x80;
+    new DataView(m.buffer).setUint32(total - 4, len * 8);
+    const w = new Int32Array(64);
+    const rotr = (x, n) => (x >>> n) | (x << (32 - n));
+    for (let o = 0; o < total; o += 64) {
+      const v = new DataView(m.buffer, o, 64);
+      for (let i = 0; i < 16; i++) w[i] = v.getInt32(i * 4);
+      for (let i = 16; i < 64; i++) {
+        const s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >>> 3);
+        const s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >>> 10);
+        w[i] = (w[i - 16] + s0 + w[i - 7] + s1) | 0;
+      }
+      let [a, b, c, d, e, f, g, hh] = H;
+      for (let i = 0; i < 64; i++) {
+        const t1 = (hh + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i]) | 0;
+        const t2 = ((rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+        [hh, g, f, e, d, c, b, a] = [g, f, e, (d + t1) | 0, c, b, a, (t1 + t2) | 0];
+      }
+      [a, b, c, d, e, f, g, hh].forEach((x, i) => (H[i] = (H[i] + x) | 0));
+    }
+    const out = new DataView(new ArrayBuffer(32));
+    H.forEach((x, i) => out.setUint32(i * 4, x >>> 0));
+    return out.buffer;
+  }
+
   async function signIn() {
     const verifier = randomString();
     const state = randomString();
-    const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+    const digest = await sha256(new TextEncoder().encode(verifier));
     sessionStorage.setItem(PKCE_KEY, JSON.stringify({ verifier, state, back: location.hash || "#/invitations" }));
     const q = new URLSearchParams({
       response_type: "code",
@@ -545,7 +588,7 @@ const C = (() => {
     cfg, h, append, clear, put, id, num, pct, when, ago, label,
     api, ApiError, download, problem, say, busy, spinner,
     field, fieldError, check, confirmDialog, table, pagedList,
-    page, link, go, route, parseHash, can, tenant, start,
+    page, link, go, route, parseHash, can, tenant, start, sha256, sha256Plain,
     session: () => session,
   };
 })();

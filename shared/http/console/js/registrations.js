@@ -160,25 +160,36 @@
     const sections = [];
 
 
-    if (req.matched_account_id) sections.push(matchedSection(req, suggestions));
+    const portalKeyTemplates = (templates || []).filter((t) => t.kind === "portal_key");
+    const tplSel =
+      !closed && portalKeyTemplates.length
+        ? h("select", { class: "reg-narrow" }, h("option", { value: "" }, "The default portal key email"), portalKeyTemplates.map((t) => h("option", { value: t.template_id }, t.name)))
+        : null;
+    const matchBox = h("div", {});
+    const ctx = { main, req, divs, templates, tplSel, matchBox };
+
+    if (req.matched_account_id) sections.push(matchedSection(ctx, suggestions));
 
     if (!closed) {
-      const portalKeyTemplates = (templates || []).filter((t) => t.kind === "portal_key");
-      const tplSel = portalKeyTemplates.length
-        ? h("select", {}, h("option", { value: "" }, "The default portal key email"), portalKeyTemplates.map((t) => h("option", { value: t.template_id }, t.name)))
-        : null;
-      const matchBox = h("div", {});
-      sections.push(
-        h("h2", { id: "suggested" }, req.status === "open" ? "Suggested matches" : "Match again"),
-        h("p", {}, req.status === "open"
-          ? "Accounts and contacts that look like this request, best first (score out of 100: email 40, account number 25, name up to 20, phone 10, address 5). Pick the one the resident belongs to: their account number and portal key are then emailed to " : "Matching again sends the portal key email again to ",
-          h("strong", {}, req.email), "."),
-        tplSel && field("Portal key email template", tplSel, "The email with the account number and portal key."),
-        matchBox,
-        suggestions.length
-          ? h("ol", { class: "reg-matches", "aria-labelledby": "suggested" }, suggestions.map((s) => suggestionCard(main, req, s, divs, templates, tplSel, matchBox)))
-          : h("p", { class: "msg warn" }, "No account looks like this request. Check the details with the resident (account number, the email we have on file), or reject the request if they are not a customer.")
-      );
+      const cards = suggestions.length
+        ? h("ol", { class: "reg-matches", "aria-labelledby": "suggested" }, suggestions.map((s) => suggestionCard(ctx, s)))
+        : h("p", { class: "msg warn" }, "No account looks like this request. Check the details with the resident (account number, the email we have on file), or reject the request if they are not a customer.");
+      if (req.status === "open") {
+        sections.push(
+          h("h2", { id: "suggested" }, "Suggested matches"),
+          h("p", {}, "Accounts and contacts that look like this request, best first (score out of 100: email 40, account number 25, name up to 20, phone 10, address 5). Pick the one the resident belongs to: their account number and portal key are then emailed to ", h("strong", {}, req.email), "."),
+          tplSel && field("Portal key email template", tplSel, "The email with the account number and portal key."),
+          matchBox,
+          cards
+        );
+      } else {
+        sections.push(
+          h("details", { class: "reg-other" },
+            h("summary", {}, h("h2", { id: "suggested" }, "Match a different account")),
+            h("p", {}, "Wrong account? Match the right one: the portal key email then goes to ", h("strong", {}, req.email), " with that account's number and key."),
+            cards)
+        );
+      }
       sections.push(rejectSection(main, req, divs, templates));
     }
 
@@ -199,7 +210,7 @@
       case "open":
         return "Waiting for a match: pick the account this resident belongs to below, or reject the request.";
       case "matched":
-        return "Matched to an account, but the portal key email has not gone out yet (for example it was held by the 24-hour rule). Match again to send it.";
+        return "Matched to an account, but the portal key email has not gone out yet (for example it was held by the 24-hour rule). Send it again below.";
       case "key_sent":
         return `The portal key email went to ${req.email} (${when(req.updated_at)}). The request closes by itself when the resident registers.`;
       default:
@@ -211,14 +222,14 @@
     }
   }
 
-  function suggestionCard(main, req, s, divs, templates, tplSel, matchBox) {
+  function suggestionCard(ctx, s) {
     const reasons = s.reasons || [];
     const fill = h("span", { class: "fill" });
     fill.style.width = `${Math.max(0, Math.min(100, s.score))}%`;
     const same = (what) => (reasons.includes(what) ? h("span", { class: "pill ok" }, "matches") : null);
     const who = `${s.contact_name || "(no name)"}, account ${s.account_number}`;
     const btn = h("button", { type: "button", class: "primary", "aria-label": `Match with ${who}` }, "Match");
-    btn.addEventListener("click", () => doMatch(main, req, s, divs, templates, tplSel, btn, matchBox));
+    btn.addEventListener("click", () => doMatch(ctx, s, btn));
     return h(
       "li",
       { class: "panel reg-match" },
@@ -233,22 +244,30 @@
         h("dt", {}, "Email"), h("dd", {}, s.email || h("span", { class: "muted" }, "none on file"), " ", same("email")),
         h("dt", {}, "Phone"), h("dd", {}, s.phone || h("span", { class: "muted" }, "none"), " ", same("phone")),
         h("dt", {}, "Account"), h("dd", {}, `${s.account_number} · ${s.account_name}`, " ", same("account_number")),
-        h("dt", {}, "Division"), h("dd", {}, divs.name(s.division_id))),
+        h("dt", {}, "Division"), h("dd", {}, ctx.divs.name(s.division_id))),
       h("div", { class: "actions" }, btn)
     );
   }
 
-  async function doMatch(main, req, s, divs, templates, tplSel, btn, matchBox) {
+  async function doMatch(ctx, s, btn) {
+    const { main, req, divs, templates, tplSel, matchBox } = ctx;
     const differs = !s.email || s.email.toLowerCase() !== req.email.toLowerCase();
-    const ok = await C.confirmDialog(
-      "Match and send the portal key?",
-      [
-        h("p", {}, "Match the request from ", h("strong", {}, req.name), ` (${req.email}) to `, h("strong", {}, s.contact_name), `, account ${s.account_number} (${s.account_name}), ${divs.name(s.division_id)}.`),
-        differs && h("p", {}, `${req.email} will be added to this contact as its other email.`),
-        h("p", {}, "The portal key email — with the account number and portal key — is then sent to ", h("strong", {}, req.email), ". If this address already has a portal login, nothing is sent and the request closes by itself."),
-      ],
-      "Match and send portal key"
-    );
+    const resend = req.status !== "open" && s.account_id === req.matched_account_id && (!req.matched_contact_id || s.contact_id === req.matched_contact_id);
+    const ok = resend
+      ? await C.confirmDialog(
+          "Send the portal key email again?",
+          h("p", {}, "The portal key email — with the account number and portal key — is sent again to ", h("strong", {}, req.email), ". A contact invited less than 24 hours ago cannot be sent another email yet."),
+          "Send portal key email"
+        )
+      : await C.confirmDialog(
+          "Match and send the portal key?",
+          [
+            h("p", {}, "Match the request from ", h("strong", {}, req.name), ` (${req.email}) to `, h("strong", {}, s.contact_name), `, account ${s.account_number} (${s.account_name}), ${divs.name(s.division_id)}.`),
+            differs && h("p", {}, `${req.email} will be added to this contact as its other email.`),
+            h("p", {}, "The portal key email — with the account number and portal key — is then sent to ", h("strong", {}, req.email), ". If this address already has a portal login, nothing is sent and the request closes by itself."),
+          ],
+          "Match and send portal key"
+        );
     if (!ok) return;
     const body = { account_id: s.account_id, contact_id: s.contact_id };
     if (tplSel && tplSel.value) body.template_id = tplSel.value;
@@ -263,10 +282,10 @@
     }, matchBox);
     if (res) {
       const r = res.request;
-      const title = h("h2", { tabindex: "-1" }, res.campaign ? "Matched: portal key email sent" : "Closed: already registered");
+      const title = h("h2", { tabindex: "-1" }, res.campaign ? (resend ? "Portal key email sent again" : "Matched: portal key email sent") : "Closed: already registered");
       const msg = h(
         "div",
-        { class: "msg ok" },
+        { class: "msg ok reg-done" },
         title,
         res.campaign
           ? h("p", {}, `Matched to ${s.contact_name}, account ${s.account_number}. The portal key email is on its way to ${r.email}.`)
@@ -279,7 +298,14 @@
     } else if (failure) {
       // The request may have moved (a match is recorded before the email is sent): show
       // where it stands now, with the refusal on top.
-      const box = h("div", { tabindex: "-1" }, problem(failure), h("p", {}, h("a", { href: queueLink }, "Back to the open requests")));
+      const p = failure.problem || {};
+      const refusal =
+        failure.status === 409 && p.retry_after
+          ? h("div", { class: "msg bad", role: "alert" },
+              h("p", {}, h("strong", {}, "Held by the 24-hour rule: the portal key email was not sent")),
+              h("p", {}, `${s.contact_name} was emailed less than 24 hours ago. The request is matched to account ${s.account_number}; send the portal key email again after ${when(p.retry_after)}.`))
+          : problem(failure);
+      const box = h("div", { tabindex: "-1", class: "reg-done" }, refusal, h("p", {}, h("a", { href: queueLink }, "Back to the open requests")));
       await redraw(main, req.request_id, divs, templates, { node: box, focus: box });
     }
   }
@@ -321,7 +347,7 @@
       const r = await busy(btn, () => api("POST", `/v1/registration-requests/${encodeURIComponent(req.request_id)}/reject`, { body: { reason: text } }), box);
       if (r) {
         const title = h("h2", { tabindex: "-1" }, "Request rejected");
-        const msg = h("div", { class: "msg ok" }, title, h("p", {}, `The request from ${r.name} is closed. Nothing was emailed to the resident.`), h("p", {}, h("a", { href: queueLink }, "Back to the open requests")));
+        const msg = h("div", { class: "msg ok reg-done" }, title, h("p", {}, `The request from ${r.name} is closed. Nothing was emailed to the resident.`), h("p", {}, h("a", { href: queueLink }, "Back to the open requests")));
         draw(main, Object.assign({ suggestions: [] }, r), divs, templates, { node: msg, focus: title });
       }
     });
@@ -329,8 +355,9 @@
   }
 
   // The matched account's portal key (for a welcome letter or a phone call), and replacing it.
-  function matchedSection(req, suggestions) {
-    const s = suggestions.find((x) => x.account_id === req.matched_account_id && (!req.matched_contact_id || x.contact_id === req.matched_contact_id));
+  function matchedSection(ctx, suggestions) {
+    const req = ctx.req;
+    const found = suggestions.find((x) => x.account_id === req.matched_account_id && (!req.matched_contact_id || x.contact_id === req.matched_contact_id));
     const acct = req.matched_account_id;
     const keyOut = h("div", { role: "status" });
     const box = h("div", {});
@@ -338,22 +365,48 @@
     const rotate = h("button", { type: "button", class: "danger" }, "Replace portal key");
     const path = `/v1/accounts/${encodeURIComponent(acct)}/portal-key`;
     const showKey = (k, fresh) => put(keyOut, h("p", {}, fresh ? "New portal key: " : "Portal key: ", h("code", { class: "reg-key" }, k.portal_key), fresh ? " — the old key no longer works." : ""));
-    show.addEventListener("click", () => busy(show, async () => showKey(await api("GET", path), false), box));
+    show.addEventListener("click", async () => {
+      await busy(show, async () => showKey(await api("GET", path), false), box);
+      refocus(show);
+    });
     rotate.addEventListener("click", async () => {
       const ok = await C.confirmDialog("Replace the portal key?", h("p", {}, "The account gets a new portal key and the old one stops working at once: a letter or email with the old key can no longer be used to sign up."), "Replace portal key");
       if (ok) await busy(rotate, async () => showKey(await api("POST", path), true), box);
+      refocus(rotate);
     });
+    // Sending again goes through the same match (the API's way to resend the portal key).
+    let again = null;
+    if (req.status !== "closed") {
+      const target = found || {
+        account_id: acct,
+        contact_id: req.matched_contact_id || undefined,
+        contact_name: req.matched_contact_id || acct,
+        account_number: acct,
+        account_name: acct,
+        division_id: req.division_id,
+        email: null,
+      };
+      again = h("button", { type: "button", class: req.status === "matched" ? "primary" : null }, "Send the portal key email again");
+      again.addEventListener("click", () => doMatch(ctx, target, again));
+    }
     return h(
       "section",
       { "aria-labelledby": "matched-h" },
       h("h2", { id: "matched-h" }, "Matched account"),
       h("dl", { class: "kv" },
-        h("dt", {}, "Account"), h("dd", {}, s ? `${s.account_number} · ${s.account_name}` : acct),
-        h("dt", {}, "Contact"), h("dd", {}, s ? `${s.contact_name}${s.email ? ` (${s.email})` : ""}` : req.matched_contact_id || "–")),
+        h("dt", {}, "Account"), h("dd", {}, found ? `${found.account_number} · ${found.account_name}` : acct),
+        h("dt", {}, "Contact"), h("dd", {}, found ? `${found.contact_name}${found.email ? ` (${found.email})` : ""}` : req.matched_contact_id || "–")),
+      ctx.tplSel && req.status !== "closed" && field("Portal key email template", ctx.tplSel, "The email with the account number and portal key."),
+      ctx.matchBox,
       box,
       keyOut,
-      h("div", { class: "actions" }, show, rotate)
+      h("div", { class: "actions" }, again, show, rotate)
     );
+  }
+
+  // C.busy disables the button while it works, which drops the keyboard focus: give it back.
+  function refocus(btn) {
+    if (btn.isConnected && (!document.activeElement || document.activeElement === document.body)) btn.focus();
   }
 
   C.page("requests", queuePage, { nav: "Registration requests", title: "Registration requests", permission: "registrations:manage" });
