@@ -305,8 +305,10 @@ async fn sign_in(State(idp): State<LocalIdp>, Query(q): Query<TicketQuery>) -> R
     )) {
         res.headers_mut().insert(header::SET_COOKIE, v);
     }
-    res.headers_mut()
-        .insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     res
 }
 
@@ -317,7 +319,11 @@ fn session_of(idp: &LocalIdp, headers: &HeaderMap) -> Option<Grant> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().strip_prefix(&format!("{COOKIE}=")).map(str::to_owned))
+        .filter_map(|kv| {
+            kv.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(str::to_owned)
+        })
         .find_map(|t| open(&idp.keys.session, &t, "session", now).ok())
 }
 
@@ -388,8 +394,10 @@ async fn authorize(
     let query = serde_urlencoded::to_string([("code", code.as_str()), ("state", state.as_str())])
         .unwrap_or_default();
     let mut res = Redirect::to(&format!("{expected_redirect}?{query}")).into_response();
-    res.headers_mut()
-        .insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    res.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     res
 }
 
@@ -471,4 +479,211 @@ async fn sign_out() -> Response {
         HeaderValue::from_static("portal_idp=; Path=/local-idp; HttpOnly; SameSite=Lax; Max-Age=0"),
     );
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use http_body_util::BodyExt as _;
+    use portal_core::ports::SystemClock;
+    use portal_http::auth::Verifier;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        secret: Secret,
+        app: Router,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let secret = Secret::resolve(dir.path()).expect("secret");
+        let app = LocalIdp::new(&secret, None, Arc::new(SystemClock)).routes();
+        Fixture {
+            _dir: dir,
+            secret,
+            app,
+        }
+    }
+
+    fn ticket_path(f: &Fixture, permissions: &str) -> String {
+        let req = TokenRequest::parse("demo", permissions, Some("ann"), None).expect("request");
+        let link = sign_in_link(&f.secret, "http://h", &req, time::OffsetDateTime::now_utc())
+            .expect("link");
+        link.trim_start_matches("http://h").to_owned()
+    }
+
+    async fn call(app: &Router, req: Request<Body>) -> (StatusCode, HeaderMap, String) {
+        let res = app.clone().oneshot(req).await.expect("infallible");
+        let (parts, body) = res.into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
+    fn get(path: &str, cookie: Option<&str>) -> Request<Body> {
+        let mut b = Request::get(path).header(header::HOST, "127.0.0.1:3000");
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, c);
+        }
+        b.body(Body::empty()).expect("request")
+    }
+
+    fn challenge(verifier: &str) -> String {
+        URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+    }
+
+    const VERIFIER: &str = "a-verifier-of-at-least-forty-three-characters-0123456789";
+
+    async fn session_cookie(f: &Fixture, permissions: &str) -> String {
+        let (status, headers, _) = call(&f.app, get(&ticket_path(f, permissions), None)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(headers[header::LOCATION], "/console");
+        let set = headers[header::SET_COOKIE].to_str().expect("ascii");
+        assert!(
+            set.contains("HttpOnly") && set.contains("Path=/local-idp"),
+            "{set}"
+        );
+        set.split(';').next().expect("cookie").to_owned()
+    }
+
+    async fn code(f: &Fixture, cookie: &str, verifier: &str) -> String {
+        let q = serde_urlencoded::to_string([
+            ("response_type", "code"),
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", "http://127.0.0.1:3000/console"),
+            ("state", "s1"),
+            ("code_challenge", challenge(verifier).as_str()),
+            ("code_challenge_method", "S256"),
+        ])
+        .expect("query");
+        let (status, headers, _) =
+            call(&f.app, get(&format!("{AUTHORIZE_PATH}?{q}"), Some(cookie))).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let to = headers[header::LOCATION]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(
+            to.starts_with("http://127.0.0.1:3000/console?code="),
+            "{to}"
+        );
+        assert!(to.ends_with("&state=s1"), "{to}");
+        to.split("code=")
+            .nth(1)
+            .expect("code")
+            .split('&')
+            .next()
+            .expect("code")
+            .to_owned()
+    }
+
+    async fn trade(f: &Fixture, code: &str, verifier: &str) -> (StatusCode, serde_json::Value) {
+        let body = serde_urlencoded::to_string([
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", "http://127.0.0.1:3000/console"),
+            ("client_id", CLIENT_ID),
+            ("code_verifier", verifier),
+        ])
+        .expect("form");
+        let req = Request::post(TOKEN_PATH)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .expect("request");
+        let (status, _, text) = call(&f.app, req).await;
+        (status, serde_json::from_str(&text).expect("json"))
+    }
+
+    #[tokio::test]
+    async fn a_sign_in_link_gives_the_console_a_token_the_api_accepts_through_pkce() {
+        let f = fixture();
+        let cookie = session_cookie(&f, "invitations:read,invitations:send").await;
+        let code = code(&f, &cookie, VERIFIER).await;
+        let (status, body) = trade(&f, &code, VERIFIER).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let token = body["access_token"].as_str().expect("token");
+        let claims = Verifier::hs256(f.secret.as_bytes())
+            .verify(token, time::OffsetDateTime::now_utc())
+            .expect("the API accepts it");
+        assert_eq!(claims.tenant_id, "demo");
+        assert_eq!(claims.sub, "ann");
+        assert_eq!(claims.permissions, ["invitations:read", "invitations:send"]);
+        // A code is traded once.
+        let (again, body) = trade(&f, &code, VERIFIER).await;
+        assert_eq!(again, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"], "invalid_grant");
+    }
+
+    #[tokio::test]
+    async fn a_link_works_once_and_a_ticket_is_never_a_bearer_token() {
+        let f = fixture();
+        let path = ticket_path(&f, "invitations:read");
+        let (first, _, _) = call(&f.app, get(&path, None)).await;
+        assert_eq!(first, StatusCode::SEE_OTHER);
+        let (second, _, page) = call(&f.app, get(&path, None)).await;
+        assert_eq!(second, StatusCode::GONE);
+        assert!(page.contains("has been used"), "{page}");
+        let ticket = path.split("ticket=").nth(1).expect("ticket");
+        let verified =
+            Verifier::hs256(f.secret.as_bytes()).verify(ticket, time::OffsetDateTime::now_utc());
+        assert!(verified.is_err(), "a ticket must not pass as an API token");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_verifier_a_foreign_redirect_and_no_session_are_refused() {
+        let f = fixture();
+        let cookie = session_cookie(&f, "invitations:read").await;
+        let code = code(&f, &cookie, VERIFIER).await;
+        let (status, body) = trade(
+            &f,
+            &code,
+            "another-verifier-of-forty-three-characters-000000",
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body["error"], "invalid_grant");
+
+        let q = format!(
+            "{AUTHORIZE_PATH}?response_type=code&client_id={CLIENT_ID}&redirect_uri=https%3A%2F%2Fevil.example%2Fconsole&state=s&code_challenge={}&code_challenge_method=S256",
+            challenge(VERIFIER)
+        );
+        let (status, headers, _) = call(&f.app, get(&q, Some(&cookie))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(headers.get(header::LOCATION).is_none());
+
+        let q = format!(
+            "{AUTHORIZE_PATH}?response_type=code&client_id={CLIENT_ID}&redirect_uri=http%3A%2F%2F127.0.0.1%3A3000%2Fconsole&state=s&code_challenge={}&code_challenge_method=S256",
+            challenge(VERIFIER)
+        );
+        let (status, _, page) = call(&f.app, get(&q, None)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(page.contains("sign-in link"), "{page}");
+
+        let plain = q.replace("S256", "plain");
+        let (status, _, _) = call(&f.app, get(&plain, Some(&cookie))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    #[tokio::test]
+    async fn a_forged_or_expired_ticket_is_refused() {
+        let f = fixture();
+        let other = fixture();
+        let forged = ticket_path(&other, "invitations:read");
+        let (status, _, page) = call(&f.app, get(&forged, None)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(page.contains("not valid"), "{page}");
+        let req = TokenRequest::parse("demo", "invitations:read", None, None).expect("request");
+        let old = time::OffsetDateTime::now_utc() - time::Duration::days(2);
+        let link = sign_in_link(&f.secret, "http://h", &req, old).expect("link");
+        let (status, _, page) = call(&f.app, get(link.trim_start_matches("http://h"), None)).await;
+        assert_eq!(status, StatusCode::GONE);
+        assert!(page.contains("expired"), "{page}");
+    }
 }

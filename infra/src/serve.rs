@@ -209,12 +209,16 @@ impl LocalServer {
             Some(d) => demo_registration_link(&store, &*clock, &sending, &public_url, d).await,
             None => None,
         };
-        let state = AppState::new(store.clone(), clock.clone(), Verifier::hs256(secret.as_bytes()))
-            .with_public_url(public_url)
-            .with_unsubscribe(unsubscribe)
-            .with_sending(sending)
-            .with_registration(crate::dev::registrar(store.clone(), &opts.data_dir))
-            .with_schedules(Arc::new(LocalSchedules));
+        let state = AppState::new(
+            store.clone(),
+            clock.clone(),
+            Verifier::hs256(secret.as_bytes()),
+        )
+        .with_public_url(public_url)
+        .with_unsubscribe(unsubscribe)
+        .with_sending(sending)
+        .with_registration(crate::dev::registrar(store.clone(), &opts.data_dir))
+        .with_schedules(Arc::new(LocalSchedules));
         // The console signs in with the server's own provider (one-time links).
         let idp = crate::idp::LocalIdp::new(&secret, given.as_ref(), clock.clone());
         let state = match idp.console_config() {
@@ -281,7 +285,7 @@ impl LocalServer {
         );
         let url = self.url(addr);
         let dir = shell_quote(&self.opts.data_dir.display().to_string());
-        match self.demo.as_ref().and_then(|d| {
+        let console = match self.demo.as_ref().and_then(|d| {
             let req = crate::token::TokenRequest::parse(
                 d.tenant.as_str(),
                 &Permission::ALL.map(Permission::as_str).join(","),
@@ -291,16 +295,17 @@ impl LocalServer {
             .ok()?;
             crate::idp::sign_in_link(&self.secret, &url, &req, time::OffsetDateTime::now_utc())
         }) {
-            Some(link) => {
-                out += &format!(
-                    "\nOpen the managers' console (one-time sign-in link, every permission, valid 24 hours):\n  {link}\n"
-                );
-            }
-            None => {
-                out += &format!(
-                    "\nSign in to the console at {url}/console with a one-time link:\n  {program} sign-in-link --data-dir {dir} --url {url} --tenant my-company --permissions invitations:read,invitations:send\n"
-                );
-            }
+            Some(link) => format!(
+                "\nOpen the managers' console (a one-time sign-in link with every permission, valid 24 hours):\n  {link}\n"
+            ),
+            None => format!(
+                "\nSign in to the managers' console at {url}/console with a one-time link:\n  {program} sign-in-link --data-dir {dir} --url {url} --tenant <tenant> --permissions invitations:read,invitations:send\n"
+            ),
+        };
+        // The console first: it is what a newcomer opens.
+        match out.find("\nGet a token") {
+            Some(at) => out.insert_str(at, &console),
+            None => out += &console,
         }
         if let Some(link) = &self.demo_link {
             out += &format!(
