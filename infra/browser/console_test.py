@@ -254,6 +254,135 @@ def drill_not_sent(s: Session, counts: dict) -> None:
     print(f"    {dl.value.suggested_filename}: {len(parsed) - 1} rows")
 
 
+# --- d. compose, send, watch, read the results ---------------------------------------------------
+
+
+def send_and_watch(s: Session, api: Api, division: str, division_name: str, counts: dict, binary: str, data_dir: Path) -> str:
+    step("d. Compose and send to the counted division, watch it, read the chart")
+    page = s.page
+    s.goto("invitations", "Invitations")
+    expect(page.get_by_test_id("send-tiles")).to_be_visible()  # the counts loaded before
+    page.get_by_role("link", name="Compose and send").click()
+    s.heading("Compose and send")
+    expect(page.get_by_text(f"{counts['eligible']:,} contacts in 1 division")).to_be_visible()
+    divisions = {d["division_id"]: d for d in api.call("GET", "/v1/divisions")}
+    expect(page.get_by_label("Email from")).to_have_value(divisions[division]["email_from"])
+    s.check("compose")
+    page.get_by_role("button", name="Send invitations").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(f"{counts['eligible']:,} contacts in 1 division")
+    s.check("send-confirmation")
+    dialog.get_by_role("button", name="Send now").click()
+    s.heading("Campaign of")
+    campaign_id = page.url.rsplit("/", 1)[-1]
+    assert re.fullmatch(r"[0-9a-f]{32}", campaign_id), page.url
+    expect(page.get_by_role("progressbar", name="Invitations sent")).to_be_visible()
+    expect(page.locator(".progress-words")).to_contain_text(f"{counts['eligible']:,} of {counts['eligible']:,} sent", timeout=60_000)
+    expect(page.locator(".progress-words")).to_contain_text("Completed")
+    print(f"    campaign {campaign_id}: {counts['eligible']:,} sent")
+    # SES's events, made up and fed through the webhook's core, then the chart again.
+    cli(binary, data_dir, "simulate-events", "--campaign", campaign_id, "--tenant", TENANT, "--register-share", "0.3")
+    stats = api.call("GET", f"/v1/campaigns/{campaign_id}")["statistics"]
+    page.get_by_role("button", name="Refresh results").click()
+    chart = page.get_by_role("list", name="Invitations by category")
+    for cat in ["in_process", "failed", "unopened", "bounced", "opened", "clicked", "unsubscribed", "registered"]:
+        label = cat.replace("_", " ").capitalize()
+        expect(chart.get_by_role("listitem").filter(has=page.get_by_role("link", name=label, exact=True))).to_contain_text(f"{stats[cat]:,}")
+    rate = f"{stats['success_rate'] * 100:.1f}%"
+    expect(page.get_by_text(rate, exact=True)).to_be_visible()
+    print(f"    chart: {', '.join(f'{k} {stats[k]}' for k in ['unopened', 'opened', 'clicked', 'registered', 'bounced'])}; success rate {rate}")
+    s.check("campaign")
+
+    step("d. drill into Opened; the campaign is in the division's history")
+    chart.get_by_role("link", name="Opened", exact=True).click()
+    s.heading("Opened")
+    rows = page.locator("tbody tr")
+    expect(rows.first).to_be_visible()
+    expected_rows = min(stats["opened"], 50)
+    expect(rows).to_have_count(expected_rows)
+    s.check("campaign-recipients")
+    page.get_by_role("link", name="Campaigns", exact=True).click()
+    s.heading("Campaigns")
+    page.get_by_label("Division").select_option(division)
+    expect(page.locator(f"a[href$='{campaign_id}']").first).to_be_visible()
+    s.check("history")
+
+    step("d. a second bulk send to the division says when it can be sent again")
+    s.goto("invitations", "Invitations")
+    page.get_by_role("link", name="Compose and send").click()
+    s.heading("Compose and send")
+    page.get_by_role("button", name="Send invitations").click()
+    page.get_by_role("dialog").get_by_role("button", name="Send now").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text(f"{division_name} was sent less than 24 hours ago")
+    expect(alert).to_contain_text("can be sent again after")
+    s.check("send-held")
+    return campaign_id
+
+
+# --- g. a registration request, matched from the queue -------------------------------------------
+
+
+def match_request(s: Session, api: Api, data_dir: Path) -> None:
+    step("g. a sign-up request filed on the public page, matched from the console's queue")
+    division = "river-bend"
+    person = api.call("POST", "/v1/invitations/recipients", {"division_ids": [division], "group": "eligible", "limit": 1})["items"][0]
+    addr = person["email"]
+    page = s.page
+    page.goto(f"{s.base}/register/request?tenant={TENANT}")
+    page.fill("#name", person["contact_name"])
+    page.fill("#email", addr)
+    page.fill("#phone", "+1 555 010 0142")
+    page.fill("#address", "4 Riverside Walk, River Bend")
+    page.select_option("#division_id", division)
+    page.locator("form button[type=submit], form input[type=submit]").first.click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(re.compile("Request received"))
+    outbox = data_dir / "outbox"
+    before = set(outbox.rglob("*.eml"))
+
+    s.goto("requests", "Registration requests")
+    s.check("requests")
+    page.get_by_role("link", name=person["contact_name"]).first.click()
+    expect(page.get_by_role("heading", name="Suggested matches")).to_be_visible()
+    s.check("request")
+    page.get_by_role("button", name=re.compile("^Match with")).first.click()
+    page.get_by_role("dialog").get_by_role("button", name="Match and send portal key").click()
+    expect(page.get_by_role("heading", name="Matched: portal key email sent")).to_be_visible()
+    s.check("request-matched")
+    deadline = time.monotonic() + 30
+    while True:
+        fresh = [p for p in set(outbox.rglob("*.eml")) - before if addr.lower() in p.read_text(errors="replace").lower()]
+        if fresh:
+            break
+        assert time.monotonic() < deadline, f"no portal key email to {addr} within 30 s"
+        time.sleep(0.2)
+    print(f"    matched {person['contact_name']} <{addr}>; portal key email {fresh[0].name}")
+
+
+# --- h. a recurring setting, saved and previewed -----------------------------------------------------
+
+
+def recurring_setting(s: Session, api: Api) -> None:
+    step("h. a recurring invitation saved, then its next run previewed")
+    page = s.page
+    s.goto("recurring", "Recurring invitations")
+    page.get_by_role("link", name="New recurring invitation").click()
+    page.get_by_label("Name").fill("weekday-welcome")
+    s.check("recurring-new")
+    page.get_by_role("button", name="Save recurring invitation").click()
+    expect(page.get_by_text(re.compile("^Saved\\."))).to_be_visible()
+    saved = api.call("GET", "/v1/recurring/weekday-welcome")
+    print(f"    saved: {json.dumps(saved)[:200]}")
+    page.get_by_role("button", name="Preview next run").click()
+    preview = api.call("POST", "/v1/recurring/weekday-welcome/preview", {})
+    section = page.locator("section").filter(has=page.get_by_role("heading", name="Who the next run would target"))
+    expect(section).to_be_visible()
+    numbers = {v for k, v in preview.items() if isinstance(v, int)}
+    shown = section.inner_text()
+    assert any(f"{n:,}" in shown for n in numbers), f"the preview shows none of {numbers}: {shown[:400]}"
+    s.check("recurring-preview")
+
+
 # --- f. read-only ------------------------------------------------------------------------------
 
 
@@ -325,6 +454,9 @@ def main() -> int:
             got = load_counts(s, api, "oak-hills")
             figures["click_ms"] = got["click_ms"]
             drill_not_sent(s, got["counts"])
+            send_and_watch(s, api, "oak-hills", got["division_name"], got["counts"], args.bin, args.data_dir)
+            match_request(s, api, args.data_dir)
+            recurring_setting(s, api)
             read_only(browser, base, args.screenshots, axe_js, args.bin, args.data_dir)
         finally:
             s.close()

@@ -43,7 +43,7 @@ async fn get(app: &App, uri: &str) -> Reply {
         .await
 }
 
-fn header<'a>(r: &'a Reply, name: header::HeaderName) -> &'a str {
+fn header(r: &Reply, name: header::HeaderName) -> &str {
     r.headers
         .get(&name)
         .and_then(|v| v.to_str().ok())
@@ -65,7 +65,11 @@ async fn the_shell_is_never_cached_and_runs_no_script_but_its_own() {
     let app = console_function();
     let r = get(&app, "/console").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert!(r.content_type().starts_with("text/html"), "{}", r.content_type());
+    assert!(
+        r.content_type().starts_with("text/html"),
+        "{}",
+        r.content_type()
+    );
     assert_eq!(header(&r, header::CACHE_CONTROL), "no-store");
     assert_eq!(header(&r, header::X_FRAME_OPTIONS), "DENY");
     assert_eq!(header(&r, header::REFERRER_POLICY), "no-referrer");
@@ -85,7 +89,10 @@ async fn the_shell_is_never_cached_and_runs_no_script_but_its_own() {
     assert_eq!(directive("style-src"), ["'self'"], "{csp}");
     assert_eq!(directive("frame-ancestors"), ["'none'"], "{csp}");
     assert_eq!(directive("connect-src"), ["'self'", TOKEN_ORIGIN], "{csp}");
-    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
 
     let page = r.text();
     // Every script is a file of this origin; no inline script, no inline style.
@@ -102,7 +109,10 @@ async fn the_shell_is_never_cached_and_runs_no_script_but_its_own() {
     assert!(!page.contains("<style"), "{page}");
     // The sign-in settings ride in the page, escaped as an attribute.
     assert!(page.contains("4example0client0id"), "{page}");
-    assert!(page.contains(&format!("{TOKEN_ORIGIN}/oauth2/authorize")), "{page}");
+    assert!(
+        page.contains(&format!("{TOKEN_ORIGIN}/oauth2/authorize")),
+        "{page}"
+    );
     assert!(page.contains("&quot;client_id&quot;"), "{page}");
 }
 
@@ -160,10 +170,18 @@ async fn an_unknown_asset_is_a_404_nobody_caches() {
 async fn a_server_without_console_settings_answers_503_with_a_page_that_says_so() {
     let r = get(&app(), "/console").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(r.content_type().starts_with("text/html"), "{}", r.content_type());
+    assert!(
+        r.content_type().starts_with("text/html"),
+        "{}",
+        r.content_type()
+    );
     let page = r.text();
     assert!(page.contains("not set up"), "{page}");
-    for var in ["CONSOLE_AUTHORIZE_URL", "CONSOLE_TOKEN_URL", "CONSOLE_CLIENT_ID"] {
+    for var in [
+        "CONSOLE_AUTHORIZE_URL",
+        "CONSOLE_TOKEN_URL",
+        "CONSOLE_CLIENT_ID",
+    ] {
         assert!(page.contains(var), "{var}: {page}");
     }
     // Its assets do not depend on the settings.
@@ -180,7 +198,11 @@ async fn the_console_function_serves_no_data_and_accepts_no_token() {
         r.problem(StatusCode::NOT_FOUND);
     }
     let r = app
-        .post("/v1/invitations/counts", &admin("t1"), &serde_json::json!({}))
+        .post(
+            "/v1/invitations/counts",
+            &admin("t1"),
+            &serde_json::json!({}),
+        )
         .await;
     r.problem(StatusCode::NOT_FOUND);
 }

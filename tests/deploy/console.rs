@@ -31,7 +31,10 @@ fn the_console_role_has_no_data_plane_permission() {
     for key in ["Role", "PermissionsBoundary", "VpcConfig", "Layers"] {
         assert!(f.props()[key].is_null(), "{id}: {key}");
     }
-    assert!(f.resource["Connectors"].is_null(), "{id}: Connectors grant access");
+    assert!(
+        f.resource["Connectors"].is_null(),
+        "{id}: Connectors grant access"
+    );
     for (connector, c) in resources_of(&doc, "AWS::Serverless::Connector") {
         assert_ne!(
             ref_of(&c["Properties"]["Source"]["Id"]).or(c["Properties"]["Source"]["Id"].as_str()),
@@ -54,7 +57,11 @@ fn the_console_role_has_no_data_plane_permission() {
         .flatten()
         .filter_map(|(k, _)| k.as_str())
         .collect();
-    assert_eq!(vars, CONSOLE.iter().copied().collect(), "{id}: its variables");
+    assert_eq!(
+        vars,
+        CONSOLE.iter().copied().collect(),
+        "{id}: its variables"
+    );
 }
 
 /// The crates of the workspace's `members`, by package name: the names under their
@@ -121,8 +128,11 @@ fn the_console_crate_links_no_aws_client_and_no_store_adapter() {
     // build links: an overestimate is on the safe side).
     let workspace = workspace_dependencies();
     let locked = locked_dependencies();
-    let root = Job::LoadCounts.function().to_owned();
-    assert!(workspace.contains_key(&root), "no workspace member `{root}`");
+    let root = Job::Console.function().to_owned();
+    assert!(
+        workspace.contains_key(&root),
+        "no workspace member `{root}`"
+    );
     let mut seen = BTreeSet::from([root.clone()]);
     let mut todo = vec![vec![root.clone()]];
     while let Some(path) = todo.pop() {
@@ -157,9 +167,7 @@ fn the_console_sign_in_settings_are_parameters_with_only_scope_and_sign_out_opti
         let param = &params[p];
         assert_eq!(param["Type"].as_str(), Some("String"), "{p}");
         assert!(
-            param["Description"]
-                .as_str()
-                .is_some_and(|d| d.len() > 40),
+            param["Description"].as_str().is_some_and(|d| d.len() > 40),
             "{p}: say where the value comes from"
         );
         let default = param["Default"].as_str();

@@ -117,12 +117,18 @@ fn every_function_gets_the_settings_it_reads_and_no_secret_it_does_not() {
         for var in &needs {
             assert!(set.contains(var), "{id} lacks {var}");
         }
-        for var in SECRETS.iter().chain(JWT).chain(SCHEDULES).chain(CONSOLE).chain(&[
-            "EVENT_BUS_NAME",
-            "USER_POOL_ID",
-            "USER_POOL_CLIENT_ID",
-            "PORTAL_SIGN_IN_URL",
-        ]) {
+        for var in SECRETS
+            .iter()
+            .chain(JWT)
+            .chain(SCHEDULES)
+            .chain(CONSOLE)
+            .chain(&[
+                "EVENT_BUS_NAME",
+                "USER_POOL_ID",
+                "USER_POOL_CLIENT_ID",
+                "PORTAL_SIGN_IN_URL",
+            ])
+        {
             assert!(
                 !set.contains(var) || needs.contains(var),
                 "{id} is given {var}, which it does not read"

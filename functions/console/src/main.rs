@@ -22,7 +22,11 @@ use portal_lambda::{Env, NoStore};
 async fn main() -> Result<(), lambda_http::Error> {
     portal_lambda::init_lambda_logging();
     let console = Env::process().console()?;
-    let state = AppState::new(Arc::new(NoStore), Arc::new(SystemClock), Verifier::deny_all())
-        .with_console(console);
+    let state = AppState::new(
+        Arc::new(NoStore),
+        Arc::new(SystemClock),
+        Verifier::deny_all(),
+    )
+    .with_console(console);
     lambda_http::run(job_router(Job::Console, state)).await
 }

@@ -79,6 +79,7 @@ const FUNCTION_ENV: &[(&str, &[Vars])] = &[
     ("ses-events", &[SES_EVENTS, &[UNSUBSCRIBE_SECRET]]),
     ("registration", &[JWT, SEND_SETTINGS, BUS, USER_POOL]),
     ("recurring", &[JWT, SEND_SETTINGS, BUS, SCHEDULES]),
+    ("console", &[CONSOLE]),
 ];
 
 /// `Verifier::from_env` (portal-http auth): RS256 with a JWKS document. The key is the public
@@ -112,6 +113,22 @@ const SEND_SETTINGS: Vars = &[
 ];
 
 const BUS: Vars = &[("EVENT_BUS_NAME", "portal-invites-send")];
+
+/// The console's sign-in settings (portal-lambda's `Env::console`: https URLs), as the
+/// template's Console* parameters give them for a Cognito hosted UI domain.
+const CONSOLE: Vars = &[
+    (
+        "CONSOLE_AUTHORIZE_URL",
+        "https://managers.auth.us-east-1.amazoncognito.com/oauth2/authorize",
+    ),
+    (
+        "CONSOLE_TOKEN_URL",
+        "https://managers.auth.us-east-1.amazoncognito.com/oauth2/token",
+    ),
+    ("CONSOLE_CLIENT_ID", "benchconsoleclient0123456789"),
+    ("CONSOLE_SCOPE", "openid"),
+    ("CONSOLE_SIGN_OUT_URL", ""),
+];
 
 /// The registration function's Cognito user pool and app client (`!Ref`s in template.yaml).
 const USER_POOL: Vars = &[

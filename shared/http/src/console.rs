@@ -65,11 +65,13 @@ impl ConsoleConfig {
     ) -> Result<Self, ConsoleConfigError> {
         fn url(var: &'static str, value: &str) -> Result<String, ConsoleConfigError> {
             let v = value.trim();
-            let absolute = (v.starts_with("https://") || v.starts_with("http://"))
-                && origin_of(v).is_some();
+            let absolute =
+                (v.starts_with("https://") || v.starts_with("http://")) && origin_of(v).is_some();
             let path = v.starts_with('/') && !v.starts_with("//");
             let ok = (absolute || path)
-                && !v.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'' || c == '\\');
+                && !v
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '"' || c == '\'' || c == '\\');
             if ok {
                 Ok(v.to_owned())
             } else {
@@ -252,7 +254,11 @@ pub fn csp(config: &ConsoleConfig) -> String {
 pub async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
     let asset = [&*CSS, &*JS].into_iter().find(|a| a.name == name);
     let Some(asset) = asset else {
-        let mut res = (StatusCode::NOT_FOUND, "no such asset (reload the console)\n").into_response();
+        let mut res = (
+            StatusCode::NOT_FOUND,
+            "no such asset (reload the console)\n",
+        )
+            .into_response();
         res.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return res;
@@ -328,7 +334,9 @@ mod tests {
 
     #[test]
     fn settings_refuse_other_relative_urls_and_an_empty_client() {
-        assert!(ConsoleConfig::new("//evil/authorize", "https://a/t", "c", "openid", None).is_err());
+        assert!(
+            ConsoleConfig::new("//evil/authorize", "https://a/t", "c", "openid", None).is_err()
+        );
         assert!(ConsoleConfig::new("authorize", "https://a/t", "c", "openid", None).is_err());
         assert!(ConsoleConfig::new("/authorize", "/token", "c", "openid", None).is_ok());
         assert!(ConsoleConfig::new("https://a/authorize", "https://a/t", " ", "", None).is_err());

@@ -140,17 +140,14 @@ impl<F: Fn(&str) -> Result<String, std::env::VarError>> Env<F> {
             .optional("CONSOLE_SIGN_OUT_URL")?
             .map(|v| https("CONSOLE_SIGN_OUT_URL", v))
             .transpose()?;
-        ConsoleConfig::new(
-            &authorize,
-            &token,
-            &client_id,
-            &scope,
-            sign_out.as_deref(),
+        ConsoleConfig::new(&authorize, &token, &client_id, &scope, sign_out.as_deref()).map_err(
+            |e| match e {
+                ConsoleConfigError::Url { var, value } => {
+                    invalid(var, &value, CONSOLE_URL_EXPECTED)
+                }
+                ConsoleConfigError::Empty { var } => SettingsError::Missing(var),
+            },
         )
-        .map_err(|e| match e {
-            ConsoleConfigError::Url { var, value } => invalid(var, &value, CONSOLE_URL_EXPECTED),
-            ConsoleConfigError::Empty { var } => SettingsError::Missing(var),
-        })
     }
 }
 

@@ -10,17 +10,17 @@ use time::OffsetDateTime;
 
 use portal_core::domain::{
     Account, AccountId, Campaign, CampaignId, CampaignStatus, ContactId, ContactRecord, Counts,
-    Division, DivisionId, DivisionInput, Email, InvitationFact, Invitation, Login, PortalKey,
+    Division, DivisionId, DivisionInput, Email, Invitation, InvitationFact, Login, PortalKey,
     PortalStatus, RecurringId, RecurringSetting, RegistrationRequest, RequestId, RequestStatus,
     Skipped, Template, TemplateId, TenantId,
 };
 use portal_core::ports::{
     AccountKey, AccountStore, BusError, CampaignStore, Claim, ClaimResult, ConfirmOutcome,
     ContactQuery, ContactStateStore, ContactStore, CreateOutcome, DivisionStore, EventBus,
-    FactResult, Idempotency, InvitationFilter, ListQuery, MailError, Mailer, NewRegistration,
-    Page, RawEmail, Recount, RecurringStore, RegisterOutcome, RegistrationStore, RequestFilter,
-    RunRecord, SendMessage, SentMessage, StartRun, StoreError, SuppressionReason,
-    SuppressionStore, SyncReport, TemplateStore, TokenRef,
+    FactResult, Idempotency, InvitationFilter, ListQuery, MailError, Mailer, NewRegistration, Page,
+    RawEmail, Recount, RecurringStore, RegisterOutcome, RegistrationStore, RequestFilter,
+    RunRecord, SendMessage, SentMessage, StartRun, StoreError, SuppressionReason, SuppressionStore,
+    SyncReport, TemplateStore, TokenRef,
 };
 
 /// The bus of a process that publishes nothing (the delivery function, whose role may not

@@ -362,11 +362,11 @@
       load: (cursor) => api("POST", `${campaignPath(id)}/recipients`, { body: { category: category || undefined, q: q || undefined, cursor: cursor || undefined, limit: 50 } }),
       columns: [
         { title: "Contact", get: (r) => [h("span", { class: "name" }, r.contact_name || "–"), h("span", { class: "muted email" }, r.email)] },
-        { title: "Account", get: (r) => r.account_number },
+        { title: "Account", get: (r) => h("span", { class: "nowrap" }, r.account_number) },
         { title: "Category", get: (r) => (CATEGORY[r.category] ? CATEGORY[r.category].label : C.label(r.category)) },
         { title: "Send", get: (r) => h("span", { class: `pill${r.send_state === "failed" ? " bad" : r.send_state === "sent" ? " ok" : ""}` }, SEND_STATE[r.send_state] || r.send_state) },
         { title: "Reason", get: (r) => r.reason || "" },
-        { title: "Invited", get: (r) => when(r.invited_at) },
+        { title: "Invited", get: (r) => h("span", { class: "nowrap" }, when(r.invited_at)) },
       ],
       empty: "No recipient matches.",
       onpage: () => scrollable(list.el, opts.caption),

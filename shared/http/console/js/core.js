@@ -347,9 +347,12 @@ const C = (() => {
       return undefined;
     } finally {
       if (button) {
+        const hadFocus = document.activeElement === button || document.activeElement === document.body;
         button.disabled = false;
         button.removeAttribute("aria-busy");
         clear(button).append(...old);
+        // Disabling a focused button drops the focus to <body>: give it back.
+        if (hadFocus && button.isConnected && document.activeElement === document.body) button.focus();
       }
     }
   }

@@ -358,6 +358,12 @@
         if (C.templateEditor) {
           editor = C.templateEditor({ template: full, kind: "invitation", readOnly: !C.can("settings:manage") });
           put(editorBox, editor.el);
+          // Preview as someone this send would invite, not the server's sample contact.
+          if (!picked) {
+            api("POST", "/v1/invitations/recipients", { body: Object.assign({}, sel, { group: "eligible", limit: 1 }) })
+              .then((page) => page.items && page.items[0] && editor.setContact(page.items[0]))
+              .catch(() => {});
+          }
         } else {
           const p = await api("POST", "/v1/invitations/preview", { body: { template_id: t.template_id } });
           put(editorBox, C.previewFrame ? C.previewFrame(p) : h("pre", {}, p.text));

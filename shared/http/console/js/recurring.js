@@ -40,10 +40,11 @@
   let flash = null;
 
   const hourText = (hr) => new Date(2000, 0, 1, hr).toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit" });
+  // An instant as the setting's own clock shows it: "Dec 1, 2026, 9:00 AM (America/Chicago)".
   function inZone(iso, tz) {
     if (!iso) return "–";
     try {
-      return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short", timeZone: tz });
+      return `${new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short", timeZone: tz })} (${tz.replace(/_/g, " ")})`;
     } catch (_) {
       return when(iso);
     }
@@ -58,7 +59,12 @@
   }
 
   async function lookups() {
-    const [divisions, templates] = await Promise.all([api("GET", "/v1/divisions").catch(() => null), api("GET", "/v1/templates").catch(() => null)]);
+    // Both lists need invitations:read; without it the form takes ids as typed.
+    const read = C.can("invitations:read");
+    const [divisions, templates] = await Promise.all([
+      read ? api("GET", "/v1/divisions").catch(() => null) : null,
+      read ? api("GET", "/v1/templates").catch(() => null) : null,
+    ]);
     return {
       divisions,
       templates: templates && templates.filter((t) => (t.kind || "invitation") === "invitation"),
@@ -288,7 +294,7 @@
         h("fieldset", {},
           h("legend", {}, "Email"),
           noTemplate,
-          field("Notification template", template, "The invitation every run sends."),
+          field("Notification template", template, lk.templates ? "The invitation every run sends." : "The template's ID (the list of templates needs the invitations:read permission)."),
           field("Email from", emailFrom, "Optional: empty sends from each division's own address.")),
         h("fieldset", {},
           h("legend", {}, "Reminders"),
@@ -463,8 +469,8 @@
   function previewSection(setting, lk, isDirty) {
     const out = h("div", { "aria-live": "polite" });
     const btn = h("button", { type: "button", class: "primary" }, "Preview next run");
-    btn.addEventListener("click", () =>
-      busy(btn, async () => {
+    btn.addEventListener("click", async () => {
+      await busy(btn, async () => {
         put(out, spinner("Counting…"));
         const p = await api("POST", `/v1/recurring/${encodeURIComponent(setting.recurring_id)}/preview`);
         const divs = p.division_ids || [];
@@ -485,8 +491,10 @@
             { caption: "Who the next run would target, by category" }
           )
         );
-      }, out)
-    );
+      }, out);
+      // C.busy disabled the button (dropping the focus): give it back.
+      if (!document.activeElement || document.activeElement === document.body) btn.focus();
+    });
     return h(
       "section",
       { "aria-labelledby": "rec-prev-h" },
@@ -504,17 +512,27 @@
       caption: "Past runs, newest day first",
       load: (cursor) => api("GET", `/v1/recurring/${encodeURIComponent(setting.recurring_id)}/runs`, { query: { cursor, limit: 20 } }),
       columns: [
-        { title: "Day", get: (r) => r.local_date },
-        { title: "Started", get: (r) => when(r.started_at) },
+        { title: "Day", get: (r) => (r.campaign_id ? h("a", { href: link("campaigns", r.campaign_id) }, dayText(r.local_date)) : dayText(r.local_date)) },
         { title: "Invited", num: true, get: (r) => num(r.targeted) },
-        { title: "Skipped", get: (r) => skippedText(r.skipped) },
         { title: "State", get: (r) => (r.campaign_id ? (r.finished ? h("span", { class: "pill ok" }, "Finished") : h("span", { class: "pill warn" }, "Sending")) : h("span", { class: "pill" }, "Nobody due")) },
-        { title: "Campaign", get: (r) => (r.campaign_id ? h("a", { href: link("campaigns", r.campaign_id), "aria-label": `Campaign of ${r.local_date}` }, "Open campaign") : h("span", { class: "muted" }, "none")) },
+        { title: "Skipped", get: (r) => skippedText(r.skipped) },
+        { title: "Started", get: (r) => when(r.started_at) },
       ],
       empty: "No runs yet. The first one happens at the next scheduled hour while the setting is on.",
     });
     list.reload();
-    return h("section", { "aria-labelledby": "rec-runs-h" }, h("h2", { id: "rec-runs-h" }, "Past runs"), list.el);
+    return h(
+      "section",
+      { "aria-labelledby": "rec-runs-h" },
+      h("h2", { id: "rec-runs-h" }, "Past runs"),
+      h("p", {}, "One line a day the setting ran, newest first. Open a day for its campaign: progress, statistics and recipients."),
+      list.el
+    );
+  }
+  // "2026-12-08" → "Tue, Dec 8, 2026" (a calendar day: no time zone shift).
+  function dayText(d) {
+    const t = new Date(`${d}T12:00:00Z`);
+    return Number.isNaN(t.getTime()) ? d : t.toLocaleDateString(undefined, { timeZone: "UTC", weekday: "short", month: "short", day: "numeric", year: "numeric" });
   }
   function skippedText(sk) {
     if (!sk) return "–";

@@ -8,7 +8,7 @@
   // The API's status names, in the words staff use.
   const STATUSES = [
     ["open", "Open"],
-    ["matched", "Matched (portal key not sent yet)"],
+    ["matched", "Matched, key not sent"],
     ["key_sent", "Portal key sent"],
     ["closed", "Closed"],
     ["", "Any status"],
@@ -54,6 +54,7 @@
 
   // Divisions by id (the list needs invitations:read; without it ids are shown as they are).
   async function divisionNames() {
+    if (!C.can("invitations:read")) return { list: null, name: (id) => id };
     try {
       const list = await api("GET", "/v1/divisions");
       return { list, name: (id) => (list.find((d) => d.division_id === id) || {}).name || id };
@@ -98,7 +99,11 @@
         { title: "Division", get: (r) => divs.name(r.division_id) },
         { title: "Account number", get: (r) => r.account_number || h("span", { class: "muted" }, "not given") },
       ],
-      empty: statusSel.value === "open" ? "No open requests. A resident who asks for a login without a portal key appears here." : "No request matches these filters.",
+      get empty() {
+        return statusSel.value === "open" && !divisionCtl.value.trim()
+          ? "No open requests. A resident who asks for a login without a portal key appears here."
+          : "No request matches these filters.";
+      },
     });
 
     function apply() {
@@ -109,6 +114,7 @@
     statusSel.addEventListener("change", apply);
     divisionCtl.addEventListener("change", apply);
 
+    list.el.classList.add("reg-queue");
     put(
       main,
       heading,
@@ -128,7 +134,7 @@
     const [req, divs, templates] = await Promise.all([
       api("GET", `/v1/registration-requests/${encodeURIComponent(id)}`),
       divisionNames(),
-      api("GET", "/v1/templates").catch(() => null),
+      C.can("invitations:read") ? api("GET", "/v1/templates").catch(() => null) : null,
     ]);
     if (!isCurrent()) return;
     draw(main, req, divs, templates, null);
@@ -136,7 +142,6 @@
 
   // Draws the request; `note` = {node, focus} shown at the top (the outcome of the last action).
   function draw(main, req, divs, templates, note) {
-    const id = req.request_id;
     const closed = req.status === "closed";
     const top = h("div", {});
     if (note) top.append(note.node);
@@ -158,8 +163,6 @@
 
     const suggestions = (req.suggestions || []).slice().sort((a, b) => b.score - a.score);
     const sections = [];
-
-
     const portalKeyTemplates = (templates || []).filter((t) => t.kind === "portal_key");
     const tplSel =
       !closed && portalKeyTemplates.length

@@ -3,10 +3,20 @@
 // at the field), the preview frame, and the Templates pages (list, one template, new).
 //
 // For other pages:
-//   C.templateEditor({template, kind, readOnly, onChange, save, newId, onSaved, primarySave,
-//                     contact, contactId, level})
-//     → {el, value(), validate(): Promise<bool>, dirty(), save(): Promise<template|undefined>,
-//        setContact(contact|null), refresh()}
+//   C.templateEditor(opts) → {el, value(), validate(): Promise<bool>, dirty(),
+//                             save(): Promise<template|undefined>, setContact(recipient|null), refresh()}
+//     opts.template   {template_id?, kind, name, subject, html, text} (a saved one: Save/Undo act on it)
+//     opts.kind       fixes the kind ("invitation" | "portal_key"); without it a "Used for" choice
+//     opts.readOnly   default !C.can("settings:manage"): fields read-only, no tag buttons, no Save
+//     opts.onChange(value)  on every edit; value() = {template_id?, kind, name, subject, html, text}
+//     opts.save       false hides the built-in Save/Undo (shown when editable and the template
+//                     has an id, or opts.newId(value) → id names a new one); opts.onSaved(template)
+//     opts.primarySave  the Save button is the page's primary one
+//     opts.contact / opts.contactId  preview as this contact (a Recipient row, or an id); default:
+//                     the server's sample contact
+//     opts.level      heading level of "Preview" (default 2)
+//     validate() renders the draft now: false (and the error at its field, focused, the bad tag
+//     selected) when the name is empty or the server refuses it.
 //   C.previewFrame(preview) → element showing From, Subject, the HTML in a sandboxed frame, the text.
 //   C.templates = {list(): Promise<array>, get(id): Promise<template>}
 
@@ -339,7 +349,8 @@
     const dirty = () => JSON.stringify(valueOf()) !== baseline;
     const saveNote = h("span", { class: "muted", role: "status" });
     function changed() {
-      put(saveNote, canSave && dirty() ? "Unsaved changes." : "");
+      const note = canSave && dirty() ? "Unsaved changes." : "";
+      if (saveNote.textContent !== note) put(saveNote, note);
       if (undoBtn) undoBtn.disabled = !dirty();
       if (opts.onChange) opts.onChange(valueOf());
     }
@@ -452,7 +463,8 @@
           h("p", { class: "hint muted" }, targetNote, " ", requiredNote),
         );
     markRequired();
-    const hd = (t) => h(`h${level}`, {}, t);
+    const headId = C.id("tpl-preview");
+    const hd = (t) => h(`h${level}`, { id: headId }, t);
     const el = h(
       "div",
       { class: "tpl-editor" },
@@ -471,7 +483,7 @@
       ),
       h(
         "section",
-        { class: "tpl-side", "aria-label": "Preview" },
+        { class: "tpl-side", "aria-labelledby": headId },
         h("div", { class: "tpl-side-head" }, hd("Preview"), previewBusy),
         asNow,
         h("div", { class: "tpl-as-find" }, field("Preview as", search, "Search a contact by name, email or account number."), findBtn),
