@@ -9,8 +9,8 @@
 //! ([`NoStore`]), a verifier that accepts no token; its role has no action of its own.
 //!
 //! Environment (see `portal_lambda::config`): `CONSOLE_AUTHORIZE_URL`, `CONSOLE_TOKEN_URL`,
-//! `CONSOLE_CLIENT_ID`, optional `CONSOLE_SCOPE` (default `openid`) and
-//! `CONSOLE_SIGN_OUT_URL`.
+//! `CONSOLE_CLIENT_ID` (all three or none: without them `/console` says it is not set up),
+//! optional `CONSOLE_SCOPE` (default `openid`) and `CONSOLE_SIGN_OUT_URL`.
 
 use std::sync::Arc;
 
@@ -21,12 +21,19 @@ use portal_lambda::{Env, NoStore};
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     portal_lambda::init_lambda_logging();
-    let console = Env::process().console()?;
     let state = AppState::new(
         Arc::new(NoStore),
         Arc::new(SystemClock),
         Verifier::deny_all(),
-    )
-    .with_console(console);
+    );
+    let state = match Env::process().console()? {
+        Some(console) => state.with_console(console),
+        None => {
+            lambda_http::tracing::warn!(
+                "no CONSOLE_* settings: /console answers that it is not set up"
+            );
+            state
+        }
+    };
     lambda_http::run(job_router(Job::Console, state)).await
 }

@@ -590,7 +590,8 @@ mod tests {
     }
 
     #[test]
-    fn the_public_routes_are_the_events_job_the_registration_pages_and_the_console_shell_and_no_job_is_empty() {
+    fn the_public_routes_are_the_events_job_the_registration_pages_and_the_console_shell_and_no_job_is_empty(
+    ) {
         let public: Vec<(&str, &str)> = ROUTES
             .iter()
             .filter(|&&(j, _, p)| {

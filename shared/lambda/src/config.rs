@@ -116,10 +116,12 @@ impl<F: Fn(&str) -> Result<String, std::env::VarError>> Env<F> {
         PublicUrl::parse(&raw).map_err(|_| invalid("PUBLIC_URL", &raw, PUBLIC_URL_EXPECTED))
     }
 
-    /// The console's sign-in settings (see the module docs). Every URL must be absolute
-    /// `https`: on AWS the page is served over TLS by a function that hosts no provider, so a
-    /// path on this server or a plain-http endpoint could only ever fail in the browser.
-    pub fn console(&self) -> Result<ConsoleConfig, SettingsError> {
+    /// The console's sign-in settings (see the module docs), or `None` when none of
+    /// `CONSOLE_AUTHORIZE_URL`, `CONSOLE_TOKEN_URL` and `CONSOLE_CLIENT_ID` is set (the
+    /// console then answers that it is not set up). Every URL must be absolute `https`: on
+    /// AWS the page is served over TLS by a function that hosts no provider, so a path on
+    /// this server or a plain-http endpoint could only ever fail in the browser.
+    pub fn console(&self) -> Result<Option<ConsoleConfig>, SettingsError> {
         let https = |name: &'static str, value: String| -> Result<String, SettingsError> {
             if value.trim().starts_with("https://") {
                 Ok(value)
@@ -127,6 +129,18 @@ impl<F: Fn(&str) -> Result<String, std::env::VarError>> Env<F> {
                 Err(invalid(name, &value, CONSOLE_URL_EXPECTED))
             }
         };
+        let names = [
+            "CONSOLE_AUTHORIZE_URL",
+            "CONSOLE_TOKEN_URL",
+            "CONSOLE_CLIENT_ID",
+        ];
+        let mut set = 0;
+        for name in names {
+            set += usize::from(self.optional(name)?.is_some());
+        }
+        if set == 0 {
+            return Ok(None);
+        }
         let authorize = https(
             "CONSOLE_AUTHORIZE_URL",
             self.required("CONSOLE_AUTHORIZE_URL")?,
@@ -140,14 +154,14 @@ impl<F: Fn(&str) -> Result<String, std::env::VarError>> Env<F> {
             .optional("CONSOLE_SIGN_OUT_URL")?
             .map(|v| https("CONSOLE_SIGN_OUT_URL", v))
             .transpose()?;
-        ConsoleConfig::new(&authorize, &token, &client_id, &scope, sign_out.as_deref()).map_err(
-            |e| match e {
+        ConsoleConfig::new(&authorize, &token, &client_id, &scope, sign_out.as_deref())
+            .map(Some)
+            .map_err(|e| match e {
                 ConsoleConfigError::Url { var, value } => {
                     invalid(var, &value, CONSOLE_URL_EXPECTED)
                 }
                 ConsoleConfigError::Empty { var } => SettingsError::Missing(var),
-            },
-        )
+            })
     }
 }
 
@@ -480,7 +494,24 @@ pub(crate) mod tests {
         for (k, v) in vars {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
-        Env::from_lookup(|name| env.get(name).cloned().ok_or(VarError::NotPresent)).console()
+        Env::from_lookup(|name| env.get(name).cloned().ok_or(VarError::NotPresent))
+            .console()?
+            .ok_or(SettingsError::Missing("CONSOLE_*"))
+    }
+
+    #[test]
+    fn without_any_console_setting_there_is_no_console() {
+        let none = Env::from_lookup(|_| Err(VarError::NotPresent)).console();
+        assert_eq!(none, Ok(None));
+        let blank = Env::from_lookup(|name| {
+            if name.starts_with("CONSOLE_") {
+                Ok(String::new())
+            } else {
+                Err(VarError::NotPresent)
+            }
+        })
+        .console();
+        assert_eq!(blank, Ok(None));
     }
 
     #[test]
