@@ -795,10 +795,24 @@ async fn the_documented_campaign_shapes_are_the_ones_the_api_reads_and_writes() 
     };
     let (app, _, t) = seeded().await;
 
-    // Every documented request field is accepted (bodies deny unknown fields).
+    // Every documented request field is accepted (bodies deny unknown fields): the form
+    // over divisions, and the hand-picked one.
     let full = json!({"division_ids": ["d1"], "filters": {}, "limit_to_uninvited": true,
                       "template_id": "welcome", "email_from": "office@example.org"});
-    assert_eq!(keys(&schema("CampaignRequest")["properties"]), keys(&full));
+    let picked = json!({"contact_ids": [CONTACT], "limit_to_uninvited": true,
+                        "template_id": "welcome", "email_from": "office@example.org"});
+    let mut both = keys(&full);
+    both.extend(keys(&picked));
+    assert_eq!(keys(&schema("CampaignRequest")["properties"]), both);
+    let r = post_campaign(&app, &t, None, &picked.to_string()).await;
+    let picked_id = accepted(&r, "queued");
+    let c = app
+        .get(&format!("/v1/campaigns/{picked_id}"), &t)
+        .await
+        .ok();
+    let selection = schema("Campaign")["properties"]["selection"].clone();
+    assert_eq!(required(&selection), keys(&c["selection"]));
+    assert_eq!(selection["properties"]["kind"]["enum"], json!(["contacts"]));
     let r = post_campaign(&app, &t, None, &full.to_string()).await;
     let id = accepted(&r, "queued");
     assert_eq!(required(&schema("CampaignStarted")), keys(&r.json()));
@@ -806,6 +820,14 @@ async fn the_documented_campaign_shapes_are_the_ones_the_api_reads_and_writes() 
     let c = app.get(&format!("/v1/campaigns/{id}"), &t).await.ok();
     let documented = schema("Campaign");
     assert_eq!(required(&documented), keys(&c));
+    let optional: BTreeSet<String> = keys(&documented["properties"])
+        .difference(&required(&documented))
+        .cloned()
+        .collect();
+    assert_eq!(
+        optional,
+        ["recurring", "selection"].map(String::from).into()
+    );
     for part in ["skipped", "statistics", "sends"] {
         let mut shape = documented["properties"][part].clone();
         if let Some(r) = shape["$ref"].as_str() {
@@ -826,4 +848,241 @@ async fn the_documented_campaign_shapes_are_the_ones_the_api_reads_and_writes() 
         .post("/v1/invitations/individual", &t, &individual)
         .await;
     accepted(&r, "sending");
+}
+
+// --- Hand-picked selections (`contact_ids`) ---------------------------------------------
+
+fn picked(ids: &[&str]) -> Value {
+    json!({"contact_ids": ids, "template_id": "welcome"})
+}
+
+#[tokio::test]
+async fn a_hand_picked_selection_is_accepted_reads_back_as_one_and_shows_in_each_divisions_history()
+{
+    let (app, bus, t) = seeded().await;
+    // Repeats are dropped; the first contact's division (d2) gives the sender.
+    let ids = ["d2-c0-0", CONTACT, "d1-c1-0", CONTACT, NO_EMAIL];
+    let r = post_campaign(&app, &t, None, &picked(&ids).to_string()).await;
+    let id = accepted(&r, "queued");
+    assert_eq!(bus.messages(), vec![fan_out("t1", &id)]);
+
+    let c = app.get(&format!("/v1/campaigns/{id}"), &t).await.ok();
+    assert_eq!(c["trigger"], "manual");
+    assert_eq!(c["selection"], json!({"kind": "contacts", "contacts": 4}));
+    assert_eq!(c["division_ids"], json!(["d2", "d1"]));
+    assert_eq!(c["email_from"], D2_SENDER);
+    assert_eq!(c["filters"]["account_class"], json!([]));
+    assert_eq!(c["limit_to_uninvited"], true);
+    for d in ["d1", "d2"] {
+        let history = app
+            .get(&format!("/v1/campaigns?division_id={d}"), &t)
+            .await
+            .ok();
+        assert_eq!(history["items"][0]["campaign_id"], id, "{d}");
+        assert_eq!(history["items"][0]["selection"]["contacts"], 4, "{d}");
+    }
+    // A campaign over divisions says nothing of a selection.
+    let bulk = accepted(
+        &post_campaign(&app, &t, None, &body(&["d1"]).to_string()).await,
+        "queued",
+    );
+    let c = app.get(&format!("/v1/campaigns/{bulk}"), &t).await.ok();
+    assert!(c.get("selection").is_none(), "{c}");
+}
+
+#[tokio::test]
+async fn the_division_lock_neither_refuses_a_selection_nor_is_taken_by_one() {
+    let (app, bus, t) = seeded().await;
+    accepted(
+        &post_campaign(&app, &t, None, &body(&["d1"]).to_string()).await,
+        "queued",
+    );
+    post_campaign(&app, &t, None, &body(&["d1"]).to_string())
+        .await
+        .problem(StatusCode::CONFLICT);
+
+    // d1 was bulk-sent just now: a selection of its contacts is accepted all the same.
+    accepted(
+        &post_campaign(&app, &t, None, &picked(&[CONTACT, "d1-c1-0"]).to_string()).await,
+        "queued",
+    );
+    // A selection in d2 does not lock d2: a bulk send of d2 right after is accepted.
+    accepted(
+        &post_campaign(&app, &t, None, &picked(&["d2-c0-0"]).to_string()).await,
+        "queued",
+    );
+    accepted(
+        &post_campaign(&app, &t, None, &body(&["d2"]).to_string()).await,
+        "queued",
+    );
+    // ...and d1's lock is still the bulk send's: held until 24 hours after it.
+    let r = post_campaign(&app, &t, None, &body(&["d1"]).to_string()).await;
+    held(&r, "division_id", "d1", "2026-11-03T12:00:00Z", 86_400);
+    let divisions = app.get("/v1/divisions", &t).await.ok();
+    let d2 = divisions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["division_id"] == "d2")
+        .unwrap()
+        .clone();
+    assert_eq!(d2["last_bulk_sent_at"], "2026-11-02T12:00:00Z", "{d2}");
+    assert_eq!(bus.messages().len(), 4);
+}
+
+#[tokio::test]
+async fn bad_selections_are_422_problems_that_record_nothing() {
+    let (app, bus, t) = seeded().await;
+    let t2 = admin("t2");
+    app.put_division(&t2, "d9").await;
+    app.sync(&t2, &accounts("d9", 2)).await;
+
+    let ghosts: Vec<String> = (1..=12).map(|i| format!("ghost-{i}")).collect();
+    let mut with_ghosts = vec![CONTACT.to_owned()];
+    with_ghosts.extend(ghosts.iter().cloned());
+    let too_many: Vec<String> = (0..=portal_core::domain::MAX_SELECTED_CONTACTS)
+        .map(|i| format!("c{i}"))
+        .collect();
+    let cases: Vec<(Value, &str)> =
+        vec![
+        (
+            json!({"contact_ids": [CONTACT], "division_ids": ["d1"], "template_id": "welcome"}),
+            "not both",
+        ),
+        (
+            json!({"contact_ids": [CONTACT], "filters": {}, "template_id": "welcome"}),
+            "not both",
+        ),
+        (json!({"template_id": "welcome"}), "division_ids"),
+        (picked(&[]), "at least one contact"),
+        (json!({"contact_ids": too_many, "template_id": "welcome"}), "at most 10000"),
+        (
+            json!({"contact_ids": with_ghosts, "template_id": "welcome"}),
+            "12 of the contact_ids are not a contact of this tenant (ghost-1, ghost-2, ghost-3, \
+             ghost-4, ghost-5, ghost-6, ghost-7, ghost-8, ghost-9, ghost-10 and 2 more)",
+        ),
+        // Another tenant's contact is as unknown as a made-up one.
+        (picked(&[CONTACT, "d9-c0-0"]), "(d9-c0-0)"),
+        (picked(&["c#1"]), "contact_id"),
+        (
+            json!({"contact_ids": [CONTACT], "template_id": "nope"}),
+            "template nope",
+        ),
+    ];
+    for (b, needle) in cases {
+        let detail = post_campaign(&app, &t, None, &b.to_string())
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(detail.contains(needle), "{needle}: {detail}");
+    }
+    assert!(bus.messages().is_empty());
+    for d in ["d1", "d2"] {
+        let history = app
+            .get(&format!("/v1/campaigns?division_id={d}"), &t)
+            .await
+            .ok();
+        assert_eq!(history["items"], json!([]), "{d}");
+    }
+}
+
+#[tokio::test]
+async fn ten_thousand_ids_of_the_longest_length_fit_in_one_request() {
+    let (app, bus, t) = seeded().await;
+    // All unknown: the answer is the 422 naming them, not a 413.
+    let ids: Vec<String> = (0..portal_core::domain::MAX_SELECTED_CONTACTS)
+        .map(|i| format!("{i:0>64}"))
+        .collect();
+    let b = json!({"contact_ids": ids, "template_id": "welcome"}).to_string();
+    assert!(b.len() > 600_000, "{} bytes", b.len());
+    let detail = post_campaign(&app, &t, None, &b)
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(detail.starts_with("10000 of the contact_ids"), "{detail}");
+    // The route's own limit, named in the 413.
+    let huge = json!({"contact_ids": [CONTACT], "template_id": "welcome",
+                      "email_from": format!("{}@example.org", "x".repeat(1024 * 1024))});
+    let detail = post_campaign(&app, &t, None, &huge.to_string())
+        .await
+        .problem(StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(detail.contains("1 MiB"), "{detail}");
+    assert!(bus.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_selection_spanning_more_divisions_than_a_campaign_may_is_a_422() {
+    let (app, bus, t) = seeded().await;
+    let n = portal_core::domain::MAX_CAMPAIGN_DIVISIONS + 1;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let d = format!("x{i}");
+        app.put_division(&t, &d).await;
+        app.sync(&t, &accounts(&d, 1)).await;
+        ids.push(format!("{d}-c0-0"));
+    }
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let detail = post_campaign(&app, &t, None, &picked(&ids).to_string())
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(detail.contains("50 divisions"), "{detail}");
+    assert!(detail.contains("at most 49"), "{detail}");
+    accepted(
+        &post_campaign(&app, &t, None, &picked(&ids[..n - 1]).to_string()).await,
+        "queued",
+    );
+    assert_eq!(bus.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn an_idempotency_key_replays_a_selection_whatever_the_order_of_its_ids() {
+    let (app, bus, t) = seeded().await;
+    let first = accepted(
+        &post_campaign(
+            &app,
+            &t,
+            Some("pick"),
+            &picked(&[CONTACT, "d1-c1-0", "d2-c0-0"]).to_string(),
+        )
+        .await,
+        "queued",
+    );
+    // The same set, the same first contact (it picks the sender), repeats: the same campaign.
+    let same = r#"{"template_id": "welcome", "limit_to_uninvited": true,
+                   "contact_ids": ["d1-c0-0", "d2-c0-0", "d1-c1-0", "d2-c0-0"]}"#;
+    assert_eq!(
+        accepted(&post_campaign(&app, &t, Some("pick"), same).await, "queued"),
+        first
+    );
+    assert_eq!(
+        bus.messages(),
+        vec![fan_out("t1", &first), fan_out("t1", &first)]
+    );
+    // Another first contact picks another default sender: another request.
+    for other in [
+        picked(&["d2-c0-0", CONTACT, "d1-c1-0"]),
+        picked(&[CONTACT, "d1-c1-0"]),
+        body(&["d1"]),
+    ] {
+        let detail = post_campaign(&app, &t, Some("pick"), &other.to_string())
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(detail.contains("Idempotency-Key"), "{detail}");
+    }
+    // With the sender named, the order does not matter at all.
+    let mut named = picked(&[CONTACT, "d1-c1-0", "d2-c0-0"]);
+    named["email_from"] = "office@example.org".into();
+    let second = accepted(
+        &post_campaign(&app, &t, Some("named"), &named.to_string()).await,
+        "queued",
+    );
+    named["contact_ids"] = json!(["d2-c0-0", "d1-c1-0", CONTACT]);
+    assert_eq!(
+        accepted(
+            &post_campaign(&app, &t, Some("named"), &named.to_string()).await,
+            "queued"
+        ),
+        second
+    );
+    assert_ne!(first, second);
+    let c = app.get(&format!("/v1/campaigns/{second}"), &t).await.ok();
+    assert_eq!(c["email_from"], "office@example.org");
 }

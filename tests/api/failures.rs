@@ -304,6 +304,20 @@ impl ContactStore for Down {
     ) -> Result<Option<ContactRecord>, StoreError> {
         down("get_contact")
     }
+    async fn get_contacts(
+        &self,
+        _: &TenantId,
+        _: &[ContactId],
+    ) -> Result<Vec<ContactRecord>, StoreError> {
+        down("get_contacts")
+    }
+    async fn locate_contacts(
+        &self,
+        _: &TenantId,
+        _: &[ContactId],
+    ) -> Result<std::collections::HashMap<ContactId, DivisionId>, StoreError> {
+        down("locate_contacts")
+    }
 }
 
 #[async_trait::async_trait]
@@ -394,6 +408,25 @@ impl portal_core::ports::CampaignStore for Down {
         _: OffsetDateTime,
     ) -> Result<portal_core::ports::CreateOutcome, StoreError> {
         down("create_campaign")
+    }
+    async fn create_selection_campaign(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::Campaign,
+        _: &[ContactId],
+        _: Option<&portal_core::ports::Idempotency>,
+        _: OffsetDateTime,
+    ) -> Result<portal_core::ports::CreateOutcome, StoreError> {
+        down("create_selection_campaign")
+    }
+    async fn selection_ids(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::CampaignId,
+        _: u32,
+        _: u32,
+    ) -> Result<Vec<ContactId>, StoreError> {
+        down("selection_ids")
     }
     async fn get_campaign(
         &self,

@@ -15,8 +15,8 @@
 //!   security and cache headers) and a server without console settings (503 page).
 //! - `templates`: templates (save, list, 422s naming the tag) and the invitation preview.
 //! - `campaigns`: bulk sends (202 and the fan-out message, the division's 24-hour lock,
-//!   idempotency keys), reading a campaign, the individual invite, unsubscribe marking the
-//!   invitation.
+//!   idempotency keys), hand-picked selections (`contact_ids`: their 422s, no division lock,
+//!   replays), reading a campaign, the individual invite, unsubscribe marking the invitation.
 //! - `registration`: the resident pages (invitation link, portal key, confirmation, sign-up
 //!   requests) and the staff routes of portal keys and the request queue.
 //! - `statistics`: SES events through the webhook (signed, raw, refused), campaign

@@ -5,6 +5,10 @@
 //! case into a `#[tokio::test]` for one adapter; `sqlite.rs` and `dynamodb.rs` each invoke it
 //! with a way to make a fresh, empty store. A new capability adds a module of cases and one
 //! `module: [case, ...]` entry below.
+//!
+//! Cases that drive the send use cases over the store (`hand_picked.rs`) take an
+//! `Arc<dyn Store>` instead (the use cases' dependencies hold one): they are listed in the
+//! `shared` section, and [`Shared`] hands each adapter's store over as one.
 
 macro_rules! contract_suite {
     ($make:expr) => {
@@ -93,7 +97,36 @@ macro_rules! contract_suite {
             invitations_sent_counts_each_claim_of_a_contact_once,
             a_recurring_campaign_round_trips_with_its_run,
             ],
+            selections: [
+            a_hand_picked_campaign_round_trips_with_its_ids_in_the_order_picked,
+            the_largest_selection_of_the_longest_ids_is_recorded_whole,
+            a_hand_picked_campaign_neither_checks_nor_takes_the_division_lock,
+            a_hand_picked_campaign_answers_its_idempotency_key,
+            contacts_are_located_and_read_in_batches_within_their_tenant,
+            ],
         );
+        contract_suite!(@shared $make;
+            hand_picked: [
+            a_selection_sends_exactly_the_picked_eligible_contacts_and_counts_the_rest,
+            a_selection_is_not_held_by_the_division_lock_and_does_not_take_it,
+            a_selection_never_reaches_another_tenants_contact,
+            ],
+        );
+    };
+    (@shared $make:expr; $($module:ident : [$($case:ident),* $(,)?]),* $(,)?) => {
+        $(
+            mod $module {
+                #[allow(unused_imports)]
+                use super::*;
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $case() {
+                        let store = $make.await;
+                        $crate::$module::$case($crate::Shared::shared(&store)).await;
+                    }
+                )*
+            }
+        )*
     };
     (@modules $make:expr; $($module:ident : [$($case:ident),* $(,)?]),* $(,)?) => {
         $(
@@ -116,7 +149,32 @@ mod campaigns;
 mod cases;
 mod dynamodb;
 mod dynamodb_campaigns;
+mod hand_picked;
 mod recurring;
 mod registration;
+mod selections;
 mod sqlite;
 mod templates;
+
+use std::sync::Arc;
+
+use portal_core::ports::Store;
+
+/// The case's store as an `Arc<dyn Store>`, for cases that drive the use cases. Both
+/// adapters' handles are cheap clones sharing one database; a DynamoDB test keeps its turn
+/// on moto for as long as it holds the `Exclusive`.
+trait Shared {
+    fn shared(&self) -> Arc<dyn Store>;
+}
+
+impl<S: Store + 'static> Shared for Arc<S> {
+    fn shared(&self) -> Arc<dyn Store> {
+        self.clone()
+    }
+}
+
+impl<S: Store + Clone + 'static> Shared for portal_testkit::moto::Exclusive<S> {
+    fn shared(&self) -> Arc<dyn Store> {
+        Arc::new((**self).clone())
+    }
+}

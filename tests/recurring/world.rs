@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use portal_core::domain::*;
 use portal_core::ports::*;
-use portal_core::usecases::campaigns::{self, Sending, StartCampaign, Started};
+use portal_core::usecases::campaigns::{self, Recipients, Sending, StartCampaign, Started};
 use portal_core::usecases::recurring::{
     self, LocalSchedules, RecurringError, RunOutcome, RunView, SettingInput,
 };
@@ -317,8 +317,10 @@ impl Harness {
             &tenant(),
             "manager@example.org",
             StartCampaign {
-                division_ids: divisions.iter().map(|d| division_id(d)).collect(),
-                filters: Filters::default(),
+                recipients: Recipients::Divisions {
+                    division_ids: divisions.iter().map(|d| division_id(d)).collect(),
+                    filters: Filters::default(),
+                },
                 limit_to_uninvited: false,
                 template_id: TemplateId::parse("welcome").unwrap(),
                 email_from: None,

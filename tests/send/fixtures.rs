@@ -113,6 +113,37 @@ pub async fn new_campaign_in(
     c.campaign_id
 }
 
+/// A hand-picked campaign of tenant `t` naming `ids` (in that order), over division `d1`
+/// (where [`seed_tenant`] puts every contact), as `POST /v1/campaigns` with `contact_ids`
+/// records one.
+pub async fn new_hand_picked_in(store: &dyn Store, t: &TenantId, ids: &[String]) -> CampaignId {
+    let c = CampaignBuilder::new(NOW)
+        .division("d1")
+        .hand_picked(u32::try_from(ids.len()).unwrap())
+        .email_from("d1@hoa.example.org")
+        .build();
+    let ids: Vec<ContactId> = ids.iter().map(|i| ContactId::parse(i).unwrap()).collect();
+    let out = store
+        .create_selection_campaign(t, &c, &ids, None, NOW)
+        .await
+        .unwrap();
+    assert_eq!(out, CreateOutcome::Created);
+    c.campaign_id
+}
+
+/// The ids of [`seed_tenant`]'s `n` contacts with an address, in a scrambled order, plus
+/// `nomail` and `done` (skipped) among them.
+pub fn scrambled_ids(n: usize) -> Vec<String> {
+    let mut ids: Vec<String> = (0..n).map(|i| format!("c{i:03}")).collect();
+    ids.insert(n / 2, "nomail".into());
+    ids.insert(1.min(ids.len()), "done".into());
+    let mut rng = Rng::seeded(n as u64);
+    for i in (1..ids.len()).rev() {
+        ids.swap(i, rng.below(i + 1));
+    }
+    ids
+}
+
 /// A mailer that records every accepted message and answers scripted errors first (or
 /// rejects every message when `reject_all`).
 #[derive(Default)]

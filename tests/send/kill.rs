@@ -106,6 +106,20 @@ impl ContactStore for Killable {
     ) -> Result<Option<ContactRecord>, StoreError> {
         guarded!(self, "get_contact", self.inner.get_contact(t, id))
     }
+    async fn get_contacts(
+        &self,
+        t: &TenantId,
+        ids: &[ContactId],
+    ) -> Result<Vec<ContactRecord>, StoreError> {
+        guarded!(self, "get_contacts", self.inner.get_contacts(t, ids))
+    }
+    async fn locate_contacts(
+        &self,
+        t: &TenantId,
+        ids: &[ContactId],
+    ) -> Result<std::collections::HashMap<ContactId, DivisionId>, StoreError> {
+        self.inner.locate_contacts(t, ids).await
+    }
 }
 
 #[async_trait]
@@ -374,6 +388,31 @@ impl CampaignStore for Killable {
     ) -> Result<CreateOutcome, StoreError> {
         self.inner.create_campaign(t, c, i, now).await
     }
+    async fn create_selection_campaign(
+        &self,
+        t: &TenantId,
+        c: &Campaign,
+        ids: &[ContactId],
+        i: Option<&Idempotency>,
+        now: OffsetDateTime,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.inner
+            .create_selection_campaign(t, c, ids, i, now)
+            .await
+    }
+    async fn selection_ids(
+        &self,
+        t: &TenantId,
+        c: &CampaignId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<ContactId>, StoreError> {
+        guarded!(
+            self,
+            "selection_ids",
+            self.inner.selection_ids(t, c, offset, limit)
+        )
+    }
     async fn get_campaign(
         &self,
         t: &TenantId,
@@ -507,12 +546,36 @@ struct Resumed {
     steps: u64,
 }
 
+/// Which campaign a kill-and-resume run sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A bulk send of division `d1`.
+    Bulk,
+    /// A hand-picked selection of every contact of `d1`, in a scrambled order
+    /// ([`scrambled_ids`]): its fan-out pages through the stored selection instead.
+    HandPicked,
+}
+
 /// One kill-and-resume run in a fresh tenant of `store`: the campaign killed at step
 /// `kill_at` (`None`: never), then re-run to the end.
-async fn kill_and_resume(store: &Arc<dyn Store>, n: usize, kill_at: Option<u64>) -> Resumed {
-    let t = TenantId::parse(kill_at.map_or("clean".into(), |k| format!("kill-{k}"))).unwrap();
+async fn kill_and_resume(
+    store: &Arc<dyn Store>,
+    n: usize,
+    kill_at: Option<u64>,
+    kind: Kind,
+) -> Resumed {
+    let prefix = match kind {
+        Kind::Bulk => "",
+        Kind::HandPicked => "picked-",
+    };
+    let t =
+        TenantId::parse(kill_at.map_or(format!("{prefix}clean"), |k| format!("{prefix}kill-{k}")))
+            .unwrap();
     seed_tenant(&**store, &t, n).await;
-    let c = new_campaign_in(&**store, &t, Trigger::Manual, &["d1"]).await;
+    let c = match kind {
+        Kind::Bulk => new_campaign_in(&**store, &t, Trigger::Manual, &["d1"]).await,
+        Kind::HandPicked => new_hand_picked_in(&**store, &t, &scrambled_ids(n)).await,
+    };
     let fault = Arc::new(Fault {
         kill_at,
         ..Fault::default()
@@ -557,8 +620,8 @@ async fn kill_and_resume(store: &Arc<dyn Store>, n: usize, kill_at: Option<u64>)
 }
 
 /// The steps of an undisturbed run of `n` contacts, which must send each one email.
-async fn steps_of_a_clean_run(store: &Arc<dyn Store>, n: usize) -> u64 {
-    let clean = kill_and_resume(store, n, None).await;
+async fn steps_of_a_clean_run(store: &Arc<dyn Store>, n: usize, kind: Kind) -> u64 {
+    let clean = kill_and_resume(store, n, None, kind).await;
     assert_eq!(clean.killed, None);
     assert_eq!(clean.per_contact, expected(n));
     clean.steps
@@ -568,7 +631,7 @@ async fn steps_of_a_clean_run(store: &Arc<dyn Store>, n: usize) -> u64 {
 /// email, and exactly one — except when the kill hit `apply_facts`, the one documented
 /// at-least-once window: those emails went out and the process died before `sent` was
 /// written, so the re-run sends them again (at most `outcome_flush` of them).
-async fn assert_resumed(store: &Arc<dyn Store>, n: usize, kill_points: &[u64]) {
+async fn assert_resumed(store: &Arc<dyn Store>, n: usize, kill_points: &[u64], kind: Kind) {
     let window = kill_config().outcome_flush;
     let started = Instant::now();
     let mut killed_ops = BTreeSet::new();
@@ -577,7 +640,7 @@ async fn assert_resumed(store: &Arc<dyn Store>, n: usize, kill_points: &[u64]) {
             per_contact,
             killed,
             ..
-        } = kill_and_resume(store, n, Some(kill_at)).await;
+        } = kill_and_resume(store, n, Some(kill_at), kind).await;
         killed_ops.extend(killed);
         let total: usize = per_contact.values().sum();
         let once: BTreeMap<String, usize> = per_contact.keys().map(|k| (k.clone(), 1)).collect();
@@ -593,7 +656,7 @@ async fn assert_resumed(store: &Arc<dyn Store>, n: usize, kill_points: &[u64]) {
         }
     }
     println!(
-        "{} kill points tried for {n} contacts in {:.1?}, killed in {killed_ops:?}",
+        "{kind:?}: {} kill points tried for {n} contacts in {:.1?}, killed in {killed_ops:?}",
         kill_points.len(),
         started.elapsed()
     );
@@ -603,10 +666,22 @@ pub async fn a_run_killed_at_any_step_and_resumed_sends_every_contact_exactly_on
     store: Arc<dyn Store>,
 ) {
     let n = 9;
-    let steps = steps_of_a_clean_run(&store, n).await;
+    let steps = steps_of_a_clean_run(&store, n, Kind::Bulk).await;
     assert!(steps > 30, "{steps} steps");
     let every_step: Vec<u64> = (0..steps).collect();
-    assert_resumed(&store, n, &every_step).await;
+    assert_resumed(&store, n, &every_step, Kind::Bulk).await;
+}
+
+/// The same for a hand-picked campaign: its pages are read from the stored selection, so a
+/// run killed anywhere — reading the selection included — resumes from it.
+pub async fn a_hand_picked_run_killed_at_any_step_and_resumed_sends_every_picked_contact_exactly_once(
+    store: Arc<dyn Store>,
+) {
+    let n = 9;
+    let steps = steps_of_a_clean_run(&store, n, Kind::HandPicked).await;
+    assert!(steps > 30, "{steps} steps");
+    let every_step: Vec<u64> = (0..steps).collect();
+    assert_resumed(&store, n, &every_step, Kind::HandPicked).await;
 }
 
 /// Kill points tried by the sampled test.
@@ -617,15 +692,17 @@ const SAMPLED_KILL_POINTS: usize = 15;
 pub async fn a_run_killed_at_sampled_steps_and_resumed_sends_every_contact_exactly_once(
     store: Arc<dyn Store>,
 ) {
-    let n = 5;
-    let steps = steps_of_a_clean_run(&store, n).await;
-    let mut rng = Rng::seeded(7);
-    let mut sample: Vec<u64> = (0..steps).collect();
-    while sample.len() > SAMPLED_KILL_POINTS {
-        sample.swap_remove(rng.below(sample.len()));
+    for kind in [Kind::Bulk, Kind::HandPicked] {
+        let n = 5;
+        let steps = steps_of_a_clean_run(&store, n, kind).await;
+        let mut rng = Rng::seeded(7);
+        let mut sample: Vec<u64> = (0..steps).collect();
+        while sample.len() > SAMPLED_KILL_POINTS {
+            sample.swap_remove(rng.below(sample.len()));
+        }
+        sample.sort_unstable();
+        assert_resumed(&store, n, &sample, kind).await;
     }
-    sample.sort_unstable();
-    assert_resumed(&store, n, &sample).await;
 }
 
 /// With the local outbox as the mailer the window closes: an invitation renders with the
@@ -636,7 +713,7 @@ pub async fn with_the_outbox_a_killed_and_resumed_run_leaves_exactly_one_email_p
     store: Arc<dyn Store>,
 ) {
     let n = 6;
-    let steps = steps_of_a_clean_run(&store, n).await;
+    let steps = steps_of_a_clean_run(&store, n, Kind::Bulk).await;
     let mut hit_the_window = false;
     for kill_at in 0..steps {
         let dir = tempfile::tempdir().unwrap();

@@ -8,7 +8,8 @@
 //!
 //! - `fixtures.rs`: the seeded tenant, campaigns, the recording mailer, [`SendDeps`].
 //! - `cases.rs`: the cases, each an `async fn(Arc<dyn Store>)`.
-//! - `kill.rs`: the store and mailer that die at a chosen step, and the kill-and-resume cases.
+//! - `kill.rs`: the store and mailer that die at a chosen step, and the kill-and-resume cases
+//!   (of a bulk send and of a hand-picked selection).
 //! - here: `send_cases!` turns each listed case into a `#[tokio::test]` on a fresh store;
 //!   `sqlite` and `dynamodb` list them. Every case runs on both stores; only the
 //!   kill-and-resume check differs in size, each step costing a round trip to moto.
@@ -63,6 +64,7 @@ macro_rules! on_every_store {
             cases::a_suppressed_address_is_never_sent_to_and_is_counted,
             cases::an_address_suppressed_between_claim_and_delivery_ends_failed_without_a_send,
             cases::another_tenant_cannot_run_or_deliver_a_campaign_it_does_not_own,
+            cases::a_hand_picked_campaign_redelivered_twice_in_a_shuffled_order_sends_each_picked_contact_one_email,
         );
     };
 }
@@ -81,6 +83,7 @@ mod sqlite {
     on_every_store!(fresh());
     send_cases!(fresh();
         kill::a_run_killed_at_any_step_and_resumed_sends_every_contact_exactly_once,
+        kill::a_hand_picked_run_killed_at_any_step_and_resumed_sends_every_picked_contact_exactly_once,
         kill::with_the_outbox_a_killed_and_resumed_run_leaves_exactly_one_email_per_contact,
     );
 }

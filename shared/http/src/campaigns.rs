@@ -3,9 +3,13 @@
 //!
 //! - `POST /v1/campaigns` (`invitations:send`): 202 `{campaign_id, status}` with a
 //!   `Location` header. An optional `Idempotency-Key` header (1 to 255 characters, else 422)
-//!   makes a retry answer the same campaign; the same key with another body is a 422.
+//!   makes a retry answer the same campaign; the same key with another body is a 422. The
+//!   body names `division_ids` (with optional `filters`) or `contact_ids` (a hand-picked
+//!   selection of up to 10,000 contacts), never both: both, or neither, is a 422. Its limit
+//!   is [`CAMPAIGN_BODY_LIMIT`] (10,000 ids of 64 characters fit).
 //! - `GET /v1/campaigns/{campaign_id}` (`invitations:read`): the campaign, its `statistics`
-//!   (invitations per category, `success_rate`) and send counters.
+//!   (invitations per category, `success_rate`) and send counters; a hand-picked one also
+//!   says so (`selection`: [`SelectionView`]).
 //!   An id that is not a campaign id is a 422 (like every malformed path id); a well-formed
 //!   one that is unknown, or another tenant's, is a 404.
 //! - `POST /v1/invitations/individual` (`invitations:send`): 202 with a campaign of one.
@@ -16,7 +20,8 @@
 //! 503 naming `campaign_id`. The send routes answer 500 when the server was started
 //! without [`super::AppState::sending`] (a configuration error, logged).
 
-use axum::extract::rejection::PathRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -26,38 +31,76 @@ use time::OffsetDateTime;
 
 use portal_core::domain::{
     Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionId, Email, Filters,
-    SendCounts, Skipped, TemplateId, Trigger,
+    PickedContacts, SendCounts, Skipped, TemplateId, Trigger,
 };
 use portal_core::usecases::campaigns::{
-    self, CampaignError, SendIndividual, Sending, StartCampaign, Started,
+    self, CampaignError, Recipients, SendIndividual, Sending, StartCampaign, Started,
 };
 use portal_core::usecases::UseCaseError;
 
 use super::auth::{perm, Authorized};
 use super::divisions::path_id;
 use super::error::{ApiError, HeldSubject};
-use super::json::ApiJson;
-use super::AppState;
+use super::json::{body_rejection, json_error, require_json, ApiJson};
+use super::{describe_limit, AppState};
 
 /// The header that makes `POST /v1/campaigns` idempotent.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// Body limit of `POST /v1/campaigns`: a hand-picked selection of
+/// [`MAX_SELECTED_CONTACTS`](portal_core::domain::MAX_SELECTED_CONTACTS) ids of 64
+/// characters is about 670 KB of JSON.
+pub const CAMPAIGN_BODY_LIMIT: usize = 1024 * 1024;
 
 fn yes() -> bool {
     true
 }
 
-/// The body of `POST /v1/campaigns`.
+/// The body of `POST /v1/campaigns`: `division_ids` (+ `filters`) or `contact_ids`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignBody {
-    pub division_ids: Vec<DivisionId>,
     #[serde(default)]
-    pub filters: Filters,
+    pub division_ids: Option<Vec<DivisionId>>,
+    #[serde(default)]
+    pub filters: Option<Filters>,
+    /// A hand-picked selection, instead of divisions and filters.
+    #[serde(default)]
+    pub contact_ids: Option<Vec<ContactId>>,
     #[serde(default = "yes")]
     pub limit_to_uninvited: bool,
     pub template_id: TemplateId,
     #[serde(default)]
     pub email_from: Option<String>,
+}
+
+impl CampaignBody {
+    /// Whom the send goes to: one form or the other.
+    fn recipients(&mut self) -> Result<Recipients, ApiError> {
+        match (
+            self.contact_ids.take(),
+            self.division_ids.take(),
+            self.filters.take(),
+        ) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(ApiError::Unprocessable(
+                "name either contact_ids (a hand-picked selection) or division_ids with \
+                 optional filters, not both"
+                    .into(),
+            )),
+            (Some(ids), None, None) => Ok(Recipients::Contacts(
+                PickedContacts::parse(ids).map_err(|e| ApiError::Unprocessable(e.to_string()))?,
+            )),
+            (None, Some(division_ids), filters) => Ok(Recipients::Divisions {
+                division_ids,
+                filters: filters.unwrap_or_default(),
+            }),
+            (None, None, _) => Err(ApiError::Unprocessable(
+                "name the recipients: division_ids (with optional filters), or contact_ids \
+                 (a hand-picked selection)"
+                    .into(),
+            )),
+        }
+    }
 }
 
 /// The body of `POST /v1/invitations/individual`.
@@ -94,6 +137,19 @@ pub struct CampaignView {
     /// For a recurring run's campaign: the setting and the local day it ran for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recurring: Option<portal_core::domain::RecurringRun>,
+    /// For a hand-picked campaign: `{"kind": "contacts", "contacts": N}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionView>,
+}
+
+/// How a hand-picked campaign chose its recipients, for a UI to say "hand-picked (N
+/// contacts)".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SelectionView {
+    /// Always `contacts`: the contacts were picked one by one (`contact_ids`).
+    pub kind: &'static str,
+    /// How many distinct contacts were picked.
+    pub contacts: u32,
 }
 
 /// A campaign's invitations per category, with `success_rate = registered / (total −
@@ -135,6 +191,10 @@ impl From<Campaign> for CampaignView {
             sends: c.sends,
             pause_reason: c.pause_reason,
             recurring: c.recurring,
+            selection: c.selection.map(|p| SelectionView {
+                kind: "contacts",
+                contacts: p.contacts,
+            }),
         }
     }
 }
@@ -179,13 +239,16 @@ pub async fn create(
     caller: Authorized<perm::InvitationsSend>,
     State(state): State<AppState>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<CampaignBody>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    // `ApiJson`, with this route's own limit in the 413's detail.
+    require_json(&headers)?;
+    let body = body.map_err(|r| body_rejection(r, &describe_limit(CAMPAIGN_BODY_LIMIT)))?;
+    let mut body: CampaignBody = serde_json::from_slice(&body).map_err(|e| json_error(None, &e))?;
     let sending = sending(&state)?;
     let key = idempotency_key(&headers)?;
     let request = StartCampaign {
-        division_ids: body.division_ids,
-        filters: body.filters,
+        recipients: body.recipients()?,
         limit_to_uninvited: body.limit_to_uninvited,
         template_id: body.template_id,
         email_from: email_from(body.email_from)?,
@@ -306,6 +369,7 @@ pub(crate) fn error_response(e: CampaignError, now: OffsetDateTime) -> ApiError 
             ref campaign_id, ..
         } => not_queued(&e, campaign_id.clone(), "; the invitation is marked failed"),
         CampaignError::Invalid(_)
+        | CampaignError::UnknownContacts { .. }
         | CampaignError::TemplateMissing(_)
         | CampaignError::WrongTemplateKind { .. }
         | CampaignError::IdempotencyMismatch

@@ -102,6 +102,9 @@ refuse_all! {
         fn count_contacts(&TenantId, &ContactQuery) -> Counts;
         fn list_contacts(&TenantId, &ListQuery) -> Page<ContactRecord>;
         fn get_contact(&TenantId, &ContactId) -> Option<ContactRecord>;
+        fn get_contacts(&TenantId, &[ContactId]) -> Vec<ContactRecord>;
+        fn locate_contacts(&TenantId, &[ContactId])
+            -> std::collections::HashMap<ContactId, DivisionId>;
     }
     ContactStateStore {
         fn set_portal_status(&TenantId, &ContactId, PortalStatus) -> bool;
@@ -115,6 +118,10 @@ refuse_all! {
     CampaignStore {
         fn create_campaign(&TenantId, &Campaign, Option<&Idempotency>, OffsetDateTime)
             -> CreateOutcome;
+        fn create_selection_campaign(
+            &TenantId, &Campaign, &[ContactId], Option<&Idempotency>, OffsetDateTime
+        ) -> CreateOutcome;
+        fn selection_ids(&TenantId, &CampaignId, u32, u32) -> Vec<ContactId>;
         fn get_campaign(&TenantId, &CampaignId) -> Option<Campaign>;
         fn update_campaign_status(
             &TenantId, &CampaignId, CampaignStatus, CampaignStatus, Option<String>

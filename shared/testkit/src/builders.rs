@@ -258,6 +258,7 @@ pub struct CampaignBuilder {
     email_from: String,
     created_by: String,
     recurring: Option<portal_core::domain::RecurringRun>,
+    selection: Option<portal_core::domain::HandPicked>,
 }
 
 impl CampaignBuilder {
@@ -273,6 +274,7 @@ impl CampaignBuilder {
             email_from: "hoa@example.org".into(),
             created_by: "manager-1".into(),
             recurring: None,
+            selection: None,
         }
     }
 
@@ -327,6 +329,14 @@ impl CampaignBuilder {
         self
     }
 
+    /// Makes it a hand-picked campaign of `contacts` contacts (record it with
+    /// `create_selection_campaign` and that many ids); no filters.
+    pub fn hand_picked(mut self, contacts: u32) -> Self {
+        self.selection = Some(portal_core::domain::HandPicked { contacts });
+        self.filters = Filters::default();
+        self
+    }
+
     pub fn build(self) -> Campaign {
         Campaign {
             campaign_id: CampaignId::generate(self.at),
@@ -352,6 +362,7 @@ impl CampaignBuilder {
             sends: Default::default(),
             pause_reason: None,
             recurring: self.recurring,
+            selection: self.selection,
         }
     }
 }

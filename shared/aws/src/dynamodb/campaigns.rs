@@ -4,10 +4,11 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | campaign | `T#{t}#CMP#{campaign}` | `CMP` | `trigger`, `status`, `divs` (list), `filters` (JSON), `uninv`, `tpl`, `from`, `at`, `by`, `targeted`, `sk_acc`, `sk_held`, `sk_sup`, `sk_noemail`, `n_{category}` (8), `snd_{send state}` (3) (N), `why`?, `rec`? (a recurring run's setting, local date and rule, JSON) |
+//! | campaign | `T#{t}#CMP#{campaign}` | `CMP` | `trigger`, `status`, `divs` (list), `filters` (JSON), `uninv`, `tpl`, `from`, `at`, `by`, `targeted`, `sk_acc`, `sk_held`, `sk_sup`, `sk_noemail`, `n_{category}` (8), `snd_{send state}` (3) (N), `why`?, `rec`? (a recurring run's setting, local date and rule, JSON), `picked`? (N: a hand-picked campaign's number of contacts) |
 //! | invitation | `T#{t}#CMP#{campaign}` | `INV#{contact}` | `email`, `name`, `acc_no`, `q` (the three lowercased, for search), `tok` (B, SHA-256 of the token), `exp`, `cat`, `snd`, `sup` (Bool), `why`?, `at`, `token_used_at`? (set by `register`), `gsi1pk` = `TOK#{hex of tok}`, `gsi1sk` = `T#{t}` (the token index, see `registration`) |
 //! | division's campaign | `T#{t}#DCMP#{division}` | `{campaign}` | — (lists a division's campaigns; ids begin with their creation time, so sk order is age) |
 //! | idempotency key | `T#{t}#IDEM#{hex SHA-256 of the key}` | `IDEM` | `cmp`, `body` (B, SHA-256 of the body) |
+//! | selection chunk | `T#{t}#SEL#{campaign}` | `{chunk:04}` | `ids` (list of up to [`SELECTION_CHUNK`] contact ids, in the order picked) |
 //!
 //! A campaign and its invitations share a partition, so "every invitation of a campaign"
 //! (statistics, resuming a delivery) is one Query in contact order, and `INV#` sorts after
@@ -29,6 +30,15 @@
 //! (its old item holds the first body's hash: same → `Existing`, other → mismatch), a
 //! division (no old item → missing; else its `last_bulk_sent_at` + 24h is `retry_after`).
 //! A `TransactionConflict` (a concurrent transaction on the same items) is retried.
+//!
+//! A hand-picked campaign (`create_selection_campaign`) is the same transaction with no
+//! division Update — its divisions are neither checked nor locked — and, after the items
+//! above, a Put per chunk of its contact ids: at most 10,000 ids / [`SELECTION_CHUNK`] = 20
+//! chunks, so 2 + 49 + 20 = 71 items. The ids do not go in the campaign item, which every
+//! fan-out and delivery step reads: 10,000 ids of up to 64 characters would be ~670 KB, over
+//! DynamoDB's 400 KB item limit, while a chunk is at most ~35 KB and a fan-out page of up to
+//! 500 ids reads one or two chunks. Recorded in the campaign's own transaction, a selection
+//! exists exactly when its campaign does: a replay or a killed fan-out always finds it.
 //!
 //! # Claiming contacts
 //!
@@ -84,13 +94,16 @@ use super::ops::{self, cancellation, CONDITION_FAILED};
 use super::DynamoStore;
 use portal_core::domain::{
     Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionId, Email, Filters,
-    Invitation, InvitationCategory, InvitationFact, InvitationState, PortalStatus, SendCounts,
-    SendState, Skipped, TenantId, Trigger, HOLD_WINDOW, MAX_CAMPAIGN_DIVISIONS,
+    HandPicked, Invitation, InvitationCategory, InvitationFact, InvitationState, PortalStatus,
+    SendCounts, SendState, Skipped, TenantId, Trigger, HOLD_WINDOW, MAX_CAMPAIGN_DIVISIONS,
 };
 use portal_core::ports::{
-    CampaignStore, Claim, ClaimResult, CreateOutcome, FactResult, Idempotency, InvitationFilter,
-    Page, Recount, StoreError, MAX_CLAIMS,
+    check_selection, CampaignStore, Claim, ClaimResult, CreateOutcome, FactResult, Idempotency,
+    InvitationFilter, Page, Recount, StoreError, MAX_CLAIMS,
 };
+
+/// Contact ids per selection chunk item (see the module docs).
+pub(super) const SELECTION_CHUNK: usize = 500;
 
 /// Claims per TransactWriteItems: two items each plus the campaign's counters, 99 items
 /// per transaction.
@@ -119,6 +132,10 @@ const SK_NO_EMAIL: &str = "sk_noemail";
 pub(super) const REASON: &str = "why";
 /// A recurring run's campaign: its `RecurringRun` as JSON (setting, local date, rule).
 const RECURRING: &str = "rec";
+/// A hand-picked campaign: how many contacts it names.
+const PICKED: &str = "picked";
+// Selection chunk item.
+const SELECTION_IDS: &str = "ids";
 // Invitation item.
 pub(super) const EMAIL: &str = "email";
 const CONTACT_NAME: &str = "name";
@@ -240,6 +257,9 @@ fn encode_campaign(t: &TenantId, c: &Campaign) -> Result<Item, StoreError> {
         let run = serde_json::to_string(run).map_err(|e| StoreError::backend("encode item", e))?;
         put(RECURRING, s(run));
     }
+    if let Some(picked) = c.selection {
+        put(PICKED, num(u64::from(picked.contacts)));
+    }
     Ok(item)
 }
 
@@ -288,7 +308,52 @@ pub(super) fn decode_campaign(item: &Item) -> Result<Campaign, StoreError> {
         recurring: get_str(item, RECURRING)
             .map(|r| serde_json::from_str(r).map_err(|_| malformed(RECURRING)))
             .transpose()?,
+        selection: match item.get(PICKED) {
+            None => None,
+            Some(_) => Some(HandPicked {
+                contacts: u32::try_from(get_num(item, PICKED)?).map_err(|_| malformed(PICKED))?,
+            }),
+        },
     })
+}
+
+/// The chunk items of a selection, in order.
+fn encode_selection<'a>(
+    t: &TenantId,
+    campaign: &CampaignId,
+    ids: &'a [ContactId],
+) -> impl Iterator<Item = Item> + 'a {
+    let pk = keys::selection_pk(t, campaign);
+    ids.chunks(SELECTION_CHUNK)
+        .enumerate()
+        .map(move |(n, chunk)| {
+            let mut item = items::key(pk.clone(), keys::selection_sk(n));
+            item.insert(SELECTION_IDS.into(), items::contact_list(chunk));
+            item
+        })
+}
+
+/// The number of a selection chunk, from its sort key.
+fn selection_chunk_no(item: &Item) -> Result<usize, StoreError> {
+    req_str(item, items::SK)?
+        .parse()
+        .map_err(|_| malformed("selection chunk key"))
+}
+
+/// The ids of a selection chunk.
+fn decode_selection_chunk(item: &Item) -> Result<Vec<ContactId>, StoreError> {
+    match item.get(SELECTION_IDS) {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|v| match v {
+                AttributeValue::S(id) => {
+                    ContactId::parse(id.as_str()).map_err(|_| malformed(SELECTION_IDS))
+                }
+                _ => Err(malformed(SELECTION_IDS)),
+            })
+            .collect(),
+        _ => Err(malformed(SELECTION_IDS)),
+    }
 }
 
 fn encode_invitation(t: &TenantId, inv: &Invitation) -> Result<Item, StoreError> {
@@ -636,15 +701,19 @@ fn classify_held(old: &Item, now: OffsetDateTime) -> Result<ClaimResult, StoreEr
     })
 }
 
-#[async_trait]
-impl CampaignStore for DynamoStore {
-    async fn create_campaign(
+impl DynamoStore {
+    /// `create_campaign` and `create_selection_campaign` (see the module docs): `selection`
+    /// is empty but for a hand-picked campaign.
+    async fn create(
         &self,
         tenant: &TenantId,
         campaign: &Campaign,
+        selection: &[ContactId],
         idempotency: Option<&Idempotency>,
         now: OffsetDateTime,
     ) -> Result<CreateOutcome, StoreError> {
+        check_selection(campaign, selection)
+            .map_err(|e| StoreError::backend("TransactWriteItems", e))?;
         let mut listed = campaign.division_ids.clone();
         listed.sort();
         listed.dedup();
@@ -654,8 +723,8 @@ impl CampaignStore for DynamoStore {
                 TooMany("a campaign touches more than MAX_CAMPAIGN_DIVISIONS divisions"),
             ));
         }
-        // Only a bulk send locks its divisions; every campaign is listed under each of them.
-        let divisions = if campaign.trigger == Trigger::Manual {
+        // Only a bulk send over divisions locks them; every campaign is listed under each.
+        let divisions = if campaign.locks_divisions() {
             listed.clone()
         } else {
             Vec::new()
@@ -704,6 +773,9 @@ impl CampaignStore for DynamoStore {
                     campaign.campaign_id.as_str(),
                 ))?);
             }
+            for chunk in encode_selection(tenant, &campaign.campaign_id, selection) {
+                request = request.transact_items(self.put(chunk)?);
+            }
             let sent = {
                 let _one_at_a_time = self.transaction_guard().await;
                 request.send().await
@@ -724,6 +796,72 @@ impl CampaignStore for DynamoStore {
             "TransactWriteItems",
             Cancelled("campaign creation kept conflicting".into()),
         ))
+    }
+}
+
+#[async_trait]
+impl CampaignStore for DynamoStore {
+    async fn create_campaign(
+        &self,
+        tenant: &TenantId,
+        campaign: &Campaign,
+        idempotency: Option<&Idempotency>,
+        now: OffsetDateTime,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.create(tenant, campaign, &[], idempotency, now).await
+    }
+
+    async fn create_selection_campaign(
+        &self,
+        tenant: &TenantId,
+        campaign: &Campaign,
+        contacts: &[ContactId],
+        idempotency: Option<&Idempotency>,
+        now: OffsetDateTime,
+    ) -> Result<CreateOutcome, StoreError> {
+        self.create(tenant, campaign, contacts, idempotency, now)
+            .await
+    }
+
+    async fn selection_ids(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<ContactId>, StoreError> {
+        let (offset, limit) = (offset as usize, (limit as usize).min(MAX_CLAIMS));
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (first, last) = (
+            offset / SELECTION_CHUNK,
+            (offset + limit - 1) / SELECTION_CHUNK,
+        );
+        let pk = keys::selection_pk(tenant, campaign);
+        let mut chunks: HashMap<usize, Item> = batch::get_all(
+            &self.client,
+            &self.table,
+            (first..=last)
+                .map(|n| items::key(pk.clone(), keys::selection_sk(n)))
+                .collect(),
+            None,
+        )
+        .await?
+        .into_iter()
+        .map(|item| Ok((selection_chunk_no(&item)?, item)))
+        .collect::<Result<_, StoreError>>()?;
+        let mut ids = Vec::with_capacity(limit + SELECTION_CHUNK);
+        // A missing chunk is the end of the selection: never read past one.
+        for n in first..=last {
+            let Some(item) = chunks.remove(&n) else { break };
+            ids.extend(decode_selection_chunk(&item)?);
+        }
+        Ok(ids
+            .into_iter()
+            .skip(offset - first * SELECTION_CHUNK)
+            .take(limit)
+            .collect())
     }
 
     async fn get_campaign(

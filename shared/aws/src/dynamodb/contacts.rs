@@ -1,6 +1,6 @@
 //! Counts, lists, contact lookups and the system-kept state of a contact.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, TransactWriteItem, Update};
@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use super::items::{self, s, Item, Merger};
 use super::keys::{self, SHARDS};
-use super::ops;
+use super::{batch, ops};
 use super::{values, DynamoStore};
 use portal_core::domain::{
     classify, ContactId, ContactRecord, Counts, DivisionId, Group, PortalStatus, TenantId,
@@ -316,6 +316,73 @@ impl ContactStore for DynamoStore {
             found = merger.push(item)?.or(found);
         }
         Ok(merger.finish().or(found))
+    }
+
+    async fn get_contacts(
+        &self,
+        tenant: &TenantId,
+        ids: &[ContactId],
+    ) -> Result<Vec<ContactRecord>, StoreError> {
+        let located = self.locate_contacts(tenant, ids).await?;
+        // Each contact's sync and state items, strongly consistent (the state is what the
+        // 24-hour rule reads).
+        let keys: Vec<Item> = located
+            .iter()
+            .flat_map(|(id, division)| {
+                let pk = keys::partition_pk(tenant, division, keys::shard_of(id));
+                [
+                    items::key(pk.clone(), keys::contact_sk(id)),
+                    items::key(pk, keys::state_sk(id)),
+                ]
+            })
+            .collect();
+        let mut by_key: HashMap<(String, String), Item> = HashMap::with_capacity(keys.len());
+        for item in batch::get_all(&self.client, &self.table, keys, None).await? {
+            let key = (
+                items::req_str(&item, items::PK)?.to_owned(),
+                items::req_str(&item, items::SK)?.to_owned(),
+            );
+            by_key.insert(key, item);
+        }
+        let mut found = Vec::with_capacity(located.len());
+        for (id, division) in located {
+            let pk = keys::partition_pk(tenant, &division, keys::shard_of(&id));
+            // No sync item: deleted (or moved) since its locator was read.
+            let Some(sync) = by_key.remove(&(pk.clone(), keys::contact_sk(&id))) else {
+                continue;
+            };
+            let mut merger = Merger::new(division);
+            let mut record = merger.push(&sync)?;
+            if let Some(state) = by_key.remove(&(pk, keys::state_sk(&id))) {
+                record = merger.push(&state)?.or(record);
+            }
+            if let Some(c) = merger.finish().or(record) {
+                found.push(c);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn locate_contacts(
+        &self,
+        tenant: &TenantId,
+        ids: &[ContactId],
+    ) -> Result<HashMap<ContactId, DivisionId>, StoreError> {
+        let mut seen = HashSet::with_capacity(ids.len());
+        let keys: Vec<Item> = ids
+            .iter()
+            .filter(|id| seen.insert(*id))
+            .map(|id| items::key(keys::locator_pk(tenant, id), keys::LOCATOR_SK))
+            .collect();
+        let mut located = HashMap::with_capacity(keys.len());
+        for loc in batch::get_all(&self.client, &self.table, keys, None).await? {
+            let pk = items::req_str(&loc, items::PK)?;
+            let id = keys::contact_of_locator_pk(tenant, pk)
+                .and_then(|id| ContactId::parse(id).ok())
+                .ok_or_else(|| items::malformed("contact locator key"))?;
+            located.insert(id, items::division_id(&loc, items::DIVISION)?);
+        }
+        Ok(located)
     }
 }
 

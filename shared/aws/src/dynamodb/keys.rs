@@ -171,6 +171,17 @@ pub(super) fn invitation_sk(c: &ContactId) -> String {
     format!("{INVITATION_SK_PREFIX}{c}")
 }
 
+/// Partition of a hand-picked campaign's selection: its contact ids in chunks, the sort key
+/// the chunk's number ([`selection_sk`]).
+pub(super) fn selection_pk(t: &TenantId, c: &CampaignId) -> String {
+    format!("T#{t}#SEL#{c}")
+}
+
+/// Sort key of chunk `n` of a selection: fixed width, so key order is chunk order.
+pub(super) fn selection_sk(n: usize) -> String {
+    format!("{n:04}")
+}
+
 /// Partition listing a division's campaigns (one item per campaign, sk = campaign id).
 pub(super) fn division_campaigns_pk(t: &TenantId, d: &DivisionId) -> String {
     format!("T#{t}#DCMP#{d}")

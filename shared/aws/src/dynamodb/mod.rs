@@ -30,7 +30,7 @@
 //! | contact sync item | `T#{t}#D#{division}#S#{shard:02}` | `C#{contact}` | `acc`, `name`, `email`?, `phone`, `billing`, and the account's `acc_no`, `acc_name`, `class`, `bill_group`, `source`, `site_source`, `active`, `balance` (N), `autopay`, `pkey` (copy of the account's key) |
 //! | contact state item | same as its sync item | `C#{contact}#ST` | `status`?, `invited_at`?, `n_inv`? (N: `invitations_sent`, added to by each claim), `last_login`?, `other_emails`? (string set) |
 //! | suppression | `T#{t}#SUP` | `E#{lowercased email}` | `reason`, `at` |
-//! | campaign, invitation, division's campaign, idempotency key | `T#{t}#CMP#{campaign}`, `T#{t}#DCMP#{division}`, `T#{t}#IDEM#{hash}` | `CMP`, `INV#{contact}`, `{campaign}`, `IDEM` | see `campaigns` (the 24-hour rules as transactions) |
+//! | campaign, invitation, division's campaign, idempotency key, selection chunk | `T#{t}#CMP#{campaign}`, `T#{t}#DCMP#{division}`, `T#{t}#IDEM#{hash}`, `T#{t}#SEL#{campaign}` | `CMP`, `INV#{contact}`, `{campaign}`, `IDEM`, `{chunk:04}` | see `campaigns` (the 24-hour rules as transactions) |
 //! | template | `T#{t}` | `TPL#{template}` | `name`, `subject`, `html`, `text` (raw), `kind` (see `templates`) |
 //! | login | `T#{t}#LOGIN#{normalized email}` | `LOGIN` | `email`, `name`, `cids`/`aids` (string sets), `via`, `confirmed`, `provisioned`, `at` (see `registration`) |
 //! | confirmation link | `T#{t}#CONF#{hex SHA-256 of the token}` | `CONF` | `login`, `exp`, `used`, `ttl` |
@@ -75,10 +75,14 @@
 //! | `count_contacts` | Query the suppression partition; Query every (division, shard) partition in parallel |
 //! | `list_contacts` | Query the suppression partition (only for the groups it decides: eligible, held, suppressed); Query (division, shard) partitions in order from the cursor |
 //! | `get_contact` | GetItem locator, Query `sk BETWEEN C#{id} AND C#{id}#ST` |
+//! | `get_contacts` | BatchGetItem the locators, then the sync and state items of the contacts found |
+//! | `locate_contacts` | BatchGetItem the locators (100 per call, 8 calls at once) |
 //! | `set_portal_status`, `record_invited` | GetItem locator, TransactWriteItems (ConditionCheck sync item exists + Update state item) |
 //! | `suppress` | PutItem `attribute_not_exists(pk)` (the first reason is kept) |
 //! | `is_suppressed` | GetItem |
-//! | `create_campaign` | one TransactWriteItems: Update each division (manual sends) under the 24-hour condition, Put campaign, Put idempotency key, Put the campaign into each division's list |
+//! | `create_campaign` | one TransactWriteItems: Update each division (manual sends over divisions) under the 24-hour condition, Put campaign, Put idempotency key, Put the campaign into each division's list |
+//! | `create_selection_campaign` | the same TransactWriteItems without any division Update, plus a Put per chunk of 500 contact ids (at most 20) |
+//! | `selection_ids` | BatchGetItem of the one or two chunks a page spans |
 //! | `claim_contacts` | BatchGetItem locators; TransactWriteItems of 49 claims (Update state item under the 24-hour condition, `ADD n_inv 1` in the same Update + Put invitation) and the campaign's counters, failed claims dropped and the rest retried |
 //! | `apply_facts` | GetItem (one contact) or BatchGetItem (several) of the invitations; one TransactWriteItems of the changed ones only (each conditioned on the state read, its address's suppression, the campaign's counters); a cancelled one is read again and retried |
 //! | `list_invitations` | Query the campaign's partition from the cursor (FilterExpression on category and search) until `limit + 1` match |

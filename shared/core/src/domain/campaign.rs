@@ -17,12 +17,17 @@ use serde::{Deserialize, Deserializer, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use super::{CategoryCounts, DivisionId, DomainError, Email, Filters, SendCounts};
+use super::{CategoryCounts, ContactId, DivisionId, DomainError, Email, Filters, SendCounts};
 
 /// Most divisions one campaign may touch: a campaign, its division locks and its entries in
 /// the divisions' campaign lists are written in one DynamoDB transaction (≤ 100 items: the
 /// campaign, its idempotency key, and two per division).
 pub const MAX_CAMPAIGN_DIVISIONS: usize = 49;
+
+/// Most contacts one hand-picked campaign may name (`POST /v1/campaigns` with `contact_ids`).
+/// Its ids are stored beside the campaign in the same write as it (in chunks on DynamoDB),
+/// and the fan-out pages through them like it pages through a division.
+pub const MAX_SELECTED_CONTACTS: usize = 10_000;
 
 /// A campaign id: 12 hex digits of the creation time in milliseconds, then 20 hex digits
 /// (80 bits) of randomness — 32 lowercase hex characters. Ids made later sort later, so a
@@ -59,7 +64,8 @@ impl<'de> Deserialize<'de> for CampaignId {
     }
 }
 
-/// What started a campaign. Only a manual (bulk) send takes the divisions' 24-hour lock.
+/// What started a campaign. Only a manual bulk send over divisions takes the divisions'
+/// 24-hour lock ([`Campaign::locks_divisions`]); a hand-picked one is manual too, but does not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
@@ -221,6 +227,29 @@ pub struct Campaign {
     /// fan-out reminds ([`super::ReminderRule::targets`]). `None` for every other trigger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recurring: Option<RecurringRun>,
+    /// A hand-picked campaign: the contacts a manager ticked, instead of the contacts of
+    /// `division_ids` passing `filters` (then `division_ids` are the divisions the picked
+    /// contacts were in, and `filters` are empty). `None` for every other campaign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<HandPicked>,
+}
+
+impl Campaign {
+    /// Whether recording this campaign checks and takes its divisions' 24-hour lock: a
+    /// manual send over divisions does; a hand-picked selection, an individual invite and a
+    /// recurring run do not (the contacts' own 24-hour rule still holds for every one).
+    pub fn locks_divisions(&self) -> bool {
+        self.trigger == Trigger::Manual && self.selection.is_none()
+    }
+}
+
+/// What makes a campaign hand-picked: how many distinct contacts were picked. The ids
+/// themselves are stored beside the campaign, in the order they were picked
+/// (`CampaignStore::selection_ids`); the campaign item stays small whatever their number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandPicked {
+    /// 1 to [`MAX_SELECTED_CONTACTS`].
+    pub contacts: u32,
 }
 
 /// What makes a campaign a recurring run.
@@ -230,6 +259,58 @@ pub struct RecurringRun {
     /// The local day the run is for (`YYYY-MM-DD` in the setting's time zone).
     pub local_date: String,
     pub rule: super::ReminderRule,
+}
+
+/// The contacts of a hand-picked campaign, parsed: 1 to [`MAX_SELECTED_CONTACTS`] distinct
+/// ids, in the order they were first given (a repeated id is dropped, not refused: ticking a
+/// row twice in two lists is not an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PickedContacts(Vec<ContactId>);
+
+impl PickedContacts {
+    pub fn parse(ids: Vec<ContactId>) -> Result<Self, DomainError> {
+        let invalid = |reason: String| DomainError::InvalidField {
+            field: "contact_ids",
+            reason,
+        };
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        let mut distinct = Vec::with_capacity(ids.len().min(MAX_SELECTED_CONTACTS));
+        for id in ids {
+            if !seen.contains(&id) {
+                seen.insert(id.clone());
+                distinct.push(id);
+            }
+        }
+        if distinct.is_empty() {
+            return Err(invalid("name at least one contact".into()));
+        }
+        if distinct.len() > MAX_SELECTED_CONTACTS {
+            return Err(invalid(format!(
+                "at most {MAX_SELECTED_CONTACTS} distinct contacts per campaign, got {}; \
+                 split the selection into several campaigns",
+                distinct.len()
+            )));
+        }
+        Ok(Self(distinct))
+    }
+
+    pub fn as_slice(&self) -> &[ContactId] {
+        &self.0
+    }
+
+    /// The first contact picked: its division's address is the default sender.
+    pub fn first(&self) -> &ContactId {
+        // `parse` refuses an empty list.
+        &self.0[0]
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// A registration token: 128 random bits as URL-safe base64 (22 characters). Only its
@@ -349,6 +430,61 @@ mod tests {
             let (i1, i2) = (CampaignId::generate(t1), CampaignId::generate(t2));
             prop_assert_eq!(CampaignId::parse(i1.as_str()).unwrap(), i1.clone());
             prop_assert!(i1 < i2);
+        }
+    }
+
+    #[test]
+    fn picked_contacts_drop_repeats_keep_their_order_and_are_one_to_ten_thousand() {
+        let ids = |v: &[&str]| -> Vec<ContactId> {
+            v.iter().map(|s| ContactId::parse(*s).unwrap()).collect()
+        };
+        let p = PickedContacts::parse(ids(&["b", "a", "b", "c", "a"])).unwrap();
+        assert_eq!(p.as_slice(), ids(&["b", "a", "c"]).as_slice());
+        assert_eq!(p.first().as_str(), "b");
+        assert!(PickedContacts::parse(vec![]).is_err());
+        let many: Vec<ContactId> = (0..=MAX_SELECTED_CONTACTS)
+            .map(|i| ContactId::parse(format!("c{i}")).unwrap())
+            .collect();
+        let err = PickedContacts::parse(many.clone()).unwrap_err().to_string();
+        assert!(err.contains("at most 10000"), "{err}");
+        assert_eq!(
+            PickedContacts::parse(many[..MAX_SELECTED_CONTACTS].to_vec())
+                .unwrap()
+                .len(),
+            MAX_SELECTED_CONTACTS
+        );
+        // Repeats do not count towards the limit.
+        let mut repeated = many[..MAX_SELECTED_CONTACTS].to_vec();
+        repeated.push(many[0].clone());
+        assert!(PickedContacts::parse(repeated).is_ok());
+    }
+
+    #[test]
+    fn only_a_manual_send_over_divisions_locks_them() {
+        let campaign = |trigger, selection| Campaign {
+            campaign_id: CampaignId::generate(datetime!(2026-01-01 0:00 UTC)),
+            trigger,
+            status: CampaignStatus::Queued,
+            division_ids: vec![DivisionId::parse("d1").unwrap()],
+            filters: Filters::default(),
+            limit_to_uninvited: true,
+            template_id: "welcome".into(),
+            email_from: Email::parse("hoa@example.org").unwrap(),
+            created_at: datetime!(2026-01-01 0:00 UTC),
+            created_by: "m".into(),
+            targeted: 0,
+            skipped: Skipped::default(),
+            categories: CategoryCounts::default(),
+            sends: SendCounts::default(),
+            pause_reason: None,
+            recurring: None,
+            selection,
+        };
+        let picked = Some(HandPicked { contacts: 3 });
+        assert!(campaign(Trigger::Manual, None).locks_divisions());
+        assert!(!campaign(Trigger::Manual, picked).locks_divisions());
+        for t in [Trigger::Individual, Trigger::Recurring, Trigger::PortalKey] {
+            assert!(!campaign(t, None).locks_divisions());
         }
     }
 

@@ -19,8 +19,9 @@ pub mod unsubscribe;
 
 pub use account::{Account, ContactInput, ContactRecord, Division, DivisionInput, PortalStatus};
 pub use campaign::{
-    hash_token, Campaign, CampaignEvent, CampaignId, CampaignStatus, InvalidTransition,
-    RecurringRun, RegistrationToken, Skipped, Trigger, MAX_CAMPAIGN_DIVISIONS,
+    hash_token, Campaign, CampaignEvent, CampaignId, CampaignStatus, HandPicked, InvalidTransition,
+    PickedContacts, RecurringRun, RegistrationToken, Skipped, Trigger, MAX_CAMPAIGN_DIVISIONS,
+    MAX_SELECTED_CONTACTS,
 };
 pub use counts::{classify, Counts, Group, SendOutcome, HOLD_WINDOW};
 pub use email::Email;

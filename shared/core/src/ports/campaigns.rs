@@ -4,10 +4,13 @@
 //!
 //! # The two 24-hour rules
 //!
-//! - **Division lock** (manual sends only): [`CampaignStore::create_campaign`] checks, for
-//!   every division of the campaign, that its `last_bulk_sent_at` is absent or at least
+//! - **Division lock** (manual sends over divisions only, see
+//!   [`Campaign::locks_divisions`]): [`CampaignStore::create_campaign`] checks, for every
+//!   division of the campaign, that its `last_bulk_sent_at` is absent or at least
 //!   [`HOLD_WINDOW`](crate::domain::HOLD_WINDOW) old, sets it to `now`, and records the
-//!   campaign — all or nothing. A held division writes nothing.
+//!   campaign — all or nothing. A held division writes nothing. A hand-picked campaign
+//!   ([`CampaignStore::create_selection_campaign`]) neither checks nor sets it: a later bulk
+//!   send of its divisions is not held by it, and it is not held by an earlier one.
 //! - **Contact claim** (every path: bulk, individual, recurring): [`CampaignStore::claim_contacts`]
 //!   checks, per contact, that it exists, is not accepted and was last invited at least 24
 //!   hours ago, then sets `last_invited_at = now`, makes it `pending`, and records its
@@ -160,8 +163,8 @@ pub const MAX_CLAIMS: usize = 500;
 
 #[async_trait]
 pub trait CampaignStore: Send + Sync {
-    /// Records `campaign` atomically with its divisions' lock (when its trigger is
-    /// [`Trigger::Manual`](crate::domain::Trigger::Manual)) and its idempotency key. See
+    /// Records `campaign` atomically with its divisions' lock (when
+    /// [`Campaign::locks_divisions`]) and its idempotency key. See
     /// [`CreateOutcome`]; nothing is written unless the answer is `Created`. A replayed key
     /// is answered before any division is checked (the division is, after all, held by the
     /// campaign the key made). The campaign has at most
@@ -173,6 +176,36 @@ pub trait CampaignStore: Send + Sync {
         idempotency: Option<&Idempotency>,
         now: OffsetDateTime,
     ) -> Result<CreateOutcome, StoreError>;
+
+    /// Records a hand-picked campaign (`campaign.selection` is `Some`) with the ids of its
+    /// contacts, all in one all-or-nothing write, so no campaign is ever seen without its
+    /// selection. Otherwise as [`CampaignStore::create_campaign`], except that no division's
+    /// lock is checked or taken ([`Campaign::locks_divisions`] is false) and its divisions
+    /// are not checked for existence (the caller located the contacts in them). `contacts`
+    /// are distinct, in the order they were picked, as many as `campaign.selection` counts
+    /// (at most [`MAX_SELECTED_CONTACTS`](crate::domain::MAX_SELECTED_CONTACTS)); the
+    /// campaign has at most
+    /// [`MAX_CAMPAIGN_DIVISIONS`](crate::domain::MAX_CAMPAIGN_DIVISIONS) distinct divisions.
+    async fn create_selection_campaign(
+        &self,
+        tenant: &TenantId,
+        campaign: &Campaign,
+        contacts: &[ContactId],
+        idempotency: Option<&Idempotency>,
+        now: OffsetDateTime,
+    ) -> Result<CreateOutcome, StoreError>;
+
+    /// Up to `limit` contact ids of a hand-picked campaign's selection from position `offset`
+    /// (0-based), in the order they were recorded; fewer at the end, none past it or for a
+    /// campaign without a selection (or another tenant's). `limit` is at most
+    /// [`MAX_CLAIMS`].
+    async fn selection_ids(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<ContactId>, StoreError>;
 
     async fn get_campaign(
         &self,
@@ -288,6 +321,42 @@ pub trait CampaignStore: Send + Sync {
         campaign: &CampaignId,
         fix: bool,
     ) -> Result<Option<Recount>, StoreError>;
+}
+
+/// A selection that does not agree with its campaign: the caller's bug, which an adapter
+/// refuses before writing anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadSelection(&'static str);
+
+/// What every adapter checks before recording a campaign with `selection`: none for a
+/// campaign that is not hand-picked, else as many distinct ids as `campaign.selection`
+/// counts, 1 to [`MAX_SELECTED_CONTACTS`](crate::domain::MAX_SELECTED_CONTACTS).
+pub fn check_selection(campaign: &Campaign, selection: &[ContactId]) -> Result<(), BadSelection> {
+    match campaign.selection {
+        None if selection.is_empty() => Ok(()),
+        None => Err(BadSelection(
+            "contact ids given for a campaign that is not hand-picked",
+        )),
+        Some(p) if p.contacts as usize != selection.len() => Err(BadSelection(
+            "the selection's count differs from its contact ids",
+        )),
+        Some(_)
+            if selection.is_empty() || selection.len() > crate::domain::MAX_SELECTED_CONTACTS =>
+        {
+            Err(BadSelection(
+                "a selection has 1 to MAX_SELECTED_CONTACTS contacts",
+            ))
+        }
+        Some(_) => {
+            let distinct: std::collections::HashSet<&ContactId> = selection.iter().collect();
+            if distinct.len() == selection.len() {
+                Ok(())
+            } else {
+                Err(BadSelection("a selection names a contact twice"))
+            }
+        }
+    }
 }
 
 /// Cursor of an invitation list: the last contact id returned, opaque to clients.

@@ -18,12 +18,12 @@ pub use bus::{
     EVENT_SOURCE, MAX_MESSAGE_BYTES,
 };
 pub use campaigns::{
-    decode_campaign_cursor, decode_invitation_cursor, encode_campaign_cursor,
-    encode_invitation_cursor,
+    check_selection, ApplyReport, BadSelection, CampaignStore, Claim, ClaimResult, CreateOutcome,
+    FactResult, Idempotency, InvitationFilter, Recount, MAX_CLAIMS,
 };
 pub use campaigns::{
-    ApplyReport, CampaignStore, Claim, ClaimResult, CreateOutcome, FactResult, Idempotency,
-    InvitationFilter, Recount, MAX_CLAIMS,
+    decode_campaign_cursor, decode_invitation_cursor, encode_campaign_cursor,
+    encode_invitation_cursor,
 };
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use mailer::{MailError, Mailer, RawEmail, SentMessage};

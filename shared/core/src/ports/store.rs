@@ -156,6 +156,23 @@ pub trait ContactStore: Send + Sync {
         tenant: &TenantId,
         id: &ContactId,
     ) -> Result<Option<ContactRecord>, StoreError>;
+    /// The contacts among `ids` that exist in the tenant, in no particular order; at most
+    /// [`MAX_PAGE_SIZE`] ids, a repeated id answered once. A hand-picked campaign's fan-out
+    /// reads each page of its selection with this.
+    async fn get_contacts(
+        &self,
+        tenant: &TenantId,
+        ids: &[ContactId],
+    ) -> Result<Vec<ContactRecord>, StoreError>;
+    /// The division of each of `ids` that exists in the tenant (any number of ids; absent
+    /// ones are simply not in the map). How a hand-picked campaign learns, before it is
+    /// recorded, which ids are unknown and which divisions it touches, without reading the
+    /// contacts themselves.
+    async fn locate_contacts(
+        &self,
+        tenant: &TenantId,
+        ids: &[ContactId],
+    ) -> Result<std::collections::HashMap<ContactId, DivisionId>, StoreError>;
 }
 
 /// The system-kept fields of a contact. Issue-3 turns `record_invited` into a conditional claim.

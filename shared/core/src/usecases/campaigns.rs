@@ -25,6 +25,25 @@
 //!   (404, like counts and lists); a key reused with another body →
 //!   [`CampaignError::IdempotencyMismatch`] (422).
 //!
+//! # Hand-picked: [`Recipients::Contacts`]
+//!
+//! Instead of divisions and filters, a bulk send may name 1 to
+//! [`MAX_SELECTED_CONTACTS`](crate::domain::MAX_SELECTED_CONTACTS) contacts (`contact_ids`,
+//! repeats dropped: [`PickedContacts`]). They are located first
+//! ([`ContactStore::locate_contacts`](crate::ports::ContactStore::locate_contacts), one
+//! batched read): ids that are not the tenant's contacts refuse the request
+//! ([`CampaignError::UnknownContacts`], 422 naming up to [`MAX_UNKNOWN_NAMED`]), so nothing is
+//! recorded that could never be sent, and the divisions they are in — in the order of the
+//! first contact picked in each, at most [`MAX_CAMPAIGN_DIVISIONS`] — become the campaign's
+//! `division_ids` (it is listed in each one's history). The default sender is the first
+//! picked contact's division's address. The campaign is recorded with its ids in one write
+//! ([`CampaignStore::create_selection_campaign`](crate::ports::CampaignStore::create_selection_campaign))
+//! and fanned out page by page through them, under every rule of a bulk send (accepted never,
+//! suppressed and no email skipped, the contacts' 24-hour rule) **except the division lock**:
+//! a selection is neither held by a division's recent bulk send nor takes its lock. Its
+//! `Idempotency-Key` hash treats the ids as a set; only which one came first matters, and
+//! only when it picks the sender.
+//!
 //! # Individual: [`send_individual`]
 //!
 //! The contact is classified as a send would ([`classify`], pending contacts included):
@@ -53,9 +72,10 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     classify, hash_token, Campaign, CampaignEvent, CampaignId, CampaignStatus, CategoryCounts,
-    ContactId, ContactRecord, DivisionId, DomainError, Email, Filters, InvalidTransition,
-    Invitation, InvitationFact, InvitationState, SendCounts, SendOutcome, Skipped, TemplateId,
-    TemplateKind, TenantId, Trigger, HOLD_WINDOW, MAX_CAMPAIGN_DIVISIONS,
+    ContactId, ContactRecord, DivisionId, DomainError, Email, Filters, HandPicked,
+    InvalidTransition, Invitation, InvitationFact, InvitationState, PickedContacts, SendCounts,
+    SendOutcome, Skipped, TemplateId, TemplateKind, TenantId, Trigger, HOLD_WINDOW,
+    MAX_CAMPAIGN_DIVISIONS,
 };
 use crate::ports::{
     BusError, Claim, ClaimResult, Clock, CreateOutcome, EventBus, Idempotency, Recipient,
@@ -86,13 +106,28 @@ impl std::fmt::Debug for Sending {
 /// A bulk send as the manager asked for it, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StartCampaign {
-    pub division_ids: Vec<DivisionId>,
-    pub filters: Filters,
+    pub recipients: Recipients,
     pub limit_to_uninvited: bool,
     pub template_id: TemplateId,
-    /// `None`: the first division's address.
+    /// `None`: the first division's address (of the first picked contact's division, for a
+    /// hand-picked campaign).
     pub email_from: Option<Email>,
 }
+
+/// Whom a bulk send goes to: one form or the other, never both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recipients {
+    /// The contacts of these divisions that pass the filters (`division_ids` + `filters`).
+    Divisions {
+        division_ids: Vec<DivisionId>,
+        filters: Filters,
+    },
+    /// These contacts, hand-picked (`contact_ids`).
+    Contacts(PickedContacts),
+}
+
+/// Most unknown contact ids a refusal names (it says how many there were in all).
+pub const MAX_UNKNOWN_NAMED: usize = 10;
 
 /// An individual invite, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +209,21 @@ pub enum CampaignError {
     /// 404: a division or contact that does not exist for the tenant.
     #[error("{kind} {id} does not exist")]
     NotFound { kind: &'static str, id: String },
+    /// 422: some picked contact ids are not contacts of the tenant (unknown, deleted, or
+    /// another tenant's: the answer is the same); nothing was recorded.
+    #[error(
+        "{count} of the contact_ids {} not a contact of this tenant ({}{}); remove {} and send again",
+        if *count == 1 { "is" } else { "are" },
+        named.iter().map(ContactId::as_str).collect::<Vec<_>>().join(", "),
+        if *count > named.len() { format!(" and {} more", count - named.len()) } else { String::new() },
+        if *count == 1 { "it" } else { "them" }
+    )]
+    UnknownContacts {
+        /// How many ids were unknown.
+        count: usize,
+        /// The first of them, in the order given (at most [`MAX_UNKNOWN_NAMED`]).
+        named: Vec<ContactId>,
+    },
     /// 422: the `Idempotency-Key` was used before with another request.
     #[error(
         "this Idempotency-Key was used before with a different request; \
@@ -259,6 +309,18 @@ struct Canonical<'a> {
     email_from: Option<&'a str>,
 }
 
+/// The canonical form of a hand-picked request (version 2: it can never equal a version-1
+/// form). The ids are a set, sorted; the first picked matters only when it picks the sender.
+#[derive(Serialize)]
+struct CanonicalPicked<'a> {
+    v: u8,
+    contact_ids: Vec<&'a ContactId>,
+    sender_contact: Option<&'a ContactId>,
+    limit_to_uninvited: bool,
+    template_id: &'a TemplateId,
+    email_from: Option<&'a str>,
+}
+
 /// SHA-256 of the canonical serialization of a parsed request (see the module docs).
 pub fn request_hash(request: &StartCampaign) -> [u8; 32] {
     let set = |v: &[String]| {
@@ -267,23 +329,40 @@ pub fn request_hash(request: &StartCampaign) -> [u8; 32] {
         v.dedup();
         v
     };
-    let f = &request.filters;
-    let canonical = Canonical {
-        v: 1,
-        division_ids: &request.division_ids,
-        filters: Filters {
-            account_class: set(&f.account_class),
-            bill_group: set(&f.bill_group),
-            account_source: set(&f.account_source),
-            site_source: set(&f.site_source),
-            ..f.clone()
-        },
-        limit_to_uninvited: request.limit_to_uninvited,
-        template_id: &request.template_id,
-        email_from: request.email_from.as_ref().map(Email::as_str),
-    };
-    // A struct of strings, lists and booleans always serializes.
-    let bytes = serde_json::to_vec(&canonical).unwrap_or_default();
+    let email_from = request.email_from.as_ref().map(Email::as_str);
+    // Structs of strings, lists and booleans always serialize.
+    let bytes = match &request.recipients {
+        Recipients::Divisions {
+            division_ids,
+            filters: f,
+        } => serde_json::to_vec(&Canonical {
+            v: 1,
+            division_ids,
+            filters: Filters {
+                account_class: set(&f.account_class),
+                bill_group: set(&f.bill_group),
+                account_source: set(&f.account_source),
+                site_source: set(&f.site_source),
+                ..f.clone()
+            },
+            limit_to_uninvited: request.limit_to_uninvited,
+            template_id: &request.template_id,
+            email_from,
+        }),
+        Recipients::Contacts(picked) => {
+            let mut contact_ids: Vec<&ContactId> = picked.as_slice().iter().collect();
+            contact_ids.sort();
+            serde_json::to_vec(&CanonicalPicked {
+                v: 2,
+                contact_ids,
+                sender_contact: email_from.is_none().then(|| picked.first()),
+                limit_to_uninvited: request.limit_to_uninvited,
+                template_id: &request.template_id,
+                email_from,
+            })
+        }
+    }
+    .unwrap_or_default();
     Sha256::digest(&bytes).into()
 }
 
@@ -341,11 +420,17 @@ pub async fn start_campaign(
     sending: &Sending,
     tenant: &TenantId,
     created_by: &str,
-    request: StartCampaign,
+    mut request: StartCampaign,
     idempotency_key: Option<String>,
 ) -> Result<Started, CampaignError> {
-    check_divisions(&request.division_ids)?;
-    let filters = request.filters.clone().validate()?;
+    if let Recipients::Divisions {
+        division_ids,
+        filters,
+    } = &mut request.recipients
+    {
+        check_divisions(division_ids)?;
+        *filters = std::mem::take(filters).validate()?;
+    }
     let idempotency = match idempotency_key {
         Some(key) => {
             check_idempotency_key(&key)?;
@@ -363,10 +448,30 @@ pub async fn start_campaign(
         TemplateKind::Invitation,
     )
     .await?;
-    let email_from = match request.email_from {
+    let StartCampaign {
+        recipients,
+        limit_to_uninvited,
+        template_id,
+        email_from,
+    } = request;
+    // What the campaign records: its divisions and filters, or its picked contacts and the
+    // divisions they are in (with no filters).
+    let (division_ids, filters, picked) = match recipients {
+        Recipients::Divisions {
+            division_ids,
+            filters,
+        } => (division_ids, filters, None),
+        Recipients::Contacts(picked) => {
+            let divisions = locate_picked(store, tenant, &picked).await?;
+            (divisions, Filters::default(), Some(picked))
+        }
+    };
+    let email_from = match email_from {
         Some(e) => e,
         None => {
-            let first = &request.division_ids[0];
+            let first = division_ids
+                .first()
+                .ok_or_else(|| CampaignError::Unexpected("a campaign without divisions".into()))?;
             store
                 .get_division(tenant, first)
                 .await?
@@ -380,10 +485,10 @@ pub async fn start_campaign(
         campaign_id: CampaignId::generate(now),
         trigger: Trigger::Manual,
         status: CampaignStatus::Queued,
-        division_ids: request.division_ids,
+        division_ids,
         filters,
-        limit_to_uninvited: request.limit_to_uninvited,
-        template_id: request.template_id.to_string(),
+        limit_to_uninvited,
+        template_id: template_id.to_string(),
         email_from,
         created_at: now,
         created_by: created_by.to_owned(),
@@ -393,13 +498,37 @@ pub async fn start_campaign(
         sends: SendCounts::default(),
         pause_reason: None,
         recurring: None,
+        selection: picked.as_ref().map(|p| HandPicked {
+            // At most MAX_SELECTED_CONTACTS: it fits.
+            contacts: u32::try_from(p.len()).unwrap_or(u32::MAX),
+        }),
     };
-    let started = match store
-        .create_campaign(tenant, &campaign, idempotency.as_ref(), now)
-        .await?
-    {
+    let outcome = match &picked {
+        None => {
+            store
+                .create_campaign(tenant, &campaign, idempotency.as_ref(), now)
+                .await?
+        }
+        Some(picked) => {
+            store
+                .create_selection_campaign(
+                    tenant,
+                    &campaign,
+                    picked.as_slice(),
+                    idempotency.as_ref(),
+                    now,
+                )
+                .await?
+        }
+    };
+    let started = match outcome {
         CreateOutcome::Created => {
-            tracing::info!(campaign = %campaign.campaign_id, divisions = campaign.division_ids.len(), "campaign recorded");
+            tracing::info!(
+                campaign = %campaign.campaign_id,
+                divisions = campaign.division_ids.len(),
+                picked = campaign.selection.map(|s| s.contacts),
+                "campaign recorded"
+            );
             Started {
                 campaign_id: campaign.campaign_id,
                 status: campaign.status,
@@ -442,6 +571,58 @@ pub async fn start_campaign(
             })?;
     }
     Ok(started)
+}
+
+/// The divisions the picked contacts are in, in the order of the first contact picked in
+/// each (so the first is the first contact's). Unknown ids — and another tenant's, which
+/// this tenant's keys cannot reach — refuse the request, naming the first few.
+async fn locate_picked(
+    store: &dyn Store,
+    tenant: &TenantId,
+    picked: &PickedContacts,
+) -> Result<Vec<DivisionId>, CampaignError> {
+    let located = store.locate_contacts(tenant, picked.as_slice()).await?;
+    let unknown: Vec<&ContactId> = picked
+        .as_slice()
+        .iter()
+        .filter(|id| !located.contains_key(*id))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(CampaignError::UnknownContacts {
+            count: unknown.len(),
+            named: unknown
+                .into_iter()
+                .take(MAX_UNKNOWN_NAMED)
+                .cloned()
+                .collect(),
+        });
+    }
+    let mut divisions: Vec<DivisionId> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for id in picked.as_slice() {
+        if let Some(d) = located.get(id) {
+            if seen.insert(d) {
+                divisions.push(d.clone());
+            }
+        }
+    }
+    if divisions.len() > MAX_CAMPAIGN_DIVISIONS {
+        return Err(DomainError::InvalidField {
+            field: "contact_ids",
+            reason: format!(
+                "the picked contacts are in {} divisions; a hand-picked campaign spans at most \
+                 {MAX_CAMPAIGN_DIVISIONS}: split the selection into several campaigns",
+                divisions.len()
+            ),
+        }
+        .into());
+    }
+    if divisions.is_empty() {
+        return Err(CampaignError::Unexpected(
+            "picked contacts located in no division".into(),
+        ));
+    }
+    Ok(divisions)
 }
 
 /// `POST /v1/invitations/individual`: invites one contact now (see the module docs).
@@ -520,6 +701,7 @@ pub async fn send_individual(
         sends: SendCounts::default(),
         pause_reason: None,
         recurring: None,
+        selection: None,
     };
     let id = campaign.campaign_id.clone();
     match store.create_campaign(tenant, &campaign, None, now).await? {
@@ -678,13 +860,15 @@ mod tests {
 
     fn request() -> StartCampaign {
         StartCampaign {
-            division_ids: vec![
-                DivisionId::parse("d1").unwrap(),
-                DivisionId::parse("d2").unwrap(),
-            ],
-            filters: Filters {
-                bill_group: vec!["B".into(), "A".into()],
-                ..Filters::default()
+            recipients: Recipients::Divisions {
+                division_ids: vec![
+                    DivisionId::parse("d1").unwrap(),
+                    DivisionId::parse("d2").unwrap(),
+                ],
+                filters: Filters {
+                    bill_group: vec!["B".into(), "A".into()],
+                    ..Filters::default()
+                },
             },
             limit_to_uninvited: true,
             template_id: TemplateId::parse("welcome").unwrap(),
@@ -692,16 +876,36 @@ mod tests {
         }
     }
 
+    fn divisions(r: &mut StartCampaign) -> (&mut Vec<DivisionId>, &mut Filters) {
+        match &mut r.recipients {
+            Recipients::Divisions {
+                division_ids,
+                filters,
+            } => (division_ids, filters),
+            Recipients::Contacts(_) => unreachable!("a request over divisions"),
+        }
+    }
+
+    fn picked(ids: &[&str]) -> StartCampaign {
+        StartCampaign {
+            recipients: Recipients::Contacts(
+                PickedContacts::parse(ids.iter().map(|i| ContactId::parse(*i).unwrap()).collect())
+                    .unwrap(),
+            ),
+            ..request()
+        }
+    }
+
     #[test]
     fn the_request_hash_ignores_the_order_of_filter_values_but_not_what_is_sent() {
         let base = request_hash(&request());
         let mut same = request();
-        same.filters.bill_group = vec!["A".into(), "B".into(), "A".into()];
+        divisions(&mut same).1.bill_group = vec!["A".into(), "B".into(), "A".into()];
         assert_eq!(request_hash(&same), base);
 
         let mut changes: Vec<StartCampaign> = Vec::new();
         let mut r = request();
-        r.division_ids.reverse();
+        divisions(&mut r).0.reverse();
         changes.push(r);
         let mut r = request();
         r.limit_to_uninvited = false;
@@ -713,11 +917,50 @@ mod tests {
         r.email_from = Some(Email::parse("board@example.com").unwrap());
         changes.push(r);
         let mut r = request();
-        r.filters.balance_due = true;
+        divisions(&mut r).1.balance_due = true;
         changes.push(r);
+        changes.push(picked(&["d1", "d2"]));
         for changed in changes {
             assert_ne!(request_hash(&changed), base, "{changed:?}");
         }
+    }
+
+    #[test]
+    fn a_picked_request_hashes_its_ids_as_a_set_but_the_first_while_it_picks_the_sender() {
+        let base = request_hash(&picked(&["c1", "c2", "c3"]));
+        assert_eq!(request_hash(&picked(&["c1", "c3", "c2", "c3"])), base);
+        assert_ne!(request_hash(&picked(&["c2", "c1", "c3"])), base);
+        assert_ne!(request_hash(&picked(&["c1", "c2"])), base);
+        let named = |ids: &[&str]| {
+            let mut r = picked(ids);
+            r.email_from = Some(Email::parse("board@example.com").unwrap());
+            request_hash(&r)
+        };
+        assert_eq!(named(&["c1", "c2", "c3"]), named(&["c3", "c2", "c1"]));
+        assert_ne!(named(&["c1", "c2", "c3"]), base);
+    }
+
+    #[test]
+    fn unknown_contacts_are_counted_and_the_first_named() {
+        let ids = |n: usize| (0..n).map(|i| ContactId::parse(format!("x{i}")).unwrap());
+        let one = CampaignError::UnknownContacts {
+            count: 1,
+            named: ids(1).collect(),
+        };
+        assert_eq!(
+            one.to_string(),
+            "1 of the contact_ids is not a contact of this tenant (x0); remove it and send again"
+        );
+        let many = CampaignError::UnknownContacts {
+            count: 12,
+            named: ids(MAX_UNKNOWN_NAMED).collect(),
+        };
+        let text = many.to_string();
+        assert!(
+            text.starts_with("12 of the contact_ids are not a contact of this tenant (x0, x1,"),
+            "{text}"
+        );
+        assert!(text.contains("x9 and 2 more); remove them"), "{text}");
     }
 
     #[test]

@@ -363,6 +363,7 @@ pub async fn run_setting(
                 local_date: local_date.clone(),
                 rule: setting.rule,
             }),
+            selection: None,
         };
         let key = format!("recurring:{id}:{local_date}:{chunk_no}");
         let idem = Idempotency {

@@ -10,6 +10,9 @@
 //!   start with their creation time, so id order is age order).
 //! - `campaign_idempotency (tenant, key)`: an `Idempotency-Key` → the campaign it made and
 //!   the SHA-256 of the body it came with.
+//! - `campaign_selections (tenant, campaign_id, position)`: a hand-picked campaign's contact
+//!   ids in the order picked (`campaigns.selected` says how many), written in the
+//!   transaction that records the campaign; a fan-out page is a range of the key.
 //! - `invitations (tenant, campaign_id, contact_id)`: one row per claimed contact: its
 //!   category and send state by name, the reason and the "already suppressed" flag of its
 //!   [`InvitationState`], the contact's name and account number when claimed, and
@@ -43,11 +46,12 @@ use super::{from_ts, parse_stored, suppress_in, ts, OrStore, SqliteStore};
 use portal_core::domain::search;
 use portal_core::domain::{
     Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionId, Email, Filters,
-    Invitation, InvitationCategory, InvitationFact, InvitationState, SendCounts, SendState,
-    Skipped, Suppression, TenantId, Transition, Trigger, HOLD_WINDOW, MAX_CAMPAIGN_DIVISIONS,
+    HandPicked, Invitation, InvitationCategory, InvitationFact, InvitationState, SendCounts,
+    SendState, Skipped, Suppression, TenantId, Transition, Trigger, HOLD_WINDOW,
+    MAX_CAMPAIGN_DIVISIONS,
 };
 use portal_core::ports::{
-    decode_campaign_cursor, decode_invitation_cursor, encode_campaign_cursor,
+    check_selection, decode_campaign_cursor, decode_invitation_cursor, encode_campaign_cursor,
     encode_invitation_cursor, CampaignStore, Claim, ClaimResult, CreateOutcome, FactResult,
     Idempotency, InvitationFilter, Page, Recount, StoreError, SuppressionReason, MAX_CLAIMS,
     MAX_PAGE_SIZE,
@@ -89,7 +93,7 @@ static CAMPAIGN_SELECT: LazyLock<String> = LazyLock::new(|| {
         "SELECT c.campaign_id, c.trigger, c.status, c.division_ids, c.filters, \
          c.limit_to_uninvited, c.template_id, c.email_from, c.created_at, c.created_by, \
          c.targeted, c.skipped_accepted, c.skipped_held_24h, c.skipped_suppressed, \
-         c.skipped_no_email, c.pause_reason, {}, c.recurring FROM campaigns c",
+         c.skipped_no_email, c.pause_reason, {}, c.recurring, c.selected FROM campaigns c",
         CATEGORY_COLUMNS
             .iter()
             .chain(&SEND_COLUMNS)
@@ -99,8 +103,9 @@ static CAMPAIGN_SELECT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Column of `campaigns.recurring` in [`CAMPAIGN_SELECT`].
+/// Column of `campaigns.recurring` in [`CAMPAIGN_SELECT`], then `campaigns.selected`.
 const RECURRING_COLUMN: usize = 16 + CATEGORY_COLUMNS.len() + SEND_COLUMNS.len();
+const SELECTED_COLUMN: usize = RECURRING_COLUMN + 1;
 
 /// Adds signed deltas to `targeted` (`?3`), the category counters (`?4..=?11`) and the send
 /// counters (`?12..=?14`) of campaign (`?1`, `?2`).
@@ -257,6 +262,14 @@ fn read_campaign(op: &'static str, row: &Row<'_>) -> Result<Campaign, StoreError
             .or_store(op)?
             .map(|j| parse_stored(op, "recurring run", serde_json::from_str(&j)))
             .transpose()?,
+        selection: row
+            .get::<_, Option<i64>>(SELECTED_COLUMN)
+            .or_store(op)?
+            .map(|n| {
+                parse_stored(op, "selected", u32::try_from(n))
+                    .map(|contacts| HandPicked { contacts })
+            })
+            .transpose()?,
     })
 }
 
@@ -316,13 +329,14 @@ fn load_campaign(
     }
 }
 
-/// Records a new campaign (its counters start at zero: it has no invitations yet) and its
-/// rows in `campaign_divisions`.
+/// Records a new campaign (its counters start at zero: it has no invitations yet), its rows
+/// in `campaign_divisions` and, for a hand-picked one, in `campaign_selections`.
 fn insert_campaign(
     op: &'static str,
     tx: &Transaction<'_>,
     t: &str,
     c: &Campaign,
+    selection: &[ContactId],
 ) -> Result<(), StoreError> {
     let divisions =
         serde_json::to_string(&c.division_ids).map_err(|e| StoreError::backend(op, e))?;
@@ -338,8 +352,9 @@ fn insert_campaign(
         "INSERT INTO campaigns (tenant, campaign_id, trigger, status, division_ids, filters, \
          limit_to_uninvited, template_id, email_from, created_at, created_by, targeted, \
          skipped_accepted, skipped_held_24h, skipped_suppressed, skipped_no_email, pause_reason, \
-         recurring) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+         recurring, selected) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
+         ?19)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -361,6 +376,7 @@ fn insert_campaign(
             n(c.skipped.no_email),
             c.pause_reason,
             recurring,
+            c.selection.map(|p| i64::from(p.contacts)),
         ])
     })
     .or_store(op)?;
@@ -374,17 +390,32 @@ fn insert_campaign(
         stmt.execute(params![t, d.as_str(), c.campaign_id.as_str()])
             .or_store(op)?;
     }
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO campaign_selections (tenant, campaign_id, position, contact_id) \
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .or_store(op)?;
+    for (position, id) in selection.iter().enumerate() {
+        let position = i64::try_from(position).unwrap_or(i64::MAX);
+        stmt.execute(params![t, c.campaign_id.as_str(), position, id.as_str()])
+            .or_store(op)?;
+    }
     Ok(())
 }
 
+/// `create_campaign` and `create_selection_campaign`: `selection` is empty but for a
+/// hand-picked campaign, whose count it must match.
 fn create(
     conn: &mut Connection,
     tenant: &str,
     campaign: &Campaign,
+    selection: &[ContactId],
     idempotency: Option<&Idempotency>,
     now: OffsetDateTime,
 ) -> Result<CreateOutcome, StoreError> {
     const OP: &str = "create_campaign";
+    check_selection(campaign, selection).map_err(|e| StoreError::backend(OP, e))?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .or_store(OP)?;
@@ -408,15 +439,17 @@ fn create(
                 .ok_or_else(|| StoreError::backend(OP, super::Corrupt("idempotency record")));
         }
     }
-    if campaign.trigger == Trigger::Manual {
-        let mut divisions = campaign.division_ids.clone();
-        divisions.sort();
-        divisions.dedup();
-        if divisions.len() > MAX_CAMPAIGN_DIVISIONS {
-            return Err(StoreError::backend(OP, TooManyDivisions));
-        }
+    let mut listed = campaign.division_ids.clone();
+    listed.sort();
+    listed.dedup();
+    if listed.len() > MAX_CAMPAIGN_DIVISIONS {
+        return Err(StoreError::backend(OP, TooManyDivisions));
+    }
+    // Only a bulk send over divisions checks and takes their lock; a hand-picked campaign,
+    // an individual invite and a recurring run leave `last_bulk_sent_at` alone.
+    if campaign.locks_divisions() {
         let cutoff = ts(now - HOLD_WINDOW);
-        for d in &divisions {
+        for d in &listed {
             let last: Option<Option<i64>> = tx
                 .prepare_cached(
                     "SELECT last_bulk_sent_at FROM divisions WHERE tenant = ?1 AND division_id = ?2",
@@ -439,7 +472,7 @@ fn create(
                 Some(_) => {}
             }
         }
-        for d in &divisions {
+        for d in &listed {
             tx.prepare_cached(
                 "UPDATE divisions SET last_bulk_sent_at = ?3 WHERE tenant = ?1 AND division_id = ?2",
             )
@@ -447,7 +480,7 @@ fn create(
             .or_store(OP)?;
         }
     }
-    insert_campaign(OP, &tx, tenant, campaign)?;
+    insert_campaign(OP, &tx, tenant, campaign, selection)?;
     if let Some(idem) = idempotency {
         tx.prepare_cached(
             "INSERT INTO campaign_idempotency (tenant, key, campaign_id, body_hash) \
@@ -594,7 +627,66 @@ impl CampaignStore for SqliteStore {
     ) -> Result<CreateOutcome, StoreError> {
         let (tenant, campaign, idem) = (tenant.clone(), campaign.clone(), idempotency.cloned());
         self.write("create_campaign", move |conn| {
-            create(conn, tenant.as_str(), &campaign, idem.as_ref(), now)
+            create(conn, tenant.as_str(), &campaign, &[], idem.as_ref(), now)
+        })
+        .await
+    }
+
+    async fn create_selection_campaign(
+        &self,
+        tenant: &TenantId,
+        campaign: &Campaign,
+        contacts: &[ContactId],
+        idempotency: Option<&Idempotency>,
+        now: OffsetDateTime,
+    ) -> Result<CreateOutcome, StoreError> {
+        let (tenant, campaign, idem) = (tenant.clone(), campaign.clone(), idempotency.cloned());
+        let contacts = contacts.to_vec();
+        self.write("create_selection_campaign", move |conn| {
+            create(
+                conn,
+                tenant.as_str(),
+                &campaign,
+                &contacts,
+                idem.as_ref(),
+                now,
+            )
+        })
+        .await
+    }
+
+    async fn selection_ids(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<ContactId>, StoreError> {
+        const OP: &str = "selection_ids";
+        let (tenant, campaign) = (tenant.clone(), campaign.clone());
+        let limit = limit.min(MAX_CLAIMS as u32);
+        self.read(OP, move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT contact_id FROM campaign_selections \
+                     WHERE tenant = ?1 AND campaign_id = ?2 AND position >= ?3 \
+                     ORDER BY position LIMIT ?4",
+                )
+                .or_store(OP)?;
+            let mut rows = stmt
+                .query(params![
+                    tenant.as_str(),
+                    campaign.as_str(),
+                    i64::from(offset),
+                    i64::from(limit)
+                ])
+                .or_store(OP)?;
+            let mut ids = Vec::new();
+            while let Some(row) = rows.next().or_store(OP)? {
+                let id: String = row.get(0).or_store(OP)?;
+                ids.push(parse_stored(OP, "contact_id", ContactId::parse(id))?);
+            }
+            Ok(ids)
         })
         .await
     }
@@ -1311,6 +1403,7 @@ CREATE INDEX IF NOT EXISTS invitations_by_token ON invitations (tenant, token_ha
             sends: SendCounts::default(),
             pause_reason: None,
             recurring: None,
+            selection: None,
         };
         store.create_campaign(&t, &c, None, now).await.unwrap();
         let invitation = Invitation {

@@ -721,6 +721,69 @@ impl ContactStore for SqliteStore {
         })
         .await
     }
+
+    async fn get_contacts(
+        &self,
+        tenant: &TenantId,
+        ids: &[ContactId],
+    ) -> Result<Vec<ContactRecord>, StoreError> {
+        const OP: &str = "get_contacts";
+        let (tenant, ids) = (tenant.clone(), distinct(ids));
+        self.read(OP, move |conn| {
+            let mut s = conn
+                .prepare_cached(&format!(
+                    "SELECT {CONTACT_COLUMNS} FROM contacts WHERE tenant = ?1 AND contact_id = ?2"
+                ))
+                .or_store(OP)?;
+            let mut found = Vec::with_capacity(ids.len());
+            for id in &ids {
+                let mut rows = s
+                    .query(params![tenant.as_str(), id.as_str()])
+                    .or_store(OP)?;
+                if let Some(row) = rows.next().or_store(OP)? {
+                    found.push(read_contact(OP, row)?);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+
+    async fn locate_contacts(
+        &self,
+        tenant: &TenantId,
+        ids: &[ContactId],
+    ) -> Result<std::collections::HashMap<ContactId, DivisionId>, StoreError> {
+        const OP: &str = "locate_contacts";
+        let (tenant, ids) = (tenant.clone(), distinct(ids));
+        self.read(OP, move |conn| {
+            // Covered by the unique index on (tenant, contact_id), which holds the division
+            // as part of the table's key.
+            let mut s = conn
+                .prepare_cached(
+                    "SELECT division_id FROM contacts WHERE tenant = ?1 AND contact_id = ?2",
+                )
+                .or_store(OP)?;
+            let mut found = std::collections::HashMap::with_capacity(ids.len());
+            for id in ids {
+                let division: Option<String> = s
+                    .query_row(params![tenant.as_str(), id.as_str()], |r| r.get(0))
+                    .optional()
+                    .or_store(OP)?;
+                if let Some(d) = division {
+                    found.insert(id, parse_stored(OP, "division_id", DivisionId::parse(d))?);
+                }
+            }
+            Ok(found)
+        })
+        .await
+    }
+}
+
+/// `ids` without repeats, in their first order.
+fn distinct(ids: &[ContactId]) -> Vec<ContactId> {
+    let mut seen = HashSet::with_capacity(ids.len());
+    ids.iter().filter(|id| seen.insert(*id)).cloned().collect()
 }
 
 #[async_trait]

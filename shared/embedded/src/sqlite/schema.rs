@@ -24,6 +24,8 @@
 //!   searchable fields, see `portal_core::domain::search`) and `flags` (below).
 //! - `suppressions (tenant, email_norm)`: reason and time.
 //! - `templates (tenant, template_id)`: a template's raw text (parsed again on read).
+//! - the campaign tables (`campaigns`, `campaign_divisions`, `campaign_idempotency`,
+//!   `invitations`, `campaign_selections`): see `campaigns`.
 //! - `contact_cube`: how many contacts of a division share each combination of `flags`
 //!   and the four list-filter fields, kept exact by triggers on `contacts` (see below).
 //!
@@ -63,7 +65,7 @@ pub const FLAG_BILLING: i64 = 1 << 6;
 pub const FLAG_AUTOPAY: i64 = 1 << 7;
 
 /// The version `PRAGMA user_version` holds once every migration of [`MIGRATIONS`] ran.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// One step of the schema: what it brings and how, run in its own transaction with the bump
 /// of `user_version` to `version`.
@@ -123,6 +125,14 @@ const MIGRATIONS: &[Migration] = &[
                 add_column_if_missing(c, table, column, decl)?;
             }
             c.execute_batch(V6_RECURRING)
+        },
+    },
+    Migration {
+        version: 7,
+        what: "hand-picked campaigns: their contact ids and how many",
+        apply: |c| {
+            add_column_if_missing(c, "campaigns", "selected", "INTEGER")?;
+            c.execute_batch(V7_SELECTIONS)
         },
     },
 ];
@@ -365,6 +375,22 @@ CREATE TABLE IF NOT EXISTS recurring_runs (
     campaign_id TEXT,
     finished    INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (tenant, setting_id, local_date)
+) WITHOUT ROWID;
+"#;
+
+/// Version 7: hand-picked campaigns.
+///
+/// - `campaigns.selected`: how many contacts a hand-picked campaign names (`NULL` for every
+///   other campaign);
+/// - `campaign_selections (tenant, campaign_id, position)`: its contact ids in the order
+///   they were picked, so a fan-out page is a range of the key.
+const V7_SELECTIONS: &str = r#"
+CREATE TABLE IF NOT EXISTS campaign_selections (
+    tenant      TEXT NOT NULL,
+    campaign_id TEXT NOT NULL,
+    position    INTEGER NOT NULL,
+    contact_id  TEXT NOT NULL,
+    PRIMARY KEY (tenant, campaign_id, position)
 ) WITHOUT ROWID;
 "#;
 

@@ -13,6 +13,15 @@
 //! Listing all contacts rather than the `eligible` group is what makes a replay stable: a
 //! contact this campaign claimed is now held, and would drop out of `eligible`.
 //!
+//! A hand-picked campaign (`campaign.selection`) pages through its stored ids instead
+//! ([`CampaignStore::selection_ids`](crate::ports::CampaignStore::selection_ids), then
+//! [`ContactStore::get_contacts`](crate::ports::ContactStore::get_contacts)): the page is
+//! the picked contacts that still exist, in the order they were picked, and everything
+//! after that is the same — the same classification, claims, skips and batches. Its cursor
+//! is the position in the selection, so a replayed page reads the same ids again. A picked
+//! contact deleted since the campaign was recorded is simply not on its page (like a claim
+//! that answers `Missing`, it is not counted).
+//!
 //! Counters: `targeted` and the `in_process` category are counted by the claims themselves,
 //! in the same write, so they are exact. Skips are counted per page, once per run of the
 //! page: a replayed page adds its skips again (an over-count of `skipped`).
@@ -25,10 +34,11 @@ use crate::domain::{
     classify, hash_token, Group, Invitation, InvitationState, PortalStatus, SendOutcome,
 };
 use crate::domain::{
-    Campaign, CampaignId, CampaignStatus, ContactId, ContactRecord, Skipped, TenantId,
+    Campaign, CampaignId, CampaignStatus, ContactId, ContactRecord, HandPicked, Skipped, TenantId,
 };
 use crate::ports::{
-    Claim, ClaimResult, ContactQuery, ListQuery, Recipient, MAX_CLAIMS, MAX_PAGE_SIZE,
+    Claim, ClaimResult, ContactQuery, ListQuery, Page, Recipient, StoreError, MAX_CLAIMS,
+    MAX_PAGE_SIZE,
 };
 
 use super::{SendDeps, SendError};
@@ -63,7 +73,8 @@ pub struct FanOutStep {
 /// the same cursor yields the same batches and claims nothing new. A paused or failed
 /// campaign answers an empty, done step and claims nothing.
 ///
-/// Store requests per page: the campaign, the divisions, the contact page, the
+/// Store requests per page: the campaign, the divisions, the contact page (for a
+/// hand-picked campaign: the page's ids, then their contacts), the
 /// suppressions among them, the invitations of already-pending contacts (only when
 /// `limit_to_uninvited` leaves some out), the claims (one transaction per 49 on DynamoDB)
 /// and one counter update for the skips.
@@ -107,23 +118,28 @@ pub(super) async fn fan_out_page_of(
         .config
         .page_size
         .clamp(1, MAX_PAGE_SIZE.min(MAX_CLAIMS as u32));
-    let page = store
-        .list_contacts(
-            tenant,
-            &ListQuery {
-                contacts: ContactQuery {
-                    division_ids: campaign.division_ids.clone(),
-                    filters: campaign.filters.clone(),
-                    limit_to_uninvited: false,
-                    now,
-                },
-                group: Group::All,
-                search: String::new(),
-                cursor: cursor.map(str::to_owned),
-                limit,
-            },
-        )
-        .await?;
+    let page = match campaign.selection {
+        None => {
+            store
+                .list_contacts(
+                    tenant,
+                    &ListQuery {
+                        contacts: ContactQuery {
+                            division_ids: campaign.division_ids.clone(),
+                            filters: campaign.filters.clone(),
+                            limit_to_uninvited: false,
+                            now,
+                        },
+                        group: Group::All,
+                        search: String::new(),
+                        cursor: cursor.map(str::to_owned),
+                        limit,
+                    },
+                )
+                .await?
+        }
+        Some(picked) => selection_page(deps, tenant, campaign_id, picked, cursor, limit).await?,
+    };
     let division_names: HashMap<_, _> = store
         .list_divisions(tenant)
         .await?
@@ -242,6 +258,50 @@ pub(super) async fn fan_out_page_of(
         next_cursor: page.next_cursor,
         done,
     })
+}
+
+/// Cursor of a selection page: the position of its first id.
+fn encode_selection_cursor(offset: u32) -> String {
+    crate::ports::cursor::encode("sel1", &offset.to_string())
+}
+
+fn decode_selection_cursor(raw: &str) -> Result<u32, StoreError> {
+    crate::ports::cursor::decode("sel1", raw)
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| StoreError::InvalidCursor("not a selection cursor".into()))
+}
+
+/// One page of a hand-picked campaign: the picked contacts from the cursor's position that
+/// still exist, in the order picked.
+async fn selection_page(
+    deps: &SendDeps,
+    tenant: &TenantId,
+    campaign_id: &CampaignId,
+    picked: HandPicked,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page<ContactRecord>, SendError> {
+    let store = &*deps.store;
+    let offset = cursor
+        .map(decode_selection_cursor)
+        .transpose()?
+        .unwrap_or(0);
+    let ids = store
+        .selection_ids(tenant, campaign_id, offset, limit)
+        .await?;
+    let mut found: HashMap<ContactId, ContactRecord> = store
+        .get_contacts(tenant, &ids)
+        .await?
+        .into_iter()
+        .map(|c| (c.contact_id.clone(), c))
+        .collect();
+    let items = ids.iter().filter_map(|id| found.remove(id)).collect();
+    // A short read is the end, whatever the count says (it cannot loop on a bad count).
+    let read = u32::try_from(ids.len()).unwrap_or(u32::MAX);
+    let next = offset.saturating_add(read);
+    let next_cursor =
+        (read == limit && next < picked.contacts).then(|| encode_selection_cursor(next));
+    Ok(Page { items, next_cursor })
 }
 
 fn claim_for(
