@@ -320,6 +320,46 @@ def send_and_watch(s: Session, api: Api, division: str, division_name: str, coun
     return campaign_id
 
 
+# --- e. ticked rows, invited as a hand-picked campaign ----------------------------------------------
+
+
+def invite_picked(s: Session, api: Api) -> None:
+    step("e. tick two rows of Not sent in another division and invite just those")
+    page = s.page
+    s.goto("invitations", "Invitations")
+    page.get_by_label(re.compile(r"\(oak-hills\)")).uncheck()
+    page.get_by_label(re.compile(r"\(cedar-park\)")).check()
+    page.get_by_role("button", name="Load counts").click()
+    expect(page.get_by_test_id("send-tiles")).to_be_visible()
+    page.get_by_role("link", name=re.compile(r"^[\d,]+ Not sent")).click()
+    s.heading("Not sent")
+    rows = page.locator("tbody tr").filter(has=page.get_by_role("button", name=re.compile("^Invite ")))
+    expect(rows.first).to_be_visible()
+    picked = []
+    for i in range(2):
+        row = rows.nth(i)
+        row.get_by_role("checkbox").check()
+        picked.append(row.locator("td").nth(1).locator(".muted").inner_text())
+    expect(page.get_by_text("2 selected")).to_be_visible()
+    s.check("list-picked")
+    page.get_by_role("button", name="Invite selected").click()
+    s.heading("Compose and send")
+    expect(page.get_by_text("2 hand-picked contacts")).to_be_visible()
+    page.get_by_role("button", name="Send invitations").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("2 hand-picked contacts")
+    dialog.get_by_role("button", name="Send now").click()
+    s.heading("Campaign of")
+    expect(page.locator(".progress-words")).to_contain_text("2 of 2 sent", timeout=60_000)
+    campaign_id = page.url.rsplit("/", 1)[-1]
+    view = api.call("GET", f"/v1/campaigns/{campaign_id}")
+    assert view.get("selection", {}).get("contacts") == 2, view
+    sent = api.call("POST", f"/v1/campaigns/{campaign_id}/recipients", {})["items"]
+    assert sorted(r["email"].lower() for r in sent) == sorted(e.lower() for e in picked), (sent, picked)
+    print(f"    hand-picked campaign {campaign_id}: {', '.join(picked)}")
+    s.check("campaign-picked")
+
+
 # --- g. a registration request, matched from the queue -------------------------------------------
 
 
@@ -456,6 +496,7 @@ def main() -> int:
             figures["click_ms"] = got["click_ms"]
             drill_not_sent(s, got["counts"])
             send_and_watch(s, api, "oak-hills", got["division_name"], got["counts"], args.bin, args.data_dir)
+            invite_picked(s, api)
             match_request(s, api, args.data_dir)
             recurring_setting(s, api)
             read_only(browser, base, args.screenshots, axe_js, args.bin, args.data_dir)
