@@ -254,6 +254,40 @@ def drill_not_sent(s: Session, counts: dict) -> None:
     print(f"    {dl.value.suggested_filename}: {len(parsed) - 1} rows")
 
 
+# --- c. a template edited: an unknown tag refused at its field, the preview, saved ----------------
+
+
+def edit_template(s: Session, api: Api) -> None:
+    step("c. edit a template: an unknown merge tag is shown at its field; fixed, previewed, saved")
+    page = s.page
+    templates = api.call("GET", "/v1/templates")
+    templates = templates if isinstance(templates, list) else templates["items"]
+    t = next(t for t in templates if t.get("kind", "invitation") == "invitation")
+    s.goto("templates", "Templates")
+    s.check("templates")
+    page.get_by_role("link", name=f"Edit {t['name']}").click()
+    subject = page.get_by_label("Subject", exact=True)
+    expect(subject).to_have_value(t["subject"])
+    subject.fill("[DivisionName]: your portal login, [FirstNam]")
+    error = page.locator(".field .error")
+    expect(error).to_contain_text("[FirstNam]")
+    expect(subject).to_have_attribute("aria-invalid", "true")
+    s.check("template-bad-tag")
+    subject.fill("[DivisionName]: ")
+    subject.press("End")
+    page.get_by_role("button", name="Insert [ContactName]").click()
+    expect(subject).to_have_value("[DivisionName]: [ContactName]")
+    expect(error).to_have_count(0)
+    frame = page.frame_locator('iframe[title="Email preview"]')
+    expect(frame.locator("body")).to_contain_text("Alex Sample")
+    expect(page.get_by_text(re.compile(r"Cedar Park Condominiums: Alex Sample"))).to_be_visible()
+    page.get_by_role("button", name="Save template").click()
+    expect(page.get_by_text(re.compile("[Ss]aved"))).to_be_visible()
+    saved = api.call("GET", f"/v1/templates/{t['template_id']}")
+    assert saved["subject"] == "[DivisionName]: [ContactName]", saved["subject"]
+    s.check("template-saved")
+
+
 # --- d. compose, send, watch, read the results ---------------------------------------------------
 
 
@@ -460,6 +494,39 @@ def read_only(browser, base: str, shots: Path, axe_js: str, binary: str, data_di
         s.close()
 
 
+# --- i. every page on a phone ----------------------------------------------------------------------
+
+
+def on_a_phone(browser, base: str, shots: Path, axe_js: str, binary: str, data_dir: Path, campaign_id: str) -> None:
+    step("i. every page on a phone: readable, nothing wider than the screen, accessible")
+    link = cli(binary, data_dir, "sign-in-link", "--url", base, "--tenant", TENANT, "--permissions", ALL_PERMISSIONS, "--sub", "phone-manager")
+    s = Session(browser, base, shots, axe_js, viewport=PHONE, name="phone")
+    try:
+        s.page.goto(link)
+        s.heading("Invitations")
+        s.page.get_by_role("button", name="Load counts").click()
+        expect(s.page.get_by_test_id("send-tiles")).to_be_visible()
+        pages = [
+            (None, "invitations"),
+            ("invitations/list/eligible", "Eligible now"),
+            ("invitations/send", "Compose and send"),
+            (f"campaigns/{campaign_id}", "Campaign of"),
+            ("campaigns", "Campaigns"),
+            ("templates", "Templates"),
+            ("requests", "Registration requests"),
+            ("recurring", "Recurring invitations"),
+        ]
+        for path, heading in pages:
+            if path:
+                s.goto(path, heading)
+                s.page.wait_for_load_state("networkidle")
+            wide = s.page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+            assert wide <= 1, f"{path or 'invitations'}: the page is {wide}px wider than the phone's screen"
+            s.check((path or "invitations").replace("/", "-"))
+    finally:
+        s.close()
+
+
 # --- main ------------------------------------------------------------------------------------
 
 
@@ -495,11 +562,13 @@ def main() -> int:
             got = load_counts(s, api, "oak-hills")
             figures["click_ms"] = got["click_ms"]
             drill_not_sent(s, got["counts"])
-            send_and_watch(s, api, "oak-hills", got["division_name"], got["counts"], args.bin, args.data_dir)
+            edit_template(s, api)
+            campaign_id = send_and_watch(s, api, "oak-hills", got["division_name"], got["counts"], args.bin, args.data_dir)
             invite_picked(s, api)
             match_request(s, api, args.data_dir)
             recurring_setting(s, api)
             read_only(browser, base, args.screenshots, axe_js, args.bin, args.data_dir)
+            on_a_phone(browser, base, args.screenshots, axe_js, args.bin, args.data_dir, campaign_id)
         finally:
             s.close()
             browser.close()
