@@ -42,8 +42,8 @@
     { key: "suppressed", label: "Suppressed", hint: "Unsubscribed, complained or bounced before." },
     { key: "no_email", label: "No email", hint: "The contact has no email address." },
   ];
-  const FILTER_LISTS = [["account_class", "Account class"], ["bill_group", "Bill group"], ["account_source", "Account source"], ["site_source", "Site source"]];
-  const FILTER_SWITCHES = [["active_services", "Accounts with active services"], ["balance_due", "Accounts with balance due"], ["billing_contacts_only", "Restrict to billing contacts"], ["without_autopay", "Accounts without automatic payment"]];
+  const FILTER_LISTS = C.VALUE_FILTERS;
+  const FILTER_SWITCHES = C.SWITCHES;
 
   // ---------- links for other pages ----------
 

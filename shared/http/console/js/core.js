@@ -68,6 +68,23 @@ const C = (() => {
   }
   const label = (s) => String(s).replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
 
+  // ---------- the selection's filters, in the reference products' words ----------
+
+  // The filters whose values come from the data (sets of accepted values)…
+  const VALUE_FILTERS = [
+    ["account_class", "Account class"],
+    ["bill_group", "Bill group"],
+    ["account_source", "Account source"],
+    ["site_source", "Site source"],
+  ];
+  // …and the four switches (true restricts).
+  const SWITCHES = [
+    ["active_services", "Accounts with active services"],
+    ["balance_due", "Accounts with balance due"],
+    ["billing_contacts_only", "Restrict to billing contacts"],
+    ["without_autopay", "Accounts without automatic payment"],
+  ];
+
   // ---------- sign-in ----------
 
   const b64url = (bytes) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
@@ -588,7 +605,7 @@ const C = (() => {
   }
 
   return {
-    cfg, h, append, clear, put, id, num, pct, when, ago, label,
+    cfg, h, append, clear, put, id, VALUE_FILTERS, SWITCHES, num, pct, when, ago, label,
     api, ApiError, download, problem, say, busy, spinner,
     field, fieldError, check, confirmDialog, table, pagedList,
     page, link, go, route, parseHash, can, tenant, start, sha256, sha256Plain,

@@ -7,18 +7,8 @@
   const SEL_KEY = "portal.console.selection";
   const PICK_KEY = "portal.console.picked";
 
-  const FILTERS = [
-    ["account_class", "Account class"],
-    ["bill_group", "Bill group"],
-    ["account_source", "Account source"],
-    ["site_source", "Site source"],
-  ];
-  const SWITCHES = [
-    ["active_services", "Only accounts with active services"],
-    ["balance_due", "Only accounts with a balance due"],
-    ["billing_contacts_only", "Only billing contacts"],
-    ["without_autopay", "Only accounts without autopay"],
-  ];
+  const FILTERS = C.VALUE_FILTERS;
+  const SWITCHES = C.SWITCHES;
   // The tiles, in the words of the reference products; `key` tiles are what a send targets.
   const TILES = [
     ["total", "Total contacts", "Every contact that passes the filters."],
@@ -58,7 +48,7 @@
     const names = sel.division_ids.length ? sel.division_ids.map((id) => (all.find((d) => d.division_id === id) || { name: id }).name) : ["all divisions"];
     const parts = [names.join(", ")];
     for (const [k, label] of FILTERS) if ((sel.filters[k] || []).length) parts.push(`${label}: ${sel.filters[k].join(", ")}`);
-    for (const [k, label] of SWITCHES) if (sel.filters[k]) parts.push(label.replace(/^Only /, "only "));
+    for (const [k, label] of SWITCHES) if (sel.filters[k]) parts.push(label.charAt(0).toLowerCase() + label.slice(1));
     parts.push(sel.limit_to_uninvited ? "contacts without an existing invitation" : "pending contacts invited again");
     return parts.join(" · ");
   }

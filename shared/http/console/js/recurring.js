@@ -9,18 +9,8 @@
     ["new_divisions_only", "New divisions only", "Only divisions first synced after this setting was first saved."],
     ["divisions", "Only the divisions I choose", null],
   ];
-  const SWITCHES = [
-    ["active_services", "Accounts with active services"],
-    ["balance_due", "Accounts with balance due"],
-    ["billing_contacts_only", "Restrict to billing contacts"],
-    ["without_autopay", "Accounts without automatic payment"],
-  ];
-  const VALUE_FILTERS = [
-    ["account_class", "Account class"],
-    ["bill_group", "Bill group"],
-    ["account_source", "Account source"],
-    ["site_source", "Site source"],
-  ];
+  const SWITCHES = C.SWITCHES;
+  const VALUE_FILTERS = C.VALUE_FILTERS;
   // The preview's counts, in the order and words of the Invitations page.
   const COUNTS = [
     ["eligible", "Would be invited now", "Never invited, or pending and due again (cadence and maximum), with an email, not suppressed, not invited in the last 24 hours."],
