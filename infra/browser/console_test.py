@@ -376,6 +376,24 @@ def invite_picked(s: Session, api: Api) -> None:
         picked.append(row.locator("td").nth(1).locator(".muted").inner_text())
     expect(page.get_by_text("2 selected")).to_be_visible()
     s.check("list-picked")
+    # One more, invited on its own from its row.
+    third = rows.nth(2)
+    one = third.locator("td").nth(1).locator(".muted").inner_text()
+    third.get_by_role("button", name=re.compile("^Invite ")).click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(one)
+    s.check("invite-one")
+    dialog.get_by_role("button", name="Send invitation").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Invitation sent to {one}")
+    page.get_by_role("link", name="See how it fares").click()
+    s.heading("Campaign of")
+    expect(page.locator(".progress-words")).to_contain_text("1 of 1 sent", timeout=30_000)
+    page.go_back()
+    s.heading("Not sent")
+    rows = page.locator("tbody tr").filter(has=page.get_by_role("button", name=re.compile("^Invite ")))
+    for i in range(2):
+        rows.nth(i).get_by_role("checkbox").check()
+    expect(page.get_by_text("2 selected")).to_be_visible()
     page.get_by_role("button", name="Invite selected").click()
     s.heading("Compose and send")
     expect(page.get_by_text("2 hand-picked contacts")).to_be_visible()
@@ -519,7 +537,7 @@ def on_a_phone(browser, base: str, shots: Path, axe_js: str, binary: str, data_d
         for path, heading in pages:
             if path:
                 s.goto(path, heading)
-                s.page.wait_for_load_state("networkidle")
+                expect(s.page.locator("main .spinner:visible")).to_have_count(0)
             wide = s.page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
             assert wide <= 1, f"{path or 'invitations'}: the page is {wide}px wider than the phone's screen"
             s.check((path or "invitations").replace("/", "-"))
