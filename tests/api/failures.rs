@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use portal_core::domain::{
     Account, AccountId, ContactId, ContactRecord, Counts, Division, DivisionId, DivisionInput,
-    Email, PortalStatus, TenantId,
+    Email, FilterValues, PortalStatus, TenantId,
 };
 use portal_core::ports::{
     AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, FixedClock,
@@ -303,6 +303,13 @@ impl ContactStore for Down {
         _: &ContactId,
     ) -> Result<Option<ContactRecord>, StoreError> {
         down("get_contact")
+    }
+    async fn filter_values(
+        &self,
+        _: &TenantId,
+        _: &[DivisionId],
+    ) -> Result<Vec<FilterValues>, StoreError> {
+        down("filter_values")
     }
 }
 

@@ -106,6 +106,13 @@ impl ContactStore for Killable {
     ) -> Result<Option<ContactRecord>, StoreError> {
         guarded!(self, "get_contact", self.inner.get_contact(t, id))
     }
+    async fn filter_values(
+        &self,
+        t: &TenantId,
+        d: &[DivisionId],
+    ) -> Result<Vec<FilterValues>, StoreError> {
+        self.inner.filter_values(t, d).await
+    }
 }
 
 #[async_trait]
