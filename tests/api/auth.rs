@@ -12,7 +12,7 @@ use crate::helpers::*;
 /// The required permission of each route.
 fn permission_of(method: &str, path: &str) -> &'static str {
     match (method, path) {
-        ("GET", "/v1/divisions") => "invitations:read",
+        ("GET", "/v1/divisions") | ("GET", "/v1/divisions/filter-values") => "invitations:read",
         ("GET", "/v1/templates") | ("GET", "/v1/templates/{template_id}") => "invitations:read",
         ("PUT", "/v1/templates/{template_id}") | ("DELETE", "/v1/templates/{template_id}") => {
             "settings:manage"

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use portal_core::domain::{
     Account, AccountId, ContactId, ContactRecord, Counts, Division, DivisionId, DivisionInput,
-    Email, PortalStatus, TenantId,
+    Email, FilterValues, PortalStatus, TenantId,
 };
 use portal_core::ports::{
     AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, FixedClock,
@@ -317,6 +317,14 @@ impl ContactStore for Down {
         _: &[ContactId],
     ) -> Result<std::collections::HashMap<ContactId, DivisionId>, StoreError> {
         down("locate_contacts")
+    }
+
+    async fn filter_values(
+        &self,
+        _: &TenantId,
+        _: &[DivisionId],
+    ) -> Result<Vec<FilterValues>, StoreError> {
+        down("filter_values")
     }
 }
 

@@ -7,6 +7,8 @@
 //! - `auth`: 401/403 on every route, RS256/JWKS, tenant isolation.
 //! - `sync`: divisions, JSON and NDJSON account sync (10,000 accounts per request), deletes.
 //! - `invitations`: counts add up and agree with lists, filters, pagination, search, CSV.
+//! - `filter_values`: the values the count filters take per division, each counting what a
+//!   count filtered on it counts.
 //! - `errors`: every kind of bad input gets a 4xx problem+json.
 //! - `failures`: a failing store is an opaque 500 problem.
 //! - `unsubscribe`: the public one-click unsubscribe link (signed token, tenant-bound).
@@ -27,6 +29,7 @@ mod campaigns;
 mod console;
 mod errors;
 mod failures;
+mod filter_values;
 mod helpers;
 mod invitations;
 mod openapi;

@@ -206,8 +206,19 @@ async fn documented_response_shapes_match_what_the_api_returns() {
     app.put_division(&t, "d1").await;
     let divisions = app.get("/v1/divisions", &t).await.ok();
     assert_eq!(required(&s, "Division"), keys(&divisions[0]));
+    let values = app.get("/v1/divisions/filter-values", &t).await.ok();
+    assert_eq!(required(&s, "FilterValueReport"), keys(&values));
+    assert_eq!(required(&s, "FilterFieldValues"), keys(&values["all"]));
+    let mut division = required(&s, "FilterFieldValues");
+    division.insert("division_id".into());
+    assert_eq!(division, keys(&values["divisions"][0]));
     let report = app.sync(&t, &accounts("d1", 3)).await;
     assert_eq!(required(&s, "SyncReport"), keys(&report));
+    let values = app.get("/v1/divisions/filter-values", &t).await.ok();
+    assert_eq!(
+        required(&s, "ValueCount"),
+        keys(&values["all"]["account_class"][0])
+    );
     let page = app
         .post("/v1/invitations/recipients", &t, &json!({}))
         .await

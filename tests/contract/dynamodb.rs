@@ -843,7 +843,8 @@ mod dynamodb_recurring {
             .put_division(&tenant, &division("North"))
             .await
             .unwrap();
-        assert_eq!(took(&counter, "UpdateItem"), (1, 1), "a new division");
+        // The known-division update fails its condition, the creation (with `fv`) succeeds.
+        assert_eq!(took(&counter, "UpdateItem"), (2, 2), "a new division");
         store
             .put_division(&tenant, &division("North 2"))
             .await
@@ -1021,7 +1022,8 @@ mod dynamodb_recurring {
             stored.first_synced_at, None,
             "not first synced now: it would look new to a new_divisions_only setting"
         );
-        assert_eq!(took(&counter, "UpdateItem"), (2, 2));
+        // Neither a known division nor a new one: the third form updates it.
+        assert_eq!(took(&counter, "UpdateItem"), (3, 3));
         let again = store
             .put_division(&tenant, &division("Again"))
             .await
@@ -1071,4 +1073,319 @@ fn shard_pk_of(contact: &str) -> String {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     format!("T#t1#D#d1#S#{:02}", h % 16)
+}
+
+/// DynamoDB-only checks of the filter-value summaries (`filter_values` in the adapter): what
+/// reading and keeping them costs, how the items look, that a division from before them is
+/// read from its contacts, and that a summary shard outgrowing the item limit stops being
+/// kept without failing the sync.
+mod dynamodb_filter_values {
+    use std::collections::HashMap;
+
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use portal_aws::aws_metrics::RequestCounter;
+    use portal_aws::dynamodb::DynamoStore;
+    use portal_core::domain::{
+        Account, AccountId, DivisionId, DivisionInput, Email, FilterField, FilterValues, TenantId,
+    };
+    use portal_core::ports::{AccountStore, ContactStore, DivisionStore};
+    use portal_testkit::builders::{AccountBuilder, ContactBuilder};
+    use portal_testkit::moto::{fresh_table, Exclusive, Moto};
+
+    type Item = HashMap<String, AttributeValue>;
+
+    struct Fixture {
+        store: DynamoStore,
+        raw: aws_sdk_dynamodb::Client,
+        table: String,
+    }
+
+    async fn fixture() -> (Exclusive<Fixture>, RequestCounter) {
+        let counter = RequestCounter::new();
+        let fx = Exclusive::new(|| async {
+            let raw: aws_sdk_dynamodb::Client = Moto::shared().client();
+            let table = fresh_table(&raw).await;
+            let counted: aws_sdk_dynamodb::Client = Moto::shared().counted_client(&counter);
+            Fixture {
+                // moto does not isolate concurrent transactions (see `serialize_transactions`).
+                store: DynamoStore::new(counted, table.clone()).serialize_transactions(),
+                raw,
+                table,
+            }
+        })
+        .await;
+        counter.reset();
+        (fx, counter)
+    }
+
+    fn t() -> TenantId {
+        TenantId::parse("t1").unwrap()
+    }
+
+    fn d1() -> DivisionId {
+        DivisionId::parse("d1").unwrap()
+    }
+
+    fn division() -> DivisionInput {
+        DivisionInput::new(
+            d1(),
+            "Division 1".into(),
+            Email::parse("hoa@example.org").unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn account(i: usize, class: &str, contacts: usize) -> Account {
+        AccountBuilder::new(format!("a{i}"))
+            .class(class)
+            .bill_group(format!("G{}", i % 3))
+            .contacts((0..contacts).map(|k| {
+                ContactBuilder::new(format!("a{i}-c{k}")).email(format!("a{i}.{k}@example.com"))
+            }))
+            .build()
+    }
+
+    async fn raw_put(fx: &Fixture, item: Item) {
+        fx.raw
+            .put_item()
+            .table_name(&fx.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn raw_get(fx: &Fixture, pk: &str, sk: &str) -> Option<Item> {
+        fx.raw
+            .get_item()
+            .table_name(&fx.table)
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S(sk.into()))
+            .send()
+            .await
+            .unwrap()
+            .item
+    }
+
+    /// Every summary shard of `d1` in `t1`, as stored.
+    async fn summary_items(fx: &Fixture) -> Vec<Item> {
+        fx.raw
+            .query()
+            .table_name(&fx.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :d)")
+            .expression_attribute_values(":pk", AttributeValue::S("T#t1#FV".into()))
+            .expression_attribute_values(":d", AttributeValue::S("d1#".into()))
+            .send()
+            .await
+            .unwrap()
+            .items
+            .unwrap_or_default()
+    }
+
+    fn classes(v: &FilterValues) -> Vec<(String, u64)> {
+        v.values(FilterField::AccountClass)
+            .map(|(s, n)| (s.to_owned(), n))
+            .collect()
+    }
+
+    /// (requests of `operation`, all requests) since the last reset; resets.
+    fn took(counter: &RequestCounter, operation: &str) -> (u64, u64) {
+        let got = (counter.get(operation), counter.total());
+        counter.reset();
+        got
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_divisions_values_cost_one_query_and_are_kept_by_sync_transactions() {
+        let (fx, counter) = fixture().await;
+        let store = &fx.store;
+        store.put_division(&t(), &division()).await.unwrap();
+        let div = raw_get(&fx, "T#t1", "DIV#d1").await.unwrap();
+        assert_eq!(div.get("fv"), Some(&AttributeValue::S("kept".into())));
+
+        // 150 accounts of 2 contacts over 2 classes and 3 bill groups. (Kept small: moto
+        // copies the whole table for each transaction.)
+        let accounts: Vec<Account> = (0..150)
+            .map(|i| account(i, if i % 2 == 0 { "Even" } else { "Odd" }, 2))
+            .collect();
+        counter.reset();
+        store.upsert_accounts(&t(), &accounts).await.unwrap();
+        assert_eq!(
+            counter.get("TransactWriteItems"),
+            2,
+            "99 accounts and one summary ADD a transaction"
+        );
+        let account_item = raw_get(&fx, "T#t1#ACC#a1", "A").await.unwrap();
+        assert_eq!(
+            account_item.get("ver"),
+            Some(&AttributeValue::N("1".into()))
+        );
+        assert_eq!(
+            account_item.get("class"),
+            Some(&AttributeValue::S("Odd".into()))
+        );
+        let mut sums: HashMap<String, i64> = HashMap::new();
+        for item in summary_items(&fx).await {
+            for (k, v) in item {
+                if let AttributeValue::N(n) = v {
+                    *sums.entry(k).or_default() += n.parse::<i64>().unwrap();
+                }
+            }
+        }
+        assert_eq!((sums["class|Even"], sums["class|Odd"]), (150, 150));
+        assert_eq!(
+            [
+                sums["bill_group|G0"],
+                sums["bill_group|G1"],
+                sums["bill_group|G2"]
+            ],
+            [100, 100, 100]
+        );
+
+        counter.reset();
+        let got = store.filter_values(&t(), &[d1()]).await.unwrap();
+        assert_eq!(
+            classes(&got[0]),
+            [("Even".to_owned(), 150), ("Odd".to_owned(), 150)]
+        );
+        // The division's flag, then its summary shards: no contact is read.
+        assert_eq!(counter.get("BatchGetItem"), 1);
+        assert_eq!(took(&counter, "Query"), (1, 2));
+
+        // A sync that changes nothing writes no account item and no summary.
+        store.upsert_accounts(&t(), &accounts).await.unwrap();
+        assert_eq!(counter.get("TransactWriteItems"), 0);
+        counter.reset();
+        // Deleting an account: one transaction takes it and its contribution out.
+        assert!(store
+            .delete_account(&t(), &AccountId::parse("a0").unwrap())
+            .await
+            .unwrap());
+        assert_eq!(counter.get("TransactWriteItems"), 1);
+        let got = store.filter_values(&t(), &[d1()]).await.unwrap();
+        assert_eq!(
+            classes(&got[0]),
+            [("Even".to_owned(), 148), ("Odd".to_owned(), 150)]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_division_from_before_summaries_is_read_from_its_contacts() {
+        let (fx, counter) = fixture().await;
+        let store = &fx.store;
+        // As the previous release wrote a division: first sync time, no `fv`.
+        let mut div: Item = HashMap::new();
+        for (k, v) in [
+            ("pk", "T#t1"),
+            ("sk", "DIV#d1"),
+            ("name", "Old"),
+            ("email_from", "old@example.org"),
+            ("first_synced_at", "2026-01-01T00:00:00.000000000Z"),
+        ] {
+            div.insert(k.into(), AttributeValue::S(v.into()));
+        }
+        raw_put(&fx, div).await;
+        // Renaming it does not make its summary believed: it was never complete.
+        counter.reset();
+        store.put_division(&t(), &division()).await.unwrap();
+        assert_eq!(took(&counter, "UpdateItem"), (1, 1), "a known division");
+        assert_eq!(
+            raw_get(&fx, "T#t1", "DIV#d1").await.unwrap().get("fv"),
+            None
+        );
+
+        let accounts: Vec<Account> = (0..20).map(|i| account(i, "Old", 1 + i % 2)).collect();
+        store.upsert_accounts(&t(), &accounts).await.unwrap();
+        counter.reset();
+        let got = store.filter_values(&t(), &[d1()]).await.unwrap();
+        assert_eq!(classes(&got[0]), [("Old".to_owned(), 30)]);
+        // The flag, then its 16 contact partitions (as a count reads them).
+        assert_eq!(counter.get("BatchGetItem"), 1);
+        assert_eq!(took(&counter, "Query"), (16, 17));
+
+        // Account items as the previous release wrote them: no version, no values.
+        for a in ["a1", "a2", "a3"] {
+            fx.raw
+                .update_item()
+                .table_name(&fx.table)
+                .key("pk", AttributeValue::S(format!("T#t1#ACC#{a}")))
+                .key("sk", AttributeValue::S("A".into()))
+                .update_expression("REMOVE ver, #c, bill_group, #s, site_source")
+                .expression_attribute_names("#c", "class")
+                .expression_attribute_names("#s", "source")
+                .send()
+                .await
+                .unwrap();
+        }
+        // A resync rewrites one whole (with a version), a contact moving away shrinks another
+        // (which stays old), and one is deleted: each under the condition that it is still old.
+        let moved = AccountBuilder::new("z1")
+            .class("New")
+            .contacts([ContactBuilder::new("a2-c0").email("a2.0@example.com")])
+            .build();
+        store
+            .upsert_accounts(&t(), &[account(1, "Renewed", 2), moved])
+            .await
+            .unwrap();
+        assert!(store
+            .delete_account(&t(), &AccountId::parse("a3").unwrap())
+            .await
+            .unwrap());
+        let a1 = raw_get(&fx, "T#t1#ACC#a1", "A").await.unwrap();
+        assert_eq!(a1.get("ver"), Some(&AttributeValue::N("1".into())));
+        assert_eq!(a1.get("class"), Some(&AttributeValue::S("Renewed".into())));
+        let a2 = raw_get(&fx, "T#t1#ACC#a2", "A").await.unwrap();
+        assert_eq!(a2.get("ver"), None);
+        assert_eq!(a2.get("contacts"), Some(&AttributeValue::L(vec![])));
+        assert_eq!(raw_get(&fx, "T#t1#ACC#a3", "A").await, None);
+        let got = store.filter_values(&t(), &[d1()]).await.unwrap();
+        assert_eq!(
+            classes(&got[0]),
+            [
+                ("New".to_owned(), 1),
+                ("Old".to_owned(), 30 - 2 - 1 - 2),
+                ("Renewed".to_owned(), 2),
+            ]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_summary_shard_turns_the_division_off_and_the_sync_goes_on() {
+        let (fx, _) = fixture().await;
+        let store = &fx.store;
+        store.put_division(&t(), &division()).await.unwrap();
+        // Each summary shard of d1 a few bytes under moto's item limit (405,000 bytes): the
+        // next value added to any of them breaks it.
+        for shard in 0..16 {
+            let mut item: Item = HashMap::new();
+            item.insert("pk".into(), AttributeValue::S("T#t1#FV".into()));
+            item.insert("sk".into(), AttributeValue::S(format!("d1#{shard:02}")));
+            item.insert("filler".into(), AttributeValue::S("x".repeat(404_960)));
+            raw_put(&fx, item).await;
+        }
+        let accounts: Vec<Account> = (0..10).map(|i| account(i, "Full", 2)).collect();
+        store.upsert_accounts(&t(), &accounts).await.unwrap();
+        let div = raw_get(&fx, "T#t1", "DIV#d1").await.unwrap();
+        assert_eq!(div.get("fv"), Some(&AttributeValue::S("off".into())));
+        assert!(
+            raw_get(&fx, "T#t1#ACC#a3", "A").await.is_some(),
+            "the accounts are written"
+        );
+        let got = store.filter_values(&t(), &[d1()]).await.unwrap();
+        assert_eq!(classes(&got[0]), [("Full".to_owned(), 20)]);
+        // And later syncs and deletions leave the summary alone.
+        store
+            .upsert_accounts(&t(), &[account(0, "Changed", 2)])
+            .await
+            .unwrap();
+        assert!(store
+            .delete_account(&t(), &AccountId::parse("a1").unwrap())
+            .await
+            .unwrap());
+        let got = store.filter_values(&t(), &[d1()]).await.unwrap();
+        assert_eq!(
+            classes(&got[0]),
+            [("Changed".to_owned(), 2), ("Full".to_owned(), 16)]
+        );
+    }
 }

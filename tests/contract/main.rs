@@ -1,8 +1,9 @@
 //! The store contract: the same cases, run against every store adapter.
 //!
 //! Cases live in modules by capability (`cases.rs`: divisions, accounts, contacts, counts,
-//! lists, suppression), each an `async fn(&dyn Store)`. `contract_suite!` turns every listed
-//! case into a `#[tokio::test]` for one adapter; `sqlite.rs` and `dynamodb.rs` each invoke it
+//! lists, suppression; `filter_values.rs`: the values the list filters take), each an
+//! `async fn(&dyn Store)`. `contract_suite!` turns every listed case into a
+//! `#[tokio::test]` for one adapter; `sqlite.rs` and `dynamodb.rs` each invoke it
 //! with a way to make a fresh, empty store. A new capability adds a module of cases and one
 //! `module: [case, ...]` entry below.
 //!
@@ -83,6 +84,15 @@ macro_rules! contract_suite {
             a_portal_key_template_reads_back_as_its_kind,
             registration_data_never_crosses_tenants,
             ],
+            filter_values: [
+            filter_values_appear_after_a_sync_and_count_contacts,
+            filter_values_follow_accounts_that_change_move_and_lose_contacts,
+            filter_values_shrink_and_disappear_when_accounts_are_deleted,
+            a_resync_that_changes_nothing_changes_no_value,
+            tenants_never_see_or_change_each_others_filter_values,
+            random_syncs_and_deletions_keep_filter_values_equal_to_the_contacts,
+            a_sync_racing_its_retry_and_another_sync_counts_every_contact_once,
+            ],
             recurring: [
             settings_round_trip_with_every_field,
             saving_a_setting_again_replaces_it_with_what_the_caller_sets,
@@ -149,6 +159,7 @@ mod campaigns;
 mod cases;
 mod dynamodb;
 mod dynamodb_campaigns;
+mod filter_values;
 mod hand_picked;
 mod recurring;
 mod registration;

@@ -120,6 +120,14 @@ impl ContactStore for Killable {
     ) -> Result<std::collections::HashMap<ContactId, DivisionId>, StoreError> {
         self.inner.locate_contacts(t, ids).await
     }
+
+    async fn filter_values(
+        &self,
+        t: &TenantId,
+        d: &[DivisionId],
+    ) -> Result<Vec<FilterValues>, StoreError> {
+        self.inner.filter_values(t, d).await
+    }
 }
 
 #[async_trait]

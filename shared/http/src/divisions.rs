@@ -1,12 +1,14 @@
-//! `PUT /v1/divisions/{division_id}` (sync) and `GET /v1/divisions` (managers).
+//! `PUT /v1/divisions/{division_id}` (sync), `GET /v1/divisions` and
+//! `GET /v1/divisions/filter-values` (managers).
 
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use portal_core::domain::{Division, DivisionId, DivisionInput, Email};
+use portal_core::domain::{Division, DivisionId, DivisionInput, Email, FilterField, FilterValues};
 use portal_core::usecases;
+use portal_core::usecases::counts::FilterValueReport;
 
 use super::auth::{perm, Authorized};
 use super::error::ApiError;
@@ -60,4 +62,141 @@ pub async fn list(
         .await
         .map_err(usecases::UseCaseError::from)?;
     Ok(Json(divisions))
+}
+
+/// One value of a list filter, with the number of contacts having it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ValueCount {
+    pub value: String,
+    pub count: u64,
+}
+
+/// The values of each list filter, sorted by value; the field names are those of `filters`
+/// in `POST /v1/invitations/counts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldValues {
+    pub account_class: Vec<ValueCount>,
+    pub bill_group: Vec<ValueCount>,
+    pub account_source: Vec<ValueCount>,
+    pub site_source: Vec<ValueCount>,
+}
+
+impl From<&FilterValues> for FieldValues {
+    fn from(v: &FilterValues) -> Self {
+        let list = |field: FilterField| {
+            v.values(field)
+                .map(|(value, count)| ValueCount {
+                    value: value.to_owned(),
+                    count,
+                })
+                .collect()
+        };
+        Self {
+            account_class: list(FilterField::AccountClass),
+            bill_group: list(FilterField::BillGroup),
+            account_source: list(FilterField::AccountSource),
+            site_source: list(FilterField::SiteSource),
+        }
+    }
+}
+
+/// One division's values.
+#[derive(Debug, Clone, Serialize)]
+pub struct DivisionValues {
+    pub division_id: DivisionId,
+    #[serde(flatten)]
+    pub values: FieldValues,
+}
+
+/// The answer of `GET /v1/divisions/filter-values`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FilterValuesView {
+    pub divisions: Vec<DivisionValues>,
+    /// The divisions' values merged.
+    pub all: FieldValues,
+}
+
+impl From<FilterValueReport> for FilterValuesView {
+    fn from(r: FilterValueReport) -> Self {
+        Self {
+            divisions: r
+                .divisions
+                .iter()
+                .map(|(d, v)| DivisionValues {
+                    division_id: d.clone(),
+                    values: v.into(),
+                })
+                .collect(),
+            all: (&r.all).into(),
+        }
+    }
+}
+
+/// The divisions a `?division_id=a&division_id=b` query names (the parameter repeated, as
+/// OpenAPI's default `form` style writes an array; an empty value is ignored, as elsewhere).
+/// A query that does not parse or names another parameter is a 400; a value that is not an
+/// id a 422 (as `GET /v1/campaigns?division_id=` answers).
+fn named_divisions(raw: Option<&str>) -> Result<Vec<DivisionId>, ApiError> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
+        .map_err(|e| ApiError::BadRequest(format!("the query string does not parse: {e}")))?;
+    let mut named = Vec::new();
+    for (key, value) in pairs {
+        if key != "division_id" {
+            return Err(ApiError::BadRequest(format!(
+                "unknown query parameter `{key}`: the only one is `division_id`"
+            )));
+        }
+        if value.is_empty() {
+            continue;
+        }
+        let id = DivisionId::parse(value)
+            .map_err(|e| ApiError::Unprocessable(format!("division_id: {e}")))?;
+        named.push(id);
+    }
+    Ok(named)
+}
+
+/// `GET /v1/divisions/filter-values`: for each named division (every division of the
+/// tenant when none is named) and for all of them together, the distinct values of account
+/// class, bill group, account source and site source with their number of contacts. An
+/// unknown division, or another tenant's, is a 404.
+pub async fn filter_values(
+    caller: Authorized<perm::InvitationsRead>,
+    State(state): State<AppState>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<FilterValuesView>, ApiError> {
+    let named = named_divisions(raw.as_deref())?;
+    let report =
+        usecases::counts::filter_values(state.store.as_ref(), &caller.tenant, named).await?;
+    Ok(Json(report.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(raw: &str) -> Result<Vec<String>, ApiError> {
+        named_divisions(Some(raw)).map(|v| v.iter().map(|d| d.to_string()).collect())
+    }
+
+    #[test]
+    fn division_ids_come_from_the_repeated_parameter() {
+        assert_eq!(ids("").unwrap(), Vec::<String>::new());
+        assert_eq!(named_divisions(None).unwrap(), vec![]);
+        assert_eq!(ids("division_id=a").unwrap(), ["a"]);
+        assert_eq!(
+            ids("division_id=oak-hills&division_id=b&division_id=").unwrap(),
+            ["oak-hills", "b"]
+        );
+        assert!(matches!(ids("division=a"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            ids("division_id=a,b"),
+            Err(ApiError::Unprocessable(_))
+        ));
+        // Percent-decoding is lenient: what is left is not an id.
+        for bad in ["division_id=%ZZ", "division_id=%FF", "division_id=a%23b"] {
+            assert!(matches!(ids(bad), Err(ApiError::Unprocessable(_))), "{bad}");
+        }
+        assert_eq!(ids("division_id=a%2Db").unwrap(), ["a-b"]);
+    }
 }

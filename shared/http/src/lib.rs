@@ -7,7 +7,8 @@
 //! - [`auth`]: bearer JWT verification and the [`auth::Authorized`] extractor (401/403).
 //! - [`error`]: [`ApiError`], the only way an error leaves the API (problem+json).
 //! - [`json`]: body reading where every rejection is an [`ApiError`].
-//! - one module per route group: [`divisions`], [`sync`], [`invitations`] (counts and lists),
+//! - one module per route group: [`divisions`] (and the values the count filters take),
+//!   [`sync`], [`invitations`] (counts and lists),
 //!   with [`csv`] streaming a list as CSV; [`templates`] (and the preview); [`campaigns`]
 //!   (bulk sends, the individual invite); [`unsubscribe`] is public (signed token, no JWT).
 //!
@@ -119,6 +120,7 @@ impl Job {
 /// Every route the API serves: `(job, method, path)`, paths in OpenAPI/axum template syntax.
 pub const ROUTES: &[(Job, &str, &str)] = &[
     (Job::LoadCounts, "GET", "/v1/divisions"),
+    (Job::LoadCounts, "GET", "/v1/divisions/filter-values"),
     (Job::Sync, "PUT", "/v1/divisions/{division_id}"),
     (Job::Sync, "POST", "/v1/sync/accounts"),
     (Job::Sync, "DELETE", "/v1/accounts/{account_id}"),
@@ -324,6 +326,11 @@ pub fn describe_limit(bytes: usize) -> String {
 pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     vec![
         ("GET", "/v1/divisions", get(divisions::list)),
+        (
+            "GET",
+            "/v1/divisions/filter-values",
+            get(divisions::filter_values),
+        ),
         ("PUT", "/v1/divisions/{division_id}", put(divisions::put)),
         (
             "POST",

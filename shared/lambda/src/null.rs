@@ -10,9 +10,9 @@ use time::OffsetDateTime;
 
 use portal_core::domain::{
     Account, AccountId, Campaign, CampaignId, CampaignStatus, ContactId, ContactRecord, Counts,
-    Division, DivisionId, DivisionInput, Email, Invitation, InvitationFact, Login, PortalKey,
-    PortalStatus, RecurringId, RecurringSetting, RegistrationRequest, RequestId, RequestStatus,
-    Skipped, Template, TemplateId, TenantId,
+    Division, DivisionId, DivisionInput, Email, FilterValues, Invitation, InvitationFact, Login,
+    PortalKey, PortalStatus, RecurringId, RecurringSetting, RegistrationRequest, RequestId,
+    RequestStatus, Skipped, Template, TemplateId, TenantId,
 };
 use portal_core::ports::{
     AccountKey, AccountStore, BusError, CampaignStore, Claim, ClaimResult, ConfirmOutcome,
@@ -105,6 +105,7 @@ refuse_all! {
         fn get_contacts(&TenantId, &[ContactId]) -> Vec<ContactRecord>;
         fn locate_contacts(&TenantId, &[ContactId])
             -> std::collections::HashMap<ContactId, DivisionId>;
+        fn filter_values(&TenantId, &[DivisionId]) -> Vec<FilterValues>;
     }
     ContactStateStore {
         fn set_portal_status(&TenantId, &ContactId, PortalStatus) -> bool;

@@ -10,6 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use time::OffsetDateTime;
 
 use super::batch::{self, CONCURRENCY};
+use super::filter_values::{AccountWrite, Target};
 use super::items::{self, s, Item};
 use super::keys;
 use super::DynamoStore;
@@ -130,8 +131,10 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// The account item of a synced account: membership, key, and the account number
-    /// indexed on `gsi1` (`T#{t}#ANUM#{number}` / account id).
+    /// The account item of a synced account: membership, key, the account number indexed on
+    /// `gsi1` (`T#{t}#ANUM#{number}` / account id), and the four list-filter values its
+    /// contacts share (what it contributes to its division's summary, see `filter_values`).
+    /// `write_accounts` adds its version.
     fn account_item(
         tenant: &TenantId,
         account: &Account,
@@ -152,6 +155,10 @@ impl DynamoStore {
             s(keys::account_number_gsi_pk(tenant, &account.number)),
         );
         item.insert(items::GSI1SK.into(), s(account.account_id.as_str()));
+        item.insert(items::CLASS.into(), s(&account.class));
+        item.insert(items::BILL_GROUP.into(), s(&account.bill_group));
+        item.insert(items::SOURCE.into(), s(&account.source));
+        item.insert(items::SITE_SOURCE.into(), s(&account.site_source));
         item
     }
 
@@ -382,8 +389,17 @@ impl AccountStore for DynamoStore {
         }
         batch::write_all(&self.client, &self.table, deletes).await?;
 
-        // Phase 4: account items and locators now describe the new layout.
+        // Phase 4: the locators, then the account items with what they change in their
+        // divisions' filter-value summaries (see `filter_values`): the new layout. An account
+        // item that would not change is not written.
         let mut puts = Vec::new();
+        for p in &placements {
+            if p.old.as_ref() != Some(&p.new) {
+                puts.push(batch::put(Self::locator_item(tenant, p.contact, &p.new))?);
+            }
+        }
+        batch::write_all(&self.client, &self.table, puts).await?;
+        let mut writes = Vec::new();
         for (i, a) in synced.iter().enumerate() {
             let contacts: Vec<ContactId> = a
                 .contacts
@@ -391,39 +407,21 @@ impl AccountStore for DynamoStore {
                 .filter(|c| owned(i, &c.contact_id))
                 .map(|c| c.contact_id.clone())
                 .collect();
-            // A re-sync that changes nothing the account item holds skips it.
-            let key = &portal_keys[i];
-            if stored.get(&a.account_id).is_some_and(|s| {
-                s.division == a.division_id
-                    && s.contacts == contacts
-                    && s.key.as_ref() == Some(key)
-                    && s.number.as_deref() == Some(a.number.as_str())
-                    && s.name.as_deref() == Some(a.name.as_str())
-            }) {
-                continue;
-            }
-            puts.push(batch::put(Self::account_item(tenant, a, &contacts, key))?);
+            writes.push(AccountWrite {
+                id: a.account_id.clone(),
+                current: stored.get(&a.account_id).map(|s| s.item.clone()),
+                target: Target::Put(Self::account_item(tenant, a, &contacts, &portal_keys[i])),
+            });
         }
         for (account, lost) in &losses {
-            if let Some(old) = losers.get(*account) {
-                let keep: Vec<ContactId> = old
-                    .contacts
-                    .iter()
-                    .filter(|c| !lost.contains(c))
-                    .cloned()
-                    .collect();
-                // Only its contact list changes: key, number and index entry stay.
-                let mut item = old.item.clone();
-                item.insert(items::CONTACTS.into(), items::contact_list(&keep));
-                puts.push(batch::put(item)?);
-            }
+            // Only its contact list changes: key, number and index entry stay.
+            writes.push(AccountWrite {
+                id: (*account).clone(),
+                current: losers.get(*account).map(|s| s.item.clone()),
+                target: Target::Drop(lost.iter().map(|c| (*c).clone()).collect()),
+            });
         }
-        for p in &placements {
-            if p.old.as_ref() != Some(&p.new) {
-                puts.push(batch::put(Self::locator_item(tenant, p.contact, &p.new))?);
-            }
-        }
-        batch::write_all(&self.client, &self.table, puts).await?;
+        self.write_accounts(tenant, writes).await?;
         Ok(report)
     }
 
@@ -444,7 +442,16 @@ impl AccountStore for DynamoStore {
             Self::contact_deletes(tenant, &division, c, &mut deletes)?;
         }
         batch::write_all(&self.client, &self.table, deletes).await?;
-        batch::write_all(&self.client, &self.table, vec![batch::delete(key)?]).await?;
+        // The account item goes last, taking its contribution out of the summary with it.
+        self.write_accounts(
+            tenant,
+            vec![AccountWrite {
+                id: id.clone(),
+                current: Some(item),
+                target: Target::Delete,
+            }],
+        )
+        .await?;
         Ok(true)
     }
 }

@@ -12,7 +12,8 @@ use super::keys::{self, SHARDS};
 use super::{batch, ops};
 use super::{values, DynamoStore};
 use portal_core::domain::{
-    classify, ContactId, ContactRecord, Counts, DivisionId, Group, PortalStatus, TenantId,
+    classify, ContactId, ContactRecord, Counts, DivisionId, FilterValues, Group, PortalStatus,
+    TenantId,
 };
 use portal_core::ports::{
     ContactQuery, ContactStateStore, ContactStore, ListQuery, Page, StoreError,
@@ -383,6 +384,14 @@ impl ContactStore for DynamoStore {
             located.insert(id, items::division_id(&loc, items::DIVISION)?);
         }
         Ok(located)
+    }
+
+    async fn filter_values(
+        &self,
+        tenant: &TenantId,
+        divisions: &[DivisionId],
+    ) -> Result<Vec<FilterValues>, StoreError> {
+        self.read_filter_values(tenant, divisions).await
     }
 }
 

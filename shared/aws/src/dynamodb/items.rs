@@ -28,6 +28,12 @@ pub(super) const DIV_EMAIL_FROM: &str = "email_from";
 pub(super) const DIV_LAST_BULK: &str = "last_bulk_sent_at";
 /// When `put_division` first wrote the item; absent on divisions written before it was kept.
 pub(super) const DIV_FIRST_SYNCED: &str = "first_synced_at";
+/// Whether the division's filter-value summary can be believed (see `filter_values`):
+/// [`FILTER_VALUES_KEPT`], [`FILTER_VALUES_OFF`], or absent (a division created before the
+/// summaries were kept).
+pub(super) const DIV_FILTER_VALUES: &str = "fv";
+pub(super) const FILTER_VALUES_KEPT: &str = "kept";
+pub(super) const FILTER_VALUES_OFF: &str = "off";
 
 // Account item and contact locator.
 pub(super) const DIVISION: &str = "div";
@@ -36,6 +42,10 @@ pub(super) const CONTACTS: &str = "contacts";
 /// The account's portal key: on the account item (the authority) and copied onto each of its
 /// contacts' sync items (for `[PortalKey]` on every read path).
 pub(super) const PORTAL_KEY: &str = "pkey";
+/// An account item's version (N), one more at each write of sync or delete, which each
+/// conditions on the version it read; absent on items written before the filter-value
+/// summaries were kept (see `filter_values`).
+pub(super) const VERSION: &str = "ver";
 
 // The sparse index (see the module docs of the adapter for what carries it).
 pub(super) const GSI1PK: &str = "gsi1pk";
@@ -48,10 +58,12 @@ const PHONE: &str = "phone";
 const BILLING: &str = "billing";
 pub(super) const ACC_NUMBER: &str = "acc_no";
 pub(super) const ACC_NAME: &str = "acc_name";
-const CLASS: &str = "class";
-const BILL_GROUP: &str = "bill_group";
-const SOURCE: &str = "source";
-const SITE_SOURCE: &str = "site_source";
+// The four list-filter fields: on sync items, and on account items (their values, which
+// the account's contacts share).
+pub(super) const CLASS: &str = "class";
+pub(super) const BILL_GROUP: &str = "bill_group";
+pub(super) const SOURCE: &str = "source";
+pub(super) const SITE_SOURCE: &str = "site_source";
 const ACTIVE: &str = "active";
 const BALANCE: &str = "balance";
 const AUTOPAY: &str = "autopay";

@@ -86,6 +86,21 @@ pub(super) fn state_sk(c: &ContactId) -> String {
     format!("{CONTACT_SK_PREFIX}{c}{STATE_SK_SUFFIX}")
 }
 
+/// The partition of a tenant's filter-value summaries (see `filter_values`).
+pub(super) fn filter_values_pk(t: &TenantId) -> String {
+    format!("T#{t}#FV")
+}
+
+/// One summary shard of a division's filter values. Ids hold no `#`, so the prefix
+/// `{division}#` names exactly one division's shards.
+pub(super) fn filter_values_sk(d: &DivisionId, shard: u8) -> String {
+    format!("{}{shard:02}", filter_values_prefix(d))
+}
+
+pub(super) fn filter_values_prefix(d: &DivisionId) -> String {
+    format!("{d}#")
+}
+
 pub(super) fn suppression_pk(t: &TenantId) -> String {
     format!("T#{t}#SUP")
 }

@@ -24,12 +24,13 @@
 //!
 //! | item | `pk` | `sk` | attributes |
 //! |---|---|---|---|
-//! | division | `T#{t}` | `DIV#{division}` | `name`, `email_from`, `last_bulk_sent_at`?, `first_synced_at`? (set when `put_division` creates the item, never changed; absent on divisions written before it was kept) |
-//! | account | `T#{t}#ACC#{account}` | `A` | `div`, `contacts` (list of its contact ids), `pkey` (its portal key), `acc_no`, `acc_name`, `gsi1pk` = `T#{t}#ANUM#{acc_no}`, `gsi1sk` = account id |
+//! | division | `T#{t}` | `DIV#{division}` | `name`, `email_from`, `last_bulk_sent_at`?, `first_synced_at`? (set when `put_division` creates the item, never changed; absent on divisions written before it was kept), `fv`? (`kept` when created, `off`, or absent: whether its filter-value summary is believed, see `filter_values`) |
+//! | account | `T#{t}#ACC#{account}` | `A` | `div`, `contacts` (list of its contact ids), `pkey` (its portal key), `acc_no`, `acc_name`, `gsi1pk` = `T#{t}#ANUM#{acc_no}`, `gsi1sk` = account id, `class`, `bill_group`, `source`, `site_source`, `ver` (N; the last five absent on items written before filter-value summaries were kept) |
 //! | contact locator | `T#{t}#C#{contact}` | `L` | `div`, `acc` |
 //! | contact sync item | `T#{t}#D#{division}#S#{shard:02}` | `C#{contact}` | `acc`, `name`, `email`?, `phone`, `billing`, and the account's `acc_no`, `acc_name`, `class`, `bill_group`, `source`, `site_source`, `active`, `balance` (N), `autopay`, `pkey` (copy of the account's key) |
 //! | contact state item | same as its sync item | `C#{contact}#ST` | `status`?, `invited_at`?, `n_inv`? (N: `invitations_sent`, added to by each claim), `last_login`?, `other_emails`? (string set) |
 //! | suppression | `T#{t}#SUP` | `E#{lowercased email}` | `reason`, `at` |
+//! | filter-value summary shard | `T#{t}#FV` | `{division}#{shard:02}` | `{field}\|{value}` (N): contacts with that value, this shard's part (see `filter_values`) |
 //! | campaign, invitation, division's campaign, idempotency key, selection chunk | `T#{t}#CMP#{campaign}`, `T#{t}#DCMP#{division}`, `T#{t}#IDEM#{hash}`, `T#{t}#SEL#{campaign}` | `CMP`, `INV#{contact}`, `{campaign}`, `IDEM`, `{chunk:04}` | see `campaigns` (the 24-hour rules as transactions) |
 //! | template | `T#{t}` | `TPL#{template}` | `name`, `subject`, `html`, `text` (raw), `kind` (see `templates`) |
 //! | login | `T#{t}#LOGIN#{normalized email}` | `LOGIN` | `email`, `name`, `cids`/`aids` (string sets), `via`, `confirmed`, `provisioned`, `at` (see `registration`) |
@@ -67,16 +68,17 @@
 //!
 //! | port operation | requests |
 //! |---|---|
-//! | `put_division` | UpdateItem (SET name, email_from, `first_synced_at = if_not_exists(..)` under `attribute_not_exists(pk) OR attribute_exists(first_synced_at)`; keeps `last_bulk_sent_at`); a division from before `first_synced_at` was kept fails that condition and takes a second UpdateItem without it (it stays `None`) |
+//! | `put_division` | UpdateItem (SET name, email_from under `attribute_exists(first_synced_at)`; keeps `last_bulk_sent_at`); a new division fails it and takes a second (SET name, email_from, `first_synced_at`, `fv = kept` under `attribute_not_exists(pk)`); a division from before `first_synced_at` was kept fails both and takes a third without them (it stays `None`) |
 //! | `get_division` | GetItem |
 //! | `list_divisions` | Query `pk = T#{t}`, `sk begins_with DIV#` (sorted by id) |
-//! | `upsert_accounts` | BatchGetItem the account items, then the locators of contacts new to their account; BatchGetItem the state items of contacts changing division; BatchWriteItem in dependency order (below); UpdateItem per contact whose account brings a `last_login`. Each account's key is the synced one, else the stored one, else `PortalKey::generate()`; it is written on the account item and copied onto every sync item written |
-//! | `delete_account` | GetItem account, BatchWriteItem deletes of its contacts' three items, then of the account |
+//! | `upsert_accounts` | BatchGetItem the account items, then the locators of contacts new to their account; BatchGetItem the state items of contacts changing division; BatchWriteItem in dependency order (below); UpdateItem per contact whose account brings a `last_login`; BatchGetItem of the divisions' `fv`, then TransactWriteItems of up to 99 changed account items (each under `ver = :read`) with one `ADD` per division to its filter-value summary. Each account's key is the synced one, else the stored one, else `PortalKey::generate()`; it is written on the account item and copied onto every sync item written |
+//! | `delete_account` | GetItem account, BatchWriteItem deletes of its contacts' three items, BatchGetItem of its division's `fv`, then TransactWriteItems: Delete the account (under `ver = :read`) + `ADD` its contribution out of the summary |
 //! | `count_contacts` | Query the suppression partition; Query every (division, shard) partition in parallel |
 //! | `list_contacts` | Query the suppression partition (only for the groups it decides: eligible, held, suppressed); Query (division, shard) partitions in order from the cursor |
 //! | `get_contact` | GetItem locator, Query `sk BETWEEN C#{id} AND C#{id}#ST` |
 //! | `get_contacts` | BatchGetItem the locators, then the sync and state items of the contacts found |
 //! | `locate_contacts` | BatchGetItem the locators (100 per call, 8 calls at once) |
+//! | `filter_values` | BatchGetItem the divisions' `fv`; per `kept` division one Query `pk = T#{t}#FV`, `sk begins_with {division}#` (its 16 summary shards); per other division its 16 (division, shard) partitions, projected on the four values (like a count) |
 //! | `set_portal_status`, `record_invited` | GetItem locator, TransactWriteItems (ConditionCheck sync item exists + Update state item) |
 //! | `suppress` | PutItem `attribute_not_exists(pk)` (the first reason is kept) |
 //! | `is_suppressed` | GetItem |
@@ -113,11 +115,11 @@
 //!
 //! **Sync write order.** Each chunk first puts the new sync items (and the copied state of
 //! contacts changing division), then applies synced last logins, then deletes the items of
-//! removed contacts and the old copies of moved ones, and only then writes the account
-//! items (skipped when an account's division and contact list are unchanged) and the
-//! locators of contacts that are new or moved. An interrupted sync therefore leaves the
-//! account and locator items describing the *old* layout, and retrying the same request (the
-//! use case's contract) finds every leftover and converges. Moving a contact's state to
+//! removed contacts and the old copies of moved ones, and only then writes the locators of
+//! contacts that are new or moved and, last, the account items (skipped when unchanged) with
+//! their divisions' filter-value summaries. An interrupted sync therefore leaves the account
+//! items and summaries describing the *old* layout, and retrying the same request (the use
+//! case's contract) finds every leftover and converges. Moving a contact's state to
 //! another division is a read-then-copy, not atomic with a concurrent `record_invited`.
 //!
 //! # Counting a large division
@@ -162,6 +164,8 @@
 //! - `table`: [`table_definition`] and [`create_table`].
 //! - `accounts`: sync (`upsert_accounts`, `delete_account`).
 //! - `contacts`: counts, lists, contact lookups and state updates.
+//! - `filter_values`: the per-division summaries of the values the list filters take, kept
+//!   by the account writes of sync and deletion (versioned, transactional), and read back.
 //! - `campaigns`: campaigns, invitations and the two 24-hour rules as transactions.
 //! - `invitations`: facts about invitations (SES events, outcomes) as conditional
 //!   transactions with the campaign's counters, invitation and campaign lists, recounts.
@@ -178,6 +182,7 @@ mod accounts;
 mod batch;
 mod campaigns;
 mod contacts;
+mod filter_values;
 mod invitations;
 mod items;
 mod keys;
@@ -251,12 +256,13 @@ impl DynamoStore {
 
 #[async_trait]
 impl DivisionStore for DynamoStore {
-    /// One UpdateItem: `SET name, email_from, first_synced_at = if_not_exists(..)` under
-    /// `attribute_not_exists(pk) OR attribute_exists(first_synced_at)`, so a new division gets
-    /// the sync's time and a known one keeps its own. A division stored before the time was
-    /// kept fails that condition and is updated without it (a second UpdateItem): it stays
-    /// `None` rather than looking first synced today (which would make it "new" to a
-    /// `new_divisions_only` setting).
+    /// A known division: one UpdateItem (`SET name, email_from` under
+    /// `attribute_exists(first_synced_at)`), keeping its first sync time. A new one fails
+    /// that condition and is created by a second (`attribute_not_exists(pk)`) with the sync's
+    /// time and `fv = kept`: its filter-value summary is kept from the start (see
+    /// `filter_values`). A division stored before the time was kept fails both and is updated
+    /// without it (a third): it stays `None` rather than looking first synced today (which
+    /// would make it "new" to a `new_divisions_only` setting).
     async fn put_division(
         &self,
         tenant: &TenantId,
@@ -282,13 +288,25 @@ impl DivisionStore for DynamoStore {
         };
         // Each round fails only if another writer changed the item's kind in between.
         for _ in 0..PUT_DIVISION_ROUNDS {
-            let kept = update()
-                .update_expression("SET #n = :n, #e = :e, #fs = if_not_exists(#fs, :fs)")
-                .condition_expression("attribute_not_exists(pk) OR attribute_exists(#fs)")
-                .expression_attribute_values(":fs", synced_at.clone())
+            let known = update()
+                .update_expression("SET #n = :n, #e = :e")
+                .condition_expression("attribute_exists(#fs)")
                 .send()
                 .await;
-            match kept {
+            match known {
+                Ok(out) => return items::decode_division(&out.attributes.unwrap_or_default()),
+                Err(e) if ops::condition_failed(&e) => {}
+                Err(e) => return Err(StoreError::backend("UpdateItem", e)),
+            }
+            let created = update()
+                .update_expression("SET #n = :n, #e = :e, #fs = :fs, #fv = :kept")
+                .condition_expression("attribute_not_exists(pk)")
+                .expression_attribute_names("#fv", items::DIV_FILTER_VALUES)
+                .expression_attribute_values(":fs", synced_at.clone())
+                .expression_attribute_values(":kept", s(items::FILTER_VALUES_KEPT))
+                .send()
+                .await;
+            match created {
                 Ok(out) => return items::decode_division(&out.attributes.unwrap_or_default()),
                 Err(e) if ops::condition_failed(&e) => {}
                 Err(e) => return Err(StoreError::backend("UpdateItem", e)),

@@ -4,6 +4,7 @@ mod account;
 mod campaign;
 mod counts;
 mod email;
+mod filter_values;
 mod filters;
 mod ids;
 mod invitation;
@@ -25,6 +26,7 @@ pub use campaign::{
 };
 pub use counts::{classify, Counts, Group, SendOutcome, HOLD_WINDOW};
 pub use email::Email;
+pub use filter_values::{FilterField, FilterValues};
 pub use filters::Filters;
 pub use ids::{AccountId, ContactId, DivisionId, RecurringId, TemplateId, TenantId, MAX_ID_LEN};
 pub use invitation::{

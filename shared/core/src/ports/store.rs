@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     Account, AccountId, ContactId, ContactRecord, Counts, Division, DivisionId, DivisionInput,
-    Email, Filters, Group, PortalStatus, TenantId,
+    Email, FilterValues, Filters, Group, PortalStatus, TenantId,
 };
 
 /// Largest page a list returns.
@@ -173,6 +173,16 @@ pub trait ContactStore: Send + Sync {
         tenant: &TenantId,
         ids: &[ContactId],
     ) -> Result<std::collections::HashMap<ContactId, DivisionId>, StoreError>;
+    /// For each of `divisions` (existing divisions of the tenant, the use case checked), in
+    /// the order given: the distinct values of the four list filters among the division's
+    /// contacts, each with its number of contacts — what folding
+    /// [`FilterValues::add_contact`] over them gives (the contract suite checks). Must not read
+    /// every contact of a large division when the store can keep the answer at sync time.
+    async fn filter_values(
+        &self,
+        tenant: &TenantId,
+        divisions: &[DivisionId],
+    ) -> Result<Vec<FilterValues>, StoreError>;
 }
 
 /// The system-kept fields of a contact. Issue-3 turns `record_invited` into a conditional claim.

@@ -1,6 +1,6 @@
 //! Count loading and recipient lists.
 
-use crate::domain::{ContactRecord, DomainError};
+use crate::domain::{ContactRecord, DomainError, FilterValues};
 use crate::domain::{Counts, DivisionId, Filters, Group, TenantId};
 use crate::ports::{Clock, ContactQuery, ListQuery, Page, Store, MAX_PAGE_SIZE};
 
@@ -27,36 +27,100 @@ pub async fn resolve(
     selection: Selection,
 ) -> Result<ContactQuery, UseCaseError> {
     let filters = selection.filters.validate()?;
-    if selection.division_ids.len() > MAX_DIVISIONS_PER_QUERY {
-        return Err(DomainError::InvalidField {
-            field: "division_ids",
-            reason: format!("at most {MAX_DIVISIONS_PER_QUERY} divisions"),
-        }
-        .into());
-    }
-    let existing = store.list_divisions(tenant).await?;
-    let division_ids = if selection.division_ids.is_empty() {
-        existing.into_iter().map(|d| d.division_id).collect()
-    } else {
-        let mut wanted = selection.division_ids;
-        wanted.sort();
-        wanted.dedup();
-        for id in &wanted {
-            if !existing.iter().any(|d| &d.division_id == id) {
-                return Err(UseCaseError::NotFound {
-                    kind: "division",
-                    id: id.to_string(),
-                });
-            }
-        }
-        wanted
-    };
+    let division_ids =
+        resolve_divisions(store, tenant, selection.division_ids, "division_ids").await?;
     Ok(ContactQuery {
         division_ids,
         filters,
         limit_to_uninvited: selection.limit_to_uninvited,
         now: clock.now(),
     })
+}
+
+/// The divisions a request names, sorted and without repeats, or every division of the
+/// tenant (ordered by id) when it names none. At most [`MAX_DIVISIONS_PER_QUERY`] may be
+/// named (`field` says where, in the refusal); each must exist for this tenant, or the answer
+/// is a 404 (another tenant's division looks exactly like a missing one).
+pub async fn resolve_divisions(
+    store: &dyn Store,
+    tenant: &TenantId,
+    named: Vec<DivisionId>,
+    field: &'static str,
+) -> Result<Vec<DivisionId>, UseCaseError> {
+    if named.len() > MAX_DIVISIONS_PER_QUERY {
+        return Err(DomainError::InvalidField {
+            field,
+            reason: format!("at most {MAX_DIVISIONS_PER_QUERY} divisions"),
+        }
+        .into());
+    }
+    let existing = store.list_divisions(tenant).await?;
+    if named.is_empty() {
+        return Ok(existing.into_iter().map(|d| d.division_id).collect());
+    }
+    let mut wanted = named;
+    wanted.sort();
+    wanted.dedup();
+    for id in &wanted {
+        if !existing.iter().any(|d| &d.division_id == id) {
+            return Err(UseCaseError::NotFound {
+                kind: "division",
+                id: id.to_string(),
+            });
+        }
+    }
+    Ok(wanted)
+}
+
+/// The values the list filters can take, per division and over all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FilterValueReport {
+    /// Each division asked for (all of the tenant's when none was named), ordered by id.
+    pub divisions: Vec<(DivisionId, FilterValues)>,
+    /// The divisions' values merged: what a selection of all of them offers.
+    pub all: FilterValues,
+}
+
+/// `GET /v1/divisions/filter-values`: the distinct values of account class, bill group,
+/// account source and site source among the contacts of each division, with their number of
+/// contacts. Divisions are named and checked as in a count (`division_id` in the refusal).
+#[tracing::instrument(skip_all, fields(tenant = %tenant))]
+pub async fn filter_values(
+    store: &dyn Store,
+    tenant: &TenantId,
+    division_ids: Vec<DivisionId>,
+) -> Result<FilterValueReport, UseCaseError> {
+    let divisions = resolve_divisions(store, tenant, division_ids, "division_id").await?;
+    if divisions.is_empty() {
+        return Ok(FilterValueReport::default());
+    }
+    let values = store.filter_values(tenant, &divisions).await?;
+    if values.len() != divisions.len() {
+        return Err(UseCaseError::Store(crate::ports::StoreError::backend(
+            "filter_values",
+            WrongLength {
+                asked: divisions.len(),
+                got: values.len(),
+            },
+        )));
+    }
+    let mut all = FilterValues::default();
+    for v in &values {
+        all.merge(v);
+    }
+    Ok(FilterValueReport {
+        divisions: divisions.into_iter().zip(values).collect(),
+        all,
+    })
+}
+
+/// A store answered `filter_values` with another number of divisions than it was asked:
+/// an adapter bug, never the caller's.
+#[derive(Debug, thiserror::Error)]
+#[error("asked for the filter values of {asked} divisions, got {got}")]
+struct WrongLength {
+    asked: usize,
+    got: usize,
 }
 
 /// `POST /v1/invitations/counts`.

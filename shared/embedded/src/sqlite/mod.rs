@@ -23,6 +23,8 @@
 //! - `count_contacts`: per division, the `contact_cube` rows passing the filters (thousands
 //!   at most, whatever the number of contacts) plus a covered index seek over the contacts
 //!   invited in the last 24 hours; memory stays constant.
+//! - `filter_values`: per division, a range of `contact_cube`'s key (the combinations of the
+//!   four list-filter fields with their contacts, thousands at most) folded in Rust.
 //! - `list_contacts`: a range of the clustered key from the cursor, filtered in SQL, one
 //!   row past the page to know whether another follows. A sparse group (say `held_24h` in a
 //!   large division with few recent invitations) scans the division until the page fills.
@@ -53,7 +55,7 @@ use time::OffsetDateTime;
 use portal_core::domain::search::{self, SearchText};
 use portal_core::domain::{
     Account, AccountId, ContactId, ContactInput, ContactRecord, Counts, Division, DivisionId,
-    DivisionInput, Email, PortalKey, PortalStatus, TenantId,
+    DivisionInput, Email, FilterValues, PortalKey, PortalStatus, TenantId,
 };
 use portal_core::ports::{
     AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery, Page,
@@ -778,6 +780,35 @@ impl ContactStore for SqliteStore {
         })
         .await
     }
+
+    /// Folds each division's `contact_cube` rows (one per combination of flags and the four
+    /// list-filter fields, a few thousand at most) into its values: a range of the cube's
+    /// primary key, whatever the number of contacts.
+    async fn filter_values(
+        &self,
+        tenant: &TenantId,
+        divisions: &[DivisionId],
+    ) -> Result<Vec<FilterValues>, StoreError> {
+        const OP: &str = "filter_values";
+        let (tenant, divisions) = (tenant.clone(), divisions.to_vec());
+        self.read(OP, move |conn| {
+            let mut s = conn.prepare_cached(query::FILTER_VALUES_SQL).or_store(OP)?;
+            let mut out = Vec::with_capacity(divisions.len());
+            for d in &divisions {
+                let mut values = FilterValues::default();
+                let mut rows = s.query(params![tenant.as_str(), d.as_str()]).or_store(OP)?;
+                while let Some(row) = rows.next().or_store(OP)? {
+                    let get = |i: usize| row.get::<_, String>(i).or_store(OP);
+                    let n: i64 = row.get(4).or_store(OP)?;
+                    let (class, group, source, site) = (get(0)?, get(1)?, get(2)?, get(3)?);
+                    values.add_combination([&class, &group, &source, &site], n.max(0) as u64);
+                }
+                out.push(values);
+            }
+            Ok(out)
+        })
+        .await
+    }
 }
 
 /// `ids` without repeats, in their first order.
@@ -975,6 +1006,68 @@ mod tests {
                 "{p}"
             );
             assert!(!p.contains("TEMP B-TREE"), "{p}");
+        }
+    }
+
+    #[test]
+    fn filter_values_read_a_range_of_the_cube_and_sort_nothing() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        let p = plan(&store, query::FILTER_VALUES_SQL);
+        assert!(
+            p.contains("contact_cube USING PRIMARY KEY (tenant=? AND division_id=?)"),
+            "{p}"
+        );
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+    }
+
+    #[tokio::test]
+    async fn filter_values_agree_with_the_contacts_after_every_kind_of_write() {
+        use portal_core::domain::FilterValues;
+        use portal_core::ports::{AccountStore, ContactStateStore, ContactStore};
+        let store = SqliteStore::open_in_memory().unwrap();
+        let t = TenantId::parse("t").unwrap();
+        let (d1, d2) = (
+            DivisionId::parse("d1").unwrap(),
+            DivisionId::parse("d2").unwrap(),
+        );
+        let mut accounts = portal_core::demo::accounts(3, &d1, 0, 200).unwrap();
+        store.upsert_accounts(&t, &accounts).await.unwrap();
+        for (i, a) in accounts.iter_mut().enumerate() {
+            match i % 4 {
+                0 => a.division_id = d2.clone(),
+                1 => a.bill_group = "Moved".into(),
+                2 => a.contacts.truncate(1),
+                _ => {}
+            }
+        }
+        store.upsert_accounts(&t, &accounts).await.unwrap();
+        for a in accounts.iter().step_by(9) {
+            store.delete_account(&t, &a.account_id).await.unwrap();
+        }
+        for c in accounts.iter().flat_map(|a| &a.contacts).step_by(5) {
+            store
+                .set_portal_status(&t, &c.contact_id, PortalStatus::Accepted)
+                .await
+                .unwrap();
+        }
+        let got = store
+            .filter_values(&t, &[d1.clone(), d2.clone()])
+            .await
+            .unwrap();
+        let conn = lock(&store.inner.writer);
+        for (d, got) in [&d1, &d2].into_iter().zip(got) {
+            let mut want = FilterValues::default();
+            let mut s = conn
+                .prepare(&format!(
+                    "SELECT {CONTACT_COLUMNS} FROM contacts WHERE tenant = 't' AND division_id = ?1"
+                ))
+                .unwrap();
+            let mut rows = s.query([d.as_str()]).unwrap();
+            while let Some(row) = rows.next().unwrap() {
+                want.add_contact(&read_contact("test", row).unwrap());
+            }
+            assert!(!want.is_empty());
+            assert_eq!(got, want, "{d}");
         }
     }
 

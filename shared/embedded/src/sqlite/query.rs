@@ -32,6 +32,13 @@ pub fn hold_cutoff(now: OffsetDateTime) -> i64 {
     now.unix_timestamp() - HOLD_WINDOW.whole_seconds()
 }
 
+/// A division's rows of `contact_cube` that still count contacts (`?1` tenant, `?2`
+/// division): the four list-filter fields of each combination and its number of contacts.
+/// Rows are read in key order and folded by the caller; `n > 0` skips combinations whose
+/// contacts have all gone (the triggers decrement, never delete).
+pub const FILTER_VALUES_SQL: &str = "SELECT account_class, bill_group, account_source, \
+     site_source, n FROM contact_cube WHERE tenant = ?1 AND division_id = ?2 AND n > 0";
+
 /// A `WHERE` clause fragment (each part starts with ` AND `) and its parameters.
 #[derive(Debug, Default)]
 pub struct Clause {
