@@ -226,6 +226,19 @@ def load_counts(s: Session, api: Api, division: str) -> dict:
         tile = page.get_by_role("link", name=re.compile(f"^{counts[group]:,} {title}"))
         expect(tile).to_be_visible()
     s.check("counts")
+
+    step("b. a filter whose choices come from the data: its count is the Total tile")
+    values = api.call("GET", f"/v1/divisions/filter-values?division_id={division}")
+    top = max(values["all"]["account_class"], key=lambda v: v["count"])
+    choice = page.get_by_role("group", name="Account class").get_by_label(f"{top['value']} ({top['count']:,})")
+    choice.check()
+    page.get_by_role("button", name="Load counts").click()
+    expect(page.get_by_role("link", name=re.compile(f"^{top['count']:,} Total contacts"))).to_be_visible()
+    print(f"    account class {top['value']}: {top['count']:,} contacts")
+    s.check("counts-filtered")
+    choice.uncheck()
+    page.get_by_role("button", name="Load counts").click()
+    expect(page.get_by_role("link", name=re.compile(f"^{counts['total']:,} Total contacts"))).to_be_visible()
     return {"counts": counts, "click_ms": click_ms, "fetch_ms": server_ms, "division_name": divisions[division]["name"]}
 
 
