@@ -6,6 +6,7 @@
 //! iterations each:
 //!
 //! - `count_contacts` for the whole division (no filters), and with filters;
+//! - `filter_values` for the division (the values each list filter takes);
 //! - a 500-row `list_contacts` page: the first page, and a deep page (halfway through the
 //!   division, reached by following cursors), and a searched page.
 //!
@@ -22,7 +23,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Parser;
 use portal_core::demo;
-use portal_core::domain::{DivisionId, DivisionInput, Email, Filters, Group, TenantId};
+use portal_core::domain::{
+    DivisionId, DivisionInput, Email, FilterField, Filters, Group, TenantId,
+};
 use portal_core::ports::{ContactQuery, ContactStore, ListQuery, Store};
 use portal_core::usecases::sync::SYNC_CHUNK;
 use portal_embedded::sqlite::SqliteStore;
@@ -229,6 +232,31 @@ async fn bench_size(
         p50,
         p95,
         note: format!("total {}", c.total),
+    });
+
+    let (p50, p95, values) = time_n(iterations, || async {
+        Ok(store
+            .filter_values(&tenant, std::slice::from_ref(&division))
+            .await?)
+    })
+    .await?;
+    let fields: Vec<usize> = FilterField::ALL
+        .iter()
+        .map(|f| values.first().map_or(0, |v| v.values(*f).count()))
+        .collect();
+    let classes: u64 = values
+        .iter()
+        .flat_map(|v| v.values(FilterField::AccountClass).map(|(_, n)| n))
+        .sum();
+    if classes != size as u64 {
+        bail!("the filter values count {classes} contacts, expected {size}");
+    }
+    rows.push(Row {
+        size,
+        op: "filter values",
+        p50,
+        p95,
+        note: format!("distinct values per field {fields:?}"),
     });
 
     let list = |cursor: Option<String>, group: Group, search: &str| ListQuery {

@@ -1,5 +1,5 @@
-//! The sync scenario: one division synced, synced again unchanged, counted and listed, with
-//! the DynamoDB requests of each step.
+//! The sync scenario: one division synced, synced again unchanged, counted, its filter values
+//! read and listed, with the DynamoDB requests of each step.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +7,9 @@ use anyhow::{bail, Context};
 use portal_aws::aws_metrics::RequestCounter;
 use portal_aws::dynamodb::{create_table, DynamoStore};
 use portal_core::demo;
-use portal_core::domain::{DivisionId, DivisionInput, Email, Filters, Group, TenantId};
+use portal_core::domain::{
+    DivisionId, DivisionInput, Email, FilterField, Filters, Group, TenantId,
+};
 use portal_core::ports::{ContactQuery, ContactStore, ListQuery};
 use portal_core::usecases::sync;
 use portal_testkit::moto::counted_client;
@@ -97,6 +99,30 @@ pub async fn run(size: usize, endpoint: &str) -> anyhow::Result<()> {
         &format!(
             "count: total {} eligible {} no_email {}",
             counts.total, counts.eligible, counts.no_email
+        ),
+        &counter,
+        start.elapsed(),
+    );
+
+    // The values the count filters take (the division's summary).
+    counter.reset();
+    let start = Instant::now();
+    let values = store
+        .filter_values(&tenant, std::slice::from_ref(&division))
+        .await?;
+    let classes: u64 = values
+        .iter()
+        .flat_map(|v| v.values(FilterField::AccountClass).map(|(_, n)| n))
+        .sum();
+    if classes != size as u64 {
+        bail!("the filter values count {classes} contacts, expected {size}");
+    }
+    report(
+        &format!(
+            "filter values: {} account classes",
+            values
+                .first()
+                .map_or(0, |v| v.values(FilterField::AccountClass).count())
         ),
         &counter,
         start.elapsed(),

@@ -798,10 +798,15 @@ impl ContactStore for SqliteStore {
                 let mut values = FilterValues::default();
                 let mut rows = s.query(params![tenant.as_str(), d.as_str()]).or_store(OP)?;
                 while let Some(row) = rows.next().or_store(OP)? {
-                    let get = |i: usize| row.get::<_, String>(i).or_store(OP);
+                    // Borrowed from the row: a value is copied only the first time it is seen.
+                    let text = |i: usize| -> Result<&str, StoreError> {
+                        row.get_ref(i)
+                            .and_then(|v| v.as_str().map_err(Into::into))
+                            .or_store(OP)
+                    };
                     let n: i64 = row.get(4).or_store(OP)?;
-                    let (class, group, source, site) = (get(0)?, get(1)?, get(2)?, get(3)?);
-                    values.add_combination([&class, &group, &source, &site], n.max(0) as u64);
+                    values
+                        .add_combination([text(0)?, text(1)?, text(2)?, text(3)?], n.max(0) as u64);
                 }
                 out.push(values);
             }
