@@ -184,9 +184,9 @@ async fn a_server_without_console_settings_answers_503_with_a_page_that_says_so(
     ] {
         assert!(page.contains(var), "{var}: {page}");
     }
-    // Its assets do not depend on the settings.
+    // Nor are its files served (a function without the settings does not carry them).
     let r = get(&app(), &format!("/console/assets/{}", JS.name)).await;
-    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

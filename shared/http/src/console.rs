@@ -199,9 +199,37 @@ pub static JS: LazyLock<Asset> = LazyLock::new(|| {
 /// The shell page's markup around the settings.
 const SHELL: &str = include_str!("../console/index.html");
 
+/// The embedded files, as the routes serve them.
+pub struct Assets {
+    shell: &'static str,
+    css: &'static LazyLock<Asset>,
+    js: &'static LazyLock<Asset>,
+}
+
+/// What the console's routes serve: the sign-in settings and the embedded files. Only
+/// [`AppState::with_console`](super::AppState::with_console) names the files, so the
+/// functions that never call it (every job but the console) do not carry them.
+pub struct Console {
+    pub config: ConsoleConfig,
+    assets: Assets,
+}
+
+impl Console {
+    pub fn new(config: ConsoleConfig) -> Self {
+        Self {
+            config,
+            assets: Assets {
+                shell: SHELL,
+                css: &CSS,
+                js: &JS,
+            },
+        }
+    }
+}
+
 /// `GET /console`: the shell page.
 pub async fn index(State(state): State<AppState>) -> Response {
-    let Some(config) = state.console.as_deref() else {
+    let Some(console) = state.console.as_deref() else {
         return super::pages::page(
             StatusCode::SERVICE_UNAVAILABLE,
             "Console not configured",
@@ -211,9 +239,11 @@ pub async fn index(State(state): State<AppState>) -> Response {
              <code>CONSOLE_CLIENT_ID</code>). The API works without it.</p>",
         );
     };
-    let html = SHELL
-        .replace("{{css}}", &format!("/console/assets/{}", CSS.name))
-        .replace("{{js}}", &format!("/console/assets/{}", JS.name))
+    let (config, assets) = (&console.config, &console.assets);
+    let html = assets
+        .shell
+        .replace("{{css}}", &format!("/console/assets/{}", assets.css.name))
+        .replace("{{js}}", &format!("/console/assets/{}", assets.js.name))
         .replace("{{config}}", &escape(&config.json()));
     let mut res = Html(html).into_response();
     let h = res.headers_mut();
@@ -251,8 +281,16 @@ pub fn csp(config: &ConsoleConfig) -> String {
 
 /// `GET /console/assets/{asset}`: an embedded file by its hashed name, gzipped when the
 /// browser accepts it.
-pub async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
-    let asset = [&*CSS, &*JS].into_iter().find(|a| a.name == name);
+pub async fn asset(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let asset = state.console.as_deref().and_then(|c| {
+        [&**c.assets.css, &**c.assets.js]
+            .into_iter()
+            .find(|a| a.name == name)
+    });
     let Some(asset) = asset else {
         let mut res = (
             StatusCode::NOT_FOUND,

@@ -238,7 +238,7 @@ pub struct AppState {
     /// error).
     pub schedules: Option<Arc<dyn Schedules>>,
     /// The console's sign-in settings; without them `/console` says it is not set up.
-    pub console: Option<Arc<console::ConsoleConfig>>,
+    pub console: Option<Arc<console::Console>>,
 }
 
 /// [`AppState::public_url`] is `http://127.0.0.1:{this}` unless
@@ -297,7 +297,7 @@ impl AppState {
 
     /// Sets the console's sign-in settings (see [`console`]).
     pub fn with_console(mut self, config: console::ConsoleConfig) -> Self {
-        self.console = Some(Arc::new(config));
+        self.console = Some(Arc::new(console::Console::new(config)));
         self
     }
 
