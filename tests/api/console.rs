@@ -10,7 +10,7 @@ use axum::http::{header, Method, StatusCode};
 use portal_core::ports::FixedClock;
 use portal_http::auth::Verifier;
 use portal_http::console::{ConsoleConfig, CSS, JS};
-use portal_http::{job_router, AppState, Job};
+use portal_http::{jobs, AppState};
 use portal_lambda::NoStore;
 
 use crate::helpers::*;
@@ -34,7 +34,7 @@ fn console_function() -> App {
     )
     .with_console(config);
     let mut app = app();
-    app.router = job_router(Job::Console, state);
+    app.router = jobs::console(state);
     app
 }
 

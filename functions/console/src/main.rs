@@ -1,4 +1,4 @@
-//! Lambda `console`: the managers' console ([`Job::Console`]) — `GET /console`, the shell
+//! Lambda `console`: the managers' console (`Job::Console`) — `GET /console`, the shell
 //! page, and `GET /console/assets/{asset}`, its stylesheet and script (embedded, named by
 //! content hash). Both routes are public: the page holds no data. In the browser it signs
 //! the manager in at the identity provider behind the API's JWT issuer (OpenID Connect
@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use portal_core::ports::SystemClock;
-use portal_http::{auth::Verifier, job_router, AppState, Job};
+use portal_http::{auth::Verifier, jobs, AppState};
 use portal_lambda::{Env, NoStore};
 
 #[tokio::main]
@@ -35,5 +35,5 @@ async fn main() -> Result<(), lambda_http::Error> {
             state
         }
     };
-    lambda_http::run(job_router(Job::Console, state)).await
+    lambda_http::run(jobs::console(state)).await
 }

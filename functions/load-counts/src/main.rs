@@ -1,6 +1,6 @@
 //! Lambda `load-counts`: the manager routes that read — divisions, invitation counts,
 //! recipient lists and their CSV, templates and their preview, campaigns and their
-//! statistics ([`Job::LoadCounts`]) — on the DynamoDB store. Its role may only read the table.
+//! statistics (`Job::LoadCounts`) — on the DynamoDB store. Its role may only read the table.
 //!
 //! Environment: `TABLE_NAME`, `PUBLIC_URL` (previews render links on it), and the JWT settings
 //! (`JWT_JWKS`, `JWT_ISSUER`, `JWT_AUDIENCE`; see `portal_http::auth::Verifier::from_env`).
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use portal_aws::dynamodb::DynamoStore;
 use portal_core::ports::SystemClock;
-use portal_http::{auth::Verifier, job_router, AppState, Job};
+use portal_http::{auth::Verifier, jobs, AppState};
 use portal_lambda::{config, Env};
 
 #[tokio::main]
@@ -24,5 +24,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         Verifier::from_env()?,
     )
     .with_public_url(public_url);
-    lambda_http::run(job_router(Job::LoadCounts, state)).await
+    lambda_http::run(jobs::load_counts(state)).await
 }

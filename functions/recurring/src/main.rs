@@ -2,7 +2,7 @@
 //! function that manages EventBridge Scheduler schedules. One function, two kinds of
 //! invocation:
 //!
-//! - an API Gateway request for the routes of [`Job::Recurring`] (`settings:manage`):
+//! - an API Gateway request for the routes of `Job::Recurring` (`settings:manage`):
 //!   `GET /v1/recurring`, `GET`/`PUT`/`DELETE /v1/recurring/{recurring_id}`,
 //!   `GET /v1/recurring/{recurring_id}/runs`, `POST /v1/recurring/{recurring_id}/preview`.
 //!   Saving a setting writes it to DynamoDB, then creates or updates its schedule
@@ -37,7 +37,7 @@ use portal_aws::{EventBridgeBus, EventBridgeSchedules, ScheduleTarget};
 use portal_core::ports::SystemClock;
 use portal_core::usecases::campaigns::Sending;
 use portal_core::usecases::recurring::RecurringError;
-use portal_http::{auth::Verifier, job_router, AppState, Job};
+use portal_http::{auth::Verifier, jobs, AppState};
 use portal_lambda::invocation::{serve_http, to_json, unsupported, Invocation};
 use portal_lambda::{config, diagnostic, Env, SendSettings, SettingsError};
 use serde_json::Value;
@@ -73,7 +73,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_public_url(settings.public_url.clone())
         .with_sending(sending())
         .with_schedules(Arc::new(schedules));
-    let http = job_router(Job::Recurring, state);
+    let http = jobs::recurring(state);
     let sending = sending();
 
     let (store, sending, http) = (store.as_ref(), &sending, &http);

@@ -1,5 +1,5 @@
 //! Lambda `registration`: resident sign-up and the staff routes that go with it
-//! ([`Job::Registration`]), on the DynamoDB store, a Cognito user pool and the send bus.
+//! (`Job::Registration`), on the DynamoDB store, a Cognito user pool and the send bus.
 //!
 //! - Public pages (no bearer token; server-rendered HTML, JSON on request): the invitation
 //!   link `GET`/`POST /register`, the portal-key sign-up `GET`/`POST /register/key` (its
@@ -30,7 +30,7 @@ use portal_aws::{CognitoIdentity, EventBridgeBus};
 use portal_core::ports::SystemClock;
 use portal_core::usecases::campaigns::Sending;
 use portal_core::usecases::registration::{Registrar, RegistrationSettings};
-use portal_http::{auth::Verifier, job_router, AppState, Job};
+use portal_http::{auth::Verifier, jobs, AppState};
 use portal_lambda::{config, Env, SendSettings};
 
 #[tokio::main]
@@ -70,5 +70,5 @@ async fn main() -> Result<(), lambda_http::Error> {
             mailer: Arc::new(mailer),
             settings: RegistrationSettings::default(),
         });
-    lambda_http::run(job_router(Job::Registration, state)).await
+    lambda_http::run(jobs::registration(state)).await
 }

@@ -1,7 +1,7 @@
 //! Lambda `send`: starts sends and fans them out — the only function that puts events on
 //! the send bus. One function, two kinds of invocation:
 //!
-//! - an API Gateway request for the routes that start sends ([`Job::Send`]:
+//! - an API Gateway request for the routes that start sends (`Job::Send`:
 //!   `POST /v1/campaigns`, `POST /v1/invitations/individual`): the campaign is recorded and
 //!   its first `Campaign Fan-Out` event published;
 //! - a `Campaign Fan-Out` event from the send bus's rule: one step of the fan-out — claim a
@@ -20,7 +20,7 @@ use portal_aws::dynamodb::DynamoStore;
 use portal_aws::EventBridgeBus;
 use portal_core::ports::{SystemClock, DETAIL_TYPE_FAN_OUT};
 use portal_core::usecases::campaigns::Sending;
-use portal_http::{auth::Verifier, job_router, AppState, Job};
+use portal_http::{auth::Verifier, jobs, AppState};
 use portal_lambda::invocation::{serve_http, unsupported, Invocation};
 use portal_lambda::{config, diagnostic, on_event, Env, NoMailer, SendSettings};
 use serde_json::Value;
@@ -46,7 +46,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             tokens: settings.tokens.clone(),
             token_ttl: settings.config.token_ttl,
         });
-    let http = job_router(Job::Send, state);
+    let http = jobs::send(state);
     // Fan-out renders and sends nothing; its role may not call SES.
     let deps = settings.deps(store, Arc::new(NoMailer), Arc::new(SystemClock));
 

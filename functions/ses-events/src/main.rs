@@ -3,7 +3,7 @@
 //! DynamoDB store. It serves no manager route. One function takes three kinds of invocation
 //! ([`Invocation`]):
 //!
-//! - an API Gateway request for the public routes of [`Job::Events`]: `POST /v1/ses-events`
+//! - an API Gateway request for the public routes of `Job::Events`: `POST /v1/ses-events`
 //!   (SNS's HTTPS subscription; believed only when the SNS signature verifies) and
 //!   `GET`/`POST /v1/unsubscribe` (a signed token in the link);
 //! - an EventBridge event from SES's EventBridge destination (rule on the default bus);
@@ -23,7 +23,7 @@ use portal_aws::dynamodb::DynamoStore;
 use portal_aws::webhook::{self, SesWebhook};
 use portal_core::ports::SystemClock;
 use portal_core::usecases::events::recount;
-use portal_http::{auth::Verifier, job_router, AppState, Job};
+use portal_http::{auth::Verifier, jobs, AppState};
 use portal_lambda::invocation::{serve_http, to_json, unsupported, Invocation};
 use portal_lambda::{config, diagnostic, Env};
 use serde_json::Value;
@@ -40,7 +40,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let state = AppState::new(store.clone(), Arc::new(SystemClock), Verifier::deny_all())
         .with_unsubscribe(unsubscribe)
         .with_ses_webhook(ses_webhook);
-    let http = job_router(Job::Events, state);
+    let http = jobs::events(state);
 
     let (store, http) = (&store, &http);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {

@@ -1,5 +1,5 @@
 //! Lambda `sync`: the manager routes that write reference data — account sync and deletion,
-//! division settings, templates ([`Job::Sync`]) — on the DynamoDB store. The only function
+//! division settings, templates (`Job::Sync`) — on the DynamoDB store. The only function
 //! that writes accounts and contacts.
 //!
 //! Environment: `TABLE_NAME` and the JWT settings (`JWT_JWKS`, `JWT_ISSUER`, `JWT_AUDIENCE`;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use portal_aws::dynamodb::DynamoStore;
 use portal_core::ports::SystemClock;
-use portal_http::{auth::Verifier, job_router, AppState, Job};
+use portal_http::{auth::Verifier, jobs, AppState};
 use portal_lambda::config;
 
 #[tokio::main]
@@ -23,5 +23,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         Arc::new(SystemClock),
         Verifier::from_env()?,
     );
-    lambda_http::run(job_router(Job::Sync, state)).await
+    lambda_http::run(jobs::sync(state)).await
 }

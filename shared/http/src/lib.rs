@@ -322,8 +322,22 @@ pub fn describe_limit(bytes: usize) -> String {
     }
 }
 
-/// `(method, path, handler)` of every route of [`ROUTES`]; the routers are built from it.
+/// `(method, path, handler)` of every route of [`ROUTES`], job by job; the routers are built
+/// from it.
 pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    let mut all = Vec::with_capacity(ROUTES.len());
+    all.extend(load_counts_routes());
+    all.extend(sync_routes());
+    all.extend(send_routes());
+    all.extend(events_routes());
+    all.extend(registration_routes());
+    all.extend(recurring_routes());
+    all.extend(console_routes());
+    all
+}
+
+/// `(method, path, handler)` of [`Job::LoadCounts`]'s routes.
+fn load_counts_routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     vec![
         ("GET", "/v1/divisions", get(divisions::list)),
         (
@@ -331,6 +345,32 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
             "/v1/divisions/filter-values",
             get(divisions::filter_values),
         ),
+        ("POST", "/v1/invitations/counts", post(invitations::counts)),
+        (
+            "POST",
+            "/v1/invitations/recipients",
+            post(invitations::recipients),
+        ),
+        ("GET", "/v1/templates", get(templates::list)),
+        ("GET", "/v1/templates/{template_id}", get(templates::get)),
+        (
+            "POST",
+            "/v1/invitations/preview",
+            post(templates::preview).layer(DefaultBodyLimit::max(templates::TEMPLATE_BODY_LIMIT)),
+        ),
+        ("GET", "/v1/campaigns", get(statistics::list)),
+        ("GET", "/v1/campaigns/{campaign_id}", get(campaigns::get)),
+        (
+            "POST",
+            "/v1/campaigns/{campaign_id}/recipients",
+            post(statistics::recipients),
+        ),
+    ]
+}
+
+/// `(method, path, handler)` of [`Job::Sync`]'s routes.
+fn sync_routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
         ("PUT", "/v1/divisions/{division_id}", put(divisions::put)),
         (
             "POST",
@@ -342,14 +382,6 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
             "/v1/accounts/{account_id}",
             delete(sync::delete_account),
         ),
-        ("POST", "/v1/invitations/counts", post(invitations::counts)),
-        (
-            "POST",
-            "/v1/invitations/recipients",
-            post(invitations::recipients),
-        ),
-        ("GET", "/v1/templates", get(templates::list)),
-        ("GET", "/v1/templates/{template_id}", get(templates::get)),
         (
             "PUT",
             "/v1/templates/{template_id}",
@@ -360,28 +392,28 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
             "/v1/templates/{template_id}",
             delete(templates::delete),
         ),
-        (
-            "POST",
-            "/v1/invitations/preview",
-            post(templates::preview).layer(DefaultBodyLimit::max(templates::TEMPLATE_BODY_LIMIT)),
-        ),
+    ]
+}
+
+/// `(method, path, handler)` of [`Job::Send`]'s routes.
+fn send_routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
         (
             "POST",
             "/v1/campaigns",
             post(campaigns::create).layer(DefaultBodyLimit::max(campaigns::CAMPAIGN_BODY_LIMIT)),
-        ),
-        ("GET", "/v1/campaigns", get(statistics::list)),
-        ("GET", "/v1/campaigns/{campaign_id}", get(campaigns::get)),
-        (
-            "POST",
-            "/v1/campaigns/{campaign_id}/recipients",
-            post(statistics::recipients),
         ),
         (
             "POST",
             "/v1/invitations/individual",
             post(campaigns::individual),
         ),
+    ]
+}
+
+/// `(method, path, handler)` of [`Job::Events`]'s routes.
+fn events_routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
         ("GET", "/v1/unsubscribe", get(unsubscribe::show)),
         ("POST", "/v1/unsubscribe", post(unsubscribe::unsubscribe)),
         (
@@ -390,6 +422,12 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
             post(ses_events::receive)
                 .layer(DefaultBodyLimit::max(ses_events::SES_EVENTS_BODY_LIMIT)),
         ),
+    ]
+}
+
+/// `(method, path, handler)` of [`Job::Registration`]'s routes.
+fn registration_routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
         (
             "GET",
             "/register",
@@ -457,6 +495,12 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
             "/v1/registration-requests/{request_id}/reject",
             post(registrations::reject),
         ),
+    ]
+}
+
+/// `(method, path, handler)` of [`Job::Recurring`]'s routes.
+fn recurring_routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
         ("GET", "/v1/recurring", get(recurring::list)),
         ("GET", "/v1/recurring/{recurring_id}", get(recurring::get)),
         ("PUT", "/v1/recurring/{recurring_id}", put(recurring::put)),
@@ -475,6 +519,12 @@ pub fn route_table() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)
             "/v1/recurring/{recurring_id}/preview",
             post(recurring::preview),
         ),
+    ]
+}
+
+/// `(method, path, handler)` of [`Job::Console`]'s routes.
+fn console_routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    vec![
         ("GET", "/console", get(console::index)),
         ("GET", "/console/assets/{asset}", get(console::asset)),
     ]
@@ -495,14 +545,55 @@ pub fn job_router(job: Job, state: AppState) -> Router {
     })
 }
 
+/// One router per job, built from that job's routes only, so that a function's binary holds
+/// its own handlers and none of the others' (what [`job_router`] cannot do: it picks at run
+/// time from every route). Each `functions/<job>/src/main.rs` calls its own.
+pub mod jobs {
+    use axum::Router;
+
+    use super::{from_routes, AppState};
+
+    pub fn load_counts(state: AppState) -> Router {
+        from_routes(super::load_counts_routes(), state)
+    }
+    pub fn sync(state: AppState) -> Router {
+        from_routes(super::sync_routes(), state)
+    }
+    pub fn send(state: AppState) -> Router {
+        from_routes(super::send_routes(), state)
+    }
+    pub fn events(state: AppState) -> Router {
+        from_routes(super::events_routes(), state)
+    }
+    pub fn registration(state: AppState) -> Router {
+        from_routes(super::registration_routes(), state)
+    }
+    pub fn recurring(state: AppState) -> Router {
+        from_routes(super::recurring_routes(), state)
+    }
+    pub fn console(state: AppState) -> Router {
+        from_routes(super::console_routes(), state)
+    }
+}
+
 /// The routes of [`route_table`] that `keep(method, path)` accepts, with the same
 /// fallbacks and layers (a function serving part of the API answers the rest 404).
 pub fn router_with(state: AppState, keep: impl Fn(&str, &str) -> bool) -> Router {
+    let routes = route_table()
+        .into_iter()
+        .filter(|&(method, path, _)| keep(method, path))
+        .collect();
+    from_routes(routes, state)
+}
+
+/// A router of exactly `routes`, with the fallbacks and layers every router has.
+fn from_routes(
+    routes: Vec<(&'static str, &'static str, MethodRouter<AppState>)>,
+    state: AppState,
+) -> Router {
     let mut router = Router::new();
-    for (method, path, method_router) in route_table() {
-        if keep(method, path) {
-            router = router.route(path, method_router);
-        }
+    for (_, path, method_router) in routes {
+        router = router.route(path, method_router);
     }
     router
         .fallback(no_route)
@@ -596,9 +687,33 @@ mod tests {
 
     #[test]
     fn the_router_is_built_from_exactly_the_listed_routes() {
-        let built: Vec<(&str, &str)> = route_table().into_iter().map(|(m, p, _)| (m, p)).collect();
-        let listed: Vec<(&str, &str)> = ROUTES.iter().map(|&(_, m, p)| (m, p)).collect();
+        let mut built: Vec<(&str, &str)> =
+            route_table().into_iter().map(|(m, p, _)| (m, p)).collect();
+        let mut listed: Vec<(&str, &str)> = ROUTES.iter().map(|&(_, m, p)| (m, p)).collect();
+        built.sort_unstable();
+        listed.sort_unstable();
         assert_eq!(built, listed);
+        // Each job's own table is exactly its routes.
+        let tables = [
+            (Job::LoadCounts, load_counts_routes()),
+            (Job::Sync, sync_routes()),
+            (Job::Send, send_routes()),
+            (Job::Events, events_routes()),
+            (Job::Registration, registration_routes()),
+            (Job::Recurring, recurring_routes()),
+            (Job::Console, console_routes()),
+        ];
+        for (job, table) in tables {
+            let mut got: Vec<(&str, &str)> = table.into_iter().map(|(m, p, _)| (m, p)).collect();
+            let mut want: Vec<(&str, &str)> = ROUTES
+                .iter()
+                .filter(|&&(j, _, _)| j == job)
+                .map(|&(_, m, p)| (m, p))
+                .collect();
+            got.sort_unstable();
+            want.sort_unstable();
+            assert_eq!(got, want, "{job:?}");
+        }
     }
 
     #[test]
