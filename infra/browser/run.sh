@@ -56,6 +56,16 @@ npm_dir="$HOME/.cache/portal-invites/npm"
 axe="$npm_dir/node_modules/axe-core/axe.min.js"
 have_axe=$(node -p "require('$npm_dir/node_modules/axe-core/package.json').version" 2>/dev/null || true)
 if [ "$have_axe" != "$PORTAL_AXE_VERSION" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "==> npm is missing: installing the Debian packages nodejs and npm"
+    if [ "$(id -u)" -eq 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm \
+        || echo "apt-get could not install nodejs and npm" >&2
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm \
+        || echo "apt-get could not install nodejs and npm" >&2
+    fi
+  fi
   command -v npm >/dev/null 2>&1 || fail "npm is missing: install Node.js and npm (Debian: apt-get install -y nodejs npm); the accessibility scan is not skipped."
   echo "==> installing axe-core@$PORTAL_AXE_VERSION into $npm_dir"
   mkdir -p "$npm_dir"
