@@ -473,10 +473,16 @@ def recurring_setting(s: Session, api: Api) -> None:
     s.goto("recurring", "Recurring invitations")
     page.get_by_role("link", name="New recurring invitation").click()
     page.get_by_label("Name").fill("weekday-welcome")
+    # A filter value offered from the data.
+    values = api.call("GET", "/v1/divisions/filter-values")["all"]["account_class"]
+    offered = next(v["value"] for v in values if v["value"])
+    page.get_by_role("button", name=f"Add account class {offered}").click()
+    expect(page.get_by_label("Account class", exact=True)).to_have_value(offered)
     s.check("recurring-new")
     page.get_by_role("button", name="Save recurring invitation").click()
     expect(page.get_by_text(re.compile("^Saved\\."))).to_be_visible()
     saved = api.call("GET", "/v1/recurring/weekday-welcome")
+    assert saved["filters"]["account_class"] == [offered], saved["filters"]
     print(f"    saved: {json.dumps(saved)[:200]}")
     page.get_by_role("button", name="Preview next run").click()
     preview = api.call("POST", "/v1/recurring/weekday-welcome/preview", {})

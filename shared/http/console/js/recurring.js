@@ -231,6 +231,31 @@
       return { k, ta, el: field(t, ta, "One value per line; empty = any.") };
     });
     controls.filters = valueInputs[0].ta;
+    // The values the tenant's contacts have today, as buttons that add one (typing stays
+    // possible: a value can be meant for divisions synced later).
+    if (lk.divisions) {
+      C.api("GET", "/v1/divisions/filter-values")
+        .then((fv) => {
+          for (const { k, ta, el } of valueInputs) {
+            const known = ((fv && fv.all && fv.all[k]) || []).filter((v) => v.value);
+            if (!known.length) continue;
+            const label = VALUE_FILTERS.find(([key]) => key === k)[1];
+            const bar = h("div", { class: "tagbar", role: "group", "aria-label": `${label} values in your divisions` });
+            for (const v of known.slice(0, 40)) {
+              const b = h("button", { type: "button", "aria-label": `Add ${label.toLowerCase()} ${v.value}` }, `+ ${v.value}`);
+              b.addEventListener("click", () => {
+                const lines = ta.value.split("\n").map((x) => x.trim()).filter(Boolean);
+                if (!lines.includes(v.value)) lines.push(v.value);
+                ta.value = lines.join("\n");
+                ta.dispatchEvent(new Event("input", { bubbles: true }));
+              });
+              bar.append(b);
+            }
+            el.append(bar);
+          }
+        })
+        .catch(() => {});
+    }
     const switches = SWITCHES.map(([k, t]) => ({ k, c: C.check(t, { name: k, checked: !!f[k] }) }));
 
     // Email.
