@@ -294,6 +294,16 @@ def edit_template(s: Session, api: Api) -> None:
     frame = page.frame_locator('iframe[title="Email preview"]')
     expect(frame.locator("body")).to_contain_text("Alex Sample")
     expect(page.get_by_text(re.compile(r"Cedar Park Condominiums: Alex Sample"))).to_be_visible()
+    # Leaving with unsaved changes asks first; staying keeps them.
+    asked = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+    page.get_by_role("link", name="Campaigns", exact=True).click()
+    deadline = time.monotonic() + 10
+    while not asked and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert asked and "unsaved changes" in asked[0], asked
+    expect(subject).to_have_value("[DivisionName]: [ContactName]")
+    assert "#/templates/" in page.url, page.url
     page.get_by_role("button", name="Save template").click()
     expect(page.get_by_text(re.compile("[Ss]aved"))).to_be_visible()
     saved = api.call("GET", f"/v1/templates/{t['template_id']}")

@@ -1064,17 +1064,19 @@ async fn recurring_runs(api: &Api, id: &str) -> Vec<Value> {
     r.json()["items"].as_array().unwrap().clone()
 }
 
-/// Waits (up to 15 s) for the setting to have `n` runs.
+/// Waits (up to 15 s) for the setting to have `n` runs, all finished.
 async fn wait_for_runs(api: &Api, id: &str, n: usize) -> Vec<Value> {
     for _ in 0..150 {
         let runs = recurring_runs(api, id).await;
-        if runs.len() >= n {
+        // A run is listed from its start; its campaign and `finished` come a moment later
+        // (seen on a loaded machine): wait for the whole of each.
+        if runs.len() >= n && runs.iter().all(|r| r["finished"] == true) {
             return runs;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!(
-        "the scheduler did not make {n} run(s) of {id}: {:?}",
+        "the scheduler did not finish {n} run(s) of {id}: {:?}",
         recurring_runs(api, id).await
     )
 }

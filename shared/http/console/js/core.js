@@ -531,8 +531,35 @@ const C = (() => {
     }
   }
 
+  // A page with unsaved changes registers a check with C.guardLeave(() => bool); leaving it
+  // (another page, reload, closing the tab) then asks first. Every new page starts unguarded.
+  let leaveGuard = null;
+  let shownHash = location.hash;
+  let reverting = false;
+  const guardLeave = (check) => {
+    leaveGuard = check;
+  };
+  const unsaved = () => !!(leaveGuard && leaveGuard());
+  window.addEventListener("beforeunload", (ev) => {
+    if (unsaved()) {
+      ev.preventDefault();
+      ev.returnValue = "";
+    }
+  });
+
   let renderSeq = 0;
   async function route() {
+    if (reverting) {
+      reverting = false;
+      return;
+    }
+    if (location.hash !== shownHash && unsaved() && !window.confirm("Leave this page? Your unsaved changes will be lost.")) {
+      reverting = true;
+      location.hash = shownHash;
+      return;
+    }
+    shownHash = location.hash;
+    leaveGuard = null;
     const main = document.getElementById("main");
     const { parts, query } = parseHash();
     if (!session) return signInPage(main);
@@ -608,7 +635,7 @@ const C = (() => {
     cfg, h, append, clear, put, id, VALUE_FILTERS, SWITCHES, num, pct, when, ago, label,
     api, ApiError, download, problem, say, busy, spinner,
     field, fieldError, check, confirmDialog, table, pagedList,
-    page, link, go, route, parseHash, can, tenant, start, sha256, sha256Plain,
+    page, link, go, route, parseHash, can, tenant, start, sha256, sha256Plain, guardLeave,
     session: () => session,
   };
 })();

@@ -348,6 +348,7 @@
         if (C.templateEditor) {
           editor = C.templateEditor({ template: full, kind: "invitation", readOnly: !C.can("settings:manage") });
           put(editorBox, editor.el);
+          C.guardLeave(() => editor.dirty());
           // Preview as someone this send would invite, not the server's sample contact.
           if (!picked) {
             api("POST", "/v1/invitations/recipients", { body: Object.assign({}, sel, { group: "eligible", limit: 1 }) })

@@ -551,10 +551,12 @@
         newId: (v) => uniqueId(v.name, taken),
         onSaved: (t) => {
           flash = `Template “${t.name}” saved.`;
+          C.guardLeave(null);
           C.go("templates", t.template_id);
         },
       });
       main.append(editor.el);
+      C.guardLeave(() => editor.dirty());
     },
     { title: "New template", permission: "invitations:read" },
   );
@@ -582,6 +584,7 @@
           document.title = `${s.name} · Templates · Portal Invitations`;
         },
       });
+      C.guardLeave(() => editor.dirty());
       const deleteBox = h("div", {});
       let del = null;
       if (can("settings:manage")) {
@@ -593,6 +596,7 @@
             del,
             async () => {
               await api("DELETE", templatePath(t.template_id));
+              C.guardLeave(null);
               flash = `Template “${t.name}” deleted.`;
               C.go("templates");
             },
