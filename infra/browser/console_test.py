@@ -44,39 +44,14 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
 
+from support import Api, step
+
 TENANT = "demo"
 LAPTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
 ALL_PERMISSIONS = "invitations:read,invitations:send,registrations:manage,settings:manage,sync:write"
 FIRST_LOAD_BUDGET = 150 * 1024
 expect.set_options(timeout=15_000)
-
-
-def step(msg: str) -> None:
-    print(f"--- {msg}", flush=True)
-
-
-class Api:
-    """The JSON API with one bearer token (to check what the pages show)."""
-
-    def __init__(self, base: str, token: str) -> None:
-        self.base = base
-        self.token = token
-
-    def call(self, method: str, path: str, body: object | None = None, expect_status: int = 200):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {self.token}")
-        req.add_header("Accept", "application/json")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                status, text = r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            status, text = e.code, e.read().decode(errors="replace")
-        assert status == expect_status, f"{method} {path}: expected {expect_status}, got {status}: {text[:800]}"
-        return json.loads(text) if text else None
 
 
 def cli(binary: str, data_dir: Path, *args: str) -> str:

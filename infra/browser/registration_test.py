@@ -38,6 +38,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page, Response, sync_playwright
 
+from support import Api, step
+
 TENANT = "demo"
 PHONE = {"width": 390, "height": 844}
 GOOD_PASSWORD = "lantern orchard velvet 42"
@@ -49,39 +51,6 @@ ACCENT_RGB = "rgb(11, 92, 173)"
 
 
 # --- Small helpers ----------------------------------------------------------------------------
-
-
-def step(msg: str) -> None:
-    print(f"--- {msg}", flush=True)
-
-
-class Api:
-    """The staff JSON API with one bearer token."""
-
-    def __init__(self, base: str, token: str) -> None:
-        self.base = base
-        self.token = token
-
-    def call(self, method: str, path: str, body: object | None = None, expect: int = 200):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method=method)
-        req.add_header("Authorization", f"Bearer {self.token}")
-        req.add_header("Accept", "application/json")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=30) as r:
-                status, text = r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            status, text = e.code, e.read().decode(errors="replace")
-        assert status == expect, f"{method} {path}: expected {expect}, got {status}: {text[:800]}"
-        return json.loads(text) if text else None
-
-    def get(self, path: str, **kw):
-        return self.call("GET", path, **kw)
-
-    def post(self, path: str, body: object, **kw):
-        return self.call("POST", path, body, **kw)
 
 
 class Links(HTMLParser):

@@ -3,11 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::ids::{cid, div, t};
 use portal_core::domain::{
-    Account, Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionId,
-    DivisionInput, Email, Filters, Invitation, InvitationCategory, InvitationFact, InvitationState,
-    PortalStatus, RegistrationToken, SendCounts, SendState, Skipped, Suppression, TenantId,
-    Trigger,
+    Account, Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionInput, Email,
+    Filters, Invitation, InvitationCategory, InvitationFact, InvitationState, PortalStatus,
+    RegistrationToken, SendCounts, SendState, Skipped, Suppression, TenantId, Trigger,
 };
 use portal_core::ports::{
     Claim, ClaimResult, ContactQuery, CreateOutcome, FactResult, Idempotency, InvitationFilter,
@@ -20,18 +20,6 @@ use time::{Duration, OffsetDateTime};
 const NOW: OffsetDateTime = datetime!(2026-11-02 12:00:00 UTC);
 const DAY: Duration = Duration::hours(24);
 const ONE_SECOND: Duration = Duration::seconds(1);
-
-fn t(s: &str) -> TenantId {
-    TenantId::parse(s).unwrap()
-}
-
-fn div(s: &str) -> DivisionId {
-    DivisionId::parse(s).unwrap()
-}
-
-fn cid(s: &str) -> ContactId {
-    ContactId::parse(s).unwrap()
-}
 
 fn email(s: &str) -> Email {
     Email::parse(s).unwrap()

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
+use crate::ids::{cid, div};
 use portal_core::domain::{
     classify, Account, AccountId, ContactId, ContactInput, ContactRecord, Counts, DivisionId,
     DivisionInput, Email, Filters, Group, PortalStatus, TenantId,
@@ -24,14 +25,6 @@ use time::{Duration, OffsetDateTime};
 
 pub fn tenant(s: &str) -> TenantId {
     TenantId::parse(s).unwrap()
-}
-
-fn div(s: &str) -> DivisionId {
-    DivisionId::parse(s).unwrap()
-}
-
-fn cid(s: &str) -> ContactId {
-    ContactId::parse(s).unwrap()
 }
 
 fn aid(s: &str) -> AccountId {

@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 
+use crate::ids::div;
 use portal_core::domain::{
     Account, AccountId, DivisionId, DivisionInput, Email, FilterField, FilterValues, Filters,
     Group, TenantId,
@@ -17,10 +18,6 @@ use time::macros::datetime;
 
 fn tenant(s: &str) -> TenantId {
     TenantId::parse(s).unwrap()
-}
-
-fn div(s: &str) -> DivisionId {
-    DivisionId::parse(s).unwrap()
 }
 
 async fn put_div(store: &dyn Store, t: &TenantId, id: &str) {

@@ -7,11 +7,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use crate::ids::{cid, div, t};
 use async_trait::async_trait;
 use portal_core::domain::unsubscribe::UnsubscribeSigner;
 use portal_core::domain::{
-    CampaignStatus, ContactId, DivisionId, DivisionInput, Email, Filters, PickedContacts,
-    PortalStatus, PublicUrl, Skipped, Template, TemplateId, TenantId,
+    CampaignStatus, DivisionInput, Email, Filters, PickedContacts, PortalStatus, PublicUrl,
+    Skipped, Template, TemplateId, TenantId,
 };
 use portal_core::ports::{
     EventBus, FixedClock, MailError, Mailer, RawEmail, SendMessage, SentMessage, Store,
@@ -29,18 +30,6 @@ use time::{Duration, OffsetDateTime};
 
 const NOW: OffsetDateTime = datetime!(2026-11-02 12:00:00 UTC);
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-contract";
-
-fn t(s: &str) -> TenantId {
-    TenantId::parse(s).unwrap()
-}
-
-fn div(s: &str) -> DivisionId {
-    DivisionId::parse(s).unwrap()
-}
-
-fn cid(s: &str) -> ContactId {
-    ContactId::parse(s).unwrap()
-}
 
 /// Records the address of every message it accepts.
 #[derive(Default)]

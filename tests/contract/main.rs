@@ -155,6 +155,23 @@ macro_rules! contract_suite {
     };
 }
 
+/// The ids the cases write, parsed (a bad literal is a bug in the case).
+mod ids {
+    use portal_core::domain::{ContactId, DivisionId, TenantId};
+
+    pub fn t(s: &str) -> TenantId {
+        TenantId::parse(s).unwrap()
+    }
+
+    pub fn div(s: &str) -> DivisionId {
+        DivisionId::parse(s).unwrap()
+    }
+
+    pub fn cid(s: &str) -> ContactId {
+        ContactId::parse(s).unwrap()
+    }
+}
+
 mod campaigns;
 mod cases;
 mod dynamodb;

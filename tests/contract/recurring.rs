@@ -8,10 +8,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
+use crate::ids::{cid, div, t};
 use portal_core::domain::{
-    Account, Campaign, CampaignId, ContactId, DivisionId, DivisionInput, Email, Filters, Group,
-    Invitation, InvitationState, RecurringId, RecurringRun, RecurringSetting, RegistrationToken,
-    ReminderRule, Scope, TemplateId, TenantId, TimeZoneName, Trigger,
+    Account, Campaign, CampaignId, DivisionInput, Email, Filters, Group, Invitation,
+    InvitationState, RecurringId, RecurringRun, RecurringSetting, RegistrationToken, ReminderRule,
+    Scope, TemplateId, TenantId, TimeZoneName, Trigger,
 };
 use portal_core::ports::{
     Claim, ClaimResult, ContactQuery, CreateOutcome, ListQuery, RunRecord, StartRun, Store,
@@ -24,18 +25,6 @@ use time::{Duration, OffsetDateTime};
 /// "Now" for every case: whole seconds, as every store keeps them.
 const NOW: OffsetDateTime = datetime!(2026-11-02 12:00:00 UTC);
 const DAY: Duration = Duration::hours(24);
-
-fn t(s: &str) -> TenantId {
-    TenantId::parse(s).unwrap()
-}
-
-fn div(s: &str) -> DivisionId {
-    DivisionId::parse(s).unwrap()
-}
-
-fn cid(s: &str) -> ContactId {
-    ContactId::parse(s).unwrap()
-}
 
 fn rid(s: &str) -> RecurringId {
     RecurringId::parse(s).unwrap()

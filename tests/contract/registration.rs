@@ -10,11 +10,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
+use crate::ids::{cid, div, t};
 use portal_core::domain::{
-    Account, AccountId, CampaignId, CloseReason, ContactId, DivisionId, DivisionInput, Email,
-    Filters, Group, Invitation, InvitationState, Login, LoginVia, PortalKey, PortalStatus,
-    RegistrationRequest, RegistrationToken, RequestId, RequestStatus, Template, TemplateId,
-    TemplateKind, TenantId, Trigger,
+    Account, AccountId, CampaignId, CloseReason, DivisionInput, Email, Filters, Group, Invitation,
+    InvitationState, Login, LoginVia, PortalKey, PortalStatus, RegistrationRequest,
+    RegistrationToken, RequestId, RequestStatus, Template, TemplateId, TemplateKind, TenantId,
+    Trigger,
 };
 use portal_core::ports::{
     Claim, ClaimResult, ConfirmOutcome, ContactQuery, CreateOutcome, ListQuery, NewRegistration,
@@ -27,20 +28,8 @@ use time::{Duration, OffsetDateTime};
 /// "Now" for every case: whole seconds, as every store keeps them.
 const NOW: OffsetDateTime = datetime!(2026-11-02 12:00:00 UTC);
 
-fn t(s: &str) -> TenantId {
-    TenantId::parse(s).unwrap()
-}
-
-fn cid(s: &str) -> ContactId {
-    ContactId::parse(s).unwrap()
-}
-
 fn aid(s: &str) -> AccountId {
     AccountId::parse(s).unwrap()
-}
-
-fn div(s: &str) -> DivisionId {
-    DivisionId::parse(s).unwrap()
 }
 
 fn email(s: &str) -> Email {

@@ -4,9 +4,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::ids::{cid, div, t};
 use portal_core::domain::{
-    Account, Campaign, CampaignId, ContactId, DivisionId, DivisionInput, Email, PortalStatus,
-    TenantId, MAX_SELECTED_CONTACTS,
+    Account, Campaign, CampaignId, ContactId, DivisionInput, Email, PortalStatus, TenantId,
+    MAX_SELECTED_CONTACTS,
 };
 use portal_core::ports::{CreateOutcome, Idempotency, Store};
 use portal_testkit::builders::{AccountBuilder, CampaignBuilder, ContactBuilder};
@@ -14,18 +15,6 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
 const NOW: OffsetDateTime = datetime!(2026-11-02 12:00:00 UTC);
-
-fn t(s: &str) -> TenantId {
-    TenantId::parse(s).unwrap()
-}
-
-fn div(s: &str) -> DivisionId {
-    DivisionId::parse(s).unwrap()
-}
-
-fn cid(s: &str) -> ContactId {
-    ContactId::parse(s).unwrap()
-}
 
 async fn put_div(store: &dyn Store, tenant: &TenantId, id: &str) {
     let d = DivisionInput::new(

@@ -137,16 +137,11 @@ pub async fn counts(
 
 /// Whether the caller asked for CSV.
 pub(crate) fn wants_csv(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|m| {
-            m.split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/csv"))
-        })
+    super::header_items(headers, header::ACCEPT).any(|m| {
+        m.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/csv"))
+    })
 }
 
 /// One page of a recipient list, or with `Accept: text/csv` every row of the group.

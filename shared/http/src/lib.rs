@@ -308,6 +308,19 @@ impl AppState {
     }
 }
 
+/// The items of a comma-separated list header (`Accept`, `Accept-Encoding`), over all its
+/// lines, each as written (parameters such as `;q=0.5` included, not trimmed).
+pub(crate) fn header_items(
+    headers: &axum::http::HeaderMap,
+    name: header::HeaderName,
+) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(name)
+        .into_iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+}
+
 /// `64 MiB`, `256 KiB`: a limit as a person reads it.
 pub fn describe_limit(bytes: usize) -> String {
     const KIB: usize = 1024;
