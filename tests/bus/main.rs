@@ -154,6 +154,7 @@ fn recipient(i: usize, name_len: usize) -> Recipient {
         division_id: DivisionId::parse("north").unwrap(),
         division_name: "North Shore".into(),
         portal_key: "7KQ4-M2XD-9RTA-HW3E".into(),
+        fresh: true,
     }
 }
 

@@ -123,6 +123,7 @@ pub async fn a_campaign_round_trips_with_every_field(store: &dyn Store) {
         held_24h: 2,
         suppressed: 3,
         no_email: 4,
+        duplicate_address: 5,
     };
     c.pause_reason = Some("testing".into());
     assert_eq!(
@@ -644,36 +645,49 @@ pub async fn status_moves_only_from_the_expected_status_and_counts_add_up(store:
         None
     );
 
+    let skips = Skipped {
+        accepted: 1,
+        held_24h: 2,
+        suppressed: 3,
+        no_email: 4,
+        duplicate_address: 5,
+    };
     for _ in 0..2 {
         assert!(store
-            .add_campaign_counts(
-                &tenant,
-                id,
-                5,
-                Skipped {
-                    accepted: 1,
-                    held_24h: 2,
-                    suppressed: 3,
-                    no_email: 4
-                }
-            )
+            .add_campaign_counts(&tenant, id, 5, skips, None)
             .await
             .unwrap());
+    }
+    // Under a page key the counts are added once, however often the page is replayed.
+    for (page, first) in [("p1", true), ("p1", false), ("p2", true), ("p1", false)] {
+        assert_eq!(
+            store
+                .add_campaign_counts(&tenant, id, 0, skips, Some(page))
+                .await
+                .unwrap(),
+            first,
+            "page {page}"
+        );
     }
     let got = store.get_campaign(&tenant, id).await.unwrap().unwrap();
     assert_eq!(got.targeted, 10);
     assert_eq!(
         got.skipped,
         Skipped {
-            accepted: 2,
-            held_24h: 4,
-            suppressed: 6,
-            no_email: 8
+            accepted: 4,
+            held_24h: 8,
+            suppressed: 12,
+            no_email: 16,
+            duplicate_address: 20,
         }
     );
     let missing = CampaignId::generate(NOW);
     assert!(!store
-        .add_campaign_counts(&tenant, &missing, 1, Skipped::default())
+        .add_campaign_counts(&tenant, &missing, 1, Skipped::default(), None)
+        .await
+        .unwrap());
+    assert!(!store
+        .add_campaign_counts(&tenant, &missing, 1, Skipped::default(), Some("p1"))
         .await
         .unwrap());
     assert!(!store

@@ -270,6 +270,7 @@ pub async fn a_selection_sends_exactly_the_picked_eligible_contacts_and_counts_t
             held_24h: 1,
             suppressed: 1,
             no_email: 1,
+            duplicate_address: 0,
         }
     );
     // Contacts not picked were left alone.

@@ -393,41 +393,6 @@ pub async fn a_suppressed_address_is_never_sent_to_and_is_counted(store: Arc<dyn
     assert_eq!(campaign.skipped.suppressed, 1);
 }
 
-pub async fn an_address_suppressed_between_claim_and_delivery_ends_failed_without_a_send(
-    store: Arc<dyn Store>,
-) {
-    seed(&*store, 2).await;
-    let c = new_campaign(&*store, Trigger::Manual, &["d1"]).await;
-    let mailer = Arc::new(RecordingMailer::default());
-    let deps = deps_with(
-        store.clone(),
-        mailer.clone(),
-        Arc::new(NoSleep::default()),
-        config(),
-    );
-    let step = fan_out_page(&deps, &tenant(), &c, None).await.unwrap();
-    store
-        .suppress(
-            &tenant(),
-            &email("c0@example.com"),
-            SuppressionReason::Unsubscribed,
-            NOW,
-        )
-        .await
-        .unwrap();
-    let report = deliver_batch(&deps, &tenant(), &c, &step.batches[0].recipients)
-        .await
-        .unwrap();
-    assert_eq!((report.sent, report.failed), (1, 1));
-    let inv = store
-        .get_invitation(&tenant(), &c, &ContactId::parse("c000").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(inv.state.reason.as_deref(), Some(REASON_SUPPRESSED));
-    assert_eq!(inv.category(), InvitationCategory::Failed);
-}
-
 pub async fn another_tenant_cannot_run_or_deliver_a_campaign_it_does_not_own(
     store: Arc<dyn Store>,
 ) {

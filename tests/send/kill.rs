@@ -448,11 +448,57 @@ impl CampaignStore for Killable {
         id: &CampaignId,
         n: u64,
         s: Skipped,
+        page: Option<&str>,
     ) -> Result<bool, StoreError> {
         guarded!(
             self,
             "add_campaign_counts",
-            self.inner.add_campaign_counts(t, id, n, s)
+            self.inner.add_campaign_counts(t, id, n, s, page)
+        )
+    }
+    async fn lease_batch(
+        &self,
+        t: &TenantId,
+        c: &CampaignId,
+        batch: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<LeaseOutcome, StoreError> {
+        guarded!(
+            self,
+            "lease_batch",
+            self.inner.lease_batch(t, c, batch, owner, now, until)
+        )
+    }
+    async fn step_batch(
+        &self,
+        t: &TenantId,
+        c: &CampaignId,
+        batch: &str,
+        owner: &str,
+        step: &LeaseStep,
+    ) -> Result<bool, StoreError> {
+        guarded!(
+            self,
+            "step_batch",
+            self.inner.step_batch(t, c, batch, owner, step)
+        )
+    }
+    async fn record_batch_outcomes(
+        &self,
+        t: &TenantId,
+        c: &CampaignId,
+        outcomes: &[(ContactId, InvitationFact)],
+        batch: &str,
+        owner: &str,
+        step: &LeaseStep,
+    ) -> Result<(Vec<FactResult>, bool), StoreError> {
+        guarded!(
+            self,
+            "record_batch_outcomes",
+            self.inner
+                .record_batch_outcomes(t, c, outcomes, batch, owner, step)
         )
     }
     async fn claim_contacts(

@@ -62,7 +62,6 @@ macro_rules! on_every_store {
             cases::the_configured_send_rate_spaces_the_sends,
             cases::a_contact_invited_before_is_left_alone_when_limited_to_uninvited_even_on_replays,
             cases::a_suppressed_address_is_never_sent_to_and_is_counted,
-            cases::an_address_suppressed_between_claim_and_delivery_ends_failed_without_a_send,
             cases::another_tenant_cannot_run_or_deliver_a_campaign_it_does_not_own,
             cases::a_hand_picked_campaign_redelivered_twice_in_a_shuffled_order_sends_each_picked_contact_one_email,
         );

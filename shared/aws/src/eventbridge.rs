@@ -722,6 +722,7 @@ mod tests {
                 division_id: DivisionId::parse("d1").unwrap(),
                 division_name: "Lakeside".into(),
                 portal_key: String::new(),
+                fresh: false,
             }],
         };
         let (entry, bytes) = bus.entry(&message).unwrap();

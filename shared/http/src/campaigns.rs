@@ -348,6 +348,10 @@ pub(crate) fn error_response(e: CampaignError, now: OffsetDateTime) -> ApiError 
         CampaignError::ContactHeld {
             contact_id,
             retry_after,
+        }
+        | CampaignError::AddressHeld {
+            contact_id,
+            retry_after,
         } => {
             tracing::debug!(%detail, "send refused");
             ApiError::Held {

@@ -20,7 +20,7 @@ use portal_core::ports::{
     FactResult, Idempotency, InvitationFilter, ListQuery, MailError, Mailer, NewRegistration, Page,
     RawEmail, Recount, RecurringStore, RegisterOutcome, RegistrationStore, RequestFilter,
     RunRecord, SendMessage, SentMessage, StartRun, StoreError, SuppressionReason, SuppressionStore,
-    SyncReport, TemplateStore, TokenRef,
+    SyncReport, TemplateStore, TokenRef, LeaseOutcome, LeaseStep,
 };
 
 /// The bus of a process that publishes nothing (the delivery function, whose role may not
@@ -127,7 +127,10 @@ refuse_all! {
         fn update_campaign_status(
             &TenantId, &CampaignId, CampaignStatus, CampaignStatus, Option<String>
         ) -> bool;
-        fn add_campaign_counts(&TenantId, &CampaignId, u64, Skipped) -> bool;
+        fn add_campaign_counts(&TenantId, &CampaignId, u64, Skipped, Option<&str>) -> bool;
+        fn lease_batch(&TenantId, &CampaignId, &str, &str, OffsetDateTime, OffsetDateTime)
+            -> LeaseOutcome;
+        fn step_batch(&TenantId, &CampaignId, &str, &str, &LeaseStep) -> bool;
         fn claim_contacts(&TenantId, &CampaignId, &[Claim], OffsetDateTime)
             -> Vec<ClaimResult>;
         fn get_invitation(&TenantId, &CampaignId, &ContactId) -> Option<Invitation>;

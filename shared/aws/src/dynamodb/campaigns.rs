@@ -99,15 +99,31 @@ use portal_core::domain::{
 };
 use portal_core::ports::{
     check_selection, CampaignStore, Claim, ClaimResult, CreateOutcome, FactResult, Idempotency,
-    InvitationFilter, Page, Recount, StoreError, MAX_CLAIMS,
+    InvitationFilter, LeaseOutcome, LeaseStep, Page, Recount, StoreError, MAX_CLAIMS,
 };
+
+/// An address claim item's sort key and attributes (see the module docs).
+const ADDRESS_SK: &str = "ADDR";
+const ADDRESS_AT: &str = "at";
+const ADDRESS_CAMPAIGN: &str = "cmp";
+const ADDRESS_CONTACT: &str = "contact";
+
+/// The partition of a tenant's address claim: the address, normalized, hashed (so any
+/// address text is safe in a key, and keys do not spell addresses out).
+fn address_pk(t: &TenantId, email: &Email) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "T#{t}#ADDR#{}",
+        keys::hex(&Sha256::digest(email.normalized().as_bytes()))
+    )
+}
 
 /// Contact ids per selection chunk item (see the module docs).
 pub(super) const SELECTION_CHUNK: usize = 500;
 
 /// Claims per TransactWriteItems: two items each plus the campaign's counters, 99 items
 /// per transaction.
-const CLAIMS_PER_TRANSACTION: usize = 49;
+const CLAIMS_PER_TRANSACTION: usize = 33;
 /// Rounds of a claim batch (or a campaign creation) before giving up on conflicts.
 pub(super) const MAX_CLAIM_ROUNDS: u32 = 8;
 
@@ -129,6 +145,7 @@ const SK_ACCEPTED: &str = "sk_acc";
 const SK_HELD: &str = "sk_held";
 const SK_SUPPRESSED: &str = "sk_sup";
 const SK_NO_EMAIL: &str = "sk_noemail";
+const SK_DUPLICATE_ADDRESS: &str = "sk_dup";
 pub(super) const REASON: &str = "why";
 /// A recurring run's campaign: its `RecurringRun` as JSON (setting, local date, rule).
 const RECURRING: &str = "rec";
@@ -241,6 +258,7 @@ fn encode_campaign(t: &TenantId, c: &Campaign) -> Result<Item, StoreError> {
     put(TARGETED, num(c.targeted));
     put(SK_ACCEPTED, num(c.skipped.accepted));
     put(SK_HELD, num(c.skipped.held_24h));
+    put(SK_DUPLICATE_ADDRESS, num(c.skipped.duplicate_address));
     put(SK_SUPPRESSED, num(c.skipped.suppressed));
     put(SK_NO_EMAIL, num(c.skipped.no_email));
     for cat in InvitationCategory::ALL {
@@ -299,6 +317,7 @@ pub(super) fn decode_campaign(item: &Item) -> Result<Campaign, StoreError> {
         skipped: Skipped {
             accepted: get_num(item, SK_ACCEPTED)?,
             held_24h: get_num(item, SK_HELD)?,
+            duplicate_address: get_num(item, SK_DUPLICATE_ADDRESS)?,
             suppressed: get_num(item, SK_SUPPRESSED)?,
             no_email: get_num(item, SK_NO_EMAIL)?,
         },
@@ -543,7 +562,40 @@ impl DynamoStore {
         Err(super::ops::unexpected(reasons))
     }
 
-    /// One claim's two transaction items: the state update and the invitation put.
+    /// The address claim of `claim`: a Put under "free, stale or this contact's own".
+    fn address_item(
+        &self,
+        tenant: &TenantId,
+        claim: &Claim,
+        campaign: &CampaignId,
+        now: &AttributeValue,
+        cutoff: &AttributeValue,
+        ttl: &AttributeValue,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut item = items::key(
+            address_pk(tenant, &claim.invitation.email),
+            ADDRESS_SK.to_owned(),
+        );
+        item.insert(ADDRESS_AT.to_owned(), now.clone());
+        item.insert(ADDRESS_CAMPAIGN.to_owned(), s(campaign.as_str()));
+        item.insert(ADDRESS_CONTACT.to_owned(), s(claim.contact_id.as_str()));
+        item.insert("ttl".to_owned(), ttl.clone());
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #at <= :cutoff OR #ct = :contact")
+            .expression_attribute_names("#at", ADDRESS_AT)
+            .expression_attribute_names("#ct", ADDRESS_CONTACT)
+            .expression_attribute_values(":cutoff", cutoff.clone())
+            .expression_attribute_values(":contact", s(claim.contact_id.as_str()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// One claim's three transaction items: the state update, the invitation put and the
+    /// address claim.
     fn claim_items(
         &self,
         tenant: &TenantId,
@@ -552,7 +604,8 @@ impl DynamoStore {
         campaign: &CampaignId,
         now: &AttributeValue,
         cutoff: &AttributeValue,
-    ) -> Result<[TransactWriteItem; 2], StoreError> {
+        ttl: &AttributeValue,
+    ) -> Result<[TransactWriteItem; 3], StoreError> {
         let id = &claim.contact_id;
         let update = Update::builder()
             .table_name(&self.table)
@@ -584,11 +637,13 @@ impl DynamoStore {
         Ok([
             TransactWriteItem::builder().update(update).build(),
             self.put(encode_invitation(tenant, &invitation)?)?,
+            self.address_item(tenant, claim, campaign, now, cutoff, ttl)?,
         ])
     }
 
-    /// Claims one batch (≤ 50 distinct contacts), retrying the part a cancellation did not
-    /// decide. Returns a result per entry of `batch`.
+    /// Claims one batch (≤ [`CLAIMS_PER_TRANSACTION`] distinct contacts with distinct
+    /// addresses), retrying the part a cancellation did not decide. Returns a result per
+    /// entry of `batch`.
     async fn claim_batch(
         &self,
         tenant: &TenantId,
@@ -598,6 +653,9 @@ impl DynamoStore {
     ) -> Result<Vec<ClaimResult>, StoreError> {
         let now_v = time_value(now)?;
         let cutoff_v = time_value(now - HOLD_WINDOW)?;
+        // Address claims outlive their 24 hours by a day, then DynamoDB drops them.
+        let expires: OffsetDateTime = now + HOLD_WINDOW * 2;
+        let ttl_v = num(u64::try_from(expires.unix_timestamp()).unwrap_or(0));
         let mut results: Vec<Option<ClaimResult>> = vec![None; batch.len()];
         let mut pending: Vec<usize> = (0..batch.len()).collect();
         for round in 0..MAX_CLAIM_ROUNDS {
@@ -607,9 +665,9 @@ impl DynamoStore {
             let mut request = self.client.transact_write_items();
             for &i in &pending {
                 let (claim, division) = batch[i];
-                for item in
-                    self.claim_items(tenant, division, claim, campaign, &now_v, &cutoff_v)?
-                {
+                for item in self.claim_items(
+                    tenant, division, claim, campaign, &now_v, &cutoff_v, &ttl_v,
+                )? {
                     request = request.transact_items(item);
                 }
             }
@@ -638,7 +696,7 @@ impl DynamoStore {
                 }
                 Err(e) => cancellation(e)?,
             };
-            let counters = reasons.get(2 * pending.len()).and_then(|r| r.code());
+            let counters = reasons.get(3 * pending.len()).and_then(|r| r.code());
             if counters == Some(CONDITION_FAILED) {
                 return Err(StoreError::backend(
                     "TransactWriteItems",
@@ -648,12 +706,14 @@ impl DynamoStore {
             let mut retry = Vec::new();
             let mut conflicted = false;
             for (n, &i) in pending.iter().enumerate() {
-                let state = reasons.get(2 * n);
-                let put = reasons.get(2 * n + 1);
+                let state = reasons.get(3 * n);
+                let put = reasons.get(3 * n + 1);
+                let address = reasons.get(3 * n + 2);
                 let code = |r: Option<&CancellationReason>| {
                     r.and_then(|r| r.code()).unwrap_or("None").to_owned()
                 };
-                let (state_code, put_code) = (code(state), code(put));
+                let (state_code, put_code, address_code) =
+                    (code(state), code(put), code(address));
                 if put_code == CONDITION_FAILED {
                     results[i] = Some(ClaimResult::AlreadyClaimedByThisCampaign);
                 } else if state_code == CONDITION_FAILED {
@@ -662,13 +722,27 @@ impl DynamoStore {
                         // The state item vanished since (a delete): try again.
                         None => retry.push(i),
                     }
-                } else if retryable(&state_code) && retryable(&put_code) {
-                    conflicted |= state_code != "None" || put_code != "None";
+                } else if address_code == CONDITION_FAILED {
+                    match address.and_then(|r| r.item()) {
+                        Some(old) => {
+                            let at = time_attr(old, ADDRESS_AT)?.unwrap_or(now);
+                            results[i] = Some(ClaimResult::DuplicateAddress {
+                                until: at + HOLD_WINDOW,
+                            });
+                        }
+                        None => retry.push(i),
+                    }
+                } else if retryable(&state_code)
+                    && retryable(&put_code)
+                    && retryable(&address_code)
+                {
+                    conflicted |=
+                        state_code != "None" || put_code != "None" || address_code != "None";
                     retry.push(i);
                 } else {
                     return Err(StoreError::backend(
                         "TransactWriteItems",
-                        Cancelled(format!("{state_code},{put_code}")),
+                        Cancelled(format!("{state_code},{put_code},{address_code}")),
                     ));
                 }
             }
@@ -912,24 +986,49 @@ impl CampaignStore for DynamoStore {
         id: &CampaignId,
         targeted: u64,
         skipped: Skipped,
+        page: Option<&str>,
     ) -> Result<bool, StoreError> {
+        if let Some(page) = page {
+            if page.len() > portal_core::ports::MAX_PAGE_KEY_LEN {
+                return Err(StoreError::backend(
+                    "TransactWriteItems",
+                    TooMany("a page key is at most 64 bytes"),
+                ));
+            }
+            let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            let counters = self.counters_item(
+                tenant,
+                id,
+                &[
+                    (TARGETED, n(targeted)),
+                    (SK_ACCEPTED, n(skipped.accepted)),
+                    (SK_HELD, n(skipped.held_24h)),
+                    (SK_SUPPRESSED, n(skipped.suppressed)),
+                    (SK_NO_EMAIL, n(skipped.no_email)),
+                    (SK_DUPLICATE_ADDRESS, n(skipped.duplicate_address)),
+                ],
+            )?;
+            return self.add_page_counts(tenant, id, page, counters).await;
+        }
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(items::key(campaign_pk(tenant, id), CAMPAIGN_SK)))
             .condition_expression("attribute_exists(pk)")
-            .update_expression("ADD #t :t, #a :a, #h :h, #s :s, #n :n")
+            .update_expression("ADD #t :t, #a :a, #h :h, #s :s, #n :n, #d :d")
             .expression_attribute_names("#t", TARGETED)
             .expression_attribute_names("#a", SK_ACCEPTED)
             .expression_attribute_names("#h", SK_HELD)
             .expression_attribute_names("#s", SK_SUPPRESSED)
             .expression_attribute_names("#n", SK_NO_EMAIL)
+            .expression_attribute_names("#d", SK_DUPLICATE_ADDRESS)
             .expression_attribute_values(":t", num(targeted))
             .expression_attribute_values(":a", num(skipped.accepted))
             .expression_attribute_values(":h", num(skipped.held_24h))
             .expression_attribute_values(":s", num(skipped.suppressed))
             .expression_attribute_values(":n", num(skipped.no_email))
+            .expression_attribute_values(":d", num(skipped.duplicate_address))
             .return_values(ReturnValue::None)
             .send()
             .await;
@@ -938,6 +1037,46 @@ impl CampaignStore for DynamoStore {
             Err(e) if ops::condition_failed(&e) => Ok(false),
             Err(e) => Err(StoreError::backend("UpdateItem", e)),
         }
+    }
+
+    async fn lease_batch(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        batch: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<LeaseOutcome, StoreError> {
+        self.take_lease(tenant, campaign, batch, owner, now, until)
+            .await
+    }
+
+    async fn step_batch(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        batch: &str,
+        owner: &str,
+        step: &LeaseStep,
+    ) -> Result<bool, StoreError> {
+        self.step_lease(tenant, campaign, batch, owner, step).await
+    }
+
+    async fn record_batch_outcomes(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        outcomes: &[(ContactId, InvitationFact)],
+        batch: &str,
+        owner: &str,
+        step: &LeaseStep,
+    ) -> Result<(Vec<FactResult>, bool), StoreError> {
+        let lease = TransactWriteItem::builder()
+            .update(self.lease_step_update(tenant, campaign, batch, owner, step)?)
+            .build();
+        self.apply_invitation_facts_with(tenant, campaign, outcomes, true, Some(lease))
+            .await
     }
 
     async fn claim_contacts(
@@ -996,12 +1135,23 @@ impl CampaignStore for DynamoStore {
                     .map(|d| (i, (*c, d)))
             })
             .collect();
-        for chunk in located.chunks(CLAIMS_PER_TRANSACTION) {
-            let batch: Vec<(&Claim, &DivisionId)> = chunk.iter().map(|(_, b)| *b).collect();
-            let got = self.claim_batch(tenant, campaign, &batch, now).await?;
-            for ((i, _), r) in chunk.iter().zip(got) {
-                results[*i] = r;
+        // A transaction names an item once, so contacts sharing an address go in passes:
+        // the first of each address now, the next after it is decided (it then finds the
+        // address claimed, unless the first was refused for its own reasons).
+        let mut remaining = located;
+        while !remaining.is_empty() {
+            let mut seen = std::collections::HashSet::new();
+            let (now_pass, later): (Vec<_>, Vec<_>) = remaining
+                .into_iter()
+                .partition(|(_, (c, _))| seen.insert(c.invitation.email.normalized()));
+            for chunk in now_pass.chunks(CLAIMS_PER_TRANSACTION) {
+                let batch: Vec<(&Claim, &DivisionId)> = chunk.iter().map(|(_, b)| *b).collect();
+                let got = self.claim_batch(tenant, campaign, &batch, now).await?;
+                for ((i, _), r) in chunk.iter().zip(got) {
+                    results[*i] = r;
+                }
             }
+            remaining = later;
         }
         Ok(claims
             .iter()

@@ -100,6 +100,9 @@ enum Sent {
     Written,
     /// Cancelled by a condition or a conflict: nothing was written, read again.
     Retry,
+    /// Cancelled by the extra item's condition alone: nothing was written; write the
+    /// changes again without it.
+    ExtraFailed,
 }
 
 fn suppression_reason(s: Suppression) -> SuppressionReason {
@@ -117,6 +120,24 @@ impl DynamoStore {
         facts: &[(ContactId, InvitationFact)],
         send_outcomes: bool,
     ) -> Result<Vec<FactResult>, StoreError> {
+        self.apply_invitation_facts_with(tenant, campaign, facts, send_outcomes, None)
+            .await
+            .map(|(results, _)| results)
+    }
+
+    /// [`DynamoStore::apply_invitation_facts`] with one more conditional item (a delivery
+    /// lease's step) written in the first transaction: `false` when its condition failed (the
+    /// facts are written all the same, without it).
+    pub(super) async fn apply_invitation_facts_with(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        facts: &[(ContactId, InvitationFact)],
+        send_outcomes: bool,
+        extra: Option<TransactWriteItem>,
+    ) -> Result<(Vec<FactResult>, bool), StoreError> {
+        let mut extra = extra;
+        let mut kept = true;
         if facts.len() > MAX_CLAIMS {
             return Err(StoreError::backend(
                 "TransactWriteItems",
@@ -144,7 +165,7 @@ impl DynamoStore {
             });
         for round in 0..MAX_FACT_ROUNDS {
             if pending.is_empty() {
-                return Ok(results);
+                break;
             }
             let blind = round == 0 && outcomes_only;
             let read = if blind {
@@ -193,10 +214,19 @@ impl DynamoStore {
                 }
             }
             let mut retry = Vec::new();
-            for chunk in transactions(&changes) {
-                match self.write_changes(tenant, campaign, chunk).await? {
+            for chunk in transactions(&changes, usize::from(extra.is_some())) {
+                let with = extra.take();
+                match self
+                    .write_changes(tenant, campaign, chunk, with.as_ref())
+                    .await?
+                {
                     Sent::Written => {}
+                    Sent::ExtraFailed => {
+                        kept = false;
+                        retry.extend(chunk.iter().map(|c| c.group));
+                    }
                     Sent::Retry => {
+                        extra = with;
                         tracing::debug!(
                             invitations = chunk.len(),
                             round,
@@ -212,7 +242,11 @@ impl DynamoStore {
             }
         }
         if pending.is_empty() {
-            return Ok(results);
+            if let Some(item) = extra {
+                // Nothing changed (every fact a duplicate): the step goes alone.
+                kept = self.write_alone(item).await?;
+            }
+            return Ok((results, kept));
         }
         Err(StoreError::backend(
             "TransactWriteItems",
@@ -252,12 +286,36 @@ impl DynamoStore {
             .collect()
     }
 
-    /// Writes one transaction's changes (see the module docs).
+    /// One conditional item on its own; `false` when its condition failed.
+    async fn write_alone(&self, item: TransactWriteItem) -> Result<bool, StoreError> {
+        for round in 0..MAX_FACT_ROUNDS {
+            match self.client.transact_write_items().transact_items(item.clone()).send().await {
+                Ok(_) => return Ok(true),
+                Err(e) => {
+                    let reasons = cancellation(e)?;
+                    if reasons.iter().any(|r| r.code() == Some(CONDITION_FAILED)) {
+                        return Ok(false);
+                    }
+                    if !ops::all_retryable(&reasons) {
+                        return Err(ops::unexpected(&reasons));
+                    }
+                    tokio::time::sleep(jitter(round)).await;
+                }
+            }
+        }
+        Err(StoreError::backend(
+            "TransactWriteItems",
+            Cancelled("a lease step kept conflicting".into()),
+        ))
+    }
+
+    /// Writes one transaction's changes (see the module docs), with `extra` last.
     async fn write_changes(
         &self,
         tenant: &TenantId,
         campaign: &CampaignId,
         changes: &[Change],
+        extra: Option<&TransactWriteItem>,
     ) -> Result<Sent, StoreError> {
         let mut request = self.client.transact_write_items();
         let mut deltas = Deltas::default();
@@ -282,6 +340,9 @@ impl DynamoStore {
         if !moves.is_empty() {
             request = request.transact_items(self.counters_item(tenant, campaign, &moves)?);
         }
+        if let Some(item) = extra {
+            request = request.transact_items(item.clone());
+        }
         let sent = {
             let _one_at_a_time = self.transaction_guard().await;
             request.send().await
@@ -291,6 +352,11 @@ impl DynamoStore {
             Err(e) => cancellation(e)?,
         };
         let counters_at = changes.len() + suppressions;
+        let extra_at = counters_at + usize::from(!moves.is_empty());
+        if extra.is_some() && super::leases::failed(&reasons, extra_at) {
+            // The lease moved on: write the changes again without it (they are still due).
+            return Ok(Sent::ExtraFailed);
+        }
         if !moves.is_empty()
             && reasons.get(counters_at).and_then(|r| r.code()) == Some(CONDITION_FAILED)
         {
@@ -615,11 +681,11 @@ impl DynamoStore {
 }
 
 /// Splits changes into transactions of at most 100 items: one per invitation, one per
-/// suppressed address, and the campaign's counters.
-fn transactions(changes: &[Change]) -> Vec<&[Change]> {
+/// suppressed address, and the campaign's counters; the first leaves `reserve` items free.
+fn transactions(changes: &[Change], reserve: usize) -> Vec<&[Change]> {
     let mut out = Vec::new();
     let mut start = 0;
-    let mut used = 1; // the counters
+    let mut used = 1 + reserve; // the counters
     let mut emails: HashSet<String> = HashSet::new();
     for (i, c) in changes.iter().enumerate() {
         let email = c.suppress.and(c.email.as_ref()).map(Email::normalized);
@@ -663,7 +729,7 @@ mod tests {
         let changes: Vec<Change> = (0..250)
             .map(|i| change(i, i % 3 == 0, &format!("a{i}@example.com")))
             .collect();
-        let chunks = transactions(&changes);
+        let chunks = transactions(&changes, 0);
         assert_eq!(chunks.iter().map(|c| c.len()).sum::<usize>(), 250);
         for chunk in &chunks {
             let items = 1 + chunk.len() + chunk.iter().filter(|c| c.suppress.is_some()).count();
@@ -673,12 +739,12 @@ mod tests {
         let plain: Vec<Change> = (0..100)
             .map(|i| change(i, false, "a@example.com"))
             .collect();
-        let sizes: Vec<usize> = transactions(&plain).iter().map(|c| c.len()).collect();
+        let sizes: Vec<usize> = transactions(&plain, 0).iter().map(|c| c.len()).collect();
         assert_eq!(sizes, [99, 1]);
         // A shared address is suppressed once per transaction.
         let shared: Vec<Change> = (0..60)
             .map(|i| change(i, true, "Same@Example.com"))
             .collect();
-        assert_eq!(transactions(&shared).len(), 1);
+        assert_eq!(transactions(&shared, 0).len(), 1);
     }
 }

@@ -190,6 +190,7 @@ mod filter_values;
 mod invitations;
 mod items;
 mod keys;
+mod leases;
 mod ops;
 mod recurring;
 mod registration;

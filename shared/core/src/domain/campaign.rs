@@ -195,6 +195,11 @@ pub struct Skipped {
     pub held_24h: u64,
     pub suppressed: u64,
     pub no_email: u64,
+    /// Another contact of the tenant with the same address (compared case-insensitively)
+    /// was invited within the last 24 hours, by this campaign or another one: one person
+    /// gets one invitation.
+    #[serde(default)]
+    pub duplicate_address: u64,
 }
 
 /// A send: to the contacts of `division_ids` passing `filters`, with one template.

@@ -36,6 +36,11 @@ pub struct Recipient {
     /// The account's portal key (`[PortalKey]`); empty when unknown.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub portal_key: String,
+    /// Claimed by the fan-out run that made this batch (not a replay's
+    /// `AlreadyClaimedByThisCampaign`): its invitation was created just now, `pending`, so
+    /// delivery need not read it unless the batch was leased before.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fresh: bool,
 }
 
 /// A unit of send work.

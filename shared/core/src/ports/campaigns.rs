@@ -17,6 +17,11 @@
 //!   invitation — atomically per contact. The invitation's key is (campaign, contact), so a
 //!   replayed claim of the same campaign (a retried fan-out) answers
 //!   [`ClaimResult::AlreadyClaimedByThisCampaign`]: already done, do not send twice.
+//! - **Address claim** (in the same atomic write as the contact claim): the tenant's
+//!   address, compared case-insensitively ([`Email::normalized`](crate::domain::Email::normalized)),
+//!   is claimed for the contact and campaign. An address another contact claimed less than
+//!   24 hours ago answers [`ClaimResult::DuplicateAddress`] and writes nothing, so one person
+//!   gets one invitation however many contacts carry their address.
 //!
 //! Held at 23:59:59, free at exactly 24:00:00 — the same boundary as `classify`.
 
@@ -81,6 +86,11 @@ pub enum ClaimResult {
     AlreadyClaimedByThisCampaign,
     /// Invited less than 24 hours ago (by any path); free again at `until`.
     Held { until: OffsetDateTime },
+    /// Another contact of the tenant with the same address (compared by
+    /// [`Email::normalized`](crate::domain::Email::normalized)) was invited less than 24
+    /// hours ago, by this campaign or another; the address is free again at `until`.
+    /// Nothing was written.
+    DuplicateAddress { until: OffsetDateTime },
     /// Already registered: never invited.
     Accepted,
     /// No such contact in the tenant.
@@ -161,6 +171,56 @@ impl Recount {
 /// Most claims in one [`CampaignStore::claim_contacts`] call.
 pub const MAX_CLAIMS: usize = 500;
 
+/// Longest page key [`CampaignStore::add_campaign_counts`] takes.
+pub const MAX_PAGE_KEY_LEN: usize = 64;
+
+/// Most contacts an [`Attempt`] names (what one outcome write holds on DynamoDB).
+pub const MAX_ATTEMPT: usize = 98;
+
+/// The send group a lease holder is sending (or about to): recorded before the emails go
+/// out, so whoever resumes the batch after a crash knows which of its invitations may have
+/// reached the mail service without their outcome being written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    /// The group's contacts (at most [`MAX_ATTEMPT`]); each email's `Message-ID` is derived
+    /// from its invitation ([`crate::usecases::send::deliver::message_local_id`]).
+    pub contacts: Vec<ContactId>,
+    /// When the group started.
+    pub at: OffsetDateTime,
+}
+
+/// The state of a delivery batch's lease.
+///
+/// A delivery batch (one `Deliver` message) is sent under a lease, so two copies of the
+/// message handled at once (EventBridge delivers at least once) cannot both send: the second
+/// finds it [`LeaseOutcome::Busy`]. The lease runs out on its own, so a holder that dies
+/// leaves the batch to the next copy (or the sweeper's re-publish) once `until` passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// Yours until the `until` asked. `resumed`: the batch was leased before (a holder died
+    /// or gave up); `attempt` is the group it recorded last and never finished.
+    Acquired {
+        resumed: bool,
+        attempt: Option<Attempt>,
+    },
+    /// Another holder's, until `until`: leave the batch alone.
+    Busy { until: OffsetDateTime },
+    /// Delivered to its end: nothing left to do.
+    Done,
+}
+
+/// How a lease holder moves its batch on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseStep {
+    /// About to send this group: record it and keep the lease until `until`.
+    Attempting { attempt: Attempt, until: OffsetDateTime },
+    /// Every invitation of the batch has its outcome: the batch is done for good.
+    Done,
+    /// Stopping early (throttled, waiting for the mail service's acknowledgement): the lease
+    /// ends now, and the recorded attempt stays for the next holder.
+    Release,
+}
+
 #[async_trait]
 pub trait CampaignStore: Send + Sync {
     /// Records `campaign` atomically with its divisions' lock (when
@@ -225,16 +285,65 @@ pub trait CampaignStore: Send + Sync {
         reason: Option<String>,
     ) -> Result<bool, StoreError>;
 
-    /// Adds to the campaign's `targeted` and `skipped` counters (atomic increments, not
-    /// idempotent). Claims count `targeted` themselves: fan-out passes 0 and adds only the
-    /// skips of a page. `false` when missing.
+    /// Adds to the campaign's `targeted` and `skipped` counters (atomic increments). Claims
+    /// count `targeted` themselves: fan-out passes 0 and adds only the skips of a page. With
+    /// `page` (a key of the fan-out page, at most [`MAX_PAGE_KEY_LEN`] bytes), the counts are
+    /// added at most once per campaign and key, in the same write that records the key: a
+    /// replayed page adds nothing, so the skips stay exact. `false` when the campaign is
+    /// missing or the page was counted before.
     async fn add_campaign_counts(
         &self,
         tenant: &TenantId,
         id: &CampaignId,
         targeted: u64,
         skipped: Skipped,
+        page: Option<&str>,
     ) -> Result<bool, StoreError>;
+
+    /// Takes the lease of one delivery batch of the campaign for `owner` until `until` (see
+    /// [`BatchLease`]): granted when the batch was never leased, when the last lease ran out
+    /// (`until <= now`) or when it is `owner`'s already. One conditional write.
+    async fn lease_batch(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        batch: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<LeaseOutcome, StoreError>;
+
+    /// Moves `owner`'s lease of the batch on (see [`LeaseStep`]); `false` when the lease is no
+    /// longer `owner`'s (it ran out and someone else took it): nothing written.
+    async fn step_batch(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        batch: &str,
+        owner: &str,
+        step: &LeaseStep,
+    ) -> Result<bool, StoreError>;
+
+    /// [`CampaignStore::record_send_outcomes`] and [`CampaignStore::step_batch`] together: an
+    /// adapter may write both in one request. The outcomes are recorded even when the lease
+    /// is lost (the emails went out); the answer's `bool` says whether the step was.
+    async fn record_batch_outcomes(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        outcomes: &[(ContactId, InvitationFact)],
+        batch: &str,
+        owner: &str,
+        step: &LeaseStep,
+    ) -> Result<(Vec<FactResult>, bool), StoreError> {
+        let results = self
+            .record_send_outcomes(tenant, campaign, outcomes)
+            .await?;
+        let stepped = self
+            .step_batch(tenant, campaign, batch, owner, step)
+            .await?;
+        Ok((results, stepped))
+    }
 
     /// Claims each contact for the campaign (see the module docs), one result per claim in
     /// order. Contact ids must be distinct within a call (a repeat gets the first one's

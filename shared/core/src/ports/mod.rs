@@ -19,7 +19,8 @@ pub use bus::{
 };
 pub use campaigns::{
     check_selection, ApplyReport, BadSelection, CampaignStore, Claim, ClaimResult, CreateOutcome,
-    FactResult, Idempotency, InvitationFilter, Recount, MAX_CLAIMS,
+    Attempt, FactResult, Idempotency, InvitationFilter, LeaseOutcome, LeaseStep, Recount,
+    MAX_ATTEMPT, MAX_CLAIMS, MAX_PAGE_KEY_LEN,
 };
 pub use campaigns::{
     decode_campaign_cursor, decode_invitation_cursor, encode_campaign_cursor,

@@ -248,6 +248,16 @@ pub enum CampaignError {
         contact_id: ContactId,
         retry_after: OffsetDateTime,
     },
+    /// 409: another contact with the same address was invited less than 24 hours ago (one
+    /// person gets one invitation); nothing was sent.
+    #[error(
+        "contact {contact_id}'s address was invited for another contact less than 24 hours ago; it can be invited again at {}",
+        rfc3339(*retry_after)
+    )]
+    AddressHeld {
+        contact_id: ContactId,
+        retry_after: OffsetDateTime,
+    },
     /// 422: the contact is accepted, suppressed or has no email.
     #[error("contact {contact_id} {}", reason.describe())]
     NotSendable {
@@ -747,6 +757,13 @@ pub async fn send_individual(
                 retry_after: until,
             },
         )),
+        ClaimResult::DuplicateAddress { until } => Some((
+            format!("contact {contact_id}'s address was invited for another contact within 24 hours"),
+            CampaignError::AddressHeld {
+                contact_id: contact_id.clone(),
+                retry_after: until,
+            },
+        )),
         ClaimResult::Accepted => Some((
             format!("contact {contact_id} registered before it could be invited"),
             not_sendable(NotSendable::Accepted),
@@ -825,6 +842,7 @@ fn recipient(contact: &ContactRecord, email: Email, division_name: String) -> Re
             .as_ref()
             .map(|k| k.as_str().to_owned())
             .unwrap_or_default(),
+        fresh: false,
     }
 }
 

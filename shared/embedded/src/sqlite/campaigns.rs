@@ -56,6 +56,7 @@ use portal_core::ports::{
     Idempotency, InvitationFilter, Page, Recount, StoreError, SuppressionReason, MAX_CLAIMS,
     MAX_PAGE_SIZE,
 };
+use portal_core::ports::{Attempt, LeaseOutcome, LeaseStep, MAX_PAGE_KEY_LEN};
 
 /// The campaign had more divisions than one campaign may lock.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,75 @@ pub(crate) struct TooManyDivisions;
 #[derive(Debug, thiserror::Error)]
 #[error("claims need their campaign recorded first")]
 pub(crate) struct CampaignMissing;
+
+/// A page key over [`MAX_PAGE_KEY_LEN`] bytes.
+#[derive(Debug, thiserror::Error)]
+#[error("a page key is at most {MAX_PAGE_KEY_LEN} bytes")]
+pub(crate) struct PageKeyTooLong;
+
+/// The attempt recorded on a lease, if any.
+fn read_attempt(
+    op: &'static str,
+    at: Option<i64>,
+    contacts: Option<&str>,
+) -> Result<Option<Attempt>, StoreError> {
+    let (Some(at), Some(contacts)) = (at, contacts) else {
+        return Ok(None);
+    };
+    let contacts: Vec<ContactId> =
+        parse_stored(op, "attempt", serde_json::from_str(contacts))?;
+    Ok(Some(Attempt {
+        contacts,
+        at: from_ts(op, Some(at))?.unwrap_or(OffsetDateTime::UNIX_EPOCH),
+    }))
+}
+
+/// Moves `owner`'s lease on; `false` (nothing written) when the lease is not `owner`'s.
+fn step_lease(
+    conn: &Connection,
+    op: &'static str,
+    tenant: &str,
+    campaign: &str,
+    batch: &str,
+    owner: &str,
+    step: &LeaseStep,
+) -> Result<bool, StoreError> {
+    let changed = match step {
+        LeaseStep::Attempting { attempt, until } => {
+            let contacts = serde_json::to_string(&attempt.contacts)
+                .map_err(|e| StoreError::backend(op, e))?;
+            conn.prepare_cached(
+                "UPDATE delivery_leases SET until = ?5, attempt_at = ?6, attempt = ?7 \
+                 WHERE tenant = ?1 AND campaign_id = ?2 AND batch = ?3 AND owner = ?4",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    tenant,
+                    campaign,
+                    batch,
+                    owner,
+                    ts(*until),
+                    ts(attempt.at),
+                    contacts
+                ])
+            })
+        }
+        LeaseStep::Done => conn
+            .prepare_cached(
+                "UPDATE delivery_leases SET done = 1, until = 0, attempt_at = NULL, attempt = NULL \
+                 WHERE tenant = ?1 AND campaign_id = ?2 AND batch = ?3 AND owner = ?4",
+            )
+            .and_then(|mut s| s.execute(params![tenant, campaign, batch, owner])),
+        LeaseStep::Release => conn
+            .prepare_cached(
+                "UPDATE delivery_leases SET until = 0 \
+                 WHERE tenant = ?1 AND campaign_id = ?2 AND batch = ?3 AND owner = ?4",
+            )
+            .and_then(|mut s| s.execute(params![tenant, campaign, batch, owner])),
+    }
+    .or_store(op)?;
+    Ok(changed > 0)
+}
 
 /// A claim or fact call over [`MAX_CLAIMS`].
 #[derive(Debug, thiserror::Error)]
@@ -93,7 +163,8 @@ static CAMPAIGN_SELECT: LazyLock<String> = LazyLock::new(|| {
         "SELECT c.campaign_id, c.trigger, c.status, c.division_ids, c.filters, \
          c.limit_to_uninvited, c.template_id, c.email_from, c.created_at, c.created_by, \
          c.targeted, c.skipped_accepted, c.skipped_held_24h, c.skipped_suppressed, \
-         c.skipped_no_email, c.pause_reason, {}, c.recurring, c.selected FROM campaigns c",
+         c.skipped_no_email, c.pause_reason, {}, c.recurring, c.selected, \
+         c.skipped_duplicate_address FROM campaigns c",
         CATEGORY_COLUMNS
             .iter()
             .chain(&SEND_COLUMNS)
@@ -106,6 +177,7 @@ static CAMPAIGN_SELECT: LazyLock<String> = LazyLock::new(|| {
 /// Column of `campaigns.recurring` in [`CAMPAIGN_SELECT`], then `campaigns.selected`.
 const RECURRING_COLUMN: usize = 16 + CATEGORY_COLUMNS.len() + SEND_COLUMNS.len();
 const SELECTED_COLUMN: usize = RECURRING_COLUMN + 1;
+const DUPLICATE_ADDRESS_COLUMN: usize = SELECTED_COLUMN + 1;
 
 /// Adds signed deltas to `targeted` (`?3`), the category counters (`?4..=?11`) and the send
 /// counters (`?12..=?14`) of campaign (`?1`, `?2`).
@@ -253,6 +325,7 @@ fn read_campaign(op: &'static str, row: &Row<'_>) -> Result<Campaign, StoreError
             held_24h: count(op, row, 12)?,
             suppressed: count(op, row, 13)?,
             no_email: count(op, row, 14)?,
+            duplicate_address: count(op, row, DUPLICATE_ADDRESS_COLUMN)?,
         },
         categories,
         sends,
@@ -352,9 +425,9 @@ fn insert_campaign(
         "INSERT INTO campaigns (tenant, campaign_id, trigger, status, division_ids, filters, \
          limit_to_uninvited, template_id, email_from, created_at, created_by, targeted, \
          skipped_accepted, skipped_held_24h, skipped_suppressed, skipped_no_email, pause_reason, \
-         recurring, selected) \
+         recurring, selected, skipped_duplicate_address) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-         ?19)",
+         ?19, ?20)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -377,6 +450,7 @@ fn insert_campaign(
             c.pause_reason,
             recurring,
             c.selection.map(|p| i64::from(p.contacts)),
+            n(c.skipped.duplicate_address),
         ])
     })
     .or_store(op)?;
@@ -551,6 +625,33 @@ fn claim_one(
         let until = from_ts(OP, Some(at))?.unwrap_or(now) + HOLD_WINDOW;
         return Ok(ClaimResult::Held { until });
     }
+    // One person, one invitation: the address must not be another contact's claim of the
+    // last 24 hours.
+    let address = claim.invitation.email.normalized();
+    let holder: Option<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT invited_at, contact_id FROM address_claims WHERE tenant = ?1 AND address = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![tenant, address], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .or_store(OP)?;
+    if let Some((at, _)) = holder
+        .as_ref()
+        .filter(|(at, holder)| *at > ts(now - HOLD_WINDOW) && holder != contact)
+    {
+        let until = from_ts(OP, Some(*at))?.unwrap_or(now) + HOLD_WINDOW;
+        return Ok(ClaimResult::DuplicateAddress { until });
+    }
+    tx.prepare_cached(
+        "INSERT INTO address_claims (tenant, address, invited_at, campaign_id, contact_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (tenant, address) DO UPDATE SET \
+         invited_at = excluded.invited_at, campaign_id = excluded.campaign_id, \
+         contact_id = excluded.contact_id",
+    )
+    .and_then(|mut s| s.execute(params![tenant, address, ts(now), campaign, contact]))
+    .or_store(OP)?;
     tx.prepare_cached(&format!(
         "UPDATE contacts SET last_invited_at = ?3, portal_status = 1, \
          invitations_sent = invitations_sent + 1, \
@@ -740,18 +841,27 @@ impl CampaignStore for SqliteStore {
         id: &CampaignId,
         targeted: u64,
         skipped: Skipped,
+        page: Option<&str>,
     ) -> Result<bool, StoreError> {
         const OP: &str = "add_campaign_counts";
+        if page.is_some_and(|p| p.len() > MAX_PAGE_KEY_LEN) {
+            return Err(StoreError::backend(OP, PageKeyTooLong));
+        }
         let (tenant, id) = (tenant.clone(), id.clone());
+        let page = page.map(str::to_owned);
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.write(OP, move |conn| {
-            let changed = conn
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .or_store(OP)?;
+            let changed = tx
                 .prepare_cached(
                     "UPDATE campaigns SET targeted = targeted + ?3, \
                      skipped_accepted = skipped_accepted + ?4, \
                      skipped_held_24h = skipped_held_24h + ?5, \
                      skipped_suppressed = skipped_suppressed + ?6, \
-                     skipped_no_email = skipped_no_email + ?7 \
+                     skipped_no_email = skipped_no_email + ?7, \
+                     skipped_duplicate_address = skipped_duplicate_address + ?8 \
                      WHERE tenant = ?1 AND campaign_id = ?2",
                 )
                 .and_then(|mut s| {
@@ -762,11 +872,143 @@ impl CampaignStore for SqliteStore {
                         n(skipped.accepted),
                         n(skipped.held_24h),
                         n(skipped.suppressed),
-                        n(skipped.no_email)
+                        n(skipped.no_email),
+                        n(skipped.duplicate_address),
                     ])
                 })
                 .or_store(OP)?;
-            Ok(changed > 0)
+            if changed == 0 {
+                return Ok(false);
+            }
+            if let Some(page) = &page {
+                let fresh = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO campaign_pages (tenant, campaign_id, page_key) \
+                         VALUES (?1, ?2, ?3)",
+                    )
+                    .and_then(|mut s| s.execute(params![tenant.as_str(), id.as_str(), page]))
+                    .or_store(OP)?;
+                if fresh == 0 {
+                    // Counted before: roll the counters back (the transaction drops).
+                    return Ok(false);
+                }
+            }
+            tx.commit().or_store(OP)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn lease_batch(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        batch: &str,
+        owner: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<LeaseOutcome, StoreError> {
+        const OP: &str = "lease_batch";
+        let (t, c, b, o) = (
+            tenant.to_string(),
+            campaign.to_string(),
+            batch.to_owned(),
+            owner.to_owned(),
+        );
+        self.write(OP, move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .or_store(OP)?;
+            type Row = (String, i64, i64, Option<i64>, Option<String>);
+            let old: Option<Row> = tx
+                .prepare_cached(
+                    "SELECT owner, until, done, attempt_at, attempt FROM delivery_leases \
+                     WHERE tenant = ?1 AND campaign_id = ?2 AND batch = ?3",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![t, c, b], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .optional()
+                })
+                .or_store(OP)?;
+            let outcome = match &old {
+                Some((_, _, done, _, _)) if *done != 0 => return Ok(LeaseOutcome::Done),
+                Some((holder, held_until, _, _, _)) if *held_until > ts(now) && *holder != o => {
+                    let until = from_ts(OP, Some(*held_until))?.unwrap_or(now);
+                    return Ok(LeaseOutcome::Busy { until });
+                }
+                Some((_, _, _, at, attempt)) => LeaseOutcome::Acquired {
+                    resumed: true,
+                    attempt: read_attempt(OP, *at, attempt.as_deref())?,
+                },
+                None => LeaseOutcome::Acquired {
+                    resumed: false,
+                    attempt: None,
+                },
+            };
+            tx.prepare_cached(
+                "INSERT INTO delivery_leases (tenant, campaign_id, batch, owner, until) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (tenant, campaign_id, batch) \
+                 DO UPDATE SET owner = excluded.owner, until = excluded.until",
+            )
+            .and_then(|mut s| s.execute(params![t, c, b, o, ts(until)]))
+            .or_store(OP)?;
+            tx.commit().or_store(OP)?;
+            Ok(outcome)
+        })
+        .await
+    }
+
+    async fn step_batch(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        batch: &str,
+        owner: &str,
+        step: &LeaseStep,
+    ) -> Result<bool, StoreError> {
+        const OP: &str = "step_batch";
+        let (t, c, b, o, step) = (
+            tenant.to_string(),
+            campaign.to_string(),
+            batch.to_owned(),
+            owner.to_owned(),
+            step.clone(),
+        );
+        self.write(OP, move |conn| step_lease(conn, OP, &t, &c, &b, &o, &step))
+            .await
+    }
+
+    async fn record_batch_outcomes(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        outcomes: &[(ContactId, InvitationFact)],
+        batch: &str,
+        owner: &str,
+        step: &LeaseStep,
+    ) -> Result<(Vec<FactResult>, bool), StoreError> {
+        const OP: &str = "record_batch_outcomes";
+        if outcomes.len() > MAX_CLAIMS {
+            return Err(StoreError::backend(OP, TooManyClaims));
+        }
+        let (tenant, campaign, outcomes) = (tenant.clone(), campaign.clone(), outcomes.to_vec());
+        let (b, o, step) = (batch.to_owned(), owner.to_owned(), step.clone());
+        self.write(OP, move |conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .or_store(OP)?;
+            let results = apply_facts_in(
+                &tx,
+                tenant.as_str(),
+                campaign.as_str(),
+                &outcomes,
+                OffsetDateTime::now_utc(),
+            )?;
+            let kept = step_lease(&tx, OP, tenant.as_str(), campaign.as_str(), &b, &o, &step)?;
+            tx.commit().or_store(OP)?;
+            Ok((results, kept))
         })
         .await
     }
@@ -1027,6 +1269,20 @@ fn apply_facts(
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .or_store(OP)?;
+    let out = apply_facts_in(&tx, tenant, campaign, facts, now)?;
+    tx.commit().or_store(OP)?;
+    Ok(out)
+}
+
+/// [`apply_facts`] inside the caller's transaction.
+fn apply_facts_in(
+    tx: &Transaction<'_>,
+    tenant: &str,
+    campaign: &str,
+    facts: &[(ContactId, InvitationFact)],
+    now: OffsetDateTime,
+) -> Result<Vec<FactResult>, StoreError> {
+    const OP: &str = "apply_facts";
     let mut out = Vec::with_capacity(facts.len());
     let mut delta = CounterDelta::default();
     {
@@ -1082,15 +1338,14 @@ fn apply_facts(
                     Suppression::Bounced => SuppressionReason::Bounced,
                     Suppression::Complained => SuppressionReason::Complained,
                 };
-                suppress_in(&tx, tenant, &email.normalized(), reason, now).or_store(OP)?;
+                suppress_in(tx, tenant, &email.normalized(), reason, now).or_store(OP)?;
             }
             out.push(FactResult::Changed(t));
         }
     }
     if !delta.is_zero() {
-        delta.write(&tx, tenant, campaign).or_store(OP)?;
+        delta.write(tx, tenant, campaign).or_store(OP)?;
     }
-    tx.commit().or_store(OP)?;
     Ok(out)
 }
 

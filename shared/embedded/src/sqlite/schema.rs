@@ -65,7 +65,7 @@ pub const FLAG_BILLING: i64 = 1 << 6;
 pub const FLAG_AUTOPAY: i64 = 1 << 7;
 
 /// The version `PRAGMA user_version` holds once every migration of [`MIGRATIONS`] ran.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// One step of the schema: what it brings and how, run in its own transaction with the bump
 /// of `user_version` to `version`.
@@ -135,7 +135,63 @@ const MIGRATIONS: &[Migration] = &[
             c.execute_batch(V7_SELECTIONS)
         },
     },
+    Migration {
+        version: 8,
+        what: "the send path: address claims, counted fan-out pages, delivery leases, \
+               campaigns' duplicate-address skips",
+        apply: |c| {
+            add_column_if_missing(
+                c,
+                "campaigns",
+                "skipped_duplicate_address",
+                "INTEGER NOT NULL DEFAULT 0",
+            )?;
+            c.execute_batch(V8_SEND_PATH)
+        },
+    },
 ];
+
+/// Version 8: the send path's exactly-once records.
+///
+/// - `address_claims`: the last claim of each of a tenant's addresses (`address` is
+///   [`Email::normalized`](portal_core::domain::Email::normalized)), by which campaign and
+///   contact; backfilled from the contacts' `last_invited_at`, so an address invited just
+///   before the upgrade is held too.
+/// - `campaign_pages`: the fan-out pages whose skips were counted.
+/// - `delivery_leases`: a delivery batch's lease (`owner` until `until`), whether it is
+///   `done`, and the send group it was attempting (`attempt_at`, `attempt` as a JSON list of
+///   contact ids).
+const V8_SEND_PATH: &str = r#"
+CREATE TABLE IF NOT EXISTS address_claims (
+    tenant      TEXT NOT NULL,
+    address     TEXT NOT NULL,
+    invited_at  INTEGER NOT NULL,
+    campaign_id TEXT NOT NULL,
+    contact_id  TEXT NOT NULL,
+    PRIMARY KEY (tenant, address)
+) WITHOUT ROWID;
+INSERT OR REPLACE INTO address_claims (tenant, address, invited_at, campaign_id, contact_id)
+    SELECT tenant, email_norm, last_invited_at, '', contact_id FROM contacts
+    WHERE email_norm IS NOT NULL AND last_invited_at IS NOT NULL
+    ORDER BY last_invited_at;
+CREATE TABLE IF NOT EXISTS campaign_pages (
+    tenant      TEXT NOT NULL,
+    campaign_id TEXT NOT NULL,
+    page_key    TEXT NOT NULL,
+    PRIMARY KEY (tenant, campaign_id, page_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS delivery_leases (
+    tenant      TEXT NOT NULL,
+    campaign_id TEXT NOT NULL,
+    batch       TEXT NOT NULL,
+    owner       TEXT NOT NULL,
+    until       INTEGER NOT NULL,
+    done        INTEGER NOT NULL DEFAULT 0,
+    attempt_at  INTEGER,
+    attempt     TEXT,
+    PRIMARY KEY (tenant, campaign_id, batch)
+) WITHOUT ROWID;
+"#;
 
 /// Version 1: divisions, accounts, contacts and the suppression list.
 const V1_BASE: &str = r#"

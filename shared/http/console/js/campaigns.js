@@ -41,6 +41,7 @@
     { key: "held_24h", label: "Held 24 h", hint: "Invited less than 24 hours before." },
     { key: "suppressed", label: "Suppressed", hint: "Unsubscribed, complained or bounced before." },
     { key: "no_email", label: "No email", hint: "The contact has no email address." },
+    { key: "duplicate_address", label: "Same address", hint: "Another contact with this address was just invited: one email per person." },
   ];
   const FILTER_LISTS = C.VALUE_FILTERS;
   const FILTER_SWITCHES = C.SWITCHES;

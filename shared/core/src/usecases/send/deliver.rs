@@ -1,36 +1,62 @@
-//! Delivery: one batch of a campaign's invitations rendered and sent.
+//! Delivery: one batch of a campaign's invitations rendered and sent, under a lease.
 //!
-//! The batch carries each recipient's merge values (read by the fan-out), so delivery reads
-//! only the campaign, its template, the batch's invitations and the suppressions among their
-//! addresses — four store requests per batch, whatever its size. Then, for each invitation
-//! still `in_process` (a `sent` or `failed` one is skipped, so a duplicated batch sends
-//! nothing twice):
+//! The batch carries everything its emails need from the contacts (read by the fan-out,
+//! which also decided suppression at claim time), so delivery reads only the campaign and
+//! its template, and the batch's invitations only when it cannot know them: recipients a
+//! replayed fan-out page sent again (not `fresh`), or every one when the batch was leased
+//! before.
+//!
+//! # The lease, and what a crash can re-send
+//!
+//! 1. **Lease** ([`CampaignStore::lease_batch`](crate::ports::CampaignStore::lease_batch)): one
+//!    conditional write keyed by [`batch_key`]. Two copies of the batch handled at once (the
+//!    bus delivers at least once) cannot both send: the second finds it busy and leaves it. A
+//!    batch delivered to its end is `Done`; a holder that died leaves it after
+//!    [`SendConfig::lease_ttl`](super::SendConfig::lease_ttl).
+//! 2. **Attempting mark**: before a group of at most
+//!    [`SendConfig::outcome_flush`](super::SendConfig::outcome_flush) emails (≤
+//!    [`MAX_ATTEMPT`]) goes out, its contacts are recorded on the lease — in the outcome write
+//!    of the group before it, so the mark costs no request of its own after the first. Each
+//!    email's `Message-ID` is derived from its invitation ([`message_local_id`]).
+//! 3. **Outcomes** (`sent`, or `failed` with a reason) of a group are written with the
+//!    campaign's counters and the next group's mark (or `Done`) in one write
+//!    ([`CampaignStore::record_batch_outcomes`](crate::ports::CampaignStore::record_batch_outcomes)).
+//!
+//! A delivery that finds the batch leased before (its holder died) reads the batch's
+//! invitations: `sent`/`failed` ones are skipped. An invitation of the recorded group still
+//! `pending` may have been accepted by the mail service just before the crash: SES's Send
+//! event marks it `sent` when it was, so it is re-sent only once
+//! [`SendConfig::ack_grace`](super::SendConfig::ack_grace) has passed since the group
+//! started; before that the delivery stops with [`SendError::Unacknowledged`] (released, to be
+//! retried). The local outbox writes each `Message-ID` once, so there a re-send never lands
+//! twice.
+//!
+//! # Each email
 //!
 //! 1. the merge values are filled: `[PortalLink]` from the derived registration token (see
 //!    [`super`]), `[UnsubscribeLink]` and `List-Unsubscribe` from a token signed by the
 //!    [`UnsubscribeSigner`](crate::domain::unsubscribe::UnsubscribeSigner) whose invitation
-//!    id is `{campaign_id}:{contact_id}`; `[PortalKey]` is empty (accounts have no portal
-//!    keys yet); the sender is the campaign's `email_from`, shown with the division's name;
+//!    id is `{campaign_id}:{contact_id}`; the sender is the campaign's `email_from`, shown
+//!    with the division's name;
 //! 2. the message is rendered once ([`OutgoingEmail::to_raw`]) with the tags `tenant`,
 //!    `campaign` and `invitation`, the send rate is respected ([`super::RateLimiter`]), and
-//!    [`Mailer::send_raw`](crate::ports::Mailer::send_raw) is called;
-//! 3. the outcome — `sent`, or `failed` with a reason — joins the batch's pending outcomes,
-//!    written with the campaign's counters by
-//!    [`CampaignStore::record_outcomes`](crate::ports::CampaignStore::record_outcomes) every
-//!    [`SendConfig::outcome_flush`](super::SendConfig::outcome_flush) sends and at the end.
+//!    [`Mailer::send_raw`](crate::ports::Mailer::send_raw) is called.
 //!
 //! | mailer answer | what happens |
 //! |---|---|
 //! | accepted | `sent` |
-//! | `Throttled` | back-off and retry; still throttled after `max_attempts` → pending outcomes written, then [`SendError::Throttled`]: the invitation stays `in_process` for the re-run |
+//! | `Throttled` | back-off and retry; still throttled after `max_attempts` → the group's outcomes written, the lease released, then [`SendError::Throttled`]: the invitation stays `in_process` for the re-run |
 //! | `Transient`, `Backend` | back-off and retry; after `max_attempts` → `failed` |
 //! | `Rejected` | `failed` with the reason at once |
 //!
-//! An address suppressed since the claim ends `failed` with [`REASON_SUPPRESSED`] and no
-//! send. After a batch with failures, more than
+//! After a batch with failures, more than
 //! [`SendConfig::failure_threshold`](super::SendConfig::failure_threshold) failed invitations
 //! in the campaign (its counter, no scan) pause it with the reason (through
 //! [`CampaignStatus::next`]).
+//!
+//! Store requests per batch of n: the campaign, its template, the lease, the first group's
+//! mark and ⌈n / group⌉ outcome writes (plus one read of the invitations when resumed or
+//! replayed).
 
 use std::collections::{HashMap, HashSet};
 
@@ -40,14 +66,12 @@ use crate::domain::{
     Campaign, CampaignEvent, CampaignId, CampaignStatus, ContactId, Invitation, InvitationFact,
     MergeValues, SendState, Template, TemplateId, TemplateKind, TenantId,
 };
+use crate::ports::{Attempt, LeaseOutcome, LeaseStep, MAX_ATTEMPT};
 use crate::mail::tags::{encode_tag_value, TAG_CAMPAIGN, TAG_INVITATION, TAG_TENANT};
 use crate::mail::OutgoingEmail;
 use crate::ports::{MailError, RawEmail, Recipient};
 
 use super::{backoff, SendDeps, SendError};
-
-/// Reason of an invitation whose address was suppressed between its claim and its send.
-pub const REASON_SUPPRESSED: &str = "the address was suppressed before sending";
 
 /// What one batch did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,8 +81,30 @@ pub struct DeliveryReport {
     pub failed: u64,
     /// Invitations already `sent`/`failed`, or unknown: nothing done.
     pub skipped: u64,
+    /// Another delivery holds the batch's lease (or took it over): this one sent nothing
+    /// more.
+    pub busy: bool,
     /// The campaign is paused (by this batch or before it): nothing more should be sent.
     pub paused: bool,
+}
+
+/// The key of a delivery batch: 128 bits of SHA-256 over its contact ids in order, in hex.
+/// A replayed fan-out page cuts the same batches, so a batch has the same key on every copy.
+pub fn batch_key(recipients: &[Recipient]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for r in recipients {
+        h.update(r.contact_id.as_str().as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A lease owner's name: random, so two copies of one batch never share one.
+fn lease_owner() -> String {
+    use rand::Rng as _;
+    let bytes: [u8; 12] = rand::rng().random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Delivers the batch's invitations (see the module docs).
@@ -82,71 +128,163 @@ pub async fn deliver_batch(
         report.paused = true;
         return Ok(report);
     }
+    let group_size = deps.config.outcome_flush.clamp(1, MAX_ATTEMPT);
+    let key = batch_key(recipients);
+    let owner = lease_owner();
+    let now = deps.clock.now();
+    let lease = store
+        .lease_batch(
+            tenant,
+            campaign_id,
+            &key,
+            &owner,
+            now,
+            now + deps.config.lease_ttl,
+        )
+        .await?;
+    let (resumed, attempt) = match lease {
+        LeaseOutcome::Done => {
+            report.skipped = recipients.len() as u64;
+            return Ok(report);
+        }
+        LeaseOutcome::Busy { until } => {
+            tracing::info!(batch = %key, %until, "batch leased by another delivery; left to it");
+            report.skipped = recipients.len() as u64;
+            report.busy = true;
+            return Ok(report);
+        }
+        LeaseOutcome::Acquired { resumed, attempt } => (resumed, attempt),
+    };
     let template = match TemplateId::parse(campaign.template_id.clone()) {
         Ok(id) => store.get_template(tenant, &id).await?,
         Err(_) => None,
     };
-    let ids: Vec<ContactId> = recipients.iter().map(|r| r.contact_id.clone()).collect();
-    let invitations: HashMap<ContactId, _> = store
-        .get_invitations(tenant, campaign_id, &ids)
-        .await?
-        .into_iter()
-        .map(|i| (i.contact_id.clone(), i))
+    // Fresh claims of a batch never leased before are `pending` for sure: read the rest.
+    let unknown: Vec<ContactId> = recipients
+        .iter()
+        .filter(|r| resumed || !r.fresh)
+        .map(|r| r.contact_id.clone())
         .collect();
+    let read: HashMap<ContactId, Invitation> = if unknown.is_empty() {
+        HashMap::new()
+    } else {
+        store
+            .get_invitations(tenant, campaign_id, &unknown)
+            .await?
+            .into_iter()
+            .map(|i| (i.contact_id.clone(), i))
+            .collect()
+    };
     let live: Vec<&Recipient> = recipients
         .iter()
-        .filter(|r| {
-            invitations
-                .get(&r.contact_id)
-                .is_some_and(|i| i.state.send == SendState::Pending)
+        .filter(|r| match read.get(&r.contact_id) {
+            Some(i) => i.state.send == SendState::Pending,
+            None => !resumed && r.fresh,
         })
         .collect();
     report.skipped = (recipients.len() - live.len()) as u64;
-    let emails: Vec<_> = live
-        .iter()
-        .filter_map(|r| invitations.get(&r.contact_id).map(|i| i.email.clone()))
-        .collect();
-    let suppressed = store.suppressed_among(tenant, &emails).await?;
 
-    let flush_every = deps.config.outcome_flush.max(1);
-    let concurrency = deps.config.send_concurrency.max(1);
-    let template = template.as_ref();
-    let campaign = &campaign;
-    let suppressed = &suppressed;
-    let invitations = &invitations;
-    // Each recipient's outcome, sends running `send_concurrency` at a time, in batch order.
-    let sends: Vec<_> = live
-        .into_iter()
-        .map(|r| deliver_entry(deps, tenant, campaign, template, suppressed, invitations, r))
-        .collect();
-    let mut results = futures::stream::iter(sends).buffered(concurrency);
-    let mut outcomes: Vec<(ContactId, InvitationFact)> = Vec::new();
-    while let Some((contact_id, outcome)) = results.next().await {
-        match outcome {
-            Outcome::Sent => {
-                outcomes.push((contact_id, InvitationFact::Sent));
-                report.sent += 1;
-            }
-            Outcome::Failed(reason) => {
-                outcomes.push((contact_id, InvitationFact::SendFailed { reason }));
-                report.failed += 1;
-            }
-            Outcome::Throttled(detail) => {
-                drop(results);
-                record(deps, tenant, campaign_id, &mut outcomes).await?;
-                return Err(SendError::Throttled(detail));
-            }
+    // Invitations a dead holder was sending: still `pending` means SES's Send event has
+    // not marked them sent. Within the grace period that proves nothing yet: stop.
+    if let Some(a) = &attempt {
+        let open: HashSet<&ContactId> = a.contacts.iter().collect();
+        let unsure = live.iter().filter(|r| open.contains(&r.contact_id)).count();
+        let retry_after = a.at + deps.config.ack_grace;
+        if unsure > 0 && now < retry_after {
+            store
+                .step_batch(tenant, campaign_id, &key, &owner, &LeaseStep::Release)
+                .await?;
+            return Err(SendError::Unacknowledged {
+                count: unsure,
+                retry_after,
+            });
         }
-        if outcomes.len() >= flush_every {
-            record(deps, tenant, campaign_id, &mut outcomes).await?;
+        if unsure > 0 {
+            tracing::warn!(
+                count = unsure,
+                "no acknowledgement from the mail service within the grace period; sending again"
+            );
         }
     }
-    record(deps, tenant, campaign_id, &mut outcomes).await?;
+
+    let template = template.as_ref();
+    let campaign = &campaign;
+    let groups: Vec<&[&Recipient]> = live.chunks(group_size).collect();
+    for (g, group) in groups.iter().enumerate() {
+        if g == 0 {
+            // The first group's mark (later groups' ride on the outcome write before them).
+            let step = attempting(deps, group);
+            if !store
+                .step_batch(tenant, campaign_id, &key, &owner, &step)
+                .await?
+            {
+                report.busy = true;
+                return Ok(report);
+            }
+        }
+        let concurrency = deps.config.send_concurrency.max(1);
+        let sends: Vec<_> = group
+            .iter()
+            .map(|r| deliver_entry(deps, tenant, campaign, template, r))
+            .collect();
+        let mut results = futures::stream::iter(sends).buffered(concurrency);
+        let mut outcomes: Vec<(ContactId, InvitationFact)> = Vec::with_capacity(group.len());
+        let mut throttled = None;
+        while let Some((contact_id, outcome)) = results.next().await {
+            match outcome {
+                Outcome::Sent => {
+                    outcomes.push((contact_id, InvitationFact::Sent));
+                    report.sent += 1;
+                }
+                Outcome::Failed(reason) => {
+                    outcomes.push((contact_id, InvitationFact::SendFailed { reason }));
+                    report.failed += 1;
+                }
+                Outcome::Throttled(detail) => {
+                    throttled = Some(detail);
+                    break;
+                }
+            }
+        }
+        drop(results);
+        let step = match (&throttled, groups.get(g + 1)) {
+            (Some(_), _) => LeaseStep::Release,
+            (None, Some(next)) => attempting(deps, next),
+            (None, None) => LeaseStep::Done,
+        };
+        let kept = record(deps, tenant, campaign_id, &outcomes, &key, &owner, &step).await?;
+        if let Some(detail) = throttled {
+            return Err(SendError::Throttled(detail));
+        }
+        if !kept {
+            // The lease ran out and another delivery took the batch: it resumes from here.
+            tracing::warn!(batch = %key, "lease lost mid-batch; left to its new holder");
+            report.busy = true;
+            return Ok(report);
+        }
+    }
+    if groups.is_empty() {
+        store
+            .step_batch(tenant, campaign_id, &key, &owner, &LeaseStep::Done)
+            .await?;
+    }
 
     if report.failed > 0 {
         report.paused = pause_if_over_threshold(deps, tenant, campaign_id).await?;
     }
     Ok(report)
+}
+
+/// The mark of a group about to be sent, renewing the lease.
+fn attempting(deps: &SendDeps, group: &[&Recipient]) -> LeaseStep {
+    let now = deps.clock.now();
+    LeaseStep::Attempting {
+        attempt: Attempt {
+            contacts: group.iter().map(|r| r.contact_id.clone()).collect(),
+            at: now,
+        },
+        until: now + deps.config.lease_ttl,
+    }
 }
 
 /// What became of one recipient.
@@ -164,21 +302,10 @@ async fn deliver_entry(
     tenant: &TenantId,
     campaign: &Campaign,
     template: Option<&Template>,
-    suppressed: &HashSet<String>,
-    invitations: &HashMap<ContactId, Invitation>,
     recipient: &Recipient,
 ) -> (ContactId, Outcome) {
-    let contact_id = recipient.contact_id.clone();
-    let outcome = match invitations.get(&contact_id) {
-        Some(invitation) => {
-            deliver_one(
-                deps, tenant, campaign, template, suppressed, recipient, invitation,
-            )
-            .await
-        }
-        None => Outcome::Failed("the invitation vanished".into()),
-    };
-    (contact_id, outcome)
+    let outcome = deliver_one(deps, tenant, campaign, template, recipient).await;
+    (recipient.contact_id.clone(), outcome)
 }
 
 /// Renders and sends one invitation (see the module docs).
@@ -187,9 +314,7 @@ async fn deliver_one(
     tenant: &TenantId,
     campaign: &Campaign,
     template: Option<&Template>,
-    suppressed: &HashSet<String>,
     recipient: &Recipient,
-    invitation: &Invitation,
 ) -> Outcome {
     let campaign_id = &campaign.campaign_id;
     let contact_id = &recipient.contact_id;
@@ -199,15 +324,12 @@ async fn deliver_one(
             campaign.template_id
         ));
     };
-    if suppressed.contains(&invitation.email.normalized()) {
-        return Outcome::Failed(REASON_SUPPRESSED.to_owned());
-    }
     let now = deps.clock.now();
     let token = deps.tokens.token(tenant, campaign_id, contact_id);
     let invitation_id = format!("{campaign_id}:{contact_id}");
     let unsubscribe_token = deps
         .unsubscribe
-        .sign(tenant, &invitation.email, &invitation_id, now);
+        .sign(tenant, &recipient.email, &invitation_id, now);
     let unsubscribe_url = MergeValues::unsubscribe_url(&deps.public_url, &unsubscribe_token);
     let division_name =
         (!recipient.division_name.is_empty()).then(|| recipient.division_name.clone());
@@ -231,7 +353,7 @@ async fn deliver_one(
     let email = OutgoingEmail {
         from: campaign.email_from.clone(),
         from_name: division_name,
-        to: invitation.email.clone(),
+        to: recipient.email.clone(),
         subject: rendered.subject,
         html: rendered.html,
         text: rendered.text,
@@ -296,29 +418,33 @@ async fn send_with_retries(deps: &SendDeps, raw: &RawEmail) -> Result<(), MailEr
     }
 }
 
-/// Writes the pending outcomes (and empties them), retrying a failing store in place: the
-/// emails are already out, and giving up here is what re-sends them on the next run.
+/// Writes a group's outcomes with the lease's next step, retrying a failing store in place:
+/// the emails are already out, and giving up here is what re-sends them on the next run.
+/// `false` when the lease was lost (the outcomes are written all the same).
 async fn record(
     deps: &SendDeps,
     tenant: &TenantId,
     campaign_id: &CampaignId,
-    outcomes: &mut Vec<(ContactId, InvitationFact)>,
-) -> Result<(), SendError> {
-    if outcomes.is_empty() {
-        return Ok(());
-    }
+    outcomes: &[(ContactId, InvitationFact)],
+    batch: &str,
+    owner: &str,
+    step: &LeaseStep,
+) -> Result<bool, SendError> {
     let attempts = deps.config.max_attempts.max(1);
     let mut attempt = 0;
     loop {
-        match deps
-            .store
-            .record_send_outcomes(tenant, campaign_id, outcomes)
-            .await
-        {
-            Ok(_) => {
-                outcomes.clear();
-                return Ok(());
-            }
+        let written = if outcomes.is_empty() {
+            deps.store
+                .step_batch(tenant, campaign_id, batch, owner, step)
+                .await
+        } else {
+            deps.store
+                .record_batch_outcomes(tenant, campaign_id, outcomes, batch, owner, step)
+                .await
+                .map(|(_, kept)| kept)
+        };
+        match written {
+            Ok(kept) => return Ok(kept),
             Err(e) => {
                 attempt += 1;
                 if attempt >= attempts {

@@ -23,8 +23,16 @@
 //! that answers `Missing`, it is not counted).
 //!
 //! Counters: `targeted` and the `in_process` category are counted by the claims themselves,
-//! in the same write, so they are exact. Skips are counted per page, once per run of the
-//! page: a replayed page adds its skips again (an over-count of `skipped`).
+//! in the same write, so they are exact. Skips are counted per page, under the page's key
+//! (a hash of its cursor) in the same write that records the key, so a replayed page adds
+//! nothing: `skipped` is exact under replay too. A contact whose address another contact
+//! claimed within 24 hours (this campaign's or another's) answers `DuplicateAddress` and is
+//! counted as `skipped.duplicate_address`.
+//!
+//! Suppression is decided here, at claim time, from one read of the page's addresses:
+//! delivery does not read the suppression list again. An address suppressed between a
+//! contact's claim and its send (seconds to minutes on a busy campaign) still gets that one
+//! email.
 
 use std::collections::HashMap;
 
@@ -43,9 +51,15 @@ use crate::ports::{
 
 use super::{SendDeps, SendError};
 
-/// Most invitations in one send batch: one bus message of ~60 KB, well under its 256 KB
-/// limit. Larger batches mean fewer store reads per invitation in delivery (four per batch).
-pub const MAX_BATCH: usize = 250;
+/// Most invitations in one send batch (a whole fan-out page). Larger batches mean fewer
+/// store requests per invitation in delivery (its campaign, template, lease and first mark
+/// are per batch).
+pub const MAX_BATCH: usize = 500;
+
+/// Most bytes of recipients in one batch: with the envelope, one bus message stays under
+/// [`MAX_MESSAGE_BYTES`](crate::ports::MAX_MESSAGE_BYTES) however long names and ids are
+/// (a typical recipient is ~250 bytes, so a full batch is ~125 KB).
+pub const MAX_BATCH_BYTES: usize = 200 * 1024;
 
 /// Invitations to deliver together, with what their emails need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +194,8 @@ pub(super) async fn fan_out_page_of(
     }
 
     let mut ours: std::collections::HashSet<ContactId> = std::collections::HashSet::new();
+    // Claimed by this run (not a replay): their invitations are new.
+    let mut fresh: std::collections::HashSet<ContactId> = std::collections::HashSet::new();
     if !maybe_ours.is_empty() {
         for inv in store
             .get_invitations(tenant, campaign_id, &maybe_ours)
@@ -198,19 +214,23 @@ pub(super) async fn fan_out_page_of(
                 ClaimResult::Claimed => {
                     targeted += 1;
                     ours.insert(claim.contact_id.clone());
+                    fresh.insert(claim.contact_id.clone());
                 }
                 ClaimResult::AlreadyClaimedByThisCampaign => {
                     ours.insert(claim.contact_id.clone());
                 }
                 ClaimResult::Held { .. } => skipped.held_24h += 1,
+                ClaimResult::DuplicateAddress { .. } => skipped.duplicate_address += 1,
                 ClaimResult::Accepted => skipped.accepted += 1,
                 ClaimResult::Missing => {}
             }
         }
     }
     if skipped != Skipped::default() {
+        // Once per page: a replayed page (same cursor) adds nothing.
+        let page_key = page_key(cursor);
         store
-            .add_campaign_counts(tenant, campaign_id, 0, skipped)
+            .add_campaign_counts(tenant, campaign_id, 0, skipped, Some(&page_key))
             .await?;
     }
 
@@ -236,28 +256,60 @@ pub(super) async fn fan_out_page_of(
                     .as_ref()
                     .map(|k| k.as_str().to_owned())
                     .unwrap_or_default(),
+                fresh: fresh.contains(&c.contact_id),
             })
         })
         .collect();
-    let batches = recipients
-        .chunks(MAX_BATCH)
-        .map(|r| SendBatch {
+    let batches: Vec<SendBatch> = cut_batches(recipients)
+        .into_iter()
+        .map(|recipients| SendBatch {
             campaign_id: campaign_id.clone(),
-            recipients: r.to_vec(),
+            recipients,
         })
         .collect();
     let done = page.next_cursor.is_none();
-    tracing::debug!(
-        targeted,
-        batches = recipients.len().div_ceil(MAX_BATCH),
-        done,
-        "fan-out page"
-    );
+    tracing::debug!(targeted, batches = batches.len(), done, "fan-out page");
     Ok(FanOutStep {
         batches,
         next_cursor: page.next_cursor,
         done,
     })
+}
+
+/// The key a page's skips are counted under: 128 bits of SHA-256 of its cursor, in hex
+/// (a cursor may be longer than a store key allows).
+fn page_key(cursor: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("page1|{}", cursor.unwrap_or("")).as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Cuts a page's recipients, in order, into batches of at most [`MAX_BATCH`] recipients and
+/// [`MAX_BATCH_BYTES`] bytes. The cut depends only on the recipients, so a replayed page
+/// cuts the same batches (and their leases match).
+fn cut_batches(recipients: Vec<Recipient>) -> Vec<Vec<Recipient>> {
+    let mut out: Vec<Vec<Recipient>> = Vec::new();
+    let mut current: Vec<Recipient> = Vec::new();
+    let mut bytes = 0usize;
+    for r in recipients {
+        // Sizes without the `fresh` flag, which a replay may not set.
+        let size = serde_json::to_vec(&Recipient {
+            fresh: false,
+            ..r.clone()
+        })
+        .map_or(1024, |v| v.len() + 1);
+        if !current.is_empty() && (current.len() == MAX_BATCH || bytes + size > MAX_BATCH_BYTES)
+        {
+            out.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        bytes += size;
+        current.push(r);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
 }
 
 /// Cursor of a selection page: the position of its first id.

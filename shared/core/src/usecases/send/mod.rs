@@ -67,7 +67,7 @@ use crate::domain::{
 };
 use crate::ports::{BusError, Clock, EventBus, Mailer, SendMessage, Store, StoreError};
 
-pub use deliver::{deliver_batch, DeliveryReport, REASON_SUPPRESSED};
+pub use deliver::{batch_key, deliver_batch, DeliveryReport};
 pub use fan_out::{fan_out_page, FanOutStep, SendBatch, MAX_BATCH};
 pub use queue::{drain, run_campaign, InProcessBus, QueueBus};
 
@@ -115,6 +115,14 @@ pub struct SendConfig {
     /// Emails of one batch in flight at once (the rate limit still applies). A process
     /// killed mid-batch may re-send up to `outcome_flush + send_concurrency - 1` emails.
     pub send_concurrency: usize,
+    /// How long a delivery batch's lease lasts without news from its holder (each send
+    /// group renews it): a holder that dies leaves the batch to others after this long.
+    pub lease_ttl: time::Duration,
+    /// How long after a send group started its emails count as possibly accepted by the
+    /// mail service: a resumed batch re-sends an invitation of an unfinished group still
+    /// `pending` only once this has passed (SES's Send event, which marks it `sent`, would
+    /// have arrived), and stops until then.
+    pub ack_grace: time::Duration,
     /// Bus messages the in-process drivers ([`run_campaign`], the local server's worker)
     /// handle at once: with more than one, the next fan-out page is claimed while the last
     /// page's batches are delivered. Lambda runs one message per invocation.
@@ -133,6 +141,8 @@ impl Default for SendConfig {
             failure_threshold: 100,
             outcome_flush: 1,
             send_concurrency: 1,
+            lease_ttl: time::Duration::minutes(5),
+            ack_grace: time::Duration::minutes(10),
             step_concurrency: 1,
         }
     }
@@ -162,6 +172,14 @@ pub enum SendError {
     /// stays `in_process`.
     #[error("the mail service is still throttling: {0}")]
     Throttled(String),
+    /// A resumed batch holds invitations a dead holder may have handed to the mail service
+    /// less than [`SendConfig::ack_grace`] ago, without their outcome: they are neither
+    /// re-sent nor given up until then. Re-run after `retry_after`.
+    #[error("{count} invitations may have reached the mail service already; retry after {retry_after}")]
+    Unacknowledged {
+        count: usize,
+        retry_after: OffsetDateTime,
+    },
     #[error(transparent)]
     Transition(#[from] InvalidTransition),
     #[error(transparent)]
