@@ -529,6 +529,7 @@ async fn an_individual_invite_claims_the_contact_and_queues_one_delivery() {
                 division_id: DivisionId::parse("d1").unwrap(),
                 division_name: "Division d1".into(),
                 portal_key: key.clone(),
+                fresh: true,
             }],
         }]
     );

@@ -459,8 +459,30 @@ impl portal_core::ports::CampaignStore for Down {
         _: &portal_core::domain::CampaignId,
         _: u64,
         _: portal_core::domain::Skipped,
+        _: Option<&str>,
     ) -> Result<bool, StoreError> {
         down("add_campaign_counts")
+    }
+    async fn lease_batch(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::CampaignId,
+        _: &str,
+        _: &str,
+        _: OffsetDateTime,
+        _: OffsetDateTime,
+    ) -> Result<portal_core::ports::LeaseOutcome, StoreError> {
+        down("lease_batch")
+    }
+    async fn step_batch(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::CampaignId,
+        _: &str,
+        _: &str,
+        _: &portal_core::ports::LeaseStep,
+    ) -> Result<bool, StoreError> {
+        down("step_batch")
     }
     async fn claim_contacts(
         &self,

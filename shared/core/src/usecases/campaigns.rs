@@ -797,7 +797,10 @@ pub async fn send_individual(
     let message = SendMessage::Deliver {
         tenant: tenant.clone(),
         campaign_id: id.clone(),
-        recipients: vec![recipient(&contact, email, division.name)],
+        recipients: vec![Recipient {
+            fresh: result == ClaimResult::Claimed,
+            ..recipient(&contact, email, division.name)
+        }],
     };
     if let Err(source) = sending.bus.publish(&[message]).await {
         let reason = format!("the delivery could not be queued: {source}");
