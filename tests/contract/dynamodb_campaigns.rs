@@ -124,7 +124,7 @@ async fn creating_a_campaign_is_one_transaction_and_a_held_one_writes_nothing() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claiming_200_contacts_takes_two_locator_reads_and_five_transactions() {
+async fn claiming_200_contacts_takes_two_locator_reads_and_seven_transactions() {
     let (store, counter) = counted_store().await;
     let tenant = TenantId::parse("t").unwrap();
     seed(&store, &tenant, 200).await;
@@ -143,10 +143,10 @@ async fn claiming_200_contacts_takes_two_locator_reads_and_five_transactions() {
     );
     assert_eq!(
         counter.get("TransactWriteItems"),
-        5,
-        "49 claims and the campaign's counters per transaction"
+        7,
+        "33 claims (state, invitation, address) and the campaign's counters per transaction"
     );
-    assert_eq!(counter.total(), 7);
+    assert_eq!(counter.total(), 9);
     let got = store
         .get_campaign(&tenant, &c.campaign_id)
         .await
@@ -163,7 +163,7 @@ async fn claiming_200_contacts_takes_two_locator_reads_and_five_transactions() {
         .await
         .unwrap();
     counter.reset();
-    let hinted: Vec<Claim> = claims(&other, 0..49)
+    let hinted: Vec<Claim> = claims(&other, 0..33)
         .into_iter()
         .map(|mut c| {
             c.division_id = Some(DivisionId::parse("d1").unwrap());
@@ -182,7 +182,7 @@ async fn claiming_200_contacts_takes_two_locator_reads_and_five_transactions() {
 async fn one_held_contact_costs_its_batch_one_retry_not_its_claim() {
     let (store, counter) = counted_store().await;
     let tenant = TenantId::parse("t").unwrap();
-    seed(&store, &tenant, 49).await;
+    seed(&store, &tenant, 33).await;
     // Two contacts in the same batch are held, one is accepted.
     for i in [7, 31] {
         store
@@ -202,7 +202,7 @@ async fn one_held_contact_costs_its_batch_one_retry_not_its_claim() {
     store.create_campaign(&tenant, &c, None, NOW).await.unwrap();
     counter.reset();
     let results = store
-        .claim_contacts(&tenant, &c.campaign_id, &claims(&c, 0..49), NOW)
+        .claim_contacts(&tenant, &c.campaign_id, &claims(&c, 0..33), NOW)
         .await
         .unwrap();
     for (i, r) in results.iter().enumerate() {
@@ -218,7 +218,7 @@ async fn one_held_contact_costs_its_batch_one_retry_not_its_claim() {
     assert_eq!(
         counter.get("TransactWriteItems"),
         2,
-        "the cancelled batch, then the 46 others"
+        "the cancelled batch, then the 30 others"
     );
     let page = store
         .list_invitations(
@@ -230,7 +230,7 @@ async fn one_held_contact_costs_its_batch_one_retry_not_its_claim() {
         )
         .await
         .unwrap();
-    assert_eq!(page.items.len(), 46);
+    assert_eq!(page.items.len(), 30);
 }
 
 fn t(s: &str) -> TenantId {
