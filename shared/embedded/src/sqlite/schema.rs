@@ -65,7 +65,7 @@ pub const FLAG_BILLING: i64 = 1 << 6;
 pub const FLAG_AUTOPAY: i64 = 1 << 7;
 
 /// The version `PRAGMA user_version` holds once every migration of [`MIGRATIONS`] ran.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// One step of the schema: what it brings and how, run in its own transaction with the bump
 /// of `user_version` to `version`.
@@ -134,6 +134,11 @@ const MIGRATIONS: &[Migration] = &[
             add_column_if_missing(c, "campaigns", "selected", "INTEGER")?;
             c.execute_batch(V7_SELECTIONS)
         },
+    },
+    Migration {
+        version: 8,
+        what: "the sweeper: campaigns' watch records, and an index of the active campaigns",
+        apply: |c| c.execute_batch(V8_SWEEPS),
     },
 ];
 
@@ -392,6 +397,34 @@ CREATE TABLE IF NOT EXISTS campaign_selections (
     contact_id  TEXT NOT NULL,
     PRIMARY KEY (tenant, campaign_id, position)
 ) WITHOUT ROWID;
+"#;
+
+/// Version 8: the sweeper (see `sweep`).
+///
+/// - `campaign_sweeps (tenant, campaign_id)`: an active campaign's watch record, the
+///   fingerprint of its progress counters and since when (unix seconds); a trigger drops it
+///   when the campaign leaves the active statuses (paused, completed, failed), so the table
+///   holds only active campaigns' records.
+/// - `campaigns_active`: a partial index of the queued, fanning-out and sending campaigns in
+///   creation order, so listing them reads those rows only, however many campaigns finished.
+const V8_SWEEPS: &str = r#"
+CREATE TABLE IF NOT EXISTS campaign_sweeps (
+    tenant      TEXT NOT NULL,
+    campaign_id TEXT NOT NULL,
+    fingerprint INTEGER NOT NULL,
+    since       INTEGER NOT NULL,
+    PRIMARY KEY (tenant, campaign_id)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS campaigns_active ON campaigns (created_at, campaign_id)
+WHERE status IN ('queued', 'fanning_out', 'sending');
+
+CREATE TRIGGER IF NOT EXISTS campaign_sweeps_forget
+AFTER UPDATE OF status ON campaigns
+WHEN NEW.status NOT IN ('queued', 'fanning_out', 'sending')
+BEGIN
+    DELETE FROM campaign_sweeps WHERE tenant = NEW.tenant AND campaign_id = NEW.campaign_id;
+END;
 "#;
 
 /// Version 5: registration.
