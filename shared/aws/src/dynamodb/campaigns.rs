@@ -261,7 +261,7 @@ fn encode_campaign(t: &TenantId, c: &Campaign) -> Result<Item, StoreError> {
         put(PICKED, num(u64::from(picked.contacts)));
     }
     // The sweeper's index of unfinished campaigns (see `sweep`).
-    if let Some((gpk, gsk)) = super::sweep::index_keys(t, c)? {
+    if let Some((gpk, gsk)) = items::active_campaign_index(t, c)? {
         put(items::GSI1PK, gpk);
         put(items::GSI1SK, gsk);
     }

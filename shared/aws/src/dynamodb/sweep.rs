@@ -9,7 +9,7 @@
 //! | watch record | `T#{t}#CMP#{campaign}` | `SWEEP` | `fp` (N: the progress fingerprint, 64 bits), `since` (N: unix seconds), `ttl` (`since` + [`WATCH_RETENTION`]) |
 //!
 //! **The index.** A campaign item is written with the index keys when it is recorded
-//! (`encode_campaign`), and `update_campaign_status` removes them in the same UpdateItem
+//! (`encode_campaign`, through `items::active_campaign_index`), and `update_campaign_status` removes them in the same UpdateItem
 //! that moves the campaign to `completed` or `failed` — terminal statuses, so a campaign
 //! never needs them back. The index partition `ACTIVE#CMP` therefore holds exactly the
 //! unfinished campaigns of every tenant, oldest first (`created_at` is fixed-width, so the
@@ -57,13 +57,10 @@ use portal_core::domain::{Campaign, CampaignId, CampaignStatus, TenantId};
 use portal_core::ports::{ActiveCampaign, CampaignSweepStore, StoreError, SweepWatch};
 
 use super::campaigns::decode_campaign;
-use super::items::{self, get_num, malformed, num, req_str, s, time_value, Item};
+use super::items::{self, get_num, malformed, num, req_str, s, Item, ACTIVE_CAMPAIGNS_GSI_PK};
 use super::keys::campaign_pk;
 use super::table::{GSI1, TTL_ATTRIBUTE};
 use super::{batch, ops, DynamoStore};
-
-/// `gsi1pk` of every campaign that is neither completed nor failed, of every tenant.
-pub(super) const ACTIVE_CAMPAIGNS_GSI_PK: &str = "ACTIVE#CMP";
 
 /// Sort key of a campaign's watch record in the campaign's partition.
 const WATCH_SK: &str = "SWEEP";
@@ -72,25 +69,6 @@ const SINCE: &str = "since";
 
 /// How long a watch record is kept after it was last written (see the module docs).
 pub const WATCH_RETENTION: time::Duration = time::Duration::days(30);
-
-/// The index keys a campaign item carries while it is not completed or failed (see the
-/// module docs); `None` for a finished one.
-pub(super) fn index_keys(
-    t: &TenantId,
-    c: &Campaign,
-) -> Result<Option<(AttributeValue, AttributeValue)>, StoreError> {
-    if c.status.is_terminal() {
-        return Ok(None);
-    }
-    let created = match time_value(c.created_at)? {
-        AttributeValue::S(at) => at,
-        _ => return Err(malformed("created_at")),
-    };
-    Ok(Some((
-        s(ACTIVE_CAMPAIGNS_GSI_PK),
-        s(format!("{created}#T#{t}#{}", c.campaign_id)),
-    )))
-}
 
 /// The tenant of a campaign partition key `T#{t}#CMP#{campaign}`.
 fn tenant_of(pk: &str) -> Result<TenantId, StoreError> {
