@@ -7,6 +7,7 @@
 //!   SQLite store, optionally with the demo tenant; graceful shutdown.
 //! - [`recurring`]: the local server's recurring scheduler (due settings run every minute)
 //!   and `portal-invites run-recurring` (run them now, or at another instant with `--at`).
+//! - [`sweep`]: the local server's sweeper (stalled campaigns re-published every minute).
 //! - [`token`]: `portal-invites token` — signs a bearer token the local server accepts.
 //! - [`idp`]: the local identity provider the console signs in with (one-time sign-in
 //!   links, OpenID Connect authorization code + PKCE); `portal-invites sign-in-link`.
@@ -33,6 +34,7 @@ pub mod secret;
 pub mod sending;
 pub mod serve;
 pub mod simulate;
+pub mod sweep;
 pub mod token;
 
 use std::path::{Path, PathBuf};

@@ -38,6 +38,13 @@ enum Command {
         /// emails; defaults to the listen address.
         #[arg(long)]
         public_url: Option<String>,
+        /// Minutes an unfinished campaign may go without progress before the sweeper
+        /// publishes its first fan-out again (1 to 1440).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1440))]
+        sweep_idle_minutes: u16,
+        /// Seconds between two sweeps.
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        sweep_every_secs: u64,
     },
     /// Print a bearer token the local server of this data dir accepts.
     Token {
@@ -186,6 +193,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             data_dir,
             demo,
             public_url,
+            sweep_idle_minutes,
+            sweep_every_secs,
         } => {
             // Take the port first: a port in use is reported at once, not after the demo
             // load; connections made meanwhile wait in the backlog.
@@ -199,7 +208,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 // Links in emails point at this server unless told otherwise.
                 public_url: public_url.or_else(|| Some(format!("http://{local}"))),
             };
-            let server = LocalServer::open(opts)
+            let tuning = serve::ServeTuning {
+                sweep_idle: time::Duration::minutes(i64::from(sweep_idle_minutes)),
+                sweep_every: std::time::Duration::from_secs(sweep_every_secs),
+                ..serve::ServeTuning::default()
+            };
+            let server = LocalServer::open_with(opts, tuning)
                 .await
                 .context("cannot start the local server")?;
             let banner = server.banner(local, &program());
@@ -439,6 +453,44 @@ mod tests {
                 assert!(demo);
             }
             other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_sweeps_every_minute_after_ten_idle_minutes_unless_told() {
+        let cli = Cli::try_parse_from(["portal-invites", "serve"]).unwrap();
+        match cli.command {
+            Command::Serve {
+                sweep_idle_minutes,
+                sweep_every_secs,
+                ..
+            } => assert_eq!((sweep_idle_minutes, sweep_every_secs), (10, 60)),
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "portal-invites",
+            "serve",
+            "--sweep-idle-minutes",
+            "3",
+            "--sweep-every-secs",
+            "5",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Serve {
+                sweep_idle_minutes: 3,
+                sweep_every_secs: 5,
+                ..
+            }
+        ));
+        for bad in [
+            ["--sweep-idle-minutes", "0"],
+            ["--sweep-idle-minutes", "1441"],
+            ["--sweep-every-secs", "0"],
+        ] {
+            let args = ["portal-invites", "serve", bad[0], bad[1]];
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?}");
         }
     }
 

@@ -8,7 +8,9 @@
 //!
 //! While it serves, the server also runs recurring invitation settings that are due (see
 //! [`crate::recurring::Scheduler`]): a task that wakes every minute, started by `run` and
-//! stopped with it.
+//! stopped with it; and the sweeper ([`crate::sweep::SweepTask`]), another such task, which
+//! re-publishes campaigns that made no progress for `--sweep-idle-minutes` on the server's
+//! in-process bus.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,6 +25,7 @@ use portal_core::domain::PublicUrl;
 use portal_core::ports::{Clock, EventBus, SendMessage, SystemClock};
 use portal_core::usecases::campaigns::Sending;
 use portal_core::usecases::recurring::LocalSchedules;
+use portal_core::usecases::send::sweep::{SweepConfig, Sweeper, DEFAULT_IDLE};
 use portal_core::usecases::send::InProcessBus;
 use portal_embedded::outbox::Outbox;
 use portal_embedded::sqlite::SqliteStore;
@@ -35,6 +38,7 @@ use crate::secret::{Secret, SecretError, SecretSource};
 pub use crate::sending::{
     local_send_deps, SERVE_OUTCOME_FLUSH, SERVE_SEND_CONCURRENCY, SERVE_STEP_CONCURRENCY,
 };
+use crate::sweep::{SweepTask, DEFAULT_SWEEP_EVERY};
 use crate::{open_store, OpenStoreError};
 
 /// Address `serve` listens on unless told otherwise: loopback only.
@@ -63,6 +67,10 @@ pub struct ServeTuning {
     pub clock: Arc<dyn Clock>,
     /// How often the recurring scheduler wakes (aligned to multiples of it).
     pub scheduler_tick: Duration,
+    /// Time between two sweeps (`--sweep-every-secs`).
+    pub sweep_every: Duration,
+    /// No progress for this long → a campaign is re-published (`--sweep-idle-minutes`).
+    pub sweep_idle: time::Duration,
 }
 
 impl Default for ServeTuning {
@@ -70,6 +78,8 @@ impl Default for ServeTuning {
         Self {
             clock: Arc::new(SystemClock),
             scheduler_tick: DEFAULT_TICK,
+            sweep_every: DEFAULT_SWEEP_EVERY,
+            sweep_idle: DEFAULT_IDLE,
         }
     }
 }
@@ -78,6 +88,8 @@ impl std::fmt::Debug for ServeTuning {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeTuning")
             .field("scheduler_tick", &self.scheduler_tick)
+            .field("sweep_every", &self.sweep_every)
+            .field("sweep_idle", &self.sweep_idle)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +131,7 @@ pub struct LocalServer {
     demo_link: Option<String>,
     /// What `run` starts beside the HTTP server.
     scheduler: Scheduler,
+    sweeper: SweepTask,
 }
 
 impl std::fmt::Debug for LocalServer {
@@ -190,6 +203,17 @@ impl LocalServer {
             .map_err(|e| ServeError::Resume(Box::new(e)))?;
         }
         let bus = Arc::new(bus);
+        let sweeper = SweepTask {
+            sweeper: Sweeper {
+                store: store.clone(),
+                bus: bus.clone(),
+                clock: clock.clone(),
+                config: SweepConfig {
+                    idle: tuning.sweep_idle,
+                },
+            },
+            every: tuning.sweep_every,
+        };
         let sending = Sending {
             bus: bus.clone(),
             tokens: tokens.clone(),
@@ -250,6 +274,7 @@ impl LocalServer {
             demo,
             demo_link,
             scheduler,
+            sweeper,
         })
     }
 
@@ -329,7 +354,7 @@ impl LocalServer {
         }
     }
 
-    /// Serves — and runs due recurring settings — until `shutdown` resolves, then lets
+    /// Serves — and runs due recurring settings and sweeps — until `shutdown` resolves, then lets
     /// requests in flight (and a recurring tick in progress) finish.
     pub async fn run(
         self,
@@ -340,6 +365,7 @@ impl LocalServer {
             tracing::info!(%addr, data_dir = %self.opts.data_dir.display(), "listening");
         }
         let scheduler = self.scheduler.spawn();
+        let sweeper = self.sweeper.spawn();
         // The peer address is what the registration pages rate-limit per client.
         let served = axum::serve(
             listener,
@@ -350,6 +376,7 @@ impl LocalServer {
         .await
         .map_err(ServeError::Serve);
         scheduler.stop().await;
+        sweeper.stop().await;
         served?;
         tracing::info!("stopped");
         Ok(())

@@ -1015,6 +1015,7 @@ impl ClockedServer {
             ServeTuning {
                 clock: clock.clone(),
                 scheduler_tick: std::time::Duration::from_secs(1),
+                ..ServeTuning::default()
             },
         )
         .await

@@ -107,6 +107,14 @@ macro_rules! contract_suite {
             invitations_sent_counts_each_claim_of_a_contact_once,
             a_recurring_campaign_round_trips_with_its_run,
             ],
+            sweep: [
+            active_campaigns_are_the_queued_fanning_out_and_sending_of_every_tenant_oldest_first,
+            a_campaign_leaves_the_listing_when_it_finishes_and_a_paused_one_returns_on_resume,
+            a_watch_record_is_written_only_over_the_record_read,
+            watch_records_keep_whole_seconds_and_compare_to_the_second,
+            watch_records_never_cross_tenants,
+            twenty_concurrent_sweeps_over_one_record_write_it_once,
+            ],
             selections: [
             a_hand_picked_campaign_round_trips_with_its_ids_in_the_order_picked,
             the_largest_selection_of_the_longest_ids_is_recorded_whole,
@@ -176,12 +184,14 @@ mod campaigns;
 mod cases;
 mod dynamodb;
 mod dynamodb_campaigns;
+mod dynamodb_sweep;
 mod filter_values;
 mod hand_picked;
 mod recurring;
 mod registration;
 mod selections;
 mod sqlite;
+mod sweep;
 mod templates;
 
 use std::sync::Arc;

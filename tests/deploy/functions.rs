@@ -37,7 +37,12 @@ fn needs(binary: &str) -> Vec<&'static str> {
     let mut vars: Vec<&'static str> = match binary {
         "load-counts" => [JWT, &["PUBLIC_URL"]].concat(),
         "sync" => JWT.to_vec(),
-        "send" => [JWT, REQUIRED_VARS, &["EVENT_BUS_NAME"]].concat(),
+        "send" => [
+            JWT,
+            REQUIRED_VARS,
+            &["EVENT_BUS_NAME", "SWEEP_IDLE_MINUTES"],
+        ]
+        .concat(),
         "delivery" => [REQUIRED_VARS, &["SES_CONFIGURATION_SET"]].concat(),
         "ses-events" => vec!["UNSUBSCRIBE_SECRET", "SNS_TOPIC_ARNS", "RAW_EVENTS_SECRET"],
         "recurring" => [JWT, REQUIRED_VARS, &["EVENT_BUS_NAME"], SCHEDULES].concat(),

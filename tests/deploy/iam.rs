@@ -20,8 +20,9 @@ const READ: &[&str] = &[
     "dynamodb:Query",
 ];
 
-/// The functions that query the table's index (`gsi1`: invitation tokens, account numbers).
-const INDEX_READERS: &[&str] = &["registration"];
+/// The functions that query the table's index (`gsi1`: invitation tokens, account numbers;
+/// the sweeper's unfinished campaigns).
+const INDEX_READERS: &[&str] = &["registration", "send"];
 
 /// The functions whose role has no statement of its own (only the logs and traces SAM gives
 /// every function's role): the console's, which holds no data and calls no AWS API.

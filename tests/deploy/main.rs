@@ -19,6 +19,8 @@
 //! - `recurring`: only `recurring` manages schedules, only in the stack's schedule group,
 //!   passing only the scheduler's execution role; that role may only invoke `recurring` (and
 //!   keep undeliverable firings in the schedules' dead-letter queue).
+//! - `sweep`: the sweeper's schedule on `send`, its input, its idle-time parameter and the
+//!   index it lists from.
 //! - `console`: the console's function holds no data: no permission of its own, no AWS
 //!   client in its crate, only its two public routes, its sign-in settings from parameters.
 
@@ -30,4 +32,5 @@ mod registration;
 mod routes;
 mod send;
 mod ses_events;
+mod sweep;
 mod yaml;

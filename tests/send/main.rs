@@ -10,6 +10,8 @@
 //! - `cases.rs`: the cases, each an `async fn(Arc<dyn Store>)`.
 //! - `kill.rs`: the store and mailer that die at a chosen step, and the kill-and-resume cases
 //!   (of a bulk send and of a hand-picked selection).
+//! - `sweep.rs`: lost messages repaired by the sweeper, each an
+//!   `async fn(Arc<dyn Store>, Arc<dyn CampaignSweepStore>)` (`sweep_cases!`).
 //! - here: `send_cases!` turns each listed case into a `#[tokio::test]` on a fresh store;
 //!   `sqlite` and `dynamodb` list them. Every case runs on both stores; only the
 //!   kill-and-resume check differs in size, each step costing a round trip to moto.
@@ -18,15 +20,18 @@
 
 use std::sync::Arc;
 
-use portal_core::ports::Store;
+use portal_core::ports::{CampaignSweepStore, Store};
 
 mod cases;
 mod fixtures;
 mod kill;
+mod sweep;
 
 /// A fresh, empty store for one test, with whatever must live as long as it.
 struct Fresh {
     store: Arc<dyn Store>,
+    /// The same store as the sweeper sees it.
+    sweep: Arc<dyn CampaignSweepStore>,
     /// DynamoDB tests take moto one at a time (see `portal_testkit::moto::Exclusive`).
     _turn: Option<portal_testkit::moto::Exclusive<()>>,
 }
@@ -44,9 +49,28 @@ macro_rules! send_cases {
     };
 }
 
+/// `#[tokio::test]`s running `sweep::case(store, sweep)` on a fresh store from `$make`.
+macro_rules! sweep_cases {
+    ($make:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fresh = $make.await;
+                $crate::sweep::$case(fresh.store.clone(), fresh.sweep.clone()).await;
+            }
+        )*
+    };
+}
+
 /// The cases every store runs whole.
 macro_rules! on_every_store {
     ($make:expr) => {
+        sweep_cases!($make;
+            a_dropped_first_publish_is_repaired_by_the_first_sweep_after_idle_and_sends_each_contact_once,
+            a_sending_campaign_whose_deliveries_were_lost_is_completed_after_a_sweep,
+            a_refused_first_publish_and_a_refused_republish_are_both_retried,
+            a_paused_campaign_is_never_republished,
+        );
         send_cases!($make;
             cases::a_campaign_sends_one_email_to_each_eligible_contact_and_completes,
             cases::an_email_carries_a_registration_link_matching_the_stored_hash_and_one_click_unsubscribe,
@@ -73,8 +97,10 @@ mod sqlite {
     use portal_embedded::sqlite::SqliteStore;
 
     async fn fresh() -> Fresh {
+        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
         Fresh {
-            store: Arc::new(SqliteStore::open_in_memory().unwrap()),
+            store: store.clone(),
+            sweep: store,
             _turn: None,
         }
     }
@@ -96,9 +122,11 @@ mod dynamodb {
         let turn = Exclusive::new(|| async {}).await;
         let client: aws_sdk_dynamodb::Client = Moto::shared().client();
         let table = fresh_table(&client).await;
+        // moto does not isolate concurrent transactions (see `serialize_transactions`).
+        let store = Arc::new(DynamoStore::new(client, table).serialize_transactions());
         Fresh {
-            // moto does not isolate concurrent transactions (see `serialize_transactions`).
-            store: Arc::new(DynamoStore::new(client, table).serialize_transactions()),
+            store: store.clone(),
+            sweep: store,
             _turn: Some(turn),
         }
     }

@@ -55,7 +55,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 .map_err(|e| diagnostic("StoreError", &e))
                 .and_then(|r| to_json(&r)),
             Invocation::Http => serve_http(http, payload, context).await,
-            other @ Invocation::Recurring(_) => Err(unsupported("ses-events", &other)),
+            other @ (Invocation::Recurring(_) | Invocation::Sweep) => {
+                Err(unsupported("ses-events", &other))
+            }
         }
     }))
     .await

@@ -26,6 +26,12 @@
 //! | `CONSOLE_SCOPE` | no | scopes to ask for, space-separated (default [`DEFAULT_CONSOLE_SCOPE`]) |
 //! | `CONSOLE_SIGN_OUT_URL` | no | where "Sign out" goes after the console forgets its token, `https://…` |
 //!
+//! [`Env::sweep`] reads the sweeper's setting (the `send` function's scheduled sweep):
+//!
+//! | variable | required | meaning |
+//! |---|---|---|
+//! | `SWEEP_IDLE_MINUTES` | no | minutes without progress before an unfinished campaign is re-published, 1–1440 (default 10) |
+//!
 //! An empty optional variable counts as unset (CloudFormation passes empty strings). Errors
 //! name the variable and never echo a secret.
 
@@ -34,6 +40,7 @@ use std::sync::Arc;
 use portal_core::domain::unsubscribe::{UnsubscribeSigner, MIN_UNSUBSCRIBE_SECRET_LEN};
 use portal_core::domain::PublicUrl;
 use portal_core::ports::{Clock, Mailer, Store, MAX_CLAIMS, MAX_PAGE_SIZE};
+use portal_core::usecases::send::sweep::SweepConfig;
 use portal_core::usecases::send::{
     RateLimiter, SendConfig, SendDeps, TokenDeriver, TokioSleeper, MAX_BATCH, MIN_TOKEN_SECRET_LEN,
 };
@@ -61,6 +68,10 @@ pub const CONSOLE_REQUIRED_VARS: &[&str] = &[
     "CONSOLE_TOKEN_URL",
     "CONSOLE_CLIENT_ID",
 ];
+
+/// Longest `SWEEP_IDLE_MINUTES`: a day (the DynamoDB watch records outlive their last
+/// write by 30 days, so an active campaign's record is always rewritten in time).
+pub const MAX_SWEEP_IDLE_MINUTES: i64 = 1440;
 
 /// `CONSOLE_SCOPE` when unset.
 pub const DEFAULT_CONSOLE_SCOPE: &str = "openid";
@@ -114,6 +125,23 @@ impl<F: Fn(&str) -> Result<String, std::env::VarError>> Env<F> {
     pub fn public_url(&self) -> Result<PublicUrl, SettingsError> {
         let raw = self.required("PUBLIC_URL")?;
         PublicUrl::parse(&raw).map_err(|_| invalid("PUBLIC_URL", &raw, PUBLIC_URL_EXPECTED))
+    }
+
+    /// The sweeper's configuration: `SWEEP_IDLE_MINUTES` (see the module docs), else
+    /// [`SweepConfig::default`].
+    pub fn sweep(&self) -> Result<SweepConfig, SettingsError> {
+        const NAME: &str = "SWEEP_IDLE_MINUTES";
+        const EXPECTED: &str = "a whole number of minutes from 1 to 1440";
+        let Some(v) = self.optional(NAME)? else {
+            return Ok(SweepConfig::default());
+        };
+        let minutes: i64 = parse(NAME, &v, EXPECTED)?;
+        if !(1..=MAX_SWEEP_IDLE_MINUTES).contains(&minutes) {
+            return Err(invalid(NAME, &v, EXPECTED));
+        }
+        Ok(SweepConfig {
+            idle: time::Duration::minutes(minutes),
+        })
     }
 
     /// The console's sign-in settings (see the module docs), or `None` when none of
@@ -355,6 +383,25 @@ pub(crate) mod tests {
             }
         }
         SendSettings::from_lookup(|name| env.get(name).cloned().ok_or(VarError::NotPresent))
+    }
+
+    #[test]
+    fn the_sweep_idle_is_whole_minutes_from_one_to_a_day_and_ten_by_default() {
+        let sweep = |v: Option<&str>| {
+            Env::from_lookup(|name: &str| match (name, v) {
+                ("SWEEP_IDLE_MINUTES", Some(v)) => Ok(v.to_owned()),
+                _ => Err(VarError::NotPresent),
+            })
+            .sweep()
+        };
+        assert_eq!(sweep(None).unwrap().idle, time::Duration::minutes(10));
+        assert_eq!(sweep(Some("")).unwrap().idle, time::Duration::minutes(10));
+        assert_eq!(sweep(Some("3")).unwrap().idle, time::Duration::minutes(3));
+        assert_eq!(sweep(Some("1440")).unwrap().idle, time::Duration::days(1));
+        for bad in ["0", "1441", "-5", "2.5", "ten"] {
+            let err = sweep(Some(bad)).unwrap_err().to_string();
+            assert!(err.contains("SWEEP_IDLE_MINUTES"), "{bad}: {err}");
+        }
     }
 
     #[test]

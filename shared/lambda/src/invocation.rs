@@ -26,6 +26,9 @@ pub enum Invocation {
     /// A recurring setting's schedule firing (EventBridge Scheduler hands the schedule's
     /// input as the event): `{"tenant", "setting_id", "scheduled_time"?}`.
     Recurring(ScheduledRun),
+    /// The sweeper's scheduled rule, whose constant input is [`SWEEP_INPUT`]: re-publish the
+    /// campaigns that made no progress (`portal_core::usecases::send::sweep`).
+    Sweep,
     /// Anything else: an API Gateway request (HTTP API, payload 2.0).
     Http,
 }
@@ -64,12 +67,20 @@ impl ScheduledRun {
     }
 }
 
+/// The constant input of the sweeper's scheduled rule (`template.yaml`, `SweepSchedule`).
+pub const SWEEP_INPUT: &str = r#"{"sweep": {}}"#;
+
 impl Invocation {
-    /// Tells the four apart; a `recount` payload, or a payload with a `setting_id`, that
+    /// Tells the five apart; a `recount` payload, or a payload with a `setting_id`, that
     /// does not parse is an error.
     pub fn of(payload: &serde_json::Value) -> Result<Self, serde_json::Error> {
         if let Some(r) = payload.get("recount") {
             return Ok(Self::Recount(serde_json::from_value(r.clone())?));
+        }
+        // A rule with a constant input hands over that input alone (no `detail-type`); no
+        // API Gateway request or EventBridge event has a top-level `sweep`.
+        if payload.get("sweep").is_some_and(Value::is_object) {
+            return Ok(Self::Sweep);
         }
         if payload.get("detail-type").is_some() {
             return Ok(Self::EventBridge);
@@ -87,6 +98,7 @@ impl Invocation {
             Self::EventBridge => "an EventBridge event",
             Self::Recount(_) => "a recount",
             Self::Recurring(_) => "a recurring schedule's run",
+            Self::Sweep => "a sweep",
             Self::Http => "an HTTP request",
         }
     }
@@ -150,6 +162,20 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Invocation::of(&json!({"recount": {"tenant": "acme"}})).is_err());
+    }
+
+    #[test]
+    fn the_sweep_rules_input_is_a_sweep() {
+        let input: Value = serde_json::from_str(SWEEP_INPUT).unwrap();
+        assert_eq!(Invocation::of(&input).unwrap(), Invocation::Sweep);
+        // An HTTP request whose body mentions a sweep is still a request.
+        let request = serde_json::json!({"version": "2.0", "routeKey": "POST /v1/campaigns",
+            "body": "{\"sweep\": {}}"});
+        assert_eq!(Invocation::of(&request).unwrap(), Invocation::Http);
+        assert_eq!(
+            unsupported("recurring", &Invocation::Sweep).error_message,
+            "the recurring function does not take a sweep"
+        );
     }
 
     #[test]

@@ -278,6 +278,11 @@ fn encode_campaign(t: &TenantId, c: &Campaign) -> Result<Item, StoreError> {
     if let Some(picked) = c.selection {
         put(PICKED, num(u64::from(picked.contacts)));
     }
+    // The sweeper's index of unfinished campaigns (see `sweep`).
+    if let Some((gpk, gsk)) = items::active_campaign_index(t, c)? {
+        put(items::GSI1PK, gpk);
+        put(items::GSI1SK, gsk);
+    }
     Ok(item)
 }
 
@@ -967,11 +972,23 @@ impl CampaignStore for DynamoStore {
             .expression_attribute_names("#why", REASON)
             .expression_attribute_values(":expected", s(expected.as_str()))
             .expression_attribute_values(":new", s(new.as_str()));
+        // A completed or failed campaign leaves the sweeper's index (see `sweep`).
+        let unindex = if new.is_terminal() {
+            request = request
+                .expression_attribute_names("#gpk", items::GSI1PK)
+                .expression_attribute_names("#gsk", items::GSI1SK);
+            ", #gpk, #gsk"
+        } else {
+            ""
+        };
         request = match reason {
-            Some(r) => request
+            Some(r) if unindex.is_empty() => request
                 .update_expression("SET #st = :new, #why = :why")
                 .expression_attribute_values(":why", s(r)),
-            None => request.update_expression("SET #st = :new REMOVE #why"),
+            Some(r) => request
+                .update_expression("SET #st = :new, #why = :why REMOVE #gpk, #gsk")
+                .expression_attribute_values(":why", s(r)),
+            None => request.update_expression(format!("SET #st = :new REMOVE #why{unindex}")),
         };
         match request.send().await {
             Ok(_) => Ok(true),

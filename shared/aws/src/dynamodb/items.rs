@@ -13,7 +13,8 @@ use time::{OffsetDateTime, UtcOffset};
 
 use super::keys::{self, CONTACT_SK_PREFIX, STATE_SK_SUFFIX};
 use portal_core::domain::{
-    AccountId, ContactId, ContactRecord, Division, DivisionId, Email, PortalKey, PortalStatus,
+    AccountId, Campaign, ContactId, ContactRecord, Division, DivisionId, Email, PortalKey,
+    PortalStatus,
 };
 use portal_core::ports::StoreError;
 
@@ -97,6 +98,29 @@ pub(super) const COUNT_PROJECTION: &[&str] = &[
     INVITED_AT,
     INVITATIONS_SENT,
 ];
+
+/// `gsi1pk` of every campaign that is neither completed nor failed, of every tenant (the
+/// sweeper's index, see `sweep`).
+pub(super) const ACTIVE_CAMPAIGNS_GSI_PK: &str = "ACTIVE#CMP";
+
+/// The index keys a campaign item carries while it is not completed or failed (see
+/// `sweep`); `None` for a finished one.
+pub(super) fn active_campaign_index(
+    t: &portal_core::domain::TenantId,
+    c: &Campaign,
+) -> Result<Option<(AttributeValue, AttributeValue)>, StoreError> {
+    if c.status.is_terminal() {
+        return Ok(None);
+    }
+    let created = match time_value(c.created_at)? {
+        AttributeValue::S(at) => at,
+        _ => return Err(malformed("created_at")),
+    };
+    Ok(Some((
+        s(ACTIVE_CAMPAIGNS_GSI_PK),
+        s(format!("{created}#T#{t}#{}", c.campaign_id)),
+    )))
+}
 
 /// A stored item this adapter cannot read back: a bug or a hand-edited table.
 #[derive(Debug, thiserror::Error)]

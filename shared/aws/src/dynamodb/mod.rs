@@ -9,13 +9,15 @@
 //! item. Ids never contain `#` (the domain rejects it), so keys cannot collide or be forged
 //! by choosing an id.
 //!
-//! `gsi1` (`gsi1pk`/`gsi1sk`, projection ALL) is a sparse, overloaded index. Three kinds of
+//! `gsi1` (`gsi1pk`/`gsi1sk`, projection ALL) is a sparse, overloaded index. Four kinds of
 //! item carry its keys: an account item (`T#{t}#ANUM#{account number}` / account id: the
 //! portal-key sign-up finds an account by its number), an invitation
 //! (`TOK#{hex SHA-256 of its token}` / `T#{t}`: an invitation link names no tenant, its
 //! token finds the invitation) and an *enabled* recurring setting (`REC#ENABLED` /
 //! `T#{t}#{setting}`: the scheduler of one machine lists every tenant's enabled settings
-//! without a Scan). All are written anyway (sync's account items, claims' invitations,
+//! without a Scan) and an *unfinished* campaign (`ACTIVE#CMP` / `{created_at}#T#{t}#{campaign}`:
+//! the sweeper lists every tenant's campaigns not yet completed or failed, see `sweep`). All
+//! are written anyway (sync's account items, claims' invitations,
 //! saved settings), so the index costs one index write per such write and nothing else.
 //! Every lookup tolerates its eventual consistency (see `registration`, `recurring`).
 //! Contact lookups by id deliberately do *not* use a GSI: see the locator item below.
@@ -38,6 +40,7 @@
 //! | rate-limit counter | `T#{t}#RL#{hex SHA-256 of the key}` | window start | `n`, `exp`, `ttl` |
 //! | sign-up request | `T#{t}#REQ` | `{request id}` (sorts by time) | see `registration` |
 //! | recurring setting | `T#{t}` | `REC#{setting}` | the whole setting, `gsi1pk` = `REC#ENABLED` and `gsi1sk` = `T#{t}#{setting}` when enabled (see `recurring`) |
+//! | campaign watch record | `T#{t}#CMP#{campaign}` | `SWEEP` | `fp`, `since`, `ttl` (see `sweep`) |
 //! | recurring run | `T#{t}#RUN#{setting}` | `{local date}` (`YYYY-MM-DD`) | `started`, `cmp`?, `done` (see `recurring`) |
 //!
 //! Times are RFC 3339 strings in UTC, kept to the nanosecond, written with exactly nine
@@ -112,6 +115,8 @@
 //! | `start_run` | PutItem `attribute_not_exists(pk)` with `ALL_OLD` on a failed condition (the day's record) |
 //! | `finish_run` | UpdateItem |
 //! | `list_runs` | Query `T#{t}#RUN#{setting}` backwards from the cursor, `Limit = limit + 1` |
+//! | `active_campaigns` | Query `gsi1` `ACTIVE#CMP` (FilterExpression leaving paused ones out), BatchGetItem of their watch records |
+//! | `put_watch` | UpdateItem under the record read (`attribute_not_exists(pk)`, or `fp` and `since` equal) |
 //!
 //! **Sync write order.** Each chunk first puts the new sync items (and the copied state of
 //! contacts changing division), then applies synced last logins, then deletes the items of
@@ -177,6 +182,7 @@
 //!   sign-up requests, other emails.
 //! - `templates`: templates.
 //! - `recurring`: recurring settings and the record of each run (one per local day).
+//! - `sweep`: the sweeper's index of unfinished campaigns and their watch records.
 //!
 //! Every TransactWriteItems goes through `transaction_guard` (see
 //! [`DynamoStore::serialize_transactions`]), and so does `start_run`'s conditional PutItem,
@@ -194,6 +200,7 @@ mod leases;
 mod ops;
 mod recurring;
 mod registration;
+mod sweep;
 mod table;
 mod templates;
 

@@ -10,6 +10,7 @@ mod mailer;
 mod recurring;
 mod registration;
 mod store;
+mod sweep;
 mod templates;
 mod webhook;
 
@@ -38,5 +39,6 @@ pub use store::{
     AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery, Page,
     Store, StoreError, SuppressionReason, SuppressionStore, SyncReport, MAX_PAGE_SIZE,
 };
+pub use sweep::{ActiveCampaign, CampaignSweepStore, SweepWatch};
 pub use templates::TemplateStore;
 pub use webhook::{BoxError, EventWebhook, WebhookOutcome, WebhookRefusal};

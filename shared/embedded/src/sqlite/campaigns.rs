@@ -383,7 +383,7 @@ fn read_invitation(op: &'static str, row: &Row<'_>) -> Result<Invitation, StoreE
     })
 }
 
-fn load_campaign(
+pub(super) fn load_campaign(
     op: &'static str,
     conn: &Connection,
     tenant: &str,

@@ -5,6 +5,7 @@
 //! - [`schema`]: tables, indexes, connection settings, and why they look the way they do.
 //! - [`query`]: filters, groups, search and cursors turned into bound SQL.
 //! - `campaigns`: campaigns, invitations and the 24-hour rules (one transaction each).
+//! - `sweep`: the sweeper's list of active campaigns and their watch records.
 //! - this module: the [`SqliteStore`] handle, its connections, and the port implementations.
 //!
 //! # Connections and threads
@@ -41,6 +42,7 @@ mod query;
 mod recurring;
 mod registration;
 mod schema;
+mod sweep;
 mod templates;
 
 use std::collections::HashSet;

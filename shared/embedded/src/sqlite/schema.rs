@@ -65,7 +65,7 @@ pub const FLAG_BILLING: i64 = 1 << 6;
 pub const FLAG_AUTOPAY: i64 = 1 << 7;
 
 /// The version `PRAGMA user_version` holds once every migration of [`MIGRATIONS`] ran.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// One step of the schema: what it brings and how, run in its own transaction with the bump
 /// of `user_version` to `version`.
@@ -137,6 +137,11 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 8,
+        what: "the sweeper: campaigns' watch records, and an index of the active campaigns",
+        apply: |c| c.execute_batch(V8_SWEEPS),
+    },
+    Migration {
+        version: 9,
         what: "the send path: address claims, counted fan-out pages, delivery leases, \
                campaigns' duplicate-address skips",
         apply: |c| {
@@ -146,12 +151,12 @@ const MIGRATIONS: &[Migration] = &[
                 "skipped_duplicate_address",
                 "INTEGER NOT NULL DEFAULT 0",
             )?;
-            c.execute_batch(V8_SEND_PATH)
+            c.execute_batch(V9_SEND_PATH)
         },
     },
 ];
 
-/// Version 8: the send path's exactly-once records.
+/// Version 9: the send path's exactly-once records.
 ///
 /// - `address_claims`: the last claim of each of a tenant's addresses (`address` is
 ///   [`Email::normalized`](portal_core::domain::Email::normalized)), by which campaign and
@@ -161,7 +166,7 @@ const MIGRATIONS: &[Migration] = &[
 /// - `delivery_leases`: a delivery batch's lease (`owner` until `until`), whether it is
 ///   `done`, and the send group it was attempting (`attempt_at`, `attempt` as a JSON list of
 ///   contact ids).
-const V8_SEND_PATH: &str = r#"
+const V9_SEND_PATH: &str = r#"
 CREATE TABLE IF NOT EXISTS address_claims (
     tenant      TEXT NOT NULL,
     address     TEXT NOT NULL,
@@ -448,6 +453,34 @@ CREATE TABLE IF NOT EXISTS campaign_selections (
     contact_id  TEXT NOT NULL,
     PRIMARY KEY (tenant, campaign_id, position)
 ) WITHOUT ROWID;
+"#;
+
+/// Version 8: the sweeper (see `sweep`).
+///
+/// - `campaign_sweeps (tenant, campaign_id)`: an active campaign's watch record, the
+///   fingerprint of its progress counters and since when (unix seconds); a trigger drops it
+///   when the campaign leaves the active statuses (paused, completed, failed), so the table
+///   holds only active campaigns' records.
+/// - `campaigns_active`: a partial index of the queued, fanning-out and sending campaigns in
+///   creation order, so listing them reads those rows only, however many campaigns finished.
+const V8_SWEEPS: &str = r#"
+CREATE TABLE IF NOT EXISTS campaign_sweeps (
+    tenant      TEXT NOT NULL,
+    campaign_id TEXT NOT NULL,
+    fingerprint INTEGER NOT NULL,
+    since       INTEGER NOT NULL,
+    PRIMARY KEY (tenant, campaign_id)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS campaigns_active ON campaigns (created_at, campaign_id)
+WHERE status IN ('queued', 'fanning_out', 'sending');
+
+CREATE TRIGGER IF NOT EXISTS campaign_sweeps_forget
+AFTER UPDATE OF status ON campaigns
+WHEN NEW.status NOT IN ('queued', 'fanning_out', 'sending')
+BEGIN
+    DELETE FROM campaign_sweeps WHERE tenant = NEW.tenant AND campaign_id = NEW.campaign_id;
+END;
 "#;
 
 /// Version 5: registration.

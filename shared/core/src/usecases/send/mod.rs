@@ -49,6 +49,7 @@
 pub mod deliver;
 pub mod fan_out;
 pub mod queue;
+pub mod sweep;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
