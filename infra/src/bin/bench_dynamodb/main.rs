@@ -18,8 +18,10 @@
 //!   bus, the Lambda's `OUTCOME_FLUSH`, no send rate), until the queue is empty. It prints
 //!   the requests per 1,000 invitations — DynamoDB by operation, EventBridge `PutEvents`, SES
 //!   `SendEmail` — against the targets (DynamoDB + EventBridge ≤ 60, SES 1 per invitation),
-//!   and fails unless the campaign completed and moto's SES received exactly one email per
-//!   eligible contact. Seeding and the SQS reads are not counted.
+//!   then the same split by phase (the first publish, the fan-out steps, the delivery steps:
+//!   each message's requests are the counters' difference across its `handle`), and fails
+//!   unless the campaign completed and moto's SES received exactly one email per eligible
+//!   contact. Seeding and the SQS reads are not counted.
 //! - **sync** (`--contacts N`, default 100,000; [`sync`]): syncs one division of N contacts
 //!   (deterministic demo accounts, sent through the sync use case in requests of 10,000
 //!   accounts like `POST /v1/sync/accounts`), syncs the same accounts again (nothing
@@ -40,8 +42,10 @@
 //! process exits). moto's `TransactWriteItems` copies the whole table once per item of a
 //! transaction (rollback backups), which makes every claim and outcome write cost seconds on
 //! a table of a few thousand items; so moto is started through `infra/scripts/moto_bench.py`,
-//! which backs up only the items a transaction names — same answers, same counts — unless
-//! `--stock-moto` is given. The send reads the emails back from moto
+//! which backs up only the items a transaction names — same answers, same counts — and stops
+//! moto keeping every DynamoDB item and SQS message it ever made (for its data dump: the
+//! memory of a 10,000-contact send grew past 400 MB and never shrank), unless `--stock-moto`
+//! is given. The send reads the emails back from moto
 //! (`GET /moto-api/data.json`), so an `--endpoint` must be a moto server on `http://`.
 
 mod events;

@@ -1,12 +1,13 @@
 //! The send scenario: one campaign run the Lambda way (EventBridge → queue → `handle`), with
-//! the DynamoDB, EventBridge and SES requests per 1,000 invitations.
+//! the DynamoDB, EventBridge and SES requests per 1,000 invitations, in all and by phase
+//! (the first publish, then each kind of bus message: fan-out steps, delivery steps).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use portal_aws::aws_metrics::RequestCounter;
+use portal_aws::aws_metrics::{RequestCounter, RequestCounts};
 use portal_aws::dynamodb::{create_table, DynamoStore};
 use portal_aws::eventbridge::EventBridgeBus;
 use portal_aws::ses::SesMailer;
@@ -122,6 +123,16 @@ pub async fn run(size: usize, outcome_flush: usize, endpoint: &str) -> anyhow::R
     }])
     .await
     .context("publishing the first FanOut")?;
+    // Requests by phase: each message's are the counters' difference across its `handle`
+    // (one message at a time, so nothing else is counted meanwhile).
+    let counters = [
+        ("DynamoDB", &dynamo_counter),
+        ("EventBridge", &events_counter),
+        ("SES", &ses_counter),
+    ];
+    let mut phases = Phases::default();
+    let mut seen = labelled(&counters);
+    phases.get(PHASE_START).add(&seen, &Labelled::new());
     let mut handled: BTreeMap<&'static str, u64> = BTreeMap::new();
     let (mut sent, mut failed) = (0u64, 0u64);
     // Every step publishes before it returns and moto delivers to the queue within PutEvents,
@@ -149,6 +160,11 @@ pub async fn run(size: usize, outcome_flush: usize, endpoint: &str) -> anyhow::R
             sent += r.sent;
             failed += r.failed;
             *handled.entry(msg.detail_type()).or_default() += 1;
+            let now = labelled(&counters);
+            let phase = phases.get(msg.detail_type());
+            phase.messages += 1;
+            phase.add(&now, &seen);
+            seen = now;
             eprintln!(
                 "  {} handled, {sent} sent ({:.0?})",
                 msg.detail_type(),
@@ -166,6 +182,7 @@ pub async fn run(size: usize, outcome_flush: usize, endpoint: &str) -> anyhow::R
         }
     }
     let elapsed = start.elapsed();
+    let all = labelled(&counters);
     let dynamo = dynamo_counter.snapshot();
     let put_events = events_counter.get("PutEvents");
     let events_total = events_counter.total();
@@ -238,6 +255,7 @@ pub async fn run(size: usize, outcome_flush: usize, endpoint: &str) -> anyhow::R
             per_1000(n)
         );
     }
+    print_phases(&phases, &all, per_1000);
     println!("  (not counted: seeding, recording the campaign, the SQS reads standing in for EventBridge → Lambda)\n");
 
     let mut problems = Vec::new();
@@ -298,6 +316,101 @@ pub async fn run(size: usize, outcome_flush: usize, endpoint: &str) -> anyhow::R
          contact ({eligible})\n"
     );
     Ok(())
+}
+
+/// The phase of the requests made before any message is handled: publishing the first
+/// `FanOut`, as `POST /v1/campaigns` does.
+const PHASE_START: &str = "start (the first Fan-Out published)";
+
+/// Requests keyed by (service label, operation).
+type Labelled = BTreeMap<(&'static str, String), u64>;
+
+/// One phase of the send: how many bus messages it handled and the requests they made.
+#[derive(Debug, Default)]
+struct Phase {
+    messages: u64,
+    requests: Labelled,
+}
+
+impl Phase {
+    /// Adds the requests counted between `before` and `now`.
+    fn add(&mut self, now: &Labelled, before: &Labelled) {
+        for (key, n) in now {
+            let d = n.saturating_sub(before.get(key).copied().unwrap_or(0));
+            if d > 0 {
+                *self.requests.entry(key.clone()).or_default() += d;
+            }
+        }
+    }
+}
+
+/// The phases in the order they first made requests.
+#[derive(Debug, Default)]
+struct Phases(Vec<(&'static str, Phase)>);
+
+impl Phases {
+    fn get(&mut self, name: &'static str) -> &mut Phase {
+        let i = match self.0.iter().position(|(n, _)| *n == name) {
+            Some(i) => i,
+            None => {
+                self.0.push((name, Phase::default()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[i].1
+    }
+}
+
+/// Every counter's counts under its service label ("DynamoDB", "EventBridge", "SES").
+fn labelled(counters: &[(&'static str, &RequestCounter)]) -> Labelled {
+    let mut out = Labelled::new();
+    for (label, counter) in counters {
+        let counts: RequestCounts = counter.snapshot();
+        for ((_, op), n) in counts {
+            *out.entry((*label, op)).or_default() += n;
+        }
+    }
+    out
+}
+
+/// Prints the requests by phase, and what no phase accounts for (nothing, unless a step
+/// leaves work running after it returns).
+fn print_phases(phases: &Phases, all: &Labelled, per_1000: impl Fn(u64) -> f64) {
+    println!("  by phase (the requests made while handling each kind of bus message), total and per 1,000 invitations:");
+    let mut accounted = Labelled::new();
+    for (name, phase) in &phases.0 {
+        if *name == PHASE_START {
+            println!("    {name}");
+        } else {
+            println!(
+                "    {name}: {} message{}",
+                phase.messages,
+                if phase.messages == 1 { "" } else { "s" }
+            );
+        }
+        for ((service, op), n) in &phase.requests {
+            println!("      {service:<11} {op:<20} {n:>7} {:>9.1}", per_1000(*n));
+            *accounted.entry((*service, op.clone())).or_default() += n;
+        }
+        let both: u64 = phase
+            .requests
+            .iter()
+            .filter(|((s, _), _)| *s != "SES")
+            .map(|(_, n)| n)
+            .sum();
+        println!(
+            "      DynamoDB + EventBridge           {both:>7} {:>9.1}",
+            per_1000(both)
+        );
+    }
+    let mut rest = Phase::default();
+    rest.add(all, &accounted);
+    if !rest.requests.is_empty() {
+        println!("    outside any step");
+        for ((service, op), n) in &rest.requests {
+            println!("      {service:<11} {op:<20} {n:>7} {:>9.1}", per_1000(*n));
+        }
+    }
 }
 
 /// Creates the bus, a queue and a rule routing this system's events to the queue; returns
