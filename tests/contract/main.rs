@@ -27,6 +27,7 @@ macro_rules! contract_suite {
             counts_agree_with_the_domain_for_every_filter,
             the_24_hour_hold_ends_exactly_at_24_hours,
             suppressed_addresses_are_counted_case_insensitively,
+            contacts_sharing_an_address_are_counted_in_duplicate_address,
             every_group_pages_to_exactly_the_oracle_set,
             search_matches_email_names_and_account_number,
             a_forged_cursor_is_rejected,
