@@ -243,9 +243,21 @@ fn duplicate_addresses(
     let divisions: HashSet<&DivisionId> = query.division_ids.iter().collect();
     let mut s = conn
         .prepare_cached(&format!(
-            "SELECT {CONTACT_COLUMNS}, flags FROM contacts WHERE tenant = ?1 AND email_norm IN \
-             (SELECT email_norm FROM contacts WHERE tenant = ?1 AND email_norm IS NOT NULL \
-              GROUP BY email_norm HAVING count(*) > 1)"
+            // CROSS JOIN keeps this order: the shared addresses first (an index-only
+            // GROUP BY), then a seek per address; left to itself the planner scans every
+            // contact of the tenant and tests each against the list.
+            "SELECT {} FROM \
+             (SELECT email_norm AS shared FROM contacts \
+              WHERE tenant = ?1 AND email_norm IS NOT NULL \
+              GROUP BY email_norm HAVING count(*) > 1) AS s \
+             CROSS JOIN contacts AS c INDEXED BY contacts_by_email \
+             WHERE c.tenant = ?1 AND c.email_norm = s.shared AND c.email_norm IS NOT NULL",
+            CONTACT_COLUMNS
+                .split(", ")
+                .map(|col| format!("c.{col}"))
+                .chain(["c.flags".to_owned()])
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .or_store(op)?;
     let mut rows = s.query(params![tenant.as_str()]).or_store(op)?;
