@@ -200,6 +200,14 @@ def load_counts(s: Session, api: Api, division: str) -> dict:
     for group, title in [("total", "Total contacts"), ("not_sent", "Not sent"), ("eligible", "Eligible now"), ("suppressed", "Suppressed")]:
         tile = page.get_by_role("link", name=re.compile(f"^{counts[group]:,} {title}"))
         expect(tile).to_be_visible()
+    # Contacts sharing an address get one invitation between them: a note under the tiles.
+    note = page.get_by_test_id("duplicate-address")
+    if counts["duplicate_address"]:
+        expect(note).to_contain_text(f"{counts['duplicate_address']:,} of the eligible share an address")
+        expect(note).to_contain_text(f"a send now emails {counts['eligible'] - counts['duplicate_address']:,}")
+    else:
+        expect(note).to_have_count(0)
+    print(f"    {counts['duplicate_address']} eligible contact(s) share an address with another")
     s.check("counts")
 
     step("b. a filter whose choices come from the data: its count is the Total tile")
@@ -296,13 +304,14 @@ def send_and_watch(s: Session, api: Api, division: str, division_name: str, coun
     expect(page.get_by_test_id("send-tiles")).to_be_visible()  # the counts loaded before
     page.get_by_role("link", name="Compose and send").click()
     s.heading("Compose and send")
-    expect(page.get_by_text(f"{counts['eligible']:,} contacts in 1 division")).to_be_visible()
+    emailed = counts["eligible"] - counts["duplicate_address"]
+    expect(page.get_by_text(f"{emailed:,} contacts in 1 division")).to_be_visible()
     divisions = {d["division_id"]: d for d in api.call("GET", "/v1/divisions")}
     expect(page.get_by_label("Email from")).to_have_value(divisions[division]["email_from"])
     s.check("compose")
     page.get_by_role("button", name="Send invitations").click()
     dialog = page.get_by_role("dialog")
-    expect(dialog).to_contain_text(f"{counts['eligible']:,} contacts in 1 division")
+    expect(dialog).to_contain_text(f"{emailed:,} contacts in 1 division")
     s.check("send-confirmation")
     dialog.get_by_role("button", name="Send now").click()
     s.heading("Campaign of")

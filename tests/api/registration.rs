@@ -511,6 +511,56 @@ async fn a_second_contact_with_the_same_address_joins_the_existing_login() {
     assert_eq!(stats["statistics"]["registered"], 1);
 }
 
+/// Two more contacts, on other accounts, have `d1-c0-0`'s address in other spellings:
+/// registering through `d1-c0-0`'s link accepts all three, the portal hears of all three, and
+/// the other contacts of those accounts are left alone.
+#[tokio::test]
+async fn registering_through_one_link_accepts_every_contact_with_the_address() {
+    let r = reg_app().await;
+    let mut a1 = account("d1", 1);
+    a1["contacts"][0]["email"] = json!("PERSON0.0@d1.example.com");
+    let mut a2 = account("d1", 2);
+    a2["contacts"][1]["email"] = json!("person0.0@D1.Example.COM");
+    r.app.sync(&r.admin, &[a1, a2]).await;
+    let (_, token) = invite(&r, CONTACT).await;
+
+    let ok = r
+        .app
+        .send(form(
+            Method::POST,
+            &format!("/register?token={token}"),
+            &format!("password={}", GOOD.replace(' ', "+")),
+        ))
+        .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    assert!(ok.text().contains("You are registered"), "{}", ok.text());
+    for c in [CONTACT, "d1-c1-0", "d1-c2-1"] {
+        assert_eq!(status_of(&r, c).await, PortalStatus::Accepted, "{c}");
+    }
+    for c in ["d1-c1-1", "d1-c2-0", "d1-c2-2"] {
+        assert_eq!(status_of(&r, c).await, PortalStatus::NotSent, "{c}");
+    }
+    let events = r.events.0.lock().unwrap().clone();
+    assert_eq!(events.len(), 1);
+    let mut contacts: Vec<&str> = events[0].contact_ids.iter().map(|c| c.as_str()).collect();
+    contacts.sort();
+    assert_eq!(contacts, vec![CONTACT, "d1-c1-0", "d1-c2-1"]);
+    let mut accounts: Vec<&str> = events[0].account_ids.iter().map(|a| a.as_str()).collect();
+    accounts.sort();
+    assert_eq!(accounts, vec!["d1-a0", "d1-a1", "d1-a2"]);
+    // The accepted tile counts them: three of the division's contacts.
+    let counts = r
+        .app
+        .post(
+            "/v1/invitations/counts",
+            &r.admin,
+            &json!({"division_ids": ["d1"], "filters": {}}),
+        )
+        .await
+        .ok();
+    assert_eq!(counts["accepted"], 3);
+}
+
 /// The account number and key of `d1-a0`.
 async fn key_of(r: &RegApp, account: &str) -> String {
     r.app

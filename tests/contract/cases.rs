@@ -11,8 +11,8 @@ use std::collections::{BTreeSet, HashSet};
 
 use crate::ids::{cid, div};
 use portal_core::domain::{
-    classify, Account, AccountId, ContactId, ContactInput, ContactRecord, Counts, DivisionId,
-    DivisionInput, Email, Filters, Group, PortalStatus, TenantId,
+    classify, Account, AccountId, AddressTally, ContactId, ContactInput, ContactRecord, Counts,
+    DivisionId, DivisionInput, Email, Filters, Group, PortalStatus, TenantId,
 };
 use portal_core::ports::{ContactQuery, ListQuery, Store, StoreError, SuppressionReason};
 use portal_testkit::builders::{AccountBuilder, ContactBuilder};
@@ -161,7 +161,15 @@ async fn build_fixture(store: &dyn Store, t: &TenantId, seed: u64, accounts: usi
             .map(|k| {
                 let id = format!("c{i}-{k}");
                 let mail = (!rng.chance(15)).then(|| {
-                    if rng.chance(30) {
+                    if rng.chance(10) {
+                        // A handful of addresses several contacts share, spelled variously.
+                        let n = rng.below(5);
+                        if rng.chance(50) {
+                            format!("Shared.{n}@Example.ORG")
+                        } else {
+                            format!("shared.{n}@example.org")
+                        }
+                    } else if rng.chance(30) {
                         format!("Person.{i}.{k}@Example.COM")
                     } else {
                         format!("person.{i}.{k}@example.net")
@@ -273,10 +281,13 @@ impl Fixture {
 
     fn oracle_counts(&self, records: &[ContactRecord], q: &ContactQuery) -> Counts {
         let mut counts = Counts::default();
+        let mut addresses = AddressTally::default();
         for c in records.iter().filter(|c| in_query(c, q)) {
             let outcome = classify(c, q.now, self.is_suppressed(c), q.limit_to_uninvited);
             counts.add(c, outcome);
+            addresses.add(c, outcome, q.now);
         }
+        counts.duplicate_address = addresses.duplicates();
         counts
     }
 
@@ -799,6 +810,91 @@ pub async fn the_24_hour_hold_ends_exactly_at_24_hours(store: &dyn Store) {
         .await
         .unwrap();
     assert_eq!((limited.held_24h, limited.eligible), (0, 0));
+}
+
+/// Contacts sharing an address (in several spellings, across divisions): a count's
+/// `duplicate_address` is every eligible contact of an address but one, and all of them
+/// when a contact of the selection with the address was invited within 24 hours. Another
+/// tenant's contact with the address changes nothing.
+pub async fn contacts_sharing_an_address_are_counted_in_duplicate_address(store: &dyn Store) {
+    let t = tenant("t1");
+    put_div(store, &t, "d1").await;
+    put_div(store, &t, "d2").await;
+    let one = |id: &str, division: &str, mail: &str| {
+        account(
+            &format!("acc-{id}"),
+            division,
+            vec![contact(id, "P", Some(mail), true)],
+        )
+    };
+    store
+        .upsert_accounts(
+            &t,
+            &[
+                one("pat1", "d1", "Pat@Example.org"),
+                one("pat2", "d1", "pat@example.ORG"),
+                one("pat3", "d2", "PAT@EXAMPLE.ORG"),
+                one("lee1", "d1", "lee@example.org"),
+                one("lee2", "d1", "LEE@example.org"),
+                one("solo", "d1", "solo@example.org"),
+            ],
+        )
+        .await
+        .unwrap();
+    let other = tenant("t2");
+    put_div(store, &other, "d1").await;
+    store
+        .upsert_accounts(&other, &[one("solo-t2", "d1", "Solo@example.org")])
+        .await
+        .unwrap();
+    let both = query(&["d1", "d2"], Filters::default(), false);
+    let counts = store.count_contacts(&t, &both).await.unwrap();
+    // Pat: 3 eligible, 2 skipped; Lee: 2 eligible, 1 skipped.
+    assert_eq!((counts.eligible, counts.duplicate_address), (6, 3));
+    let d1 = store
+        .count_contacts(&t, &query(&["d1"], Filters::default(), false))
+        .await
+        .unwrap();
+    assert_eq!((d1.eligible, d1.duplicate_address), (5, 2), "pat3 is in d2");
+
+    // Lee was invited an hour ago through lee1: lee2 gets nothing either.
+    store
+        .record_invited(&t, &cid("lee1"), NOW - Duration::hours(1))
+        .await
+        .unwrap();
+    let counts = store.count_contacts(&t, &both).await.unwrap();
+    assert_eq!(
+        (counts.eligible, counts.held_24h, counts.duplicate_address),
+        (5, 1, 3)
+    );
+    // Limited to uninvited contacts, lee1 (pending) is not targeted, but its invitation
+    // still holds the address.
+    let limited = store
+        .count_contacts(&t, &query(&["d1", "d2"], Filters::default(), true))
+        .await
+        .unwrap();
+    assert_eq!((limited.eligible, limited.duplicate_address), (5, 3));
+    // 24 hours after the invitation the address is free again: one of the two is emailed.
+    let mut later = both.clone();
+    later.now = NOW + Duration::hours(23) - Duration::seconds(1);
+    let counts = store.count_contacts(&t, &later).await.unwrap();
+    assert_eq!(
+        (counts.eligible, counts.duplicate_address),
+        (5, 3),
+        "23:59:59 after: still held"
+    );
+    later.now = NOW + Duration::hours(23);
+    let counts = store.count_contacts(&t, &later).await.unwrap();
+    assert_eq!((counts.eligible, counts.duplicate_address), (6, 3));
+    // The eligible list is the eligible count, duplicates included.
+    let eligible = list_all(store, &t, &both, Group::Eligible, "", 10).await;
+    assert_eq!(eligible.len() as u64, 5);
+    // Nothing of the other tenant's is counted, nor is its contact a duplicate.
+    let theirs = store
+        .count_contacts(&other, &query(&["d1"], Filters::default(), false))
+        .await
+        .unwrap();
+    assert_eq!((theirs.eligible, theirs.duplicate_address), (1, 0));
 }
 
 pub async fn suppressed_addresses_are_counted_case_insensitively(store: &dyn Store) {

@@ -458,14 +458,16 @@ mod dynamodb_registration {
             .await
             .unwrap();
         assert!(matches!(new, RegisterOutcome::NewLogin(_)));
+        // The locator and login, the address index (the address's other contacts), the write.
         assert_eq!(
             (
                 counter.get("BatchGetItem"),
+                counter.get("Query"),
                 counter.get("TransactWriteItems")
             ),
-            (1, 1)
+            (1, 1, 1)
         );
-        assert_eq!(counter.total(), 2);
+        assert_eq!(counter.total(), 3);
 
         counter.reset();
         let existing = store
@@ -473,7 +475,7 @@ mod dynamodb_registration {
             .await
             .unwrap();
         assert!(matches!(existing, RegisterOutcome::ExistingLogin(_)));
-        assert_eq!(counter.total(), 2);
+        assert_eq!(counter.total(), 3);
 
         counter.reset();
         let used = store
@@ -482,7 +484,7 @@ mod dynamodb_registration {
             .unwrap();
         assert_eq!(used, RegisterOutcome::TokenUsed);
         // The invitation's `ALL_OLD` copy tells a used token from a missing one: no read.
-        assert_eq!(counter.total(), 2);
+        assert_eq!(counter.total(), 3);
 
         let hash = RegistrationToken::generate().hash();
         let expires = NOW + Duration::days(1);
@@ -542,6 +544,108 @@ mod dynamodb_registration {
         // The account item, then one copy per contact.
         assert_eq!(counter.get("UpdateItem"), 4);
         assert_eq!(counter.total(), 4);
+    }
+
+    /// A contact sync item with an address carries the address index's keys (normalized
+    /// address, contact id); one without carries none.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn contact_sync_items_are_indexed_by_their_normalized_address() {
+        let (fx, _) = fixture().await;
+        let store = &fx.store;
+        seed(store, 1).await;
+        let account = AccountBuilder::new("a2")
+            .contact(
+                ContactBuilder::new("x1")
+                    .name("X")
+                    .email("Mixed.Case@Example.COM"),
+            )
+            .contact(ContactBuilder::new("x2").name("Y"))
+            .build();
+        store.upsert_accounts(&t(), &[account]).await.unwrap();
+        let shard = |c: &str| {
+            let pk = (0..16)
+                .map(|s| format!("T#t1#D#d1#S#{s:02}"))
+                .collect::<Vec<_>>();
+            (pk, format!("C#{c}"))
+        };
+        let mut found = Vec::new();
+        for c in ["x1", "x2"] {
+            let (pks, sk) = shard(c);
+            for pk in pks {
+                if let Some(item) = raw_item(&fx, &pk, &sk).await {
+                    found.push((c, item.get("gsi1pk").cloned(), item.get("gsi1sk").cloned()));
+                }
+            }
+        }
+        assert_eq!(
+            found,
+            vec![
+                (
+                    "x1",
+                    Some(AttributeValue::S(
+                        "T#t1#EMAIL#mixed.case@example.com".into()
+                    )),
+                    Some(AttributeValue::S("x1".into()))
+                ),
+                ("x2", None, None),
+            ]
+        );
+    }
+
+    /// 60 other contacts share the registration's address: 48 are accepted in its own
+    /// transaction, the other 12 in one follow-up transaction with the login's update.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_address_past_one_transaction_costs_one_more_transaction_per_49_contacts() {
+        let (fx, counter) = fixture().await;
+        let store = &fx.store;
+        let campaign = seed(store, 1).await;
+        let account = AccountBuilder::new("a2")
+            .contacts((0..60).map(|i| {
+                ContactBuilder::new(format!("s{i:02}"))
+                    .name("S")
+                    .email(if i % 2 == 0 {
+                        "shared@example.com"
+                    } else {
+                        "SHARED@example.com"
+                    })
+            }))
+            .build();
+        store.upsert_accounts(&t(), &[account]).await.unwrap();
+        counter.reset();
+        let outcome = store
+            .register(
+                &t(),
+                &by_invitation("Shared@Example.com", 0, &campaign),
+                NOW,
+            )
+            .await
+            .unwrap();
+        let RegisterOutcome::NewLogin(login) = outcome else {
+            panic!("expected a new login, got {outcome:?}");
+        };
+        assert_eq!(login.contact_ids.len(), 61);
+        assert_eq!(
+            (
+                counter.get("BatchGetItem"),
+                counter.get("Query"),
+                counter.get("TransactWriteItems")
+            ),
+            (1, 1, 2)
+        );
+        assert_eq!(counter.total(), 4);
+        let stored = store
+            .get_login(&t(), &email("shared@example.com"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.contact_ids, login.contact_ids);
+        assert_eq!(
+            stored.account_ids,
+            vec![
+                AccountId::parse("a1").unwrap(),
+                AccountId::parse("a2").unwrap()
+            ]
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -710,6 +710,231 @@ pub async fn registering_through_an_invitation_accepts_the_contact_and_uses_the_
         .unwrap());
 }
 
+/// Account `id` in `division` with one contact `{id}-c0` whose address is `mail`.
+fn one_contact(id: &str, division: &str, mail: &str) -> Account {
+    AccountBuilder::new(id)
+        .division(division)
+        .contact(
+            ContactBuilder::new(format!("{id}-c0"))
+                .name("Pat")
+                .email(mail),
+        )
+        .build()
+}
+
+/// Three contacts of a tenant share an address in three spellings, in two divisions; one
+/// more has another address, and another tenant has a contact with the same address.
+/// Registering through one's link accepts the three and names them in the login; nothing
+/// else moves.
+pub async fn registering_through_one_link_accepts_every_contact_of_the_address(store: &dyn Store) {
+    let tenant = t("reg-addr");
+    let other = t("reg-addr-other");
+    put_div(store, &tenant, "d1").await;
+    put_div(store, &tenant, "d2").await;
+    put_div(store, &other, "d1").await;
+    store
+        .upsert_accounts(
+            &tenant,
+            &[
+                one_contact("a1", "d1", "Pat@Example.org"),
+                one_contact("a2", "d2", "pat@example.ORG"),
+                one_contact("a3", "d1", "PAT@EXAMPLE.ORG"),
+                one_contact("a4", "d1", "someone@example.org"),
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .upsert_accounts(&other, &[one_contact("a1", "d1", "pat@example.org")])
+        .await
+        .unwrap();
+    let (campaign, _) = invite(store, &tenant, &["a1-c0"]).await;
+
+    let outcome = store
+        .register(
+            &tenant,
+            &by_invitation("Pat@Example.org", "a1-c0", "a1", &campaign),
+            NOW,
+        )
+        .await
+        .unwrap();
+    let RegisterOutcome::NewLogin(login) = outcome else {
+        panic!("expected a new login, got {outcome:?}");
+    };
+    let three = vec![cid("a1-c0"), cid("a2-c0"), cid("a3-c0")];
+    assert_eq!(sorted(&login.contact_ids), three);
+    assert_eq!(
+        sorted(&login.account_ids),
+        vec![aid("a1"), aid("a2"), aid("a3")]
+    );
+    let stored = store
+        .get_login(&tenant, &email("pat@example.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(sorted(&stored.contact_ids), three);
+    assert_eq!(
+        sorted(&stored.account_ids),
+        vec![aid("a1"), aid("a2"), aid("a3")]
+    );
+    for c in ["a1-c0", "a2-c0", "a3-c0"] {
+        assert_eq!(
+            status_of(store, &tenant, c).await,
+            PortalStatus::Accepted,
+            "{c}"
+        );
+    }
+    assert_eq!(
+        status_of(store, &tenant, "a4-c0").await,
+        PortalStatus::NotSent,
+        "another address"
+    );
+    assert_eq!(
+        status_of(store, &other, "a1-c0").await,
+        PortalStatus::NotSent,
+        "another tenant's contact with the address"
+    );
+    assert_eq!(
+        store
+            .get_login(&other, &email("pat@example.org"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// An address that already has a login (a portal-key sign-up without a contact): registering
+/// through a link of the address adds every contact of the address to it.
+pub async fn a_link_joining_an_existing_login_brings_every_contact_of_the_address(
+    store: &dyn Store,
+) {
+    let tenant = t("reg-addr-join");
+    put_div(store, &tenant, "d1").await;
+    store
+        .upsert_accounts(
+            &tenant,
+            &[
+                one_contact("a1", "d1", "lee@example.org"),
+                one_contact("a2", "d1", "LEE@example.org"),
+                one_contact("k1", "d1", "keyholder@example.org"),
+            ],
+        )
+        .await
+        .unwrap();
+    let first = store
+        .register(
+            &tenant,
+            &by_key(
+                "Lee@Example.org",
+                None,
+                "k1",
+                [7; 32],
+                NOW + Duration::days(2),
+            ),
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(first, RegisterOutcome::NewLogin(_)), "{first:?}");
+    let (campaign, _) = invite(store, &tenant, &["a2-c0"]).await;
+
+    let outcome = store
+        .register(
+            &tenant,
+            &by_invitation("LEE@example.org", "a2-c0", "a2", &campaign),
+            NOW,
+        )
+        .await
+        .unwrap();
+    let RegisterOutcome::ExistingLogin(login) = outcome else {
+        panic!("expected the existing login, got {outcome:?}");
+    };
+    assert_eq!(sorted(&login.contact_ids), vec![cid("a1-c0"), cid("a2-c0")]);
+    assert_eq!(
+        sorted(&login.account_ids),
+        vec![aid("a1"), aid("a2"), aid("k1")]
+    );
+    let stored = store
+        .get_login(&tenant, &email("lee@example.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sorted(&stored.contact_ids),
+        vec![cid("a1-c0"), cid("a2-c0")]
+    );
+    for c in ["a1-c0", "a2-c0"] {
+        assert_eq!(status_of(store, &tenant, c).await, PortalStatus::Accepted);
+    }
+    assert_eq!(
+        status_of(store, &tenant, "k1-c0").await,
+        PortalStatus::NotSent
+    );
+}
+
+/// More contacts share one address than one DynamoDB transaction holds (48 beside the
+/// registration's own items): every one is accepted and named in the login all the same.
+pub async fn an_address_shared_by_sixty_contacts_accepts_all_sixty(store: &dyn Store) {
+    let tenant = t("reg-addr-many");
+    put_div(store, &tenant, "d1").await;
+    let spellings = ["many@example.org", "Many@Example.org", "MANY@EXAMPLE.ORG"];
+    let accounts: Vec<Account> = (0..12)
+        .map(|a| {
+            AccountBuilder::new(format!("a{a:02}"))
+                .contacts((0..5).map(|i| {
+                    ContactBuilder::new(format!("a{a:02}-c{i}"))
+                        .name("M")
+                        .email(spellings[(a + i) % spellings.len()])
+                }))
+                .build()
+        })
+        .chain([one_contact("z1", "d1", "not-many@example.org")])
+        .collect();
+    store.upsert_accounts(&tenant, &accounts).await.unwrap();
+    let (campaign, _) = invite(store, &tenant, &["a05-c2"]).await;
+
+    let outcome = store
+        .register(
+            &tenant,
+            &by_invitation("many@example.org", "a05-c2", "a05", &campaign),
+            NOW,
+        )
+        .await
+        .unwrap();
+    let RegisterOutcome::NewLogin(login) = outcome else {
+        panic!("expected a new login, got {outcome:?}");
+    };
+    let all: BTreeSet<_> = (0..12)
+        .flat_map(|a| (0..5).map(move |i| cid(&format!("a{a:02}-c{i}"))))
+        .collect();
+    assert_eq!(
+        login.contact_ids.iter().cloned().collect::<BTreeSet<_>>(),
+        all
+    );
+    assert_eq!(login.account_ids.len(), 12);
+    let stored = store
+        .get_login(&tenant, &email("MANY@example.org"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stored.contact_ids.iter().cloned().collect::<BTreeSet<_>>(),
+        all
+    );
+    assert_eq!(stored.contact_ids.len(), 60);
+    for c in &all {
+        assert_eq!(
+            status_of(store, &tenant, c.as_str()).await,
+            PortalStatus::Accepted,
+            "{c}"
+        );
+    }
+    assert_eq!(
+        status_of(store, &tenant, "z1-c0").await,
+        PortalStatus::NotSent
+    );
+}
+
 /// 50 registrations of one address (in several spellings), each through another contact's
 /// invitation, all at once: one login, naming every contact and account.
 pub async fn fifty_concurrent_registrations_of_one_address_make_one_login(store: &dyn Store) {

@@ -12,8 +12,8 @@ use super::keys::{self, SHARDS};
 use super::{batch, ops};
 use super::{values, DynamoStore};
 use portal_core::domain::{
-    classify, ContactId, ContactRecord, Counts, DivisionId, FilterValues, Group, PortalStatus,
-    TenantId,
+    classify, AddressTally, ContactId, ContactRecord, Counts, DivisionId, FilterValues, Group,
+    PortalStatus, TenantId,
 };
 use portal_core::ports::{
     ContactQuery, ContactStateStore, ContactStore, ListQuery, Page, StoreError,
@@ -50,13 +50,15 @@ impl DynamoStore {
         shard: u8,
         query: &ContactQuery,
         suppressed: &HashSet<String>,
-    ) -> Result<Counts, StoreError> {
+    ) -> Result<(Counts, AddressTally), StoreError> {
         let (projection, names) = items::projection(items::COUNT_PROJECTION);
         let mut counts = Counts::default();
+        let mut addresses = AddressTally::default();
         let mut merger = Merger::new(division.clone());
         let mut fold = |c: ContactRecord| {
             if let Some(outcome) = Self::classify(query, suppressed, &c) {
                 counts.add(&c, outcome);
+                addresses.add(&c, outcome, query.now);
             }
         };
         let query = self
@@ -77,7 +79,7 @@ impl DynamoStore {
         if let Some(c) = merger.finish() {
             fold(c);
         }
-        Ok(counts)
+        Ok((counts, addresses))
     }
 
     /// The division a contact lives in, from its locator (strongly consistent).
@@ -175,13 +177,21 @@ impl ContactStore for DynamoStore {
                     .boxed()
             })
             .collect();
-        futures::stream::iter(partitions)
+        // An address's contacts may sit in any partition: the tally is merged across all of
+        // them before `duplicate_address` is read.
+        let (mut counts, addresses) = futures::stream::iter(partitions)
             .buffer_unordered(COUNT_CONCURRENCY)
-            .try_fold(Counts::default(), |mut total, part| async move {
-                total.merge(&part);
-                Ok(total)
-            })
-            .await
+            .try_fold(
+                (Counts::default(), AddressTally::default()),
+                |(mut total, mut tally), (part, part_tally)| async move {
+                    total.merge(&part);
+                    tally.merge(part_tally);
+                    Ok((total, tally))
+                },
+            )
+            .await?;
+        counts.duplicate_address = addresses.duplicates();
+        Ok(counts)
     }
 
     async fn list_contacts(

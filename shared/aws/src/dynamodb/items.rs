@@ -264,6 +264,9 @@ pub(super) fn encode_sync_item(tenant: &portal_core::domain::TenantId, c: &Conta
     put(NAME, s(&c.contact_name));
     if let Some(e) = &c.email {
         put(EMAIL, s(e.as_str()));
+        // The address index (`gsi1`): registration finds every contact of the address.
+        put(GSI1PK, s(keys::address_gsi_pk(tenant, &e.normalized())));
+        put(GSI1SK, s(c.contact_id.as_str()));
     }
     put(PHONE, s(&c.phone));
     put(BILLING, AttributeValue::Bool(c.billing));

@@ -236,6 +236,21 @@ pub(super) fn token_gsi_pk(token_hash: &[u8; 32]) -> String {
     format!("TOK#{}", hex(token_hash))
 }
 
+/// `gsi1pk` of a contact sync item with an address: the tenant's contacts by normalized
+/// address (the last component: any character is safe in it).
+pub(super) fn address_gsi_pk(t: &TenantId, email_normalized: &str) -> String {
+    format!("T#{t}#EMAIL#{email_normalized}")
+}
+
+/// The division of a (division, shard) partition key of `t`'s, if it is one.
+pub(super) fn division_of_partition_pk<'a>(t: &TenantId, pk: &'a str) -> Option<&'a str> {
+    pk.strip_prefix("T#")?
+        .strip_prefix(t.as_str())?
+        .strip_prefix("#D#")?
+        .rsplit_once("#S#")
+        .map(|(d, _)| d)
+}
+
 /// A login, by the normalized address (the last component: any character is safe in it).
 pub(super) fn login_pk(t: &TenantId, email_normalized: &str) -> String {
     format!("T#{t}#LOGIN#{email_normalized}")
@@ -355,6 +370,20 @@ mod tests {
 
     fn div(s: &str) -> DivisionId {
         DivisionId::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_partition_key_names_its_division_for_its_own_tenant_only() {
+        let t = TenantId::parse("t1").unwrap();
+        let pk = partition_pk(&t, &div("oak-hills"), 7);
+        assert_eq!(division_of_partition_pk(&t, &pk), Some("oak-hills"));
+        let other = TenantId::parse("t11").unwrap();
+        assert_eq!(division_of_partition_pk(&other, &pk), None);
+        assert_eq!(division_of_partition_pk(&t, "T#t1#ACC#a1"), None);
+        assert_eq!(
+            address_gsi_pk(&t, "pat@example.org"),
+            "T#t1#EMAIL#pat@example.org"
+        );
     }
 
     #[test]

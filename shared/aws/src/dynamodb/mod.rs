@@ -9,17 +9,21 @@
 //! item. Ids never contain `#` (the domain rejects it), so keys cannot collide or be forged
 //! by choosing an id.
 //!
-//! `gsi1` (`gsi1pk`/`gsi1sk`, projection ALL) is a sparse, overloaded index. Four kinds of
+//! `gsi1` (`gsi1pk`/`gsi1sk`, projection ALL) is a sparse, overloaded index. Five kinds of
 //! item carry its keys: an account item (`T#{t}#ANUM#{account number}` / account id: the
-//! portal-key sign-up finds an account by its number), an invitation
+//! portal-key sign-up finds an account by its number), a contact sync item with an address
+//! (`T#{t}#EMAIL#{normalized email}` / contact id: registering through one link accepts every
+//! contact of the tenant with the address), an invitation
 //! (`TOK#{hex SHA-256 of its token}` / `T#{t}`: an invitation link names no tenant, its
-//! token finds the invitation) and an *enabled* recurring setting (`REC#ENABLED` /
+//! token finds the invitation), an *enabled* recurring setting (`REC#ENABLED` /
 //! `T#{t}#{setting}`: the scheduler of one machine lists every tenant's enabled settings
 //! without a Scan) and an *unfinished* campaign (`ACTIVE#CMP` / `{created_at}#T#{t}#{campaign}`:
 //! the sweeper lists every tenant's campaigns not yet completed or failed, see `sweep`). All
-//! are written anyway (sync's account items, claims' invitations,
-//! saved settings), so the index costs one index write per such write and nothing else.
-//! Every lookup tolerates its eventual consistency (see `registration`, `recurring`).
+//! are written anyway (sync's account and contact sync items, claims' invitations, saved
+//! settings), so the index costs one index write per such write and no request: a sync
+//! rewrites each sync item whole, so it also writes its address entry (the index holds a copy
+//! of every sync item with an address, ~as much storage again as those items). Every lookup
+//! tolerates its eventual consistency (see `registration`, `recurring`).
 //! Contact lookups by id deliberately do *not* use a GSI: see the locator item below.
 //!
 //! # Items
@@ -29,10 +33,12 @@
 //! | division | `T#{t}` | `DIV#{division}` | `name`, `email_from`, `last_bulk_sent_at`?, `first_synced_at`? (set when `put_division` creates the item, never changed; absent on divisions written before it was kept), `fv`? (`kept` when created, `off`, or absent: whether its filter-value summary is believed, see `filter_values`) |
 //! | account | `T#{t}#ACC#{account}` | `A` | `div`, `contacts` (list of its contact ids), `pkey` (its portal key), `acc_no`, `acc_name`, `gsi1pk` = `T#{t}#ANUM#{acc_no}`, `gsi1sk` = account id, `class`, `bill_group`, `source`, `site_source`, `ver` (N; the last five absent on items written before filter-value summaries were kept) |
 //! | contact locator | `T#{t}#C#{contact}` | `L` | `div`, `acc` |
-//! | contact sync item | `T#{t}#D#{division}#S#{shard:02}` | `C#{contact}` | `acc`, `name`, `email`?, `phone`, `billing`, and the account's `acc_no`, `acc_name`, `class`, `bill_group`, `source`, `site_source`, `active`, `balance` (N), `autopay`, `pkey` (copy of the account's key) |
+//! | contact sync item | `T#{t}#D#{division}#S#{shard:02}` | `C#{contact}` | `acc`, `name`, `email`?, `gsi1pk` = `T#{t}#EMAIL#{normalized email}` and `gsi1sk` = contact id (with `email` only), `phone`, `billing`, and the account's `acc_no`, `acc_name`, `class`, `bill_group`, `source`, `site_source`, `active`, `balance` (N), `autopay`, `pkey` (copy of the account's key) |
 //! | contact state item | same as its sync item | `C#{contact}#ST` | `status`?, `invited_at`?, `n_inv`? (N: `invitations_sent`, added to by each claim), `last_login`?, `other_emails`? (string set) |
 //! | suppression | `T#{t}#SUP` | `E#{lowercased email}` | `reason`, `at` |
 //! | filter-value summary shard | `T#{t}#FV` | `{division}#{shard:02}` | `{field}\|{value}` (N): contacts with that value, this shard's part (see `filter_values`) |
+//! | address claim | `T#{t}#ADDR#{hex SHA-256 of the normalized email}` | `ADDR` | `at`, `cmp`, `contact`, `ttl` (see `campaigns`: one invitation per address per 24 hours) |
+//! | delivery lease, counted fan-out page | `T#{t}#RUN#{campaign}` | `LEASE#{batch}`, `PAGE#{key}` | see `leases` |
 //! | campaign, invitation, division's campaign, idempotency key, selection chunk | `T#{t}#CMP#{campaign}`, `T#{t}#DCMP#{division}`, `T#{t}#IDEM#{hash}`, `T#{t}#SEL#{campaign}` | `CMP`, `INV#{contact}`, `{campaign}`, `IDEM`, `{chunk:04}` | see `campaigns` (the 24-hour rules as transactions) |
 //! | template | `T#{t}` | `TPL#{template}` | `name`, `subject`, `html`, `text` (raw), `kind` (see `templates`) |
 //! | login | `T#{t}#LOGIN#{normalized email}` | `LOGIN` | `email`, `name`, `cids`/`aids` (string sets), `via`, `confirmed`, `provisioned`, `at` (see `registration`) |
@@ -97,7 +103,7 @@
 //! | `set_portal_key` | UpdateItem account (`ALL_NEW`), then UpdateItem per contact sync item (`acc = account`) |
 //! | `find_account_by_number` | Query `gsi1` `T#{t}#ANUM#{number}`, GetItem the account, BatchGetItem its sync items (projected) |
 //! | `find_token` | Query `gsi1` `TOK#{hex}` |
-//! | `register` (invitation) | BatchGetItem locator + login; TransactWriteItems: Update invitation (`token_used_at`, unused only), ConditionCheck sync item, Update state item (`accepted`), Put login (`attribute_not_exists`) or Update login (`ADD` ids); a lost race on the address: one more TransactWriteItems |
+//! | `register` (invitation) | BatchGetItem locator + login; Query `gsi1` `T#{t}#EMAIL#{address}` (the address's other contacts); TransactWriteItems: Update invitation (`token_used_at`, unused only), ConditionCheck sync item, Update state item (`accepted`), Put login (`attribute_not_exists`) or Update login (`ADD` ids), and per other contact of the address (up to 48) ConditionCheck its sync item's address + Update its state item (`accepted`); past 48, one more TransactWriteItems per 49; a lost race on the address: one more TransactWriteItems |
 //! | `register` (portal key) | TransactWriteItems: Put login, Put confirmation (both `attribute_not_exists`), ConditionCheck account; an existing login is the Put's `ALL_OLD` copy |
 //! | `get_login`, `find_confirmation` | GetItem (the link, then its login) |
 //! | `mark_provisioned` | UpdateItem `attribute_exists(pk)` |

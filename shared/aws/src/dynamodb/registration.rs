@@ -12,7 +12,11 @@
 //!
 //! and on items of other modules: the account item's `pkey`, `acc_no`, `acc_name` and its
 //! number index entry (`gsi1pk = T#{t}#ANUM#{number}`, `gsi1sk` = account id); each contact
-//! sync item's copy `pkey`; the invitation's token index entry (`gsi1pk = TOK#{hex hash}`,
+//! sync item's copy `pkey` and, when it has an address, its address index entry
+//! (`gsi1pk = T#{t}#EMAIL#{normalized email}`, `gsi1sk` = contact id: written by every sync
+//! with the item itself, so an address change or a deleted contact moves or leaves the index
+//! with it, and a contact synced before the index existed is found after its next sync); the
+//! invitation's token index entry (`gsi1pk = TOK#{hex hash}`,
 //! `gsi1sk = T#{t}`) and `token_used_at`; the contact state item's `other_emails` (string set).
 //!
 //! One login per address is the login item's key: it is created only with
@@ -22,17 +26,30 @@
 //! # Registering
 //!
 //! **Through an invitation**: one BatchGetItem reads the contact's locator (its partition) and
-//! the login, then one TransactWriteItems: an Update of the invitation `SET token_used_at`
+//! the login, one Query of the address index finds the tenant's other contacts with the
+//! address (compared by [`Email::normalized`]: the index key is the normalized address), then
+//! one TransactWriteItems: an Update of the invitation `SET token_used_at`
 //! under `attribute_exists(pk) AND attribute_not_exists(token_used_at)`; a ConditionCheck
 //! that the contact's sync item exists; an Update of its state item `SET status = accepted`;
-//! and the login — a Put under `attribute_not_exists(pk)` when none was read (confirmed, not
-//! provisioned), else an Update `ADD`ing the contact and account to its sets under
-//! `attribute_exists(pk)`. A cancellation says what failed: the invitation (its `ALL_OLD`
+//! the login — a Put under `attribute_not_exists(pk)` when none was read (confirmed, not
+//! provisioned), else an Update `ADD`ing the contacts and accounts to its sets under
+//! `attribute_exists(pk)`; and, for each other contact of the address, a ConditionCheck that
+//! its sync item still carries the address's index key (the index is eventually consistent:
+//! a contact whose address changed or that was deleted a moment ago is left out, and the
+//! round retried without it) and the Update of its state item `SET status = accepted`. The
+//! login names every contact accepted, and their accounts. A cancellation says what failed: the invitation (its `ALL_OLD`
 //! copy exists → `TokenUsed`, else `Missing`), the contact (`Missing`), or the login Put
 //! (another registration of the address won the race: its `ALL_OLD` copy is the login, and
 //! the next round adds to it). Conflicts are retried with back-off, at most
-//! [`MAX_REGISTER_ROUNDS`] rounds. Requests: 1 BatchGetItem + 1 TransactWriteItems; a lost
-//! race on the address costs one more TransactWriteItems.
+//! [`MAX_REGISTER_ROUNDS`] rounds. Requests: 1 BatchGetItem + 1 Query + 1 TransactWriteItems;
+//! a lost race on the address costs one more TransactWriteItems.
+//!
+//! The transaction holds 48 other contacts of the address (4 + 2 × 48 = 100 items, DynamoDB's
+//! limit). Past 48, the rest are accepted right after it, 49 per TransactWriteItems, each
+//! with the login's `ADD` of exactly those contacts: so the login never names a contact that
+//! is not `accepted`, but a process that dies in between leaves the rest `not_sent`/`pending`
+//! (their own links still register and join the login). Contacts of other tenants are never
+//! read: the index key begins with the caller's tenant.
 //!
 //! **With a portal key**: one TransactWriteItems, no read: a Put of the login (unconfirmed)
 //! under `attribute_not_exists(pk)`, a Put of the confirmation link under
@@ -117,6 +134,20 @@ pub(super) const MAX_REGISTER_ROUNDS: u32 = 8;
 const CONFIRMATION_RETENTION: Duration = Duration::days(7);
 /// Contact state updates that fit in the confirmation transaction beside the link and login.
 const CONFIRM_CONTACTS_PER_TRANSACTION: usize = 98;
+/// Other contacts of the address that fit in a registration's transaction beside its four
+/// items (invitation, sync item check, state, login): each takes two, a check that its sync
+/// item still has the address and the update of its state item.
+const ADDRESS_CONTACTS_PER_TRANSACTION: usize = 48;
+/// The same in each follow-up transaction, beside the login's update.
+const ADDRESS_CONTACTS_PER_FOLLOW_UP: usize = 49;
+
+/// A contact found in the address index (`gsi1` on contact sync items).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AddressContact {
+    contact: ContactId,
+    division: DivisionId,
+    account: AccountId,
+}
 
 // Login item.
 const L_EMAIL: &str = "email";
@@ -302,6 +333,19 @@ fn gave_up(what: &str) -> StoreError {
     )
 }
 
+/// The login with `more` contacts and their accounts added (sorted, each once).
+fn with_contacts(mut login: Login, more: &[AddressContact]) -> Login {
+    for o in more {
+        login.contact_ids.push(o.contact.clone());
+        login.account_ids.push(o.account.clone());
+    }
+    login.contact_ids.sort();
+    login.contact_ids.dedup();
+    login.account_ids.sort();
+    login.account_ids.dedup();
+    login
+}
+
 impl DynamoStore {
     /// Sends one transaction (one at a time when serialised): `Ok(Err(reasons))` when it was
     /// cancelled.
@@ -478,6 +522,164 @@ impl DynamoStore {
             .await
     }
 
+    /// The tenant's contacts with this address: one Query of the address index (eventually
+    /// consistent; each write that relies on an entry checks its sync item first).
+    async fn contacts_with_address(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+    ) -> Result<Vec<AddressContact>, StoreError> {
+        let (projection, mut names) = items::projection(&[items::PK, items::SK, items::ACCOUNT]);
+        names.insert("#gpk".into(), items::GSI1PK.into());
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(super::GSI1)
+            .key_condition_expression("#gpk = :gpk")
+            .projection_expression(projection)
+            .set_expression_attribute_names(Some(names))
+            .expression_attribute_values(
+                ":gpk",
+                s(keys::address_gsi_pk(tenant, &email.normalized())),
+            );
+        let mut found = Vec::new();
+        ops::query_all(query, |item| {
+            // Only contact sync items carry this index's keys; anything else is not ours.
+            let Some(division) = keys::division_of_partition_pk(tenant, req_str(item, items::PK)?)
+            else {
+                return Ok(());
+            };
+            let contact = req_str(item, items::SK)?
+                .strip_prefix(keys::CONTACT_SK_PREFIX)
+                .and_then(|c| ContactId::parse(c).ok())
+                .ok_or_else(|| malformed("contact sort key"))?;
+            found.push(AddressContact {
+                contact,
+                division: DivisionId::parse(division).map_err(|_| malformed("division id"))?,
+                account: items::account_id(item, items::ACCOUNT)?,
+            });
+            Ok(())
+        })
+        .await?;
+        found.sort_by(|a, b| a.contact.cmp(&b.contact));
+        found.dedup_by(|a, b| a.contact == b.contact);
+        Ok(found)
+    }
+
+    /// The two transaction items that accept another contact of the address: a check that
+    /// its sync item still carries the address (the index may lag a sync), and its state.
+    fn accept_address_items(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+        other: &AddressContact,
+    ) -> Result<[TransactWriteItem; 2], StoreError> {
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(items::key(
+                keys::partition_pk(tenant, &other.division, keys::shard_of(&other.contact)),
+                keys::contact_sk(&other.contact),
+            )))
+            .condition_expression("#gpk = :gpk")
+            .expression_attribute_names("#gpk", items::GSI1PK)
+            .expression_attribute_values(
+                ":gpk",
+                s(keys::address_gsi_pk(tenant, &email.normalized())),
+            )
+            .build()
+            .map_err(build_err)?;
+        Ok([
+            TransactWriteItem::builder().condition_check(check).build(),
+            self.accept_item(tenant, &other.contact, &other.division)?,
+        ])
+    }
+
+    /// `ADD`s contacts and accounts to an existing login (the login must exist).
+    fn login_add_item(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+        contacts: &[ContactId],
+        accounts: &[AccountId],
+    ) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(login_key(tenant, email)))
+            .update_expression("ADD #c :c, #a :a")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#c", L_CONTACTS)
+            .expression_attribute_names("#a", L_ACCOUNTS)
+            .expression_attribute_values(
+                ":c",
+                AttributeValue::Ss(contacts.iter().map(ToString::to_string).collect()),
+            )
+            .expression_attribute_values(
+                ":a",
+                AttributeValue::Ss(accounts.iter().map(ToString::to_string).collect()),
+            )
+            .build()
+            .map_err(build_err)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Accepts `others` (contacts of the login's address past what the registration's own
+    /// transaction held) in transactions of [`ADDRESS_CONTACTS_PER_FOLLOW_UP`], each adding
+    /// its contacts to the login in the same write. A contact whose sync item no longer has
+    /// the address is left out. Answers the contacts and accounts accepted.
+    async fn accept_address_rest(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+        others: &[AddressContact],
+    ) -> Result<Vec<AddressContact>, StoreError> {
+        let mut accepted = Vec::new();
+        for chunk in others.chunks(ADDRESS_CONTACTS_PER_FOLLOW_UP) {
+            let mut chunk = chunk.to_vec();
+            let mut round = 0;
+            loop {
+                if chunk.is_empty() {
+                    break;
+                }
+                let contacts: Vec<ContactId> = chunk.iter().map(|o| o.contact.clone()).collect();
+                let accounts: Vec<AccountId> = chunk.iter().map(|o| o.account.clone()).collect();
+                let mut items = vec![self.login_add_item(tenant, email, &contacts, &accounts)?];
+                for o in &chunk {
+                    items.extend(self.accept_address_items(tenant, email, o)?);
+                }
+                let reasons = match self.transact(items).await? {
+                    Ok(()) => {
+                        accepted.append(&mut chunk);
+                        break;
+                    }
+                    Err(reasons) => reasons,
+                };
+                let stale: Vec<usize> = (0..chunk.len())
+                    .filter(|i| reason_code(&reasons, 1 + 2 * i) == CONDITION_FAILED)
+                    .collect();
+                if !stale.is_empty() {
+                    chunk = chunk
+                        .into_iter()
+                        .enumerate()
+                        .filter(|(i, _)| !stale.contains(i))
+                        .map(|(_, o)| o)
+                        .collect();
+                    continue;
+                }
+                if !all_retryable(&reasons) || round + 1 >= MAX_REGISTER_ROUNDS {
+                    return Err(if all_retryable(&reasons) {
+                        gave_up("accepting the address's contacts")
+                    } else {
+                        unexpected(&reasons)
+                    });
+                }
+                tokio::time::sleep(jitter(round)).await;
+                round += 1;
+            }
+        }
+        Ok(accepted)
+    }
+
     async fn register_invitation(
         &self,
         tenant: &TenantId,
@@ -512,6 +714,14 @@ impl DynamoStore {
         let Some(division) = division else {
             return Ok(RegisterOutcome::Missing);
         };
+        // Every other contact of the tenant with the address is accepted with this one.
+        let mut others: Vec<AddressContact> = self
+            .contacts_with_address(tenant, &reg.email)
+            .await?
+            .into_iter()
+            .filter(|o| &o.contact != contact)
+            .collect();
+        let mut rest = others.split_off(others.len().min(ADDRESS_CONTACTS_PER_TRANSACTION));
         let invitation_key = items::key(campaign_pk(tenant, campaign), invitation_sk(contact));
         let now_v = items::time_value(now)?;
         for round in 0..MAX_REGISTER_ROUNDS {
@@ -531,64 +741,75 @@ impl DynamoStore {
                 keys::partition_pk(tenant, &division, keys::shard_of(contact)),
                 keys::contact_sk(contact),
             );
+            let mut contact_ids = vec![contact.clone()];
+            let mut account_ids = vec![reg.account_id.clone()];
+            for o in &others {
+                contact_ids.push(o.contact.clone());
+                account_ids.push(o.account.clone());
+            }
             let (login_item, outcome) = match &existing {
                 None => {
-                    let login = Login {
+                    let mut login = Login {
                         email: reg.email.clone(),
                         name: reg.name.clone(),
-                        contact_ids: vec![contact.clone()],
-                        account_ids: vec![reg.account_id.clone()],
+                        contact_ids,
+                        account_ids,
                         via: LoginVia::Invitation,
                         confirmed: true,
                         provisioned: false,
                         created_at: now,
                     };
+                    login.contact_ids.sort();
+                    login.contact_ids.dedup();
+                    login.account_ids.sort();
+                    login.account_ids.dedup();
                     (
                         self.put_new(encode_login(tenant, &login)?)?,
                         RegisterOutcome::NewLogin(login),
                     )
                 }
                 Some(old) => {
-                    let update = Update::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(login_key.clone()))
-                        .update_expression("ADD #c :c, #a :a")
-                        .condition_expression("attribute_exists(pk)")
-                        .expression_attribute_names("#c", L_CONTACTS)
-                        .expression_attribute_names("#a", L_ACCOUNTS)
-                        .expression_attribute_values(
-                            ":c",
-                            AttributeValue::Ss(vec![contact.to_string()]),
-                        )
-                        .expression_attribute_values(
-                            ":a",
-                            AttributeValue::Ss(vec![reg.account_id.to_string()]),
-                        )
-                        .build()
-                        .map_err(build_err)?;
+                    let item =
+                        self.login_add_item(tenant, &reg.email, &contact_ids, &account_ids)?;
                     let mut login = old.clone();
-                    login.contact_ids.push(contact.clone());
+                    login.contact_ids.extend(contact_ids);
                     login.contact_ids.sort();
                     login.contact_ids.dedup();
-                    login.account_ids.push(reg.account_id.clone());
+                    login.account_ids.extend(account_ids);
                     login.account_ids.sort();
                     login.account_ids.dedup();
-                    (
-                        TransactWriteItem::builder().update(update).build(),
-                        RegisterOutcome::ExistingLogin(login),
-                    )
+                    (item, RegisterOutcome::ExistingLogin(login))
                 }
             };
-            let reasons = match self
-                .transact(vec![
-                    TransactWriteItem::builder().update(consume).build(),
-                    self.exists_check(sync_key)?,
-                    self.accept_item(tenant, contact, &division)?,
-                    login_item,
-                ])
-                .await?
-            {
-                Ok(()) => return Ok(outcome),
+            let mut items = vec![
+                TransactWriteItem::builder().update(consume).build(),
+                self.exists_check(sync_key)?,
+                self.accept_item(tenant, contact, &division)?,
+                login_item,
+            ];
+            for o in &others {
+                items.extend(self.accept_address_items(tenant, &reg.email, o)?);
+            }
+            let reasons = match self.transact(items).await? {
+                Ok(()) => {
+                    if rest.is_empty() {
+                        return Ok(outcome);
+                    }
+                    // More contacts share the address than one transaction holds: the rest
+                    // are accepted right after, each chunk with its login update.
+                    let accepted = self
+                        .accept_address_rest(tenant, &reg.email, &std::mem::take(&mut rest))
+                        .await?;
+                    return Ok(match outcome {
+                        RegisterOutcome::NewLogin(login) => {
+                            RegisterOutcome::NewLogin(with_contacts(login, &accepted))
+                        }
+                        RegisterOutcome::ExistingLogin(login) => {
+                            RegisterOutcome::ExistingLogin(with_contacts(login, &accepted))
+                        }
+                        other => other,
+                    });
+                }
                 Err(reasons) => reasons,
             };
             if reason_code(&reasons, 0) == CONDITION_FAILED {
@@ -608,6 +829,20 @@ impl DynamoStore {
             }
             if reason_code(&reasons, 1) == CONDITION_FAILED {
                 return Ok(RegisterOutcome::Missing);
+            }
+            // Another contact whose sync item no longer has the address (the index lagged
+            // a sync): leave it out and try again.
+            let stale: Vec<usize> = (0..others.len())
+                .filter(|i| reason_code(&reasons, 4 + 2 * i) == CONDITION_FAILED)
+                .collect();
+            if !stale.is_empty() {
+                others = others
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| !stale.contains(i))
+                    .map(|(_, o)| o)
+                    .collect();
+                continue;
             }
             if reason_code(&reasons, 3) == CONDITION_FAILED {
                 // Another registration made the login first: add to it.

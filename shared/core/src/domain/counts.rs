@@ -4,6 +4,13 @@
 //! (`accepted + pending + not_sent = total`). The contacts a send would target —
 //! `not_sent`, plus `pending` when `limit_to_uninvited` is off — each fall in exactly one of
 //! `no_email`, `suppressed`, `held_24h`, `eligible`, checked in that order.
+//!
+//! One address gets at most one invitation per rolling 24 hours, whichever contact it
+//! belongs to, so some `eligible` contacts get no email of their own: [`AddressTally`] counts
+//! them (`duplicate_address`, a part of `eligible`), beside [`classify`], which judges one
+//! contact alone.
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -63,6 +70,13 @@ pub struct Counts {
     pub held_24h: u64,
     pub suppressed: u64,
     pub no_email: u64,
+    /// Of `eligible`, the contacts a send would skip because their address (compared
+    /// case-insensitively) is another eligible contact's that comes first, or was invited
+    /// within the last 24 hours through another contact of the selection. A send emails
+    /// `eligible - duplicate_address` contacts. Set from an [`AddressTally`] of the whole
+    /// selection ([`Counts::add`] cannot see other contacts).
+    #[serde(default)]
+    pub duplicate_address: u64,
 }
 
 impl Counts {
@@ -95,7 +109,69 @@ impl Counts {
         self.held_24h += o.held_24h;
         self.suppressed += o.suppressed;
         self.no_email += o.no_email;
+        self.duplicate_address += o.duplicate_address;
     }
+}
+
+/// The addresses of a selection's contacts, for `duplicate_address`: fed every contact that
+/// passed the filters with its [`classify`] outcome, in any order and in any number of parts
+/// ([`AddressTally::merge`]).
+///
+/// Each address is kept as a 64-bit FNV-1a hash of its normalized form (16 bytes an address
+/// instead of the text: a million addresses fit in a Lambda's memory). Two addresses of one
+/// selection sharing a hash would count as one: for a million addresses the odds are about
+/// 3 in 100 million.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressTally {
+    /// Per address: eligible contacts, and whether a contact with it was invited within
+    /// [`HOLD_WINDOW`].
+    addresses: HashMap<u64, (u64, bool)>,
+}
+
+impl AddressTally {
+    /// Adds one contact that passed the filters, classified at `now`.
+    pub fn add(&mut self, c: &ContactRecord, outcome: SendOutcome, now: OffsetDateTime) {
+        let Some(email) = &c.email else { return };
+        let eligible = outcome == SendOutcome::Eligible;
+        let recent = c.last_invited_at.is_some_and(|t| now < t + HOLD_WINDOW);
+        if !eligible && !recent {
+            return;
+        }
+        let entry = self
+            .addresses
+            .entry(address_hash(email.as_str()))
+            .or_default();
+        entry.0 += u64::from(eligible);
+        entry.1 |= recent;
+    }
+
+    /// Adds another part of the same selection.
+    pub fn merge(&mut self, other: AddressTally) {
+        for (k, (n, recent)) in other.addresses {
+            let entry = self.addresses.entry(k).or_default();
+            entry.0 += n;
+            entry.1 |= recent;
+        }
+    }
+
+    /// Eligible contacts a send would skip: all of an address invited within 24 hours, all
+    /// but the first of any other address.
+    pub fn duplicates(&self) -> u64 {
+        self.addresses
+            .values()
+            .map(|&(n, recent)| if recent { n } else { n.saturating_sub(1) })
+            .sum()
+    }
+}
+
+/// FNV-1a of the address's ASCII-lowercased bytes ([`super::Email::normalized`], unallocated).
+fn address_hash(address: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in address.bytes() {
+        h ^= u64::from(b.to_ascii_lowercase());
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 /// A recipient list: each count a manager can drill into.
@@ -181,6 +257,44 @@ mod tests {
             portal_key: None,
             invitations_sent: 0,
         }
+    }
+
+    fn with(id: &str, mail: &str, invited: Option<OffsetDateTime>) -> ContactRecord {
+        let mut c = contact(PortalStatus::NotSent, true, invited);
+        c.contact_id = ContactId::parse(id).unwrap();
+        c.email = Some(Email::parse(mail).unwrap());
+        c
+    }
+
+    #[test]
+    fn shared_addresses_leave_one_eligible_contact_or_none_when_recently_invited() {
+        let now = datetime!(2026-11-01 10:00:00 UTC);
+        let contacts = [
+            with("a", "Pat@Example.org", None),
+            with("b", "pat@example.ORG", None),
+            with("c", "PAT@EXAMPLE.ORG", None),
+            with("d", "lee@example.org", None),
+            // Lee was invited an hour ago through another contact: Lee's other is skipped.
+            with("e", "Lee@example.org", Some(now - Duration::hours(1))),
+            // Kim's invitation is 24 hours old: it holds nothing any more.
+            with("f", "kim@example.org", Some(now - Duration::hours(24))),
+            with("g", "KIM@example.org", None),
+            with("h", "solo@example.org", None),
+        ];
+        let mut whole = AddressTally::default();
+        let (mut left, mut right) = (AddressTally::default(), AddressTally::default());
+        let mut eligible = 0;
+        for (i, c) in contacts.iter().enumerate() {
+            let outcome = classify(c, now, false, false);
+            eligible += u64::from(outcome == SendOutcome::Eligible);
+            whole.add(c, outcome, now);
+            if i % 2 == 0 { &mut left } else { &mut right }.add(c, outcome, now);
+        }
+        assert_eq!(eligible, 7, "e is held");
+        // Pat: 2 of 3; Lee: d; Kim: 1 of 2; solo: none.
+        assert_eq!(whole.duplicates(), 4);
+        left.merge(right);
+        assert_eq!(left.duplicates(), 4, "parts merge to the whole");
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub use campaign::{
     PickedContacts, RecurringRun, RegistrationToken, Skipped, Trigger, MAX_CAMPAIGN_DIVISIONS,
     MAX_SELECTED_CONTACTS,
 };
-pub use counts::{classify, Counts, Group, SendOutcome, HOLD_WINDOW};
+pub use counts::{classify, AddressTally, Counts, Group, SendOutcome, HOLD_WINDOW};
 pub use email::Email;
 pub use filter_values::{FilterField, FilterValues};
 pub use filters::Filters;

@@ -74,7 +74,9 @@ pub struct NewRegistration {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Via {
     /// Through an invitation link: the invitation's token is consumed in the same write
-    /// (only if unused), the login is confirmed at once, and the contact becomes `accepted`.
+    /// (only if unused), the login is confirmed at once, and the contact becomes `accepted` —
+    /// and so does every other contact of the tenant whose address equals the
+    /// registration's ([`Email::normalized`]): the login names them all, and their accounts.
     Invitation { campaign_id: CampaignId },
     /// With a portal key: the login waits for its address to be confirmed. The confirmation
     /// link's token hash and expiry are stored with it.
@@ -100,8 +102,8 @@ pub enum RegisterOutcome {
     /// invitation, its token consumed and the contact accepted.
     NewLogin(Login),
     /// The address already has a login. For an invitation, its token is consumed, the
-    /// contact and account are added to the login and the contact is `accepted`; for a
-    /// portal key nothing is written.
+    /// contact and every other contact of the tenant with the address are added to the login
+    /// with their accounts and are `accepted`; for a portal key nothing is written.
     ExistingLogin(Login),
     /// The invitation's token was consumed before: nothing written.
     TokenUsed,

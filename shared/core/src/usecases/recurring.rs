@@ -38,10 +38,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::domain::{
-    classify, Campaign, CampaignId, CampaignStatus, CategoryCounts, Counts, DivisionId,
-    DomainError, Email, Filters, Group, LocalDate, PortalStatus, RecurringId, RecurringRun,
-    RecurringSetting, ReminderRule, Scope, SendCounts, SendOutcome, Skipped, TemplateId,
-    TemplateKind, TenantId, TimeZoneName, Trigger, MAX_CAMPAIGN_DIVISIONS,
+    classify, AddressTally, Campaign, CampaignId, CampaignStatus, CategoryCounts, Counts,
+    DivisionId, DomainError, Email, Filters, Group, LocalDate, PortalStatus, RecurringId,
+    RecurringRun, RecurringSetting, ReminderRule, Scope, SendCounts, SendOutcome, Skipped,
+    TemplateId, TemplateKind, TenantId, TimeZoneName, Trigger, MAX_CAMPAIGN_DIVISIONS,
 };
 use crate::ports::{
     BoxError, Clock, ContactQuery, CreateOutcome, Idempotency, ListQuery, Page, RunRecord,
@@ -578,18 +578,15 @@ pub async fn preview(
         .ok_or_else(|| RecurringError::NotFound(id.clone()))?;
     let divisions = resolve_divisions(store, tenant, &setting).await?;
     let mut counts = Counts::default();
-    walk(
-        store,
-        tenant,
-        &setting,
-        &divisions,
-        clock.now(),
-        |c, outcome| {
-            counts.add(c, outcome);
-            true
-        },
-    )
+    let mut addresses = AddressTally::default();
+    let now = clock.now();
+    walk(store, tenant, &setting, &divisions, now, |c, outcome| {
+        counts.add(c, outcome);
+        addresses.add(c, outcome, now);
+        true
+    })
     .await?;
+    counts.duplicate_address = addresses.duplicates();
     Ok((divisions, counts))
 }
 

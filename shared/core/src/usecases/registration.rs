@@ -10,7 +10,9 @@
 //! 2. checks the password against the address the invitation went to;
 //! 3. asks the store to record the registration in one conditional write
 //!    ([`RegistrationStore::register`]): the token is consumed only if unused, the address
-//!    reserved only if no login holds it, the contact made `accepted`;
+//!    reserved only if no login holds it, the contact made `accepted` — with every other
+//!    contact of the tenant with the invitation's address (compared case-insensitively):
+//!    one link proves the address, and the login covers each contact that has it;
 //! 4. has the identity provider hold the password, then marks the login provisioned;
 //! 5. moves the invitation to `registered` through the same state machine as SES events
 //!    ([`crate::ports::CampaignStore::apply_facts`]: the campaign's counters move in the same

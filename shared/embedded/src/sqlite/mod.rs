@@ -56,8 +56,8 @@ use time::OffsetDateTime;
 
 use portal_core::domain::search::{self, SearchText};
 use portal_core::domain::{
-    Account, AccountId, ContactId, ContactInput, ContactRecord, Counts, Division, DivisionId,
-    DivisionInput, Email, FilterValues, PortalKey, PortalStatus, TenantId,
+    classify, Account, AccountId, AddressTally, ContactId, ContactInput, ContactRecord, Counts,
+    Division, DivisionId, DivisionInput, Email, FilterValues, PortalKey, PortalStatus, TenantId,
 };
 use portal_core::ports::{
     AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery, Page,
@@ -233,6 +233,53 @@ fn parse_stored<T, E>(
 }
 
 /// Reads a row selected with [`CONTACT_COLUMNS`].
+/// `duplicate_address` of a count: only addresses two or more of the tenant's contacts share
+/// can have one, so an index-only pass over `contacts_by_email` finds those addresses, and
+/// their contacts (few) are classified like any count's and tallied.
+fn duplicate_addresses(
+    op: &'static str,
+    conn: &Connection,
+    tenant: &TenantId,
+    query: &ContactQuery,
+) -> Result<u64, StoreError> {
+    let divisions: HashSet<&DivisionId> = query.division_ids.iter().collect();
+    let mut s = conn
+        .prepare_cached(&format!(
+            // CROSS JOIN keeps this order: the shared addresses first (an index-only
+            // GROUP BY), then a seek per address; left to itself the planner scans every
+            // contact of the tenant and tests each against the list.
+            "SELECT {} FROM \
+             (SELECT email_norm AS shared FROM contacts \
+              WHERE tenant = ?1 AND email_norm IS NOT NULL \
+              GROUP BY email_norm HAVING count(*) > 1) AS s \
+             CROSS JOIN contacts AS c INDEXED BY contacts_by_email \
+             WHERE c.tenant = ?1 AND c.email_norm = s.shared AND c.email_norm IS NOT NULL",
+            CONTACT_COLUMNS
+                .split(", ")
+                .map(|col| format!("c.{col}"))
+                .chain(["c.flags".to_owned()])
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .or_store(op)?;
+    let mut rows = s.query(params![tenant.as_str()]).or_store(op)?;
+    let mut tally = AddressTally::default();
+    while let Some(row) = rows.next().or_store(op)? {
+        let c = read_contact(op, row)?;
+        if !divisions.contains(&c.division_id) || !query.filters.matches(&c) {
+            continue;
+        }
+        let flags: i64 = row.get(CONTACT_COLUMN_COUNT).or_store(op)?;
+        let suppressed = flags & schema::FLAG_SUPPRESSED != 0;
+        let outcome = classify(&c, query.now, suppressed, query.limit_to_uninvited);
+        tally.add(&c, outcome, query.now);
+    }
+    Ok(tally.duplicates())
+}
+
+/// The number of columns of [`CONTACT_COLUMNS`] (what follows them is at this index).
+const CONTACT_COLUMN_COUNT: usize = 21;
+
 fn read_contact(op: &'static str, row: &Row<'_>) -> Result<ContactRecord, StoreError> {
     let get_s = |i: usize| row.get::<_, String>(i).or_store(op);
     let get_b = |i: usize| row.get::<_, i64>(i).map(|v| v != 0).or_store(op);
@@ -631,6 +678,7 @@ impl ContactStore for SqliteStore {
                     );
                 }
             }
+            counts.duplicate_address = duplicate_addresses(OP, conn, &tenant, &query)?;
             Ok(counts)
         })
         .await

@@ -1,7 +1,9 @@
 //! [`RegistrationStore`] and [`Identity`] on SQLite (tables in `schema`, version 5).
 //!
 //! Every conditional write of the port is one `IMMEDIATE` transaction: SQLite has one writer
-//! at a time, so "read, check, write" inside it is as atomic as a DynamoDB condition.
+//! at a time, so "read, check, write" inside it is as atomic as a DynamoDB condition. A
+//! registration through an invitation accepts, in its transaction, every contact of the
+//! tenant whose `email_norm` is the address's (index `contacts_by_email`), however many.
 //!
 //! The identity half keeps an Argon2id hash (OWASP parameters: 19 MiB, 2 passes, 1 lane;
 //! PHC string with its own salt) in `logins.password_phc`. Hashing runs on the blocking pool
@@ -118,6 +120,54 @@ fn accept_contact(conn: &Connection, tenant: &str, contact: &str) -> rusqlite::R
         m = schema::FLAG_STATUS_MASK
     ))?
     .execute(params![tenant, contact])
+}
+
+/// The tenant's contacts whose address is `email_norm` (by the index `contacts_by_email`),
+/// with their accounts, in contact id order.
+fn contacts_with_address(
+    op: &'static str,
+    conn: &Connection,
+    tenant: &str,
+    email_norm: &str,
+) -> Result<Vec<(ContactId, AccountId)>, StoreError> {
+    let rows: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT contact_id, account_id FROM contacts WHERE tenant = ?1 AND email_norm = ?2 \
+             ORDER BY contact_id",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![tenant, email_norm], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .or_store(op)?;
+    rows.into_iter()
+        .map(|(c, a)| {
+            Ok((
+                parse_stored(op, "contact_id", ContactId::parse(c))?,
+                parse_stored(op, "account_id", AccountId::parse(a))?,
+            ))
+        })
+        .collect()
+}
+
+/// Accepts every contact of the tenant with the login's address and names them (and their
+/// accounts) in the login; ids end sorted, each once (as the DynamoDB store's sets read).
+fn accept_address(
+    op: &'static str,
+    conn: &Connection,
+    tenant: &str,
+    login: &mut Login,
+) -> Result<(), StoreError> {
+    for (contact, account) in contacts_with_address(op, conn, tenant, &login.email.normalized())? {
+        accept_contact(conn, tenant, contact.as_str()).or_store(op)?;
+        login.contact_ids.push(contact);
+        login.account_ids.push(account);
+    }
+    login.contact_ids.sort();
+    login.contact_ids.dedup();
+    login.account_ids.sort();
+    login.account_ids.dedup();
+    Ok(())
 }
 
 fn insert_login(conn: &Connection, tenant: &str, login: &Login) -> rusqlite::Result<usize> {
@@ -382,7 +432,7 @@ impl RegistrationStore for SqliteStore {
                         .or_store(OP)?;
                         match existing {
                             None => {
-                                let login = Login {
+                                let mut login = Login {
                                     email: r.email.clone(),
                                     name: r.name.clone(),
                                     contact_ids: vec![contact.clone()],
@@ -392,6 +442,7 @@ impl RegistrationStore for SqliteStore {
                                     provisioned: false,
                                     created_at: now,
                                 };
+                                accept_address(OP, &tx, t, &mut login)?;
                                 insert_login(&tx, t, &login).or_store(OP)?;
                                 RegisterOutcome::NewLogin(login)
                             }
@@ -402,6 +453,7 @@ impl RegistrationStore for SqliteStore {
                                 if !login.account_ids.contains(&r.account_id) {
                                     login.account_ids.push(r.account_id.clone());
                                 }
+                                accept_address(OP, &tx, t, &mut login)?;
                                 tx.execute(
                                     "UPDATE logins SET contact_ids = ?3, account_ids = ?4 \
                                  WHERE tenant = ?1 AND email_norm = ?2",

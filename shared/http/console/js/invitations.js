@@ -120,7 +120,14 @@
 
   // ---------- the tiles ----------
 
+  // What a send now emails: eligible contacts but those whose address another one shares
+  // (one invitation per address per 24 hours).
+  function emailed(counts) {
+    return counts.eligible - (counts.duplicate_address || 0);
+  }
+
   function tiles(counts) {
+    const dup = counts.duplicate_address || 0;
     const t = (row) => {
       const [key, title, hint, target] = row;
       return h("a", { class: `tile${target ? " key" : ""}`, href: C.link("invitations", "list", key), "aria-describedby": `tile-${key}` }, h("span", { class: "n" }, num(counts[key])), h("span", { class: "t" }, title), h("span", { class: "sr", id: `tile-${key}` }, hint));
@@ -130,6 +137,7 @@
       h("div", { class: "tiles", "data-testid": "status-tiles" }, TILES.filter((r) => !r[3]).map(t)),
       h("h2", {}, "If you send now"),
       h("div", { class: "tiles", "data-testid": "send-tiles" }, TILES.filter((r) => r[3]).map(t)),
+      dup ? h("p", { class: "muted", "data-testid": "duplicate-address" }, `${num(dup)} of the eligible share an address with another contact: one invitation per address, so a send now emails ${num(emailed(counts))}.`) : null,
     ];
   }
 
@@ -199,7 +207,7 @@
 
   function sendBar(counts, sel, all) {
     if (!C.can("invitations:send")) return h("p", { class: "muted" }, "Your sign-in can read counts but not send invitations.");
-    const n = counts.eligible;
+    const n = emailed(counts);
     const divs = sel.division_ids.length || all.length;
     return h(
       "div",
@@ -332,8 +340,8 @@
       } else {
         api("POST", "/v1/invitations/counts", { body: sel })
           .then((counts) => {
-            target = { contacts: counts.eligible, divisions: divisionIds.length };
-            put(summary, h("h2", {}, "Who"), h("p", {}, `${num(counts.eligible)} contacts in ${num(divisionIds.length)} division${divisionIds.length === 1 ? "" : "s"}: ${describeSelection(sel, all)}.`), h("p", { class: "muted" }, `Skipped: ${num(counts.held_24h)} held 24 h, ${num(counts.suppressed)} suppressed, ${num(counts.no_email)} without email.`));
+            target = { contacts: emailed(counts), divisions: divisionIds.length };
+            put(summary, h("h2", {}, "Who"), h("p", {}, `${num(target.contacts)} contacts in ${num(divisionIds.length)} division${divisionIds.length === 1 ? "" : "s"}: ${describeSelection(sel, all)}.`), h("p", { class: "muted" }, `Skipped: ${num(counts.held_24h)} held 24 h, ${num(counts.suppressed)} suppressed, ${num(counts.no_email)} without email, ${num(counts.duplicate_address || 0)} sharing an address with another.`));
           })
           .catch((e) => put(summary, C.problem(e)));
       }
