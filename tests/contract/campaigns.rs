@@ -10,8 +10,8 @@ use portal_core::domain::{
     RegistrationToken, SendCounts, SendState, Skipped, Suppression, TenantId, Trigger,
 };
 use portal_core::ports::{
-    Claim, ClaimResult, ContactQuery, CreateOutcome, FactResult, Idempotency, InvitationFilter,
-    Store, SuppressionReason,
+    Attempt, Claim, ClaimResult, ContactQuery, CreateOutcome, FactResult, Idempotency,
+    InvitationFilter, LeaseOutcome, LeaseStep, Store, SuppressionReason,
 };
 use portal_testkit::builders::{AccountBuilder, CampaignBuilder, ContactBuilder};
 use time::macros::datetime;
@@ -1717,4 +1717,240 @@ pub async fn concurrent_fact_calls_lose_no_update(store: &dyn Store) {
         .unwrap()
         .unwrap();
     assert!(!recount.drifted(), "{recount:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// One invitation per address, and delivery leases (issue 13).
+
+/// A claim of `contact` for `c` with the address `address` (any case).
+fn claim_at(c: &Campaign, contact: &str, address: &str, at: OffsetDateTime) -> Claim {
+    let mut claim = claim(c, contact, at);
+    claim.invitation.email = email(address);
+    claim
+}
+
+pub async fn an_address_is_claimed_once_per_24_hours_whichever_contact_carries_it(
+    store: &dyn Store,
+) {
+    let tenant = t("addr");
+    seed(store, &tenant, 6).await;
+    let a = campaign(Trigger::Individual, &["d1"], NOW);
+    let b = campaign(Trigger::Individual, &["d1"], NOW);
+    assert_eq!(create(store, &tenant, &a, NOW).await, CreateOutcome::Created);
+    assert_eq!(create(store, &tenant, &b, NOW).await, CreateOutcome::Created);
+    let claims = |c: &Campaign, at| {
+        vec![
+            claim_at(c, "c000", "Pat@Example.org", at),
+            // Same person, another contact, another spelling, in the same call.
+            claim_at(c, "c001", "pat@example.ORG", at),
+            claim_at(c, "c002", "lee@example.org", at),
+        ]
+    };
+    let got = store
+        .claim_contacts(&tenant, &a.campaign_id, &claims(&a, NOW), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            ClaimResult::Claimed,
+            ClaimResult::DuplicateAddress { until: NOW + DAY },
+            ClaimResult::Claimed,
+        ]
+    );
+    // The refused contact was not touched: no invitation, not counted, not pending.
+    let ids: Vec<String> = store
+        .list_invitations(&tenant, &a.campaign_id, &all(), None, 10)
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|i| i.contact_id.to_string())
+        .collect();
+    assert_eq!(ids, ["c000", "c002"]);
+    let got_a = store.get_campaign(&tenant, &a.campaign_id).await.unwrap().unwrap();
+    assert_eq!(got_a.targeted, 2);
+    let c001 = store.get_contact(&tenant, &cid("c001")).await.unwrap().unwrap();
+    assert_eq!(c001.last_invited_at, None);
+
+    // A replay of the same call answers the same, and claims nothing new.
+    let again = store
+        .claim_contacts(&tenant, &a.campaign_id, &claims(&a, NOW), NOW)
+        .await
+        .unwrap();
+    assert_eq!(again[0], ClaimResult::AlreadyClaimedByThisCampaign);
+    assert_eq!(again[1], ClaimResult::DuplicateAddress { until: NOW + DAY });
+
+    // Another campaign, another contact with the address: held until 24 hours have passed.
+    let later = NOW + DAY - ONE_SECOND;
+    let other = vec![claim_at(&b, "c003", "PAT@EXAMPLE.ORG", later)];
+    assert_eq!(
+        store
+            .claim_contacts(&tenant, &b.campaign_id, &other, later)
+            .await
+            .unwrap(),
+        vec![ClaimResult::DuplicateAddress { until: NOW + DAY }]
+    );
+    let free = NOW + DAY;
+    let other = vec![claim_at(&b, "c003", "PAT@EXAMPLE.ORG", free)];
+    assert_eq!(
+        store
+            .claim_contacts(&tenant, &b.campaign_id, &other, free)
+            .await
+            .unwrap(),
+        vec![ClaimResult::Claimed]
+    );
+
+    // Another tenant's contact with the same address is its own person.
+    let elsewhere = t("addr-other");
+    seed(store, &elsewhere, 2).await;
+    let c = campaign(Trigger::Individual, &["d1"], NOW);
+    assert_eq!(create(store, &elsewhere, &c, NOW).await, CreateOutcome::Created);
+    assert_eq!(
+        store
+            .claim_contacts(
+                &elsewhere,
+                &c.campaign_id,
+                &[claim_at(&c, "c000", "pat@example.org", NOW)],
+                NOW
+            )
+            .await
+            .unwrap(),
+        vec![ClaimResult::Claimed]
+    );
+}
+
+pub async fn a_delivery_lease_is_held_by_one_owner_until_it_runs_out_or_is_done(
+    store: &dyn Store,
+) {
+    let tenant = t("lease");
+    seed(store, &tenant, 2).await;
+    let c = campaign(Trigger::Manual, &["d1"], NOW);
+    assert_eq!(create(store, &tenant, &c, NOW).await, CreateOutcome::Created);
+    let id = &c.campaign_id;
+    let until = NOW + Duration::minutes(5);
+    let lease = |owner: &'static str, at: OffsetDateTime| {
+        let id = id.clone();
+        let tenant = tenant.clone();
+        async move {
+            store
+                .lease_batch(&tenant, &id, "b1", owner, at, at + Duration::minutes(5))
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        lease("one", NOW).await,
+        LeaseOutcome::Acquired {
+            resumed: false,
+            attempt: None
+        }
+    );
+    assert_eq!(lease("two", NOW).await, LeaseOutcome::Busy { until });
+    // Only the owner moves it on.
+    let attempt = Attempt {
+        contacts: vec![cid("c000"), cid("c001")],
+        at: NOW + Duration::seconds(10),
+    };
+    let step = LeaseStep::Attempting {
+        attempt: attempt.clone(),
+        until: NOW + Duration::minutes(6),
+    };
+    assert!(!store.step_batch(&tenant, id, "b1", "two", &step).await.unwrap());
+    assert!(store.step_batch(&tenant, id, "b1", "one", &step).await.unwrap());
+    assert_eq!(
+        lease("two", NOW + Duration::minutes(6) - ONE_SECOND).await,
+        LeaseOutcome::Busy {
+            until: NOW + Duration::minutes(6)
+        }
+    );
+    // Run out: the next owner resumes with the attempt the first one recorded.
+    assert_eq!(
+        lease("two", NOW + Duration::minutes(6)).await,
+        LeaseOutcome::Acquired {
+            resumed: true,
+            attempt: Some(attempt.clone())
+        }
+    );
+    assert!(!store.step_batch(&tenant, id, "b1", "one", &LeaseStep::Done).await.unwrap());
+    // Released: free at once, the attempt kept for the next holder.
+    assert!(store
+        .step_batch(&tenant, id, "b1", "two", &LeaseStep::Release)
+        .await
+        .unwrap());
+    assert_eq!(
+        lease("three", NOW + Duration::minutes(7)).await,
+        LeaseOutcome::Acquired {
+            resumed: true,
+            attempt: Some(attempt)
+        }
+    );
+    // The outcomes and the step in one call; then done for good.
+    let (results, kept) = store
+        .record_batch_outcomes(
+            &tenant,
+            id,
+            &[],
+            "b1",
+            "three",
+            &LeaseStep::Done,
+        )
+        .await
+        .unwrap();
+    assert!(results.is_empty());
+    assert!(kept);
+    assert_eq!(lease("four", NOW + DAY).await, LeaseOutcome::Done);
+    // Batches, campaigns and tenants are separate leases.
+    assert!(matches!(
+        store
+            .lease_batch(&tenant, id, "b2", "four", NOW, until)
+            .await
+            .unwrap(),
+        LeaseOutcome::Acquired { resumed: false, .. }
+    ));
+    assert!(matches!(
+        store
+            .lease_batch(&t("lease-other"), id, "b1", "four", NOW, until)
+            .await
+            .unwrap(),
+        LeaseOutcome::Acquired { resumed: false, .. }
+    ));
+}
+
+pub async fn outcomes_written_with_a_lost_lease_are_kept_and_say_so(store: &dyn Store) {
+    let tenant = t("lease-lost");
+    seed(store, &tenant, 3).await;
+    let c = campaign(Trigger::Individual, &["d1"], NOW);
+    assert_eq!(create(store, &tenant, &c, NOW).await, CreateOutcome::Created);
+    claim_all(store, &tenant, &c, &["c000", "c001"], NOW).await;
+    let id = &c.campaign_id;
+    let until = NOW + Duration::minutes(5);
+    store.lease_batch(&tenant, id, "b", "old", NOW, until).await.unwrap();
+    store
+        .lease_batch(&tenant, id, "b", "new", until, until + Duration::minutes(5))
+        .await
+        .unwrap();
+    let (results, kept) = store
+        .record_batch_outcomes(
+            &tenant,
+            id,
+            &[(cid("c000"), InvitationFact::Sent)],
+            "b",
+            "old",
+            &LeaseStep::Done,
+        )
+        .await
+        .unwrap();
+    assert!(!kept, "the lease is the new owner's");
+    assert!(matches!(results[..], [FactResult::Changed(_)]));
+    let got = store.get_campaign(&tenant, id).await.unwrap().unwrap();
+    assert_eq!((got.sends.sent, got.sends.pending), (1, 1));
+    // The new owner's lease was not touched: not done.
+    assert!(matches!(
+        store
+            .lease_batch(&tenant, id, "b", "new", until, until + Duration::minutes(5))
+            .await
+            .unwrap(),
+        LeaseOutcome::Acquired { .. }
+    ));
 }

@@ -56,6 +56,9 @@ macro_rules! contract_suite {
             a_recount_agrees_with_the_counters_and_fix_stores_it,
             facts_for_a_missing_invitation_or_another_tenant_change_nothing,
             concurrent_fact_calls_lose_no_update,
+            an_address_is_claimed_once_per_24_hours_whichever_contact_carries_it,
+            a_delivery_lease_is_held_by_one_owner_until_it_runs_out_or_is_done,
+            outcomes_written_with_a_lost_lease_are_kept_and_say_so,
             ],
             templates: [
             a_saved_template_reads_back_whole,

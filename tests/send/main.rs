@@ -26,6 +26,7 @@ mod cases;
 mod fixtures;
 mod kill;
 mod sweep;
+mod window;
 
 /// A fresh, empty store for one test, with whatever must live as long as it.
 struct Fresh {
@@ -88,6 +89,10 @@ macro_rules! on_every_store {
             cases::a_suppressed_address_is_never_sent_to_and_is_counted,
             cases::another_tenant_cannot_run_or_deliver_a_campaign_it_does_not_own,
             cases::a_hand_picked_campaign_redelivered_twice_in_a_shuffled_order_sends_each_picked_contact_one_email,
+            window::two_copies_of_one_batch_delivered_at_once_send_each_email_once,
+            window::a_crash_after_the_mail_service_accepted_a_group_resends_only_what_it_never_acknowledged,
+            window::one_person_gets_one_invitation_whichever_contacts_share_the_address,
+            window::skips_are_counted_once_however_often_a_page_is_replayed,
         );
     };
 }
