@@ -471,6 +471,7 @@ impl portal_core::ports::CampaignStore for Down {
         _: &str,
         _: OffsetDateTime,
         _: OffsetDateTime,
+        _: Option<&portal_core::ports::Attempt>,
     ) -> Result<portal_core::ports::LeaseOutcome, StoreError> {
         down("lease_batch")
     }

@@ -1736,8 +1736,14 @@ pub async fn an_address_is_claimed_once_per_24_hours_whichever_contact_carries_i
     seed(store, &tenant, 6).await;
     let a = campaign(Trigger::Individual, &["d1"], NOW);
     let b = campaign(Trigger::Individual, &["d1"], NOW);
-    assert_eq!(create(store, &tenant, &a, NOW).await, CreateOutcome::Created);
-    assert_eq!(create(store, &tenant, &b, NOW).await, CreateOutcome::Created);
+    assert_eq!(
+        create(store, &tenant, &a, NOW).await,
+        CreateOutcome::Created
+    );
+    assert_eq!(
+        create(store, &tenant, &b, NOW).await,
+        CreateOutcome::Created
+    );
     let claims = |c: &Campaign, at| {
         vec![
             claim_at(c, "c000", "Pat@Example.org", at),
@@ -1768,9 +1774,17 @@ pub async fn an_address_is_claimed_once_per_24_hours_whichever_contact_carries_i
         .map(|i| i.contact_id.to_string())
         .collect();
     assert_eq!(ids, ["c000", "c002"]);
-    let got_a = store.get_campaign(&tenant, &a.campaign_id).await.unwrap().unwrap();
+    let got_a = store
+        .get_campaign(&tenant, &a.campaign_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(got_a.targeted, 2);
-    let c001 = store.get_contact(&tenant, &cid("c001")).await.unwrap().unwrap();
+    let c001 = store
+        .get_contact(&tenant, &cid("c001"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c001.last_invited_at, None);
 
     // A replay of the same call answers the same, and claims nothing new.
@@ -1805,7 +1819,10 @@ pub async fn an_address_is_claimed_once_per_24_hours_whichever_contact_carries_i
     let elsewhere = t("addr-other");
     seed(store, &elsewhere, 2).await;
     let c = campaign(Trigger::Individual, &["d1"], NOW);
-    assert_eq!(create(store, &elsewhere, &c, NOW).await, CreateOutcome::Created);
+    assert_eq!(
+        create(store, &elsewhere, &c, NOW).await,
+        CreateOutcome::Created
+    );
     assert_eq!(
         store
             .claim_contacts(
@@ -1820,13 +1837,14 @@ pub async fn an_address_is_claimed_once_per_24_hours_whichever_contact_carries_i
     );
 }
 
-pub async fn a_delivery_lease_is_held_by_one_owner_until_it_runs_out_or_is_done(
-    store: &dyn Store,
-) {
+pub async fn a_delivery_lease_is_held_by_one_owner_until_it_runs_out_or_is_done(store: &dyn Store) {
     let tenant = t("lease");
     seed(store, &tenant, 2).await;
     let c = campaign(Trigger::Manual, &["d1"], NOW);
-    assert_eq!(create(store, &tenant, &c, NOW).await, CreateOutcome::Created);
+    assert_eq!(
+        create(store, &tenant, &c, NOW).await,
+        CreateOutcome::Created
+    );
     let id = &c.campaign_id;
     let until = NOW + Duration::minutes(5);
     let lease = |owner: &'static str, at: OffsetDateTime| {
@@ -1834,7 +1852,15 @@ pub async fn a_delivery_lease_is_held_by_one_owner_until_it_runs_out_or_is_done(
         let tenant = tenant.clone();
         async move {
             store
-                .lease_batch(&tenant, &id, "b1", owner, at, at + Duration::minutes(5))
+                .lease_batch(
+                    &tenant,
+                    &id,
+                    "b1",
+                    owner,
+                    at,
+                    at + Duration::minutes(5),
+                    None,
+                )
                 .await
                 .unwrap()
         }
@@ -1856,8 +1882,14 @@ pub async fn a_delivery_lease_is_held_by_one_owner_until_it_runs_out_or_is_done(
         attempt: attempt.clone(),
         until: NOW + Duration::minutes(6),
     };
-    assert!(!store.step_batch(&tenant, id, "b1", "two", &step).await.unwrap());
-    assert!(store.step_batch(&tenant, id, "b1", "one", &step).await.unwrap());
+    assert!(!store
+        .step_batch(&tenant, id, "b1", "two", &step)
+        .await
+        .unwrap());
+    assert!(store
+        .step_batch(&tenant, id, "b1", "one", &step)
+        .await
+        .unwrap());
     assert_eq!(
         lease("two", NOW + Duration::minutes(6) - ONE_SECOND).await,
         LeaseOutcome::Busy {
@@ -1872,7 +1904,10 @@ pub async fn a_delivery_lease_is_held_by_one_owner_until_it_runs_out_or_is_done(
             attempt: Some(attempt.clone())
         }
     );
-    assert!(!store.step_batch(&tenant, id, "b1", "one", &LeaseStep::Done).await.unwrap());
+    assert!(!store
+        .step_batch(&tenant, id, "b1", "one", &LeaseStep::Done)
+        .await
+        .unwrap());
     // Released: free at once, the attempt kept for the next holder.
     assert!(store
         .step_batch(&tenant, id, "b1", "two", &LeaseStep::Release)
@@ -1887,30 +1922,52 @@ pub async fn a_delivery_lease_is_held_by_one_owner_until_it_runs_out_or_is_done(
     );
     // The outcomes and the step in one call; then done for good.
     let (results, kept) = store
-        .record_batch_outcomes(
-            &tenant,
-            id,
-            &[],
-            "b1",
-            "three",
-            &LeaseStep::Done,
-        )
+        .record_batch_outcomes(&tenant, id, &[], "b1", "three", &LeaseStep::Done)
         .await
         .unwrap();
     assert!(results.is_empty());
     assert!(kept);
     assert_eq!(lease("four", NOW + DAY).await, LeaseOutcome::Done);
-    // Batches, campaigns and tenants are separate leases.
+    // Batches, campaigns and tenants are separate leases. A first lease may record its first
+    // group in the same write; a later holder keeps a recorded attempt until it steps.
+    let first = Attempt {
+        contacts: vec![cid("c001")],
+        at: NOW,
+    };
     assert!(matches!(
         store
-            .lease_batch(&tenant, id, "b2", "four", NOW, until)
+            .lease_batch(&tenant, id, "b2", "four", NOW, until, Some(&first))
             .await
             .unwrap(),
         LeaseOutcome::Acquired { resumed: false, .. }
     ));
+    let other = Attempt {
+        contacts: vec![cid("c000")],
+        at: until,
+    };
+    assert_eq!(
+        store
+            .lease_batch(&tenant, id, "b2", "five", until, until + DAY, Some(&other))
+            .await
+            .unwrap(),
+        LeaseOutcome::Acquired {
+            resumed: true,
+            attempt: Some(first.clone())
+        }
+    );
+    assert_eq!(
+        store
+            .lease_batch(&tenant, id, "b2", "six", until + DAY, until + DAY * 2, None)
+            .await
+            .unwrap(),
+        LeaseOutcome::Acquired {
+            resumed: true,
+            attempt: Some(first)
+        }
+    );
     assert!(matches!(
         store
-            .lease_batch(&t("lease-other"), id, "b1", "four", NOW, until)
+            .lease_batch(&t("lease-other"), id, "b1", "four", NOW, until, None)
             .await
             .unwrap(),
         LeaseOutcome::Acquired { resumed: false, .. }
@@ -1921,13 +1978,27 @@ pub async fn outcomes_written_with_a_lost_lease_are_kept_and_say_so(store: &dyn 
     let tenant = t("lease-lost");
     seed(store, &tenant, 3).await;
     let c = campaign(Trigger::Individual, &["d1"], NOW);
-    assert_eq!(create(store, &tenant, &c, NOW).await, CreateOutcome::Created);
+    assert_eq!(
+        create(store, &tenant, &c, NOW).await,
+        CreateOutcome::Created
+    );
     claim_all(store, &tenant, &c, &["c000", "c001"], NOW).await;
     let id = &c.campaign_id;
     let until = NOW + Duration::minutes(5);
-    store.lease_batch(&tenant, id, "b", "old", NOW, until).await.unwrap();
     store
-        .lease_batch(&tenant, id, "b", "new", until, until + Duration::minutes(5))
+        .lease_batch(&tenant, id, "b", "old", NOW, until, None)
+        .await
+        .unwrap();
+    store
+        .lease_batch(
+            &tenant,
+            id,
+            "b",
+            "new",
+            until,
+            until + Duration::minutes(5),
+            None,
+        )
         .await
         .unwrap();
     let (results, kept) = store
@@ -1948,7 +2019,15 @@ pub async fn outcomes_written_with_a_lost_lease_are_kept_and_say_so(store: &dyn 
     // The new owner's lease was not touched: not done.
     assert!(matches!(
         store
-            .lease_batch(&tenant, id, "b", "new", until, until + Duration::minutes(5))
+            .lease_batch(
+                &tenant,
+                id,
+                "b",
+                "new",
+                until,
+                until + Duration::minutes(5),
+                None
+            )
             .await
             .unwrap(),
         LeaseOutcome::Acquired { .. }

@@ -464,11 +464,13 @@ impl CampaignStore for Killable {
         owner: &str,
         now: OffsetDateTime,
         until: OffsetDateTime,
+        first: Option<&Attempt>,
     ) -> Result<LeaseOutcome, StoreError> {
         guarded!(
             self,
             "lease_batch",
-            self.inner.lease_batch(t, c, batch, owner, now, until)
+            self.inner
+                .lease_batch(t, c, batch, owner, now, until, first)
         )
     }
     async fn step_batch(
@@ -797,13 +799,21 @@ pub async fn with_the_outbox_a_killed_and_resumed_run_leaves_exactly_one_email_p
             kill_config(),
         );
         let _ = run_campaign(&dying, &t, &c).await;
-        hit_the_window |= *fault.killed_op.lock().unwrap() == Some("apply_facts");
-        let healthy = deps_with(
+        hit_the_window |= matches!(
+            *fault.killed_op.lock().unwrap(),
+            Some("apply_facts" | "record_batch_outcomes")
+        );
+        let mut healthy = deps_with(
             store.clone(),
             outbox.clone(),
             Arc::new(NoSleep::default()),
             kill_config(),
         );
+        // After the dead run's leases and grace period: the outbox, not SES, acknowledges.
+        let config = kill_config();
+        healthy.clock = Arc::new(FixedClock::new(
+            NOW + config.lease_ttl.max(config.ack_grace),
+        ));
         let resumed = run_campaign(&healthy, &t, &c).await.unwrap();
         assert_eq!(resumed.status, Some(CampaignStatus::Completed));
         let mut per_contact: BTreeMap<String, usize> = BTreeMap::new();

@@ -28,9 +28,7 @@ impl Mailer for SlowMailer {
     }
 }
 
-pub async fn two_copies_of_one_batch_delivered_at_once_send_each_email_once(
-    store: Arc<dyn Store>,
-) {
+pub async fn two_copies_of_one_batch_delivered_at_once_send_each_email_once(store: Arc<dyn Store>) {
     const ROUNDS: usize = 12;
     for round in 0..ROUNDS {
         let t = TenantId::parse(format!("twice-{round}")).unwrap();
@@ -99,7 +97,7 @@ pub async fn a_crash_after_the_mail_service_accepted_a_group_resends_only_what_i
     let key = batch_key(&batch);
     let lease_until = NOW + Duration::seconds(30);
     store
-        .lease_batch(&t, &c, &key, "dead", NOW, lease_until)
+        .lease_batch(&t, &c, &key, "dead", NOW, lease_until, None)
         .await
         .unwrap();
     let group = Attempt {
@@ -120,8 +118,10 @@ pub async fn a_crash_after_the_mail_service_accepted_a_group_resends_only_what_i
         .await
         .unwrap());
     // SES's Send events arrive for two of the three (the third was never accepted).
-    let events: Vec<(ContactId, InvitationFact)> =
-        ids[..2].iter().map(|id| (id.clone(), InvitationFact::Sent)).collect();
+    let events: Vec<(ContactId, InvitationFact)> = ids[..2]
+        .iter()
+        .map(|id| (id.clone(), InvitationFact::Sent))
+        .collect();
     store.apply_facts(&t, &c, &events).await.unwrap();
 
     // Resumed within the grace period: the third may still be acknowledged; nothing is sent.
@@ -142,7 +142,10 @@ pub async fn a_crash_after_the_mail_service_accepted_a_group_resends_only_what_i
     let report = deliver_batch(&deps, &t, &c, &batch).await.unwrap();
     assert_eq!((report.sent, report.skipped), (4, 2));
     let sent: BTreeMap<String, usize> = mailer.recipients();
-    let want: BTreeMap<String, usize> = (2..6).map(|i| (format!("c{i}@example.com"), 1)).collect();
+    let want: BTreeMap<String, usize> = batch[2..]
+        .iter()
+        .map(|r| (r.email.to_string(), 1))
+        .collect();
     assert_eq!(sent, want);
     let got = store.get_campaign(&t, &c).await.unwrap().unwrap();
     assert_eq!((got.sends.sent, got.sends.pending), (6, 0));
@@ -157,20 +160,28 @@ async fn seed_shared_address(store: &dyn Store, t: &TenantId) {
             .number("S-1")
             .name("Pat and Sam")
             .contacts([
-                ContactBuilder::new("pat-1").name("Pat").email("Pat@Example.org"),
-                ContactBuilder::new("lee").name("Lee").email("lee@example.org"),
+                ContactBuilder::new("pat-1")
+                    .name("Pat")
+                    .email("Pat@Example.org"),
+                ContactBuilder::new("lee")
+                    .name("Lee")
+                    .email("lee@example.org"),
             ])
             .build(),
         AccountBuilder::new("shared-2")
             .number("S-2")
             .name("Pat, second unit")
-            .contacts([ContactBuilder::new("pat-2").name("Pat").email("pat@example.ORG")])
+            .contacts([ContactBuilder::new("pat-2")
+                .name("Pat")
+                .email("pat@example.ORG")])
             .build(),
         AccountBuilder::new("shared-3")
             .number("S-3")
             .name("Pat, office")
             .division("d2")
-            .contacts([ContactBuilder::new("pat-3").name("Pat").email("PAT@example.org")])
+            .contacts([ContactBuilder::new("pat-3")
+                .name("Pat")
+                .email("PAT@example.org")])
             .build(),
     ];
     store.upsert_accounts(t, &accounts).await.unwrap();
@@ -214,8 +225,9 @@ pub async fn one_person_gets_one_invitation_whichever_contacts_share_the_address
     let report = run_campaign(&deps, &t, &again).await.unwrap();
     assert_eq!(report.sent, 0);
     let got = store.get_campaign(&t, &again).await.unwrap().unwrap();
-    assert_eq!(got.skipped.duplicate_address + got.skipped.held_24h, 4);
-    assert_eq!(got.skipped.duplicate_address, 2);
+    // The two invited are pending (left alone: limited to uninvited); the two other Pats
+    // are skipped for their address.
+    assert_eq!(got.skipped.duplicate_address, 2, "{:?}", got.skipped);
 
     deps.clock = Arc::new(FixedClock::new(NOW + Duration::hours(24)));
     let day_after = {
@@ -269,7 +281,11 @@ pub async fn skips_are_counted_once_however_often_a_page_is_replayed(store: Arc<
     loop {
         let mut step = None;
         for _ in 0..3 {
-            step = Some(fan_out_page(&deps, &t, &c, cursor.as_deref()).await.unwrap());
+            step = Some(
+                fan_out_page(&deps, &t, &c, cursor.as_deref())
+                    .await
+                    .unwrap(),
+            );
         }
         let step = step.unwrap();
         for b in &step.batches {

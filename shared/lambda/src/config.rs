@@ -14,6 +14,7 @@
 //! | `TOKEN_TTL_DAYS` | no | days a registration link stays valid, 1–365 (default 14) |
 //! | `OUTCOME_FLUSH` | no | sends between two outcome writes, ≥ 1 (default [`LAMBDA_OUTCOME_FLUSH`]) |
 //! | `PAGE_SIZE` | no | recipients claimed per fan-out step, 1–500 (default 500) |
+//! | `ACK_GRACE_MINUTES` | no | minutes a resumed delivery waits for SES's Send event of an email its dead holder may have sent, 1–1440 (default 10; see `usecases::send::deliver`) |
 //!
 //! [`Env::console`] reads the console function's sign-in settings (OpenID Connect
 //! authorization code with PKCE at the identity provider behind the API's JWT issuer):
@@ -39,25 +40,28 @@ use std::sync::Arc;
 
 use portal_core::domain::unsubscribe::{UnsubscribeSigner, MIN_UNSUBSCRIBE_SECRET_LEN};
 use portal_core::domain::PublicUrl;
-use portal_core::ports::{Clock, Mailer, Store, MAX_CLAIMS, MAX_PAGE_SIZE};
+use portal_core::ports::{Clock, Mailer, Store, MAX_ATTEMPT, MAX_CLAIMS, MAX_PAGE_SIZE};
 use portal_core::usecases::send::sweep::SweepConfig;
 use portal_core::usecases::send::{
-    RateLimiter, SendConfig, SendDeps, TokenDeriver, TokioSleeper, MAX_BATCH, MIN_TOKEN_SECRET_LEN,
+    RateLimiter, SendConfig, SendDeps, TokenDeriver, TokioSleeper, MIN_TOKEN_SECRET_LEN,
 };
 use portal_http::console::{ConsoleConfig, ConsoleConfigError};
 
 /// The variables [`SendSettings::from_env`] requires.
 pub const REQUIRED_VARS: &[&str] = &["TOKEN_SECRET", "UNSUBSCRIBE_SECRET", "PUBLIC_URL"];
 
-/// [`SendConfig::outcome_flush`] on Lambda.
+/// [`SendConfig::outcome_flush`] on Lambda: [`MAX_ATTEMPT`], the most a DynamoDB transaction
+/// holds beside the campaign's counters and the batch's lease.
 ///
-/// A delivery batch carries up to [`MAX_BATCH`] (250) recipients. Writing the outcomes after
-/// every send costs one DynamoDB transaction per email (1,000 per 1,000 invitations) and
-/// leaves a one-email window; writing them every 50 sends costs 20 per 1,000 and means a
-/// process killed mid-batch (timeout, out of memory) re-sends at most the 50 emails whose
-/// outcomes were not yet written when Lambda retries the batch. `OUTCOME_FLUSH=1` narrows the
-/// window; `99` makes it one transaction per write.
-pub const LAMBDA_OUTCOME_FLUSH: usize = 50;
+/// A delivery batch carries up to [`MAX_BATCH`](portal_core::usecases::send::MAX_BATCH) recipients; each group's outcomes go in one
+/// transaction with the next group's attempting mark, so 98 makes it ~10 transactions per
+/// 1,000 invitations. The group size no longer widens the crash window: an email of a group
+/// cut short is re-sent only when SES's Send event for it did not arrive within the grace
+/// period (see `usecases::send::deliver`).
+pub const LAMBDA_OUTCOME_FLUSH: usize = MAX_ATTEMPT;
+
+/// Longest `ACK_GRACE_MINUTES`.
+pub const MAX_ACK_GRACE_MINUTES: u32 = 1440;
 
 /// Longest `TOKEN_TTL_DAYS`.
 pub const MAX_TOKEN_TTL_DAYS: u32 = 365;
@@ -291,8 +295,16 @@ impl SendSettings {
             if n == 0 {
                 return Err(invalid("OUTCOME_FLUSH", &v, EXPECTED));
             }
-            // More than a batch behaves like a whole batch.
-            config.outcome_flush = n.min(MAX_BATCH);
+            // More than one transaction holds behaves like a full one.
+            config.outcome_flush = n.min(MAX_ATTEMPT);
+        }
+        if let Some(v) = var("ACK_GRACE_MINUTES")? {
+            const EXPECTED: &str = "a whole number of minutes from 1 to 1440";
+            let n: u32 = parse("ACK_GRACE_MINUTES", &v, EXPECTED)?;
+            if n == 0 || n > MAX_ACK_GRACE_MINUTES {
+                return Err(invalid("ACK_GRACE_MINUTES", &v, EXPECTED));
+            }
+            config.ack_grace = time::Duration::minutes(i64::from(n));
         }
         if let Some(v) = var("PAGE_SIZE")? {
             const EXPECTED: &str = "a whole number of recipients from 1 to 500";
@@ -498,7 +510,14 @@ pub(crate) mod tests {
                 .unwrap()
                 .config
                 .outcome_flush,
-            MAX_BATCH
+            MAX_ATTEMPT
+        );
+        assert_eq!(
+            with(&[("ACK_GRACE_MINUTES", "3")])
+                .unwrap()
+                .config
+                .ack_grace,
+            time::Duration::minutes(3)
         );
 
         for (name, bad) in [

@@ -15,12 +15,12 @@ use portal_core::domain::{
     RequestStatus, Skipped, Template, TemplateId, TenantId,
 };
 use portal_core::ports::{
-    AccountKey, AccountStore, BusError, CampaignStore, Claim, ClaimResult, ConfirmOutcome,
+    AccountKey, AccountStore, Attempt, BusError, CampaignStore, Claim, ClaimResult, ConfirmOutcome,
     ContactQuery, ContactStateStore, ContactStore, CreateOutcome, DivisionStore, EventBus,
-    FactResult, Idempotency, InvitationFilter, ListQuery, MailError, Mailer, NewRegistration, Page,
-    RawEmail, Recount, RecurringStore, RegisterOutcome, RegistrationStore, RequestFilter,
-    RunRecord, SendMessage, SentMessage, StartRun, StoreError, SuppressionReason, SuppressionStore,
-    SyncReport, TemplateStore, TokenRef, LeaseOutcome, LeaseStep,
+    FactResult, Idempotency, InvitationFilter, LeaseOutcome, LeaseStep, ListQuery, MailError,
+    Mailer, NewRegistration, Page, RawEmail, Recount, RecurringStore, RegisterOutcome,
+    RegistrationStore, RequestFilter, RunRecord, SendMessage, SentMessage, StartRun, StoreError,
+    SuppressionReason, SuppressionStore, SyncReport, TemplateStore, TokenRef,
 };
 
 /// The bus of a process that publishes nothing (the delivery function, whose role may not
@@ -128,8 +128,9 @@ refuse_all! {
             &TenantId, &CampaignId, CampaignStatus, CampaignStatus, Option<String>
         ) -> bool;
         fn add_campaign_counts(&TenantId, &CampaignId, u64, Skipped, Option<&str>) -> bool;
-        fn lease_batch(&TenantId, &CampaignId, &str, &str, OffsetDateTime, OffsetDateTime)
-            -> LeaseOutcome;
+        fn lease_batch(
+            &TenantId, &CampaignId, &str, &str, OffsetDateTime, OffsetDateTime, Option<&Attempt>
+        ) -> LeaseOutcome;
         fn step_batch(&TenantId, &CampaignId, &str, &str, &LeaseStep) -> bool;
         fn claim_contacts(&TenantId, &CampaignId, &[Claim], OffsetDateTime)
             -> Vec<ClaimResult>;

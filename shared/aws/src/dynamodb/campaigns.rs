@@ -43,32 +43,39 @@
 //! # Claiming contacts
 //!
 //! One BatchGetItem of the contacts' locators finds each one's partition (no locator →
-//! `Missing`). Then, 49 claims per TransactWriteItems (each claim is two items, plus the
-//! campaign's counters: the limit is 100): an Update of the contact's state item `SET
-//! invited_at = now, status = pending ADD n_inv 1` under `(attribute_not_exists(status) OR
-//! status <> accepted) AND (attribute_not_exists(invited_at) OR invited_at <= now - 24h)`, a
-//! Put of the invitation under `attribute_not_exists(pk)`, and one Update adding the claims
-//! to the campaign's `targeted`, category and send counters. `n_inv` is the contact's
-//! `invitations_sent` (what a recurring setting's maximum counts): it is counted in the
-//! claim's own write, so a cancelled claim (held, accepted, replayed) counts nothing and no
-//! request is added.
+//! `Missing`; a fan-out's claims carry their division and skip it). Then, 33 claims per
+//! TransactWriteItems (each claim is three items, plus the campaign's counters: the limit is
+//! 100): an Update of the contact's state item `SET invited_at = now, status = pending ADD
+//! n_inv 1` under `(attribute_not_exists(status) OR status <> accepted) AND
+//! (attribute_not_exists(invited_at) OR invited_at <= now - 24h)`, a Put of the invitation
+//! under `attribute_not_exists(pk)`, a Put of the **address claim** (`T#{t}#ADDR#{hash of the
+//! normalized address}` / `ADDR`: `at`, `cmp`, `contact`, and a `ttl` a day after its 24
+//! hours) under `attribute_not_exists(pk) OR at <= now - 24h OR contact = :this contact`, and
+//! one Update adding the claims to the campaign's `targeted`, category and send counters.
+//! `n_inv` is the contact's `invitations_sent` (what a recurring setting's maximum counts):
+//! it is counted in the claim's own write, so a cancelled claim (held, accepted, replayed)
+//! counts nothing and no request is added. A transaction names an item once, so contacts of
+//! one call sharing an address go in passes: the first of each address, then the next (which
+//! finds the address claimed, unless the first was refused for its own reasons).
 //!
-//! A transaction is all-or-nothing, so one held contact cancels its 48 neighbours. On
+//! A transaction is all-or-nothing, so one held contact cancels its 32 neighbours. On
 //! cancellation the per-item reasons classify each failed claim — its invitation exists →
 //! `AlreadyClaimedByThisCampaign`; its state item (the `ALL_OLD` copy) is accepted →
-//! `Accepted`, else recently invited → `Held { until }` — and the rest of the batch, which
-//! wrote nothing, is sent again without them. Every condition is evaluated, so one retry
-//! per batch suffices unless transactions conflict; rounds are bounded
+//! `Accepted`, else recently invited → `Held { until }`; its address claim (`ALL_OLD`) is
+//! another contact's of the last 24 hours → `DuplicateAddress { until }` — and the rest of the
+//! batch, which wrote nothing, is sent again without them. Every condition is evaluated, so
+//! one retry per batch suffices unless transactions conflict; rounds are bounded
 //! ([`MAX_CLAIM_ROUNDS`]) with back-off. Batches go one after another: a claim call is a
-//! fan-out page, and its throughput is one transaction per 49 contacts.
+//! fan-out page, and its throughput is one transaction per 33 contacts.
 //!
-//! The contact's existence is established by the locator read just before the transaction,
-//! not inside it (a ConditionCheck on the sync item would be a third item per claim, 33
-//! claims per transaction instead of 49). A contact deleted in between leaves an orphan
-//! state item, which every read ignores (see `items::Merger`).
+//! The contact's existence is established by the locator read (or the fan-out's listing)
+//! just before the transaction, not inside it (a ConditionCheck on the sync item would be a
+//! fourth item per claim). A contact deleted in between leaves an orphan state item, which
+//! every read ignores (see `items::Merger`).
 //!
-//! Requests per 1,000 claims: 10 BatchGetItem + 21 TransactWriteItems when nothing is held;
-//! at most one more transaction per batch that holds a held, accepted or replayed contact.
+//! Requests per 1,000 claims: 10 BatchGetItem (none from a fan-out) + 31 TransactWriteItems
+//! when nothing is held; at most one more transaction per batch that holds a held, accepted,
+//! replayed or duplicate-address contact.
 //!
 //! Facts about invitations, invitation lists and recounts are in `invitations`.
 
@@ -98,8 +105,8 @@ use portal_core::domain::{
     SendCounts, SendState, Skipped, TenantId, Trigger, HOLD_WINDOW, MAX_CAMPAIGN_DIVISIONS,
 };
 use portal_core::ports::{
-    check_selection, CampaignStore, Claim, ClaimResult, CreateOutcome, FactResult, Idempotency,
-    InvitationFilter, LeaseOutcome, LeaseStep, Page, Recount, StoreError, MAX_CLAIMS,
+    check_selection, Attempt, CampaignStore, Claim, ClaimResult, CreateOutcome, FactResult,
+    Idempotency, InvitationFilter, LeaseOutcome, LeaseStep, Page, Recount, StoreError, MAX_CLAIMS,
 };
 
 /// An address claim item's sort key and attributes (see the module docs).
@@ -670,9 +677,9 @@ impl DynamoStore {
             let mut request = self.client.transact_write_items();
             for &i in &pending {
                 let (claim, division) = batch[i];
-                for item in self.claim_items(
-                    tenant, division, claim, campaign, &now_v, &cutoff_v, &ttl_v,
-                )? {
+                for item in
+                    self.claim_items(tenant, division, claim, campaign, &now_v, &cutoff_v, &ttl_v)?
+                {
                     request = request.transact_items(item);
                 }
             }
@@ -717,8 +724,7 @@ impl DynamoStore {
                 let code = |r: Option<&CancellationReason>| {
                     r.and_then(|r| r.code()).unwrap_or("None").to_owned()
                 };
-                let (state_code, put_code, address_code) =
-                    (code(state), code(put), code(address));
+                let (state_code, put_code, address_code) = (code(state), code(put), code(address));
                 if put_code == CONDITION_FAILED {
                     results[i] = Some(ClaimResult::AlreadyClaimedByThisCampaign);
                 } else if state_code == CONDITION_FAILED {
@@ -737,9 +743,7 @@ impl DynamoStore {
                         }
                         None => retry.push(i),
                     }
-                } else if retryable(&state_code)
-                    && retryable(&put_code)
-                    && retryable(&address_code)
+                } else if retryable(&state_code) && retryable(&put_code) && retryable(&address_code)
                 {
                     conflicted |=
                         state_code != "None" || put_code != "None" || address_code != "None";
@@ -1064,8 +1068,9 @@ impl CampaignStore for DynamoStore {
         owner: &str,
         now: OffsetDateTime,
         until: OffsetDateTime,
+        first: Option<&Attempt>,
     ) -> Result<LeaseOutcome, StoreError> {
-        self.take_lease(tenant, campaign, batch, owner, now, until)
+        self.take_lease(tenant, campaign, batch, owner, now, until, first)
             .await
     }
 

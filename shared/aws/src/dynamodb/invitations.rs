@@ -289,7 +289,13 @@ impl DynamoStore {
     /// One conditional item on its own; `false` when its condition failed.
     async fn write_alone(&self, item: TransactWriteItem) -> Result<bool, StoreError> {
         for round in 0..MAX_FACT_ROUNDS {
-            match self.client.transact_write_items().transact_items(item.clone()).send().await {
+            match self
+                .client
+                .transact_write_items()
+                .transact_items(item.clone())
+                .send()
+                .await
+            {
                 Ok(_) => return Ok(true),
                 Err(e) => {
                     let reasons = cancellation(e)?;

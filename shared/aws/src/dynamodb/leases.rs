@@ -28,9 +28,7 @@
 //!
 //! Run items expire ([`RUN_TTL`]) long after a campaign could still be resumed.
 
-use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
 use time::OffsetDateTime;
 
 use super::campaigns::{build_err, Cancelled};
@@ -68,6 +66,10 @@ pub(super) fn run_ttl() -> AttributeValue {
     num(u64::try_from(at.unix_timestamp()).unwrap_or_default())
 }
 
+fn attempt_list(a: &Attempt) -> AttributeValue {
+    AttributeValue::L(a.contacts.iter().map(|c| s(c.as_str())).collect())
+}
+
 fn read_attempt(item: &Item) -> Result<Option<Attempt>, StoreError> {
     let Some(at) = time_attr(item, ATTEMPT_AT)? else {
         return Ok(None);
@@ -88,6 +90,7 @@ fn read_attempt(item: &Item) -> Result<Option<Attempt>, StoreError> {
 }
 
 impl DynamoStore {
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn take_lease(
         &self,
         tenant: &TenantId,
@@ -96,14 +99,27 @@ impl DynamoStore {
         owner: &str,
         now: OffsetDateTime,
         until: OffsetDateTime,
+        first: Option<&Attempt>,
     ) -> Result<LeaseOutcome, StoreError> {
         let key = items::key(run_pk(tenant, campaign), lease_sk(batch));
-        let result = self
+        let mut request = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key.clone()))
-            .update_expression("SET #o = :me, #u = :until, #ttl = :ttl")
+            .set_key(Some(key.clone()));
+        request = match first {
+            Some(a) => request
+                .update_expression(
+                    "SET #o = :me, #u = :until, #ttl = :ttl, \
+                     #aa = if_not_exists(#aa, :at), #a = if_not_exists(#a, :att)",
+                )
+                .expression_attribute_names("#aa", ATTEMPT_AT)
+                .expression_attribute_names("#a", ATTEMPT)
+                .expression_attribute_values(":at", time_value(a.at)?)
+                .expression_attribute_values(":att", attempt_list(a)),
+            None => request.update_expression("SET #o = :me, #u = :until, #ttl = :ttl"),
+        };
+        let result = request
             .condition_expression(
                 "attribute_not_exists(pk) OR (attribute_not_exists(#d) AND (#u <= :now OR #o = :me))",
             )
@@ -168,16 +184,7 @@ impl DynamoStore {
                 .expression_attribute_names("#a", ATTEMPT)
                 .expression_attribute_values(":until", time_value(*until)?)
                 .expression_attribute_values(":at", time_value(attempt.at)?)
-                .expression_attribute_values(
-                    ":att",
-                    AttributeValue::L(
-                        attempt
-                            .contacts
-                            .iter()
-                            .map(|c| s(c.as_str()))
-                            .collect(),
-                    ),
-                ),
+                .expression_attribute_values(":att", attempt_list(attempt)),
             LeaseStep::Done => update
                 .update_expression("SET #d = :true REMOVE #aa, #a")
                 .expression_attribute_names("#d", DONE)
@@ -187,10 +194,7 @@ impl DynamoStore {
             LeaseStep::Release => update
                 .update_expression("SET #u = :epoch")
                 .expression_attribute_names("#u", UNTIL)
-                .expression_attribute_values(
-                    ":epoch",
-                    time_value(OffsetDateTime::UNIX_EPOCH)?,
-                ),
+                .expression_attribute_values(":epoch", time_value(OffsetDateTime::UNIX_EPOCH)?),
         };
         update.build().map_err(build_err)
     }
@@ -251,10 +255,7 @@ impl DynamoStore {
                 Ok(_) => return Ok(true),
                 Err(e) => cancellation(e)?,
             };
-            if reasons
-                .iter()
-                .any(|r| r.code() == Some(CONDITION_FAILED))
-            {
+            if reasons.iter().any(|r| r.code() == Some(CONDITION_FAILED)) {
                 return Ok(false);
             }
             if !ops::all_retryable(&reasons) {
@@ -264,7 +265,9 @@ impl DynamoStore {
         }
         Err(StoreError::backend(
             "TransactWriteItems",
-            Cancelled(format!("page {page} of campaign {campaign} kept conflicting")),
+            Cancelled(format!(
+                "page {page} of campaign {campaign} kept conflicting"
+            )),
         ))
     }
 }

@@ -213,7 +213,10 @@ pub enum LeaseOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseStep {
     /// About to send this group: record it and keep the lease until `until`.
-    Attempting { attempt: Attempt, until: OffsetDateTime },
+    Attempting {
+        attempt: Attempt,
+        until: OffsetDateTime,
+    },
     /// Every invitation of the batch has its outcome: the batch is done for good.
     Done,
     /// Stopping early (throttled, waiting for the mail service's acknowledgement): the lease
@@ -301,8 +304,11 @@ pub trait CampaignStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     /// Takes the lease of one delivery batch of the campaign for `owner` until `until` (see
-    /// [`BatchLease`]): granted when the batch was never leased, when the last lease ran out
-    /// (`until <= now`) or when it is `owner`'s already. One conditional write.
+    /// [`LeaseOutcome`]): granted when the batch was never leased, when the last lease ran out
+    /// (`until <= now`) or when it is `owner`'s already. When granted, `first` is recorded as
+    /// the group being attempted unless an attempt is recorded already (a dead holder's stays
+    /// until the new holder records its own). One conditional write.
+    #[allow(clippy::too_many_arguments)]
     async fn lease_batch(
         &self,
         tenant: &TenantId,
@@ -311,6 +317,7 @@ pub trait CampaignStore: Send + Sync {
         owner: &str,
         now: OffsetDateTime,
         until: OffsetDateTime,
+        first: Option<&Attempt>,
     ) -> Result<LeaseOutcome, StoreError>;
 
     /// Moves `owner`'s lease of the batch on (see [`LeaseStep`]); `false` when the lease is no

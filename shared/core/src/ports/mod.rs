@@ -19,8 +19,8 @@ pub use bus::{
     EVENT_SOURCE, MAX_MESSAGE_BYTES,
 };
 pub use campaigns::{
-    check_selection, ApplyReport, BadSelection, CampaignStore, Claim, ClaimResult, CreateOutcome,
-    Attempt, FactResult, Idempotency, InvitationFilter, LeaseOutcome, LeaseStep, Recount,
+    check_selection, ApplyReport, Attempt, BadSelection, CampaignStore, Claim, ClaimResult,
+    CreateOutcome, FactResult, Idempotency, InvitationFilter, LeaseOutcome, LeaseStep, Recount,
     MAX_ATTEMPT, MAX_CLAIMS, MAX_PAGE_KEY_LEN,
 };
 pub use campaigns::{

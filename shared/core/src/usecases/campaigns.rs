@@ -758,7 +758,9 @@ pub async fn send_individual(
             },
         )),
         ClaimResult::DuplicateAddress { until } => Some((
-            format!("contact {contact_id}'s address was invited for another contact within 24 hours"),
+            format!(
+                "contact {contact_id}'s address was invited for another contact within 24 hours"
+            ),
             CampaignError::AddressHeld {
                 contact_id: contact_id.clone(),
                 retry_after: until,

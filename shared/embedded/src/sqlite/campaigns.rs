@@ -82,8 +82,7 @@ fn read_attempt(
     let (Some(at), Some(contacts)) = (at, contacts) else {
         return Ok(None);
     };
-    let contacts: Vec<ContactId> =
-        parse_stored(op, "attempt", serde_json::from_str(contacts))?;
+    let contacts: Vec<ContactId> = parse_stored(op, "attempt", serde_json::from_str(contacts))?;
     Ok(Some(Attempt {
         contacts,
         at: from_ts(op, Some(at))?.unwrap_or(OffsetDateTime::UNIX_EPOCH),
@@ -907,8 +906,16 @@ impl CampaignStore for SqliteStore {
         owner: &str,
         now: OffsetDateTime,
         until: OffsetDateTime,
+        first: Option<&Attempt>,
     ) -> Result<LeaseOutcome, StoreError> {
         const OP: &str = "lease_batch";
+        let first = first
+            .map(|a| {
+                serde_json::to_string(&a.contacts)
+                    .map(|json| (ts(a.at), json))
+                    .map_err(|e| StoreError::backend(OP, e))
+            })
+            .transpose()?;
         let (t, c, b, o) = (
             tenant.to_string(),
             campaign.to_string(),
@@ -947,12 +954,16 @@ impl CampaignStore for SqliteStore {
                     attempt: None,
                 },
             };
+            let (first_at, first_contacts) = first.unzip();
             tx.prepare_cached(
-                "INSERT INTO delivery_leases (tenant, campaign_id, batch, owner, until) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (tenant, campaign_id, batch) \
-                 DO UPDATE SET owner = excluded.owner, until = excluded.until",
+                "INSERT INTO delivery_leases \
+                 (tenant, campaign_id, batch, owner, until, attempt_at, attempt) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (tenant, campaign_id, batch) \
+                 DO UPDATE SET owner = excluded.owner, until = excluded.until, \
+                 attempt_at = coalesce(attempt_at, excluded.attempt_at), \
+                 attempt = coalesce(attempt, excluded.attempt)",
             )
-            .and_then(|mut s| s.execute(params![t, c, b, o, ts(until)]))
+            .and_then(|mut s| s.execute(params![t, c, b, o, ts(until), first_at, first_contacts]))
             .or_store(OP)?;
             tx.commit().or_store(OP)?;
             Ok(outcome)

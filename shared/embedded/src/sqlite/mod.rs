@@ -234,8 +234,8 @@ fn parse_stored<T, E>(
 
 /// Reads a row selected with [`CONTACT_COLUMNS`].
 /// `duplicate_address` of a count: only addresses two or more of the tenant's contacts share
-/// can have one, so an index-only pass over `contacts_by_email` finds those addresses, and
-/// their contacts (few) are classified like any count's and tallied.
+/// can have one, so the trigger-kept `address_tally` (its partial index holds only those)
+/// finds them, and their contacts (few) are classified like any count's and tallied.
 fn duplicate_addresses(
     op: &'static str,
     conn: &Connection,
@@ -245,13 +245,12 @@ fn duplicate_addresses(
     let divisions: HashSet<&DivisionId> = query.division_ids.iter().collect();
     let mut s = conn
         .prepare_cached(&format!(
-            // CROSS JOIN keeps this order: the shared addresses first (an index-only
-            // GROUP BY), then a seek per address; left to itself the planner scans every
-            // contact of the tenant and tests each against the list.
+            // CROSS JOIN keeps this order: the shared addresses first, then a seek per
+            // address; left to itself the planner scans every contact of the tenant and
+            // tests each against the list.
             "SELECT {} FROM \
-             (SELECT email_norm AS shared FROM contacts \
-              WHERE tenant = ?1 AND email_norm IS NOT NULL \
-              GROUP BY email_norm HAVING count(*) > 1) AS s \
+             (SELECT email_norm AS shared FROM address_tally INDEXED BY address_tally_shared \
+              WHERE tenant = ?1 AND n > 1) AS s \
              CROSS JOIN contacts AS c INDEXED BY contacts_by_email \
              WHERE c.tenant = ?1 AND c.email_norm = s.shared AND c.email_norm IS NOT NULL",
             CONTACT_COLUMNS

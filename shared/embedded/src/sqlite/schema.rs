@@ -162,6 +162,9 @@ const MIGRATIONS: &[Migration] = &[
 ///   [`Email::normalized`](portal_core::domain::Email::normalized)), by which campaign and
 ///   contact; backfilled from the contacts' `last_invited_at`, so an address invited just
 ///   before the upgrade is held too.
+/// - `address_tally`: how many of a tenant's contacts carry each address (kept by triggers
+///   on `contacts`, indexed where more than one does), so a count finds the shared addresses
+///   without grouping the tenant's whole address index.
 /// - `campaign_pages`: the fan-out pages whose skips were counted.
 /// - `delivery_leases`: a delivery batch's lease (`owner` until `until`), whether it is
 ///   `done`, and the send group it was attempting (`attempt_at`, `attempt` as a JSON list of
@@ -185,6 +188,35 @@ CREATE TABLE IF NOT EXISTS campaign_pages (
     page_key    TEXT NOT NULL,
     PRIMARY KEY (tenant, campaign_id, page_key)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS address_tally (
+    tenant     TEXT NOT NULL,
+    email_norm TEXT NOT NULL,
+    n          INTEGER NOT NULL,
+    PRIMARY KEY (tenant, email_norm)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS address_tally_shared ON address_tally (tenant, email_norm)
+    WHERE n > 1;
+INSERT OR REPLACE INTO address_tally (tenant, email_norm, n)
+    SELECT tenant, email_norm, count(*) FROM contacts
+    WHERE email_norm IS NOT NULL GROUP BY tenant, email_norm;
+CREATE TRIGGER IF NOT EXISTS contacts_tally_insert AFTER INSERT ON contacts
+WHEN NEW.email_norm IS NOT NULL BEGIN
+    INSERT INTO address_tally (tenant, email_norm, n) VALUES (NEW.tenant, NEW.email_norm, 1)
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS contacts_tally_delete AFTER DELETE ON contacts
+WHEN OLD.email_norm IS NOT NULL BEGIN
+    UPDATE address_tally SET n = n - 1
+    WHERE tenant = OLD.tenant AND email_norm = OLD.email_norm;
+END;
+CREATE TRIGGER IF NOT EXISTS contacts_tally_update AFTER UPDATE OF tenant, email_norm ON contacts
+WHEN OLD.tenant IS NOT NEW.tenant OR OLD.email_norm IS NOT NEW.email_norm BEGIN
+    UPDATE address_tally SET n = n - 1
+    WHERE OLD.email_norm IS NOT NULL AND tenant = OLD.tenant AND email_norm = OLD.email_norm;
+    INSERT INTO address_tally (tenant, email_norm, n)
+    SELECT NEW.tenant, NEW.email_norm, 1 WHERE NEW.email_norm IS NOT NULL
+    ON CONFLICT DO UPDATE SET n = n + 1;
+END;
 CREATE TABLE IF NOT EXISTS delivery_leases (
     tenant      TEXT NOT NULL,
     campaign_id TEXT NOT NULL,

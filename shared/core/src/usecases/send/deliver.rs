@@ -54,9 +54,9 @@
 //! in the campaign (its counter, no scan) pause it with the reason (through
 //! [`CampaignStatus::next`]).
 //!
-//! Store requests per batch of n: the campaign, its template, the lease, the first group's
-//! mark and ⌈n / group⌉ outcome writes (plus one read of the invitations when resumed or
-//! replayed).
+//! Store requests per batch of n: the campaign, its template, the lease (which also marks
+//! the first group of a first delivery) and ⌈n / group⌉ outcome writes; a resumed or replayed
+//! batch also reads its invitations and marks its first group on its own.
 
 use std::collections::{HashMap, HashSet};
 
@@ -66,9 +66,9 @@ use crate::domain::{
     Campaign, CampaignEvent, CampaignId, CampaignStatus, ContactId, Invitation, InvitationFact,
     MergeValues, SendState, Template, TemplateId, TemplateKind, TenantId,
 };
-use crate::ports::{Attempt, LeaseOutcome, LeaseStep, MAX_ATTEMPT};
 use crate::mail::tags::{encode_tag_value, TAG_CAMPAIGN, TAG_INVITATION, TAG_TENANT};
 use crate::mail::OutgoingEmail;
+use crate::ports::{Attempt, LeaseOutcome, LeaseStep, MAX_ATTEMPT};
 use crate::ports::{MailError, RawEmail, Recipient};
 
 use super::{backoff, SendDeps, SendError};
@@ -97,7 +97,10 @@ pub fn batch_key(recipients: &[Recipient]) -> String {
         h.update(r.contact_id.as_str().as_bytes());
         h.update([0u8]);
     }
-    h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect()
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A lease owner's name: random, so two copies of one batch never share one.
@@ -132,6 +135,10 @@ pub async fn deliver_batch(
     let key = batch_key(recipients);
     let owner = lease_owner();
     let now = deps.clock.now();
+    // The first group as a first delivery of fresh claims sends it, marked in the lease's
+    // own write (a resumed or replayed batch marks its real first group before sending).
+    let planned: Vec<&Recipient> = recipients.iter().take(group_size).collect();
+    let planned = attempt_of(deps, &planned);
     let lease = store
         .lease_batch(
             tenant,
@@ -140,6 +147,7 @@ pub async fn deliver_batch(
             &owner,
             now,
             now + deps.config.lease_ttl,
+            Some(&planned),
         )
         .await?;
     let (resumed, attempt) = match lease {
@@ -210,8 +218,16 @@ pub async fn deliver_batch(
     let template = template.as_ref();
     let campaign = &campaign;
     let groups: Vec<&[&Recipient]> = live.chunks(group_size).collect();
+    // Recorded in the lease's write: the whole planned group of a never-leased batch.
+    let marked = !resumed
+        && groups.first().is_some_and(|g| {
+            g.len() == planned.contacts.len()
+                && g.iter()
+                    .zip(&planned.contacts)
+                    .all(|(r, c)| &r.contact_id == c)
+        });
     for (g, group) in groups.iter().enumerate() {
-        if g == 0 {
+        if g == 0 && !marked {
             // The first group's mark (later groups' ride on the outcome write before them).
             let step = attempting(deps, group);
             if !store
@@ -223,6 +239,7 @@ pub async fn deliver_batch(
             }
         }
         let concurrency = deps.config.send_concurrency.max(1);
+        let group_at = deps.clock.now();
         let sends: Vec<_> = group
             .iter()
             .map(|r| deliver_entry(deps, tenant, campaign, template, r))
@@ -248,7 +265,22 @@ pub async fn deliver_batch(
         }
         drop(results);
         let step = match (&throttled, groups.get(g + 1)) {
-            (Some(_), _) => LeaseStep::Release,
+            // The throttled email was refused; those sent after it, in flight when the stream
+            // was dropped, may have been accepted: they stay marked for the next holder.
+            (Some(_), _) => {
+                let refused = outcomes.len();
+                let end = (refused + concurrency).min(group.len());
+                LeaseStep::Attempting {
+                    attempt: Attempt {
+                        contacts: group[(refused + 1).min(end)..end]
+                            .iter()
+                            .map(|r| r.contact_id.clone())
+                            .collect(),
+                        at: group_at,
+                    },
+                    until: deps.clock.now(),
+                }
+            }
             (None, Some(next)) => attempting(deps, next),
             (None, None) => LeaseStep::Done,
         };
@@ -275,15 +307,19 @@ pub async fn deliver_batch(
     Ok(report)
 }
 
+/// A group about to be sent, now.
+fn attempt_of(deps: &SendDeps, group: &[&Recipient]) -> Attempt {
+    Attempt {
+        contacts: group.iter().map(|r| r.contact_id.clone()).collect(),
+        at: deps.clock.now(),
+    }
+}
+
 /// The mark of a group about to be sent, renewing the lease.
 fn attempting(deps: &SendDeps, group: &[&Recipient]) -> LeaseStep {
-    let now = deps.clock.now();
     LeaseStep::Attempting {
-        attempt: Attempt {
-            contacts: group.iter().map(|r| r.contact_id.clone()).collect(),
-            at: now,
-        },
-        until: now + deps.config.lease_ttl,
+        attempt: attempt_of(deps, group),
+        until: deps.clock.now() + deps.config.lease_ttl,
     }
 }
 

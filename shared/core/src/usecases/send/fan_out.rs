@@ -298,8 +298,7 @@ fn cut_batches(recipients: Vec<Recipient>) -> Vec<Vec<Recipient>> {
             ..r.clone()
         })
         .map_or(1024, |v| v.len() + 1);
-        if !current.is_empty() && (current.len() == MAX_BATCH || bytes + size > MAX_BATCH_BYTES)
-        {
+        if !current.is_empty() && (current.len() == MAX_BATCH || bytes + size > MAX_BATCH_BYTES) {
             out.push(std::mem::take(&mut current));
             bytes = 0;
         }

@@ -142,7 +142,9 @@ impl Default for SendConfig {
             failure_threshold: 100,
             outcome_flush: 1,
             send_concurrency: 1,
-            lease_ttl: time::Duration::minutes(5),
+            // Longer than the delivery function's 15-minute timeout: a live holder never
+            // loses its lease mid-group, however long throttling stretches the group.
+            lease_ttl: time::Duration::minutes(16),
             ack_grace: time::Duration::minutes(10),
             step_concurrency: 1,
         }
@@ -176,7 +178,9 @@ pub enum SendError {
     /// A resumed batch holds invitations a dead holder may have handed to the mail service
     /// less than [`SendConfig::ack_grace`] ago, without their outcome: they are neither
     /// re-sent nor given up until then. Re-run after `retry_after`.
-    #[error("{count} invitations may have reached the mail service already; retry after {retry_after}")]
+    #[error(
+        "{count} invitations may have reached the mail service already; retry after {retry_after}"
+    )]
     Unacknowledged {
         count: usize,
         retry_after: OffsetDateTime,
