@@ -233,7 +233,7 @@ pub async fn one_person_gets_one_invitation_whichever_contacts_share_the_address
     let day_after = {
         let c = portal_testkit::builders::CampaignBuilder::new(NOW + Duration::hours(24))
             .trigger(Trigger::Individual)
-            .divisions(&["d1", "d2"])
+            .divisions(["d1", "d2"])
             .email_from("d1@hoa.example.org")
             .build();
         store

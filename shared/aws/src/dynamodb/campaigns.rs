@@ -109,6 +109,15 @@ use portal_core::ports::{
     Idempotency, InvitationFilter, LeaseOutcome, LeaseStep, Page, Recount, StoreError, MAX_CLAIMS,
 };
 
+/// The times a claim's conditions and items carry.
+struct ClaimTimes {
+    now: AttributeValue,
+    /// `now - 24h`: claims at or before it no longer hold.
+    cutoff: AttributeValue,
+    /// When DynamoDB may drop an address claim (a day after it stops holding).
+    ttl: AttributeValue,
+}
+
 /// An address claim item's sort key and attributes (see the module docs).
 const ADDRESS_SK: &str = "ADDR";
 const ADDRESS_AT: &str = "at";
@@ -580,10 +589,9 @@ impl DynamoStore {
         tenant: &TenantId,
         claim: &Claim,
         campaign: &CampaignId,
-        now: &AttributeValue,
-        cutoff: &AttributeValue,
-        ttl: &AttributeValue,
+        times: &ClaimTimes,
     ) -> Result<TransactWriteItem, StoreError> {
+        let ClaimTimes { now, cutoff, ttl } = times;
         let mut item = items::key(
             address_pk(tenant, &claim.invitation.email),
             ADDRESS_SK.to_owned(),
@@ -614,10 +622,9 @@ impl DynamoStore {
         division: &DivisionId,
         claim: &Claim,
         campaign: &CampaignId,
-        now: &AttributeValue,
-        cutoff: &AttributeValue,
-        ttl: &AttributeValue,
+        times: &ClaimTimes,
     ) -> Result<[TransactWriteItem; 3], StoreError> {
+        let ClaimTimes { now, cutoff, .. } = times;
         let id = &claim.contact_id;
         let update = Update::builder()
             .table_name(&self.table)
@@ -649,7 +656,7 @@ impl DynamoStore {
         Ok([
             TransactWriteItem::builder().update(update).build(),
             self.put(encode_invitation(tenant, &invitation)?)?,
-            self.address_item(tenant, claim, campaign, now, cutoff, ttl)?,
+            self.address_item(tenant, claim, campaign, times)?,
         ])
     }
 
@@ -663,11 +670,13 @@ impl DynamoStore {
         batch: &[(&Claim, &DivisionId)],
         now: OffsetDateTime,
     ) -> Result<Vec<ClaimResult>, StoreError> {
-        let now_v = time_value(now)?;
-        let cutoff_v = time_value(now - HOLD_WINDOW)?;
         // Address claims outlive their 24 hours by a day, then DynamoDB drops them.
         let expires: OffsetDateTime = now + HOLD_WINDOW * 2;
-        let ttl_v = num(u64::try_from(expires.unix_timestamp()).unwrap_or(0));
+        let times = ClaimTimes {
+            now: time_value(now)?,
+            cutoff: time_value(now - HOLD_WINDOW)?,
+            ttl: num(u64::try_from(expires.unix_timestamp()).unwrap_or(0)),
+        };
         let mut results: Vec<Option<ClaimResult>> = vec![None; batch.len()];
         let mut pending: Vec<usize> = (0..batch.len()).collect();
         for round in 0..MAX_CLAIM_ROUNDS {
@@ -677,9 +686,7 @@ impl DynamoStore {
             let mut request = self.client.transact_write_items();
             for &i in &pending {
                 let (claim, division) = batch[i];
-                for item in
-                    self.claim_items(tenant, division, claim, campaign, &now_v, &cutoff_v, &ttl_v)?
-                {
+                for item in self.claim_items(tenant, division, claim, campaign, &times)? {
                     request = request.transact_items(item);
                 }
             }
