@@ -104,7 +104,8 @@ class Outbox:
     def files(self) -> list[Path]:
         if not self.dir.is_dir():
             return []
-        return sorted(self.dir.glob("*.eml"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+        # Messages live in shard subdirectories (outbox/00 ... outbox/3f).
+        return sorted(self.dir.rglob("*.eml"), key=lambda p: (p.stat().st_mtime_ns, p.name))
 
     def newest(self) -> Mail:
         files = self.files()
