@@ -8,13 +8,15 @@
 //! earlier flat layout (`<data_dir>/outbox/m<message-id>.eml`) are still listed and read, and
 //! a Message-ID found there is not written again.
 //!
-//! Why shards: one flat directory made every send allocate its inode next to the last
-//! run's (the directory's block group). On ext4 without a journal the allocator skips inodes
-//! freed in the last minutes by scanning them one by one (`recently_deleted`, 79% of the
-//! samples of a file-creation micro-benchmark after a previous outbox was removed), so the
-//! send rate fell by up to 20x depending on what was deleted before. The outbox directory is
-//! marked `FS_TOPDIR_FL` (best effort; ignored by file systems without it), which makes ext4
-//! spread its subdirectories, and so the messages' inodes, over block groups with free room.
+//! Why shards: with one flat directory every message's inode is allocated in that
+//! directory's block group, next to the inodes of the last outbox removed. On ext4 without a
+//! journal the allocator skips inodes freed in the last minutes by checking them one by one
+//! (`recently_deleted`: 79% of the samples of a file-creation micro-benchmark, which wrote
+//! 18,000 or under 1,000 files/s depending on what had been deleted before). The outbox
+//! directory is marked `FS_TOPDIR_FL` (best effort; ignored where inode flags do not exist),
+//! which makes ext4 spread its subdirectories, and so the messages' inodes, over block groups
+//! with free room. That helps only where those groups hold no freshly freed inodes: it does
+//! not remove the scan (see the README's "Performance").
 //!
 //! **One file per Message-ID, written once.** A file appears whole or not at all, and a
 //! second send of the same Message-ID writes nothing: delivery gives each invitation a
