@@ -104,8 +104,7 @@ class Outbox:
     def files(self) -> list[Path]:
         if not self.dir.is_dir():
             return []
-        # Messages live in shard subdirectories (outbox/00 ... outbox/3f).
-        return sorted(self.dir.rglob("*.eml"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+        return sorted(self.dir.glob("*.eml"), key=lambda p: (p.stat().st_mtime_ns, p.name))
 
     def newest(self) -> Mail:
         files = self.files()

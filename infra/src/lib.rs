@@ -21,9 +21,8 @@
 //! benchmark binaries.
 //!
 //! A data dir holds `portal.db` (the SQLite store, WAL mode), `jwt-secret`,
-//! `unsubscribe-secret` and `outbox/` (every email the local mailer sent, as `.eml`, in 64
-//! shard subdirectories); several commands may use one data dir at once (e.g. `import` while
-//! `serve` runs).
+//! `unsubscribe-secret` and `outbox/` (every email the local mailer sent, as `.eml`); several
+//! commands may use one data dir at once (e.g. `import` while `serve` runs).
 
 pub mod bench;
 pub mod dev;

@@ -395,9 +395,14 @@ async fn the_demo_prints_a_link_that_registers_its_invited_resident_once() {
     let outbox = demo.dir.join("outbox");
     let mut found = false;
     for _ in 0..50 {
-        found = outbox_files(&outbox).iter().any(|p| {
-            std::fs::read_to_string(p).is_ok_and(|m| m.replace("=\r\n", "").contains(token))
-        });
+        found = std::fs::read_dir(&outbox)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read_to_string(e.path())
+                    .is_ok_and(|m| m.replace("=\r\n", "").contains(token))
+            });
         if found {
             break;
         }
@@ -1076,24 +1081,15 @@ async fn wait_for_runs(api: &Api, id: &str, n: usize) -> Vec<Value> {
     )
 }
 
-/// Every file under the outbox `dir`, its shard subdirectories (`outbox/00` …) included.
-fn outbox_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            out.extend(outbox_files(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
-}
-
 /// The number of emails in the outbox per recipient address.
 fn outbox_per_address(dir: &std::path::Path) -> std::collections::BTreeMap<String, usize> {
     let mut out = std::collections::BTreeMap::new();
-    for path in outbox_files(&dir.join("outbox")) {
-        let Ok(mail) = std::fs::read_to_string(&path) else {
+    for e in std::fs::read_dir(dir.join("outbox"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let Ok(mail) = std::fs::read_to_string(e.path()) else {
             continue;
         };
         let to = mail

@@ -65,20 +65,6 @@ fn status_kib(field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// The bytes of every file under `dir` (the outbox's shard subdirectories included).
-fn tree_bytes(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(|e| e.ok())
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => tree_bytes(&e.path()),
-            _ => e.metadata().map(|m| m.len()).unwrap_or(0),
-        })
-        .sum()
-}
-
 /// Resets the peak-RSS mark (`VmHWM`) to the current RSS (Linux ≥ 4.0).
 fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
@@ -180,7 +166,14 @@ async fn main() -> anyhow::Result<()> {
         .get_campaign(&tenant, &campaign.campaign_id)
         .await?
         .context("the campaign vanished")?;
-    let outbox_bytes = tree_bytes(&dir.join("outbox"));
+    let outbox_bytes: u64 = std::fs::read_dir(dir.join("outbox"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
     let (anon, file) = (status_kib("RssAnon:"), status_kib("RssFile:"));
 
     println!(
