@@ -476,7 +476,7 @@ mod tests {
         d.campaign_id = CampaignId::generate(T0 + Duration::seconds(1));
         d.created_by = "someone else".into();
         assert_eq!(progress_fingerprint(&c), progress_fingerprint(&d));
-        // SHA-256 of `v1|queued|0|0|0|0|0|0|0|0`, first 8 bytes.
-        assert_eq!(progress_fingerprint(&c), 0x2b24_3fc0_df82_c099);
+        // SHA-256 of `v1|queued|0|0|0|0|0|0|0|0|0`, first 8 bytes.
+        assert_eq!(progress_fingerprint(&c), 0x564b_f056_b493_85d3);
     }
 }
