@@ -149,7 +149,7 @@ async fn a_campaign_is_accepted_at_once_its_fan_out_queued_and_it_reads_back() {
             "created_at": "2026-11-02T12:00:00Z",
             "created_by": "user-of-t1",
             "targeted": 0,
-            "skipped": {"accepted": 0, "held_24h": 0, "suppressed": 0, "no_email": 0},
+            "skipped": {"accepted": 0, "held_24h": 0, "suppressed": 0, "no_email": 0, "duplicate_address": 0},
             "statistics": {
                 "total": 0, "in_process": 0, "failed": 0, "unopened": 0, "bounced": 0,
                 "opened": 0, "clicked": 0, "unsubscribed": 0, "registered": 0,

@@ -1168,15 +1168,29 @@ impl CampaignStore for DynamoStore {
         // the first of each address now, the next after it is decided (it then finds the
         // address claimed, unless the first was refused for its own reasons).
         let mut remaining = located;
+        // Addresses this call claimed just now: a later contact with one is a duplicate
+        // without asking the table (a cancelled transaction would cost a retry).
+        let mut claimed_now: std::collections::HashSet<String> = std::collections::HashSet::new();
         while !remaining.is_empty() {
             let mut seen = std::collections::HashSet::new();
-            let (now_pass, later): (Vec<_>, Vec<_>) = remaining
+            let (decided, undecided): (Vec<_>, Vec<_>) = remaining
+                .into_iter()
+                .partition(|(_, (c, _))| claimed_now.contains(&c.invitation.email.normalized()));
+            for (i, _) in decided {
+                results[i] = ClaimResult::DuplicateAddress {
+                    until: now + HOLD_WINDOW,
+                };
+            }
+            let (now_pass, later): (Vec<_>, Vec<_>) = undecided
                 .into_iter()
                 .partition(|(_, (c, _))| seen.insert(c.invitation.email.normalized()));
             for chunk in now_pass.chunks(CLAIMS_PER_TRANSACTION) {
                 let batch: Vec<(&Claim, &DivisionId)> = chunk.iter().map(|(_, b)| *b).collect();
                 let got = self.claim_batch(tenant, campaign, &batch, now).await?;
-                for ((i, _), r) in chunk.iter().zip(got) {
+                for ((i, (c, _)), r) in chunk.iter().zip(got) {
+                    if r == ClaimResult::Claimed {
+                        claimed_now.insert(c.invitation.email.normalized());
+                    }
                     results[*i] = r;
                 }
             }
