@@ -14,9 +14,6 @@
 //! - here: `recurring_cases!` turns each listed case into a `#[tokio::test]` on a fresh
 //!   store; `sqlite` and `dynamodb` list the same cases.
 //!
-//! `known_issues` cases show behaviour of the core that this suite considers wrong; they
-//! are `#[ignore]`d so the suite stays green (`cargo test ... -- --ignored` runs them).
-//!
 //! [`SendDeps`]: portal_core::usecases::send::SendDeps
 //! [`Harness`]: world::Harness
 
@@ -73,14 +70,9 @@ macro_rules! on_every_store {
             a_resumed_run_whose_campaign_already_went_out_keeps_its_campaign_in_the_history,
             a_contact_reached_seconds_earlier_than_last_week_is_still_reminded_on_the_cadence_day,
             the_same_run_twice_at_once_with_steps_handled_at_once_sends_each_email_once,
+            // Was a known issue until delivery batches were leased (issue 13).
+            a_fan_out_message_delivered_twice_at_once_sends_nothing_twice,
         );
-        mod known_issues {
-            use super::*;
-            recurring_cases!($make;
-                #[ignore = "issue 13 (send path): two deliveries of one batch at once both send it"]
-                a_fan_out_message_delivered_twice_at_once_sends_nothing_twice,
-            );
-        }
     };
 }
 
