@@ -1815,6 +1815,32 @@ pub async fn an_address_is_claimed_once_per_24_hours_whichever_contact_carries_i
         vec![ClaimResult::Claimed]
     );
 
+    // Recording an invitation by other means (the demo, imports) holds the address too.
+    store
+        .record_invited(&tenant, &cid("c004"), free)
+        .await
+        .unwrap();
+    let c004_address = store
+        .get_contact(&tenant, &cid("c004"))
+        .await
+        .unwrap()
+        .unwrap()
+        .email
+        .unwrap();
+    let upper = c004_address.as_str().to_ascii_uppercase();
+    assert_eq!(
+        store
+            .claim_contacts(
+                &tenant,
+                &b.campaign_id,
+                &[claim_at(&b, "c005", &upper, free)],
+                free
+            )
+            .await
+            .unwrap(),
+        vec![ClaimResult::DuplicateAddress { until: free + DAY }]
+    );
+
     // Another tenant's contact with the same address is its own person.
     let elsewhere = t("addr-other");
     seed(store, &elsewhere, 2).await;

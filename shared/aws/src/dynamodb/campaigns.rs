@@ -109,6 +109,43 @@ use portal_core::ports::{
     Idempotency, InvitationFilter, LeaseOutcome, LeaseStep, Page, Recount, StoreError, MAX_CLAIMS,
 };
 
+impl DynamoStore {
+    /// Holds `email` for `contact` from `at` (what `record_invited` adds to a contact's
+    /// invitation time), unless a later claim holds it already.
+    pub(super) async fn hold_address(
+        &self,
+        tenant: &TenantId,
+        email: &Email,
+        contact: &ContactId,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let expires: OffsetDateTime = at + HOLD_WINDOW * 2;
+        let mut item = items::key(address_pk(tenant, email), ADDRESS_SK.to_owned());
+        item.insert(ADDRESS_AT.to_owned(), time_value(at)?);
+        item.insert(ADDRESS_CAMPAIGN.to_owned(), s(""));
+        item.insert(ADDRESS_CONTACT.to_owned(), s(contact.as_str()));
+        item.insert(
+            "ttl".to_owned(),
+            num(u64::try_from(expires.unix_timestamp()).unwrap_or(0)),
+        );
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR #at <= :at")
+            .expression_attribute_names("#at", ADDRESS_AT)
+            .expression_attribute_values(":at", time_value(at)?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if ops::condition_failed(&e) => Ok(()),
+            Err(e) => Err(StoreError::backend("PutItem", e)),
+        }
+    }
+}
+
 /// The times a claim's conditions and items carry.
 struct ClaimTimes {
     now: AttributeValue,

@@ -438,6 +438,10 @@ impl ContactStateStore for DynamoStore {
         let Some(division) = self.locate(tenant, id).await? else {
             return Ok(false);
         };
+        // The address is held too, as a claim's is (one invitation per address).
+        if let Some(email) = self.get_contact(tenant, id).await?.and_then(|c| c.email) {
+            self.hold_address(tenant, &email, id, at).await?;
+        }
         let at = items::time_value(at)?;
         // Pending unless accepted: one conditional update, and if the contact turns out to be
         // accepted, a second that records the time alone.

@@ -289,13 +289,15 @@ impl DynamoStore {
     /// One conditional item on its own; `false` when its condition failed.
     async fn write_alone(&self, item: TransactWriteItem) -> Result<bool, StoreError> {
         for round in 0..MAX_FACT_ROUNDS {
-            match self
-                .client
-                .transact_write_items()
-                .transact_items(item.clone())
-                .send()
-                .await
-            {
+            let sent = {
+                let _one_at_a_time = self.transaction_guard().await;
+                self.client
+                    .transact_write_items()
+                    .transact_items(item.clone())
+                    .send()
+                    .await
+            };
+            match sent {
                 Ok(_) => return Ok(true),
                 Err(e) => {
                     let reasons = cancellation(e)?;

@@ -119,7 +119,10 @@ impl DynamoStore {
                 .expression_attribute_values(":att", attempt_list(a)),
             None => request.update_expression("SET #o = :me, #u = :until, #ttl = :ttl"),
         };
-        let result = request
+        let result = {
+            // moto does not make a conditional write atomic against another one.
+            let _one_at_a_time = self.transaction_guard().await;
+            request
             .condition_expression(
                 "attribute_not_exists(pk) OR (attribute_not_exists(#d) AND (#u <= :now OR #o = :me))",
             )
@@ -133,7 +136,8 @@ impl DynamoStore {
             .expression_attribute_values(":ttl", run_ttl())
             .return_values(ReturnValue::AllOld)
             .send()
-            .await;
+                .await
+        };
         match result {
             Ok(out) => match out.attributes {
                 Some(old) if !old.is_empty() => Ok(LeaseOutcome::Acquired {
@@ -208,17 +212,19 @@ impl DynamoStore {
         step: &LeaseStep,
     ) -> Result<bool, StoreError> {
         let u = self.lease_step_update(tenant, campaign, batch, owner, step)?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(u.key))
-            .set_update_expression(Some(u.update_expression))
-            .set_condition_expression(u.condition_expression)
-            .set_expression_attribute_names(u.expression_attribute_names)
-            .set_expression_attribute_values(u.expression_attribute_values)
-            .send()
-            .await;
+        let result = {
+            let _one_at_a_time = self.transaction_guard().await;
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(u.key))
+                .set_update_expression(Some(u.update_expression))
+                .set_condition_expression(u.condition_expression)
+                .set_expression_attribute_names(u.expression_attribute_names)
+                .set_expression_attribute_values(u.expression_attribute_values)
+                .send()
+                .await
+        };
         match result {
             Ok(_) => Ok(true),
             Err(e) if ops::condition_failed(&e) => Ok(false),
@@ -244,13 +250,15 @@ impl DynamoStore {
             .build()
             .map_err(build_err)?;
         for round in 0..super::campaigns::MAX_CLAIM_ROUNDS {
-            let sent = self
-                .client
-                .transact_write_items()
-                .transact_items(TransactWriteItem::builder().put(put.clone()).build())
-                .transact_items(counters.clone())
-                .send()
-                .await;
+            let sent = {
+                let _one_at_a_time = self.transaction_guard().await;
+                self.client
+                    .transact_write_items()
+                    .transact_items(TransactWriteItem::builder().put(put.clone()).build())
+                    .transact_items(counters.clone())
+                    .send()
+                    .await
+            };
             let reasons = match sent {
                 Ok(_) => return Ok(true),
                 Err(e) => cancellation(e)?,

@@ -191,8 +191,8 @@
 //! - `sweep`: the sweeper's index of unfinished campaigns and their watch records.
 //!
 //! Every TransactWriteItems goes through `transaction_guard` (see
-//! [`DynamoStore::serialize_transactions`]), and so does `start_run`'s conditional PutItem,
-//! whose race a contract case runs.
+//! [`DynamoStore::serialize_transactions`]), and so do `start_run`'s conditional PutItem and
+//! the delivery leases' conditional UpdateItems, whose races contract and send cases run.
 
 mod accounts;
 mod batch;

@@ -917,6 +917,17 @@ impl ContactStateStore for SqliteStore {
                 ))
                 .and_then(|mut s| s.execute(params![tenant.as_str(), id.as_str(), ts(at)]))
                 .or_store(OP)?;
+            // The address is held too, as a claim's is (one invitation per address).
+            conn.prepare_cached(
+                "INSERT INTO address_claims (tenant, address, invited_at, campaign_id, contact_id) \
+                 SELECT tenant, email_norm, ?3, '', contact_id FROM contacts \
+                 WHERE tenant = ?1 AND contact_id = ?2 AND email_norm IS NOT NULL \
+                 ON CONFLICT (tenant, address) DO UPDATE SET invited_at = excluded.invited_at, \
+                 campaign_id = excluded.campaign_id, contact_id = excluded.contact_id \
+                 WHERE excluded.invited_at >= address_claims.invited_at",
+            )
+            .and_then(|mut s| s.execute(params![tenant.as_str(), id.as_str(), ts(at)]))
+            .or_store(OP)?;
             Ok(n > 0)
         })
         .await
