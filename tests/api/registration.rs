@@ -488,6 +488,7 @@ async fn a_second_contact_with_the_same_address_is_not_invited_again_and_joins_t
         "{problem}"
     );
     assert_eq!(problem["contact_id"], "d1-c1-0");
+    assert_eq!(problem["type"], "urn:portal-invites:problem:address-held");
     let ok = r
         .app
         .send(json_post(

@@ -348,15 +348,23 @@ pub(crate) fn error_response(e: CampaignError, now: OffsetDateTime) -> ApiError 
         CampaignError::ContactHeld {
             contact_id,
             retry_after,
+        } => {
+            tracing::debug!(%detail, "send refused");
+            ApiError::Held {
+                detail,
+                subject: HeldSubject::Contact(contact_id),
+                retry_after,
+                retry_after_secs: seconds_until(now, retry_after),
+            }
         }
-        | CampaignError::AddressHeld {
+        CampaignError::AddressHeld {
             contact_id,
             retry_after,
         } => {
             tracing::debug!(%detail, "send refused");
             ApiError::Held {
                 detail,
-                subject: HeldSubject::Contact(contact_id),
+                subject: HeldSubject::Address(contact_id),
                 retry_after,
                 retry_after_secs: seconds_until(now, retry_after),
             }

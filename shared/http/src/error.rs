@@ -144,6 +144,8 @@ pub enum ApiError {
 pub enum HeldSubject {
     Division(DivisionId),
     Contact(ContactId),
+    /// The contact's address was invited for another contact (one invitation per person).
+    Address(ContactId),
 }
 
 #[derive(Serialize)]
@@ -225,6 +227,13 @@ impl ApiError {
                 subject: HeldSubject::Contact(_),
                 ..
             } => ("contact-held", "Contact invited less than 24 hours ago"),
+            ApiError::Held {
+                subject: HeldSubject::Address(_),
+                ..
+            } => (
+                "address-held",
+                "Address invited for another contact less than 24 hours ago",
+            ),
             ApiError::NotQueued { .. } => ("not-queued", "Could not be queued"),
             ApiError::NotGenuine(_) => ("not-genuine", "Message not genuine"),
             ApiError::Unavailable(_) => ("unavailable", "Service unavailable"),
@@ -301,7 +310,7 @@ impl IntoResponse for ApiError {
                 ..
             } => (Some(d), None),
             ApiError::Held {
-                subject: HeldSubject::Contact(c),
+                subject: HeldSubject::Contact(c) | HeldSubject::Address(c),
                 ..
             } => (None, Some(c)),
             _ => (None, None),
