@@ -119,14 +119,13 @@ impl DynamoStore {
         contact: &ContactId,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let expires: OffsetDateTime = at + HOLD_WINDOW * 2;
-        let mut item = items::key(address_pk(tenant, email), ADDRESS_SK.to_owned());
-        item.insert(ADDRESS_AT.to_owned(), time_value(at)?);
-        item.insert(ADDRESS_CAMPAIGN.to_owned(), s(""));
-        item.insert(ADDRESS_CONTACT.to_owned(), s(contact.as_str()));
-        item.insert(
-            "ttl".to_owned(),
-            num(u64::try_from(expires.unix_timestamp()).unwrap_or(0)),
+        let item = address_claim(
+            tenant,
+            email,
+            "",
+            contact,
+            &time_value(at)?,
+            &address_ttl(at),
         );
         let result = self
             .client
@@ -169,6 +168,30 @@ fn address_pk(t: &TenantId, email: &Email) -> String {
         "T#{t}#ADDR#{}",
         keys::hex(&Sha256::digest(email.normalized().as_bytes()))
     )
+}
+
+/// An address claim item: `email` held for `contact` (by `campaign`; empty when recorded
+/// outside a campaign) from `at`, dropped by DynamoDB at `ttl`.
+fn address_claim(
+    t: &TenantId,
+    email: &Email,
+    campaign: &str,
+    contact: &ContactId,
+    at: &AttributeValue,
+    ttl: &AttributeValue,
+) -> Item {
+    let mut item = items::key(address_pk(t, email), ADDRESS_SK.to_owned());
+    item.insert(ADDRESS_AT.to_owned(), at.clone());
+    item.insert(ADDRESS_CAMPAIGN.to_owned(), s(campaign));
+    item.insert(ADDRESS_CONTACT.to_owned(), s(contact.as_str()));
+    item.insert("ttl".to_owned(), ttl.clone());
+    item
+}
+
+/// The `ttl` of an address claimed at `at`: a day after its 24 hours, DynamoDB drops it.
+fn address_ttl(at: OffsetDateTime) -> AttributeValue {
+    let expires: OffsetDateTime = at + HOLD_WINDOW * 2;
+    num(u64::try_from(expires.unix_timestamp()).unwrap_or(0))
 }
 
 /// Contact ids per selection chunk item (see the module docs).
@@ -629,14 +652,14 @@ impl DynamoStore {
         times: &ClaimTimes,
     ) -> Result<TransactWriteItem, StoreError> {
         let ClaimTimes { now, cutoff, ttl } = times;
-        let mut item = items::key(
-            address_pk(tenant, &claim.invitation.email),
-            ADDRESS_SK.to_owned(),
+        let item = address_claim(
+            tenant,
+            &claim.invitation.email,
+            campaign.as_str(),
+            &claim.contact_id,
+            now,
+            ttl,
         );
-        item.insert(ADDRESS_AT.to_owned(), now.clone());
-        item.insert(ADDRESS_CAMPAIGN.to_owned(), s(campaign.as_str()));
-        item.insert(ADDRESS_CONTACT.to_owned(), s(claim.contact_id.as_str()));
-        item.insert("ttl".to_owned(), ttl.clone());
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(item))
@@ -707,12 +730,10 @@ impl DynamoStore {
         batch: &[(&Claim, &DivisionId)],
         now: OffsetDateTime,
     ) -> Result<Vec<ClaimResult>, StoreError> {
-        // Address claims outlive their 24 hours by a day, then DynamoDB drops them.
-        let expires: OffsetDateTime = now + HOLD_WINDOW * 2;
         let times = ClaimTimes {
             now: time_value(now)?,
             cutoff: time_value(now - HOLD_WINDOW)?,
-            ttl: num(u64::try_from(expires.unix_timestamp()).unwrap_or(0)),
+            ttl: address_ttl(now),
         };
         let mut results: Vec<Option<ClaimResult>> = vec![None; batch.len()];
         let mut pending: Vec<usize> = (0..batch.len()).collect();
