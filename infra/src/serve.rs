@@ -198,6 +198,7 @@ impl LocalServer {
                 tenant,
                 campaign_id,
                 cursor: None,
+                spec: None,
             }])
             .await
             .map_err(|e| ServeError::Resume(Box::new(e)))?;

@@ -110,6 +110,7 @@ fn fan_out(tenant_id: &str, campaign: &str) -> SendMessage {
         tenant: tenant(tenant_id),
         campaign_id: CampaignId::parse(campaign).unwrap(),
         cursor: None,
+        spec: None,
     }
 }
 
@@ -531,6 +532,7 @@ async fn an_individual_invite_claims_the_contact_and_queues_one_delivery() {
                 portal_key: key.clone(),
                 fresh: true,
             }],
+            spec: None,
         }]
     );
     assert_eq!(

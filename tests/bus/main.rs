@@ -163,6 +163,7 @@ fn deliver(campaign_n: u32, recipients: usize, name_len: usize) -> SendMessage {
         tenant: tenant(),
         campaign_id: campaign(campaign_n),
         recipients: (0..recipients).map(|i| recipient(i, name_len)).collect(),
+        spec: None,
     }
 }
 
@@ -184,6 +185,7 @@ async fn twenty_five_messages_take_three_put_events_calls_and_all_arrive_intact(
                     tenant: tenant(),
                     campaign_id: campaign(n),
                     cursor: (n > 0).then(|| format!("cursor-{n}")),
+                    spec: None,
                 }
             } else {
                 deliver(n, 3, 5)
@@ -253,6 +255,7 @@ async fn an_oversized_message_is_refused_and_nothing_is_sent() {
         tenant: tenant(),
         campaign_id: campaign(2),
         cursor: None,
+        spec: None,
     };
     let err = bus
         .publish(&[small, huge])

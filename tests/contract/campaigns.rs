@@ -1991,9 +1991,16 @@ pub async fn a_delivery_lease_is_held_by_one_owner_until_it_runs_out_or_is_done(
             attempt: Some(first)
         }
     );
+    // The same campaign id and batch in another tenant is another lease.
+    let other_tenant = t("lease-other");
+    seed(store, &other_tenant, 1).await;
+    assert_eq!(
+        create(store, &other_tenant, &c, NOW).await,
+        CreateOutcome::Created
+    );
     assert!(matches!(
         store
-            .lease_batch(&t("lease-other"), id, "b1", "four", NOW, until, None)
+            .lease_batch(&other_tenant, id, "b1", "four", NOW, until, None)
             .await
             .unwrap(),
         LeaseOutcome::Acquired { resumed: false, .. }
@@ -2058,4 +2065,82 @@ pub async fn outcomes_written_with_a_lost_lease_are_kept_and_say_so(store: &dyn 
             .unwrap(),
         LeaseOutcome::Acquired { .. }
     ));
+}
+
+pub async fn a_paused_failed_or_missing_campaign_leases_no_batch(store: &dyn Store) {
+    let tenant = t("lease-stop");
+    seed(store, &tenant, 2).await;
+    let c = campaign(Trigger::Manual, &["d1"], NOW);
+    assert_eq!(
+        create(store, &tenant, &c, NOW).await,
+        CreateOutcome::Created
+    );
+    let id = &c.campaign_id;
+    let lease = |batch: &'static str, owner: &'static str, at: OffsetDateTime| {
+        let id = id.clone();
+        let tenant = tenant.clone();
+        async move {
+            store
+                .lease_batch(
+                    &tenant,
+                    &id,
+                    batch,
+                    owner,
+                    at,
+                    at + Duration::minutes(5),
+                    None,
+                )
+                .await
+                .unwrap()
+        }
+    };
+    // Leased once while the campaign runs; its holder dies.
+    assert!(matches!(
+        lease("b1", "one", NOW).await,
+        LeaseOutcome::Acquired { resumed: false, .. }
+    ));
+    let set = |from: CampaignStatus, to: CampaignStatus| {
+        let id = id.clone();
+        let tenant = tenant.clone();
+        async move {
+            assert!(store
+                .update_campaign_status(&tenant, &id, from, to, Some("stop".into()))
+                .await
+                .unwrap());
+        }
+    };
+    set(CampaignStatus::Queued, CampaignStatus::Paused).await;
+    // Neither a new batch nor the dead holder's, even once its lease ran out.
+    assert_eq!(lease("b2", "two", NOW).await, LeaseOutcome::Stopped);
+    let later = NOW + Duration::minutes(10);
+    assert_eq!(lease("b1", "two", later).await, LeaseOutcome::Stopped);
+    // Resumed: both lease again, the old one as a resume.
+    set(CampaignStatus::Paused, CampaignStatus::Queued).await;
+    assert!(matches!(
+        lease("b2", "two", later).await,
+        LeaseOutcome::Acquired { resumed: false, .. }
+    ));
+    assert!(matches!(
+        lease("b1", "two", later).await,
+        LeaseOutcome::Acquired { resumed: true, .. }
+    ));
+    set(CampaignStatus::Queued, CampaignStatus::Failed).await;
+    assert_eq!(lease("b3", "three", later).await, LeaseOutcome::Stopped);
+    // A campaign that does not exist (or is another tenant's) leases nothing.
+    let other = campaign(Trigger::Manual, &["d1"], NOW + Duration::seconds(1));
+    assert_eq!(
+        store
+            .lease_batch(&tenant, &other.campaign_id, "b1", "x", NOW, later, None)
+            .await
+            .unwrap(),
+        LeaseOutcome::Stopped
+    );
+    let stranger = t("lease-stop-other");
+    assert_eq!(
+        store
+            .lease_batch(&stranger, id, "b4", "x", NOW, later, None)
+            .await
+            .unwrap(),
+        LeaseOutcome::Stopped
+    );
 }

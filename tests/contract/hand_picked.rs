@@ -300,6 +300,7 @@ pub async fn a_selection_sends_exactly_the_picked_eligible_contacts_and_counts_t
             tenant: tenant.clone(),
             campaign_id: started.campaign_id.clone(),
             cursor: None,
+            spec: None,
         }])
         .await
         .unwrap();

@@ -332,6 +332,7 @@ pub async fn a_fan_out_message_delivered_twice_at_once_sends_nothing_twice(store
             tenant: tenant(),
             campaign_id: started.campaign_id.clone(),
             cursor: None,
+            spec: None,
         }])
         .await
         .unwrap();

@@ -647,6 +647,7 @@ async fn a_schedules_input_runs_its_setting_once_for_the_day_it_fired_for() {
             tenant: t.clone(),
             campaign_id: campaign_id.clone(),
             cursor: None,
+            spec: None,
         }]
     );
 

@@ -182,8 +182,12 @@ pub async fn a_duplicated_delivery_batch_sends_nothing_twice(store: Arc<dyn Stor
     );
     let step = fan_out_page(&deps, &tenant(), &c, None).await.unwrap();
     let batch = &step.batches[0].recipients;
-    let first = deliver_batch(&deps, &tenant(), &c, batch).await.unwrap();
-    let again = deliver_batch(&deps, &tenant(), &c, batch).await.unwrap();
+    let first = deliver_batch(&deps, &tenant(), &c, batch, None)
+        .await
+        .unwrap();
+    let again = deliver_batch(&deps, &tenant(), &c, batch, None)
+        .await
+        .unwrap();
     assert_eq!(first.sent, 5);
     assert_eq!(again.sent, 0);
     assert_eq!(again.skipped, 5);
@@ -422,7 +426,7 @@ pub async fn another_tenant_cannot_run_or_deliver_a_campaign_it_does_not_own(
     ));
     let step = fan_out_page(&deps, &tenant(), &c, None).await.unwrap();
     assert!(
-        deliver_batch(&deps, &other, &c, &step.batches[0].recipients)
+        deliver_batch(&deps, &other, &c, &step.batches[0].recipients, None)
             .await
             .is_err()
     );
@@ -476,6 +480,7 @@ pub async fn bus_messages_redelivered_twice_in_a_shuffled_order_send_each_contac
             tenant: t.clone(),
             campaign_id: c.clone(),
             cursor: None,
+            spec: None,
         }])
         .await
         .unwrap();
@@ -521,6 +526,7 @@ pub async fn a_hand_picked_campaign_redelivered_twice_in_a_shuffled_order_sends_
             tenant: t.clone(),
             campaign_id: c.clone(),
             cursor: None,
+            spec: None,
         }])
         .await
         .unwrap();

@@ -196,6 +196,7 @@ pub async fn a_sending_campaign_whose_deliveries_were_lost_is_completed_after_a_
             tenant: tenant(),
             campaign_id: c.clone(),
             cursor: None,
+            spec: None,
         }])
         .await
         .unwrap();

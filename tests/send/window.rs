@@ -57,8 +57,8 @@ pub async fn two_copies_of_one_batch_delivered_at_once_send_each_email_once(stor
             })
             .collect();
         let (a, b) = tokio::join!(
-            deliver_batch(&deps, &t, &c, batch),
-            deliver_batch(&deps, &t, &c, &copy)
+            deliver_batch(&deps, &t, &c, batch, None),
+            deliver_batch(&deps, &t, &c, &copy, None)
         );
         let (a, b) = (a.unwrap(), b.unwrap());
         assert_eq!(a.sent + b.sent, 6, "round {round}: {a:?} {b:?}");
@@ -66,7 +66,7 @@ pub async fn two_copies_of_one_batch_delivered_at_once_send_each_email_once(stor
         let got = store.get_campaign(&t, &c).await.unwrap().unwrap();
         assert_eq!((got.sends.sent, got.sends.pending), (6, 0), "round {round}");
         // A third copy later finds the batch done and reads nothing more.
-        let late = deliver_batch(&deps, &t, &c, batch).await.unwrap();
+        let late = deliver_batch(&deps, &t, &c, batch, None).await.unwrap();
         assert_eq!((late.sent, late.skipped), (0, 6));
     }
 }
@@ -127,7 +127,7 @@ pub async fn a_crash_after_the_mail_service_accepted_a_group_resends_only_what_i
     // Resumed within the grace period: the third may still be acknowledged; nothing is sent.
     let clock = Arc::new(FixedClock::new(NOW + Duration::minutes(1)));
     deps.clock = clock.clone();
-    match deliver_batch(&deps, &t, &c, &batch).await {
+    match deliver_batch(&deps, &t, &c, &batch, None).await {
         Err(SendError::Unacknowledged { count, retry_after }) => {
             assert_eq!(count, 1);
             assert_eq!(retry_after, NOW + deps.config.ack_grace);
@@ -139,7 +139,7 @@ pub async fn a_crash_after_the_mail_service_accepted_a_group_resends_only_what_i
     // After the grace period: the unacknowledged one and the rest go out, once each; the two
     // SES acknowledged are never sent again.
     clock.set(NOW + deps.config.ack_grace);
-    let report = deliver_batch(&deps, &t, &c, &batch).await.unwrap();
+    let report = deliver_batch(&deps, &t, &c, &batch, None).await.unwrap();
     assert_eq!((report.sent, report.skipped), (4, 2));
     let sent: BTreeMap<String, usize> = mailer.recipients();
     let want: BTreeMap<String, usize> = batch[2..]
@@ -293,7 +293,9 @@ pub async fn skips_are_counted_once_however_often_a_page_is_replayed(store: Arc<
         }
         let step = step.unwrap();
         for b in &step.batches {
-            deliver_batch(&deps, &t, &c, &b.recipients).await.unwrap();
+            deliver_batch(&deps, &t, &c, &b.recipients, None)
+                .await
+                .unwrap();
         }
         pages += 1;
         if step.done {

@@ -137,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
                 tenant: tenant.clone(),
                 campaign_id: campaign.campaign_id.clone(),
                 cursor: None,
+                spec: None,
             }])
             .await?;
         let (mut fan_out_time, mut delivery_time) = (Duration::ZERO, Duration::ZERO);

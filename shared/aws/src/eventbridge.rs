@@ -724,6 +724,7 @@ mod tests {
                 portal_key: String::new(),
                 fresh: false,
             }],
+            spec: None,
         };
         let (entry, bytes) = bus.entry(&message).unwrap();
         assert_eq!(entry.source(), Some(EVENT_SOURCE));

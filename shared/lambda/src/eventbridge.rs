@@ -191,6 +191,7 @@ mod tests {
                 tenant: TenantId::parse("acme").unwrap(),
                 campaign_id: campaign(),
                 cursor: Some("eyJwayI6IngifQ".into()),
+                spec: None,
             }
         );
     }
@@ -201,6 +202,7 @@ mod tests {
             tenant: TenantId::parse("acme").unwrap(),
             campaign_id: campaign(),
             recipients: vec![],
+            spec: None,
         };
         let event = envelope(DETAIL_TYPE_DELIVER, serde_json::to_value(&msg).unwrap());
         assert_eq!(message_from_eventbridge(&event).unwrap(), msg);

@@ -199,6 +199,7 @@ mod tests {
             tenant: TenantId::parse("acme").unwrap(),
             campaign_id: campaign(),
             cursor: None,
+            spec: None,
         };
         assert!(matches!(
             NoBus.publish(&[msg]).await,

@@ -125,6 +125,7 @@ pub async fn run(size: usize, outcome_flush: usize, endpoint: &str) -> anyhow::R
         tenant: tenant.clone(),
         campaign_id: campaign.campaign_id.clone(),
         cursor: None,
+        spec: None,
     }])
     .await
     .context("publishing the first FanOut")?;

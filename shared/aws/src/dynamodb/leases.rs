@@ -8,6 +8,12 @@
 //!
 //! # Leases
 //!
+//! - **First take** (`lease_batch` of a batch never leased): one TransactWriteItems — a Put
+//!   of the lease (with the first group's attempt) under `attribute_not_exists(pk)` and a
+//!   ConditionCheck on the campaign item that it exists and is neither `paused` nor
+//!   `failed` (→ `Stopped`). A delivery carrying its campaign's spec reads no campaign: this
+//!   check is what stops it when the campaign was paused. When the Put alone fails (the batch
+//!   was leased before), the take below follows.
 //! - **Take** (`lease_batch`): one UpdateItem `SET owner, until` under
 //!   `attribute_not_exists(pk) OR (attribute_not_exists(done) AND (until <= :now OR owner =
 //!   :me))`, returning the old item (`ALL_OLD`): none → a first lease; one → resumed, with the
@@ -28,14 +34,17 @@
 //!
 //! Run items expire ([`RUN_TTL`]) long after a campaign could still be resumed.
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem, Update,
+};
 use time::OffsetDateTime;
 
-use super::campaigns::{build_err, Cancelled};
-use super::items::{self, num, s, time_attr, time_value, Item};
+use super::campaigns::{build_err, Cancelled, CAMPAIGN_SK};
+use super::items::{self, num, s, time_attr, time_value, Item, STATUS};
+use super::keys::campaign_pk;
 use super::ops::{self, cancellation, CONDITION_FAILED};
 use super::DynamoStore;
-use portal_core::domain::{CampaignId, ContactId, TenantId};
+use portal_core::domain::{CampaignId, CampaignStatus, ContactId, TenantId};
 use portal_core::ports::{Attempt, LeaseOutcome, LeaseStep, StoreError};
 
 /// How long run items are kept.
@@ -102,6 +111,20 @@ impl DynamoStore {
         first: Option<&Attempt>,
     ) -> Result<LeaseOutcome, StoreError> {
         let key = items::key(run_pk(tenant, campaign), lease_sk(batch));
+        match self
+            .first_lease(tenant, campaign, &key, owner, until, first)
+            .await?
+        {
+            FirstLease::Taken => {
+                return Ok(LeaseOutcome::Acquired {
+                    resumed: false,
+                    attempt: None,
+                })
+            }
+            FirstLease::Stopped => return Ok(LeaseOutcome::Stopped),
+            // Leased before, and the campaign was running at that same instant.
+            FirstLease::Exists => {}
+        }
         let mut request = self
             .client
             .update_item()
@@ -163,6 +186,80 @@ impl DynamoStore {
             }
             Err(e) => Err(StoreError::backend("UpdateItem", e)),
         }
+    }
+
+    /// The first lease of a batch: one TransactWriteItems — a Put of the lease under
+    /// `attribute_not_exists(pk)` and a ConditionCheck that the campaign exists and is
+    /// neither paused nor failed. Both conditions are evaluated, so a cancellation says
+    /// which failed.
+    async fn first_lease(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        key: &Item,
+        owner: &str,
+        until: OffsetDateTime,
+        first: Option<&Attempt>,
+    ) -> Result<FirstLease, StoreError> {
+        let mut item = key.clone();
+        item.insert(OWNER.to_owned(), s(owner));
+        item.insert(UNTIL.to_owned(), time_value(until)?);
+        item.insert(TTL.to_owned(), run_ttl());
+        if let Some(a) = first {
+            item.insert(ATTEMPT_AT.to_owned(), time_value(a.at)?);
+            item.insert(ATTEMPT.to_owned(), attempt_list(a));
+        }
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(build_err)?;
+        let running = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(items::key(campaign_pk(tenant, campaign), CAMPAIGN_SK)))
+            .condition_expression("attribute_exists(pk) AND NOT (#st IN (:paused, :failed))")
+            .expression_attribute_names("#st", STATUS)
+            .expression_attribute_values(":paused", s(CampaignStatus::Paused.as_str()))
+            .expression_attribute_values(":failed", s(CampaignStatus::Failed.as_str()))
+            .build()
+            .map_err(build_err)?;
+        for round in 0..super::campaigns::MAX_CLAIM_ROUNDS {
+            let sent = {
+                let _one_at_a_time = self.transaction_guard().await;
+                self.client
+                    .transact_write_items()
+                    .transact_items(TransactWriteItem::builder().put(put.clone()).build())
+                    .transact_items(
+                        TransactWriteItem::builder()
+                            .condition_check(running.clone())
+                            .build(),
+                    )
+                    .send()
+                    .await
+            };
+            let reasons = match sent {
+                Ok(_) => return Ok(FirstLease::Taken),
+                Err(e) => cancellation(e)?,
+            };
+            if failed(&reasons, 1) {
+                return Ok(FirstLease::Stopped);
+            }
+            if failed(&reasons, 0) {
+                return Ok(FirstLease::Exists);
+            }
+            if !ops::all_retryable(&reasons) {
+                return Err(ops::unexpected(&reasons));
+            }
+            tokio::time::sleep(ops::jitter(round)).await;
+        }
+        Err(StoreError::backend(
+            "TransactWriteItems",
+            Cancelled(format!(
+                "the lease of batch {} of campaign {campaign} kept conflicting",
+                lease_sk_of(key)
+            )),
+        ))
     }
 
     /// The Update that moves `owner`'s lease by `step`.
@@ -277,6 +374,23 @@ impl DynamoStore {
                 "page {page} of campaign {campaign} kept conflicting"
             )),
         ))
+    }
+}
+
+/// What a batch's first-lease transaction found.
+enum FirstLease {
+    Taken,
+    /// The campaign is paused, failed or gone.
+    Stopped,
+    /// The batch was leased before (the campaign is running).
+    Exists,
+}
+
+/// The sort key of a lease item's key, for messages.
+fn lease_sk_of(key: &Item) -> &str {
+    match key.get("sk") {
+        Some(AttributeValue::S(sk)) => sk,
+        _ => "",
     }
 }
 

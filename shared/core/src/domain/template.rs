@@ -506,6 +506,25 @@ impl Serialize for Template {
     }
 }
 
+/// Read back from what [`Serialize`] wrote (a bus message carrying the template): parsed
+/// and checked again, so a damaged message cannot carry a template no store would hold.
+impl<'de> Deserialize<'de> for Template {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            template_id: TemplateId,
+            kind: TemplateKind,
+            name: String,
+            subject: String,
+            html: String,
+            text: String,
+        }
+        let w = Wire::deserialize(d)?;
+        Self::of_kind(w.kind, w.template_id, w.name, w.subject, w.html, w.text)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -513,6 +532,21 @@ mod tests {
 
     fn id() -> TemplateId {
         TemplateId::parse("welcome").unwrap()
+    }
+
+    #[test]
+    fn a_template_read_back_from_its_json_is_the_same_and_a_broken_one_is_refused() {
+        let t = template(
+            "Hello [ContactName]",
+            "<p>[PortalLink]</p>",
+            "Go: [PortalLink]",
+        )
+        .unwrap();
+        let json = serde_json::to_value(&t).unwrap();
+        assert_eq!(serde_json::from_value::<Template>(json.clone()).unwrap(), t);
+        let mut broken = json;
+        broken["html"] = "<p>no link</p>".into();
+        assert!(serde_json::from_value::<Template>(broken).is_err());
     }
 
     fn template(subject: &str, html: &str, text: &str) -> Result<Template, TemplateError> {

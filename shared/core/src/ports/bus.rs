@@ -13,7 +13,9 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{CampaignId, ContactId, DivisionId, Email, TenantId};
+use std::collections::BTreeMap;
+
+use crate::domain::{CampaignId, ContactId, DivisionId, Email, Template, TenantId};
 
 /// The `source` of every event this system puts on the bus.
 pub const EVENT_SOURCE: &str = "portal-invitations";
@@ -43,6 +45,41 @@ pub struct Recipient {
     pub fresh: bool,
 }
 
+/// What every email of a campaign needs besides its recipient: the campaign's template and
+/// sender, and (for the fan-out) its divisions' names. The campaign's first fan-out page
+/// reads them and every later message carries them, so neither each page nor each delivery
+/// batch reads the template, the divisions or (for delivery) the campaign again. A
+/// campaign's emails therefore use its template as it was when its fan-out started (a
+/// re-published fan-out, from the sweeper or a resume, reads it again).
+///
+/// A spec over [`MAX_SPEC_BYTES`] is not carried: the messages then go without one, and
+/// each step reads what it needs as it did before specs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendSpec {
+    pub template: Template,
+    pub email_from: Email,
+    /// The names of the campaign's divisions (empty in a delivery batch, whose recipients
+    /// carry theirs).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub division_names: BTreeMap<DivisionId, String>,
+}
+
+/// The largest [`SendSpec`] (serialized, without division names) the messages carry:
+/// with it, a delivery batch of at most
+/// [`MAX_BATCH_BYTES`](crate::usecases::send::fan_out::MAX_BATCH_BYTES) of recipients and
+/// the page's next fan-out still fit one PutEvents call of 256 KB.
+pub const MAX_SPEC_BYTES: usize = 40 * 1024;
+
+impl SendSpec {
+    /// The spec a delivery batch carries: without the division names.
+    pub fn for_delivery(&self) -> Self {
+        Self {
+            division_names: BTreeMap::new(),
+            ..self.clone()
+        }
+    }
+}
+
 /// A unit of send work.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -52,12 +89,19 @@ pub enum SendMessage {
         tenant: TenantId,
         campaign_id: CampaignId,
         cursor: Option<String>,
+        /// What the campaign's later steps need (`None`: read it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spec: Option<Box<SendSpec>>,
     },
     /// Deliver these claimed invitations of the campaign.
     Deliver {
         tenant: TenantId,
         campaign_id: CampaignId,
         recipients: Vec<Recipient>,
+        /// The campaign's template and sender (`None`: delivery reads the campaign and its
+        /// template).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        spec: Option<Box<SendSpec>>,
     },
 }
 

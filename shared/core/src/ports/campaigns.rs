@@ -207,6 +207,8 @@ pub enum LeaseOutcome {
     Busy { until: OffsetDateTime },
     /// Delivered to its end: nothing left to do.
     Done,
+    /// The campaign is paused, failed or gone: nothing leased, nothing to send now.
+    Stopped,
 }
 
 /// How a lease holder moves its batch on.
@@ -307,7 +309,11 @@ pub trait CampaignStore: Send + Sync {
     /// [`LeaseOutcome`]): granted when the batch was never leased, when the last lease ran out
     /// (`until <= now`) or when it is `owner`'s already. When granted, `first` is recorded as
     /// the group being attempted unless an attempt is recorded already (a dead holder's stays
-    /// until the new holder records its own). One conditional write.
+    /// until the new holder records its own). Never granted while the campaign is paused or
+    /// failed (or missing): [`LeaseOutcome::Stopped`], so a delivery that carries the
+    /// campaign's template need not read the campaign first. One conditional write when the
+    /// batch was never leased (DynamoDB: the lease's Put and a ConditionCheck on the campaign
+    /// in one transaction).
     #[allow(clippy::too_many_arguments)]
     async fn lease_batch(
         &self,

@@ -15,8 +15,8 @@ mod templates;
 mod webhook;
 
 pub use bus::{
-    BusError, EventBus, Recipient, SendMessage, DETAIL_TYPE_DELIVER, DETAIL_TYPE_FAN_OUT,
-    EVENT_SOURCE, MAX_MESSAGE_BYTES,
+    BusError, EventBus, Recipient, SendMessage, SendSpec, DETAIL_TYPE_DELIVER, DETAIL_TYPE_FAN_OUT,
+    EVENT_SOURCE, MAX_MESSAGE_BYTES, MAX_SPEC_BYTES,
 };
 pub use campaigns::{
     check_selection, ApplyReport, Attempt, BadSelection, CampaignStore, Claim, ClaimResult,

@@ -570,6 +570,7 @@ pub async fn start_campaign(
             tenant: tenant.clone(),
             campaign_id: started.campaign_id.clone(),
             cursor: None,
+            spec: None,
         };
         sending
             .bus
@@ -803,6 +804,7 @@ pub async fn send_individual(
             fresh: result == ClaimResult::Claimed,
             ..recipient(&contact, email, division.name)
         }],
+        spec: None,
     };
     if let Err(source) = sending.bus.publish(&[message]).await {
         let reason = format!("the delivery could not be queued: {source}");

@@ -412,6 +412,7 @@ async fn publish(
             tenant: tenant.clone(),
             campaign_id: campaign_id.clone(),
             cursor: None,
+            spec: None,
         }])
         .await
         .map_err(|e| {

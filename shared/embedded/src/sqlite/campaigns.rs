@@ -926,6 +926,17 @@ impl CampaignStore for SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .or_store(OP)?;
+            // A paused, failed or missing campaign leases nothing.
+            let status: Option<String> = tx
+                .prepare_cached(
+                    "SELECT status FROM campaigns WHERE tenant = ?1 AND campaign_id = ?2",
+                )
+                .and_then(|mut s| s.query_row(params![t, c], |r| r.get(0)).optional())
+                .or_store(OP)?;
+            let stopped = [CampaignStatus::Paused, CampaignStatus::Failed].map(|s| s.as_str());
+            if status.as_deref().is_none_or(|s| stopped.contains(&s)) {
+                return Ok(LeaseOutcome::Stopped);
+            }
             type Row = (String, i64, i64, Option<i64>, Option<String>);
             let old: Option<Row> = tx
                 .prepare_cached(

@@ -1,10 +1,10 @@
 //! Delivery: one batch of a campaign's invitations rendered and sent, under a lease.
 //!
 //! The batch carries everything its emails need from the contacts (read by the fan-out,
-//! which also decided suppression at claim time), so delivery reads only the campaign and
-//! its template, and the batch's invitations only when it cannot know them: recipients a
-//! replayed fan-out page sent again (not `fresh`), or every one when the batch was leased
-//! before.
+//! which also decided suppression at claim time) and, in its [`SendSpec`], the campaign's
+//! template and sender, so delivery reads neither the campaign nor its template, and the
+//! batch's invitations only when it cannot know them: recipients a replayed fan-out page
+//! sent again (not `fresh`), or every one when the batch was leased before.
 //!
 //! # The lease, and what a crash can re-send
 //!
@@ -54,22 +54,25 @@
 //! in the campaign (its counter, no scan) pause it with the reason (through
 //! [`CampaignStatus::next`]).
 //!
-//! Store requests per batch of n: the campaign, its template, the lease (which also marks
-//! the first group of a first delivery) and ⌈n / group⌉ outcome writes; a resumed or replayed
-//! batch also reads its invitations and marks its first group on its own.
+//! Store requests per batch of n: the lease (which also marks the first group of a first
+//! delivery, and refuses a paused campaign) and ⌈n / group⌉ outcome writes; a resumed or
+//! replayed batch also reads its invitations and marks its first group on its own. A batch
+//! that carries no [`SendSpec`] (its template too large to carry, or published by an
+//! individual invite) also reads the campaign and its template.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use futures::StreamExt as _;
 
 use crate::domain::{
-    Campaign, CampaignEvent, CampaignId, CampaignStatus, ContactId, Invitation, InvitationFact,
+    CampaignEvent, CampaignId, CampaignStatus, ContactId, Email, Invitation, InvitationFact,
     MergeValues, SendState, Template, TemplateId, TemplateKind, TenantId,
 };
 use crate::mail::tags::{encode_tag_value, TAG_CAMPAIGN, TAG_INVITATION, TAG_TENANT};
 use crate::mail::OutgoingEmail;
 use crate::ports::{Attempt, LeaseOutcome, LeaseStep, MAX_ATTEMPT};
-use crate::ports::{MailError, RawEmail, Recipient};
+use crate::ports::{MailError, RawEmail, Recipient, SendSpec};
 
 use super::{backoff, SendDeps, SendError};
 
@@ -117,20 +120,29 @@ pub async fn deliver_batch(
     tenant: &TenantId,
     campaign_id: &CampaignId,
     recipients: &[Recipient],
+    spec: Option<&SendSpec>,
 ) -> Result<DeliveryReport, SendError> {
     let store = &*deps.store;
     let mut report = DeliveryReport::default();
-    let campaign = store
-        .get_campaign(tenant, campaign_id)
-        .await?
-        .ok_or_else(|| SendError::CampaignNotFound(campaign_id.clone()))?;
-    if matches!(
-        campaign.status,
-        CampaignStatus::Paused | CampaignStatus::Failed
-    ) {
-        report.paused = true;
-        return Ok(report);
-    }
+    // Without a spec, the campaign's sender and template are read (a paused campaign
+    // stops here); with one, the lease refuses a paused campaign.
+    let read = match spec {
+        Some(_) => None,
+        None => {
+            let campaign = store
+                .get_campaign(tenant, campaign_id)
+                .await?
+                .ok_or_else(|| SendError::CampaignNotFound(campaign_id.clone()))?;
+            if matches!(
+                campaign.status,
+                CampaignStatus::Paused | CampaignStatus::Failed
+            ) {
+                report.paused = true;
+                return Ok(report);
+            }
+            Some(campaign)
+        }
+    };
     let group_size = deps.config.outcome_flush.clamp(1, MAX_ATTEMPT);
     let key = batch_key(recipients);
     let owner = lease_owner();
@@ -161,11 +173,28 @@ pub async fn deliver_batch(
             report.busy = true;
             return Ok(report);
         }
+        LeaseOutcome::Stopped => {
+            report.skipped = recipients.len() as u64;
+            report.paused = true;
+            return Ok(report);
+        }
         LeaseOutcome::Acquired { resumed, attempt } => (resumed, attempt),
     };
-    let template = match TemplateId::parse(campaign.template_id.clone()) {
-        Ok(id) => store.get_template(tenant, &id).await?,
-        Err(_) => None,
+    let mail = match (spec, read) {
+        (Some(spec), _) => Mail {
+            email_from: spec.email_from.clone(),
+            template: Ok(Cow::Borrowed(&spec.template)),
+        },
+        (None, Some(campaign)) => Mail {
+            template: match TemplateId::parse(campaign.template_id.clone()) {
+                Ok(id) => store.get_template(tenant, &id).await?,
+                Err(_) => None,
+            }
+            .map(Cow::Owned)
+            .ok_or(campaign.template_id),
+            email_from: campaign.email_from,
+        },
+        (None, None) => return Err(SendError::CampaignNotFound(campaign_id.clone())),
     };
     // Fresh claims of a batch never leased before are `pending` for sure: read the rest.
     let unknown: Vec<ContactId> = recipients
@@ -215,8 +244,7 @@ pub async fn deliver_batch(
         }
     }
 
-    let template = template.as_ref();
-    let campaign = &campaign;
+    let mail = &mail;
     let groups: Vec<&[&Recipient]> = live.chunks(group_size).collect();
     // Recorded in the lease's write: the whole planned group of a never-leased batch.
     let marked = !resumed
@@ -242,7 +270,7 @@ pub async fn deliver_batch(
         let group_at = deps.clock.now();
         let sends: Vec<_> = group
             .iter()
-            .map(|r| deliver_entry(deps, tenant, campaign, template, r))
+            .map(|r| deliver_entry(deps, tenant, campaign_id, mail, r))
             .collect();
         let mut results = futures::stream::iter(sends).buffered(concurrency);
         let mut outcomes: Vec<(ContactId, InvitationFact)> = Vec::with_capacity(group.len());
@@ -332,15 +360,22 @@ enum Outcome {
     Throttled(String),
 }
 
+/// What every email of the batch shares: the sender, and the template (or, when it is
+/// gone, its id).
+struct Mail<'a> {
+    email_from: Email,
+    template: Result<Cow<'a, Template>, String>,
+}
+
 /// [`deliver_one`] for a recipient of the batch, with its contact id.
 async fn deliver_entry(
     deps: &SendDeps,
     tenant: &TenantId,
-    campaign: &Campaign,
-    template: Option<&Template>,
+    campaign_id: &CampaignId,
+    mail: &Mail<'_>,
     recipient: &Recipient,
 ) -> (ContactId, Outcome) {
-    let outcome = deliver_one(deps, tenant, campaign, template, recipient).await;
+    let outcome = deliver_one(deps, tenant, campaign_id, mail, recipient).await;
     (recipient.contact_id.clone(), outcome)
 }
 
@@ -348,17 +383,14 @@ async fn deliver_entry(
 async fn deliver_one(
     deps: &SendDeps,
     tenant: &TenantId,
-    campaign: &Campaign,
-    template: Option<&Template>,
+    campaign_id: &CampaignId,
+    mail: &Mail<'_>,
     recipient: &Recipient,
 ) -> Outcome {
-    let campaign_id = &campaign.campaign_id;
     let contact_id = &recipient.contact_id;
-    let Some(template) = template else {
-        return Outcome::Failed(format!(
-            "template {} no longer exists",
-            campaign.template_id
-        ));
+    let template = match &mail.template {
+        Ok(t) => t.as_ref(),
+        Err(id) => return Outcome::Failed(format!("template {id} no longer exists")),
     };
     let now = deps.clock.now();
     let token = deps.tokens.token(tenant, campaign_id, contact_id);
@@ -387,7 +419,7 @@ async fn deliver_one(
     };
     let rendered = template.render(&values);
     let email = OutgoingEmail {
-        from: campaign.email_from.clone(),
+        from: mail.email_from.clone(),
         from_name: division_name,
         to: recipient.email.clone(),
         subject: rendered.subject,

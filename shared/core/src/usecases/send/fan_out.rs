@@ -34,7 +34,7 @@
 //! contact's claim and its send (seconds to minutes on a busy campaign) still gets that one
 //! email.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use time::OffsetDateTime;
 
@@ -42,11 +42,12 @@ use crate::domain::{
     classify, hash_token, Group, Invitation, InvitationState, PortalStatus, SendOutcome,
 };
 use crate::domain::{
-    Campaign, CampaignId, CampaignStatus, ContactId, ContactRecord, HandPicked, Skipped, TenantId,
+    Campaign, CampaignId, CampaignStatus, ContactId, ContactRecord, DivisionId, HandPicked,
+    Skipped, TemplateId, TenantId,
 };
 use crate::ports::{
-    Claim, ClaimResult, ContactQuery, ListQuery, Page, Recipient, StoreError, MAX_CLAIMS,
-    MAX_PAGE_SIZE,
+    Claim, ClaimResult, ContactQuery, ListQuery, Page, Recipient, SendSpec, StoreError, MAX_CLAIMS,
+    MAX_PAGE_SIZE, MAX_SPEC_BYTES,
 };
 
 use super::{SendDeps, SendError};
@@ -56,16 +57,70 @@ use super::{SendDeps, SendError};
 /// are per batch).
 pub const MAX_BATCH: usize = 500;
 
-/// Most bytes of recipients in one batch: with the envelope, one bus message stays under
-/// [`MAX_MESSAGE_BYTES`](crate::ports::MAX_MESSAGE_BYTES) however long names and ids are
-/// (a typical recipient is ~250 bytes, so a full batch is ~125 KB).
-pub const MAX_BATCH_BYTES: usize = 200 * 1024;
+/// Most bytes of recipients in one batch: with the campaign's [`SendSpec`] (at most
+/// [`MAX_SPEC_BYTES`](crate::ports::MAX_SPEC_BYTES)) and the envelope, one bus message stays
+/// under [`MAX_MESSAGE_BYTES`](crate::ports::MAX_MESSAGE_BYTES) however long names and ids
+/// are (a typical recipient is ~250 bytes, so a full batch is ~125 KB). The cut does not
+/// depend on the spec, so a replayed page cuts the same batches whatever its template.
+pub const MAX_BATCH_BYTES: usize = 160 * 1024;
 
 /// Invitations to deliver together, with what their emails need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SendBatch {
     pub campaign_id: CampaignId,
     pub recipients: Vec<Recipient>,
+}
+
+/// What a campaign's pages share: its divisions' names, and the spec its messages carry
+/// (`None` when its template is gone or too large to carry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageContext {
+    pub division_names: BTreeMap<DivisionId, String>,
+    pub spec: Option<SendSpec>,
+}
+
+impl PageContext {
+    /// The context a message carried, or read from the store: the campaign's divisions and
+    /// its template (one Query and one GetItem on DynamoDB, once per campaign run).
+    pub async fn of(
+        deps: &SendDeps,
+        tenant: &TenantId,
+        campaign: &Campaign,
+        carried: Option<&SendSpec>,
+    ) -> Result<Self, SendError> {
+        if let Some(spec) = carried {
+            return Ok(Self {
+                division_names: spec.division_names.clone(),
+                spec: Some(spec.clone()),
+            });
+        }
+        let store = &*deps.store;
+        let division_names: BTreeMap<_, _> = store
+            .list_divisions(tenant)
+            .await?
+            .into_iter()
+            .filter(|d| campaign.division_ids.contains(&d.division_id))
+            .map(|d| (d.division_id, d.name))
+            .collect();
+        let template = match TemplateId::parse(campaign.template_id.clone()) {
+            Ok(id) => store.get_template(tenant, &id).await?,
+            Err(_) => None,
+        };
+        let spec = template
+            .map(|template| SendSpec {
+                template,
+                email_from: campaign.email_from.clone(),
+                division_names: division_names.clone(),
+            })
+            .filter(|spec| {
+                serde_json::to_vec(&spec.for_delivery())
+                    .is_ok_and(|json| json.len() <= MAX_SPEC_BYTES)
+            });
+        Ok(Self {
+            division_names,
+            spec,
+        })
+    }
 }
 
 impl SendBatch {
@@ -87,11 +142,11 @@ pub struct FanOutStep {
 /// the same cursor yields the same batches and claims nothing new. A paused or failed
 /// campaign answers an empty, done step and claims nothing.
 ///
-/// Store requests per page: the campaign, the divisions, the contact page (for a
-/// hand-picked campaign: the page's ids, then their contacts), the
-/// suppressions among them, the invitations of already-pending contacts (only when
+/// Store requests per page: the campaign, the contact page (for a hand-picked campaign: the
+/// page's ids, then their contacts), the suppressions among them, the invitations of already-pending contacts (only when
 /// `limit_to_uninvited` leaves some out), the claims (one transaction per 49 on DynamoDB)
-/// and one counter update for the skips.
+/// and one counter update for the skips; the first page of a run (no [`SendSpec`] carried)
+/// also reads the divisions and the template ([`PageContext::of`]).
 #[tracing::instrument(skip_all, fields(tenant = %tenant, campaign = %campaign_id))]
 pub async fn fan_out_page(
     deps: &SendDeps,
@@ -104,14 +159,16 @@ pub async fn fan_out_page(
         .get_campaign(tenant, campaign_id)
         .await?
         .ok_or_else(|| SendError::CampaignNotFound(campaign_id.clone()))?;
-    fan_out_page_of(deps, tenant, &campaign, cursor).await
+    let context = PageContext::of(deps, tenant, &campaign, None).await?;
+    fan_out_page_of(deps, tenant, &campaign, &context, cursor).await
 }
 
-/// [`fan_out_page`] of a campaign the caller has just read (one store read fewer).
+/// [`fan_out_page`] of a campaign the caller has just read, with its [`PageContext`].
 pub(super) async fn fan_out_page_of(
     deps: &SendDeps,
     tenant: &TenantId,
     campaign: &Campaign,
+    context: &PageContext,
     cursor: Option<&str>,
 ) -> Result<FanOutStep, SendError> {
     let store = &*deps.store;
@@ -154,12 +211,7 @@ pub(super) async fn fan_out_page_of(
         }
         Some(picked) => selection_page(deps, tenant, campaign_id, picked, cursor, limit).await?,
     };
-    let division_names: HashMap<_, _> = store
-        .list_divisions(tenant)
-        .await?
-        .into_iter()
-        .map(|d| (d.division_id, d.name))
-        .collect();
+    let division_names = &context.division_names;
     let emails: Vec<_> = page.items.iter().filter_map(|c| c.email.clone()).collect();
     let suppressed = store.suppressed_among(tenant, &emails).await?;
 

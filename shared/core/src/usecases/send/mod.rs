@@ -344,6 +344,7 @@ pub async fn handle(
             tenant,
             campaign_id,
             cursor,
+            spec,
         } => {
             let campaign = deps
                 .store
@@ -368,7 +369,12 @@ pub async fn handle(
             }
             // A campaign just moved out of `queued` is read as it now is: fanning out.
             let campaign = Campaign { status, ..campaign };
-            let step = fan_out::fan_out_page_of(deps, tenant, &campaign, cursor.as_deref()).await?;
+            let context =
+                fan_out::PageContext::of(deps, tenant, &campaign, spec.as_deref()).await?;
+            let step =
+                fan_out::fan_out_page_of(deps, tenant, &campaign, &context, cursor.as_deref())
+                    .await?;
+            let delivery_spec = context.spec.as_ref().map(|s| Box::new(s.for_delivery()));
             let mut out: Vec<SendMessage> = step
                 .batches
                 .into_iter()
@@ -376,6 +382,7 @@ pub async fn handle(
                     tenant: tenant.clone(),
                     campaign_id: b.campaign_id,
                     recipients: b.recipients,
+                    spec: delivery_spec.clone(),
                 })
                 .collect();
             if !step.done {
@@ -383,6 +390,7 @@ pub async fn handle(
                     tenant: tenant.clone(),
                     campaign_id: campaign_id.clone(),
                     cursor: step.next_cursor,
+                    spec: context.spec.map(Box::new),
                 });
             }
             bus.publish(&out).await?;
@@ -405,8 +413,9 @@ pub async fn handle(
             tenant,
             campaign_id,
             recipients,
+            spec,
         } => {
-            let r = deliver_batch(deps, tenant, campaign_id, recipients).await?;
+            let r = deliver_batch(deps, tenant, campaign_id, recipients, spec.as_deref()).await?;
             report.sent = r.sent;
             report.failed = r.failed;
             if !r.paused {

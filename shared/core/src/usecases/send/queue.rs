@@ -186,6 +186,7 @@ pub async fn run_campaign(
             tenant: tenant.clone(),
             campaign_id: campaign_id.clone(),
             cursor: None,
+            spec: None,
         }])
         .await?;
     let mut report = drain(deps, &queue).await?;
@@ -206,6 +207,7 @@ mod tests {
             tenant: TenantId::parse("t1").unwrap(),
             campaign_id: CampaignId::parse("0".repeat(32)).unwrap(),
             cursor: Some(cursor.into()),
+            spec: None,
         }
     }
 

@@ -258,6 +258,7 @@ async fn republish(
         tenant: item.tenant.clone(),
         campaign_id: c.campaign_id.clone(),
         cursor: None,
+        spec: None,
     };
     match bus.publish(&[message]).await {
         Ok(()) => {
