@@ -563,3 +563,157 @@ fn unfresh(mut step: FanOutStep) -> FanOutStep {
     }
     step
 }
+
+/// The subjects of the recorded emails, in order.
+fn subjects(mailer: &RecordingMailer) -> Vec<String> {
+    mailer
+        .sent
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let raw = String::from_utf8_lossy(&e.raw);
+            raw.lines()
+                .find_map(|l| l.strip_prefix("Subject: "))
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect()
+}
+
+pub async fn a_campaign_sends_its_template_as_it_was_when_its_fan_out_started(
+    store: Arc<dyn Store>,
+) {
+    seed(&*store, 20).await;
+    let c = new_campaign(&*store, Trigger::Manual, &["d1"]).await;
+    let mailer = Arc::new(RecordingMailer::default());
+    let deps = deps_with(
+        store.clone(),
+        mailer.clone(),
+        Arc::new(NoSleep::default()),
+        config(),
+    );
+    let bus = QueueBus::default();
+    let start = SendMessage::FanOut {
+        tenant: tenant(),
+        campaign_id: c.clone(),
+        cursor: None,
+        spec: None,
+    };
+    handle(&deps, &bus, &start).await.unwrap();
+    // The first page read the template and the divisions; its messages carry them.
+    let first: Vec<SendMessage> = std::iter::from_fn(|| bus.pop()).collect();
+    assert!(first.len() >= 2, "{first:?}");
+    for msg in &first {
+        let spec = match msg {
+            SendMessage::FanOut { spec, .. } | SendMessage::Deliver { spec, .. } => spec,
+        };
+        let spec = spec.as_ref().expect("a spec is carried");
+        assert_eq!(spec.template.subject(), "Hello [ContactName]");
+        assert_eq!(spec.email_from.as_str(), "d1@hoa.example.org");
+        match msg {
+            SendMessage::FanOut { .. } => assert_eq!(
+                spec.division_names.get(&DivisionId::parse("d1").unwrap()),
+                Some(&"Division d1".to_owned())
+            ),
+            SendMessage::Deliver { .. } => assert!(spec.division_names.is_empty()),
+        }
+    }
+    // The template changes mid-send, then disappears: the campaign keeps the one it started
+    // with.
+    let changed = Template::new(
+        TemplateId::parse("welcome").unwrap(),
+        "Welcome",
+        "Changed [ContactName]",
+        "<p>[PortalLink] [UnsubscribeLink]</p>",
+        "[PortalLink] [UnsubscribeLink]",
+    )
+    .unwrap();
+    store.put_template(&tenant(), &changed).await.unwrap();
+    for msg in first {
+        bus.publish(&[msg]).await.unwrap();
+    }
+    drain(&deps, &bus).await.unwrap();
+    assert!(store
+        .delete_template(&tenant(), &TemplateId::parse("welcome").unwrap())
+        .await
+        .unwrap());
+    assert_eq!(mailer.recipients(), expected(20));
+    let subjects = subjects(&mailer);
+    assert_eq!(subjects.len(), 20);
+    assert!(
+        subjects.iter().all(|s| s.starts_with("Hello Contact ")),
+        "{subjects:?}"
+    );
+    let campaign = store.get_campaign(&tenant(), &c).await.unwrap().unwrap();
+    assert_eq!(campaign.status, CampaignStatus::Completed);
+}
+
+pub async fn a_paused_campaign_sends_nothing_from_batches_that_carry_its_template(
+    store: Arc<dyn Store>,
+) {
+    seed(&*store, 20).await;
+    let c = new_campaign(&*store, Trigger::Manual, &["d1"]).await;
+    let mailer = Arc::new(RecordingMailer::default());
+    let deps = deps_with(
+        store.clone(),
+        mailer.clone(),
+        Arc::new(NoSleep::default()),
+        config(),
+    );
+    let bus = QueueBus::default();
+    let start = SendMessage::FanOut {
+        tenant: tenant(),
+        campaign_id: c.clone(),
+        cursor: None,
+        spec: None,
+    };
+    handle(&deps, &bus, &start).await.unwrap();
+    let deliver = std::iter::from_fn(|| bus.pop())
+        .find(|m| matches!(m, SendMessage::Deliver { spec: Some(_), .. }))
+        .expect("a batch carrying the template");
+    assert!(store
+        .update_campaign_status(
+            &tenant(),
+            &c,
+            CampaignStatus::FanningOut,
+            CampaignStatus::Paused,
+            Some("a manager paused it".into())
+        )
+        .await
+        .unwrap());
+    let report = handle(&deps, &bus, &deliver).await.unwrap();
+    assert_eq!((report.sent, report.failed), (0, 0));
+    assert!(mailer.sent.lock().unwrap().is_empty());
+    // Another tenant's copy of the batch sends nothing either, though it reads no campaign.
+    if let SendMessage::Deliver {
+        recipients, spec, ..
+    } = &deliver
+    {
+        let other = TenantId::parse("t2").unwrap();
+        let r = deliver_batch(&deps, &other, &c, recipients, spec.as_deref())
+            .await
+            .unwrap();
+        assert_eq!(r.sent, 0);
+        assert!(r.paused);
+    }
+    assert!(mailer.sent.lock().unwrap().is_empty());
+    // Resumed, the same message sends its batch.
+    assert!(store
+        .update_campaign_status(
+            &tenant(),
+            &c,
+            CampaignStatus::Paused,
+            CampaignStatus::Queued,
+            None
+        )
+        .await
+        .unwrap());
+    let SendMessage::Deliver { recipients, .. } = &deliver else {
+        unreachable!()
+    };
+    let report = handle(&deps, &bus, &deliver).await.unwrap();
+    assert!(!recipients.is_empty());
+    assert_eq!(report.sent, recipients.len() as u64);
+    assert_eq!(mailer.sent.lock().unwrap().len(), recipients.len());
+}
