@@ -1947,12 +1947,13 @@ pub async fn a_delivery_lease_is_held_by_one_owner_until_it_runs_out_or_is_done(
         }
     );
     // The outcomes and the step in one call; then done for good.
-    let (results, kept) = store
+    let written = store
         .record_batch_outcomes(&tenant, id, &[], "b1", "three", &LeaseStep::Done)
         .await
         .unwrap();
-    assert!(results.is_empty());
-    assert!(kept);
+    assert!(written.results.is_empty());
+    assert!(written.kept);
+    assert_eq!(written.drained, None, "nothing changed: unknown");
     assert_eq!(lease("four", NOW + DAY).await, LeaseOutcome::Done);
     // Batches, campaigns and tenants are separate leases. A first lease may record its first
     // group in the same write; a later holder keeps a recorded attempt until it steps.
@@ -2034,7 +2035,7 @@ pub async fn outcomes_written_with_a_lost_lease_are_kept_and_say_so(store: &dyn 
         )
         .await
         .unwrap();
-    let (results, kept) = store
+    let written = store
         .record_batch_outcomes(
             &tenant,
             id,
@@ -2045,8 +2046,9 @@ pub async fn outcomes_written_with_a_lost_lease_are_kept_and_say_so(store: &dyn 
         )
         .await
         .unwrap();
-    assert!(!kept, "the lease is the new owner's");
-    assert!(matches!(results[..], [FactResult::Changed(_)]));
+    assert!(!written.kept, "the lease is the new owner's");
+    assert!(matches!(written.results[..], [FactResult::Changed(_)]));
+    assert_eq!(written.drained, Some(false), "c001 is still pending");
     let got = store.get_campaign(&tenant, id).await.unwrap().unwrap();
     assert_eq!((got.sends.sent, got.sends.pending), (1, 1));
     // The new owner's lease was not touched: not done.
@@ -2143,4 +2145,66 @@ pub async fn a_paused_failed_or_missing_campaign_leases_no_batch(store: &dyn Sto
             .unwrap(),
         LeaseOutcome::Stopped
     );
+}
+
+pub async fn a_batch_last_write_says_whether_it_left_the_campaign_nothing_pending(
+    store: &dyn Store,
+) {
+    let tenant = t("drained");
+    seed(store, &tenant, 4).await;
+    let c = campaign(Trigger::Individual, &["d1"], NOW);
+    assert_eq!(
+        create(store, &tenant, &c, NOW).await,
+        CreateOutcome::Created
+    );
+    claim_all(store, &tenant, &c, &["c000", "c001", "c002"], NOW).await;
+    let id = &c.campaign_id;
+    let until = NOW + Duration::minutes(5);
+    for b in ["b1", "b2"] {
+        store
+            .lease_batch(&tenant, id, b, "me", NOW, until, None)
+            .await
+            .unwrap();
+    }
+    let write = |batch: &'static str, contacts: &'static [&'static str], step: LeaseStep| {
+        let tenant = tenant.clone();
+        let id = id.clone();
+        async move {
+            let outcomes: Vec<_> = contacts
+                .iter()
+                .map(|c| (cid(c), InvitationFact::Sent))
+                .collect();
+            store
+                .record_batch_outcomes(&tenant, &id, &outcomes, batch, "me", &step)
+                .await
+                .unwrap()
+        }
+    };
+    // A group that is not a batch's last says nothing; a batch's last write with others
+    // pending says so.
+    let mid = LeaseStep::Attempting {
+        attempt: Attempt {
+            contacts: vec![cid("c001")],
+            at: NOW,
+        },
+        until,
+    };
+    assert_eq!(write("b1", &["c000"], mid).await.drained, None);
+    assert_eq!(
+        write("b1", &["c001"], LeaseStep::Done).await.drained,
+        Some(false)
+    );
+    // The write that resolves the last pending invitation drains the campaign.
+    let last = write("b2", &["c002"], LeaseStep::Done).await;
+    assert!(matches!(last.results[..], [FactResult::Changed(_)]));
+    assert!(last.kept);
+    assert_eq!(last.drained, Some(true));
+    let got = store.get_campaign(&tenant, id).await.unwrap().unwrap();
+    assert_eq!((got.sends.sent, got.sends.pending), (3, 0));
+    // Written again (a duplicate): nothing changed, nothing known.
+    store
+        .lease_batch(&tenant, id, "b3", "me", NOW, until, None)
+        .await
+        .unwrap();
+    assert_eq!(write("b3", &["c002"], LeaseStep::Done).await.drained, None);
 }

@@ -60,6 +60,7 @@ macro_rules! contract_suite {
             a_delivery_lease_is_held_by_one_owner_until_it_runs_out_or_is_done,
             outcomes_written_with_a_lost_lease_are_kept_and_say_so,
             a_paused_failed_or_missing_campaign_leases_no_batch,
+            a_batch_last_write_says_whether_it_left_the_campaign_nothing_pending,
             ],
             templates: [
             a_saved_template_reads_back_whole,

@@ -495,7 +495,7 @@ impl CampaignStore for Killable {
         batch: &str,
         owner: &str,
         step: &LeaseStep,
-    ) -> Result<(Vec<FactResult>, bool), StoreError> {
+    ) -> Result<BatchWritten, StoreError> {
         guarded!(
             self,
             "record_batch_outcomes",

@@ -105,8 +105,9 @@ use portal_core::domain::{
     SendCounts, SendState, Skipped, TenantId, Trigger, HOLD_WINDOW, MAX_CAMPAIGN_DIVISIONS,
 };
 use portal_core::ports::{
-    check_selection, Attempt, CampaignStore, Claim, ClaimResult, CreateOutcome, FactResult,
-    Idempotency, InvitationFilter, LeaseOutcome, LeaseStep, Page, Recount, StoreError, MAX_CLAIMS,
+    check_selection, Attempt, BatchWritten, CampaignStore, Claim, ClaimResult, CreateOutcome,
+    FactResult, Idempotency, InvitationFilter, LeaseOutcome, LeaseStep, Page, Recount, StoreError,
+    MAX_CLAIMS,
 };
 
 impl DynamoStore {
@@ -568,10 +569,32 @@ impl DynamoStore {
         campaign: &CampaignId,
         deltas: &[(&'static str, i64)],
     ) -> Result<TransactWriteItem, StoreError> {
+        self.counters_item_with(tenant, campaign, deltas, None)
+    }
+
+    /// [`DynamoStore::counters_item`], with `keep_above`: also on condition that the
+    /// campaign's pending count is above it (the drain check of a batch's last write; the
+    /// old item comes back on failure, to tell it from a missing campaign).
+    pub(super) fn counters_item_with(
+        &self,
+        tenant: &TenantId,
+        campaign: &CampaignId,
+        deltas: &[(&'static str, i64)],
+        keep_above: Option<i64>,
+    ) -> Result<TransactWriteItem, StoreError> {
         let mut update = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(items::key(campaign_pk(tenant, campaign), CAMPAIGN_SK)))
-            .condition_expression("attribute_exists(pk)");
+            .set_key(Some(items::key(campaign_pk(tenant, campaign), CAMPAIGN_SK)));
+        update = match keep_above {
+            None => update.condition_expression("attribute_exists(pk)"),
+            Some(k) => update
+                .condition_expression("attribute_exists(pk) AND #kp > :kp")
+                .expression_attribute_names("#kp", send_attr(SendState::Pending))
+                .expression_attribute_values(":kp", signed(k))
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                ),
+        };
         let mut adds = Vec::new();
         for (i, (attr, delta)) in deltas.iter().enumerate() {
             adds.push(format!("#c{i} :c{i}"));
@@ -1158,11 +1181,12 @@ impl CampaignStore for DynamoStore {
         batch: &str,
         owner: &str,
         step: &LeaseStep,
-    ) -> Result<(Vec<FactResult>, bool), StoreError> {
+    ) -> Result<BatchWritten, StoreError> {
         let lease = TransactWriteItem::builder()
             .update(self.lease_step_update(tenant, campaign, batch, owner, step)?)
             .build();
-        self.apply_invitation_facts_with(tenant, campaign, outcomes, true, Some(lease))
+        let last = *step == LeaseStep::Done;
+        self.apply_invitation_facts_with(tenant, campaign, outcomes, true, Some(lease), last)
             .await
     }
 

@@ -74,8 +74,8 @@ use portal_core::domain::{
 };
 use portal_core::ports::{
     decode_campaign_cursor, decode_invitation_cursor, encode_campaign_cursor,
-    encode_invitation_cursor, FactResult, InvitationFilter, Page, Recount, StoreError,
-    SuppressionReason, MAX_CLAIMS, MAX_PAGE_SIZE,
+    encode_invitation_cursor, BatchWritten, FactResult, InvitationFilter, Page, Recount,
+    StoreError, SuppressionReason, MAX_CLAIMS, MAX_PAGE_SIZE,
 };
 
 /// Rounds of reading and writing facts before giving up on a contested invitation.
@@ -103,6 +103,9 @@ enum Sent {
     /// Cancelled by the extra item's condition alone: nothing was written; write the
     /// changes again without it.
     ExtraFailed,
+    /// Cancelled by the drain check alone (the campaign's pending count would reach zero):
+    /// nothing was written; write the changes again without the check.
+    Drains,
 }
 
 fn suppression_reason(s: Suppression) -> SuppressionReason {
@@ -120,9 +123,9 @@ impl DynamoStore {
         facts: &[(ContactId, InvitationFact)],
         send_outcomes: bool,
     ) -> Result<Vec<FactResult>, StoreError> {
-        self.apply_invitation_facts_with(tenant, campaign, facts, send_outcomes, None)
+        self.apply_invitation_facts_with(tenant, campaign, facts, send_outcomes, None, false)
             .await
-            .map(|(results, _)| results)
+            .map(|w| w.results)
     }
 
     /// [`DynamoStore::apply_invitation_facts`] with one more conditional item (a delivery
@@ -135,9 +138,14 @@ impl DynamoStore {
         facts: &[(ContactId, InvitationFact)],
         send_outcomes: bool,
         extra: Option<TransactWriteItem>,
-    ) -> Result<(Vec<FactResult>, bool), StoreError> {
+        drain_check: bool,
+    ) -> Result<BatchWritten, StoreError> {
         let mut extra = extra;
         let mut kept = true;
+        // Whether the campaign is drained after this call: known when everything went in one
+        // transaction that carried (or, once refused, had just failed) the drain check.
+        let mut drained: Option<bool> = None;
+        let mut written = 0usize;
         if facts.len() > MAX_CLAIMS {
             return Err(StoreError::backend(
                 "TransactWriteItems",
@@ -214,13 +222,28 @@ impl DynamoStore {
                 }
             }
             let mut retry = Vec::new();
-            for chunk in transactions(&changes, usize::from(extra.is_some())) {
+            let chunks = transactions(&changes, usize::from(extra.is_some()));
+            let single = chunks.len() == 1;
+            for chunk in chunks {
                 let with = extra.take();
-                match self
-                    .write_changes(tenant, campaign, chunk, with.as_ref())
-                    .await?
-                {
-                    Sent::Written => {}
+                let checked = drain_check && single;
+                let mut sent = self
+                    .write_changes(tenant, campaign, chunk, with.as_ref(), checked)
+                    .await?;
+                let mut drains = checked.then_some(false);
+                if matches!(sent, Sent::Drains) {
+                    // Every other condition held: this write brings the campaign's pending
+                    // count to zero. The same write again, without the check.
+                    drains = Some(true);
+                    sent = self
+                        .write_changes(tenant, campaign, chunk, with.as_ref(), false)
+                        .await?;
+                }
+                match sent {
+                    Sent::Written | Sent::Drains => {
+                        written += 1;
+                        drained = drains;
+                    }
                     Sent::ExtraFailed => {
                         kept = false;
                         retry.extend(chunk.iter().map(|c| c.group));
@@ -246,7 +269,16 @@ impl DynamoStore {
                 // Nothing changed (every fact a duplicate): the step goes alone.
                 kept = self.write_alone(item).await?;
             }
-            return Ok((results, kept));
+            // Known when one transaction wrote every change, checked (or refused by the
+            // check alone and written again without it, unchanged in between).
+            if written != 1 {
+                drained = None;
+            }
+            return Ok(BatchWritten {
+                results,
+                kept,
+                drained,
+            });
         }
         Err(StoreError::backend(
             "TransactWriteItems",
@@ -324,6 +356,7 @@ impl DynamoStore {
         campaign: &CampaignId,
         changes: &[Change],
         extra: Option<&TransactWriteItem>,
+        drain_check: bool,
     ) -> Result<Sent, StoreError> {
         let mut request = self.client.transact_write_items();
         let mut deltas = Deltas::default();
@@ -345,8 +378,15 @@ impl DynamoStore {
             request = request.transact_items(item);
         }
         let moves = deltas.nonzero();
+        // The drain check: the campaign keeps a pending invitation after this write.
+        let resolved = moves
+            .iter()
+            .find(|(attr, _)| *attr == send_attr(SendState::Pending))
+            .map_or(0, |(_, d)| -d);
+        let keep_above = (drain_check && resolved > 0).then_some(resolved);
         if !moves.is_empty() {
-            request = request.transact_items(self.counters_item(tenant, campaign, &moves)?);
+            request = request
+                .transact_items(self.counters_item_with(tenant, campaign, &moves, keep_above)?);
         }
         if let Some(item) = extra {
             request = request.transact_items(item.clone());
@@ -365,9 +405,23 @@ impl DynamoStore {
             // The lease moved on: write the changes again without it (they are still due).
             return Ok(Sent::ExtraFailed);
         }
-        if !moves.is_empty()
-            && reasons.get(counters_at).and_then(|r| r.code()) == Some(CONDITION_FAILED)
+        let counters_failed = !moves.is_empty()
+            && reasons.get(counters_at).and_then(|r| r.code()) == Some(CONDITION_FAILED);
+        if counters_failed
+            && keep_above.is_some()
+            && reasons.get(counters_at).and_then(|r| r.item()).is_some()
         {
+            let others_held = reasons
+                .iter()
+                .enumerate()
+                .all(|(i, r)| i == counters_at || r.code().is_none_or(|c| c == "None"));
+            return Ok(if others_held {
+                Sent::Drains
+            } else {
+                Sent::Retry
+            });
+        }
+        if counters_failed {
             return Err(StoreError::backend(
                 "TransactWriteItems",
                 Cancelled(format!("campaign {campaign} does not exist")),

@@ -211,6 +211,20 @@ pub enum LeaseOutcome {
     Stopped,
 }
 
+/// What [`CampaignStore::record_batch_outcomes`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchWritten {
+    /// One per outcome, in order.
+    pub results: Vec<FactResult>,
+    /// The lease step was written too (`false`: the lease was lost to another holder).
+    pub kept: bool,
+    /// With [`LeaseStep::Done`] and at least one invitation changed: whether this write left
+    /// the campaign with no invitation `pending` (of the writes that resolve its last pending
+    /// invitations, the one that brings the count to zero says so). `None`: unknown, read the
+    /// campaign.
+    pub drained: Option<bool>,
+}
+
 /// How a lease holder moves its batch on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaseStep {
@@ -339,7 +353,12 @@ pub trait CampaignStore: Send + Sync {
 
     /// [`CampaignStore::record_send_outcomes`] and [`CampaignStore::step_batch`] together: an
     /// adapter may write both in one request. The outcomes are recorded even when the lease
-    /// is lost (the emails went out); the answer's `bool` says whether the step was.
+    /// is lost (the emails went out); [`BatchWritten::kept`] says whether the step was.
+    ///
+    /// With [`LeaseStep::Done`] (a batch's last write), [`BatchWritten::drained`] says whether
+    /// this write left the campaign with no invitation `pending`, when the adapter knows it
+    /// without a request of its own: the delivery then completes the campaign, or leaves it
+    /// to whoever drains it, without reading it. `None`: read the campaign to know.
     async fn record_batch_outcomes(
         &self,
         tenant: &TenantId,
@@ -348,14 +367,18 @@ pub trait CampaignStore: Send + Sync {
         batch: &str,
         owner: &str,
         step: &LeaseStep,
-    ) -> Result<(Vec<FactResult>, bool), StoreError> {
+    ) -> Result<BatchWritten, StoreError> {
         let results = self
             .record_send_outcomes(tenant, campaign, outcomes)
             .await?;
-        let stepped = self
+        let kept = self
             .step_batch(tenant, campaign, batch, owner, step)
             .await?;
-        Ok((results, stepped))
+        Ok(BatchWritten {
+            results,
+            kept,
+            drained: None,
+        })
     }
 
     /// Claims each contact for the campaign (see the module docs), one result per claim in

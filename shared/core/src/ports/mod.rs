@@ -19,9 +19,9 @@ pub use bus::{
     EVENT_SOURCE, MAX_MESSAGE_BYTES, MAX_SPEC_BYTES,
 };
 pub use campaigns::{
-    check_selection, ApplyReport, Attempt, BadSelection, CampaignStore, Claim, ClaimResult,
-    CreateOutcome, FactResult, Idempotency, InvitationFilter, LeaseOutcome, LeaseStep, Recount,
-    MAX_ATTEMPT, MAX_CLAIMS, MAX_PAGE_KEY_LEN,
+    check_selection, ApplyReport, Attempt, BadSelection, BatchWritten, CampaignStore, Claim,
+    ClaimResult, CreateOutcome, FactResult, Idempotency, InvitationFilter, LeaseOutcome, LeaseStep,
+    Recount, MAX_ATTEMPT, MAX_CLAIMS, MAX_PAGE_KEY_LEN,
 };
 pub use campaigns::{
     decode_campaign_cursor, decode_invitation_cursor, encode_campaign_cursor,

@@ -56,7 +56,7 @@ use portal_core::ports::{
     Idempotency, InvitationFilter, Page, Recount, StoreError, SuppressionReason, MAX_CLAIMS,
     MAX_PAGE_SIZE,
 };
-use portal_core::ports::{Attempt, LeaseOutcome, LeaseStep, MAX_PAGE_KEY_LEN};
+use portal_core::ports::{Attempt, BatchWritten, LeaseOutcome, LeaseStep, MAX_PAGE_KEY_LEN};
 
 /// The campaign had more divisions than one campaign may lock.
 #[derive(Debug, thiserror::Error)]
@@ -1010,7 +1010,7 @@ impl CampaignStore for SqliteStore {
         batch: &str,
         owner: &str,
         step: &LeaseStep,
-    ) -> Result<(Vec<FactResult>, bool), StoreError> {
+    ) -> Result<BatchWritten, StoreError> {
         const OP: &str = "record_batch_outcomes";
         if outcomes.len() > MAX_CLAIMS {
             return Err(StoreError::backend(OP, TooManyClaims));
@@ -1029,8 +1029,26 @@ impl CampaignStore for SqliteStore {
                 OffsetDateTime::now_utc(),
             )?;
             let kept = step_lease(&tx, OP, tenant.as_str(), campaign.as_str(), &b, &o, &step)?;
+            let changed = results.iter().any(|r| matches!(r, FactResult::Changed(_)));
+            let drained = if step == LeaseStep::Done && changed {
+                let pending: i64 = tx
+                    .prepare_cached(
+                        "SELECT send_pending FROM campaigns WHERE tenant = ?1 AND campaign_id = ?2",
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![tenant.as_str(), campaign.as_str()], |r| r.get(0))
+                    })
+                    .or_store(OP)?;
+                Some(pending == 0)
+            } else {
+                None
+            };
             tx.commit().or_store(OP)?;
-            Ok((results, kept))
+            Ok(BatchWritten {
+                results,
+                kept,
+                drained,
+            })
         })
         .await
     }

@@ -89,6 +89,9 @@ pub struct DeliveryReport {
     pub busy: bool,
     /// The campaign is paused (by this batch or before it): nothing more should be sent.
     pub paused: bool,
+    /// From the batch's last write: whether it left the campaign with nothing pending
+    /// (`None`: unknown; read the campaign to know).
+    pub drained: Option<bool>,
 }
 
 /// The key of a delivery batch: 128 bits of SHA-256 over its contact ids in order, in hex.
@@ -312,7 +315,9 @@ pub async fn deliver_batch(
             (None, Some(next)) => attempting(deps, next),
             (None, None) => LeaseStep::Done,
         };
-        let kept = record(deps, tenant, campaign_id, &outcomes, &key, &owner, &step).await?;
+        let (kept, drained) =
+            record(deps, tenant, campaign_id, &outcomes, &key, &owner, &step).await?;
+        report.drained = drained;
         if let Some(detail) = throttled {
             return Err(SendError::Throttled(detail));
         }
@@ -488,7 +493,8 @@ async fn send_with_retries(deps: &SendDeps, raw: &RawEmail) -> Result<(), MailEr
 
 /// Writes a group's outcomes with the lease's next step, retrying a failing store in place:
 /// the emails are already out, and giving up here is what re-sends them on the next run.
-/// `false` when the lease was lost (the outcomes are written all the same).
+/// Answers whether the step was kept (`false`: the lease was lost; the outcomes are written
+/// all the same) and [`BatchWritten::drained`](crate::ports::BatchWritten::drained).
 async fn record(
     deps: &SendDeps,
     tenant: &TenantId,
@@ -497,7 +503,7 @@ async fn record(
     batch: &str,
     owner: &str,
     step: &LeaseStep,
-) -> Result<bool, SendError> {
+) -> Result<(bool, Option<bool>), SendError> {
     let attempts = deps.config.max_attempts.max(1);
     let mut attempt = 0;
     loop {
@@ -505,14 +511,15 @@ async fn record(
             deps.store
                 .step_batch(tenant, campaign_id, batch, owner, step)
                 .await
+                .map(|kept| (kept, None))
         } else {
             deps.store
                 .record_batch_outcomes(tenant, campaign_id, outcomes, batch, owner, step)
                 .await
-                .map(|(_, kept)| kept)
+                .map(|w| (w.kept, w.drained))
         };
         match written {
-            Ok(kept) => return Ok(kept),
+            Ok(answer) => return Ok(answer),
             Err(e) => {
                 attempt += 1;
                 if attempt >= attempts {

@@ -418,8 +418,25 @@ pub async fn handle(
             let r = deliver_batch(deps, tenant, campaign_id, recipients, spec.as_deref()).await?;
             report.sent = r.sent;
             report.failed = r.failed;
-            if !r.paused {
-                complete_if_done(deps, tenant, campaign_id).await?;
+            match (r.paused, r.drained) {
+                (true, _) => {}
+                // This batch's last write resolved the campaign's last pending invitation:
+                // complete it unread (if its fan-out is still running, the fan-out's last
+                // step completes it instead).
+                (false, Some(true)) => {
+                    transition(
+                        deps,
+                        tenant,
+                        campaign_id,
+                        CampaignStatus::Sending,
+                        CampaignEvent::DeliveriesFinished,
+                        None,
+                    )
+                    .await?;
+                }
+                // Others are still pending: whoever resolves the last one completes it.
+                (false, Some(false)) => {}
+                (false, None) => complete_if_done(deps, tenant, campaign_id).await?,
             }
         }
     }
