@@ -717,3 +717,33 @@ pub async fn a_paused_campaign_sends_nothing_from_batches_that_carry_its_templat
     assert_eq!(report.sent, recipients.len() as u64);
     assert_eq!(mailer.sent.lock().unwrap().len(), recipients.len());
 }
+
+pub async fn a_fan_out_page_larger_than_one_claim_call_claims_and_sends_everyone_once(
+    store: Arc<dyn Store>,
+) {
+    // More contacts than one claim call takes (`MAX_CLAIMS`), in one fan-out page.
+    let n = MAX_CLAIMS + 120;
+    seed(&*store, n).await;
+    let c = new_campaign(&*store, Trigger::Manual, &["d1"]).await;
+    let mailer = Arc::new(RecordingMailer::default());
+    let deps = deps_with(
+        store.clone(),
+        mailer.clone(),
+        Arc::new(NoSleep::default()),
+        SendConfig {
+            page_size: MAX_FAN_OUT_PAGE,
+            ..config()
+        },
+    );
+    let step = fan_out_page(&deps, &tenant(), &c, None).await.unwrap();
+    assert!(step.done, "one page");
+    let batched: usize = step.batches.iter().map(|b| b.recipients.len()).sum();
+    assert_eq!(batched, n);
+    assert!(step.batches.iter().all(|b| b.recipients.len() <= MAX_BATCH));
+    let report = run_campaign(&deps, &tenant(), &c).await.unwrap();
+    assert_eq!(report.status, Some(CampaignStatus::Completed));
+    assert_eq!(mailer.recipients(), expected(n));
+    let campaign = store.get_campaign(&tenant(), &c).await.unwrap().unwrap();
+    assert_eq!(campaign.targeted, n as u64);
+    assert_eq!(campaign.sends.sent, n as u64);
+}

@@ -74,7 +74,7 @@ const LAMBDA_ENV: Vars = &[
 const FUNCTION_ENV: &[(&str, &[Vars])] = &[
     ("load-counts", &[JWT, &[PUBLIC_URL]]),
     ("sync", &[JWT]),
-    ("send", &[JWT, SEND_SETTINGS, BUS, &[("PAGE_SIZE", "500")]]),
+    ("send", &[JWT, SEND_SETTINGS, BUS, &[("PAGE_SIZE", "1000")]]),
     ("delivery", &[SEND_SETTINGS, DELIVERY]),
     ("ses-events", &[SES_EVENTS, &[UNSUBSCRIBE_SECRET]]),
     ("registration", &[JWT, SEND_SETTINGS, BUS, USER_POOL]),

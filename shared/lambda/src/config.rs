@@ -13,7 +13,7 @@
 //! | `FAILURE_THRESHOLD` | no | a campaign pauses after more failed invitations than this (default 100) |
 //! | `TOKEN_TTL_DAYS` | no | days a registration link stays valid, 1–365 (default 14) |
 //! | `OUTCOME_FLUSH` | no | sends between two outcome writes, ≥ 1 (default [`LAMBDA_OUTCOME_FLUSH`]) |
-//! | `PAGE_SIZE` | no | recipients claimed per fan-out step, 1–500 (default 500) |
+//! | `PAGE_SIZE` | no | recipients claimed per fan-out step, 1–1000 (default 1000) |
 //! | `ACK_GRACE_MINUTES` | no | minutes a resumed delivery waits for SES's Send event of an email its dead holder may have sent, 1–1440 (default 10; see `usecases::send::deliver`) |
 //!
 //! [`Env::console`] reads the console function's sign-in settings (OpenID Connect
@@ -40,7 +40,7 @@ use std::sync::Arc;
 
 use portal_core::domain::unsubscribe::{UnsubscribeSigner, MIN_UNSUBSCRIBE_SECRET_LEN};
 use portal_core::domain::PublicUrl;
-use portal_core::ports::{Clock, Mailer, Store, MAX_ATTEMPT, MAX_CLAIMS, MAX_PAGE_SIZE};
+use portal_core::ports::{Clock, Mailer, Store, MAX_ATTEMPT, MAX_FAN_OUT_PAGE};
 use portal_core::usecases::send::sweep::SweepConfig;
 use portal_core::usecases::send::{
     RateLimiter, SendConfig, SendDeps, TokenDeriver, TokioSleeper, MIN_TOKEN_SECRET_LEN,
@@ -307,9 +307,9 @@ impl SendSettings {
             config.ack_grace = time::Duration::minutes(i64::from(n));
         }
         if let Some(v) = var("PAGE_SIZE")? {
-            const EXPECTED: &str = "a whole number of recipients from 1 to 500";
+            const EXPECTED: &str = "a whole number of recipients from 1 to 1000";
             let n: u32 = parse("PAGE_SIZE", &v, EXPECTED)?;
-            if n == 0 || n > MAX_PAGE_SIZE.min(MAX_CLAIMS as u32) {
+            if n == 0 || n > MAX_FAN_OUT_PAGE {
                 return Err(invalid("PAGE_SIZE", &v, EXPECTED));
             }
             config.page_size = n;
@@ -423,7 +423,7 @@ pub(crate) mod tests {
         assert_eq!(s.config.outcome_flush, LAMBDA_OUTCOME_FLUSH);
         assert_eq!(s.config.max_send_rate, SendConfig::default().max_send_rate);
         assert_eq!(s.config.token_ttl, time::Duration::days(14));
-        assert_eq!(s.config.page_size, 500);
+        assert_eq!(s.config.page_size, 1000);
     }
 
     #[test]
@@ -531,7 +531,7 @@ pub(crate) mod tests {
             ("TOKEN_TTL_DAYS", "1.5"),
             ("OUTCOME_FLUSH", "0"),
             ("PAGE_SIZE", "0"),
-            ("PAGE_SIZE", "501"),
+            ("PAGE_SIZE", "1001"),
         ] {
             let err = with(&[(name, bad)]).unwrap_err();
             assert!(

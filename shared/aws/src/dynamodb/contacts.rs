@@ -16,7 +16,7 @@ use portal_core::domain::{
     PortalStatus, TenantId,
 };
 use portal_core::ports::{
-    ContactQuery, ContactStateStore, ContactStore, ListQuery, Page, StoreError,
+    ContactQuery, ContactStateStore, ContactStore, ListQuery, Page, StoreError, MAX_FAN_OUT_PAGE,
 };
 
 /// Partition Queries in flight at once for one count.
@@ -217,7 +217,7 @@ impl ContactStore for DynamoStore {
         } else {
             HashSet::new()
         };
-        let want = query.limit as usize + 1;
+        let want = query.limit.clamp(1, MAX_FAN_OUT_PAGE) as usize + 1;
         // Each match with the partition it came from, to build the cursor.
         let mut found: Vec<(usize, u8, ContactRecord)> = Vec::with_capacity(want);
 

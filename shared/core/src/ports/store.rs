@@ -19,6 +19,12 @@ use crate::domain::{
 /// Largest page a list returns.
 pub const MAX_PAGE_SIZE: u32 = 500;
 
+/// Largest page [`ContactStore::list_contacts`] returns to the send path: a fan-out page
+/// (claimed in calls of at most [`MAX_CLAIMS`](crate::ports::MAX_CLAIMS)). Every fan-out
+/// page costs its campaign read, its suppression read, its skips write and its publish, so
+/// pages twice the API's size halve those. The API's pages stay at most [`MAX_PAGE_SIZE`].
+pub const MAX_FAN_OUT_PAGE: u32 = 1000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The cursor was not made by this store for this query.
@@ -62,7 +68,8 @@ pub struct ListQuery {
     /// empty = no search.
     pub search: String,
     pub cursor: Option<String>,
-    /// 1..=[`MAX_PAGE_SIZE`].
+    /// 1..=[`MAX_PAGE_SIZE`] for the API, up to [`MAX_FAN_OUT_PAGE`] for a fan-out (larger
+    /// values are clamped).
     pub limit: u32,
 }
 

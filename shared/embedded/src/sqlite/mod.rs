@@ -697,7 +697,7 @@ impl ContactStore for SqliteStore {
             None => None,
             Some(raw) => Some(query::decode_cursor(raw, &divisions)?),
         };
-        let limit = q.limit.clamp(1, portal_core::ports::MAX_PAGE_SIZE) as usize;
+        let limit = q.limit.clamp(1, portal_core::ports::MAX_FAN_OUT_PAGE) as usize;
         // No stored field contains the separator of `search_text`, so such a needle matches
         // nothing (exactly as `ContactRecord::matches_search` would say).
         if q.search.contains(search::SEPARATOR) {

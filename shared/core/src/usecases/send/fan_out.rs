@@ -47,7 +47,7 @@ use crate::domain::{
 };
 use crate::ports::{
     Claim, ClaimResult, ContactQuery, ListQuery, Page, Recipient, SendSpec, StoreError, MAX_CLAIMS,
-    MAX_PAGE_SIZE, MAX_SPEC_BYTES,
+    MAX_FAN_OUT_PAGE, MAX_SPEC_BYTES,
 };
 
 use super::{SendDeps, SendError};
@@ -185,10 +185,7 @@ pub(super) async fn fan_out_page_of(
         });
     }
     let now = deps.clock.now();
-    let limit = deps
-        .config
-        .page_size
-        .clamp(1, MAX_PAGE_SIZE.min(MAX_CLAIMS as u32));
+    let limit = deps.config.page_size.clamp(1, MAX_FAN_OUT_PAGE);
     let page = match campaign.selection {
         None => {
             store
@@ -209,7 +206,11 @@ pub(super) async fn fan_out_page_of(
                 )
                 .await?
         }
-        Some(picked) => selection_page(deps, tenant, campaign_id, picked, cursor, limit).await?,
+        // A selection is read in chunks of at most `MAX_CLAIMS` ids.
+        Some(picked) => {
+            let limit = limit.min(MAX_CLAIMS as u32);
+            selection_page(deps, tenant, campaign_id, picked, cursor, limit).await?
+        }
     };
     let division_names = &context.division_names;
     let emails: Vec<_> = page.items.iter().filter_map(|c| c.email.clone()).collect();
@@ -257,25 +258,25 @@ pub(super) async fn fan_out_page_of(
         }
     }
     let mut targeted = 0u64;
-    if !claims.is_empty() {
-        let results = store
-            .claim_contacts(tenant, campaign_id, &claims, now)
-            .await?;
-        for (claim, result) in claims.iter().zip(results) {
-            match result {
-                ClaimResult::Claimed => {
-                    targeted += 1;
-                    ours.insert(claim.contact_id.clone());
-                    fresh.insert(claim.contact_id.clone());
-                }
-                ClaimResult::AlreadyClaimedByThisCampaign => {
-                    ours.insert(claim.contact_id.clone());
-                }
-                ClaimResult::Held { .. } => skipped.held_24h += 1,
-                ClaimResult::DuplicateAddress { .. } => skipped.duplicate_address += 1,
-                ClaimResult::Accepted => skipped.accepted += 1,
-                ClaimResult::Missing => {}
+    // Claimed in calls of at most `MAX_CLAIMS` (a page may hold twice that).
+    let mut results = Vec::with_capacity(claims.len());
+    for call in claims.chunks(MAX_CLAIMS) {
+        results.extend(store.claim_contacts(tenant, campaign_id, call, now).await?);
+    }
+    for (claim, result) in claims.iter().zip(results) {
+        match result {
+            ClaimResult::Claimed => {
+                targeted += 1;
+                ours.insert(claim.contact_id.clone());
+                fresh.insert(claim.contact_id.clone());
             }
+            ClaimResult::AlreadyClaimedByThisCampaign => {
+                ours.insert(claim.contact_id.clone());
+            }
+            ClaimResult::Held { .. } => skipped.held_24h += 1,
+            ClaimResult::DuplicateAddress { .. } => skipped.duplicate_address += 1,
+            ClaimResult::Accepted => skipped.accepted += 1,
+            ClaimResult::Missing => {}
         }
     }
     if skipped != Skipped::default() {

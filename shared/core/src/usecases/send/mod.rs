@@ -95,7 +95,8 @@ impl Sleeper for TokioSleeper {
 /// Tunables of a send.
 #[derive(Debug, Clone)]
 pub struct SendConfig {
-    /// Recipients read per fan-out page (and claimed per call, ≤ [`crate::ports::MAX_CLAIMS`]).
+    /// Recipients read per fan-out page, ≤ [`crate::ports::MAX_FAN_OUT_PAGE`] (claimed in
+    /// calls of ≤ [`crate::ports::MAX_CLAIMS`]).
     pub page_size: u32,
     /// How long a registration link stays valid.
     pub token_ttl: time::Duration,
@@ -133,7 +134,7 @@ pub struct SendConfig {
 impl Default for SendConfig {
     fn default() -> Self {
         Self {
-            page_size: 500,
+            page_size: crate::ports::MAX_FAN_OUT_PAGE,
             token_ttl: time::Duration::days(14),
             max_send_rate: Some(14.0),
             max_attempts: 6,
