@@ -2194,17 +2194,34 @@ pub async fn a_batch_last_write_says_whether_it_left_the_campaign_nothing_pendin
         write("b1", &["c001"], LeaseStep::Done).await.drained,
         Some(false)
     );
-    // The write that resolves the last pending invitation drains the campaign.
-    let last = write("b2", &["c002"], LeaseStep::Done).await;
+    // While the fan-out runs, resolving the last pending invitation completes nothing yet.
+    let fanning = write("b2", &["c002"], LeaseStep::Done).await;
+    assert_eq!(fanning.drained, Some(false));
+    // Once it is over (`sending`), the write that resolves the last one drains the campaign.
+    for (from, to) in [
+        (CampaignStatus::Queued, CampaignStatus::FanningOut),
+        (CampaignStatus::FanningOut, CampaignStatus::Sending),
+    ] {
+        assert!(store
+            .update_campaign_status(&tenant, id, from, to, None)
+            .await
+            .unwrap());
+    }
+    claim_all(store, &tenant, &c, &["c003"], NOW).await;
+    store
+        .lease_batch(&tenant, id, "b4", "me", NOW, until, None)
+        .await
+        .unwrap();
+    let last = write("b4", &["c003"], LeaseStep::Done).await;
     assert!(matches!(last.results[..], [FactResult::Changed(_)]));
     assert!(last.kept);
     assert_eq!(last.drained, Some(true));
     let got = store.get_campaign(&tenant, id).await.unwrap().unwrap();
-    assert_eq!((got.sends.sent, got.sends.pending), (3, 0));
+    assert_eq!((got.sends.sent, got.sends.pending), (4, 0));
     // Written again (a duplicate): nothing changed, nothing known.
     store
         .lease_batch(&tenant, id, "b3", "me", NOW, until, None)
         .await
         .unwrap();
-    assert_eq!(write("b3", &["c002"], LeaseStep::Done).await.drained, None);
+    assert_eq!(write("b3", &["c003"], LeaseStep::Done).await.drained, None);
 }

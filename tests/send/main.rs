@@ -91,7 +91,6 @@ macro_rules! on_every_store {
             cases::a_hand_picked_campaign_redelivered_twice_in_a_shuffled_order_sends_each_picked_contact_one_email,
             cases::a_campaign_sends_its_template_as_it_was_when_its_fan_out_started,
             cases::a_paused_campaign_sends_nothing_from_batches_that_carry_its_template,
-            cases::a_fan_out_page_larger_than_one_claim_call_claims_and_sends_everyone_once,
             window::two_copies_of_one_batch_delivered_at_once_send_each_email_once,
             window::a_crash_after_the_mail_service_accepted_a_group_resends_only_what_it_never_acknowledged,
             window::one_person_gets_one_invitation_whichever_contacts_share_the_address,
@@ -118,6 +117,10 @@ mod sqlite {
         kill::a_run_killed_at_any_step_and_resumed_sends_every_contact_exactly_once,
         kill::a_hand_picked_run_killed_at_any_step_and_resumed_sends_every_picked_contact_exactly_once,
         kill::with_the_outbox_a_killed_and_resumed_run_leaves_exactly_one_email_per_contact,
+        // Store-agnostic chunking in the use case; on DynamoDB it needs 620 contacts, which
+        // take moto minutes: `bench-dynamodb --send` runs 1,000-contact pages there instead
+        // (and checks one email per address).
+        cases::a_fan_out_page_larger_than_one_claim_call_claims_and_sends_everyone_once,
     );
 }
 

@@ -573,8 +573,9 @@ impl DynamoStore {
     }
 
     /// [`DynamoStore::counters_item`], with `keep_above`: also on condition that the
-    /// campaign's pending count is above it (the drain check of a batch's last write; the
-    /// old item comes back on failure, to tell it from a missing campaign).
+    /// campaign is not `sending` or its pending count is above it — the drain check of a
+    /// batch's last write, which fails only when the write completes the campaign (the old
+    /// item comes back on failure, to tell it from a missing campaign).
     pub(super) fn counters_item_with(
         &self,
         tenant: &TenantId,
@@ -588,9 +589,11 @@ impl DynamoStore {
         update = match keep_above {
             None => update.condition_expression("attribute_exists(pk)"),
             Some(k) => update
-                .condition_expression("attribute_exists(pk) AND #kp > :kp")
+                .condition_expression("attribute_exists(pk) AND (#st <> :sending OR #kp > :kp)")
                 .expression_attribute_names("#kp", send_attr(SendState::Pending))
+                .expression_attribute_names("#st", STATUS)
                 .expression_attribute_values(":kp", signed(k))
+                .expression_attribute_values(":sending", s(CampaignStatus::Sending.as_str()))
                 .return_values_on_condition_check_failure(
                     ReturnValuesOnConditionCheckFailure::AllOld,
                 ),

@@ -103,7 +103,7 @@ enum Sent {
     /// Cancelled by the extra item's condition alone: nothing was written; write the
     /// changes again without it.
     ExtraFailed,
-    /// Cancelled by the drain check alone (the campaign's pending count would reach zero):
+    /// Cancelled by the drain check alone (the write would complete the campaign):
     /// nothing was written; write the changes again without the check.
     Drains,
 }
@@ -232,8 +232,8 @@ impl DynamoStore {
                     .await?;
                 let mut drains = checked.then_some(false);
                 if matches!(sent, Sent::Drains) {
-                    // Every other condition held: this write brings the campaign's pending
-                    // count to zero. The same write again, without the check.
+                    // Every other condition held: this write brings a `sending` campaign's
+                    // pending count to zero. The same write again, without the check.
                     drains = Some(true);
                     sent = self
                         .write_changes(tenant, campaign, chunk, with.as_ref(), false)
@@ -378,7 +378,7 @@ impl DynamoStore {
             request = request.transact_items(item);
         }
         let moves = deltas.nonzero();
-        // The drain check: the campaign keeps a pending invitation after this write.
+        // The drain check: the write does not complete the campaign (see `counters_item_with`).
         let resolved = moves
             .iter()
             .find(|(attr, _)| *attr == send_attr(SendState::Pending))

@@ -219,9 +219,10 @@ pub struct BatchWritten {
     /// The lease step was written too (`false`: the lease was lost to another holder).
     pub kept: bool,
     /// With [`LeaseStep::Done`] and at least one invitation changed: whether this write left
-    /// the campaign with no invitation `pending` (of the writes that resolve its last pending
-    /// invitations, the one that brings the count to zero says so). `None`: unknown, read the
-    /// campaign.
+    /// a campaign whose fan-out is over (`sending`) with no invitation `pending` — it is
+    /// complete (of the writes that resolve its last pending invitations, the one that brings
+    /// the count to zero says so; while the fan-out still runs, the answer is `false`, and
+    /// the fan-out's last step completes it). `None`: unknown, read the campaign.
     pub drained: Option<bool>,
 }
 
@@ -356,9 +357,9 @@ pub trait CampaignStore: Send + Sync {
     /// is lost (the emails went out); [`BatchWritten::kept`] says whether the step was.
     ///
     /// With [`LeaseStep::Done`] (a batch's last write), [`BatchWritten::drained`] says whether
-    /// this write left the campaign with no invitation `pending`, when the adapter knows it
-    /// without a request of its own: the delivery then completes the campaign, or leaves it
-    /// to whoever drains it, without reading it. `None`: read the campaign to know.
+    /// this write left the campaign `sending` with no invitation `pending`, when the adapter
+    /// knows it without a request of its own: the delivery then completes the campaign, or
+    /// leaves it to whoever drains it, without reading it. `None`: read the campaign to know.
     async fn record_batch_outcomes(
         &self,
         tenant: &TenantId,

@@ -1031,15 +1031,18 @@ impl CampaignStore for SqliteStore {
             let kept = step_lease(&tx, OP, tenant.as_str(), campaign.as_str(), &b, &o, &step)?;
             let changed = results.iter().any(|r| matches!(r, FactResult::Changed(_)));
             let drained = if step == LeaseStep::Done && changed {
-                let pending: i64 = tx
+                let (status, pending): (String, i64) = tx
                     .prepare_cached(
-                        "SELECT send_pending FROM campaigns WHERE tenant = ?1 AND campaign_id = ?2",
+                        "SELECT status, send_pending FROM campaigns \
+                         WHERE tenant = ?1 AND campaign_id = ?2",
                     )
                     .and_then(|mut s| {
-                        s.query_row(params![tenant.as_str(), campaign.as_str()], |r| r.get(0))
+                        s.query_row(params![tenant.as_str(), campaign.as_str()], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
                     })
                     .or_store(OP)?;
-                Some(pending == 0)
+                Some(status == CampaignStatus::Sending.as_str() && pending == 0)
             } else {
                 None
             };

@@ -421,9 +421,8 @@ pub async fn handle(
             report.failed = r.failed;
             match (r.paused, r.drained) {
                 (true, _) => {}
-                // This batch's last write resolved the campaign's last pending invitation:
-                // complete it unread (if its fan-out is still running, the fan-out's last
-                // step completes it instead).
+                // This batch's last write resolved the last pending invitation of a campaign
+                // whose fan-out is over: complete it unread.
                 (false, Some(true)) => {
                     transition(
                         deps,
@@ -435,7 +434,8 @@ pub async fn handle(
                     )
                     .await?;
                 }
-                // Others are still pending: whoever resolves the last one completes it.
+                // Others are still pending (whoever resolves the last one completes it), or
+                // the fan-out still runs (its last step completes it).
                 (false, Some(false)) => {}
                 (false, None) => complete_if_done(deps, tenant, campaign_id).await?,
             }
