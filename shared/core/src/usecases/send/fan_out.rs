@@ -52,10 +52,12 @@ use crate::ports::{
 
 use super::{SendDeps, SendError};
 
-/// Most invitations in one send batch (a whole fan-out page). Larger batches mean fewer
-/// store requests per invitation in delivery (its campaign, template, lease and first mark
-/// are per batch).
-pub const MAX_BATCH: usize = 500;
+/// Most invitations in one send batch. Larger batches mean fewer store requests per
+/// invitation in delivery (its lease and first mark are per batch). Five groups of
+/// [`MAX_ATTEMPT`](crate::ports::MAX_ATTEMPT) (the most outcomes one write of 100 items takes
+/// on DynamoDB), so a full batch's outcomes go in five full writes rather than six with a
+/// last one of ten.
+pub const MAX_BATCH: usize = 5 * crate::ports::MAX_ATTEMPT;
 
 /// Most bytes of recipients in one batch: with the campaign's [`SendSpec`] (at most
 /// [`MAX_SPEC_BYTES`](crate::ports::MAX_SPEC_BYTES)) and the envelope, one bus message stays
