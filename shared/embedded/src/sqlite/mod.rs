@@ -1047,6 +1047,36 @@ mod tests {
     }
 
     #[test]
+    fn a_token_is_found_through_the_one_token_hash_index() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        for sql in [
+            "SELECT tenant, campaign_id, contact_id, token_used_at FROM invitations \
+             WHERE token_hash = ?1 LIMIT 1",
+            "SELECT contact_id FROM invitations WHERE tenant = ?1 AND token_hash = ?2",
+        ] {
+            let p = plan(&store, sql);
+            assert!(
+                p.contains("INDEX invitations_by_token_hash (token_hash=?"),
+                "{p}"
+            );
+        }
+        let conn = lock(&store.inner.writer);
+        let indexes: Vec<String> = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'invitations'",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert!(
+            !indexes.iter().any(|i| i == "invitations_by_token"),
+            "{indexes:?}"
+        );
+    }
+
+    #[test]
     fn a_count_reads_the_cube_and_seeks_only_recent_invitations() {
         let store = SqliteStore::open_in_memory().unwrap();
         let filters = Filters {
