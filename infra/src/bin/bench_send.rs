@@ -50,7 +50,7 @@ struct Args {
     #[arg(long, default_value_t = portal_invites::serve::SERVE_STEP_CONCURRENCY)]
     steps: usize,
     /// Send into a mailer that drops every message, to measure the pipeline without the
-    /// file system (the outbox's file creation dominates on slow disks).
+    /// file system (the outbox's appends).
     #[arg(long)]
     null_mailer: bool,
     /// Where to put the database and outbox (default: a fresh temporary directory, removed

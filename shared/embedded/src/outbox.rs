@@ -1111,6 +1111,46 @@ mod tests {
     }
 
     #[test]
+    fn a_full_segment_rolls_over_and_every_reader_follows() {
+        let dir = tempdir("roll");
+        let out = dir.join(OUTBOX_DIR);
+        let writer = Log {
+            dir: out.clone(),
+            state: Mutex::default(),
+        };
+        let reader = Log {
+            dir: out.clone(),
+            state: Mutex::default(),
+        };
+        assert!(
+            reader.all().unwrap().is_empty(),
+            "the reader starts before any segment"
+        );
+        let big = vec![b'x'; 1 << 20];
+        let n = (ROLL_AT >> 20) as usize + 3;
+        for i in 0..n {
+            assert!(writer.append(&format!("m{i}.eml"), "id", &big).unwrap());
+        }
+        assert!(out.join(segment_name(2)).exists());
+        assert!(!out.join(segment_name(3)).exists());
+        assert!(std::fs::metadata(out.join(segment_name(1))).unwrap().len() < ROLL_AT + (2 << 20));
+        assert_eq!(
+            reader.all().unwrap().len(),
+            n,
+            "the reader followed into segment 2"
+        );
+        assert!(!reader.append("m0.eml", "id", b"again").unwrap());
+        assert_eq!(reader.read(&format!("m{}.eml", n - 1)).unwrap(), big);
+        let reopened = Log {
+            dir: out,
+            state: Mutex::default(),
+        };
+        assert_eq!(reopened.list(1).unwrap()[0].file, format!("m{}.eml", n - 1));
+        assert_eq!(reopened.all().unwrap().len(), n);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn segment_names_round_trip_and_nothing_else_is_a_segment() {
         assert_eq!(segment_number(&segment_name(7)), Some(7));
         for other in ["segment-.log", "segment-+1.log", "segment-01.eml", "x.log"] {
