@@ -3,8 +3,9 @@
 //! - `GET /dev/outbox[?limit=N]`: the newest `N` (default 100, at most 1000) messages the
 //!   local mailer wrote, newest first, as a JSON array of `{file, to, subject, date}`.
 //! - `GET /dev/outbox/{file}`: one message's exact bytes as `message/rfc822` — save it as
-//!   `.eml` or open the file under `<data-dir>/outbox/` in any mail client. Only plain outbox
-//!   file names are accepted (400 otherwise), so no path can leave the outbox.
+//!   `.eml` and open it in any mail client (the outbox keeps messages in an append-only log
+//!   under `<data-dir>/outbox/`, see [`portal_embedded::outbox`]). Only plain outbox file
+//!   names are accepted (400 otherwise), so no path can leave the outbox.
 //!
 //! These routes are merged into the local router only (see [`crate::serve`]); the Lambda
 //! router is the library's and has no `/dev` routes. They carry no authentication: the local

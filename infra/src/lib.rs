@@ -22,7 +22,8 @@
 //! benchmark binaries.
 //!
 //! A data dir holds `portal.db` (the SQLite store, WAL mode), `jwt-secret`,
-//! `unsubscribe-secret` and `outbox/` (every email the local mailer sent, as `.eml`); several
+//! `unsubscribe-secret` and `outbox/` (every email the local mailer sent, in an append-only log
+//! served as `.eml` by `GET /dev/outbox`); several
 //! commands may use one data dir at once (e.g. `import` while `serve` runs).
 
 pub mod bench;

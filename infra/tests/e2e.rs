@@ -392,23 +392,24 @@ async fn the_demo_prints_a_link_that_registers_its_invited_resident_once() {
     assert!(path.starts_with("/register?token="), "{path}");
     // The same link is in the invitation email in the outbox.
     let token = path.trim_start_matches("/register?token=");
-    let outbox = demo.dir.join("outbox");
+    let outbox = portal_embedded::outbox::Outbox::in_data_dir(&demo.dir);
     let mut found = false;
     for _ in 0..50 {
-        found = std::fs::read_dir(&outbox)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|e| {
-                std::fs::read_to_string(e.path())
-                    .is_ok_and(|m| m.replace("=\r\n", "").contains(token))
-            });
+        found = outbox.all_messages().unwrap().iter().any(|(_, m)| {
+            String::from_utf8_lossy(m)
+                .replace("=\r\n", "")
+                .contains(token)
+        });
         if found {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert!(found, "no email in {} carries the link", outbox.display());
+    assert!(
+        found,
+        "no email in {} carries the link",
+        outbox.dir().display()
+    );
 
     let public = Api {
         addr: demo.addr,
@@ -1085,14 +1086,9 @@ async fn wait_for_runs(api: &Api, id: &str, n: usize) -> Vec<Value> {
 /// The number of emails in the outbox per recipient address.
 fn outbox_per_address(dir: &std::path::Path) -> std::collections::BTreeMap<String, usize> {
     let mut out = std::collections::BTreeMap::new();
-    for e in std::fs::read_dir(dir.join("outbox"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        let Ok(mail) = std::fs::read_to_string(e.path()) else {
-            continue;
-        };
+    let outbox = portal_embedded::outbox::Outbox::in_data_dir(dir);
+    for (_, mail) in outbox.all_messages().unwrap() {
+        let mail = String::from_utf8_lossy(&mail);
         let to = mail
             .lines()
             .find_map(|l| l.strip_prefix("To:"))

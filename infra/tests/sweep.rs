@@ -108,13 +108,11 @@ async fn a_campaign_whose_first_publish_was_lost_is_swept_after_the_idle_time_an
     let done = store.get_campaign(&t, &c).await.unwrap().unwrap();
     assert_eq!(done.sends.sent, 3);
     assert_eq!(done.targeted, 3);
-    let emails = std::fs::read_dir(dir.path().join("outbox"))
+    let emails = portal_embedded::outbox::Outbox::in_data_dir(dir.path())
+        .list(1000)
+        .await
         .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "eml"))
-        })
-        .count();
+        .len();
     assert_eq!(emails, 3, "one email per contact");
 
     // Later sweeps leave the finished campaign alone.

@@ -4,7 +4,7 @@
 //! ([`portal_core::demo`]) on a file-backed SQLite store in a temporary directory (no portal
 //! states: every contact with an address is eligible), saves a template, records a campaign
 //! and runs it the way `run_campaign` does (timing each step) — the same fan-out and delivery code the local server's
-//! in-process worker runs — writing every email as an `.eml` into the outbox.
+//! in-process worker runs — appending every email to the outbox log.
 //!
 //! It prints invitations per second of the send (fan-out + rendering + outbox writes +
 //! outcome writes) and the peak RSS of the send alone (the kernel's high-water mark is reset
@@ -50,7 +50,7 @@ struct Args {
     #[arg(long, default_value_t = portal_invites::serve::SERVE_STEP_CONCURRENCY)]
     steps: usize,
     /// Send into a mailer that drops every message, to measure the pipeline without the
-    /// file system (the outbox's file creation dominates on slow disks).
+    /// file system (the outbox's appends).
     #[arg(long)]
     null_mailer: bool,
     /// Where to put the database and outbox (default: a fresh temporary directory, removed

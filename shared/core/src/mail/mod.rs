@@ -1,7 +1,7 @@
 //! Rendering an invitation email, once, as a complete RFC 5322 message.
 //!
 //! [`OutgoingEmail`] holds what a message says; [`OutgoingEmail::render`] turns it into the
-//! exact bytes every mailer sends: the local outbox writes them to an `.eml` file, SES v2
+//! exact bytes every mailer sends: the local outbox appends them to its log (served as `.eml`), SES v2
 //! receives them as Raw content. Rendering is done by the `mail-builder` crate:
 //!
 //! - `multipart/alternative` with a `text/plain` then a `text/html` part (UTF-8; each part
