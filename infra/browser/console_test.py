@@ -425,6 +425,12 @@ def invite_picked(s: Session, api: Api) -> None:
 # --- g. a registration request, matched from the queue -------------------------------------------
 
 
+def outbox(base: str) -> list[dict]:
+    """The newest 1,000 messages of the server's outbox (`GET /dev/outbox`: file, to, subject)."""
+    with urllib.request.urlopen(f"{base}/dev/outbox?limit=1000", timeout=10) as r:
+        return json.load(r)
+
+
 def match_request(s: Session, api: Api, data_dir: Path) -> None:
     step("g. a sign-up request filed on the public page, matched from the console's queue")
     division = "river-bend"
@@ -439,8 +445,7 @@ def match_request(s: Session, api: Api, data_dir: Path) -> None:
     page.select_option("#division_id", division)
     page.locator("form button[type=submit], form input[type=submit]").first.click()
     expect(page.get_by_role("heading", level=1)).to_have_text(re.compile("Request received"))
-    outbox = data_dir / "outbox"
-    before = set(outbox.rglob("*.eml"))
+    before = {e["file"] for e in outbox(s.base)}
 
     s.goto("requests", "Registration requests")
     s.check("requests")
@@ -453,12 +458,12 @@ def match_request(s: Session, api: Api, data_dir: Path) -> None:
     s.check("request-matched")
     deadline = time.monotonic() + 30
     while True:
-        fresh = [p for p in set(outbox.rglob("*.eml")) - before if addr.lower() in p.read_text(errors="replace").lower()]
+        fresh = [e["file"] for e in outbox(s.base) if e["file"] not in before and addr.lower() in e["to"].lower()]
         if fresh:
             break
         assert time.monotonic() < deadline, f"no portal key email to {addr} within 30 s"
         time.sleep(0.2)
-    print(f"    matched {person['contact_name']} <{addr}>; portal key email {fresh[0].name}")
+    print(f"    matched {person['contact_name']} <{addr}>; portal key email {fresh[0]}")
 
 
 # --- h. a recurring setting, saved and previewed -----------------------------------------------------

@@ -68,9 +68,9 @@ class Links(HTMLParser):
 class Mail:
     """One outbox message, decoded (quoted-printable, charsets) by Python's email package."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    def __init__(self, name: str, raw: bytes) -> None:
+        self.path = Path(name)
+        self.msg = email.message_from_bytes(raw, policy=email.policy.default)
         text = self.msg.get_body(preferencelist=("plain",))
         html = self.msg.get_body(preferencelist=("html",))
         assert text is not None and html is not None, f"{path}: expected a text and an HTML part"
@@ -98,31 +98,39 @@ class Mail:
 
 
 class Outbox:
-    def __init__(self, data_dir: Path) -> None:
-        self.dir = data_dir / "outbox"
+    """The server's outbox, read as a developer does: through `GET /dev/outbox` (newest first)
+    and `GET /dev/outbox/{file}` (the message's bytes)."""
 
-    def files(self) -> list[Path]:
-        if not self.dir.is_dir():
-            return []
-        return sorted(self.dir.glob("*.eml"), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def files(self) -> list[str]:
+        """The messages' file names, oldest first (the newest 1,000)."""
+        with urllib.request.urlopen(f"{self.base}/dev/outbox?limit=1000", timeout=10) as r:
+            entries = json.load(r)
+        return [e["file"] for e in reversed(entries)]
+
+    def mail(self, file: str) -> Mail:
+        with urllib.request.urlopen(f"{self.base}/dev/outbox/{file}", timeout=10) as r:
+            return Mail(file, r.read())
 
     def newest(self) -> Mail:
         files = self.files()
-        assert files, f"the outbox {self.dir} is empty"
-        return Mail(files[-1])
+        assert files, f"the outbox of {self.base} is empty"
+        return self.mail(files[-1])
 
-    def wait_new(self, seen: set[Path], to: str, what: str, timeout: float = 30.0) -> Mail:
+    def wait_new(self, seen: set[str], to: str, what: str, timeout: float = 30.0) -> Mail:
         """The newest message to `to` not in `seen`, waiting for it (sends are queued)."""
         deadline = time.monotonic() + timeout
         while True:
             fresh = [p for p in self.files() if p not in seen]
             for p in reversed(fresh):
-                m = Mail(p)
+                m = self.mail(p)
                 if m.to.lower() == to.lower():
                     return m
             assert time.monotonic() < deadline, (
-                f"no {what} to {to} reached {self.dir} within {timeout:.0f} s "
-                f"(new files: {[p.name for p in fresh]})"
+                f"no {what} to {to} reached the outbox of {self.base} within {timeout:.0f} s "
+                f"(new files: {fresh})"
             )
             time.sleep(0.2)
 
@@ -314,7 +322,7 @@ def main() -> int:
     m = re.search(r"listening on (http://\S+)", banner)
     assert m, f"no 'listening on' line in the banner:\n{banner}"
     base = m.group(1).rstrip("/")
-    outbox = Outbox(args.data_dir)
+    outbox = Outbox(base)
     api = Api(base, token_for(args.bin, args.data_dir, "invitations:read,registrations:manage"))
 
     with sync_playwright() as pw:
@@ -544,7 +552,7 @@ def request_flow(b: Browser, api: Api, base: str, outbox: Outbox, invitee: dict)
     b.page.fill("#password", "yet another passphrase 5")
     b.submit(200, "You already have a login")
     time.sleep(0.5)
-    sent = [Mail(p).to for p in outbox.files() if p not in seen]
+    sent = [outbox.mail(p).to for p in outbox.files() if p not in seen]
     assert not sent, f"a second sign-up of a registered address sent mail to {sent}"
 
 
