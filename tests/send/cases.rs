@@ -581,11 +581,13 @@ fn subjects(mailer: &RecordingMailer) -> Vec<String> {
         .collect()
 }
 
-pub async fn a_campaign_sends_its_template_as_it_was_when_its_fan_out_started(
-    store: Arc<dyn Store>,
-) {
-    seed(&*store, 20).await;
-    let c = new_campaign(&*store, Trigger::Manual, &["d1"]).await;
+/// 20 contacts and a campaign over `d1` whose first fan-out page was handled the Lambda
+/// way (no spec given): its messages wait on the returned bus.
+async fn first_page_handled(
+    store: &Arc<dyn Store>,
+) -> (CampaignId, Arc<RecordingMailer>, SendDeps, QueueBus) {
+    seed(&**store, 20).await;
+    let c = new_campaign(&**store, Trigger::Manual, &["d1"]).await;
     let mailer = Arc::new(RecordingMailer::default());
     let deps = deps_with(
         store.clone(),
@@ -601,6 +603,13 @@ pub async fn a_campaign_sends_its_template_as_it_was_when_its_fan_out_started(
         spec: None,
     };
     handle(&deps, &bus, &start).await.unwrap();
+    (c, mailer, deps, bus)
+}
+
+pub async fn a_campaign_sends_its_template_as_it_was_when_its_fan_out_started(
+    store: Arc<dyn Store>,
+) {
+    let (c, mailer, deps, bus) = first_page_handled(&store).await;
     // The first page read the template and the divisions; its messages carry them.
     let first: Vec<SendMessage> = std::iter::from_fn(|| bus.pop()).collect();
     assert!(first.len() >= 2, "{first:?}");
@@ -652,23 +661,7 @@ pub async fn a_campaign_sends_its_template_as_it_was_when_its_fan_out_started(
 pub async fn a_paused_campaign_sends_nothing_from_batches_that_carry_its_template(
     store: Arc<dyn Store>,
 ) {
-    seed(&*store, 20).await;
-    let c = new_campaign(&*store, Trigger::Manual, &["d1"]).await;
-    let mailer = Arc::new(RecordingMailer::default());
-    let deps = deps_with(
-        store.clone(),
-        mailer.clone(),
-        Arc::new(NoSleep::default()),
-        config(),
-    );
-    let bus = QueueBus::default();
-    let start = SendMessage::FanOut {
-        tenant: tenant(),
-        campaign_id: c.clone(),
-        cursor: None,
-        spec: None,
-    };
-    handle(&deps, &bus, &start).await.unwrap();
+    let (c, mailer, deps, bus) = first_page_handled(&store).await;
     let deliver = std::iter::from_fn(|| bus.pop())
         .find(|m| matches!(m, SendMessage::Deliver { spec: Some(_), .. }))
         .expect("a batch carrying the template");

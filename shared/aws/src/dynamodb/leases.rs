@@ -35,7 +35,7 @@
 //! Run items expire ([`RUN_TTL`]) long after a campaign could still be resumed.
 
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Put, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, CancellationReason, ConditionCheck, Put, ReturnValue, TransactWriteItem, Update,
 };
 use time::OffsetDateTime;
 
@@ -224,42 +224,23 @@ impl DynamoStore {
             .expression_attribute_values(":failed", s(CampaignStatus::Failed.as_str()))
             .build()
             .map_err(build_err)?;
-        for round in 0..super::campaigns::MAX_CLAIM_ROUNDS {
-            let sent = {
-                let _one_at_a_time = self.transaction_guard().await;
-                self.client
-                    .transact_write_items()
-                    .transact_items(TransactWriteItem::builder().put(put.clone()).build())
-                    .transact_items(
-                        TransactWriteItem::builder()
-                            .condition_check(running.clone())
-                            .build(),
-                    )
-                    .send()
-                    .await
-            };
-            let reasons = match sent {
-                Ok(_) => return Ok(FirstLease::Taken),
-                Err(e) => cancellation(e)?,
-            };
-            if failed(&reasons, 1) {
-                return Ok(FirstLease::Stopped);
-            }
-            if failed(&reasons, 0) {
-                return Ok(FirstLease::Exists);
-            }
-            if !ops::all_retryable(&reasons) {
-                return Err(ops::unexpected(&reasons));
-            }
-            tokio::time::sleep(ops::jitter(round)).await;
-        }
-        Err(StoreError::backend(
-            "TransactWriteItems",
-            Cancelled(format!(
+        let items = [
+            TransactWriteItem::builder().put(put).build(),
+            TransactWriteItem::builder()
+                .condition_check(running)
+                .build(),
+        ];
+        let conflict = || {
+            format!(
                 "the lease of batch {} of campaign {campaign} kept conflicting",
                 lease_sk_of(key)
-            )),
-        ))
+            )
+        };
+        Ok(match self.transact_conditioned(&items, conflict).await? {
+            None => FirstLease::Taken,
+            Some(reasons) if failed(&reasons, 1) => FirstLease::Stopped,
+            Some(_) => FirstLease::Exists,
+        })
     }
 
     /// The Update that moves `owner`'s lease by `step`.
@@ -346,22 +327,34 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(build_err)?;
+        let items = [TransactWriteItem::builder().put(put).build(), counters];
+        let conflict = || format!("page {page} of campaign {campaign} kept conflicting");
+        Ok(self.transact_conditioned(&items, conflict).await?.is_none())
+    }
+
+    /// Sends `items` as one transaction, retrying conflicts with back-off: `None` when it
+    /// was written, the cancellation reasons when a condition refused it (every condition is
+    /// evaluated, so the reasons say which).
+    async fn transact_conditioned(
+        &self,
+        items: &[TransactWriteItem],
+        conflict: impl Fn() -> String,
+    ) -> Result<Option<Vec<CancellationReason>>, StoreError> {
         for round in 0..super::campaigns::MAX_CLAIM_ROUNDS {
             let sent = {
                 let _one_at_a_time = self.transaction_guard().await;
                 self.client
                     .transact_write_items()
-                    .transact_items(TransactWriteItem::builder().put(put.clone()).build())
-                    .transact_items(counters.clone())
+                    .set_transact_items(Some(items.to_vec()))
                     .send()
                     .await
             };
             let reasons = match sent {
-                Ok(_) => return Ok(true),
+                Ok(_) => return Ok(None),
                 Err(e) => cancellation(e)?,
             };
             if reasons.iter().any(|r| r.code() == Some(CONDITION_FAILED)) {
-                return Ok(false);
+                return Ok(Some(reasons));
             }
             if !ops::all_retryable(&reasons) {
                 return Err(ops::unexpected(&reasons));
@@ -370,9 +363,7 @@ impl DynamoStore {
         }
         Err(StoreError::backend(
             "TransactWriteItems",
-            Cancelled(format!(
-                "page {page} of campaign {campaign} kept conflicting"
-            )),
+            Cancelled(conflict()),
         ))
     }
 }
@@ -395,6 +386,6 @@ fn lease_sk_of(key: &Item) -> &str {
 }
 
 /// Whether an item of a cancelled transaction failed its condition.
-pub(super) fn failed(reasons: &[aws_sdk_dynamodb::types::CancellationReason], at: usize) -> bool {
+pub(super) fn failed(reasons: &[CancellationReason], at: usize) -> bool {
     reasons.get(at).and_then(|r| r.code()) == Some(CONDITION_FAILED)
 }
