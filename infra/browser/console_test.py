@@ -21,6 +21,9 @@ e. ticked rows are invited as a hand-picked campaign;
 f. a read-only sign-in sees no send control, and a forced send shows the permission message;
 g. a sign-up request is matched from the queue (its portal key email goes out);
 h. a recurring setting is saved and its next run previewed;
+j. the Senders page shows the demo's allowed domains and each division's sender as allowed; an
+   address is added and saved, a bad domain is refused at the field; Compose and send offers
+   the allowed senders and refuses another at the field, before any confirmation;
 i. every page: no serious or critical accessibility violation (axe-core, injected), no request
    to another host, no Content-Security-Policy violation, a screenshot (laptop and phone).
 
@@ -497,6 +500,42 @@ def recurring_setting(s: Session, api: Api) -> None:
     s.check("recurring-preview")
 
 
+# --- j. sender settings ---------------------------------------------------------------------------
+
+
+def sender_settings(s: Session, api: Api) -> None:
+    step("j. sender settings: the demo's domains, an address added, the send form offering only allowed senders")
+    page = s.page
+    s.goto("senders", "Senders")
+    domains = page.get_by_label("Domains")
+    expect(domains).to_have_value(re.compile("oakhills.example.com"))
+    table = page.get_by_role("table", name="Each division's default sender")
+    expect(table.get_by_role("row")).to_have_count(4)
+    expect(table).not_to_contain_text("Not allowed")
+    page.get_by_label("Single addresses").fill("Office@MapleCourt.example")
+    page.get_by_role("button", name="Save senders").click()
+    expect(page.get_by_text(re.compile("^Saved "))).to_be_visible()
+    saved = api.call("GET", "/v1/settings/senders")
+    assert saved["addresses"] == ["Office@MapleCourt.example"], saved
+    assert "riverbend.example.net" in saved["domains"], saved
+    # A domain that is not one: refused at the field, nothing saved.
+    domains.fill("oakhills.example.com\nnot a domain")
+    page.get_by_role("button", name="Save senders").click()
+    expect(page.locator(".field .error")).to_contain_text("domains")
+    assert api.call("GET", "/v1/settings/senders")["domains"] == saved["domains"]
+    s.check("senders")
+
+    s.goto("invitations/send", "Compose and send")
+    sender = page.get_by_label("Email from")
+    expect(sender).to_have_value(re.compile("@(oakhills|riverbend|cedarpark)\\.example\\.(com|net|org)$"))
+    expect(page.locator("datalist option[value='Office@MapleCourt.example']")).to_have_count(1)
+    sender.fill("ceo@othertenant.example")
+    page.get_by_role("button", name="Send invitations").click()
+    expect(page.locator(".field .error")).to_contain_text("Send from an allowed sender")
+    assert page.get_by_role("dialog").count() == 0, "no send is offered from a sender not allowed"
+    s.check("send-sender-not-allowed")
+
+
 # --- f. read-only ------------------------------------------------------------------------------
 
 
@@ -554,6 +593,7 @@ def on_a_phone(browser, base: str, shots: Path, axe_js: str, binary: str, data_d
             ("templates", "Templates"),
             ("requests", "Registration requests"),
             ("recurring", "Recurring invitations"),
+            ("senders", "Senders"),
         ]
         for path, heading in pages:
             if path:
@@ -606,6 +646,7 @@ def main() -> int:
             invite_picked(s, api)
             match_request(s, api, args.data_dir)
             recurring_setting(s, api)
+            sender_settings(s, api)
             read_only(browser, base, args.screenshots, axe_js, args.bin, args.data_dir)
             on_a_phone(browser, base, args.screenshots, axe_js, args.bin, args.data_dir, campaign_id)
         finally:

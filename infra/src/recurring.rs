@@ -180,6 +180,10 @@ fn log_outcome(tenant: &TenantId, id: &RecurringId, outcome: &RunOutcome) {
             "scheduler: recurring run already done"
         ),
         RunOutcome::NotDue => tracing::debug!(%tenant, setting = %id, "scheduler: not due"),
+        RunOutcome::SenderNotAllowed { run, sender } => tracing::warn!(
+            %tenant, setting = %id, day = %run.local_date, %sender,
+            "scheduler: recurring run sent nothing: its sender is not allowed"
+        ),
     }
 }
 

@@ -1145,8 +1145,8 @@ async fn run_recurring(dir: &std::path::Path, at: time::OffsetDateTime, extra: &
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
-/// A tenant `acme` with the division `north`, the template `welcome` and contacts with
-/// `ada@` and `charles@` addresses (and one without).
+/// A tenant `acme` with the division `north`, sender settings allowing its sender, the
+/// template `welcome` and contacts with `ada@` and `charles@` addresses (and one without).
 async fn recurring_tenant(api: &Api, dir: &std::path::Path) {
     let r = api
         .json(
@@ -1156,6 +1156,14 @@ async fn recurring_tenant(api: &Api, dir: &std::path::Path) {
         )
         .await;
     assert!(r.status == 200 || r.status == 201, "{}", r.text());
+    let r = api
+        .json(
+            "PUT",
+            "/v1/settings/senders",
+            &json!({"domains": ["acme.example"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
     let r = api
         .json(
             "PUT",

@@ -18,6 +18,8 @@ fn permission_of(method: &str, path: &str) -> &'static str {
             "settings:manage"
         }
         ("POST", "/v1/invitations/preview") => "invitations:read",
+        ("GET", "/v1/settings/senders") => "invitations:read",
+        ("PUT", "/v1/settings/senders") => "settings:manage",
         ("POST", "/v1/campaigns") | ("POST", "/v1/invitations/individual") => "invitations:send",
         ("GET", "/v1/campaigns/{campaign_id}")
         | ("GET", "/v1/campaigns")

@@ -65,6 +65,8 @@ async fn seed(app: &App, t: &str) {
     )
     .await
     .ok();
+    app.allow_senders(t, &["example.com", "example.org", "d2.example.com"])
+        .await;
     app.sync(t, &accounts("d1", 10)).await;
     app.sync(t, &accounts("d2", 5)).await;
     app.put("/v1/templates/welcome", t, &welcome()).await.ok();

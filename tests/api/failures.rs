@@ -179,6 +179,23 @@ impl portal_core::ports::RegistrationStore for Down {
 }
 
 #[async_trait::async_trait]
+impl portal_core::ports::SenderStore for Down {
+    async fn get_sender_settings(
+        &self,
+        _: &TenantId,
+    ) -> Result<Option<portal_core::domain::SenderSettings>, StoreError> {
+        down("get_sender_settings")
+    }
+    async fn put_sender_settings(
+        &self,
+        _: &TenantId,
+        _: &portal_core::domain::SenderSettings,
+    ) -> Result<(), StoreError> {
+        down("put_sender_settings")
+    }
+}
+
+#[async_trait::async_trait]
 impl portal_core::ports::RecurringStore for Down {
     async fn put_setting(
         &self,

@@ -10,7 +10,7 @@ use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use portal_core::domain::unsubscribe::UnsubscribeSigner;
-use portal_core::ports::{BusError, EventBus, FixedClock, SendMessage};
+use portal_core::ports::{BusError, EventBus, FixedClock, SendMessage, SenderStore as _};
 use portal_core::usecases::campaigns::Sending;
 use portal_core::usecases::recurring::LocalSchedules;
 use portal_core::usecases::send::TokenDeriver;
@@ -119,6 +119,14 @@ pub fn app_with_sending() -> (App, Arc<RecordingBus>) {
         clock,
     };
     (app, bus)
+}
+
+/// The tenant a token of these tests names.
+pub fn tenant_of(token: &str) -> portal_core::domain::TenantId {
+    let claims = Verifier::hs256(SECRET)
+        .verify(token, NOW)
+        .expect("a token of these tests");
+    portal_core::domain::TenantId::parse(claims.tenant_id).expect("tenant id")
 }
 
 pub fn claims(tenant: &str, permissions: &[&str]) -> Claims {
@@ -256,6 +264,8 @@ impl App {
         .await
     }
 
+    /// A division sending from `hoa@example.com`, and sender settings of its tenant (the
+    /// token's) allowing `example.com` when the tenant has none yet.
     pub async fn put_division(&self, token: &str, id: &str) {
         let r = self
             .put(
@@ -265,6 +275,23 @@ impl App {
             )
             .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        let tenant = tenant_of(token);
+        if self
+            .store
+            .get_sender_settings(&tenant)
+            .await
+            .expect("read sender settings")
+            .is_none()
+        {
+            self.allow_senders(token, &["example.com", "example.org"])
+                .await;
+        }
+    }
+
+    /// Saves sender settings allowing `domains` for the token's tenant (replacing any).
+    pub async fn allow_senders(&self, token: &str, domains: &[&str]) {
+        portal_testkit::builders::allow_senders(self.store.as_ref(), &tenant_of(token), domains)
+            .await;
     }
 
     pub async fn sync(&self, token: &str, accounts: &[Value]) -> Value {

@@ -13,6 +13,7 @@
 //! - `failures`: a failing store is an opaque 500 problem.
 //! - `unsubscribe`: the public one-click unsubscribe link (signed token, tenant-bound).
 //! - `openapi`: `openapi.yaml` and the router serve the same routes.
+//! - `senders`: the sender settings, and every send route refusing a sender outside them.
 //! - `console`: the managers' console as its function serves it (shell page, hashed assets,
 //!   security and cache headers) and a server without console settings (503 page).
 //! - `templates`: templates (save, list, 422s naming the tag) and the invitation preview.
@@ -35,6 +36,7 @@ mod invitations;
 mod openapi;
 mod recurring;
 mod registration;
+mod senders;
 mod statistics;
 mod sync;
 mod templates;

@@ -656,6 +656,51 @@ async fn a_portal_key_signs_up_and_the_emailed_link_confirms_the_address() {
 }
 
 #[tokio::test]
+async fn a_portal_key_sign_up_whose_division_sender_is_not_allowed_makes_no_login_and_sends_nothing(
+) {
+    let r = reg_app().await;
+    let key = key_of(&r, "d1-a0").await;
+    // The division sends from hoa@example.com; the settings now allow another domain only.
+    r.app.allow_senders(&r.admin, &["other.example.com"]).await;
+    let reply = r
+        .app
+        .send(form(
+            Method::POST,
+            "/register/key?tenant=t1",
+            &key_form("10000", &key, "person0.0@d1.example.com"),
+        ))
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.text()
+    );
+    assert!(
+        reply.text().contains("not available for this property yet"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(r.mailer.count(), 0, "no confirmation email");
+    let t1 = TenantId::parse("t1").unwrap();
+    let email = Email::parse("person0.0@d1.example.com").unwrap();
+    assert_eq!(r.app.store.get_login(&t1, &email).await.unwrap(), None);
+
+    // Once the settings allow it, the same form works.
+    r.app.allow_senders(&r.admin, &["example.com"]).await;
+    let reply = r
+        .app
+        .send(form(
+            Method::POST,
+            "/register/key?tenant=t1",
+            &key_form("10000", &key, "person0.0@d1.example.com"),
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(r.mailer.count(), 1);
+}
+
+#[tokio::test]
 async fn a_confirmation_link_expires() {
     let r = reg_app().await;
     let key = key_of(&r, "d1-a0").await;

@@ -30,7 +30,7 @@ async fn a_division_put_is_returned_and_listed() {
         r,
         json!({"division_id": "north", "name": "North HOA",
                "email_from": "north@example.com", "last_bulk_sent_at": null,
-               "first_synced_at": "2026-11-02T12:00:00Z"})
+               "first_synced_at": "2026-11-02T12:00:00Z", "sender_status": "no_settings"})
     );
     // A later sync keeps when the division was first synced.
     app.clock.advance(time::Duration::minutes(30));

@@ -150,8 +150,10 @@ fn divisions(ids: &[&str]) -> Recipients {
 
 /// Divisions `d1` (`d1@hoa.example.org`) and `d2`; in d1 contacts `c00..c05`, `nomail`
 /// (no address), `done` (registered), `held` (invited an hour ago), `sup` (suppressed); in
-/// d2 `e00..e02`. Addresses are `{id}@{tenant}.example.com`. The template `welcome`.
+/// d2 `e00..e02`. Addresses are `{id}@{tenant}.example.com`. The template `welcome`, and
+/// sender settings allowing `hoa.example.org`.
 async fn seed(store: &dyn Store, tenant: &TenantId) {
+    portal_testkit::builders::allow_senders(store, tenant, &["hoa.example.org"]).await;
     for d in ["d1", "d2"] {
         let input = DivisionInput::new(
             div(d),

@@ -70,6 +70,12 @@ macro_rules! contract_suite {
             tenants_never_see_or_delete_each_others_templates,
             templates_do_not_show_up_as_divisions,
             ],
+            senders: [
+            sender_settings_are_none_until_saved_then_read_back_whole,
+            saving_sender_settings_again_replaces_them,
+            tenants_never_see_each_others_sender_settings,
+            sender_settings_do_not_show_up_as_divisions,
+            ],
             registration: [
             sync_gives_every_new_account_a_key_and_keeps_it_on_resync,
             a_synced_key_replaces_the_stored_one_and_absence_keeps_it,
@@ -199,6 +205,7 @@ mod hand_picked;
 mod recurring;
 mod registration;
 mod selections;
+mod senders;
 mod sqlite;
 mod sweep;
 mod templates;

@@ -159,17 +159,15 @@ fn registration_sends_confirmation_links_from_the_sender_identity_only() {
         let mut actions = strings(&s["Action"]);
         actions.sort_unstable();
         assert_eq!(actions, ["ses:SendEmail", "ses:SendRawEmail"], "{id}");
-        let resources: Vec<&str> = match &s["Resource"] {
-            Value::Sequence(items) => items.iter().filter_map(sub_of).collect(),
-            one => sub_of(one).into_iter().collect(),
-        };
-        // No configuration set: a confirmation link is no invitation, and its events would
-        // reach ses-events with no campaign to count them in.
-        assert_eq!(resources.len(), 1, "{id}: {resources:?}");
-        assert!(
-            resources[0].ends_with(":identity/${SenderIdentity}"),
-            "{id}: {resources:?}"
+        // Only the named identities — no configuration set: a confirmation link is no
+        // invitation, and its events would reach ses-events with no campaign to count them in.
+        assert_eq!(
+            ref_of(&s["Resource"]),
+            Some("SenderIdentityArns"),
+            "{id}: {:?}",
+            s["Resource"]
         );
+        assert_from_addresses_only(id, s);
     }
     assert!(
         f.env()["SES_CONFIGURATION_SET"].is_null(),
@@ -192,19 +190,26 @@ fn only_delivery_sends_invitations_from_the_sender_identity_with_its_configurati
         if !strings(&s["Action"]).iter().any(|a| a.starts_with("ses:")) {
             continue;
         }
-        let resources: Vec<&str> = match &s["Resource"] {
-            Value::Sequence(items) => items.iter().filter_map(sub_of).collect(),
-            one => sub_of(one).into_iter().collect(),
-        };
-        assert_eq!(resources.len(), 2, "{id}: {resources:?}");
-        assert!(
-            resources[0].ends_with(":identity/${SenderIdentity}"),
-            "{id}: {resources:?}"
+        // `!Split [",", !Join [",", [!Join [",", !Ref SenderIdentityArns], !Sub config set]]]`:
+        // the named identities, then the configuration set.
+        let split = intrinsic(&s["Resource"], "Split").expect("Resource is a !Split");
+        let outer = intrinsic(&split[1], "Join").expect("of a !Join");
+        let parts = &outer[1];
+        let identities = intrinsic(&parts[0], "Join").expect("identities joined");
+        assert_eq!(
+            ref_of(&identities[1]),
+            Some("SenderIdentityArns"),
+            "{id}: {:?}",
+            s["Resource"]
         );
         assert!(
-            resources[1].ends_with(&format!(":configuration-set/${{{config_set}}}")),
-            "{id}: {resources:?}"
+            sub_of(&parts[1])
+                .is_some_and(|c| c.ends_with(&format!(":configuration-set/${{{config_set}}}"))),
+            "{id}: {:?}",
+            s["Resource"]
         );
+        assert_eq!(parts.as_sequence().map(Vec::len), Some(2), "{id}");
+        assert_from_addresses_only(id, s);
     }
     let props = delivery.props();
     assert!(
@@ -255,4 +260,25 @@ fn a_step_that_fails_every_retry_is_kept_in_the_dead_letter_queue() {
             "{id}: an on-failure destination keeps what the retries could not do"
         );
     }
+}
+
+/// A statement that sends email may use only the From addresses the stack names.
+fn assert_from_addresses_only(id: &str, statement: &Value) {
+    assert_eq!(
+        ref_of(&statement["Condition"]["StringLike"]["ses:FromAddress"]),
+        Some("SenderFromAddresses"),
+        "{id}: {:?}",
+        statement["Condition"]
+    );
+}
+
+#[test]
+fn senders_have_no_default_so_a_deployment_names_its_identities() {
+    let doc = template();
+    for p in ["SenderIdentityArns", "SenderFromAddresses"] {
+        let param = &doc["Parameters"][p];
+        assert_eq!(param["Type"].as_str(), Some("CommaDelimitedList"), "{p}");
+        assert!(param["Default"].is_null(), "{p} must have no default");
+    }
+    assert!(doc["Parameters"]["SenderIdentity"].is_null());
 }

@@ -516,6 +516,47 @@ pub async fn a_recurring_run_and_a_manual_send_at_once_invite_each_contact_once(
 /// creates no campaign: first over a tenant whose contacts are all registered, suppressed
 /// or address-less; then, another day, when everyone was invited the day before by a
 /// manual send.
+pub async fn a_run_whose_sender_is_no_longer_allowed_records_its_day_and_sends_nothing(
+    store: Arc<dyn Store>,
+) {
+    let tz = zone(CHICAGO);
+    let d0 = date("2026-06-01");
+    let h = Harness::new(store.clone(), tz.instant(d0, 8));
+    let due = seed(&*store, &["d1"], 6, h.now()).await;
+    assert!(!due.is_empty());
+    h.save(SETTING, input("all")).await;
+    // The division's sender (d1@hoa.example.org) is taken out of the settings after saving.
+    portal_testkit::builders::allow_senders(&*store, &tenant(), &["other.example.org"]).await;
+
+    h.at(tz.instant(d0, 9));
+    match h.run(SETTING, None).await.unwrap() {
+        RunOutcome::SenderNotAllowed { run, sender } => {
+            assert!(run.finished);
+            assert_eq!(run.campaign_id, None);
+            assert_eq!(sender.as_str(), "d1@hoa.example.org");
+        }
+        other => panic!("{other:?}"),
+    }
+    h.drain().await;
+    assert!(h.bus.queue.is_empty());
+    assert!(h.campaigns("d1").await.is_empty());
+    assert!(h.mailer.sent.lock().unwrap().is_empty(), "nothing sent");
+    assert!(matches!(
+        h.run(SETTING, None).await.unwrap(),
+        RunOutcome::AlreadyRan { .. }
+    ));
+
+    // Allowed again, the next day's run invites everyone due.
+    portal_testkit::builders::allow_senders(&*store, &tenant(), &["hoa.example.org"]).await;
+    h.at(tz.instant(d0.next(), 9));
+    assert!(matches!(
+        h.run(SETTING, None).await.unwrap(),
+        RunOutcome::Queued { .. }
+    ));
+    h.drain().await;
+    assert_eq!(h.counts(), once_each(&due));
+}
+
 pub async fn a_run_finding_nobody_records_that_it_ran_and_creates_no_campaign(
     store: Arc<dyn Store>,
 ) {

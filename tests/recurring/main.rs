@@ -63,6 +63,7 @@ macro_rules! on_every_store {
             a_recurring_run_then_a_manual_send_on_one_division_invite_each_contact_once,
             a_recurring_run_and_a_manual_send_at_once_invite_each_contact_once,
             a_run_finding_nobody_records_that_it_ran_and_creates_no_campaign,
+            a_run_whose_sender_is_no_longer_allowed_records_its_day_and_sends_nothing,
             new_divisions_only_covers_the_divisions_first_synced_after_saving,
             an_hourly_tick_runs_nine_in_chicago_once_a_local_day_across_both_dst_changes,
             eleven_pm_in_auckland_runs_for_the_auckland_date,

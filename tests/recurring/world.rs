@@ -73,6 +73,7 @@ pub async fn put_division(store: &dyn Store, d: &str, at: OffsetDateTime) {
     .unwrap()
     .synced_at(at);
     store.put_division(&tenant(), &input).await.unwrap();
+    portal_testkit::builders::allow_senders(store, &tenant(), &["hoa.example.org"]).await;
 }
 
 /// Syncs contacts `ids` (each with its [`address`]) into division `d`, four to an account

@@ -544,7 +544,9 @@ async fn a_schedules_input_runs_its_setting_once_for_the_day_it_fired_for() {
     let store: &dyn Store = &*store;
     let t = tenant(&unique("acme"));
 
-    // A division of two contacts never invited, and the invitation template.
+    // A division of two contacts never invited, sender settings allowing its sender, and
+    // the invitation template.
+    portal_testkit::builders::allow_senders(store, &t, &["example.org"]).await;
     let d1 = DivisionId::parse("d1").unwrap();
     store
         .put_division(

@@ -46,6 +46,7 @@ pub async fn seed_tenant(store: &dyn Store, t: &TenantId, n: usize) {
         .unwrap();
         store.put_division(t, &input).await.unwrap();
     }
+    portal_testkit::builders::allow_senders(store, t, &["hoa.example.org"]).await;
     let mut contacts: Vec<ContactInput> = (0..n)
         .map(|i| {
             ContactBuilder::new(format!("c{i:03}"))

@@ -193,6 +193,24 @@ impl TemplateStore for Killable {
     }
 }
 
+/// Sender settings are not on the send path: passed through unguarded.
+#[async_trait]
+impl portal_core::ports::SenderStore for Killable {
+    async fn get_sender_settings(
+        &self,
+        t: &TenantId,
+    ) -> Result<Option<portal_core::domain::SenderSettings>, StoreError> {
+        self.inner.get_sender_settings(t).await
+    }
+    async fn put_sender_settings(
+        &self,
+        t: &TenantId,
+        s: &portal_core::domain::SenderSettings,
+    ) -> Result<(), StoreError> {
+        self.inner.put_sender_settings(t, s).await
+    }
+}
+
 /// Recurring settings and runs are not on the send path: passed through unguarded.
 #[async_trait]
 impl portal_core::ports::RecurringStore for Killable {

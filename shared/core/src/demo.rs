@@ -500,6 +500,15 @@ pub async fn load_demo(store: &dyn Store, now: OffsetDateTime) -> Result<DemoSum
             next += count;
         }
     }
+    // The demo tenant sends from its divisions' domains.
+    if store.get_sender_settings(&tenant).await?.is_none() {
+        let domains: Vec<String> = DEMO_DIVISIONS
+            .iter()
+            .filter_map(|(_, _, from, _)| from.rsplit_once('@').map(|(_, d)| d.to_owned()))
+            .collect();
+        let settings = crate::domain::SenderSettings::new(&domains, &[], now, "demo")?;
+        store.put_sender_settings(&tenant, &settings).await?;
+    }
     if store
         .get_template(&tenant, &demo_template().template_id().clone())
         .await?

@@ -385,7 +385,8 @@ pub(crate) fn error_response(e: CampaignError, now: OffsetDateTime) -> ApiError 
         | CampaignError::TemplateMissing(_)
         | CampaignError::WrongTemplateKind { .. }
         | CampaignError::IdempotencyMismatch
-        | CampaignError::NotSendable { .. } => ApiError::Unprocessable(detail),
+        | CampaignError::NotSendable { .. }
+        | CampaignError::SenderNotAllowed { .. } => ApiError::Unprocessable(detail),
         CampaignError::NotFound { .. } => ApiError::NotFound(detail),
         CampaignError::Unexpected(_) | CampaignError::Store(_) | CampaignError::Transition(_) => {
             ApiError::Internal(Box::new(e))

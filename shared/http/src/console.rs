@@ -186,6 +186,7 @@ pub static JS: LazyLock<Asset> = LazyLock::new(|| {
             include_str!("../console/js/templates.js"),
             include_str!("../console/js/registrations.js"),
             include_str!("../console/js/recurring.js"),
+            include_str!("../console/js/senders.js"),
             include_str!("../console/js/main.js"),
         ),
     )

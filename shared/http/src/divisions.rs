@@ -6,7 +6,9 @@ use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use portal_core::domain::{Division, DivisionId, DivisionInput, Email, FilterField, FilterValues};
+use portal_core::domain::{
+    Division, DivisionId, DivisionInput, Email, FilterField, FilterValues, SenderCheck,
+};
 use portal_core::usecases;
 use portal_core::usecases::counts::FilterValueReport;
 
@@ -33,13 +35,37 @@ pub(crate) fn path_id<T>(
     parse(raw).map_err(|e| ApiError::Unprocessable(e.to_string()))
 }
 
-/// Creates or updates a division's name and sender address.
+/// A division as the API shows it: with whether its sender may be used
+/// (`sender_status`: `allowed`, `not_allowed`, or `no_settings` while the tenant has no
+/// sender settings). A division whose sender is not allowed is kept, but nothing is sent
+/// from it by default until the sender settings allow it.
+#[derive(Debug, Serialize)]
+pub struct DivisionView {
+    #[serde(flatten)]
+    pub division: Division,
+    pub sender_status: SenderCheck,
+}
+
+async fn sender_settings(
+    state: &AppState,
+    tenant: &portal_core::domain::TenantId,
+) -> Result<Option<portal_core::domain::SenderSettings>, ApiError> {
+    Ok(state
+        .store
+        .get_sender_settings(tenant)
+        .await
+        .map_err(usecases::UseCaseError::from)?)
+}
+
+/// Creates or updates a division's name and sender address. A sender the tenant's sender
+/// settings do not allow is accepted (the tenant's systems sync what they hold) and shown
+/// as such in `sender_status`.
 pub async fn put(
     caller: Authorized<perm::SyncWrite>,
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     ApiJson(body): ApiJson<DivisionBody>,
-) -> Result<Json<Division>, ApiError> {
+) -> Result<Json<DivisionView>, ApiError> {
     let id = path_id("division_id", path, DivisionId::parse)?;
     let email_from = Email::parse(&body.email_from)
         .map_err(|e| ApiError::Unprocessable(format!("email_from: {e}")))?;
@@ -48,20 +74,37 @@ pub async fn put(
         .synced_at(state.clock.now());
     let division =
         usecases::sync::put_division(state.store.as_ref(), &caller.tenant, input).await?;
-    Ok(Json(division))
+    let settings = sender_settings(&state, &caller.tenant).await?;
+    if !SenderCheck::of(settings.as_ref(), &division.email_from).is_allowed() {
+        tracing::warn!(tenant = %caller.tenant, division = %division.division_id,
+            sender = %division.email_from, "division synced with a sender that is not allowed");
+    }
+    Ok(Json(DivisionView {
+        sender_status: SenderCheck::of(settings.as_ref(), &division.email_from),
+        division,
+    }))
 }
 
 /// Every division of the caller's tenant, ordered by id.
 pub async fn list(
     caller: Authorized<perm::InvitationsRead>,
     State(state): State<AppState>,
-) -> Result<Json<Vec<Division>>, ApiError> {
+) -> Result<Json<Vec<DivisionView>>, ApiError> {
     let divisions = state
         .store
         .list_divisions(&caller.tenant)
         .await
         .map_err(usecases::UseCaseError::from)?;
-    Ok(Json(divisions))
+    let settings = sender_settings(&state, &caller.tenant).await?;
+    Ok(Json(
+        divisions
+            .into_iter()
+            .map(|division| DivisionView {
+                sender_status: SenderCheck::of(settings.as_ref(), &division.email_from),
+                division,
+            })
+            .collect(),
+    ))
 }
 
 /// One value of a list filter, with the number of contacts having it.

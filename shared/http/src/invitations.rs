@@ -12,8 +12,11 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use portal_core::domain::{ContactRecord, Counts, DivisionId, Filters, Group, PortalStatus};
+use portal_core::domain::{
+    ContactRecord, Counts, DivisionId, Email, Filters, Group, PortalStatus, SenderCheck,
+};
 use portal_core::usecases::counts::{self, ListRequest, Selection};
+use portal_core::usecases::UseCaseError;
 
 use super::auth::{perm, Authorized};
 use super::error::ApiError;
@@ -114,12 +117,31 @@ pub struct RecipientPage {
     pub next_cursor: Option<String>,
 }
 
+/// The sender a send of the selection would use by default (its first division's), and
+/// whether the tenant's sender settings allow it: why a selection cannot be sent as it is.
+#[derive(Debug, Serialize)]
+pub struct DefaultSender {
+    pub division_id: DivisionId,
+    pub email_from: Email,
+    pub status: SenderCheck,
+}
+
+/// `POST /v1/invitations/counts`: the counts, and the selection's default sender.
+#[derive(Debug, Serialize)]
+pub struct CountsView {
+    #[serde(flatten)]
+    pub counts: Counts,
+    /// `None` when the tenant has no division.
+    pub default_sender: Option<DefaultSender>,
+}
+
 /// The counts a manager loads for a selection.
 pub async fn counts(
     caller: Authorized<perm::InvitationsRead>,
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CountsBody>,
-) -> Result<Json<Counts>, ApiError> {
+) -> Result<Json<CountsView>, ApiError> {
+    let first = body.division_ids.first().cloned();
     let selection = Selection {
         division_ids: body.division_ids,
         filters: body.filters,
@@ -132,7 +154,34 @@ pub async fn counts(
         selection,
     )
     .await?;
-    Ok(Json(counts))
+    let store = state.store.as_ref();
+    let division = match first {
+        Some(id) => store.get_division(&caller.tenant, &id).await,
+        // No division named (every division): the first by id.
+        None => store
+            .list_divisions(&caller.tenant)
+            .await
+            .map(|all| all.into_iter().next()),
+    }
+    .map_err(UseCaseError::from)?;
+    let default_sender = match division {
+        Some(d) => {
+            let settings = store
+                .get_sender_settings(&caller.tenant)
+                .await
+                .map_err(UseCaseError::from)?;
+            Some(DefaultSender {
+                status: SenderCheck::of(settings.as_ref(), &d.email_from),
+                division_id: d.division_id,
+                email_from: d.email_from,
+            })
+        }
+        None => None,
+    };
+    Ok(Json(CountsView {
+        counts,
+        default_sender,
+    }))
 }
 
 /// Whether the caller asked for CSV.

@@ -34,6 +34,7 @@ pub mod pages;
 pub mod recurring;
 pub mod register;
 pub mod registrations;
+pub mod senders;
 pub mod ses_events;
 pub mod statistics;
 pub mod sync;
@@ -130,6 +131,8 @@ pub const ROUTES: &[(Job, &str, &str)] = &[
     (Job::LoadCounts, "GET", "/v1/templates/{template_id}"),
     (Job::Sync, "PUT", "/v1/templates/{template_id}"),
     (Job::Sync, "DELETE", "/v1/templates/{template_id}"),
+    (Job::LoadCounts, "GET", "/v1/settings/senders"),
+    (Job::Sync, "PUT", "/v1/settings/senders"),
     (Job::LoadCounts, "POST", "/v1/invitations/preview"),
     (Job::Send, "POST", "/v1/campaigns"),
     (Job::LoadCounts, "GET", "/v1/campaigns"),
@@ -365,6 +368,7 @@ fn load_counts_routes() -> Vec<(&'static str, &'static str, MethodRouter<AppStat
             post(invitations::recipients),
         ),
         ("GET", "/v1/templates", get(templates::list)),
+        ("GET", "/v1/settings/senders", get(senders::get)),
         ("GET", "/v1/templates/{template_id}", get(templates::get)),
         (
             "POST",
@@ -405,6 +409,7 @@ fn sync_routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             "/v1/templates/{template_id}",
             delete(templates::delete),
         ),
+        ("PUT", "/v1/settings/senders", put(senders::put)),
     ]
 }
 

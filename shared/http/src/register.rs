@@ -136,6 +136,7 @@ pub(crate) fn registration_error(state: &AppState, e: RegistrationError) -> ApiE
         E::Mail(m) => ApiError::Unavailable(format!(
             "the confirmation email could not be sent; try again in a minute ({m})"
         )),
+        E::SenderNotAllowed => ApiError::Unavailable(detail),
         E::Store(s) => ApiError::Internal(Box::new(s)),
     }
 }
@@ -549,6 +550,7 @@ fn failure_page(state: &AppState, e: RegistrationError) -> Response {
             "Please try again in a minute"
         }
         RegistrationError::Store(_) => "Something went wrong on our side",
+        RegistrationError::SenderNotAllowed => "Sign-up is not available yet",
         _ => "That did not work",
     };
     let api = registration_error(state, e);

@@ -12,15 +12,15 @@ use portal_core::domain::{
     Account, AccountId, Campaign, CampaignId, CampaignStatus, ContactId, ContactRecord, Counts,
     Division, DivisionId, DivisionInput, Email, FilterValues, Invitation, InvitationFact, Login,
     PortalKey, PortalStatus, RecurringId, RecurringSetting, RegistrationRequest, RequestId,
-    RequestStatus, Skipped, Template, TemplateId, TenantId,
+    RequestStatus, SenderSettings, Skipped, Template, TemplateId, TenantId,
 };
 use portal_core::ports::{
     AccountKey, AccountStore, Attempt, BusError, CampaignStore, Claim, ClaimResult, ConfirmOutcome,
     ContactQuery, ContactStateStore, ContactStore, CreateOutcome, DivisionStore, EventBus,
     FactResult, Idempotency, InvitationFilter, LeaseOutcome, LeaseStep, ListQuery, MailError,
     Mailer, NewRegistration, Page, RawEmail, Recount, RecurringStore, RegisterOutcome,
-    RegistrationStore, RequestFilter, RunRecord, SendMessage, SentMessage, StartRun, StoreError,
-    SuppressionReason, SuppressionStore, SyncReport, TemplateStore, TokenRef,
+    RegistrationStore, RequestFilter, RunRecord, SendMessage, SenderStore, SentMessage, StartRun,
+    StoreError, SuppressionReason, SuppressionStore, SyncReport, TemplateStore, TokenRef,
 };
 
 /// The bus of a process that publishes nothing (the delivery function, whose role may not
@@ -180,6 +180,10 @@ refuse_all! {
         fn start_run(&TenantId, &RecurringId, &str, OffsetDateTime) -> StartRun;
         fn finish_run(&TenantId, &RunRecord) -> ();
         fn list_runs(&TenantId, &RecurringId, Option<&str>, u32) -> Page<RunRecord>;
+    }
+    SenderStore {
+        fn get_sender_settings(&TenantId) -> Option<SenderSettings>;
+        fn put_sender_settings(&TenantId, &SenderSettings) -> ();
     }
 }
 

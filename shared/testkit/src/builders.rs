@@ -372,3 +372,20 @@ impl From<CampaignBuilder> for Campaign {
         b.build()
     }
 }
+
+/// Saves sender settings for `tenant` allowing every address at `domains`: what a tenant
+/// whose campaigns a test sends has set up first (without it nothing may be sent).
+pub async fn allow_senders(
+    store: &dyn portal_core::ports::Store,
+    tenant: &portal_core::domain::TenantId,
+    domains: &[&str],
+) {
+    let domains: Vec<String> = domains.iter().map(|d| (*d).to_owned()).collect();
+    let settings =
+        portal_core::domain::SenderSettings::new(&domains, &[], OffsetDateTime::UNIX_EPOCH, "test")
+            .expect("test sender domains are valid");
+    store
+        .put_sender_settings(tenant, &settings)
+        .await
+        .expect("sender settings are saved");
+}

@@ -364,6 +364,9 @@ pub(super) fn decode_run_cursor(raw: &str, setting: &RecurringId) -> Result<Stri
     }
 }
 
+/// Sort key of a tenant's sender settings, in the tenant's partition.
+pub(super) const SENDERS_SK: &str = "SENDERS";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -206,6 +206,7 @@ mod leases;
 mod ops;
 mod recurring;
 mod registration;
+mod senders;
 mod sweep;
 mod table;
 mod templates;

@@ -15,6 +15,7 @@ mod public_url;
 pub mod recurring;
 pub mod registration;
 pub mod search;
+mod senders;
 mod template;
 pub mod unsubscribe;
 
@@ -42,6 +43,7 @@ pub use registration::{
     CloseReason, InvalidRequestTransition, Login, LoginVia, RegistrationRequest, RequestEvent,
     RequestId, RequestStatus,
 };
+pub use senders::{SenderCheck, SenderSettings, MAX_SENDER_ADDRESSES, MAX_SENDER_DOMAINS};
 pub use template::{
     escape_html_into, percent_encode, MergeTag, MergeValues, Rendered, Template, TemplateError,
     TemplateKind, TemplatePart, MAX_BODY_BYTES, MAX_NAME_CHARS, MAX_SUBJECT_CHARS,

@@ -233,6 +233,23 @@ pub trait SuppressionStore: Send + Sync {
     ) -> Result<std::collections::HashSet<String>, StoreError>;
 }
 
+/// A tenant's sender settings (see [`SenderSettings`](crate::domain::SenderSettings)): one
+/// document per tenant.
+#[async_trait]
+pub trait SenderStore: Send + Sync {
+    /// `None`: the tenant has none yet (it may send from nobody).
+    async fn get_sender_settings(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<crate::domain::SenderSettings>, StoreError>;
+    /// Creates or replaces the tenant's settings.
+    async fn put_sender_settings(
+        &self,
+        tenant: &TenantId,
+        settings: &crate::domain::SenderSettings,
+    ) -> Result<(), StoreError>;
+}
+
 /// Everything the use cases need from a store.
 pub trait Store:
     DivisionStore
@@ -244,6 +261,7 @@ pub trait Store:
     + super::TemplateStore
     + super::RegistrationStore
     + super::RecurringStore
+    + SenderStore
 {
 }
 
@@ -257,5 +275,6 @@ impl<T> Store for T where
         + super::TemplateStore
         + super::RegistrationStore
         + super::RecurringStore
+        + SenderStore
 {
 }

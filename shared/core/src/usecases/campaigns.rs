@@ -74,7 +74,7 @@ use crate::domain::{
     classify, hash_token, Campaign, CampaignEvent, CampaignId, CampaignStatus, CategoryCounts,
     ContactId, ContactRecord, DivisionId, DomainError, Email, Filters, HandPicked,
     InvalidTransition, Invitation, InvitationFact, InvitationState, PickedContacts, SendCounts,
-    SendOutcome, Skipped, TemplateId, TemplateKind, TenantId, Trigger, HOLD_WINDOW,
+    SendOutcome, SenderCheck, Skipped, TemplateId, TemplateKind, TenantId, Trigger, HOLD_WINDOW,
     MAX_CAMPAIGN_DIVISIONS,
 };
 use crate::ports::{
@@ -205,6 +205,22 @@ pub enum CampaignError {
         template_id: TemplateId,
         kind: TemplateKind,
         expected: TemplateKind,
+    },
+    /// 422: the sender is not one the tenant's sender settings allow (see
+    /// [`SenderSettings`](crate::domain::SenderSettings)); nothing was recorded.
+    #[error(
+        "{sender} is not an allowed sender for this tenant{}; {}",
+        match from { Some(d) => format!(" (the default sender of division {d})"), None => String::new() },
+        match check {
+            SenderCheck::NoSettings => "no sender settings are saved yet: save the domains and addresses this tenant sends from with PUT /v1/settings/senders",
+            _ => "send from an address the sender settings allow (GET /v1/settings/senders), or add it there",
+        }
+    )]
+    SenderNotAllowed {
+        sender: Email,
+        /// The division whose default sender it is, when the request named none.
+        from: Option<DivisionId>,
+        check: SenderCheck,
     },
     /// 404: a division or contact that does not exist for the tenant.
     #[error("{kind} {id} does not exist")]
@@ -415,6 +431,25 @@ async fn require_template(
     }
 }
 
+/// Refuses a sender the tenant's sender settings do not allow (`from`: the division whose
+/// default sender it is, when the request named none).
+pub async fn require_sender(
+    store: &dyn Store,
+    tenant: &TenantId,
+    sender: &Email,
+    from: Option<&DivisionId>,
+) -> Result<(), CampaignError> {
+    let settings = store.get_sender_settings(tenant).await?;
+    match SenderCheck::of(settings.as_ref(), sender) {
+        SenderCheck::Allowed => Ok(()),
+        check => Err(CampaignError::SenderNotAllowed {
+            sender: sender.clone(),
+            from: from.cloned(),
+            check,
+        }),
+    }
+}
+
 fn division_missing(id: &DivisionId) -> CampaignError {
     CampaignError::NotFound {
         kind: "division",
@@ -477,16 +512,21 @@ pub async fn start_campaign(
         }
     };
     let email_from = match email_from {
-        Some(e) => e,
+        Some(e) => {
+            require_sender(store, tenant, &e, None).await?;
+            e
+        }
         None => {
             let first = division_ids
                 .first()
                 .ok_or_else(|| CampaignError::Unexpected("a campaign without divisions".into()))?;
-            store
+            let sender = store
                 .get_division(tenant, first)
                 .await?
                 .ok_or_else(|| division_missing(first))?
-                .email_from
+                .email_from;
+            require_sender(store, tenant, &sender, Some(first)).await?;
+            sender
         }
     };
 
@@ -692,6 +732,22 @@ pub async fn send_individual(
         .get_division(tenant, &contact.division_id)
         .await?
         .ok_or_else(|| division_missing(&contact.division_id))?;
+    let email_from = match request.email_from {
+        Some(e) => {
+            require_sender(store, tenant, &e, None).await?;
+            e
+        }
+        None => {
+            require_sender(
+                store,
+                tenant,
+                &division.email_from,
+                Some(&division.division_id),
+            )
+            .await?;
+            division.email_from.clone()
+        }
+    };
 
     let campaign = Campaign {
         campaign_id: CampaignId::generate(now),
@@ -701,9 +757,7 @@ pub async fn send_individual(
         filters: Filters::default(),
         limit_to_uninvited: false,
         template_id: request.template_id.to_string(),
-        email_from: request
-            .email_from
-            .unwrap_or_else(|| division.email_from.clone()),
+        email_from,
         created_at: now,
         created_by: created_by.to_owned(),
         targeted: 0,

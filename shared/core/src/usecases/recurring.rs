@@ -40,8 +40,8 @@ use time::OffsetDateTime;
 use crate::domain::{
     classify, AddressTally, Campaign, CampaignId, CampaignStatus, CategoryCounts, Counts,
     DivisionId, DomainError, Email, Filters, Group, LocalDate, PortalStatus, RecurringId,
-    RecurringRun, RecurringSetting, ReminderRule, Scope, SendCounts, SendOutcome, Skipped,
-    TemplateId, TemplateKind, TenantId, TimeZoneName, Trigger, MAX_CAMPAIGN_DIVISIONS,
+    RecurringRun, RecurringSetting, ReminderRule, Scope, SendCounts, SendOutcome, SenderCheck,
+    Skipped, TemplateId, TemplateKind, TenantId, TimeZoneName, Trigger, MAX_CAMPAIGN_DIVISIONS,
 };
 use crate::ports::{
     BoxError, Clock, ContactQuery, CreateOutcome, Idempotency, ListQuery, Page, RunRecord,
@@ -191,6 +191,18 @@ pub async fn save_setting(
             ))
         }
     }
+    if let Some(sender) = &input.email_from {
+        let senders = store.get_sender_settings(tenant).await?;
+        if !SenderCheck::of(senders.as_ref(), sender).is_allowed() {
+            return Err(invalid(
+                "email_from",
+                format!(
+                    "{sender} is not an allowed sender for this tenant; send from an address \
+                     the sender settings allow (GET /v1/settings/senders), or add it there"
+                ),
+            ));
+        }
+    }
     let now = clock.now();
     let created_at = store
         .get_setting(tenant, &id)
@@ -249,6 +261,9 @@ pub enum RunOutcome {
     NobodyDue { run: RunRecord },
     /// The run's campaign is queued.
     Queued { run: RunRecord },
+    /// The run's sender (the setting's, or its first division's) is not one the tenant's
+    /// sender settings allow: the day is recorded without a campaign, nothing was sent.
+    SenderNotAllowed { run: RunRecord, sender: Email },
 }
 
 /// Runs `setting` for `day` (`None`: the day due now). See the module docs.
@@ -338,6 +353,17 @@ pub async fn run_setting(
                 RecurringError::Unexpected(format!("division {} vanished", divisions[0]))
             })?,
     };
+    let senders = store.get_sender_settings(tenant).await?;
+    if !SenderCheck::of(senders.as_ref(), &email_from).is_allowed() {
+        run.finished = true;
+        store.finish_run(tenant, &run).await?;
+        tracing::warn!(%tenant, setting = %id, day = %local_date, sender = %email_from,
+            "recurring run: the sender is not allowed by the tenant's sender settings; nothing sent");
+        return Ok(RunOutcome::SenderNotAllowed {
+            run,
+            sender: email_from,
+        });
+    }
     let mut campaign_ids = Vec::new();
     // A campaign holds at most MAX_CAMPAIGN_DIVISIONS divisions: a wider scope runs as
     // several campaigns, each keyed by its chunk.

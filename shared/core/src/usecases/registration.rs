@@ -53,7 +53,7 @@ use crate::domain::unsubscribe::mask_email;
 use crate::domain::{
     hash_token, AccountId, CampaignId, ContactId, ContactRecord, DivisionId, DomainError, Email,
     Filters, Group, InvitationFact, Login, MergeTag, Password, PasswordError, PortalKey, PublicUrl,
-    RegistrationRequest, RequestEvent, RequestId, RequestStatus, Template, TemplateId,
+    RegistrationRequest, RequestEvent, RequestId, RequestStatus, SenderCheck, Template, TemplateId,
     TemplateKind, TenantId, Trigger,
 };
 use crate::mail::OutgoingEmail;
@@ -159,6 +159,13 @@ pub enum RegistrationError {
     /// The confirmation email could not be sent.
     #[error("the confirmation email could not be sent")]
     Mail(#[source] crate::ports::BoxError),
+    /// The division's sender is not one the tenant's sender settings allow, so no
+    /// confirmation email can go out: nothing was recorded.
+    #[error(
+        "signing up with a portal key is not available for this property yet; \
+         please contact the management office"
+    )]
+    SenderNotAllowed,
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -510,6 +517,17 @@ pub async fn register_with_key(
             confirm_expires_at: now + s.confirm_ttl,
         },
     };
+    // The confirmation goes from the division's sender: one the tenant's sender settings do
+    // not allow makes no login that could never be confirmed.
+    let division = store.get_division(tenant, &account.division_id).await?;
+    if let Some(d) = &division {
+        let senders = store.get_sender_settings(tenant).await?;
+        if !SenderCheck::of(senders.as_ref(), &d.email_from).is_allowed() {
+            tracing::warn!(%tenant, division = %d.division_id, sender = %d.email_from,
+                "portal-key sign-up refused: the division's sender is not allowed");
+            return Err(RegistrationError::SenderNotAllowed);
+        }
+    }
     let login = match store.register(tenant, &registration, now).await? {
         RegisterOutcome::NewLogin(login) => login,
         RegisterOutcome::ExistingLogin(_) => return Ok(KeyOutcome::AlreadyRegistered),
@@ -522,7 +540,6 @@ pub async fn register_with_key(
         .provision(tenant, &login, &password)
         .await?;
     store.mark_provisioned(tenant, &login.email).await?;
-    let division = store.get_division(tenant, &account.division_id).await?;
     let link = public_url.join(&format!(
         "/register/confirm?tenant={}&token={confirm_token}",
         crate::domain::percent_encode(tenant.as_str())

@@ -42,6 +42,7 @@ mod query;
 mod recurring;
 mod registration;
 mod schema;
+mod senders;
 mod sweep;
 mod templates;
 

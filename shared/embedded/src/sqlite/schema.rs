@@ -65,7 +65,7 @@ pub const FLAG_BILLING: i64 = 1 << 6;
 pub const FLAG_AUTOPAY: i64 = 1 << 7;
 
 /// The version `PRAGMA user_version` holds once every migration of [`MIGRATIONS`] ran.
-pub const SCHEMA_VERSION: i64 = 10;
+pub const SCHEMA_VERSION: i64 = 11;
 
 /// One step of the schema: what it brings and how, run in its own transaction with the bump
 /// of `user_version` to `version`.
@@ -160,7 +160,19 @@ const MIGRATIONS: &[Migration] = &[
                already serves",
         apply: |c| c.execute_batch(V10_ONE_TOKEN_INDEX),
     },
+    Migration {
+        version: 11,
+        what: "tenants' sender settings",
+        apply: |c| c.execute_batch(V11_SENDER_SETTINGS),
+    },
 ];
+
+/// Version 11: each tenant's sender settings, as their JSON document
+/// ([`SenderSettings`](portal_core::domain::SenderSettings)).
+const V11_SENDER_SETTINGS: &str = "CREATE TABLE IF NOT EXISTS sender_settings (
+    tenant TEXT PRIMARY KEY,
+    body   TEXT NOT NULL
+);";
 
 /// Version 10: one index on the invitations' token hashes, not two.
 ///

@@ -449,7 +449,9 @@ const C = (() => {
       return h("tr", {}, cells);
     });
     const empty = rows.length ? null : h("tr", {}, h("td", { colspan: columns.length + (sel ? 1 : 0) }, opts.empty || "Nothing to show."));
-    return h("div", { class: "table-wrap" }, h("table", {}, opts.caption && h("caption", { class: "sr" }, opts.caption), h("thead", {}, head), h("tbody", {}, body, empty)));
+    // A table wider than a phone scrolls sideways: keyboard users reach it (focusable, named).
+    const wrap = opts.caption ? { class: "table-wrap", tabindex: "0", role: "region", "aria-label": opts.caption } : { class: "table-wrap" };
+    return h("div", wrap, h("table", {}, opts.caption && h("caption", { class: "sr" }, opts.caption), h("thead", {}, head), h("tbody", {}, body, empty)));
   }
 
   // A cursor-paged list: load(cursor) → {items, next_cursor}; shows a table and

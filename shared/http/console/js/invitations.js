@@ -370,8 +370,28 @@
       }
       pick.addEventListener("change", () => showTemplate().catch((e) => put(editorBox, C.problem(e))));
 
-      const from = h("input", { type: "email", value: defaultFrom, autocomplete: "off", required: true });
-      const sendBtn = h("button", { class: "primary", type: "submit" }, "Send invitations");
+      // Only senders the tenant's sender settings allow are offered (and accepted by the API).
+      const senders = await api("GET", "/v1/settings/senders");
+      if (!isCurrent()) return;
+      const allowed = (addr) => {
+        const a = String(addr || "").trim().toLowerCase();
+        const at = a.lastIndexOf("@");
+        return at > 0 && (senders.addresses.some((x) => x.toLowerCase() === a) || senders.domains.includes(a.slice(at + 1)));
+      };
+      const offered = [...new Set([defaultFrom, ...senders.addresses].filter(allowed))];
+      const listId = C.id("senders");
+      const from = h("input", { type: "email", value: allowed(defaultFrom) ? defaultFrom : offered[0] || "", autocomplete: "off", required: true, list: listId });
+      const choices = h("datalist", { id: listId }, offered.map((a) => h("option", { value: a })));
+      const configured = senders.domains.length + senders.addresses.length > 0;
+      const fromHint = configured
+        ? `Allowed: ${[...senders.domains.map((d) => "any address at " + d), ...senders.addresses].join("; ")}.`
+        : "No sender is allowed yet.";
+      const senderNote = !configured
+        ? h("div", { class: "msg warn", role: "alert" }, h("p", {}, h("strong", {}, "No sender settings yet: nothing can be sent.")), h("p", {}, "Someone with the settings permission must add the domains or addresses your company sends from under ", h("a", { href: C.link("senders") }, "Senders"), "."))
+        : !allowed(defaultFrom) && defaultFrom
+          ? h("p", { class: "msg warn" }, `The division's address ${defaultFrom} is not an allowed sender, so it is not offered.`)
+          : null;
+      const sendBtn = h("button", { class: "primary", type: "submit", disabled: configured ? null : true }, "Send invitations");
       const idempotencyKey = crypto.getRandomValues(new Uint32Array(4)).join("-");
       const form = h(
         "form",
@@ -381,7 +401,9 @@
         field("Template", pick, "The invitation to send; edit it below (saving changes the template for every future send)."),
         editorBox,
         h("h2", {}, "Sender"),
-        field("Email from", from, "Defaults to the division's address."),
+        senderNote,
+        field("Email from", from, `Defaults to the division's address when it is allowed. ${fromHint}`),
+        choices,
         h("div", { class: "actions" }, sendBtn),
         errors,
       );
@@ -389,6 +411,11 @@
         ev.preventDefault();
         C.fieldError(from, null);
         if (!pick.value) return;
+        if (!allowed(from.value)) {
+          C.fieldError(from, configured ? `Send from an allowed sender. ${fromHint}` : "No sender is allowed yet: add one under Senders first.");
+          from.focus();
+          return;
+        }
         if (editor && editor.dirty && editor.dirty()) {
           put(errors, h("div", { class: "msg warn", role: "alert" }, "Save the template changes (or undo them) before sending: a campaign sends the saved template."));
           return;
