@@ -203,6 +203,16 @@ fn the_public_routes_and_only_they_skip_the_manager_jwt() {
         .map(ref_of)
         .collect();
     assert_eq!(audience, [Some("JwtAudience")], "{api}: {default}");
+    // An empty issuer or audience would check nothing: the stack refuses it (and so do the
+    // functions, at cold start).
+    for parameter in ["JwtIssuer", "JwtAudience"] {
+        assert!(
+            doc["Parameters"][parameter]["MinLength"]
+                .as_u64()
+                .is_some_and(|n| n >= 1),
+            "{parameter}: MinLength 1"
+        );
+    }
 
     let public: BTreeSet<Route> = PUBLIC_ROUTES
         .iter()
