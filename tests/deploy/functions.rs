@@ -153,3 +153,25 @@ fn every_function_gets_the_settings_it_reads_and_no_secret_it_does_not() {
         }
     }
 }
+
+#[test]
+fn links_in_emails_are_https_on_aws() {
+    let doc = template();
+    let mut users = 0;
+    for f in functions(&doc) {
+        let Some(url) = f.env().get("PUBLIC_URL") else {
+            continue;
+        };
+        let parameter = ref_of(url).unwrap_or_else(|| panic!("{}: PUBLIC_URL", f.id));
+        let pattern = doc["Parameters"][parameter]["AllowedPattern"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            pattern.starts_with("^https://"),
+            "{}: {parameter} must allow https:// only, its pattern is {pattern:?}",
+            f.id
+        );
+        users += 1;
+    }
+    assert!(users > 0, "no function reads PUBLIC_URL");
+}
