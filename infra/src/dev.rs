@@ -307,9 +307,9 @@ mod tests {
     use super::*;
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
-    use std::net::SocketAddr;
     use portal_core::domain::{Email, TenantId};
     use portal_core::ports::{Mailer, RawEmail};
+    use std::net::SocketAddr;
     use tower::ServiceExt;
 
     async fn get(router: &Router, uri: &str) -> (StatusCode, String, Vec<u8>) {
@@ -474,7 +474,10 @@ mod tests {
         use DevRoutesDecision::*;
         let auto = DevRoutes::LoopbackOnly;
         for a in ["127.0.0.1:3000", "[::1]:3000", "127.0.0.5:0"] {
-            assert_eq!(DevRoutesDecision::decide(auto, addr(a)), OnLoopback(addr(a)));
+            assert_eq!(
+                DevRoutesDecision::decide(auto, addr(a)),
+                OnLoopback(addr(a))
+            );
         }
         for a in ["0.0.0.0:3000", "[::]:3000", "192.168.1.20:3000"] {
             let off = DevRoutesDecision::decide(auto, addr(a));

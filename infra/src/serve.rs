@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use portal_aws::webhook::SesWebhook;
+use portal_aws::webhook::{SesWebhook, WebhookDefaults};
 use portal_core::demo::DemoSummary;
 use portal_core::domain::PublicUrl;
 use portal_core::ports::{Clock, EventBus, SendMessage, SystemClock};
@@ -258,13 +258,14 @@ impl LocalServer {
         // SNS can reach a local server only through a tunnel; `simulate-events` is the usual
         // local source. A machine without root certificates still serves, refusing signed
         // events whose certificate is not in `<data dir>/sns-certs`.
-        let state = match SesWebhook::from_env(Some(opts.data_dir.join(SNS_CERT_DIR))) {
-            Ok(webhook) => state.with_ses_webhook(webhook),
-            Err(e) => {
-                tracing::warn!(error = %e, "the SES event webhook is off");
-                state
-            }
-        };
+        let state =
+            match SesWebhook::from_env(WebhookDefaults::local(opts.data_dir.join(SNS_CERT_DIR))) {
+                Ok(webhook) => state.with_ses_webhook(webhook),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the SES event webhook is off");
+                    state
+                }
+            };
         // The `/dev` routes depend on the address bound: see `router_on`.
         let router = router(state)
             .merge(idp.routes())

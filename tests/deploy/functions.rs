@@ -44,7 +44,14 @@ fn needs(binary: &str) -> Vec<&'static str> {
         ]
         .concat(),
         "delivery" => [REQUIRED_VARS, &["SES_CONFIGURATION_SET"]].concat(),
-        "ses-events" => vec!["UNSUBSCRIBE_SECRET", "SNS_TOPIC_ARNS", "RAW_EVENTS_SECRET"],
+        "ses-events" => vec![
+            "UNSUBSCRIBE_SECRET",
+            "SNS_TOPIC_ARNS",
+            "RAW_EVENTS_SECRET",
+            "SNS_CERT_REGIONS",
+            "SNS_SIGNATURE_V2_ONLY",
+            "SNS_MAX_MESSAGE_AGE_SECONDS",
+        ],
         "recurring" => [JWT, REQUIRED_VARS, &["EVENT_BUS_NAME"], SCHEDULES].concat(),
         "registration" => [
             JWT,

@@ -259,18 +259,17 @@ impl Verifier {
                 keys.get(&kid).ok_or(TokenError::UnknownKey)?
             }
         };
-        let data =
-            jsonwebtoken::decode::<Checked>(token, key, &self.validation).map_err(|e| {
-                match e.kind() {
-                    ErrorKind::InvalidSignature => {
-                        TokenError::Invalid("the signature does not verify".into())
-                    }
-                    ErrorKind::InvalidAlgorithm => {
-                        TokenError::Invalid("the token uses a different algorithm".into())
-                    }
-                    _ => TokenError::Invalid(e.to_string()),
+        let data = jsonwebtoken::decode::<Checked>(token, key, &self.validation).map_err(|e| {
+            match e.kind() {
+                ErrorKind::InvalidSignature => {
+                    TokenError::Invalid("the signature does not verify".into())
                 }
-            })?;
+                ErrorKind::InvalidAlgorithm => {
+                    TokenError::Invalid("the token uses a different algorithm".into())
+                }
+                _ => TokenError::Invalid(e.to_string()),
+            }
+        })?;
         let Checked { claims, nbf } = data.claims;
         if claims.exp.saturating_add(EXP_LEEWAY_SECS) <= now.unix_timestamp() {
             return Err(TokenError::Expired);
