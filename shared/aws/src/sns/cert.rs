@@ -254,26 +254,19 @@ impl CertStore {
                         reason,
                     })
                 }
-                None if cache.failures.len() >= MAX_RECENT_FAILURES => {
-                    return Err(fetch_err(FetchError::TooManyFailures(cache.failures.len())))
-                }
                 None => {}
             }
         }
         let pem = match self.read_from_dir(url).await.map_err(fetch_err)? {
             Some(pem) => pem,
-            None => match self.fetcher.get(url.url()).await {
-                Ok(pem) => {
-                    tracing::info!(url = %url.url(), "fetched SNS signing certificate");
-                    pem
+            None => {
+                // Only the network is rationed: the directory is read whatever failed.
+                let failed = self.lock().failures.len();
+                if failed >= MAX_RECENT_FAILURES {
+                    return Err(fetch_err(FetchError::TooManyFailures(failed)));
                 }
-                Err(e) => {
-                    let e = Arc::new(e);
-                    self.lock()
-                        .remember_failure(url, now, Failed::Fetch(Arc::clone(&e)));
-                    return Err(fetch_err(FetchError::Shared(e)));
-                }
-            },
+                self.fetch(url, now).await.map_err(fetch_err)?
+            }
         };
         let cert = match SigningCert::from_pem(&pem) {
             Ok(cert) => Arc::new(cert),
@@ -288,6 +281,23 @@ impl CertStore {
         };
         self.lock().insert(url.clone(), Arc::clone(&cert));
         Ok(cert)
+    }
+
+    /// The certificate's bytes from the fetcher; a failure is remembered at `now`.
+    async fn fetch(&self, url: &CertUrl, now: OffsetDateTime) -> Result<Vec<u8>, FetchError> {
+        match self.fetcher.get(url.url()).await {
+            Ok(pem) => {
+                tracing::info!(url = %url.url(), "fetched SNS signing certificate");
+                Ok(pem)
+            }
+            Err(e) => {
+                tracing::warn!(url = %url.url(), error = %e, "SNS signing certificate fetch failed");
+                let e = Arc::new(e);
+                self.lock()
+                    .remember_failure(url, now, Failed::Fetch(Arc::clone(&e)));
+                Err(FetchError::Shared(e))
+            }
+        }
     }
 
     /// The directory's copy, `None` when there is no directory or no such file.
