@@ -8,18 +8,32 @@
 //!   names are accepted (400 otherwise), so no path can leave the outbox.
 //!
 //! These routes are merged into the local router only (see [`crate::serve`]); the Lambda
-//! router is the library's and has no `/dev` routes. They carry no authentication: the local
-//! server listens on loopback by default and the outbox is the developer's own mail.
+//! router is the library's and has no `/dev` routes. They carry no authentication (the outbox
+//! is every tenant's sent mail, tokens in links included), so they are guarded instead:
+//!
+//! - **Served only on loopback** ([`DevRoutesDecision::decide`]): a server bound to a loopback
+//!   address (`127.0.0.1`, `::1`, the default) serves them; one bound to any other address
+//!   does not (`/dev/*` is then a 404 like any unknown route) unless started with
+//!   `--dev-routes` (or `PORTAL_INVITES_DEV_ROUTES=1`). The server says which at start.
+//! - **Host checked** ([`HostGuard`]): a request must name this server in its `Host` header —
+//!   `localhost` or the bound IP address (any IP address when bound to `0.0.0.0`/`::`) —
+//!   else it is refused with a 421 problem. This stops DNS rebinding: a page of
+//!   `evil.example` whose name is made to resolve to 127.0.0.1 reaches the port, but its
+//!   requests carry `Host: evil.example`; an IP literal cannot be rebound. A reverse proxy
+//!   in front of a loopback server must not forward `/dev` (it would pass both checks).
 //!
 //! The unsubscribe links' HMAC key lives next to `jwt-secret` in the data dir as
 //! `unsubscribe-secret` (32 random bytes as hex, owner-only), made on first use; deleting the
 //! data dir invalidates the links it signed.
 
 use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::uri::Authority;
 use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -40,12 +54,137 @@ pub const REGISTRATION_SECRET_FILE: &str = "registration-secret";
 pub const DEFAULT_OUTBOX_LIMIT: usize = 100;
 pub const MAX_OUTBOX_LIMIT: usize = 1000;
 
-/// The `/dev/outbox` routes over `outbox`.
+/// The environment variable that turns the `/dev` routes on whatever the bound address
+/// (`1`/`true`; what `--dev-routes` does).
+pub const DEV_ROUTES_ENV: &str = "PORTAL_INVITES_DEV_ROUTES";
+
+/// The `/dev/outbox` routes over `outbox`, unguarded: [`guarded_outbox_routes`] is what a
+/// listening server serves.
 pub fn outbox_routes(outbox: Outbox) -> Router {
     Router::new()
         .route("/dev/outbox", get(list))
         .route("/dev/outbox/{file}", get(read))
         .with_state(outbox)
+}
+
+/// The `/dev/outbox` routes behind `guard`'s `Host` check.
+pub fn guarded_outbox_routes(outbox: Outbox, guard: HostGuard) -> Router {
+    outbox_routes(outbox).layer(axum::middleware::from_fn_with_state(guard, check_host))
+}
+
+/// What `serve` was told about the `/dev` routes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DevRoutes {
+    /// Served when the server is bound to a loopback address (the default).
+    #[default]
+    LoopbackOnly,
+    /// Served whatever the address (`--dev-routes`, [`DEV_ROUTES_ENV`]).
+    Always,
+}
+
+/// Whether a server bound to an address serves the `/dev` routes, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevRoutesDecision {
+    /// Bound to a loopback address: only this machine can connect.
+    OnLoopback(SocketAddr),
+    /// `--dev-routes` or [`DEV_ROUTES_ENV`] asked for them.
+    OnByFlag(SocketAddr),
+    /// Bound to an address other machines may reach, and not asked for.
+    OffNotLoopback(SocketAddr),
+}
+
+impl DevRoutesDecision {
+    /// The rule of the module docs.
+    pub fn decide(policy: DevRoutes, bound: SocketAddr) -> Self {
+        if bound.ip().is_loopback() {
+            Self::OnLoopback(bound)
+        } else if policy == DevRoutes::Always {
+            Self::OnByFlag(bound)
+        } else {
+            Self::OffNotLoopback(bound)
+        }
+    }
+
+    pub fn is_on(self) -> bool {
+        !matches!(self, Self::OffNotLoopback(_))
+    }
+
+    /// Why, in words (the start-up banner and log).
+    pub fn reason(self) -> String {
+        match self {
+            Self::OnLoopback(a) => format!("bound to the loopback address {}", a.ip()),
+            Self::OnByFlag(_) => format!("--dev-routes (or {DEV_ROUTES_ENV}) was given"),
+            Self::OffNotLoopback(a) => format!(
+                "{} is not a loopback address; start with --dev-routes to serve them anyway",
+                a.ip()
+            ),
+        }
+    }
+}
+
+/// The `Host` names a request to the `/dev` routes may carry (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct HostGuard {
+    bound: IpAddr,
+}
+
+impl HostGuard {
+    /// For a server bound to `bound`.
+    pub fn new(bound: SocketAddr) -> Self {
+        Self { bound: bound.ip() }
+    }
+
+    /// Whether `host` (a `Host` header's value) names this server: `localhost`, or an IP
+    /// address it listens on.
+    pub fn allows(&self, host: &str) -> bool {
+        let Some(name) = host_of(host) else {
+            return false;
+        };
+        if name == "localhost" {
+            return true;
+        }
+        match name.parse::<IpAddr>() {
+            Ok(ip) => self.bound.is_unspecified() || ip == self.bound,
+            Err(_) => false,
+        }
+    }
+}
+
+/// The host of an authority (`host[:port]`, `[v6][:port]`), lowercased, without brackets.
+fn host_of(authority: &str) -> Option<String> {
+    let authority: Authority = authority.trim().parse().ok()?;
+    let host = authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// Refuses, with a 421 problem, a request whose `Host` (or HTTP/2 authority) does not name
+/// this server.
+async fn check_host(State(guard): State<HostGuard>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| request.uri().authority().map(|a| a.as_str().to_owned()));
+    match host {
+        Some(h) if guard.allows(&h) => next.run(request).await,
+        Some(h) => {
+            tracing::warn!(host = %h, path = %request.uri().path(), "refused a /dev request for another host");
+            ApiError::MisdirectedRequest(format!(
+                "the /dev routes answer only to requests for this server (Host: localhost or its address), not {:?}",
+                h.chars().take(100).collect::<String>()
+            ))
+            .into_response()
+        }
+        None => ApiError::MisdirectedRequest(
+            "the /dev routes need a Host header naming this server".into(),
+        )
+        .into_response(),
+    }
 }
 
 #[derive(Deserialize)]
@@ -170,12 +309,25 @@ mod tests {
     use axum::http::{Request, StatusCode};
     use portal_core::domain::{Email, TenantId};
     use portal_core::ports::{Mailer, RawEmail};
+    use std::net::SocketAddr;
     use tower::ServiceExt;
 
     async fn get(router: &Router, uri: &str) -> (StatusCode, String, Vec<u8>) {
+        get_from(router, uri, None).await
+    }
+
+    async fn get_from(
+        router: &Router,
+        uri: &str,
+        host: Option<&str>,
+    ) -> (StatusCode, String, Vec<u8>) {
+        let mut req = Request::get(uri);
+        if let Some(h) = host {
+            req = req.header(header::HOST, h);
+        }
         let res = router
             .clone()
-            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .oneshot(req.body(Body::empty()).unwrap())
             .await
             .unwrap();
         let status = res.status();
@@ -281,11 +433,13 @@ mod tests {
             data_dir: dir.path().to_owned(),
             demo: false,
             public_url: None,
+            dev_routes: Default::default(),
         })
         .await
         .unwrap();
-        let router = server.router();
-        let (status, _, body) = get(&router, "/dev/outbox").await;
+        let addr: std::net::SocketAddr = "127.0.0.1:3000".parse().unwrap();
+        let router = server.router_on(addr);
+        let (status, _, body) = get_from(&router, "/dev/outbox", Some("127.0.0.1:3000")).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body, b"[]");
 
@@ -309,6 +463,83 @@ mod tests {
         assert_eq!(res.status(), StatusCode::OK);
         use portal_core::ports::SuppressionStore;
         assert!(server.store().is_suppressed(&tenant, &email).await.unwrap());
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn dev_routes_are_served_on_loopback_and_elsewhere_only_when_asked() {
+        use DevRoutesDecision::*;
+        let auto = DevRoutes::LoopbackOnly;
+        for a in ["127.0.0.1:3000", "[::1]:3000", "127.0.0.5:0"] {
+            assert_eq!(
+                DevRoutesDecision::decide(auto, addr(a)),
+                OnLoopback(addr(a))
+            );
+        }
+        for a in ["0.0.0.0:3000", "[::]:3000", "192.168.1.20:3000"] {
+            let off = DevRoutesDecision::decide(auto, addr(a));
+            assert_eq!(off, OffNotLoopback(addr(a)));
+            assert!(!off.is_on());
+            assert!(off.reason().contains("--dev-routes"), "{}", off.reason());
+            let on = DevRoutesDecision::decide(DevRoutes::Always, addr(a));
+            assert_eq!(on, OnByFlag(addr(a)));
+            assert!(on.is_on());
+        }
+    }
+
+    #[test]
+    fn only_hosts_naming_this_server_pass_the_host_check() {
+        let loopback = HostGuard::new(addr("127.0.0.1:3000"));
+        for ok in ["127.0.0.1:3000", "127.0.0.1", "localhost:3000", "LOCALHOST"] {
+            assert!(loopback.allows(ok), "{ok}");
+        }
+        for bad in [
+            "evil.example",
+            "evil.example:3000",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io:3000",
+            "10.0.0.1:3000",
+            "",
+            "localhost@evil.example",
+        ] {
+            assert!(!loopback.allows(bad), "{bad:?}");
+        }
+        let v6 = HostGuard::new(addr("[::1]:3000"));
+        assert!(v6.allows("[::1]:3000"));
+        assert!(!v6.allows("127.0.0.1:3000"));
+        let any = HostGuard::new(addr("0.0.0.0:3000"));
+        assert!(any.allows("192.168.1.20:3000"));
+        assert!(any.allows("localhost"));
+        assert!(!any.allows("printer.lan:3000"));
+    }
+
+    #[tokio::test]
+    async fn a_request_for_another_host_gets_a_problem_not_mail() {
+        let dir = tempfile::Builder::new()
+            .prefix("dev-rebinding")
+            .tempdir()
+            .unwrap();
+        let outbox = Outbox::in_data_dir(dir.path());
+        outbox
+            .send_raw(&message("a@example.org", "m1"))
+            .await
+            .unwrap();
+        let router = guarded_outbox_routes(outbox, HostGuard::new(addr("127.0.0.1:3000")));
+        for host in [Some("evil.example:3000"), Some("evil.example"), None] {
+            for uri in ["/dev/outbox", "/dev/outbox/x.eml"] {
+                let (status, ct, body) = get_from(&router, uri, host).await;
+                assert_eq!(status, StatusCode::MISDIRECTED_REQUEST, "{host:?} {uri}");
+                assert_eq!(ct, "application/problem+json", "{host:?} {uri}");
+                let text = String::from_utf8(body).unwrap();
+                assert!(!text.contains("a@example.org"), "{text}");
+            }
+        }
+        let (status, _, body) = get_from(&router, "/dev/outbox", Some("localhost:3000")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(String::from_utf8(body).unwrap().contains("a@example.org"));
     }
 
     #[test]

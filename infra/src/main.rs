@@ -45,6 +45,11 @@ enum Command {
         /// Seconds between two sweeps.
         #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
         sweep_every_secs: u64,
+        /// Serve the /dev routes (every tenant's sent mail, unauthenticated) even when --addr
+        /// is not a loopback address; on loopback they are always served. Requests must still
+        /// name the server in their Host header (localhost or an IP address).
+        #[arg(long, env = portal_invites::dev::DEV_ROUTES_ENV, value_parser = clap::builder::BoolishValueParser::new())]
+        dev_routes: bool,
     },
     /// Print a bearer token the local server of this data dir accepts.
     Token {
@@ -195,6 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             public_url,
             sweep_idle_minutes,
             sweep_every_secs,
+            dev_routes,
         } => {
             // Take the port first: a port in use is reported at once, not after the demo
             // load; connections made meanwhile wait in the backlog.
@@ -207,6 +213,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 demo,
                 // Links in emails point at this server unless told otherwise.
                 public_url: public_url.or_else(|| Some(format!("http://{local}"))),
+                dev_routes: if dev_routes {
+                    portal_invites::dev::DevRoutes::Always
+                } else {
+                    portal_invites::dev::DevRoutes::LoopbackOnly
+                },
             };
             let tuning = serve::ServeTuning {
                 sweep_idle: time::Duration::minutes(i64::from(sweep_idle_minutes)),

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use portal_aws::webhook::SesWebhook;
+use portal_aws::webhook::{SesWebhook, WebhookDefaults};
 use portal_core::demo::DemoSummary;
 use portal_core::domain::PublicUrl;
 use portal_core::ports::{Clock, EventBus, SendMessage, SystemClock};
@@ -33,6 +33,7 @@ use portal_http::auth::{Permission, Verifier};
 use portal_http::{router, AppState};
 use tokio::net::TcpListener;
 
+use crate::dev::{DevRoutes, DevRoutesDecision, HostGuard};
 use crate::recurring::{Scheduler, DEFAULT_TICK};
 use crate::secret::{Secret, SecretError, SecretSource};
 pub use crate::sending::{
@@ -58,6 +59,8 @@ pub struct ServeOptions {
     pub demo: bool,
     /// The URL people reach this server at, when not `http://<listen address>` (a proxy).
     pub public_url: Option<String>,
+    /// Whether the `/dev` routes (the outbox) are served off loopback too (`--dev-routes`).
+    pub dev_routes: DevRoutes,
 }
 
 /// What tests and benchmarks may replace in a local server ([`LocalServer::open_with`]).
@@ -126,6 +129,8 @@ pub struct LocalServer {
     secret: Secret,
     store: Arc<SqliteStore>,
     router: Router,
+    /// What the `/dev` routes serve; merged by [`LocalServer::router_on`] when they are on.
+    outbox: Outbox,
     demo: Option<DemoSummary>,
     /// With `--demo`: a fresh invitation's registration link, so a newcomer can register.
     demo_link: Option<String>,
@@ -253,20 +258,20 @@ impl LocalServer {
         // SNS can reach a local server only through a tunnel; `simulate-events` is the usual
         // local source. A machine without root certificates still serves, refusing signed
         // events whose certificate is not in `<data dir>/sns-certs`.
-        let state = match SesWebhook::from_env(Some(opts.data_dir.join(SNS_CERT_DIR))) {
-            Ok(webhook) => state.with_ses_webhook(webhook),
-            Err(e) => {
-                tracing::warn!(error = %e, "the SES event webhook is off");
-                state
-            }
-        };
+        let state =
+            match SesWebhook::from_env(WebhookDefaults::local(opts.data_dir.join(SNS_CERT_DIR))) {
+                Ok(webhook) => state.with_ses_webhook(webhook),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the SES event webhook is off");
+                    state
+                }
+            };
+        // The `/dev` routes depend on the address bound: see `router_on`.
         let router = router(state)
-            .merge(crate::dev::outbox_routes(Outbox::in_data_dir(
-                &opts.data_dir,
-            )))
             .merge(idp.routes())
             .route("/", axum::routing::get(portal_http::console::to_console));
         Ok(Self {
+            outbox: Outbox::in_data_dir(&opts.data_dir),
             opts,
             public_url: given,
             secret,
@@ -279,9 +284,26 @@ impl LocalServer {
         })
     }
 
-    /// The router this server serves (for in-process tests).
+    /// The router this server serves, without the `/dev` routes (for in-process tests).
     pub fn router(&self) -> Router {
         self.router.clone()
+    }
+
+    /// Whether this server, bound to `addr`, serves the `/dev` routes, and why.
+    pub fn dev_routes(&self, addr: SocketAddr) -> DevRoutesDecision {
+        DevRoutesDecision::decide(self.opts.dev_routes, addr)
+    }
+
+    /// Exactly what [`LocalServer::run`] serves on `addr`: the router, plus the `/dev` routes
+    /// behind their `Host` check when [`LocalServer::dev_routes`] says so.
+    pub fn router_on(&self, addr: SocketAddr) -> Router {
+        if !self.dev_routes(addr).is_on() {
+            return self.router.clone();
+        }
+        self.router.clone().merge(crate::dev::guarded_outbox_routes(
+            self.outbox.clone(),
+            HostGuard::new(addr),
+        ))
     }
 
     /// The store this server serves from.
@@ -310,6 +332,19 @@ impl LocalServer {
             self.scheduler.tick,
         );
         let url = self.url(addr);
+        let dev = self.dev_routes(addr);
+        let dev_line = if dev.is_on() {
+            format!(
+                "  /dev routes: on ({}): sent mail at {url}/dev/outbox\n",
+                dev.reason()
+            )
+        } else {
+            format!("  /dev routes: off ({})\n", dev.reason())
+        };
+        match out.find("  recurring invitations:") {
+            Some(at) => out.insert_str(at, &dev_line),
+            None => out += &dev_line,
+        }
         let dir = shell_quote(&self.opts.data_dir.display().to_string());
         let console = match self.demo.as_ref().and_then(|d| {
             let req = crate::token::TokenRequest::parse(
@@ -362,16 +397,17 @@ impl LocalServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, data_dir = %self.opts.data_dir.display(), "listening");
-        }
+        let addr = listener.local_addr().map_err(ServeError::Serve)?;
+        tracing::info!(%addr, data_dir = %self.opts.data_dir.display(), "listening");
+        let dev = self.dev_routes(addr);
+        tracing::info!(on = dev.is_on(), reason = %dev.reason(), "/dev routes (the outbox)");
+        let router = self.router_on(addr);
         let scheduler = self.scheduler.spawn();
         let sweeper = self.sweeper.spawn();
         // The peer address is what the registration pages rate-limit per client.
         let served = axum::serve(
             listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await
@@ -542,6 +578,7 @@ mod tests {
             data_dir: PathBuf::from("./my data"),
             demo,
             public_url: None,
+            dev_routes: DevRoutes::default(),
         }
     }
 
@@ -612,6 +649,7 @@ mod tests {
                 data_dir: data_dir.clone(),
                 demo: false,
                 public_url: Some(bad.into()),
+                dev_routes: DevRoutes::default(),
             })
             .await
             .unwrap_err();
@@ -630,6 +668,7 @@ mod tests {
             data_dir: dir.path().to_owned(),
             demo: false,
             public_url: Some("https://invites.example.com/".into()),
+            dev_routes: DevRoutes::default(),
         })
         .await
         .unwrap();

@@ -87,8 +87,14 @@ mod support {
         body: &[u8],
     ) -> Resp {
         let mut s = TcpStream::connect(addr).await.unwrap();
+        // `Host: {addr}` unless the test names another host.
+        let host = if headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            String::new()
+        } else {
+            format!("Host: {addr}\r\n")
+        };
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            "{method} {path} HTTP/1.1\r\n{host}Connection: close\r\nContent-Length: {}\r\n",
             body.len()
         );
         for (k, v) in headers {
@@ -254,6 +260,7 @@ mod support {
                 data_dir: data_dir.clone(),
                 demo: true,
                 public_url: None,
+                dev_routes: Default::default(),
             };
             std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_multi_thread()
@@ -318,6 +325,7 @@ mod support {
                 data_dir: dir.path().to_owned(),
                 demo: false,
                 public_url: None,
+                dev_routes: Default::default(),
             })
             .await
             .unwrap();
@@ -952,6 +960,10 @@ async fn serve_prints_how_to_use_it_answers_and_stops_cleanly_on_sigterm() {
         banner.contains("due settings run here every minute"),
         "{banner}"
     );
+    assert!(
+        banner.contains("/dev routes: on (bound to the loopback address 127.0.0.1)"),
+        "{banner}"
+    );
 
     let addr: SocketAddr = url.trim_start_matches("http://").parse().unwrap();
     let api = Api {
@@ -974,6 +986,113 @@ async fn serve_prints_how_to_use_it_answers_and_stops_cleanly_on_sigterm() {
     assert!(killed.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "a clean exit on SIGTERM, got {status}");
+}
+
+/// `serve --addr ADDR` with `envs`, until its banner is printed: the child, the banner and
+/// the port it listens on.
+#[cfg(unix)]
+fn serve_until_banner(
+    dir: &std::path::Path,
+    addr: &str,
+    envs: &[(&str, &str)],
+) -> (std::process::Child, String, u16) {
+    use std::io::BufRead;
+    let log = std::fs::File::create(dir.join("stderr.log")).unwrap();
+    let mut child = bin()
+        .args(["serve", "--addr", addr, "--data-dir"])
+        .arg(dir.join("data"))
+        .env_remove(portal_invites::dev::DEV_ROUTES_ENV)
+        .envs(envs.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut banner = String::new();
+    let mut port = None;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        banner += &line;
+        banner += "\n";
+        if let Some(u) = line.split("listening on ").nth(1) {
+            port = u.trim().rsplit(':').next().and_then(|p| p.parse().ok());
+        }
+        if line.contains("Ctrl-C") {
+            break;
+        }
+    }
+    let Some(port) = port else {
+        let _ = child.kill();
+        panic!(
+            "no URL in the banner: {banner}\nstderr: {}",
+            std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default()
+        );
+    };
+    (child, banner, port)
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_bound_beyond_loopback_serves_no_outbox_unless_told_to() {
+    let dir = tempfile::Builder::new()
+        .prefix("bin-dev-off")
+        .tempdir()
+        .unwrap();
+    let (mut child, banner, port) = serve_until_banner(dir.path(), "0.0.0.0:0", &[]);
+    let local: SocketAddr = ([127, 0, 0, 1], port).into();
+    let r = support::send(local, "GET", "/dev/outbox", &[], b"").await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        banner.contains("/dev routes: off (0.0.0.0 is not a loopback address"),
+        "{banner}"
+    );
+    r.assert_problem(404);
+
+    let dir = tempfile::Builder::new()
+        .prefix("bin-dev-flag")
+        .tempdir()
+        .unwrap();
+    let (mut child, banner, port) = serve_until_banner(
+        dir.path(),
+        "0.0.0.0:0",
+        &[(portal_invites::dev::DEV_ROUTES_ENV, "1")],
+    );
+    let local: SocketAddr = ([127, 0, 0, 1], port).into();
+    let ok = support::send(local, "GET", "/dev/outbox", &[], b"").await;
+    let rebound = support::send(
+        local,
+        "GET",
+        "/dev/outbox",
+        &[("Host", "evil.example")],
+        b"",
+    )
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(banner.contains("/dev routes: on (--dev-routes"), "{banner}");
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    assert_eq!(ok.json(), json!([]));
+    rebound.assert_problem(421);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_refuses_a_request_for_another_host_dns_rebinding() {
+    let server = EmptyServer::start("dev-rebinding").await;
+    let api = server.api("acme", READ);
+    let ok = support::send(server.addr, "GET", "/dev/outbox", &[], b"").await;
+    assert_eq!(ok.status, 200, "{}", ok.text());
+    for host in ["evil.example", "evil.example:80", "attacker.test:3000"] {
+        let r = api
+            .request("GET", "/dev/outbox?limit=1000", &[("Host", host)], b"")
+            .await;
+        let p = r.assert_problem(421);
+        assert_eq!(p["type"], "urn:portal-invites:problem:misdirected-request");
+    }
+    let by_name = api
+        .request("GET", "/dev/outbox", &[("Host", "localhost")], b"")
+        .await;
+    assert_eq!(by_name.status, 200, "{}", by_name.text());
 }
 
 // ---- recurring invitations ----
@@ -1012,6 +1131,7 @@ impl ClockedServer {
                 data_dir: dir.to_owned(),
                 demo: false,
                 public_url: None,
+                dev_routes: Default::default(),
             },
             ServeTuning {
                 clock: clock.clone(),

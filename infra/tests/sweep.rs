@@ -39,6 +39,7 @@ async fn a_campaign_whose_first_publish_was_lost_is_swept_after_the_idle_time_an
             data_dir: dir.path().to_owned(),
             demo: false,
             public_url: None,
+            dev_routes: Default::default(),
         },
         ServeTuning {
             clock: clock.clone(),

@@ -340,6 +340,79 @@ async fn rs256_tokens_with_the_wrong_issuer_audience_or_key_are_refused() {
         .problem(StatusCode::UNAUTHORIZED);
 }
 
+/// The fixture's key listed three times besides its own `test-key-1` entry: for encryption,
+/// for another algorithm, and with no `use` or `alg` at all.
+fn jwks_with_other_uses() -> String {
+    let mut doc: Value = serde_json::from_str(JWKS).unwrap();
+    let key = doc["keys"][0].clone();
+    let keys = doc["keys"].as_array_mut().unwrap();
+    for (kid, set) in [
+        ("enc-key", json!({"use": "enc", "alg": "RSA-OAEP"})),
+        ("rs512-key", json!({"use": "sig", "alg": "RS512"})),
+        ("bare-key", json!({"use": null, "alg": null})),
+    ] {
+        let mut k = key.clone();
+        k["kid"] = json!(kid);
+        for (name, value) in set.as_object().unwrap() {
+            match value {
+                Value::Null => {
+                    k.as_object_mut().unwrap().remove(name);
+                }
+                v => k[name] = v.clone(),
+            }
+        }
+        keys.push(k);
+    }
+    doc.to_string()
+}
+
+#[tokio::test]
+async fn only_jwks_keys_meant_for_rs256_signatures_verify_tokens() {
+    let jwks = jwks_with_other_uses();
+    let env = |k: &str| match k {
+        "JWT_JWKS" => Some(jwks.clone()),
+        "JWT_ISSUER" => Some("https://issuer.example.com".to_owned()),
+        "JWT_AUDIENCE" => Some("portal-invites".to_owned()),
+        _ => None,
+    };
+    let app = app_with(Verifier::from_lookup(env).expect("JWKS config"));
+    let claims = rs_claims("https://issuer.example.com", "portal-invites");
+    for kid in ["test-key-1", "bare-key"] {
+        assert_eq!(
+            app.get("/v1/divisions", &rs256(kid, &claims)).await.ok(),
+            json!([]),
+            "{kid}"
+        );
+    }
+    for kid in ["enc-key", "rs512-key"] {
+        let p = app
+            .get("/v1/divisions", &rs256(kid, &claims))
+            .await
+            .problem(StatusCode::UNAUTHORIZED);
+        assert!(p.contains("key this API does not know"), "{kid}: {p}");
+    }
+}
+
+#[tokio::test]
+async fn an_rs256_token_used_before_its_nbf_is_refused() {
+    let app = jwks_app();
+    let mut early = rs_claims("https://issuer.example.com", "portal-invites");
+    early["nbf"] = json!(NOW.unix_timestamp() + 300);
+    let p = app
+        .get("/v1/divisions", &rs256("test-key-1", &early))
+        .await
+        .problem(StatusCode::UNAUTHORIZED);
+    assert!(p.contains("not valid yet"), "{p}");
+    let mut due = rs_claims("https://issuer.example.com", "portal-invites");
+    due["nbf"] = json!(NOW.unix_timestamp() - 300);
+    assert_eq!(
+        app.get("/v1/divisions", &rs256("test-key-1", &due))
+            .await
+            .ok(),
+        json!([])
+    );
+}
+
 #[tokio::test]
 async fn an_hs256_token_is_refused_by_an_rs256_verifier() {
     let app = jwks_app();

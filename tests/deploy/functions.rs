@@ -44,7 +44,14 @@ fn needs(binary: &str) -> Vec<&'static str> {
         ]
         .concat(),
         "delivery" => [REQUIRED_VARS, &["SES_CONFIGURATION_SET"]].concat(),
-        "ses-events" => vec!["UNSUBSCRIBE_SECRET", "SNS_TOPIC_ARNS", "RAW_EVENTS_SECRET"],
+        "ses-events" => vec![
+            "UNSUBSCRIBE_SECRET",
+            "SNS_TOPIC_ARNS",
+            "RAW_EVENTS_SECRET",
+            "SNS_CERT_REGIONS",
+            "SNS_SIGNATURE_V2_ONLY",
+            "SNS_MAX_MESSAGE_AGE_SECONDS",
+        ],
         "recurring" => [JWT, REQUIRED_VARS, &["EVENT_BUS_NAME"], SCHEDULES].concat(),
         "registration" => [
             JWT,
@@ -152,4 +159,26 @@ fn every_function_gets_the_settings_it_reads_and_no_secret_it_does_not() {
             }
         }
     }
+}
+
+#[test]
+fn links_in_emails_are_https_on_aws() {
+    let doc = template();
+    let mut users = 0;
+    for f in functions(&doc) {
+        let Some(url) = f.env().get("PUBLIC_URL") else {
+            continue;
+        };
+        let parameter = ref_of(url).unwrap_or_else(|| panic!("{}: PUBLIC_URL", f.id));
+        let pattern = doc["Parameters"][parameter]["AllowedPattern"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            pattern.starts_with("^https://"),
+            "{}: {parameter} must allow https:// only, its pattern is {pattern:?}",
+            f.id
+        );
+        users += 1;
+    }
+    assert!(users > 0, "no function reads PUBLIC_URL");
 }

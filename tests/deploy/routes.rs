@@ -203,6 +203,16 @@ fn the_public_routes_and_only_they_skip_the_manager_jwt() {
         .map(ref_of)
         .collect();
     assert_eq!(audience, [Some("JwtAudience")], "{api}: {default}");
+    // An empty issuer or audience would check nothing: the stack refuses it (and so do the
+    // functions, at cold start).
+    for parameter in ["JwtIssuer", "JwtAudience"] {
+        assert!(
+            doc["Parameters"][parameter]["MinLength"]
+                .as_u64()
+                .is_some_and(|n| n >= 1),
+            "{parameter}: MinLength 1"
+        );
+    }
 
     let public: BTreeSet<Route> = PUBLIC_ROUTES
         .iter()
@@ -228,4 +238,57 @@ fn the_public_routes_and_only_they_skip_the_manager_jwt() {
             }
         }
     }
+}
+
+/// A throttling limit that bounds something: a positive number, or a `!Ref` to a `Number`
+/// parameter with a positive `MinValue`.
+fn bounded(doc: &Value, limit: &Value) -> bool {
+    match ref_of(limit) {
+        Some(p) => {
+            let parameter = &doc["Parameters"][p];
+            parameter["Type"].as_str() == Some("Number")
+                && parameter["MinValue"].as_f64().is_some_and(|v| v > 0.0)
+        }
+        None => limit.as_f64().is_some_and(|v| v > 0.0),
+    }
+}
+
+#[test]
+fn every_route_is_throttled_on_the_stage_and_every_public_route_by_its_own_limit() {
+    let doc = template();
+    let (api, http_api) = only_resource_of(&doc, "AWS::Serverless::HttpApi");
+    let default = &http_api["Properties"]["DefaultRouteSettings"];
+    for key in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
+        assert!(
+            bounded(&doc, &default[key]),
+            "{api}: DefaultRouteSettings.{key} is {:?}",
+            default[key]
+        );
+    }
+    let public: BTreeSet<Route> = PUBLIC_ROUTES
+        .iter()
+        .map(|&(m, p)| (m.to_owned(), p.to_owned()))
+        .collect();
+    let mut throttled = BTreeSet::new();
+    for (route, ws) in wired(&doc) {
+        if !public.contains(&route) {
+            continue;
+        }
+        for w in ws {
+            // Anyone can call these: each has a limit of its own, whatever the default.
+            for key in ["ThrottlingRateLimit", "ThrottlingBurstLimit"] {
+                let limit = &w.props["RouteSettings"][key];
+                assert!(
+                    bounded(&doc, limit),
+                    "{}: {route:?} is public; RouteSettings.{key} is {limit:?}",
+                    w.at()
+                );
+            }
+            throttled.insert(route.clone());
+        }
+    }
+    assert_eq!(
+        throttled, public,
+        "every public route is wired and throttled"
+    );
 }

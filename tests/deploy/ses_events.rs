@@ -396,3 +396,77 @@ fn the_route_parameter_sets_up_exactly_one_route() {
         ses_events.id
     );
 }
+
+#[test]
+fn the_topic_signs_with_version_2_and_the_webhook_takes_only_that_and_its_region() {
+    let doc = template();
+    let (topic, t) = only_resource_of(&doc, "AWS::SNS::Topic");
+    assert_eq!(
+        t["Properties"]["SignatureVersion"].as_str(),
+        Some("2"),
+        "{topic}: SHA256withRSA"
+    );
+    let f = function(&doc, "ses-events");
+    let env = f.env();
+    assert_eq!(
+        env["SNS_SIGNATURE_V2_ONLY"].as_str(),
+        Some("true"),
+        "{}: version 1 refused",
+        f.id
+    );
+    assert_eq!(
+        ref_of(&env["SNS_CERT_REGIONS"]),
+        Some("AWS::Region"),
+        "{}: certificates from the stack's own region only",
+        f.id
+    );
+}
+
+/// The longest SNS may go on retrying one delivery under `policy` (a `DeliveryPolicy`), in
+/// seconds: every retry waits at most `maxDelayTarget` (the backoff phase climbs to it),
+/// except the `numMinDelayRetries` at `minDelayTarget` and the immediate ones; and never
+/// more than SNS's hard limit of 3,600 s for HTTP/S. No policy: SNS's default for HTTP/S,
+/// 3 retries 20 s apart.
+fn longest_retry_secs(policy: &Value) -> i64 {
+    const SNS_HARD_LIMIT: i64 = 3600;
+    let p = &policy["healthyRetryPolicy"];
+    if p.is_null() {
+        return 60;
+    }
+    let n = |k: &str| p[k].as_i64().unwrap_or(0);
+    let retries = n("numRetries");
+    let immediate = n("numNoDelayRetries");
+    let at_min = n("numMinDelayRetries");
+    let rest = (retries - immediate - at_min).max(0);
+    let bound = at_min * n("minDelayTarget") + rest * n("maxDelayTarget");
+    bound.min(SNS_HARD_LIMIT)
+}
+
+#[test]
+fn a_message_is_believed_while_sns_may_still_retry_it_and_refused_as_a_replay_after() {
+    let doc = template();
+    let (sub_id, subscription) = only_resource_of(&doc, "AWS::SNS::Subscription");
+    let retry = longest_retry_secs(&subscription["Properties"]["DeliveryPolicy"]);
+    let f = function(&doc, "ses-events");
+    let configured: i64 = f.env()["SNS_MAX_MESSAGE_AGE_SECONDS"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{}: SNS_MAX_MESSAGE_AGE_SECONDS", f.id));
+    // Ten minutes or more of margin for publishing delays and clock skew, and not
+    // much more: the point is that a captured message stops working.
+    assert!(
+        configured >= retry + 600,
+        "{}: {configured} s does not cover {sub_id}'s retries ({retry} s) plus a margin",
+        f.id
+    );
+    assert!(
+        configured <= retry + 3600,
+        "{}: {configured} s keeps replays alive long after {sub_id}'s retries ({retry} s)",
+        f.id
+    );
+    // The code's default is the template's value, so a function left without it agrees.
+    assert_eq!(
+        portal_aws::sns::SnsPolicy::DEFAULT_MAX_AGE.whole_seconds(),
+        configured
+    );
+}

@@ -14,13 +14,15 @@
 //! invocation retries, then the dead-letter queue): applying an event twice changes nothing.
 //!
 //! Environment: `TABLE_NAME`, `UNSUBSCRIBE_SECRET`, `SNS_TOPIC_ARNS` (allow-list), optional
-//! `SNS_CERT_DIR` and `RAW_EVENTS_SECRET` (see `portal_aws::webhook::SesWebhook::from_env`).
+//! `SNS_CERT_DIR`, `RAW_EVENTS_SECRET`, `SNS_CERT_REGIONS` (default `AWS_REGION`),
+//! `SNS_SIGNATURE_V2_ONLY` (default true here) and `SNS_MAX_MESSAGE_AGE_SECONDS` (default
+//! 4500) (see `portal_aws::webhook::SesWebhook::from_env`).
 
 use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use portal_aws::dynamodb::DynamoStore;
-use portal_aws::webhook::{self, SesWebhook};
+use portal_aws::webhook::{self, SesWebhook, WebhookDefaults};
 use portal_core::ports::SystemClock;
 use portal_core::usecases::events::recount;
 use portal_http::{auth::Verifier, jobs, AppState};
@@ -33,7 +35,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     portal_lambda::init_lambda_logging();
     let table = config::table_name()?;
     let unsubscribe = Env::process().unsubscribe_signer()?;
-    let ses_webhook = SesWebhook::from_env(None)?;
+    let ses_webhook = SesWebhook::from_env(WebhookDefaults::lambda())?;
     let aws = aws_config::load_from_env().await;
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table));
     // Public routes only: no bearer token is ever accepted here.

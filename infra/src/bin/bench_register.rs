@@ -169,6 +169,7 @@ async fn main() -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         demo: false,
         public_url: None,
+        dev_routes: Default::default(),
     })
     .await
     .context("cannot open the local server")?;

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::ses_events::{parse_eventbridge, parse_record, Parsed, SesEventError};
-use crate::sns::{SnsError, SnsErrorClass, SnsVerifier, VerifiedMessage};
+use crate::sns::{SnsError, SnsErrorClass, SnsPolicy, SnsRegions, SnsVerifier, VerifiedMessage};
 use portal_core::ports::{CampaignStore, StoreError};
 
 use portal_core::ports::{EventWebhook, WebhookOutcome, WebhookRefusal};
@@ -62,12 +62,105 @@ pub enum WebhookConfigError {
     WeakSecret(#[from] WeakSecret),
     #[error("cannot set up HTTPS for fetching SNS certificates")]
     Https(#[source] crate::sns::FetchError),
+    #[error("invalid {var}: {reason}")]
+    InvalidVar { var: &'static str, reason: String },
 }
 
 /// Environment variables the webhook reads (Lambda and the local server alike).
 pub const ENV_TOPIC_ARNS: &str = "SNS_TOPIC_ARNS";
 pub const ENV_CERT_DIR: &str = "SNS_CERT_DIR";
 pub const ENV_RAW_SECRET: &str = "RAW_EVENTS_SECRET";
+/// Comma-separated regions whose SNS hosts may be asked for certificates; default
+/// `AWS_REGION` (and any region when neither is set: the local server).
+pub const ENV_CERT_REGIONS: &str = "SNS_CERT_REGIONS";
+/// `true`/`false`: refuse `SignatureVersion` 1 (default [`WebhookDefaults::signature_v2_only`]).
+pub const ENV_SIGNATURE_V2_ONLY: &str = "SNS_SIGNATURE_V2_ONLY";
+/// Seconds after its `Timestamp` a message is refused as a replay (default
+/// [`SnsPolicy::DEFAULT_MAX_AGE`]; 60 to [`MAX_MESSAGE_AGE_SECS`]).
+pub const ENV_MAX_MESSAGE_AGE: &str = "SNS_MAX_MESSAGE_AGE_SECONDS";
+/// Largest `SNS_MAX_MESSAGE_AGE_SECONDS`: a day.
+pub const MAX_MESSAGE_AGE_SECS: i64 = 86_400;
+
+/// What [`SesWebhook::from_env`] assumes where the environment says nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookDefaults {
+    /// Pre-fetched certificates, unless `SNS_CERT_DIR` names a directory.
+    pub cert_dir: Option<std::path::PathBuf>,
+    /// Refuse `SignatureVersion` 1 unless `SNS_SIGNATURE_V2_ONLY` says otherwise.
+    pub signature_v2_only: bool,
+}
+
+impl WebhookDefaults {
+    /// On AWS: the stack's topic signs with version 2 (`SignatureVersion: "2"`).
+    pub fn lambda() -> Self {
+        Self {
+            cert_dir: None,
+            signature_v2_only: true,
+        }
+    }
+
+    /// The local server: a tunnelled topic may be anyone's, signing with either version.
+    pub fn local(cert_dir: std::path::PathBuf) -> Self {
+        Self {
+            cert_dir: Some(cert_dir),
+            signature_v2_only: false,
+        }
+    }
+}
+
+/// The verification policy the environment configures (see the `ENV_*` constants); `get`
+/// looks a variable up, an empty one counting as unset.
+pub fn policy_from_lookup(
+    get: impl Fn(&str) -> Option<String>,
+    defaults: &WebhookDefaults,
+) -> Result<SnsPolicy, WebhookConfigError> {
+    let get = |k: &str| get(k).filter(|v| !v.trim().is_empty());
+    let invalid = |var, reason: String| WebhookConfigError::InvalidVar { var, reason };
+    let regions = match (get(ENV_CERT_REGIONS), get("AWS_REGION")) {
+        (Some(list), _) => {
+            SnsRegions::parse_list(&list).map_err(|r| invalid(ENV_CERT_REGIONS, r))?
+        }
+        (None, Some(region)) => {
+            SnsRegions::parse_list(&region).map_err(|r| invalid("AWS_REGION", r))?
+        }
+        (None, None) => SnsRegions::Any,
+    };
+    let signature_v2_only = match get(ENV_SIGNATURE_V2_ONLY) {
+        None => defaults.signature_v2_only,
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            _ => {
+                return Err(invalid(
+                    ENV_SIGNATURE_V2_ONLY,
+                    format!("{:?} is not true or false", crate::sns::quote(&v)),
+                ))
+            }
+        },
+    };
+    let max_age = match get(ENV_MAX_MESSAGE_AGE) {
+        None => SnsPolicy::DEFAULT_MAX_AGE,
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(secs) if (60..=MAX_MESSAGE_AGE_SECS).contains(&secs) => {
+                time::Duration::seconds(secs)
+            }
+            _ => {
+                return Err(invalid(
+                    ENV_MAX_MESSAGE_AGE,
+                    format!(
+                        "{:?} is not a whole number of seconds from 60 to {MAX_MESSAGE_AGE_SECS}",
+                        crate::sns::quote(&v)
+                    ),
+                ))
+            }
+        },
+    };
+    Ok(SnsPolicy {
+        regions,
+        signature_v2_only,
+        max_age,
+    })
+}
 
 /// Shortest raw-delivery secret accepted.
 pub const MIN_RAW_SECRET_LEN: usize = 24;
@@ -87,10 +180,14 @@ impl SesWebhook {
 
     /// The webhook as the environment configures it: `SNS_TOPIC_ARNS` (comma-separated
     /// allow-list; empty = every signed message is refused), `SNS_CERT_DIR` (pre-fetched
-    /// certificates, named as the URL's last segment; else `cert_dir`), `RAW_EVENTS_SECRET`
-    /// (empty = raw delivery off). Certificates not in the directory are fetched over HTTPS.
-    pub fn from_env(cert_dir: Option<std::path::PathBuf>) -> Result<Self, WebhookConfigError> {
+    /// certificates, named as the URL's last segment; else `defaults.cert_dir`),
+    /// `RAW_EVENTS_SECRET` (empty = raw delivery off), and the policy of
+    /// [`policy_from_lookup`] (`SNS_CERT_REGIONS`, `SNS_SIGNATURE_V2_ONLY`,
+    /// `SNS_MAX_MESSAGE_AGE_SECONDS`). Certificates not in the directory are fetched over
+    /// HTTPS.
+    pub fn from_env(defaults: WebhookDefaults) -> Result<Self, WebhookConfigError> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let policy = policy_from_lookup(var, &defaults)?;
         let topics: Vec<String> = var(ENV_TOPIC_ARNS)
             .unwrap_or_default()
             .split(',')
@@ -99,10 +196,19 @@ impl SesWebhook {
             .collect();
         let fetcher = crate::sns::HttpsFetcher::new().map_err(WebhookConfigError::Https)?;
         let mut certs = crate::sns::CertStore::new(std::sync::Arc::new(fetcher));
-        if let Some(dir) = var(ENV_CERT_DIR).map(std::path::PathBuf::from).or(cert_dir) {
+        if let Some(dir) = var(ENV_CERT_DIR)
+            .map(std::path::PathBuf::from)
+            .or(defaults.cert_dir)
+        {
             certs = certs.with_dir(dir);
         }
-        let webhook = Self::new(SnsVerifier::new(topics, certs));
+        tracing::info!(
+            regions = %policy.regions,
+            signature_v2_only = policy.signature_v2_only,
+            max_age_secs = policy.max_age.whole_seconds(),
+            "SNS verification policy"
+        );
+        let webhook = Self::new(SnsVerifier::new(topics, certs).with_policy(policy));
         Ok(match var(ENV_RAW_SECRET) {
             Some(secret) => webhook.with_raw_secret(&secret)?,
             None => webhook,
@@ -302,6 +408,61 @@ mod tests {
             br#"{"eventType":"Delivery","mail":{"messageId":"m"}}"#
         ));
         assert!(!looks_like_sns(b"not json"));
+    }
+
+    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k: &str| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn on_lambda_the_policy_defaults_to_the_functions_region_and_version_2() {
+        let p = policy_from_lookup(
+            lookup(&[("AWS_REGION", "eu-west-1")]),
+            &WebhookDefaults::lambda(),
+        )
+        .unwrap();
+        assert_eq!(p.regions, SnsRegions::parse_list("eu-west-1").unwrap());
+        assert!(p.signature_v2_only);
+        assert_eq!(p.max_age, SnsPolicy::DEFAULT_MAX_AGE);
+
+        let local = WebhookDefaults::local("certs".into());
+        let p = policy_from_lookup(lookup(&[]), &local).unwrap();
+        assert_eq!(p.regions, SnsRegions::Any);
+        assert!(!p.signature_v2_only);
+
+        let p = policy_from_lookup(
+            lookup(&[
+                ("AWS_REGION", "eu-west-1"),
+                (ENV_CERT_REGIONS, "us-east-1,us-west-2"),
+                (ENV_SIGNATURE_V2_ONLY, "false"),
+                (ENV_MAX_MESSAGE_AGE, "600"),
+            ]),
+            &WebhookDefaults::lambda(),
+        )
+        .unwrap();
+        assert!(p.regions.allows("us-west-2") && !p.regions.allows("eu-west-1"));
+        assert!(!p.signature_v2_only);
+        assert_eq!(p.max_age, time::Duration::minutes(10));
+    }
+
+    #[test]
+    fn a_bad_policy_variable_stops_the_start_naming_it() {
+        for (var, value) in [
+            (ENV_CERT_REGIONS, "sns.evil.com"),
+            (ENV_SIGNATURE_V2_ONLY, "maybe"),
+            (ENV_MAX_MESSAGE_AGE, "59"),
+            (ENV_MAX_MESSAGE_AGE, "86401"),
+            (ENV_MAX_MESSAGE_AGE, "forever"),
+        ] {
+            let err = policy_from_lookup(lookup(&[(var, value)]), &WebhookDefaults::lambda())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(var), "{var}={value}: {err}");
+        }
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //!
 //! # Layout
 //!
-//! - [`Verifier`] checks a token's signature, algorithm, and — when configured — issuer and
-//!   audience, then the expiry against the app's [`Clock`](portal_core::ports::Clock) (so tests
-//!   with a fixed clock are deterministic), and yields [`Claims`].
+//! - [`Verifier`] checks a token's signature, algorithm, and — when configured (always on
+//!   Lambda: [`Verifier::from_lookup`] refuses to start without them) — issuer and audience,
+//!   then the expiry and any `nbf` against the app's [`Clock`](portal_core::ports::Clock) (so
+//!   tests with a fixed clock are deterministic), and yields [`Claims`]. From a JWKS it keeps
+//!   only RSA keys meant for RS256 signatures: `use` absent or `sig`, `alg` absent or `RS256`,
+//!   `key_ops` absent or naming `verify`.
 //! - [`Authorized<P>`] is the extractor handlers take: it verifies the `Authorization`
 //!   header (401) and checks the permission named by the marker type `P` (403) *before* the
 //!   body is read, so an unauthenticated caller never gets to make us parse 64 MiB.
@@ -29,7 +32,7 @@ use portal_core::domain::TenantId;
 use super::error::ApiError;
 use super::AppState;
 
-/// Clock skew tolerated on `exp`, in seconds.
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
 pub const EXP_LEEWAY_SECS: i64 = 60;
 
 /// Shortest HS256 secret accepted from the environment.
@@ -70,6 +73,8 @@ pub enum TokenError {
     NotBearer,
     #[error("the bearer token has expired")]
     Expired,
+    #[error("the bearer token is not valid yet (nbf)")]
+    NotYetValid,
     #[error("the bearer token was signed by a key this API does not know")]
     UnknownKey,
     #[error("the bearer token is invalid: {0}")]
@@ -128,7 +133,8 @@ impl Verifier {
     }
 
     /// AWS mode: RS256 keys from a JWKS document (`{"keys": [...]}`); a token names its key
-    /// with `kid`. Keys that are not RSA signing keys are skipped.
+    /// with `kid`. Keys that are not RSA keys for RS256 signatures are skipped (see
+    /// [`is_rs256_signing_key`]).
     pub fn rs256_jwks(jwks_json: &str) -> Result<Self, AuthConfigError> {
         let set: JwkSet =
             serde_json::from_str(jwks_json).map_err(|e| AuthConfigError::InvalidVar {
@@ -140,10 +146,8 @@ impl Verifier {
             let Some(kid) = jwk.common.key_id.clone() else {
                 continue;
             };
-            if !matches!(
-                jwk.algorithm,
-                jsonwebtoken::jwk::AlgorithmParameters::RSA(_)
-            ) {
+            if !is_rs256_signing_key(jwk) {
+                tracing::info!(%kid, "JWKS key skipped: not an RSA key for RS256 signatures");
                 continue;
             }
             let key = DecodingKey::from_jwk(jwk).map_err(|e| AuthConfigError::InvalidVar {
@@ -155,7 +159,7 @@ impl Verifier {
         if keys.is_empty() {
             return Err(AuthConfigError::InvalidVar {
                 var: "JWT_JWKS",
-                reason: "no RSA key with a `kid`".into(),
+                reason: "no RSA signing key (use sig, alg RS256) with a `kid`".into(),
             });
         }
         Ok(Self {
@@ -185,10 +189,12 @@ impl Verifier {
     }
 
     /// Reads `JWT_ALG` (`HS256` or `RS256`; inferred from which of the next two is set),
-    /// `JWT_HS256_SECRET` (at least 32 bytes) or `JWT_JWKS` (a JWKS JSON document), and the
-    /// optional `JWT_ISSUER` and `JWT_AUDIENCE`, which are then enforced. Fails naming the
-    /// variable that is missing or bad.
+    /// `JWT_HS256_SECRET` (at least 32 bytes) or `JWT_JWKS` (a JWKS JSON document), and
+    /// `JWT_ISSUER` and `JWT_AUDIENCE`, both required and enforced (a token checked against no
+    /// issuer or audience would be any token the keys ever signed, for any application). Fails
+    /// naming the variable that is missing, blank or bad.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, AuthConfigError> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
         let alg = match get("JWT_ALG") {
             Some(a) => a.to_ascii_uppercase(),
             None if get("JWT_JWKS").is_some() => "RS256".to_owned(),
@@ -228,14 +234,15 @@ impl Verifier {
                 })
             }
         };
-        let verifier = match get("JWT_ISSUER") {
-            Some(iss) => verifier.with_issuer(&iss),
-            None => verifier,
-        };
-        Ok(match get("JWT_AUDIENCE") {
-            Some(aud) => verifier.with_audience(&aud),
-            None => verifier,
-        })
+        let issuer = get("JWT_ISSUER").ok_or(AuthConfigError::Missing {
+            var: "JWT_ISSUER",
+            hint: "the issuer (`iss`) every manager token must carry; it may not be empty",
+        })?;
+        let audience = get("JWT_AUDIENCE").ok_or(AuthConfigError::Missing {
+            var: "JWT_AUDIENCE",
+            hint: "the audience (`aud`) every manager token must carry; it may not be empty",
+        })?;
+        Ok(verifier.with_issuer(&issuer).with_audience(&audience))
     }
 
     /// Verifies a token (without the `Bearer ` prefix) at `now`.
@@ -252,23 +259,52 @@ impl Verifier {
                 keys.get(&kid).ok_or(TokenError::UnknownKey)?
             }
         };
-        let data =
-            jsonwebtoken::decode::<Claims>(token, key, &self.validation).map_err(|e| {
-                match e.kind() {
-                    ErrorKind::InvalidSignature => {
-                        TokenError::Invalid("the signature does not verify".into())
-                    }
-                    ErrorKind::InvalidAlgorithm => {
-                        TokenError::Invalid("the token uses a different algorithm".into())
-                    }
-                    _ => TokenError::Invalid(e.to_string()),
+        let data = jsonwebtoken::decode::<Checked>(token, key, &self.validation).map_err(|e| {
+            match e.kind() {
+                ErrorKind::InvalidSignature => {
+                    TokenError::Invalid("the signature does not verify".into())
                 }
-            })?;
-        if data.claims.exp + EXP_LEEWAY_SECS <= now.unix_timestamp() {
+                ErrorKind::InvalidAlgorithm => {
+                    TokenError::Invalid("the token uses a different algorithm".into())
+                }
+                _ => TokenError::Invalid(e.to_string()),
+            }
+        })?;
+        let Checked { claims, nbf } = data.claims;
+        if claims.exp.saturating_add(EXP_LEEWAY_SECS) <= now.unix_timestamp() {
             return Err(TokenError::Expired);
         }
-        Ok(data.claims)
+        if nbf.is_some_and(|nbf| nbf.saturating_sub(EXP_LEEWAY_SECS) > now.unix_timestamp()) {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(claims)
     }
+}
+
+/// What [`Verifier::verify`] decodes: the claims it yields and those it only checks.
+#[derive(Deserialize)]
+struct Checked {
+    #[serde(flatten)]
+    claims: Claims,
+    /// Not before, seconds since the Unix epoch.
+    #[serde(default)]
+    nbf: Option<i64>,
+}
+
+/// Whether a JWKS key may verify our RS256 tokens: an RSA key whose `use` (if any) is `sig`,
+/// whose `alg` (if any) is `RS256`, and whose `key_ops` (if any) include `verify` (RFC 7517
+/// §4.2–4.4). A provider's encryption key, or a key published for another algorithm, is not
+/// a key to accept signatures from.
+pub fn is_rs256_signing_key(jwk: &jsonwebtoken::jwk::Jwk) -> bool {
+    use jsonwebtoken::jwk::{AlgorithmParameters, KeyAlgorithm, KeyOperations, PublicKeyUse};
+    let common = &jwk.common;
+    matches!(jwk.algorithm, AlgorithmParameters::RSA(_))
+        && matches!(common.public_key_use, None | Some(PublicKeyUse::Signature))
+        && matches!(common.key_algorithm, None | Some(KeyAlgorithm::RS256))
+        && common
+            .key_operations
+            .as_ref()
+            .is_none_or(|ops| ops.contains(&KeyOperations::Verify))
 }
 
 /// Signs an HS256 token the local server accepts (the `token` command).
@@ -414,11 +450,104 @@ mod tests {
         let err = Verifier::from_lookup(short).unwrap_err().to_string();
         assert!(err.contains("JWT_HS256_SECRET"), "{err}");
 
-        let rs_without_jwks = |k: &str| (k == "JWT_ALG").then(|| "RS256".to_owned());
+        let rs_without_jwks = |k: &str| match k {
+            "JWT_ALG" => Some("RS256".to_owned()),
+            "JWT_ISSUER" => Some("https://issuer.example.com".to_owned()),
+            "JWT_AUDIENCE" => Some("portal-invites".to_owned()),
+            _ => None,
+        };
         let err = Verifier::from_lookup(rs_without_jwks)
             .unwrap_err()
             .to_string();
         assert!(err.contains("JWT_JWKS"), "{err}");
+    }
+
+    #[test]
+    fn a_blank_or_missing_issuer_or_audience_stops_the_start() {
+        let secret = String::from_utf8(SECRET.to_vec()).unwrap();
+        for (issuer, audience, named) in [
+            (None, Some("app"), "JWT_ISSUER"),
+            (Some(""), Some("app"), "JWT_ISSUER"),
+            (Some("  "), Some("app"), "JWT_ISSUER"),
+            (Some("https://issuer.example.com"), None, "JWT_AUDIENCE"),
+            (Some("https://issuer.example.com"), Some(""), "JWT_AUDIENCE"),
+        ] {
+            let env = |k: &str| match k {
+                "JWT_HS256_SECRET" => Some(secret.clone()),
+                "JWT_ISSUER" => issuer.map(str::to_owned),
+                "JWT_AUDIENCE" => audience.map(str::to_owned),
+                _ => None,
+            };
+            let err = Verifier::from_lookup(env).unwrap_err().to_string();
+            assert!(err.contains(named), "{issuer:?} {audience:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_token_is_refused_before_its_not_before_time() {
+        #[derive(Serialize)]
+        struct WithNbf {
+            #[serde(flatten)]
+            claims: Claims,
+            nbf: i64,
+        }
+        let now = datetime!(2026-11-01 10:00:00 UTC);
+        let t = now.unix_timestamp();
+        let sign = |nbf: i64| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &WithNbf {
+                    claims: claims(t + 3600),
+                    nbf,
+                },
+                &EncodingKey::from_secret(SECRET),
+            )
+            .unwrap()
+        };
+        let v = Verifier::hs256(SECRET);
+        assert_eq!(
+            v.verify(&sign(t + 600), now).unwrap_err(),
+            TokenError::NotYetValid
+        );
+        // Within the clock-skew leeway, or already past: accepted.
+        assert!(v.verify(&sign(t + EXP_LEEWAY_SECS), now).is_ok());
+        assert!(v.verify(&sign(t - 600), now).is_ok());
+        assert!(v
+            .verify(&sign(t + 600), now + time::Duration::seconds(600))
+            .is_ok());
+    }
+
+    #[test]
+    fn only_rsa_keys_for_rs256_signatures_are_taken_from_a_jwks() {
+        let n = "qHai3iV-WEglssRCUXOl2IiIFryv7LTwaBvSPdUGePqfpsqiMu8Rq8jx9W-Ij0-c8a1hJwgQNWEfWTF0IbpP7Qmc-6Nae5exFzAyGdnzcDJ-0H8Pg7_i4hzMcRi4Zch4Qg_9ZcyUPo9E9hbpawLsBYrlpFofn2ahlrL_aObq0HDVyMghvciLVOhYH5zHtEnrCPZAPRYg3o3GnHmo_oudMJr1psaQsd97Kq9ltG4EnJrllQ51oQNrKaB0A6tI7--XjnIyuW2TV9OZGQ0R7LTePncB4grvja9VC3XKHjycHzYGQ7QGBOxp8iNMz-QfXMKbs9woE4wi1HpnC9fkLkl--Q";
+        let key = |extra: serde_json::Value| {
+            let mut k = serde_json::json!({"kty": "RSA", "kid": "k", "n": n, "e": "AQAB"});
+            for (name, value) in extra.as_object().unwrap() {
+                k[name] = value.clone();
+            }
+            serde_json::from_value::<jsonwebtoken::jwk::Jwk>(k).unwrap()
+        };
+        for ok in [
+            serde_json::json!({}),
+            serde_json::json!({"use": "sig"}),
+            serde_json::json!({"alg": "RS256"}),
+            serde_json::json!({"use": "sig", "alg": "RS256", "key_ops": ["verify"]}),
+        ] {
+            assert!(is_rs256_signing_key(&key(ok.clone())), "{ok}");
+        }
+        for bad in [
+            serde_json::json!({"use": "enc"}),
+            serde_json::json!({"use": "enc", "alg": "RSA-OAEP"}),
+            serde_json::json!({"alg": "RS512"}),
+            serde_json::json!({"alg": "PS256"}),
+            serde_json::json!({"alg": "RSA-OAEP-256"}),
+            serde_json::json!({"key_ops": ["encrypt"]}),
+        ] {
+            assert!(!is_rs256_signing_key(&key(bad.clone())), "{bad}");
+        }
+        let only_enc = serde_json::json!({"keys": [key(serde_json::json!({"use": "enc"}))]});
+        let err = Verifier::rs256_jwks(&only_enc.to_string()).unwrap_err();
+        assert!(err.to_string().contains("JWT_JWKS"), "{err}");
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub enum ApiError {
     /// tenant's records look exactly like missing ones.
     #[error("{0}")]
     NotFound(String),
+    /// 421: a request for another host (a local-only route whose `Host` header does not
+    /// name this server: DNS rebinding).
+    #[error("{0}")]
+    MisdirectedRequest(String),
     /// 404: no such route.
     #[error("no route {method} {path}")]
     RouteNotFound { method: String, path: String },
@@ -185,6 +189,7 @@ impl ApiError {
             ApiError::BadRequest(_) | ApiError::BadCursor(_) => StatusCode::BAD_REQUEST,
             ApiError::NotFound(_) | ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::MisdirectedRequest(_) => StatusCode::MISDIRECTED_REQUEST,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_)
@@ -211,6 +216,7 @@ impl ApiError {
             ApiError::NotFound(_) => ("not-found", "Not found"),
             ApiError::RouteNotFound { .. } => ("no-such-route", "No such route"),
             ApiError::MethodNotAllowed { .. } => ("method-not-allowed", "Method not allowed"),
+            ApiError::MisdirectedRequest(_) => ("misdirected-request", "Request for another host"),
             ApiError::PayloadTooLarge { .. } => ("body-too-large", "Request body too large"),
             ApiError::UnsupportedMediaType(_) => {
                 ("unsupported-media-type", "Unsupported media type")

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `TOKEN_SECRET` | yes | HMAC key deriving registration tokens, ≥ 32 bytes ([`TokenDeriver`]) |
 //! | `UNSUBSCRIBE_SECRET` | yes | HMAC key signing unsubscribe links, ≥ 32 bytes |
-//! | `PUBLIC_URL` | yes | base of the links in emails, `http(s)://host[/path]` (a trailing `/` is dropped) |
+//! | `PUBLIC_URL` | yes | base of the links in emails, `https://host[/path]` (a trailing `/` is dropped; `http://` is refused: the links carry registration and unsubscribe tokens) |
 //! | `MAX_SEND_RATE` | no | most sends per second *per process*, a decimal; `0` = unlimited (default 14) |
 //! | `FAILURE_THRESHOLD` | no | a campaign pauses after more failed invitations than this (default 100) |
 //! | `TOKEN_TTL_DAYS` | no | days a registration link stays valid, 1–365 (default 14) |
@@ -125,10 +125,15 @@ impl<F: Fn(&str) -> Result<String, std::env::VarError>> Env<F> {
         })
     }
 
-    /// `PUBLIC_URL`: the base of every link in emails and pages ([`PublicUrl`]'s rule).
+    /// `PUBLIC_URL`: the base of every link in emails and pages ([`PublicUrl`]'s rule), and
+    /// `https://` only: the links carry registration and unsubscribe tokens (only the local
+    /// server may use `http://`).
     pub fn public_url(&self) -> Result<PublicUrl, SettingsError> {
         let raw = self.required("PUBLIC_URL")?;
-        PublicUrl::parse(&raw).map_err(|_| invalid("PUBLIC_URL", &raw, PUBLIC_URL_EXPECTED))
+        PublicUrl::parse(&raw)
+            .ok()
+            .filter(PublicUrl::is_https)
+            .ok_or_else(|| invalid("PUBLIC_URL", &raw, PUBLIC_URL_EXPECTED))
     }
 
     /// The sweeper's configuration: `SWEEP_IDLE_MINUTES` (see the module docs), else
@@ -364,7 +369,7 @@ fn parse<T: std::str::FromStr>(
         .map_err(|_| invalid(name, value, expected))
 }
 
-const PUBLIC_URL_EXPECTED: &str = "an http:// or https:// URL without query or fragment";
+const PUBLIC_URL_EXPECTED: &str = "an https:// URL without query or fragment";
 
 const CONSOLE_URL_EXPECTED: &str =
     "an https:// URL of the identity provider, without spaces or quotes";
@@ -458,8 +463,11 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_public_url_must_be_a_plain_http_url() {
+    fn a_public_url_must_be_a_plain_https_url() {
         for bad in [
+            "http://invite.example.org",
+            "HTTP://invite.example.org",
+            "http://localhost:3000/portal",
             "invite.example.org",
             "ftp://invite.example.org",
             "https://",
@@ -478,8 +486,12 @@ pub(crate) mod tests {
                 "{bad} was accepted"
             );
         }
-        let s = with(&[("PUBLIC_URL", "http://localhost:3000/portal//")]).unwrap();
-        assert_eq!(s.public_url.as_str(), "http://localhost:3000/portal");
+        let s = with(&[("PUBLIC_URL", "https://invite.example.org/portal//")]).unwrap();
+        assert_eq!(s.public_url.as_str(), "https://invite.example.org/portal");
+        let err = with(&[("PUBLIC_URL", "http://invite.example.org")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("https://"), "{err}");
     }
 
     #[test]

@@ -4,8 +4,16 @@
 //! configured directory (a file named as the URL's last path segment: offline use and tests),
 //! else through its [`CertFetcher`]. Parsed certificates are cached by URL, at most
 //! [`CertStore::DEFAULT_CAPACITY`] of them (SNS uses one per region at a time, changing
-//! rarely), the oldest dropped first. Failures are not cached: a network error must not stick.
-//! Two concurrent first requests for one URL may both fetch; both get the same answer.
+//! rarely), the oldest dropped first. Two concurrent first requests for one URL may both
+//! fetch; both get the same answer.
+//!
+//! Failures are remembered briefly, so the public webhook cannot be made to fetch on every
+//! request: a URL whose fetch failed (or whose answer was no usable certificate) is answered
+//! with that failure for [`FAILURE_TTL`] without a request; and once
+//! [`MAX_RECENT_FAILURES`] fetches failed within [`FAILURE_TTL`], no URL not already cached is
+//! fetched until the oldest of them ages out (a flood of made-up certificate names costs that
+//! many requests a minute, not one each). Both are retryable (503, so SNS delivers again), and
+//! a certificate already cached is served throughout. Times are the verifier's `now`.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -30,6 +38,15 @@ const RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.1
 
 /// Largest certificate file or answer read (an SNS certificate is about 2 KiB).
 pub const MAX_CERT_BYTES: usize = 64 * 1024;
+
+/// How long a failed fetch is remembered.
+pub const FAILURE_TTL: time::Duration = time::Duration::seconds(60);
+
+/// Failed fetches within [`FAILURE_TTL`] after which no new URL is fetched.
+pub const MAX_RECENT_FAILURES: usize = 8;
+
+/// Most URLs whose failure is remembered (the oldest forgotten first).
+const MAX_REMEMBERED_FAILURES: usize = 256;
 
 /// GETs an `https` URL and returns the body of a 200 answer. The HTTPS implementation is
 /// [`super::HttpsFetcher`]; tests substitute one that records what was asked.
@@ -115,9 +132,44 @@ struct Cache {
     certs: HashMap<CertUrl, Arc<SigningCert>>,
     /// Insertion order, oldest first, for eviction.
     order: VecDeque<CertUrl>,
+    /// Recent failures by URL, oldest first (at most [`MAX_REMEMBERED_FAILURES`]).
+    failures: VecDeque<(CertUrl, OffsetDateTime, Failed)>,
+}
+
+/// A remembered failure, answered again without a request.
+#[derive(Clone)]
+enum Failed {
+    Fetch(Arc<FetchError>),
+    BadCert(String),
 }
 
 impl Cache {
+    /// Forgets failures older than [`FAILURE_TTL`] at `now`.
+    fn expire_failures(&mut self, now: OffsetDateTime) {
+        while self
+            .failures
+            .front()
+            .is_some_and(|(_, at, _)| now - *at >= FAILURE_TTL || *at > now)
+        {
+            self.failures.pop_front();
+        }
+    }
+
+    fn failure(&self, url: &CertUrl) -> Option<Failed> {
+        self.failures
+            .iter()
+            .rev()
+            .find(|(u, _, _)| u == url)
+            .map(|(_, _, f)| f.clone())
+    }
+
+    fn remember_failure(&mut self, url: &CertUrl, now: OffsetDateTime, failed: Failed) {
+        self.failures.push_back((url.clone(), now, failed));
+        while self.failures.len() > MAX_REMEMBERED_FAILURES {
+            self.failures.pop_front();
+        }
+    }
+
     fn get(&self, url: &CertUrl) -> Option<Arc<SigningCert>> {
         self.certs.get(url).cloned()
     }
@@ -148,6 +200,7 @@ impl CertStore {
                 capacity: Self::DEFAULT_CAPACITY,
                 certs: HashMap::new(),
                 order: VecDeque::new(),
+                failures: VecDeque::new(),
             }),
         }
     }
@@ -174,30 +227,77 @@ impl CertStore {
         self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The certificate at `url`, parsed.
-    pub async fn get(&self, url: &CertUrl) -> Result<Arc<SigningCert>, SnsError> {
-        if let Some(cert) = self.lock().get(url) {
-            return Ok(cert);
-        }
+    /// The certificate at `url`, parsed; `now` dates the failures it remembers (see the
+    /// module docs).
+    pub async fn get(
+        &self,
+        url: &CertUrl,
+        now: OffsetDateTime,
+    ) -> Result<Arc<SigningCert>, SnsError> {
         let fetch_err = |source| SnsError::CertFetch {
             url: url.url().to_string(),
             source,
         };
+        {
+            let mut cache = self.lock();
+            if let Some(cert) = cache.get(url) {
+                return Ok(cert);
+            }
+            cache.expire_failures(now);
+            match cache.failure(url) {
+                Some(Failed::Fetch(source)) => {
+                    return Err(fetch_err(FetchError::RecentlyFailed(source)))
+                }
+                Some(Failed::BadCert(reason)) => {
+                    return Err(SnsError::BadCert {
+                        url: url.url().to_string(),
+                        reason,
+                    })
+                }
+                None => {}
+            }
+        }
         let pem = match self.read_from_dir(url).await.map_err(fetch_err)? {
             Some(pem) => pem,
             None => {
-                let pem = self.fetcher.get(url.url()).await.map_err(fetch_err)?;
-                tracing::info!(url = %url.url(), "fetched SNS signing certificate");
-                pem
+                // Only the network is rationed: the directory is read whatever failed.
+                let failed = self.lock().failures.len();
+                if failed >= MAX_RECENT_FAILURES {
+                    return Err(fetch_err(FetchError::TooManyFailures(failed)));
+                }
+                self.fetch(url, now).await.map_err(fetch_err)?
             }
         };
-        let cert = SigningCert::from_pem(&pem).map_err(|reason| SnsError::BadCert {
-            url: url.url().to_string(),
-            reason,
-        })?;
-        let cert = Arc::new(cert);
+        let cert = match SigningCert::from_pem(&pem) {
+            Ok(cert) => Arc::new(cert),
+            Err(reason) => {
+                self.lock()
+                    .remember_failure(url, now, Failed::BadCert(reason.clone()));
+                return Err(SnsError::BadCert {
+                    url: url.url().to_string(),
+                    reason,
+                });
+            }
+        };
         self.lock().insert(url.clone(), Arc::clone(&cert));
         Ok(cert)
+    }
+
+    /// The certificate's bytes from the fetcher; a failure is remembered at `now`.
+    async fn fetch(&self, url: &CertUrl, now: OffsetDateTime) -> Result<Vec<u8>, FetchError> {
+        match self.fetcher.get(url.url()).await {
+            Ok(pem) => {
+                tracing::info!(url = %url.url(), "fetched SNS signing certificate");
+                Ok(pem)
+            }
+            Err(e) => {
+                tracing::warn!(url = %url.url(), error = %e, "SNS signing certificate fetch failed");
+                let e = Arc::new(e);
+                self.lock()
+                    .remember_failure(url, now, Failed::Fetch(Arc::clone(&e)));
+                Err(FetchError::Shared(e))
+            }
+        }
     }
 
     /// The directory's copy, `None` when there is no directory or no such file.

@@ -19,11 +19,14 @@
 //! # Order of checks
 //!
 //! Everything that needs no network comes first: the envelope's shape, `SignatureVersion`
-//! (`1` = SHA1withRSA, `2` = SHA256withRSA), `TopicArn` against the allow-list, the certificate
-//! URL's host and file name, the `SubscribeURL`'s host, the signature's base64. Only then is the
-//! certificate looked up (directory, cache, then HTTPS), checked against the clock, and the
-//! signature verified over the exact string to sign. A forged message for another topic or naming
-//! another host therefore never makes us send a request.
+//! (`1` = SHA1withRSA, `2` = SHA256withRSA; `1` refused when [`SnsPolicy::signature_v2_only`]),
+//! the `Timestamp`'s age ([`SnsPolicy::max_age`]: older than SNS would still be retrying is a
+//! replay), `TopicArn` against the allow-list, the certificate URL's host, region
+//! ([`SnsPolicy::regions`]) and file name, the `SubscribeURL`'s host and region, the
+//! signature's base64. Only then is the certificate looked up (cache, remembered failures,
+//! directory, then HTTPS), checked against the clock, and the signature verified over the
+//! exact string to sign. A forged message for another topic or naming another host or region
+//! therefore never makes us send a request.
 //!
 //! Trust in the certificate rests, as in AWS's own SDK validators, on where it comes from: an
 //! HTTPS connection (system roots) to an SNS host. Its chain is not walked again here.
@@ -37,6 +40,7 @@ pub mod verifier;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use cert::{CertFetcher, CertStore};
@@ -44,8 +48,8 @@ pub use https::HttpsFetcher;
 pub use message::{
     Notification, SubscriptionConfirmation, UnsubscribeConfirmation, VerifiedMessage,
 };
-pub use urls::{check_cert_url, check_subscribe_url, CertUrl};
-pub use verifier::SnsVerifier;
+pub use urls::{check_cert_url, check_subscribe_url, CertUrl, SnsRegions};
+pub use verifier::{SnsPolicy, SnsVerifier};
 
 /// Longest piece of a rejected message quoted in an error (they end up in logs).
 const QUOTE_LEN: usize = 120;
@@ -93,6 +97,25 @@ pub enum SnsError {
     /// `SignatureVersion` other than `1` or `2`.
     #[error("unsupported SignatureVersion {0:?}")]
     UnsupportedSignatureVersion(String),
+    /// `SignatureVersion` `1` (SHA1withRSA) where only `2` is accepted
+    /// ([`SnsPolicy::signature_v2_only`]: the topic signs with version 2).
+    #[error("SignatureVersion 1 refused: this deployment's topic signs with version 2")]
+    SignatureVersionNotAllowed,
+    /// The certificate or subscription URL names an SNS host of a region this deployment
+    /// does not use ([`SnsPolicy::regions`]).
+    #[error("{what} {url:?} rejected: region {region:?} is not this deployment's ({allowed})")]
+    RegionNotAllowed {
+        what: &'static str,
+        url: String,
+        region: String,
+        allowed: String,
+    },
+    /// `Timestamp` older than SNS would still be retrying (a replay) or too far ahead.
+    #[error("message Timestamp {timestamp} is {reason}")]
+    Stale {
+        timestamp: time::OffsetDateTime,
+        reason: String,
+    },
     /// The signature is not base64, or does not verify over the string to sign.
     #[error("SNS signature does not verify")]
     BadSignature,
@@ -153,6 +176,15 @@ pub enum FetchError {
         #[source]
         source: std::io::Error,
     },
+    /// A failure also remembered for the next requests (see [`cert`]).
+    #[error(transparent)]
+    Shared(Arc<FetchError>),
+    /// This URL's fetch failed less than [`cert::FAILURE_TTL`] ago: not asked again yet.
+    #[error("failed less than {} s ago; not asked again yet", cert::FAILURE_TTL.whole_seconds())]
+    RecentlyFailed(#[source] Arc<FetchError>),
+    /// So many fetches failed lately that no new certificate URL is fetched for now.
+    #[error("{0} certificate fetches failed in the last {ttl} s; no new one is tried yet", ttl = cert::FAILURE_TTL.whole_seconds())]
+    TooManyFailures(usize),
 }
 
 impl FetchError {
@@ -163,6 +195,8 @@ impl FetchError {
             FetchError::Transport(_) | FetchError::Timeout(_) | FetchError::Io { .. } => true,
             FetchError::Status(s) => *s >= 500 || *s == 429,
             FetchError::TooLarge(_) => false,
+            FetchError::Shared(e) | FetchError::RecentlyFailed(e) => e.is_retryable(),
+            FetchError::TooManyFailures(_) => true,
         }
     }
 }

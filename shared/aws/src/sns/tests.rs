@@ -666,14 +666,24 @@ async fn unsupported_signature_versions_are_rejected_before_any_fetch() {
     assert!(s.fetcher.calls().is_empty());
 }
 
+/// A notification stamped `at` (RFC 3339, as SNS writes it), signed with version 2.
+fn stamped(at: OffsetDateTime) -> Vec<u8> {
+    let mut m = notification(None);
+    let ts = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    m.insert("Timestamp".into(), ts.into());
+    body(&sign(m, "2"))
+}
+
 #[tokio::test]
 async fn certificate_outside_its_validity_is_rejected() {
     let s = with_dir();
-    let m = body(&sign(notification(None), "2"));
     for now in [
         NOT_AFTER + time::Duration::seconds(1),
         NOT_BEFORE - time::Duration::seconds(1),
     ] {
+        let m = stamped(now);
         let got = s.verifier.verify(&m, now).await;
         assert!(
             matches!(got, Err(SnsError::BadCert { .. })),
@@ -682,7 +692,7 @@ async fn certificate_outside_its_validity_is_rejected() {
     }
     for now in [NOT_BEFORE, NOT_AFTER] {
         assert!(
-            s.verifier.verify(&m, now).await.is_ok(),
+            s.verifier.verify(&stamped(now), now).await.is_ok(),
             "{now}: bounds are inclusive"
         );
     }
@@ -721,6 +731,12 @@ async fn cache_is_bounded_oldest_first() {
 async fn certificate_fetch_failures_say_whether_to_retry() {
     let s = fetching(CertStore::DEFAULT_CAPACITY);
     let m = body(&sign(notification(None), "2"));
+    // Each failure is remembered for a minute: step past it between cases.
+    let mut now = NOW;
+    let mut later = || {
+        now += cert::FAILURE_TTL;
+        now
+    };
 
     s.fetcher.serve(&cert_url(), Err(404));
     let err = s.verifier.verify(&m, NOW).await.expect_err("404");
@@ -728,7 +744,7 @@ async fn certificate_fetch_failures_say_whether_to_retry() {
     assert_eq!(err.class(), SnsErrorClass::Forbidden);
 
     s.fetcher.answers.lock().expect("lock").clear();
-    let err = s.verifier.verify(&m, NOW).await.expect_err("refused");
+    let err = s.verifier.verify(&m, later()).await.expect_err("refused");
     assert!(matches!(err, SnsError::CertFetch { .. }), "{err:?}");
     assert_eq!(err.class(), SnsErrorClass::Unavailable);
 
@@ -736,14 +752,235 @@ async fn certificate_fetch_failures_say_whether_to_retry() {
         &cert_url(),
         Ok(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".to_vec()),
     );
-    let err = s.verifier.verify(&m, NOW).await.expect_err("garbage");
+    let err = s.verifier.verify(&m, later()).await.expect_err("garbage");
     assert!(matches!(err, SnsError::BadCert { .. }), "{err:?}");
 
-    // Failures are not cached: once the certificate is served, the message verifies.
+    // Failures are forgotten after a minute: once the certificate is served, it verifies.
     s.fetcher
         .serve(&cert_url(), Ok(pki().cert_pem.clone().into_bytes()));
-    assert!(s.verifier.verify(&m, NOW).await.is_ok());
+    assert!(s.verifier.verify(&m, later()).await.is_ok());
     assert_eq!(s.fetcher.calls().len(), 4);
+}
+
+#[tokio::test]
+async fn a_failed_certificate_fetch_is_not_repeated_for_a_minute() {
+    let s = fetching(CertStore::DEFAULT_CAPACITY);
+    let m = body(&sign(notification(None), "2"));
+    s.fetcher.serve(&cert_url(), Err(404));
+    for _ in 0..50 {
+        let err = s.verifier.verify(&m, NOW).await.expect_err("404");
+        assert_eq!(err.class(), SnsErrorClass::Forbidden, "{err}");
+    }
+    let err = s
+        .verifier
+        .verify(&m, NOW + time::Duration::seconds(59))
+        .await
+        .expect_err("remembered");
+    assert!(err.to_string().contains("could not get"), "{err}");
+    assert_eq!(s.fetcher.calls().len(), 1, "one request for 51 messages");
+
+    // A network failure is remembered too, and stays retryable (SNS delivers again).
+    let s = fetching(CertStore::DEFAULT_CAPACITY);
+    s.fetcher.answers.lock().expect("lock").clear();
+    for _ in 0..10 {
+        let err = s.verifier.verify(&m, NOW).await.expect_err("down");
+        assert_eq!(err.class(), SnsErrorClass::Unavailable);
+    }
+    assert_eq!(s.fetcher.calls().len(), 1);
+    s.fetcher
+        .serve(&cert_url(), Ok(pki().cert_pem.clone().into_bytes()));
+    let at = NOW + cert::FAILURE_TTL;
+    let m = stamped(at);
+    assert!(s.verifier.verify(&m, at).await.is_ok());
+    assert_eq!(s.fetcher.calls().len(), 2);
+}
+
+#[tokio::test]
+async fn a_flood_of_made_up_certificate_names_makes_a_bounded_number_of_requests() {
+    let s = fetching(CertStore::DEFAULT_CAPACITY);
+    // The genuine certificate is cached before the flood...
+    assert!(s
+        .verifier
+        .verify(&body(&sign(notification(None), "2")), NOW)
+        .await
+        .is_ok());
+    for i in 0..200 {
+        let mut m = notification(None);
+        m.insert(
+            "SigningCertURL".into(),
+            format!(
+                "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-made-up-{i}.pem"
+            )
+            .into(),
+        );
+        let err = s
+            .verifier
+            .verify(&body(&sign(m, "2")), NOW)
+            .await
+            .expect_err("no such certificate");
+        assert!(matches!(err, SnsError::CertFetch { .. }), "{err:?}");
+    }
+    assert_eq!(
+        s.fetcher.calls().len(),
+        1 + cert::MAX_RECENT_FAILURES,
+        "the genuine fetch, then at most {} failures a minute",
+        cert::MAX_RECENT_FAILURES
+    );
+    // ...and genuine messages keep verifying from the cache meanwhile.
+    assert!(s
+        .verifier
+        .verify(&body(&sign(notification(None), "2")), NOW)
+        .await
+        .is_ok());
+    // A new name past the limit is a 503 (SNS would deliver a genuine one again later).
+    let mut m = notification(None);
+    m.insert(
+        "SigningCertURL".into(),
+        "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-next.pem".into(),
+    );
+    let err = s
+        .verifier
+        .verify(&body(&sign(m.clone(), "2")), NOW)
+        .await
+        .expect_err("limited");
+    assert_eq!(err.class(), SnsErrorClass::Unavailable, "{err}");
+    // A minute later, fetching resumes.
+    let at = NOW + cert::FAILURE_TTL;
+    m.insert(
+        "Timestamp".into(),
+        at.format(&time::format_description::well_known::Rfc3339)
+            .expect("format")
+            .into(),
+    );
+    let _ = s.verifier.verify(&body(&sign(m, "2")), at).await;
+    assert_eq!(s.fetcher.calls().len(), 2 + cert::MAX_RECENT_FAILURES);
+}
+
+fn with_policy(policy: SnsPolicy) -> Setup {
+    let mut s = fetching(CertStore::DEFAULT_CAPACITY);
+    s.verifier = SnsVerifier::new(
+        [TOPIC, OTHER_ALLOWED_TOPIC],
+        CertStore::new(s.fetcher.clone()),
+    )
+    .with_policy(policy);
+    s
+}
+
+#[tokio::test]
+async fn certificates_of_other_regions_are_not_fetched() {
+    let s = with_policy(SnsPolicy {
+        regions: SnsRegions::parse_list("eu-west-1").expect("regions"),
+        ..SnsPolicy::default()
+    });
+    let other = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-eu.pem";
+    s.fetcher
+        .serve(other, Ok(pki().cert_pem.clone().into_bytes()));
+    for url in [
+        cert_url(),
+        format!("https://sns.ap-southeast-2.amazonaws.com/{CERT_NAME}"),
+        format!("https://sns.cn-north-1.amazonaws.com.cn/{CERT_NAME}"),
+    ] {
+        let mut m = notification(None);
+        m.insert("SigningCertURL".into(), url.clone().into());
+        let err = s
+            .verifier
+            .verify(&body(&sign(m, "2")), NOW)
+            .await
+            .expect_err("another region");
+        assert!(
+            matches!(err, SnsError::RegionNotAllowed { .. }),
+            "{url}: {err:?}"
+        );
+        assert_eq!(err.class(), SnsErrorClass::Forbidden);
+    }
+    let mut c = confirmation("SubscriptionConfirmation");
+    c.insert("SigningCertURL".into(), other.into());
+    let err = s
+        .verifier
+        .verify(&body(&sign(c, "2")), NOW)
+        .await
+        .expect_err("SubscribeURL of us-east-1");
+    assert!(
+        matches!(
+            err,
+            SnsError::RegionNotAllowed {
+                what: "SubscribeURL",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(s.fetcher.calls().is_empty(), "{:?}", s.fetcher.calls());
+
+    let mut m = notification(None);
+    m.insert("SigningCertURL".into(), other.into());
+    assert!(s.verifier.verify(&body(&sign(m, "2")), NOW).await.is_ok());
+    assert_eq!(s.fetcher.calls(), vec![other.to_owned()]);
+}
+
+#[tokio::test]
+async fn version_1_is_refused_when_only_version_2_is_accepted() {
+    let s = with_policy(SnsPolicy {
+        signature_v2_only: true,
+        ..SnsPolicy::default()
+    });
+    let err = s
+        .verifier
+        .verify(&body(&sign(notification(None), "1")), NOW)
+        .await
+        .expect_err("v1");
+    assert!(
+        matches!(err, SnsError::SignatureVersionNotAllowed),
+        "{err:?}"
+    );
+    assert_eq!(err.class(), SnsErrorClass::Forbidden);
+    assert!(s.fetcher.calls().is_empty());
+    assert!(s
+        .verifier
+        .verify(&body(&sign(notification(None), "2")), NOW)
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn a_captured_message_cannot_be_replayed_after_snss_retries_end() {
+    let s = with_dir();
+    let genuine = body(&sign(notification(None), "2"));
+    let sent = datetime!(2026-03-01 12:00:00.512 UTC);
+    let max_age = SnsPolicy::DEFAULT_MAX_AGE;
+    // Within SNS's retry window (and the margin): still believed.
+    assert!(s.verifier.verify(&genuine, sent + max_age).await.is_ok());
+    // Past it: a replay, refused before any request.
+    for now in [
+        sent + max_age + time::Duration::seconds(1),
+        sent + time::Duration::days(30),
+    ] {
+        let err = s.verifier.verify(&genuine, now).await.expect_err("replay");
+        assert!(matches!(err, SnsError::Stale { .. }), "{now}: {err:?}");
+        assert_eq!(err.class(), SnsErrorClass::Forbidden);
+    }
+    // Stamped well ahead of our clock: refused too.
+    let ahead = sent - verifier::MAX_CLOCK_AHEAD - time::Duration::seconds(1);
+    let err = s.verifier.verify(&genuine, ahead).await.expect_err("ahead");
+    assert!(matches!(err, SnsError::Stale { .. }), "{err:?}");
+    assert!(s
+        .verifier
+        .verify(&genuine, sent - time::Duration::seconds(30))
+        .await
+        .is_ok());
+
+    // A shorter configured window is honoured.
+    let s = with_policy(SnsPolicy {
+        max_age: time::Duration::minutes(10),
+        ..SnsPolicy::default()
+    });
+    let err = s
+        .verifier
+        .verify(&genuine, sent + time::Duration::minutes(11))
+        .await
+        .expect_err("older than 10 minutes");
+    assert!(matches!(err, SnsError::Stale { .. }), "{err:?}");
+    assert!(s.fetcher.calls().is_empty());
 }
 
 #[tokio::test]

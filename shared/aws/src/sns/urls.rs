@@ -7,6 +7,10 @@
 //! requested, so the checked host and the contacted host cannot differ. A certificate URL must
 //! further be a single path segment `SimpleNotificationService-<name>.pem`, with no query or
 //! fragment; that segment is also the file name looked up in the certificate directory.
+//!
+//! [`SnsRegions`] narrows the rule to the deployment's own region(s): SNS signs a topic's
+//! messages with the certificate of the topic's region, so a deployment never needs another
+//! region's host, and a forged message naming one makes no request.
 
 use url::{Host, Url};
 
@@ -14,6 +18,51 @@ use super::{quote, SnsError};
 
 /// Longest region name accepted (the longest today, `ap-southeast-5`, is 14).
 const MAX_REGION_LEN: usize = 32;
+
+/// The regions whose SNS hosts we may request (certificates, subscription confirmations).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SnsRegions {
+    /// Any region (the library's default; the local server without a configured region).
+    #[default]
+    Any,
+    /// Only these (the Lambda function: its own `AWS_REGION` unless configured).
+    Only(std::collections::BTreeSet<String>),
+}
+
+impl SnsRegions {
+    /// A comma-separated list of region names (`eu-west-1,eu-central-1`); each must be a
+    /// region name, and at least one is needed.
+    pub fn parse_list(list: &str) -> Result<Self, String> {
+        let mut regions = std::collections::BTreeSet::new();
+        for region in list.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            if !is_region(region) {
+                return Err(format!("{:?} is not a region name", quote(region)));
+            }
+            regions.insert(region.to_owned());
+        }
+        if regions.is_empty() {
+            return Err("no region given".into());
+        }
+        Ok(Self::Only(regions))
+    }
+
+    /// Whether the SNS host of `region` may be requested.
+    pub fn allows(&self, region: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Only(regions) => regions.contains(region),
+        }
+    }
+}
+
+impl std::fmt::Display for SnsRegions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Any => f.write_str("any region"),
+            Self::Only(r) => f.write_str(&r.iter().cloned().collect::<Vec<_>>().join(",")),
+        }
+    }
+}
 
 /// A signing certificate URL that passed [`check_cert_url`]: the only kind a
 /// [`super::CertStore`] looks up.
@@ -23,6 +72,11 @@ pub struct CertUrl(Url);
 impl CertUrl {
     pub fn url(&self) -> &Url {
         &self.0
+    }
+
+    /// The region of its SNS host.
+    pub fn region(&self) -> &str {
+        region_of(&self.0).unwrap_or_default()
     }
 
     /// `SimpleNotificationService-<name>.pem`: safe as a file name (checked characters, no
@@ -80,6 +134,17 @@ fn check_sns_origin(url: &Url) -> Result<(), &'static str> {
         Some(Host::Ipv4(_) | Host::Ipv6(_)) => Err("host is an IP address"),
         None => Err("no host"),
     }
+}
+
+/// The region of a checked SNS URL's host (`None` for any other URL).
+pub fn region_of(url: &Url) -> Option<&str> {
+    let host = match url.host()? {
+        Host::Domain(host) if is_sns_host(host) => host,
+        _ => return None,
+    };
+    let rest = host.strip_prefix("sns.")?;
+    rest.strip_suffix(".amazonaws.com.cn")
+        .or_else(|| rest.strip_suffix(".amazonaws.com"))
 }
 
 /// `sns.<region>.amazonaws.com`, or `sns.cn-<…>.amazonaws.com.cn` for the China regions.
@@ -165,6 +230,22 @@ mod tests {
         ] {
             assert!(!is_sns_host(host), "{host}");
         }
+    }
+
+    #[test]
+    fn region_lists_are_region_names_and_say_which_hosts_may_be_asked() {
+        let only = SnsRegions::parse_list(" eu-west-1, us-gov-west-1 ,").unwrap();
+        assert!(only.allows("eu-west-1") && only.allows("us-gov-west-1"));
+        assert!(!only.allows("us-east-1"));
+        assert!(SnsRegions::Any.allows("ap-south-2"));
+        for bad in ["", " , ", "eu-west", "EU-WEST-1", "eu-west-1,evil.com"] {
+            assert!(SnsRegions::parse_list(bad).is_err(), "{bad:?}");
+        }
+        let url = check_cert_url(
+            "https://sns.cn-north-1.amazonaws.com.cn/SimpleNotificationService-a.pem",
+        )
+        .unwrap();
+        assert_eq!(url.region(), "cn-north-1");
     }
 
     #[test]

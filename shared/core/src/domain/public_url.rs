@@ -46,6 +46,11 @@ impl PublicUrl {
         &self.0
     }
 
+    /// Whether links built on it are `https://` (required on AWS: they carry tokens).
+    pub fn is_https(&self) -> bool {
+        self.0.starts_with("https://")
+    }
+
     /// `{self}{path}`: `path` starts with `/`.
     pub fn join(&self, path: &str) -> String {
         format!("{}{path}", self.0)
