@@ -43,7 +43,7 @@ pub fn local_send_deps(
         mailer: Arc::new(Outbox::in_data_dir(data_dir)),
         clock,
         sleeper: Arc::new(TokioSleeper),
-        unsubscribe: Arc::new(crate::dev::unsubscribe_signer(data_dir)?),
+        unsubscribe: Some(Arc::new(crate::dev::unsubscribe_signer(data_dir)?)),
         tokens: Arc::new(crate::dev::token_deriver(data_dir)?),
         public_url,
         limiter: Arc::new(RateLimiter::new(config.max_send_rate)),

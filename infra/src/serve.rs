@@ -188,7 +188,7 @@ impl LocalServer {
             clock.clone(),
             public_url.clone(),
         )?;
-        let unsubscribe = (*deps.unsubscribe).clone();
+        let unsubscribe = crate::dev::unsubscribe_signer(&opts.data_dir)?;
         let tokens = deps.tokens.clone();
         let token_ttl = deps.config.token_ttl;
         let (bus, _worker) = InProcessBus::spawn(deps, std::time::Duration::from_secs(1));

@@ -71,6 +71,11 @@ struct World {
 /// Tenant `t1` with division d1 (10 accounts), the template, the SES webhook (topic
 /// [`TOPIC`], certificate in a directory, raw delivery with [`RAW_SECRET`]).
 async fn world() -> World {
+    world_with(RAW_SECRET).await
+}
+
+/// [`world`] with raw delivery accepting `raw_secret` (two lines during a rotation).
+async fn world_with(raw_secret: &str) -> World {
     let certs = tempfile::tempdir().expect("temp dir");
     std::fs::write(certs.path().join(CERT_FILE), &signer().cert_pem).expect("cert");
     let verifier = SnsVerifier::new(
@@ -78,7 +83,7 @@ async fn world() -> World {
         CertStore::new(Arc::new(Offline)).with_dir(certs.path()),
     );
     let webhook = SesWebhook::new(verifier)
-        .with_raw_secret(RAW_SECRET)
+        .with_raw_secret(raw_secret)
         .expect("secret");
     let store =
         Arc::new(portal_embedded::sqlite::SqliteStore::open_in_memory().expect("in-memory store"));
@@ -142,7 +147,9 @@ async fn sent_campaign(w: &World, division: &str) -> (String, Vec<(String, Strin
         mailer: Arc::new(NullMailer),
         clock: w.app.clock.clone(),
         sleeper: Arc::new(TokioSleeper),
-        unsubscribe: Arc::new(UnsubscribeSigner::new(UNSUBSCRIBE_SECRET).unwrap()),
+        unsubscribe: Some(Arc::new(
+            UnsubscribeSigner::new(UNSUBSCRIBE_SECRET).unwrap(),
+        )),
         tokens: Arc::new(TokenDeriver::new(TOKEN_SECRET).unwrap()),
         public_url: portal_core::domain::PublicUrl::parse("https://portal.example.org")
             .expect("a valid URL"),
@@ -265,6 +272,37 @@ async fn statistics(w: &World, id: &str) -> Value {
         .await
         .ok()["statistics"]
         .clone()
+}
+
+#[tokio::test]
+async fn during_a_rotation_raw_events_with_either_secret_are_accepted_and_others_refused() {
+    const NEW: &str = "raw-delivery-secret-new-0123456789";
+    let w = world_with(&format!("{NEW}\n{RAW_SECRET}")).await;
+    let (id, invited) = sent_campaign(&w, "d1").await;
+    let (c0, e0) = &invited[0];
+    let (c1, e1) = &invited[1];
+    let r = post_event(&w, record("Open", &id, c0, e0).to_string(), Some(NEW)).await;
+    assert_eq!(r.ok()["outcome"], "applied");
+    let r = post_event(
+        &w,
+        record("Open", &id, c1, e1).to_string(),
+        Some(RAW_SECRET),
+    )
+    .await;
+    assert_eq!(r.ok()["outcome"], "applied");
+    let rec = record("Click", &id, c0, e0).to_string();
+    post_event(
+        &w,
+        rec.clone(),
+        Some("raw-delivery-secret-other-0123456789"),
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN);
+    post_event(&w, rec, None)
+        .await
+        .problem(StatusCode::FORBIDDEN);
+    assert_eq!(statistics(&w, &id).await["opened"], 2);
+    assert_eq!(statistics(&w, &id).await["clicked"], 0);
 }
 
 #[tokio::test]

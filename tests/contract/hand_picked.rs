@@ -86,7 +86,7 @@ impl World {
             mailer: mailer.clone(),
             clock: Arc::new(FixedClock::new(NOW)),
             sleeper: Arc::new(NoSleep),
-            unsubscribe: Arc::new(UnsubscribeSigner::new(SECRET).unwrap()),
+            unsubscribe: Some(Arc::new(UnsubscribeSigner::new(SECRET).unwrap())),
             tokens: tokens.clone(),
             public_url: PublicUrl::parse("https://portal.example.org").unwrap(),
             limiter: Arc::new(RateLimiter::new(None)),

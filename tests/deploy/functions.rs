@@ -28,8 +28,19 @@ pub const CONSOLE: &[&str] = &[
     "CONSOLE_SCOPE",
     "CONSOLE_SIGN_OUT_URL",
 ];
-/// What only the send chain (and the unsubscribe check) may know.
+/// What only the send chain (and the unsubscribe check) may know. On AWS none is ever in a
+/// function's environment: a function gets `{secret}_PARAMETER`, the name of the SSM
+/// parameter holding it, and may read only the parameters it is given.
 const SECRETS: &[&str] = &["TOKEN_SECRET", "UNSUBSCRIBE_SECRET", "RAW_EVENTS_SECRET"];
+
+/// The variable a function is given for `var`: a secret's parameter name, or `var` itself.
+fn given(var: &str) -> String {
+    if SECRETS.contains(&var) {
+        format!("{var}_PARAMETER")
+    } else {
+        var.to_owned()
+    }
+}
 
 /// The variables each function reads at cold start besides the Globals' `TABLE_NAME`
 /// (see each `functions/<name>/src/main.rs`).
@@ -43,7 +54,11 @@ fn needs(binary: &str) -> Vec<&'static str> {
             &["EVENT_BUS_NAME", "SWEEP_IDLE_MINUTES"],
         ]
         .concat(),
-        "delivery" => [REQUIRED_VARS, &["SES_CONFIGURATION_SET"]].concat(),
+        "delivery" => [
+            REQUIRED_VARS,
+            &["UNSUBSCRIBE_SECRET", "SES_CONFIGURATION_SET"],
+        ]
+        .concat(),
         "ses-events" => vec![
             "UNSUBSCRIBE_SECRET",
             "SNS_TOPIC_ARNS",
@@ -127,7 +142,14 @@ fn every_function_gets_the_settings_it_reads_and_no_secret_it_does_not() {
             .collect();
         let needs = needs(f.binary);
         for var in &needs {
-            assert!(set.contains(var), "{id} lacks {var}");
+            assert!(
+                set.contains(given(var).as_str()),
+                "{id} lacks {}",
+                given(var)
+            );
+        }
+        for var in SECRETS {
+            assert!(!set.contains(var), "{id}: {var} in plain configuration");
         }
         for var in SECRETS
             .iter()
@@ -142,22 +164,49 @@ fn every_function_gets_the_settings_it_reads_and_no_secret_it_does_not() {
             ])
         {
             assert!(
-                !set.contains(var) || needs.contains(var),
-                "{id} is given {var}, which it does not read"
+                !set.contains(given(var).as_str()) || needs.contains(var),
+                "{id} is given {}, which it does not read",
+                given(var)
             );
         }
-        // Secrets come from NoEcho parameters, never from the template's text.
-        for var in SECRETS.iter().chain(&["JWT_JWKS"]) {
-            if set.contains(var) {
-                let parameter = ref_of(&f.env()[*var])
-                    .unwrap_or_else(|| panic!("{id}: {var} is not a !Ref to a parameter"));
-                assert_eq!(
-                    doc["Parameters"][parameter]["NoEcho"].as_bool(),
-                    Some(true),
-                    "{id}: {var} from {parameter}"
-                );
+        // The JWKS comes from a NoEcho parameter, never from the template's text.
+        if set.contains("JWT_JWKS") {
+            let parameter = ref_of(&f.env()["JWT_JWKS"])
+                .unwrap_or_else(|| panic!("{id}: JWT_JWKS is not a !Ref to a parameter"));
+            assert_eq!(
+                doc["Parameters"][parameter]["NoEcho"].as_bool(),
+                Some(true),
+                "{id}: JWT_JWKS from {parameter}"
+            );
+        }
+        // Each secret's parameter name comes from a stack parameter, and the function may
+        // read exactly those parameters (ssm:GetParameters, nothing else of SSM).
+        let mut expected: BTreeSet<String> = BTreeSet::new();
+        for var in SECRETS.iter().filter(|v| needs.contains(v)) {
+            let name = given(var);
+            let parameter = ref_of(&f.env()[name.as_str()])
+                .unwrap_or_else(|| panic!("{id}: {name} is not a !Ref to a parameter"));
+            expected.insert(parameter.to_owned());
+        }
+        let mut readable: BTreeSet<String> = BTreeSet::new();
+        for st in f.statements() {
+            let actions = strings(&st["Action"]);
+            if !actions.iter().any(|a| a.starts_with("ssm:")) {
+                continue;
+            }
+            assert_eq!(actions, ["ssm:GetParameters"], "{id}");
+            for r in st["Resource"].as_sequence().expect("a list of parameters") {
+                // `!If [RawEventsOn, <arn>, !Ref AWS::NoValue]` for an optional secret.
+                let arn = intrinsic(r, "If").map(|i| &i[1]).unwrap_or(r);
+                let sub = sub_of(arn).unwrap_or_else(|| panic!("{id}: {r:?}"));
+                let parameter = sub
+                    .rsplit_once(":parameter${")
+                    .and_then(|(_, p)| p.strip_suffix('}'))
+                    .unwrap_or_else(|| panic!("{id}: {sub} is not a parameter ARN"));
+                readable.insert(parameter.to_owned());
             }
         }
+        assert_eq!(readable, expected, "{id}: the SSM parameters it may read");
     }
 }
 

@@ -210,7 +210,7 @@ pub fn deps_with(
         mailer,
         clock: Arc::new(FixedClock::new(NOW)),
         sleeper,
-        unsubscribe: Arc::new(UnsubscribeSigner::new(SECRET).unwrap()),
+        unsubscribe: Some(Arc::new(UnsubscribeSigner::new(SECRET).unwrap())),
         tokens: Arc::new(TokenDeriver::new(SECRET).unwrap()),
         public_url: portal_core::domain::PublicUrl::parse("https://portal.example.org")
             .expect("a valid URL"),

@@ -12,7 +12,8 @@
 //! `MAX_SEND_RATE` × the function's reserved concurrency (see `template.yaml`).
 //!
 //! Environment: `TABLE_NAME`, `SES_CONFIGURATION_SET` (optional), and the send settings of
-//! `portal_lambda::SendSettings` (`TOKEN_SECRET`, `UNSUBSCRIBE_SECRET`, `PUBLIC_URL`,
+//! `portal_lambda::SendSettings` (`TOKEN_SECRET`, `UNSUBSCRIBE_SECRET` — each read at cold start
+//! from the SSM parameter its `*_PARAMETER` variable names —, `PUBLIC_URL`,
 //! optional `MAX_SEND_RATE`, `OUTCOME_FLUSH`, `FAILURE_THRESHOLD`, …).
 
 use std::sync::Arc;
@@ -29,8 +30,16 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     portal_lambda::init_lambda_logging();
     let table = config::table_name()?;
     let configuration_set = Env::process().optional("SES_CONFIGURATION_SET")?;
-    let settings = SendSettings::from_env()?;
     let aws = aws_config::load_from_env().await;
+    let secrets = portal_lambda::secrets::Secrets::new(
+        portal_aws::secrets::resolve_from_env(
+            &aws_sdk_ssm::Client::new(&aws),
+            portal_lambda::secrets::SECRET_VARS,
+        )
+        .await
+        .map_err(|e| portal_lambda::SettingsError::Secrets(e.to_string()))?,
+    );
+    let settings = SendSettings::from_lookup(secrets.lookup())?;
     let deps = settings.deps(
         Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table)),
         Arc::new(SesMailer::new(

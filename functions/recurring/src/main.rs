@@ -27,7 +27,8 @@
 //! `SCHEDULER_ROLE_ARN` (the execution role the schedules pass), `SCHEDULE_DLQ_ARN` (the
 //! schedules' SQS dead-letter queue), the JWT settings (`JWT_JWKS`, `JWT_ISSUER`,
 //! `JWT_AUDIENCE`) and the send settings of `portal_lambda::SendSettings` (`TOKEN_SECRET`,
-//! `UNSUBSCRIBE_SECRET`, `PUBLIC_URL`, optional `TOKEN_TTL_DAYS`, …).
+//! read at cold start from the SSM parameter `TOKEN_SECRET_PARAMETER` names, `PUBLIC_URL`,
+//! optional `TOKEN_TTL_DAYS`, …).
 
 use std::sync::Arc;
 
@@ -54,9 +55,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         role_arn: arn(&env, "SCHEDULER_ROLE_ARN", ":iam::")?,
         dead_letter_arn: arn(&env, "SCHEDULE_DLQ_ARN", ":sqs:")?,
     };
-    let settings = SendSettings::from_env()?;
-    let verifier = Verifier::from_env()?;
     let aws = aws_config::load_from_env().await;
+    let secrets = portal_lambda::secrets::Secrets::new(
+        portal_aws::secrets::resolve_from_env(
+            &aws_sdk_ssm::Client::new(&aws),
+            portal_lambda::secrets::SECRET_VARS,
+        )
+        .await
+        .map_err(|e| portal_lambda::SettingsError::Secrets(e.to_string()))?,
+    );
+    let settings = SendSettings::from_lookup(secrets.lookup())?;
+    let verifier = Verifier::from_env()?;
 
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table));
     let bus = Arc::new(EventBridgeBus::new(

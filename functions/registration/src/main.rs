@@ -19,7 +19,8 @@
 //! Environment: `TABLE_NAME`, `EVENT_BUS_NAME`, `USER_POOL_ID`, `USER_POOL_CLIENT_ID`
 //! (optional: only signing in, which this function never does on AWS, needs it), the JWT
 //! settings (`JWT_JWKS`, `JWT_ISSUER`, `JWT_AUDIENCE`) and the send settings of
-//! `portal_lambda::SendSettings` (`TOKEN_SECRET`, `UNSUBSCRIBE_SECRET`, `PUBLIC_URL`,
+//! `portal_lambda::SendSettings` (`TOKEN_SECRET`, read at cold start from the SSM parameter
+//! `TOKEN_SECRET_PARAMETER` names, `PUBLIC_URL`,
 //! optional `TOKEN_TTL_DAYS`, …).
 
 use std::sync::Arc;
@@ -41,9 +42,17 @@ async fn main() -> Result<(), lambda_http::Error> {
     let bus_name = env.required("EVENT_BUS_NAME")?;
     let user_pool_id = env.required("USER_POOL_ID")?;
     let client_id = env.optional("USER_POOL_CLIENT_ID")?;
-    let settings = SendSettings::from_env()?;
-    let verifier = Verifier::from_env()?;
     let aws = aws_config::load_from_env().await;
+    let secrets = portal_lambda::secrets::Secrets::new(
+        portal_aws::secrets::resolve_from_env(
+            &aws_sdk_ssm::Client::new(&aws),
+            portal_lambda::secrets::SECRET_VARS,
+        )
+        .await
+        .map_err(|e| portal_lambda::SettingsError::Secrets(e.to_string()))?,
+    );
+    let settings = SendSettings::from_lookup(secrets.lookup())?;
+    let verifier = Verifier::from_env()?;
 
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table));
     let bus = Arc::new(EventBridgeBus::new(

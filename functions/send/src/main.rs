@@ -16,7 +16,8 @@
 //!
 //! Environment: `TABLE_NAME`, `EVENT_BUS_NAME`, the JWT settings (`JWT_JWKS`, `JWT_ISSUER`,
 //! `JWT_AUDIENCE`) and the send settings of `portal_lambda::SendSettings` (`TOKEN_SECRET`,
-//! `UNSUBSCRIBE_SECRET`, `PUBLIC_URL`, optional `PAGE_SIZE`, `TOKEN_TTL_DAYS`, …), optional
+//! read at cold start from the SSM parameter `TOKEN_SECRET_PARAMETER` names, `PUBLIC_URL`,
+//! optional `PAGE_SIZE`, `TOKEN_TTL_DAYS`, …; no unsubscribe secret: it delivers nothing), optional
 //! `SWEEP_IDLE_MINUTES` (default 10).
 
 use std::sync::Arc;
@@ -37,10 +38,18 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     portal_lambda::init_lambda_logging();
     let table = config::table_name()?;
     let bus_name = Env::process().required("EVENT_BUS_NAME")?;
-    let settings = SendSettings::from_env()?;
+    let aws = aws_config::load_from_env().await;
+    let secrets = portal_lambda::secrets::Secrets::new(
+        portal_aws::secrets::resolve_from_env(
+            &aws_sdk_ssm::Client::new(&aws),
+            portal_lambda::secrets::SECRET_VARS,
+        )
+        .await
+        .map_err(|e| portal_lambda::SettingsError::Secrets(e.to_string()))?,
+    );
+    let settings = SendSettings::from_lookup(secrets.lookup())?;
     let sweep_config = Env::process().sweep()?;
     let verifier = Verifier::from_env()?;
-    let aws = aws_config::load_from_env().await;
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table));
     let bus = Arc::new(EventBridgeBus::new(
         aws_sdk_eventbridge::Client::new(&aws),

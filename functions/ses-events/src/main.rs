@@ -13,10 +13,12 @@
 //! A store failure is returned as an error (SNS gets a 500 and retries; EventBridge's async
 //! invocation retries, then the dead-letter queue): applying an event twice changes nothing.
 //!
-//! Environment: `TABLE_NAME`, `UNSUBSCRIBE_SECRET`, `SNS_TOPIC_ARNS` (allow-list), optional
-//! `SNS_CERT_DIR`, `RAW_EVENTS_SECRET`, `SNS_CERT_REGIONS` (default `AWS_REGION`),
-//! `SNS_SIGNATURE_V2_ONLY` (default true here) and `SNS_MAX_MESSAGE_AGE_SECONDS` (default
-//! 4500) (see `portal_aws::webhook::SesWebhook::from_env`).
+//! Environment: `TABLE_NAME`, `UNSUBSCRIBE_SECRET_PARAMETER`, `SNS_TOPIC_ARNS` (allow-list),
+//! optional `SNS_CERT_DIR`, `RAW_EVENTS_SECRET_PARAMETER`, `SNS_CERT_REGIONS` (default
+//! `AWS_REGION`), `SNS_SIGNATURE_V2_ONLY` (default true here) and
+//! `SNS_MAX_MESSAGE_AGE_SECONDS` (default 4500) (see
+//! `portal_aws::webhook::SesWebhook::from_env`); the secrets are read from their SSM
+//! parameters at cold start.
 
 use std::sync::Arc;
 
@@ -34,9 +36,23 @@ use serde_json::Value;
 async fn main() -> Result<(), lambda_runtime::Error> {
     portal_lambda::init_lambda_logging();
     let table = config::table_name()?;
-    let unsubscribe = Env::process().unsubscribe_signer()?;
-    let ses_webhook = SesWebhook::from_env(WebhookDefaults::lambda())?;
     let aws = aws_config::load_from_env().await;
+    let secrets = portal_lambda::secrets::Secrets::new(
+        portal_aws::secrets::resolve_from_env(
+            &aws_sdk_ssm::Client::new(&aws),
+            portal_lambda::secrets::SECRET_VARS,
+        )
+        .await
+        .map_err(|e| portal_lambda::SettingsError::Secrets(e.to_string()))?,
+    );
+    let unsubscribe = Env::from_lookup(secrets.lookup()).unsubscribe_signer()?;
+    let mut ses_webhook = SesWebhook::from_env(WebhookDefaults::lambda())?;
+    if let Some(raw) = secrets
+        .get("RAW_EVENTS_SECRET")
+        .filter(|v| !v.trim().is_empty())
+    {
+        ses_webhook = ses_webhook.with_raw_secret(raw)?;
+    }
     let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table));
     // Public routes only: no bearer token is ever accepted here.
     let state = AppState::new(store.clone(), Arc::new(SystemClock), Verifier::deny_all())

@@ -87,7 +87,7 @@ async fn sent_campaign(dir: &Path, size: usize) -> anyhow::Result<(Arc<SqliteSto
         mailer: Arc::new(NullMailer),
         clock: Arc::new(SystemClock),
         sleeper: Arc::new(TokioSleeper),
-        unsubscribe: Arc::new(UnsubscribeSigner::new([7u8; 32])?),
+        unsubscribe: Some(Arc::new(UnsubscribeSigner::new([7u8; 32])?)),
         tokens: Arc::new(TokenDeriver::new([9u8; 32])?),
         public_url: portal_core::domain::PublicUrl::parse("http://127.0.0.1:3000")
             .expect("a valid URL"),

@@ -149,7 +149,7 @@ fn deps(
         mailer: Arc::new(NullMailer),
         clock,
         sleeper: Arc::new(TokioSleeper),
-        unsubscribe: Arc::new(UnsubscribeSigner::new([7u8; 32])?),
+        unsubscribe: Some(Arc::new(UnsubscribeSigner::new([7u8; 32])?)),
         tokens: Arc::new(TokenDeriver::new([9u8; 32])?),
         public_url: PublicUrl::parse("http://127.0.0.1:3000").expect("a valid URL"),
         limiter: Arc::new(RateLimiter::new(config.max_send_rate)),

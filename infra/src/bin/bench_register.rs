@@ -196,7 +196,9 @@ async fn main() -> anyhow::Result<()> {
         mailer: Arc::new(NullMailer),
         clock: Arc::new(portal_core::ports::SystemClock),
         sleeper: Arc::new(TokioSleeper),
-        unsubscribe: Arc::new(portal_invites::dev::unsubscribe_signer(&data_dir)?),
+        unsubscribe: Some(Arc::new(portal_invites::dev::unsubscribe_signer(
+            &data_dir,
+        )?)),
         tokens: tokens.clone(),
         public_url: PublicUrl::parse("http://127.0.0.1:3000").expect("a valid URL"),
         limiter: Arc::new(RateLimiter::new(None)),

@@ -117,7 +117,7 @@ async fn main() -> anyhow::Result<()> {
         },
         clock: Arc::new(SystemClock),
         sleeper: Arc::new(TokioSleeper),
-        unsubscribe: Arc::new(UnsubscribeSigner::new([7u8; 32])?),
+        unsubscribe: Some(Arc::new(UnsubscribeSigner::new([7u8; 32])?)),
         tokens: Arc::new(TokenDeriver::new([9u8; 32])?),
         public_url: portal_core::domain::PublicUrl::parse("http://127.0.0.1:3000")
             .expect("a valid URL"),

@@ -13,6 +13,8 @@
 //!   invitation.
 //! - [`webhook`]: the SES event webhook (`portal_core::ports::EventWebhook`) and SES's
 //!   EventBridge destination.
+//! - [`secrets`]: the functions' secrets, read at cold start from SSM Parameter Store
+//!   `SecureString` parameters.
 //! - [`aws_metrics`]: an SDK interceptor counting AWS requests per operation.
 
 pub mod aws_metrics;
@@ -20,6 +22,7 @@ pub mod cognito;
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod scheduler;
+pub mod secrets;
 pub mod ses;
 pub mod ses_events;
 pub mod sns;

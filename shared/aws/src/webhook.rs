@@ -35,7 +35,8 @@ use portal_core::usecases::events;
 pub struct SesWebhook {
     verifier: SnsVerifier,
     /// SHA-256 of the raw-delivery secret; `None`: raw delivery is refused.
-    raw_secret: Option<[u8; 32]>,
+    /// SHA-256 of each accepted raw-delivery secret (two during a rotation); empty: off.
+    raw_secret: Vec<[u8; 32]>,
 }
 
 /// Why a request was refused or failed.
@@ -174,7 +175,7 @@ impl SesWebhook {
     pub fn new(verifier: SnsVerifier) -> Self {
         Self {
             verifier,
-            raw_secret: None,
+            raw_secret: Vec::new(),
         }
     }
 
@@ -216,12 +217,21 @@ impl SesWebhook {
     }
 
     /// Accepts raw-delivery records from requests presenting `secret` as their HTTP Basic
-    /// password (any user name).
+    /// password (any user name). During a rotation `secret` holds two lines, the new secret
+    /// and the previous one: either is accepted (at most two; blank lines ignored).
     pub fn with_raw_secret(mut self, secret: &str) -> Result<Self, WeakSecret> {
-        if secret.len() < MIN_RAW_SECRET_LEN {
+        let keys: Vec<&str> = secret
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
+        if keys.is_empty() || keys.len() > 2 || keys.iter().any(|k| k.len() < MIN_RAW_SECRET_LEN) {
             return Err(WeakSecret);
         }
-        self.raw_secret = Some(Sha256::digest(secret.as_bytes()).into());
+        self.raw_secret = keys
+            .iter()
+            .map(|k| Sha256::digest(k.as_bytes()).into())
+            .collect();
         Ok(self)
     }
 
@@ -236,16 +246,19 @@ impl SesWebhook {
         if looks_like_sns(body) {
             return self.handle_sns(store, body, now).await;
         }
-        let authenticated = match (&self.raw_secret, password) {
-            (Some(expected), Some(given)) => {
+        let authenticated = match password {
+            Some(given) => {
                 let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
-                constant_time_eq(expected, &given)
+                // Every accepted secret is compared, so the time does not say which matched.
+                self.raw_secret.iter().fold(false, |ok, expected| {
+                    constant_time_eq(expected, &given) | ok
+                })
             }
-            _ => false,
+            None => false,
         };
         if !authenticated {
             return Err(WebhookError::Unsigned {
-                raw_enabled: self.raw_secret.is_some(),
+                raw_enabled: !self.raw_secret.is_empty(),
             });
         }
         let text = std::str::from_utf8(body).map_err(|_| {

@@ -7,7 +7,7 @@
 //! | variable | required | meaning |
 //! |---|---|---|
 //! | `TOKEN_SECRET` | yes | HMAC key deriving registration tokens, ≥ 32 bytes ([`TokenDeriver`]) |
-//! | `UNSUBSCRIBE_SECRET` | yes | HMAC key signing unsubscribe links, ≥ 32 bytes |
+//! | `UNSUBSCRIBE_SECRET` | no | HMAC key signing unsubscribe links, ≥ 32 bytes: only a process that delivers needs it |
 //! | `PUBLIC_URL` | yes | base of the links in emails, `https://host[/path]` (a trailing `/` is dropped; `http://` is refused: the links carry registration and unsubscribe tokens) |
 //! | `MAX_SEND_RATE` | no | most sends per second *per process*, a decimal; `0` = unlimited (default 14) |
 //! | `FAILURE_THRESHOLD` | no | a campaign pauses after more failed invitations than this (default 100) |
@@ -15,6 +15,14 @@
 //! | `OUTCOME_FLUSH` | no | sends between two outcome writes, ≥ 1 (default [`LAMBDA_OUTCOME_FLUSH`]) |
 //! | `PAGE_SIZE` | no | recipients claimed per fan-out step, 1–1000 (default 1000) |
 //! | `ACK_GRACE_MINUTES` | no | minutes a resumed delivery waits for SES's Send event of an email its dead holder may have sent, 1–1440 (default 10; see `usecases::send::deliver`) |
+//!
+//! On Lambda the secrets are not environment variables: each function gets the *name* of an
+//! SSM parameter (`TOKEN_SECRET_PARAMETER`, …) and reads the value at cold start
+//! ([`crate::secrets`]), then reads these settings through [`crate::secrets::Secrets::lookup`].
+//! A secret's value is one key, or during a rotation two keys on separate lines, the new one
+//! first ([`keys`]): unsubscribe links signed with either verify, new ones are signed with the
+//! new key; registration tokens are derived with the new key (a link's token is found by its
+//! hash, so links already sent keep working whatever the key).
 //!
 //! [`Env::console`] reads the console function's sign-in settings (OpenID Connect
 //! authorization code with PKCE at the identity provider behind the API's JWT issuer):
@@ -48,7 +56,20 @@ use portal_core::usecases::send::{
 use portal_http::console::{ConsoleConfig, ConsoleConfigError};
 
 /// The variables [`SendSettings::from_env`] requires.
-pub const REQUIRED_VARS: &[&str] = &["TOKEN_SECRET", "UNSUBSCRIBE_SECRET", "PUBLIC_URL"];
+pub const REQUIRED_VARS: &[&str] = &["TOKEN_SECRET", "PUBLIC_URL"];
+
+/// A secret's keys: the current one, and the previous one while a rotation is under way (the
+/// value's second line). Blank lines and surrounding spaces are ignored; more than two keys
+/// is an error naming the variable (never its value).
+pub fn keys(name: &'static str, value: &str) -> Result<(String, Option<String>), SettingsError> {
+    let mut lines = value.lines().map(str::trim).filter(|l| !l.is_empty());
+    let current = lines.next().ok_or(SettingsError::Missing(name))?.to_owned();
+    let previous = lines.next().map(str::to_owned);
+    if lines.next().is_some() {
+        return Err(SettingsError::TooManyKeys(name));
+    }
+    Ok((current, previous))
+}
 
 /// [`SendConfig::outcome_flush`] on Lambda: [`MAX_ATTEMPT`], the most a DynamoDB transaction
 /// holds beside the campaign's counters and the batch's lease.
@@ -115,14 +136,29 @@ impl<F: Fn(&str) -> Result<String, std::env::VarError>> Env<F> {
         self.optional(name)?.ok_or(SettingsError::Missing(name))
     }
 
-    /// `UNSUBSCRIBE_SECRET`: the key that signs and checks one-click unsubscribe links.
+    /// `UNSUBSCRIBE_SECRET`: the key that signs and checks one-click unsubscribe links (and
+    /// the previous one, during a rotation: see [`keys`]).
     pub fn unsubscribe_signer(&self) -> Result<UnsubscribeSigner, SettingsError> {
-        UnsubscribeSigner::new(self.required("UNSUBSCRIBE_SECRET")?).map_err(|_| {
-            SettingsError::ShortSecret {
-                name: "UNSUBSCRIBE_SECRET",
-                min: MIN_UNSUBSCRIBE_SECRET_LEN,
-            }
-        })
+        self.optional_unsubscribe_signer()?
+            .ok_or(SettingsError::Missing("UNSUBSCRIBE_SECRET"))
+    }
+
+    /// [`Env::unsubscribe_signer`] when `UNSUBSCRIBE_SECRET` is set.
+    pub fn optional_unsubscribe_signer(&self) -> Result<Option<UnsubscribeSigner>, SettingsError> {
+        const NAME: &str = "UNSUBSCRIBE_SECRET";
+        let short = |_| SettingsError::ShortSecret {
+            name: NAME,
+            min: MIN_UNSUBSCRIBE_SECRET_LEN,
+        };
+        let Some(value) = self.optional(NAME)? else {
+            return Ok(None);
+        };
+        let (current, previous) = keys(NAME, &value)?;
+        let signer = UnsubscribeSigner::new(current).map_err(short)?;
+        Ok(Some(match previous {
+            Some(p) => signer.with_previous(p).map_err(short)?,
+            None => signer,
+        }))
     }
 
     /// `PUBLIC_URL`: the base of every link in emails and pages ([`PublicUrl`]'s rule), and
@@ -219,6 +255,12 @@ pub enum SettingsError {
         "environment variable {name} is too short: a secret of at least {min} bytes is required"
     )]
     ShortSecret { name: &'static str, min: usize },
+    /// The value is deliberately not part of the message.
+    #[error("{0} holds more than two keys: the current one, and the previous during a rotation")]
+    TooManyKeys(&'static str),
+    /// The function's secrets could not be read from SSM Parameter Store.
+    #[error("the secrets could not be read: {0}")]
+    Secrets(String),
     #[error("environment variable {name}={value:?} is not valid: expected {expected}")]
     Invalid {
         name: &'static str,
@@ -231,7 +273,8 @@ pub enum SettingsError {
 #[derive(Debug, Clone)]
 pub struct SendSettings {
     pub tokens: Arc<TokenDeriver>,
-    pub unsubscribe: UnsubscribeSigner,
+    /// `None` in a process that delivers nothing (it is given no unsubscribe secret).
+    pub unsubscribe: Option<UnsubscribeSigner>,
     /// Base of the links in emails, no trailing `/`.
     pub public_url: PublicUrl,
     pub config: SendConfig,
@@ -251,13 +294,14 @@ impl SendSettings {
         let var = |name: &'static str| env.optional(name);
         let required = |name: &'static str| env.required(name);
 
-        let tokens = TokenDeriver::new(required("TOKEN_SECRET")?).map_err(|_| {
-            SettingsError::ShortSecret {
-                name: "TOKEN_SECRET",
-                min: MIN_TOKEN_SECRET_LEN,
-            }
+        // Tokens are derived with the current key; a rotation's previous key is not needed
+        // (a presented token is found by its hash).
+        let (token_key, _previous) = keys("TOKEN_SECRET", &required("TOKEN_SECRET")?)?;
+        let tokens = TokenDeriver::new(token_key).map_err(|_| SettingsError::ShortSecret {
+            name: "TOKEN_SECRET",
+            min: MIN_TOKEN_SECRET_LEN,
         })?;
-        let unsubscribe = env.unsubscribe_signer()?;
+        let unsubscribe = env.optional_unsubscribe_signer()?;
         let public_url = env.public_url()?;
 
         let mut config = SendConfig {
@@ -341,7 +385,7 @@ impl SendSettings {
             mailer,
             clock,
             sleeper: Arc::new(TokioSleeper),
-            unsubscribe: Arc::new(self.unsubscribe),
+            unsubscribe: self.unsubscribe.map(Arc::new),
             tokens: self.tokens,
             public_url: self.public_url,
             limiter: Arc::new(RateLimiter::new(self.config.max_send_rate)),

@@ -18,6 +18,7 @@ pub mod diagnostic;
 pub mod eventbridge;
 pub mod invocation;
 pub mod null;
+pub mod secrets;
 pub mod telemetry;
 
 pub use config::{table_name, Env, SendSettings, SettingsError};

@@ -216,7 +216,8 @@ sdk_clients!(
     aws_sdk_dynamodb,
     aws_sdk_sesv2,
     aws_sdk_eventbridge,
-    aws_sdk_sqs
+    aws_sdk_sqs,
+    aws_sdk_ssm
 );
 
 /// A client for moto at `endpoint` (see [`sdk_config`]).

@@ -145,7 +145,7 @@ fn send_deps(
         mailer,
         clock: Arc::new(SystemClock),
         sleeper: Arc::new(TokioSleeper),
-        unsubscribe: Arc::new(UnsubscribeSigner::new([7u8; 32])?),
+        unsubscribe: Some(Arc::new(UnsubscribeSigner::new([7u8; 32])?)),
         tokens: Arc::new(TokenDeriver::new([9u8; 32])?),
         public_url: PublicUrl::parse("https://invite.example.org")?,
         limiter: Arc::new(RateLimiter::new(config.max_send_rate)),

@@ -60,10 +60,13 @@ struct Payload {
     iat: i64,
 }
 
-/// Signs and verifies unsubscribe tokens with one server secret.
+/// Signs unsubscribe tokens with the server secret, and verifies them with it or, while a
+/// rotation is under way, with the previous secret ([`UnsubscribeSigner::with_previous`]):
+/// links in emails sent before the rotation keep working.
 #[derive(Clone)]
 pub struct UnsubscribeSigner {
     key: Vec<u8>,
+    previous: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for UnsubscribeSigner {
@@ -79,12 +82,25 @@ impl UnsubscribeSigner {
         if key.len() < MIN_UNSUBSCRIBE_SECRET_LEN {
             return Err(WeakSecret);
         }
-        Ok(Self { key })
+        Ok(Self {
+            key,
+            previous: None,
+        })
+    }
+
+    /// Also accepts tokens signed with `previous` (new tokens are signed with the current
+    /// secret only).
+    pub fn with_previous(mut self, previous: impl AsRef<[u8]>) -> Result<Self, WeakSecret> {
+        let previous = previous.as_ref().to_vec();
+        if previous.len() < MIN_UNSUBSCRIBE_SECRET_LEN {
+            return Err(WeakSecret);
+        }
+        self.previous = Some(previous);
+        Ok(self)
     }
 
     fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length: this cannot fail.
-        <HmacSha256 as Mac>::new_from_slice(&self.key).unwrap_or_else(|_| unreachable!())
+        mac_of(&self.key)
     }
 
     /// A token for `email` in `tenant`, sent with `invitation_id` (may be empty).
@@ -123,9 +139,14 @@ impl UnsubscribeSigner {
             .decode(payload_b64)
             .map_err(|_| InvalidToken)?;
         let tag = URL_SAFE_NO_PAD.decode(tag_b64).map_err(|_| InvalidToken)?;
-        let mut mac = self.mac();
-        mac.update(&payload);
-        mac.verify_slice(&tag).map_err(|_| InvalidToken)?;
+        let signed_by = |key: &[u8]| {
+            let mut mac = mac_of(key);
+            mac.update(&payload);
+            mac.verify_slice(&tag).is_ok()
+        };
+        if !signed_by(&self.key) && !self.previous.as_deref().is_some_and(signed_by) {
+            return Err(InvalidToken);
+        }
         let p: Payload = serde_json::from_slice(&payload).map_err(|_| InvalidToken)?;
         Ok(UnsubscribeClaim {
             tenant: TenantId::parse(p.t).map_err(|_| InvalidToken)?,
@@ -134,6 +155,11 @@ impl UnsubscribeSigner {
             issued_at: OffsetDateTime::from_unix_timestamp(p.iat).map_err(|_| InvalidToken)?,
         })
     }
+}
+
+fn mac_of(key: &[u8]) -> HmacSha256 {
+    // HMAC accepts keys of any length: this cannot fail.
+    <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!())
 }
 
 /// `j***@example.com`: enough for a person to recognise their address, not enough for a
@@ -210,6 +236,31 @@ mod tests {
         let e = Email::parse("jane@example.com").unwrap();
         let token = other.sign(&t("t1"), &e, "", AT);
         assert_eq!(signer().verify(&token), Err(InvalidToken));
+    }
+
+    #[test]
+    fn during_a_rotation_links_signed_with_the_previous_secret_still_verify() {
+        let e = Email::parse("jane@example.com").unwrap();
+        let old = signer().sign(&t("t1"), &e, "inv-1", AT);
+        let rotated = UnsubscribeSigner::new([7u8; 32])
+            .unwrap()
+            .with_previous(SECRET)
+            .unwrap();
+        assert_eq!(rotated.verify(&old).unwrap().invitation_id, "inv-1");
+        // New links are signed with the new secret only.
+        let new = rotated.sign(&t("t1"), &e, "inv-2", AT);
+        assert_eq!(signer().verify(&new), Err(InvalidToken));
+        assert_eq!(rotated.verify(&new).unwrap().invitation_id, "inv-2");
+        // Once the previous secret is dropped, its links stop working.
+        let after = UnsubscribeSigner::new([7u8; 32]).unwrap();
+        assert_eq!(after.verify(&old), Err(InvalidToken));
+        assert_eq!(
+            UnsubscribeSigner::new([7u8; 32])
+                .unwrap()
+                .with_previous(b"short")
+                .unwrap_err(),
+            WeakSecret
+        );
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub async fn deliver_batch(
     spec: Option<&SendSpec>,
 ) -> Result<DeliveryReport, SendError> {
     let store = &*deps.store;
+    if deps.unsubscribe.is_none() {
+        return Err(SendError::NoUnsubscribeKey);
+    }
     let mut report = DeliveryReport::default();
     // Without a spec, the campaign's sender and template are read (a paused campaign
     // stops here); with one, the lease refuses a paused campaign.
@@ -400,9 +403,11 @@ async fn deliver_one(
     let now = deps.clock.now();
     let token = deps.tokens.token(tenant, campaign_id, contact_id);
     let invitation_id = format!("{campaign_id}:{contact_id}");
-    let unsubscribe_token = deps
-        .unsubscribe
-        .sign(tenant, &recipient.email, &invitation_id, now);
+    let Some(signer) = deps.unsubscribe.as_deref() else {
+        // deliver_batch refused to start without it.
+        return Outcome::Failed("no unsubscribe secret".into());
+    };
+    let unsubscribe_token = signer.sign(tenant, &recipient.email, &invitation_id, now);
     let unsubscribe_url = MergeValues::unsubscribe_url(&deps.public_url, &unsubscribe_token);
     let division_name =
         (!recipient.division_name.is_empty()).then(|| recipient.division_name.clone());

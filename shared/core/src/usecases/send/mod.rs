@@ -159,7 +159,9 @@ pub struct SendDeps {
     pub mailer: Arc<dyn Mailer>,
     pub clock: Arc<dyn Clock>,
     pub sleeper: Arc<dyn Sleeper>,
-    pub unsubscribe: Arc<UnsubscribeSigner>,
+    /// Signs the unsubscribe links of emails: only a process that delivers needs it (a
+    /// delivery without it fails with [`SendError::NoUnsubscribeKey`]).
+    pub unsubscribe: Option<Arc<UnsubscribeSigner>>,
     pub tokens: Arc<TokenDeriver>,
     /// Base of the links in emails, no trailing `/`.
     pub public_url: PublicUrl,
@@ -172,6 +174,10 @@ pub struct SendDeps {
 pub enum SendError {
     #[error("campaign {0} not found")]
     CampaignNotFound(CampaignId),
+    /// This process was started without the unsubscribe secret, so it cannot deliver (its
+    /// emails would carry no working unsubscribe link): a deployment error.
+    #[error("this process has no unsubscribe secret and cannot deliver emails")]
+    NoUnsubscribeKey,
     /// The mail service kept throttling past the attempts: re-run later; the invitation
     /// stays `in_process`.
     #[error("the mail service is still throttling: {0}")]
