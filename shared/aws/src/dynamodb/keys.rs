@@ -370,9 +370,35 @@ pub(super) const SENDERS_SK: &str = "SENDERS";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     fn div(s: &str) -> DivisionId {
         DivisionId::parse(s).unwrap()
+    }
+
+    proptest! {
+        /// A list cursor from outside — any text, any base64url of any bytes, or a real
+        /// cursor with bytes changed — is a position or `InvalidCursor`, never a panic.
+        #[test]
+        fn a_cursor_of_any_bytes_is_a_position_or_refused(
+            raw in prop_oneof![
+                ".{0,600}",
+                prop::collection::vec(any::<u8>(), 0..400).prop_map(|b| URL_SAFE_NO_PAD.encode(b)),
+                (0usize..200, any::<u8>()).prop_map(|(at, byte)| {
+                    let mut c = encode_cursor(&div("d2"), 3, &ContactId::parse("c-1").unwrap())
+                        .into_bytes();
+                    let at = at % c.len();
+                    c[at] = byte;
+                    String::from_utf8_lossy(&c).into_owned()
+                }),
+            ]
+        ) {
+            match decode_cursor(&raw, &[div("d1"), div("d2")]) {
+                Ok(p) => prop_assert!(p.division_index < 2 && p.shard < SHARDS),
+                Err(StoreError::InvalidCursor(_)) => {}
+                Err(other) => prop_assert!(false, "{other}"),
+            }
+        }
     }
 
     #[test]
