@@ -191,3 +191,29 @@ async fn a_campaign_s_recipients_may_be_asked_for_without_a_body() {
         bare
     );
 }
+
+#[tokio::test]
+async fn a_registration_link_whose_tenant_holds_control_characters_is_incomplete() {
+    let app = app();
+    let t = admin("demo");
+    app.put_division(&t, "d1").await;
+    let page = |uri: &str| app.send(request(Method::GET, uri, None, None, Body::empty()));
+    // Before: the control characters were dropped and the page was tenant "demo"'s.
+    for uri in [
+        "/register/key?tenant=de%10mo",
+        "/register/key?tenant=%C2%87demo",
+        "/register/request?tenant=de%10mo",
+    ] {
+        let r = page(uri).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}: {}", r.text());
+        assert!(r.text().contains("tenant"), "{uri}: {}", r.text());
+    }
+    assert_eq!(
+        page("/register/key?tenant=demo").await.status,
+        StatusCode::OK
+    );
+    // The account prefill is free text: control characters are dropped from it.
+    let r = page("/register/key?tenant=demo&account=A%10-1").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text().contains("value=\"A-1\""), "{}", r.text());
+}
