@@ -13,6 +13,9 @@
 //! - `failures`: a failing store is an opaque 500 problem.
 //! - `unsubscribe`: the public one-click unsubscribe link (signed token, tenant-bound).
 //! - `openapi`: `openapi.yaml` and the router serve the same routes.
+//! - `conformance`: inputs are read as `openapi.yaml` types them (what Schemathesis found:
+//!   `114.0` is an integer, `null` is not, an empty cursor is the first page, an optional
+//!   body may be left out, a setting's filters have a count's limits).
 //! - `senders`: the sender settings, and every send route refusing a sender outside them.
 //! - `console`: the managers' console as its function serves it (shell page, hashed assets,
 //!   security and cache headers) and a server without console settings (503 page).
@@ -27,6 +30,7 @@
 
 mod auth;
 mod campaigns;
+mod conformance;
 mod console;
 mod errors;
 mod failures;

@@ -182,6 +182,13 @@ impl From<FilterValueReport> for FilterValuesView {
 fn named_divisions(raw: Option<&str>) -> Result<Vec<DivisionId>, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.unwrap_or_default())
         .map_err(|e| ApiError::BadRequest(format!("the query string does not parse: {e}")))?;
+    // Every value counts against the limit, empty ones included (as `maxItems` counts them).
+    let max = usecases::counts::MAX_DIVISIONS_PER_QUERY;
+    if pairs.len() > max {
+        return Err(ApiError::Unprocessable(format!(
+            "division_id: at most {max} values"
+        )));
+    }
     let mut named = Vec::new();
     for (key, value) in pairs {
         if key != "division_id" {
@@ -220,6 +227,18 @@ mod tests {
 
     fn ids(raw: &str) -> Result<Vec<String>, ApiError> {
         named_divisions(Some(raw)).map(|v| v.iter().map(|d| d.to_string()).collect())
+    }
+
+    #[test]
+    fn more_than_500_values_are_refused_even_empty_ones() {
+        let empties = vec!["division_id="; 501].join("&");
+        assert!(matches!(ids(&empties), Err(ApiError::Unprocessable(_))));
+        let named = vec!["division_id=a"; 501].join("&");
+        assert!(matches!(ids(&named), Err(ApiError::Unprocessable(_))));
+        assert_eq!(
+            ids(&vec!["division_id="; 500].join("&")).unwrap(),
+            Vec::<String>::new()
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use portal_core::usecases::UseCaseError;
 
 use super::auth::{perm, Authorized};
 use super::error::ApiError;
-use super::json::ApiJson;
+use super::json::{integer, ApiJson};
 use super::AppState;
 
 fn yes() -> bool {
@@ -57,7 +57,8 @@ pub struct RecipientsBody {
     pub q: Option<String>,
     #[serde(default)]
     pub cursor: Option<String>,
-    #[serde(default)]
+    /// Absent: the default page size; `null` is refused (the document types it `integer`).
+    #[serde(default, deserialize_with = "integer::optional")]
     pub limit: Option<u32>,
 }
 

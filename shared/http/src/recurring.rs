@@ -23,7 +23,7 @@ use portal_core::usecases::recurring::{self as rec, RecurringError, RunView, Set
 use super::auth::{perm, Authorized};
 use super::divisions::path_id;
 use super::error::ApiError;
-use super::json::ApiJson;
+use super::json::{integer, ApiJson};
 use super::AppState;
 
 /// The body of `PUT /v1/recurring/{recurring_id}`.
@@ -39,8 +39,11 @@ pub struct SettingBody {
     pub template_id: TemplateId,
     #[serde(default)]
     pub email_from: Option<String>,
+    #[serde(deserialize_with = "integer::exact")]
     pub cadence_days: u16,
+    #[serde(deserialize_with = "integer::exact")]
     pub max_invitations_per_contact: u16,
+    #[serde(deserialize_with = "integer::exact")]
     pub hour_of_day: u8,
     pub time_zone: String,
 }

@@ -76,20 +76,28 @@ fn registrar(state: &AppState) -> Result<&Registrar, ApiError> {
 }
 
 /// A query parameter, without control characters (it may be shown back in a form).
-fn param(q: &Result<Query<HashMap<String, String>>, QueryRejection>, name: &str) -> String {
+/// A query parameter as sent (empty when absent or when the query does not parse).
+fn raw_param(q: &Result<Query<HashMap<String, String>>, QueryRejection>, name: &str) -> String {
     q.as_ref()
         .ok()
         .and_then(|Query(m)| m.get(name).cloned())
         .unwrap_or_default()
+}
+
+/// A query parameter without its control characters.
+fn param(q: &Result<Query<HashMap<String, String>>, QueryRejection>, name: &str) -> String {
+    raw_param(q, name)
         .chars()
         .filter(|c| !c.is_control())
         .collect()
 }
 
+/// The `tenant` of a link, an id as sent: control characters are not dropped from it (a
+/// tenant id has none, so such a link is incomplete, not another tenant's).
 fn tenant_param(
     q: &Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<TenantId, ApiError> {
-    TenantId::parse(param(q, "tenant")).map_err(|_| {
+    TenantId::parse(raw_param(q, "tenant")).map_err(|_| {
         ApiError::BadRequest(
             "this link is incomplete: it does not say which company it is for (tenant)".into(),
         )

@@ -31,7 +31,7 @@ use super::csv::{csv_headers, defuse, paged};
 use super::divisions::path_id;
 use super::error::ApiError;
 use super::invitations::wants_csv;
-use super::json::ApiJson;
+use super::json::{integer, OptionalApiJson};
 use super::AppState;
 
 /// Page size when the request names none.
@@ -73,6 +73,11 @@ pub(crate) fn page_limit(
     }
 }
 
+/// A cursor to continue from: absent and empty both mean the first page.
+pub(crate) fn first_page(cursor: &Option<String>) -> Option<&str> {
+    cursor.as_deref().filter(|c| !c.is_empty())
+}
+
 fn store_error(e: StoreError) -> ApiError {
     UseCaseError::from(e).into()
 }
@@ -100,7 +105,7 @@ pub async fn list(
     }
     let page = state
         .store
-        .list_campaigns(&caller.tenant, &division, params.cursor.as_deref(), limit)
+        .list_campaigns(&caller.tenant, &division, first_page(&params.cursor), limit)
         .await
         .map_err(store_error)?;
     Ok(Json(CampaignPage {
@@ -120,7 +125,8 @@ pub struct RecipientsBody {
     pub q: Option<String>,
     #[serde(default)]
     pub cursor: Option<String>,
-    #[serde(default)]
+    /// Absent: the default page size; `null` is refused (the document types it `integer`).
+    #[serde(default, deserialize_with = "integer::optional")]
     pub limit: Option<u32>,
 }
 
@@ -170,7 +176,7 @@ pub async fn recipients(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
-    ApiJson(body): ApiJson<RecipientsBody>,
+    OptionalApiJson(body): OptionalApiJson<RecipientsBody>,
 ) -> Result<Response, ApiError> {
     let id = path_id("campaign_id", path, CampaignId::parse)?;
     let search = portal_core::domain::search::needle(&body.q.unwrap_or_default());
@@ -198,7 +204,13 @@ pub async fn recipients(
     }
     let page = state
         .store
-        .list_invitations(&caller.tenant, &id, &filter, body.cursor.as_deref(), limit)
+        .list_invitations(
+            &caller.tenant,
+            &id,
+            &filter,
+            first_page(&body.cursor),
+            limit,
+        )
         .await
         .map_err(store_error)?;
     Ok(Json(RecipientPage {

@@ -31,7 +31,7 @@ use portal_core::usecases::sync::MAX_ACCOUNTS_PER_SYNC;
 use super::auth::{perm, Authorized};
 use super::divisions::path_id;
 use super::error::{ApiError, RecordPosition};
-use super::json::{body_rejection, is_json, json_error, media_type};
+use super::json::{body_rejection, integer, is_json, json_error, media_type};
 use super::AppState;
 
 /// Media types read as NDJSON.
@@ -55,6 +55,7 @@ pub struct AccountWire {
     pub source: String,
     pub site_source: String,
     pub active_services: bool,
+    #[serde(deserialize_with = "integer::exact")]
     pub balance_due_cents: i64,
     pub autopay: bool,
     #[serde(default, with = "time::serde::rfc3339::option")]

@@ -41,7 +41,8 @@ impl Filters {
                     reason: format!("at most {MAX_FILTER_VALUES} values"),
                 });
             }
-            if values.iter().any(|v| v.len() > 200) {
+            // Characters, as the API document's `maxLength` counts them (not bytes).
+            if values.iter().any(|v| v.chars().count() > 200) {
                 return Err(DomainError::InvalidField {
                     field,
                     reason: "values must be at most 200 characters".into(),

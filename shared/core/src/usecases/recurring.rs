@@ -135,6 +135,8 @@ pub async fn save_setting(
     };
     RecurringSetting::check(rule, input.hour_of_day)?;
     let time_zone = TimeZoneName::parse(&input.time_zone)?;
+    // The same limits as a count's or a send's filters: a setting's runs use them.
+    let filters = input.filters.validate()?;
     let scope = match input.scope.as_str() {
         "all" | "new_divisions_only" if !input.division_ids.is_empty() => {
             return Err(invalid(
@@ -212,7 +214,7 @@ pub async fn save_setting(
         setting_id: id,
         enabled: input.enabled,
         scope,
-        filters: input.filters,
+        filters,
         template_id: input.template_id,
         email_from: input.email_from,
         rule,
