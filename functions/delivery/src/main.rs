@@ -20,8 +20,10 @@ use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use portal_aws::dynamodb::DynamoStore;
+use portal_aws::secrets::resolve_from_env;
 use portal_aws::ses::SesMailer;
 use portal_core::ports::{SystemClock, DETAIL_TYPE_DELIVER};
+use portal_lambda::secrets::{Secrets, SECRET_VARS};
 use portal_lambda::{config, diagnostic, on_event, Env, NoBus, SendSettings};
 use serde_json::Value;
 
@@ -31,14 +33,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let table = config::table_name()?;
     let configuration_set = Env::process().optional("SES_CONFIGURATION_SET")?;
     let aws = aws_config::load_from_env().await;
-    let secrets = portal_lambda::secrets::Secrets::new(
-        portal_aws::secrets::resolve_from_env(
-            &aws_sdk_ssm::Client::new(&aws),
-            portal_lambda::secrets::SECRET_VARS,
-        )
-        .await
-        .map_err(|e| portal_lambda::SettingsError::Secrets(e.to_string()))?,
-    );
+    let ssm = aws_sdk_ssm::Client::new(&aws);
+    let secrets = Secrets::from_resolved(resolve_from_env(&ssm, SECRET_VARS).await)?;
     let settings = SendSettings::from_lookup(secrets.lookup())?;
     let deps = settings.deps(
         Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), table)),

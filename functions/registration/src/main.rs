@@ -26,12 +26,14 @@
 use std::sync::Arc;
 
 use portal_aws::dynamodb::DynamoStore;
+use portal_aws::secrets::resolve_from_env;
 use portal_aws::ses::SesMailer;
 use portal_aws::{CognitoIdentity, EventBridgeBus};
 use portal_core::ports::SystemClock;
 use portal_core::usecases::campaigns::Sending;
 use portal_core::usecases::registration::{Registrar, RegistrationSettings};
 use portal_http::{auth::Verifier, jobs, AppState};
+use portal_lambda::secrets::{Secrets, SECRET_VARS};
 use portal_lambda::{config, Env, SendSettings};
 
 #[tokio::main]
@@ -43,14 +45,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let user_pool_id = env.required("USER_POOL_ID")?;
     let client_id = env.optional("USER_POOL_CLIENT_ID")?;
     let aws = aws_config::load_from_env().await;
-    let secrets = portal_lambda::secrets::Secrets::new(
-        portal_aws::secrets::resolve_from_env(
-            &aws_sdk_ssm::Client::new(&aws),
-            portal_lambda::secrets::SECRET_VARS,
-        )
-        .await
-        .map_err(|e| portal_lambda::SettingsError::Secrets(e.to_string()))?,
-    );
+    let ssm = aws_sdk_ssm::Client::new(&aws);
+    let secrets = Secrets::from_resolved(resolve_from_env(&ssm, SECRET_VARS).await)?;
     let settings = SendSettings::from_lookup(secrets.lookup())?;
     let verifier = Verifier::from_env()?;
 

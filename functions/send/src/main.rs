@@ -24,12 +24,14 @@ use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use portal_aws::dynamodb::DynamoStore;
+use portal_aws::secrets::resolve_from_env;
 use portal_aws::EventBridgeBus;
 use portal_core::ports::{SystemClock, DETAIL_TYPE_FAN_OUT};
 use portal_core::usecases::campaigns::Sending;
 use portal_core::usecases::send::sweep::sweep;
 use portal_http::{auth::Verifier, jobs, AppState};
 use portal_lambda::invocation::{serve_http, to_json, unsupported, Invocation};
+use portal_lambda::secrets::{Secrets, SECRET_VARS};
 use portal_lambda::{config, diagnostic, on_event, Env, NoMailer, SendSettings};
 use serde_json::Value;
 
@@ -39,14 +41,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let table = config::table_name()?;
     let bus_name = Env::process().required("EVENT_BUS_NAME")?;
     let aws = aws_config::load_from_env().await;
-    let secrets = portal_lambda::secrets::Secrets::new(
-        portal_aws::secrets::resolve_from_env(
-            &aws_sdk_ssm::Client::new(&aws),
-            portal_lambda::secrets::SECRET_VARS,
-        )
-        .await
-        .map_err(|e| portal_lambda::SettingsError::Secrets(e.to_string()))?,
-    );
+    let ssm = aws_sdk_ssm::Client::new(&aws);
+    let secrets = Secrets::from_resolved(resolve_from_env(&ssm, SECRET_VARS).await)?;
     let settings = SendSettings::from_lookup(secrets.lookup())?;
     let sweep_config = Env::process().sweep()?;
     let verifier = Verifier::from_env()?;

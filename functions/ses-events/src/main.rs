@@ -24,11 +24,13 @@ use std::sync::Arc;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use portal_aws::dynamodb::DynamoStore;
+use portal_aws::secrets::resolve_from_env;
 use portal_aws::webhook::{self, SesWebhook, WebhookDefaults};
 use portal_core::ports::SystemClock;
 use portal_core::usecases::events::recount;
 use portal_http::{auth::Verifier, jobs, AppState};
 use portal_lambda::invocation::{serve_http, to_json, unsupported, Invocation};
+use portal_lambda::secrets::{Secrets, SECRET_VARS};
 use portal_lambda::{config, diagnostic, Env};
 use serde_json::Value;
 
@@ -37,14 +39,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     portal_lambda::init_lambda_logging();
     let table = config::table_name()?;
     let aws = aws_config::load_from_env().await;
-    let secrets = portal_lambda::secrets::Secrets::new(
-        portal_aws::secrets::resolve_from_env(
-            &aws_sdk_ssm::Client::new(&aws),
-            portal_lambda::secrets::SECRET_VARS,
-        )
-        .await
-        .map_err(|e| portal_lambda::SettingsError::Secrets(e.to_string()))?,
-    );
+    let ssm = aws_sdk_ssm::Client::new(&aws);
+    let secrets = Secrets::from_resolved(resolve_from_env(&ssm, SECRET_VARS).await)?;
     let unsubscribe = Env::from_lookup(secrets.lookup()).unsubscribe_signer()?;
     let mut ses_webhook = SesWebhook::from_env(WebhookDefaults::lambda())?;
     if let Some(raw) = secrets

@@ -27,6 +27,17 @@ impl Secrets {
         Self { values }
     }
 
+    /// What every function with secrets does at cold start: the answer of reading them
+    /// (`portal_aws::secrets::resolve_from_env` over [`SECRET_VARS`]), or a
+    /// [`SettingsError::Secrets`] that stops the function.
+    pub fn from_resolved<E: std::fmt::Display>(
+        resolved: Result<HashMap<&'static str, String>, E>,
+    ) -> Result<Self, crate::SettingsError> {
+        resolved
+            .map(Self::new)
+            .map_err(|e| crate::SettingsError::Secrets(e.to_string()))
+    }
+
     /// A lookup for [`crate::SendSettings::from_lookup`] and [`crate::Env::from_lookup`]: a
     /// secret read at cold start, else the environment variable.
     pub fn lookup(&self) -> impl Fn(&str) -> Result<String, std::env::VarError> + '_ {
@@ -55,5 +66,17 @@ mod tests {
         assert!(s.lookup()("PORTAL_TEST_SURELY_UNSET_VARIABLE").is_err());
         let printed = format!("{s:?}");
         assert!(printed.contains("TOKEN_SECRET") && !printed.contains("s3cr3t"));
+    }
+
+    #[test]
+    fn a_failed_read_stops_the_function_with_its_reason() {
+        let err = Secrets::from_resolved::<&str>(Err("SSM parameters not found: /x")).unwrap_err();
+        assert_eq!(
+            err,
+            crate::SettingsError::Secrets("SSM parameters not found: /x".into())
+        );
+        let ok = Secrets::from_resolved::<&str>(Ok(HashMap::from([("TOKEN_SECRET", "v".into())])))
+            .unwrap();
+        assert_eq!(ok.get("TOKEN_SECRET"), Some("v"));
     }
 }
