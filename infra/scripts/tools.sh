@@ -5,7 +5,7 @@
 # cfn-lint 1.53.3 still validates inside AWS::Serverless::Function (later versions do not),
 # and cargo-lambda 1.9.2 (with the zig of PyPI `ziglang`, its one dependency, pinned as well)
 # builds the functions' x86_64 `bootstrap`s offline (infra/scripts/lambda-build.sh).
-# Schemathesis 4.32.5 runs openapi.yaml against the demo server (infra/scripts/schemathesis.sh):
+# Schemathesis 4.32.5 runs openapi.yaml against the demo server (infra/api-fuzz/run.sh):
 # its CLI flags and checks change between versions, so a new version is a deliberate change.
 
 PORTAL_VENV="${PORTAL_VENV:-$HOME/.cache/portal-invites/venv}"
