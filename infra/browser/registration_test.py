@@ -368,7 +368,7 @@ def invitation_link_flow(b: Browser, api: Api, banner: str, base: str, outbox: O
     print(f"    {link}\n    in {mail.path.name}, to {invitee}")
 
     # The campaign of that invitation: the demo's one individual send.
-    divisions = {d["division_id"]: d for d in api.get("/v1/divisions")}
+    divisions = {d["division_id"]: d for d in api.get("/v1/divisions?limit=500")["items"]}
     individual = [
         c
         for d in divisions

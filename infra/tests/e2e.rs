@@ -211,7 +211,7 @@ mod support {
         pub async fn division_ids(&self) -> Vec<String> {
             let r = self.get("/v1/divisions").await;
             assert_eq!(r.status, 200, "divisions: {}", r.text());
-            r.json()
+            r.json()["items"]
                 .as_array()
                 .expect("a JSON array")
                 .iter()
@@ -452,7 +452,7 @@ async fn the_demo_tenant_has_three_divisions() {
     let r = api.get("/v1/divisions").await;
     assert_eq!(r.status, 200, "{}", r.text());
     let divisions = r.json();
-    let divisions = divisions.as_array().unwrap();
+    let divisions = divisions["items"].as_array().unwrap();
     assert_eq!(divisions.len(), 3, "{divisions:?}");
     for d in divisions {
         assert!(d["name"].as_str().is_some_and(|n| !n.is_empty()), "{d}");

@@ -183,7 +183,7 @@ async fn another_tenant_sees_no_divisions_and_counts_nothing() {
     let a = admin("tenant-a");
     let b = admin("tenant-b");
     assert_eq!(app.counts(&a, json!({})).await["total"], total);
-    assert_eq!(app.get("/v1/divisions", &b).await.ok(), json!([]));
+    assert_eq!(app.get("/v1/divisions", &b).await.ok(), json!({"items": [], "next_cursor": null}));
     let counts = app.counts(&b, json!({})).await;
     assert_eq!(counts["total"], 0, "{counts}");
     assert!(app
@@ -309,7 +309,7 @@ async fn rs256_tokens_from_the_jwks_issuer_are_accepted() {
         "test-key-1",
         &rs_claims("https://issuer.example.com", "portal-invites"),
     );
-    assert_eq!(app.get("/v1/divisions", &t).await.ok(), json!([]));
+    assert_eq!(app.get("/v1/divisions", &t).await.ok(), json!({"items": [], "next_cursor": null}));
 }
 
 #[tokio::test]
@@ -380,7 +380,7 @@ async fn only_jwks_keys_meant_for_rs256_signatures_verify_tokens() {
     for kid in ["test-key-1", "bare-key"] {
         assert_eq!(
             app.get("/v1/divisions", &rs256(kid, &claims)).await.ok(),
-            json!([]),
+            json!({"items": [], "next_cursor": null}),
             "{kid}"
         );
     }
@@ -409,7 +409,7 @@ async fn an_rs256_token_used_before_its_nbf_is_refused() {
         app.get("/v1/divisions", &rs256("test-key-1", &due))
             .await
             .ok(),
-        json!([])
+        json!({"items": [], "next_cursor": null})
     );
 }
 

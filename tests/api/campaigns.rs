@@ -924,7 +924,7 @@ async fn the_division_lock_neither_refuses_a_selection_nor_is_taken_by_one() {
     let r = post_campaign(&app, &t, None, &body(&["d1"]).to_string()).await;
     held(&r, "division_id", "d1", "2026-11-03T12:00:00Z", 86_400);
     let divisions = app.get("/v1/divisions", &t).await.ok();
-    let d2 = divisions
+    let d2 = divisions["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -44,7 +44,9 @@ impl portal_core::ports::TemplateStore for Down {
     async fn list_templates(
         &self,
         _: &TenantId,
-    ) -> Result<Vec<portal_core::domain::Template>, StoreError> {
+        _: Option<&str>,
+        _: u32,
+    ) -> Result<Page<portal_core::domain::Template>, StoreError> {
         down("list_templates")
     }
 }
@@ -289,6 +291,14 @@ impl DivisionStore for Down {
     }
     async fn list_divisions(&self, _: &TenantId) -> Result<Vec<Division>, StoreError> {
         down("list_divisions")
+    }
+    async fn list_divisions_page(
+        &self,
+        _: &TenantId,
+        _: Option<&str>,
+        _: u32,
+    ) -> Result<Page<Division>, StoreError> {
+        down("list_divisions_page")
     }
 }
 

@@ -52,7 +52,7 @@ async fn a_tenant_without_sender_settings_sends_nothing_until_it_saves_some() {
         json!({"domains": [], "addresses": [], "updated_at": null, "updated_by": null})
     );
     let divisions = app.get("/v1/divisions", &t).await.ok();
-    assert_eq!(divisions[0]["sender_status"], "no_settings");
+    assert_eq!(divisions["items"][0]["sender_status"], "no_settings");
     let counts = app
         .counts(&t, json!({"division_ids": ["d1"], "filters": {}}))
         .await;
@@ -90,7 +90,7 @@ async fn a_tenant_without_sender_settings_sends_nothing_until_it_saves_some() {
     assert_eq!(saved["updated_by"], "user-of-t1");
     assert_eq!(app.get("/v1/settings/senders", &t).await.ok(), saved);
     assert_eq!(
-        app.get("/v1/divisions", &t).await.ok()[0]["sender_status"],
+        app.get("/v1/divisions", &t).await.ok()["items"][0]["sender_status"],
         "allowed"
     );
     let r = app.post("/v1/campaigns", &t, &bulk(None)).await;
@@ -186,7 +186,7 @@ async fn a_division_synced_with_a_sender_not_allowed_is_kept_but_not_sent_from()
     assert_eq!(synced["sender_status"], "not_allowed");
     app.sync(&t, &accounts("d2", 3)).await;
     let listed = app.get("/v1/divisions", &t).await.ok();
-    let status: Vec<(&str, &str)> = listed
+    let status: Vec<(&str, &str)> = listed["items"]
         .as_array()
         .unwrap()
         .iter()

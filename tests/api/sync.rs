@@ -45,7 +45,7 @@ async fn a_division_put_is_returned_and_listed() {
     assert_eq!(again["first_synced_at"], "2026-11-02T12:00:00Z");
     app.put_division(&t, "east").await;
     let list = app.get("/v1/divisions", &t).await.ok();
-    let names: Vec<&str> = list
+    let names: Vec<&str> = list["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -302,4 +302,41 @@ async fn a_sync_body_over_64_mib_is_413() {
         .await
         .problem(StatusCode::PAYLOAD_TOO_LARGE);
     assert!(d.contains("64 MiB"), "{d}");
+}
+
+#[tokio::test]
+async fn divisions_are_listed_a_page_at_a_time() {
+    let app = app();
+    let t = admin("t1");
+    for id in ["d3", "d1", "d2"] {
+        app.put_division(&t, id).await;
+    }
+    app.put_division(&admin("t2"), "d0").await;
+    let first = app.get("/v1/divisions?limit=2", &t).await.ok();
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["division_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&first), ["d1", "d2"]);
+    assert_eq!(first["items"][0]["sender_status"], "allowed");
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let last = app
+        .get(&format!("/v1/divisions?limit=2&cursor={cursor}"), &t)
+        .await
+        .ok();
+    assert_eq!(ids(&last), ["d3"]);
+    assert_eq!(last["next_cursor"], Value::Null);
+
+    for bad in [
+        "/v1/divisions?limit=0",
+        "/v1/divisions?limit=-1",
+        "/v1/divisions?cursor=dGVtcGxhdGU",
+        "/v1/divisions?division_id=d1",
+    ] {
+        app.get(bad, &t).await.problem(StatusCode::BAD_REQUEST);
+    }
 }

@@ -34,7 +34,7 @@ async fn a_saved_template_can_be_read_listed_and_deleted() {
     second["name"] = "Reminder".into();
     app.put("/v1/templates/a-reminder", &t, &second).await.ok();
     let list = app.get("/v1/templates", &t).await.ok();
-    let ids: Vec<&str> = list
+    let ids: Vec<&str> = list["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -51,9 +51,7 @@ async fn a_saved_template_can_be_read_listed_and_deleted() {
         .await
         .problem(StatusCode::NOT_FOUND);
     assert_eq!(
-        app.get("/v1/templates", &t)
-            .await
-            .ok()
+        app.get("/v1/templates", &t).await.ok()["items"]
             .as_array()
             .unwrap()
             .len(),
@@ -181,7 +179,7 @@ async fn one_tenant_never_sees_or_deletes_another_tenants_templates() {
     app.get("/v1/templates/welcome", &b)
         .await
         .problem(StatusCode::NOT_FOUND);
-    assert_eq!(app.get("/v1/templates", &b).await.ok(), json!([]));
+    assert_eq!(app.get("/v1/templates", &b).await.ok(), json!({"items": [], "next_cursor": null}));
     app.delete("/v1/templates/welcome", &b)
         .await
         .problem(StatusCode::NOT_FOUND);
@@ -420,7 +418,7 @@ async fn a_draft_preview_renders_a_contacts_values_and_saves_nothing() {
         .await
         .ok();
     assert_eq!(p["subject"], "Welcome to North & South, Alex Sample");
-    assert_eq!(app.get("/v1/templates", &t).await.ok(), json!([]));
+    assert_eq!(app.get("/v1/templates", &t).await.ok(), json!({"items": [], "next_cursor": null}));
     assert_eq!(app.counts(&t, json!({})).await, before);
 
     // A reader (no settings:manage) may preview a draft: it is a read.
@@ -528,7 +526,7 @@ async fn a_draft_with_an_unknown_tag_is_the_same_422_as_saving_it() {
     r.problem(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json()["field"], "subject");
     assert!(r.json().get("tag").is_none());
-    assert_eq!(app.get("/v1/templates", &t).await.ok(), json!([]));
+    assert_eq!(app.get("/v1/templates", &t).await.ok(), json!({"items": [], "next_cursor": null}));
 }
 
 #[tokio::test]
@@ -651,4 +649,53 @@ async fn a_template_at_the_size_limit_is_accepted_even_when_json_escaping_double
     assert_eq!(saved["html"].as_str().unwrap().len(), MAX_BODY_BYTES);
     let read = app.get("/v1/templates/big", &t).await.ok();
     assert_eq!(read["text"], body["text"]);
+}
+
+#[tokio::test]
+async fn templates_are_listed_a_page_at_a_time() {
+    let app = app();
+    let t = admin("t1");
+    for id in ["t1", "t2", "t3", "t4", "t5"] {
+        app.put(&format!("/v1/templates/{id}"), &t, &welcome())
+            .await
+            .ok();
+    }
+    let first = app.get("/v1/templates?limit=2", &t).await.ok();
+    let ids = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["template_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&first), ["t1", "t2"]);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second = app
+        .get(&format!("/v1/templates?limit=2&cursor={cursor}"), &t)
+        .await
+        .ok();
+    assert_eq!(ids(&second), ["t3", "t4"]);
+    let cursor = second["next_cursor"].as_str().unwrap();
+    let last = app
+        .get(&format!("/v1/templates?limit=2&cursor={cursor}"), &t)
+        .await
+        .ok();
+    assert_eq!(ids(&last), ["t5"]);
+    assert_eq!(last["next_cursor"], Value::Null);
+    // The default page holds 50; an empty cursor is the first page.
+    let all = app.get("/v1/templates?cursor=", &t).await.ok();
+    assert_eq!(ids(&all).len(), 5);
+
+    for bad in [
+        "/v1/templates?limit=0",
+        "/v1/templates?limit=501",
+        "/v1/templates?limit=ten",
+        "/v1/templates?cursor=forged",
+        "/v1/templates?page=2",
+    ] {
+        let detail = app.get(bad, &t).await.problem(StatusCode::BAD_REQUEST);
+        let named = ["limit", "cursor", "page"].iter().any(|w| detail.contains(w));
+        assert!(named, "{bad}: {detail}");
+    }
 }

@@ -435,6 +435,56 @@ pub async fn divisions_update_in_place_and_list_in_id_order(store: &dyn Store) {
     assert_eq!(listed[1], stored);
 }
 
+pub async fn divisions_page_by_id_and_the_last_page_has_no_cursor(store: &dyn Store) {
+    let (t, other) = (tenant("t1"), tenant("t2"));
+    for id in ["d5", "d1", "d4", "d2", "d3"] {
+        put_div(store, &t, id).await;
+    }
+    put_div(store, &other, "d9").await;
+    let mut pages = Vec::new();
+    let mut cursor = None::<String>;
+    loop {
+        let page = store
+            .list_divisions_page(&t, cursor.as_deref(), 2)
+            .await
+            .unwrap();
+        pages.push(
+            page.items
+                .iter()
+                .map(|d| d.division_id.to_string())
+                .collect::<Vec<_>>(),
+        );
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(pages, [vec!["d1", "d2"], vec!["d3", "d4"], vec!["d5"]]);
+    assert_eq!(
+        store.list_divisions_page(&t, None, 500).await.unwrap().items,
+        store.list_divisions(&t).await.unwrap()
+    );
+    let page = store.list_divisions_page(&t, None, 5).await.unwrap();
+    assert_eq!((page.items.len(), page.next_cursor), (5, None));
+    // A cursor carries no tenant: used by another tenant it continues in that tenant.
+    let first = store.list_divisions_page(&t, None, 1).await.unwrap();
+    let theirs = store
+        .list_divisions_page(&other, first.next_cursor.as_deref(), 10)
+        .await
+        .unwrap();
+    let ids: Vec<_> = theirs.items.iter().map(|d| d.division_id.as_str()).collect();
+    assert_eq!(ids, ["d9"]);
+    for bad in ["nope", "ZGl2MTo", "dHBsMTpkMQ"] {
+        assert!(
+            matches!(
+                store.list_divisions_page(&t, Some(bad), 2).await,
+                Err(StoreError::InvalidCursor(_))
+            ),
+            "{bad}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Sync
 // ---------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ macro_rules! contract_suite {
             cases: [
             divisions_round_trip,
             divisions_update_in_place_and_list_in_id_order,
+            divisions_page_by_id_and_the_last_page_has_no_cursor,
             upserting_the_same_accounts_twice_changes_nothing,
             a_sync_replaces_the_contact_set_of_an_account,
             portal_status_and_invitations_survive_a_resync,
@@ -66,6 +67,7 @@ macro_rules! contract_suite {
             a_saved_template_reads_back_whole,
             saving_a_template_again_replaces_it,
             templates_list_in_id_order,
+            templates_page_by_id_and_the_last_page_has_no_cursor,
             deleting_a_template_reports_whether_it_existed,
             tenants_never_see_or_delete_each_others_templates,
             templates_do_not_show_up_as_divisions,

@@ -75,6 +75,14 @@ impl DivisionStore for Killable {
     async fn list_divisions(&self, t: &TenantId) -> Result<Vec<Division>, StoreError> {
         self.inner.list_divisions(t).await
     }
+    async fn list_divisions_page(
+        &self,
+        t: &TenantId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Division>, StoreError> {
+        self.inner.list_divisions_page(t, cursor, limit).await
+    }
 }
 
 #[async_trait]
@@ -188,8 +196,13 @@ impl TemplateStore for Killable {
     async fn delete_template(&self, t: &TenantId, id: &TemplateId) -> Result<bool, StoreError> {
         self.inner.delete_template(t, id).await
     }
-    async fn list_templates(&self, t: &TenantId) -> Result<Vec<Template>, StoreError> {
-        self.inner.list_templates(t).await
+    async fn list_templates(
+        &self,
+        t: &TenantId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Template>, StoreError> {
+        self.inner.list_templates(t, cursor, limit).await
     }
 }
 

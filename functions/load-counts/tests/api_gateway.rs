@@ -94,8 +94,8 @@ async fn an_api_gateway_event_reaches_its_jobs_router_with_its_token_and_body() 
     assert_eq!(resp.status(), 200);
     let body = resp.into_body().collect().await.expect("body").to_bytes();
     let divisions: serde_json::Value = serde_json::from_slice(&body).expect("json");
-    assert_eq!(divisions[0]["division_id"], "oak-hills");
-    assert_eq!(divisions[0]["name"], "Oak Hills HOA");
+    assert_eq!(divisions["items"][0]["division_id"], "oak-hills");
+    assert_eq!(divisions["items"][0]["name"], "Oak Hills HOA");
 
     // Another tenant's token, through the same event path, sees nothing.
     let resp = load_counts
@@ -103,7 +103,7 @@ async fn an_api_gateway_event_reaches_its_jobs_router_with_its_token_and_body() 
         .await
         .expect("infallible");
     let body = resp.into_body().collect().await.expect("body").to_bytes();
-    assert_eq!(&body[..], b"[]");
+    assert_eq!(&body[..], br#"{"items":[],"next_cursor":null}"#);
 }
 
 #[tokio::test]
@@ -131,7 +131,7 @@ async fn a_route_of_another_job_is_not_found_on_load_counts() {
         .await
         .expect("infallible");
     let body = resp.into_body().collect().await.expect("body").to_bytes();
-    assert_eq!(&body[..], b"[]");
+    assert_eq!(&body[..], br#"{"items":[],"next_cursor":null}"#);
 
     // The sync router serves it.
     let resp = job_router(Job::Sync, state)

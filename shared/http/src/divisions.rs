@@ -1,8 +1,8 @@
 //! `PUT /v1/divisions/{division_id}` (sync), `GET /v1/divisions` and
 //! `GET /v1/divisions/filter-values` (managers).
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,7 @@ use portal_core::usecases::counts::FilterValueReport;
 use super::auth::{perm, Authorized};
 use super::error::ApiError;
 use super::json::ApiJson;
+use super::statistics::{ItemPage, PageParams};
 use super::AppState;
 
 /// The body of `PUT /v1/divisions/{division_id}`.
@@ -85,26 +86,31 @@ pub async fn put(
     }))
 }
 
-/// Every division of the caller's tenant, ordered by id.
+/// `GET /v1/divisions?cursor=&limit=`: a page of the caller's tenant's divisions, ordered
+/// by id.
 pub async fn list(
     caller: Authorized<perm::InvitationsRead>,
     State(state): State<AppState>,
-) -> Result<Json<Vec<DivisionView>>, ApiError> {
-    let divisions = state
+    query: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Json<ItemPage<DivisionView>>, ApiError> {
+    let (cursor, limit) = PageParams::of(query)?;
+    let page = state
         .store
-        .list_divisions(&caller.tenant)
+        .list_divisions_page(&caller.tenant, cursor.as_deref(), limit)
         .await
         .map_err(usecases::UseCaseError::from)?;
     let settings = sender_settings(&state, &caller.tenant).await?;
-    Ok(Json(
-        divisions
+    Ok(Json(ItemPage {
+        items: page
+            .items
             .into_iter()
             .map(|division| DivisionView {
                 sender_status: SenderCheck::of(settings.as_ref(), &division.email_from),
                 division,
             })
             .collect(),
-    ))
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// One value of a list filter, with the number of contacts having it.

@@ -73,6 +73,35 @@ pub(crate) fn page_limit(
     }
 }
 
+/// The query of a list read in pages and nothing else (`GET /v1/divisions`,
+/// `GET /v1/templates`): a bad `limit` or an unknown parameter is a 400.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageParams {
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+impl PageParams {
+    /// The parameters of `query`, checked: (cursor, limit).
+    pub(crate) fn of(
+        query: Result<Query<PageParams>, QueryRejection>,
+    ) -> Result<(Option<String>, u32), ApiError> {
+        let Query(p) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        let limit = page_limit(p.limit, ApiError::BadRequest)?;
+        Ok((p.cursor.filter(|c| !c.is_empty()), limit))
+    }
+}
+
+/// A page of a list: `next_cursor` continues it, and is `null` on the last page.
+#[derive(Debug, Serialize)]
+pub struct ItemPage<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
 /// A cursor to continue from: absent and empty both mean the first page.
 pub(crate) fn first_page(cursor: &Option<String>) -> Option<&str> {
     cursor.as_deref().filter(|c| !c.is_empty())

@@ -19,8 +19,8 @@
 //! - A template has a kind (`invitation`, the default, or `portal_key`: the email a matched
 //!   sign-up request gets, which must carry `[AccountNumber]` and `[PortalKey]`).
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -35,6 +35,7 @@ use super::auth::{perm, Authorized};
 use super::divisions::path_id;
 use super::error::ApiError;
 use super::json::ApiJson;
+use super::statistics::{ItemPage, PageParams};
 use super::AppState;
 
 /// Body limit of `PUT /v1/templates/{template_id}` and `POST /v1/invitations/preview` (a
@@ -172,17 +173,23 @@ pub async fn get(
     Ok(Json(load(&state, &caller.tenant, &id).await?))
 }
 
-/// Every template of the caller's tenant, ordered by id.
+/// `GET /v1/templates?cursor=&limit=`: a page of the caller's tenant's templates, ordered
+/// by id.
 pub async fn list(
     caller: Authorized<perm::InvitationsRead>,
     State(state): State<AppState>,
-) -> Result<Json<Vec<Template>>, ApiError> {
-    let templates = state
+    query: Result<Query<PageParams>, QueryRejection>,
+) -> Result<Json<ItemPage<Template>>, ApiError> {
+    let (cursor, limit) = PageParams::of(query)?;
+    let page = state
         .store
-        .list_templates(&caller.tenant)
+        .list_templates(&caller.tenant, cursor.as_deref(), limit)
         .await
         .map_err(store_error)?;
-    Ok(Json(templates))
+    Ok(Json(ItemPage {
+        items: page.items,
+        next_cursor: page.next_cursor,
+    }))
 }
 
 pub async fn delete(

@@ -93,6 +93,7 @@ refuse_all! {
         fn put_division(&TenantId, &DivisionInput) -> Division;
         fn get_division(&TenantId, &DivisionId) -> Option<Division>;
         fn list_divisions(&TenantId) -> Vec<Division>;
+        fn list_divisions_page(&TenantId, Option<&str>, u32) -> Page<Division>;
     }
     AccountStore {
         fn upsert_accounts(&TenantId, &[Account]) -> SyncReport;
@@ -148,7 +149,7 @@ refuse_all! {
         fn put_template(&TenantId, &Template) -> ();
         fn get_template(&TenantId, &TemplateId) -> Option<Template>;
         fn delete_template(&TenantId, &TemplateId) -> bool;
-        fn list_templates(&TenantId) -> Vec<Template>;
+        fn list_templates(&TenantId, Option<&str>, u32) -> Page<Template>;
     }
     RegistrationStore {
         fn get_portal_key(&TenantId, &AccountId) -> Option<PortalKey>;

@@ -80,6 +80,7 @@
 //! | `put_division` | UpdateItem (SET name, email_from under `attribute_exists(first_synced_at)`; keeps `last_bulk_sent_at`); a new division fails it and takes a second (SET name, email_from, `first_synced_at`, `fv = kept` under `attribute_not_exists(pk)`); a division from before `first_synced_at` was kept fails both and takes a third without them (it stays `None`) |
 //! | `get_division` | GetItem |
 //! | `list_divisions` | Query `pk = T#{t}`, `sk begins_with DIV#` (sorted by id) |
+//! | `list_divisions_page` | Query `pk = T#{t}`, `sk` between `DIV#{after}` and `DIV#~`, `Limit` one past the page |
 //! | `upsert_accounts` | BatchGetItem the account items, then the locators of contacts new to their account; BatchGetItem the state items of contacts changing division; BatchWriteItem in dependency order (below); UpdateItem per contact whose account brings a `last_login`; BatchGetItem of the divisions' `fv`, then TransactWriteItems of up to 99 changed account items (each under `ver = :read`) with one `ADD` per division to its filter-value summary. Each account's key is the synced one, else the stored one, else `PortalKey::generate()`; it is written on the account item and copied onto every sync item written |
 //! | `delete_account` | GetItem account, BatchWriteItem deletes of its contacts' three items, BatchGetItem of its division's `fv`, then TransactWriteItems: Delete the account (under `ver = :read`) + `ADD` its contribution out of the summary |
 //! | `count_contacts` | Query the suppression partition; Query every (division, shard) partition in parallel |
@@ -219,7 +220,9 @@ use aws_sdk_dynamodb::Client;
 use time::OffsetDateTime;
 
 use portal_core::domain::{Division, DivisionId, DivisionInput, Email, TenantId};
-use portal_core::ports::{DivisionStore, StoreError, SuppressionReason, SuppressionStore};
+use portal_core::ports::{
+    cursor, DivisionStore, Page, StoreError, SuppressionReason, SuppressionStore,
+};
 
 pub use table::{
     create_table, table_definition, AttributeDef, IndexDef, KeyElement, ProjectionDef,
@@ -377,6 +380,27 @@ impl DivisionStore for DynamoStore {
         })
         .await?;
         Ok(out)
+    }
+
+    async fn list_divisions_page(
+        &self,
+        tenant: &TenantId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Division>, StoreError> {
+        let after = cursor
+            .map(|c| cursor::decode_id(cursor::DIVISIONS, c, DivisionId::parse))
+            .transpose()?;
+        ops::id_page(
+            self.client.query().table_name(&self.table),
+            keys::tenant_pk(tenant),
+            keys::DIVISION_SK_PREFIX,
+            (cursor::DIVISIONS, after.as_ref().map(DivisionId::as_str)),
+            limit,
+            items::decode_division,
+            |d| d.division_id.as_str(),
+        )
+        .await
     }
 }
 

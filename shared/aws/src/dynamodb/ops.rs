@@ -1,16 +1,18 @@
 //! The shapes every DynamoDB call of this store repeats, written once: a condition that
 //! failed (a single write, or one item of a cancelled transaction), what a cancelled
 //! transaction's reasons say (retry, or an unexpected failure), the pause between contending
-//! rounds, and a Query read over every page.
+//! rounds, a Query read over every page, and one page of a list of items keyed by id.
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::CancellationReason;
 
-use portal_core::ports::StoreError;
+use std::collections::HashMap;
 
-use super::items::Item;
+use portal_core::ports::{cursor, Page, StoreError, MAX_PAGE_SIZE};
+
+use super::items::{s, Item};
 
 /// The code of a cancellation reason whose condition did not hold.
 pub(super) const CONDITION_FAILED: &str = "ConditionalCheckFailed";
@@ -109,4 +111,59 @@ pub(super) async fn query_all(
             return Ok(());
         }
     }
+}
+
+/// One page of the items of partition `pk` whose sort key is `prefix` then an id, in id
+/// order, after the one of id `after` (an id decoded from a cursor of `tag`'s list). Reads
+/// `limit + 1` items (continuing while DynamoDB stops a Query early), so a left-over item
+/// tells that another page follows: `next_cursor` is `None` exactly when nothing does.
+/// `id` names an item's id, for the cursor.
+pub(super) async fn id_page<T>(
+    query: QueryFluentBuilder,
+    pk: String,
+    prefix: &str,
+    (tag, after): (&str, Option<&str>),
+    limit: u32,
+    decode: impl Fn(&Item) -> Result<T, StoreError>,
+    id: impl Fn(&T) -> &str,
+) -> Result<Page<T>, StoreError> {
+    let limit = limit.clamp(1, MAX_PAGE_SIZE) as usize;
+    // Every id character sorts below `~`; `\u{1}` sorts below all of them.
+    let lower = match after {
+        Some(a) => format!("{prefix}{a}\u{1}"),
+        None => prefix.to_owned(),
+    };
+    let query = query
+        .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
+        .set_expression_attribute_values(Some(HashMap::from([
+            (":pk".to_owned(), s(pk)),
+            (":lo".to_owned(), s(lower)),
+            (":hi".to_owned(), s(format!("{prefix}~"))),
+        ])))
+        .consistent_read(true);
+    let mut items = Vec::with_capacity(limit + 1);
+    let mut start: Option<Item> = None;
+    loop {
+        let page = query
+            .clone()
+            .limit((limit + 1 - items.len()) as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| StoreError::backend("Query", e))?;
+        for item in page.items() {
+            items.push(decode(item)?);
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() || items.len() > limit {
+            break;
+        }
+    }
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|i| cursor::encode(tag, id(i)))
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
 }

@@ -11,13 +11,13 @@
 //! | `put_template` | PutItem (replaces the whole item) |
 //! | `get_template` | GetItem, strongly consistent |
 //! | `delete_template` | DeleteItem with `ReturnValues = ALL_OLD` (tells a missing one apart) |
-//! | `list_templates` | Query `pk = T#{t}`, `sk begins_with TPL#`, sorted by id |
+//! | `list_templates` | Query `pk = T#{t}`, `sk` between `TPL#{after}` and `TPL#~`, `Limit` one past the page |
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::ReturnValue;
 
 use portal_core::domain::{Template, TemplateId, TemplateKind, TenantId};
-use portal_core::ports::{StoreError, TemplateStore};
+use portal_core::ports::{cursor, Page, StoreError, TemplateStore};
 
 use super::items::{self, s, Item};
 use super::ops;
@@ -111,21 +111,24 @@ impl TemplateStore for DynamoStore {
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 
-    async fn list_templates(&self, tenant: &TenantId) -> Result<Vec<Template>, StoreError> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", s(keys::tenant_pk(tenant)))
-            .expression_attribute_values(":prefix", s(TEMPLATE_SK_PREFIX))
-            .consistent_read(true);
-        let mut out = Vec::new();
-        ops::query_all(query, |item| {
-            out.push(decode(item)?);
-            Ok(())
-        })
-        .await?;
-        Ok(out)
+    async fn list_templates(
+        &self,
+        tenant: &TenantId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Template>, StoreError> {
+        let after = cursor
+            .map(|c| cursor::decode_id(cursor::TEMPLATES, c, TemplateId::parse))
+            .transpose()?;
+        ops::id_page(
+            self.client.query().table_name(&self.table),
+            keys::tenant_pk(tenant),
+            TEMPLATE_SK_PREFIX,
+            (cursor::TEMPLATES, after.as_ref().map(TemplateId::as_str)),
+            limit,
+            decode,
+            |t| t.template_id().as_str(),
+        )
+        .await
     }
 }

@@ -23,6 +23,23 @@ pub fn decode(tag: &str, raw: &str) -> Option<String> {
     text.strip_prefix(tag)?.strip_prefix(':').map(str::to_owned)
 }
 
+/// The key a cursor of `tag`'s list carries, parsed as an id: a cursor of another list,
+/// a forgery, or a key that is no valid id is [`StoreError::InvalidCursor`].
+pub fn decode_id<T, E>(
+    tag: &str,
+    raw: &str,
+    parse: impl FnOnce(String) -> Result<T, E>,
+) -> Result<T, super::StoreError> {
+    decode(tag, raw)
+        .and_then(|key| parse(key).ok())
+        .ok_or_else(|| super::StoreError::InvalidCursor("cursor is malformed".into()))
+}
+
+/// Tag of the cursors of [`DivisionStore::list_divisions_page`](super::DivisionStore).
+pub const DIVISIONS: &str = "div1";
+/// Tag of the cursors of [`TemplateStore::list_templates`](super::TemplateStore).
+pub const TEMPLATES: &str = "tpl1";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -34,6 +51,19 @@ mod tests {
         assert_eq!(decode("cmp1", &c), None);
         for bad in ["", "!!", &"A".repeat(300)] {
             assert_eq!(decode("inv1", bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn id_cursors_refuse_keys_that_are_no_id() {
+        use crate::domain::DivisionId;
+        let ok = encode(DIVISIONS, "hoa-1");
+        assert_eq!(
+            decode_id(DIVISIONS, &ok, DivisionId::parse).unwrap(),
+            DivisionId::parse("hoa-1").unwrap()
+        );
+        for bad in [encode(DIVISIONS, ""), encode(TEMPLATES, "hoa-1"), "x".into()] {
+            assert!(decode_id(DIVISIONS, &bad, DivisionId::parse).is_err(), "{bad:?}");
         }
     }
 }

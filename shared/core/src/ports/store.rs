@@ -122,8 +122,18 @@ pub trait DivisionStore: Send + Sync {
         tenant: &TenantId,
         id: &DivisionId,
     ) -> Result<Option<Division>, StoreError>;
-    /// Every division of the tenant, ordered by id.
+    /// Every division of the tenant, ordered by id (the use cases' view: a tenant has as
+    /// many divisions as it syncs, and each use case needs them all).
     async fn list_divisions(&self, tenant: &TenantId) -> Result<Vec<Division>, StoreError>;
+    /// One page of the tenant's divisions, ordered by id, after `cursor` (made by this
+    /// method; see [`cursor::DIVISIONS`](super::cursor::DIVISIONS)). `limit` is clamped to
+    /// 1..=[`MAX_PAGE_SIZE`]; `next_cursor` is `None` exactly when nothing follows.
+    async fn list_divisions_page(
+        &self,
+        tenant: &TenantId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Division>, StoreError>;
 }
 
 #[async_trait]

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::domain::{Template, TemplateId, TenantId};
 
-use super::StoreError;
+use super::{Page, StoreError};
 
 #[async_trait]
 pub trait TemplateStore: Send + Sync {
@@ -23,6 +23,14 @@ pub trait TemplateStore: Send + Sync {
     /// `false` when the template did not exist.
     async fn delete_template(&self, tenant: &TenantId, id: &TemplateId)
         -> Result<bool, StoreError>;
-    /// Every template of the tenant, ordered by id.
-    async fn list_templates(&self, tenant: &TenantId) -> Result<Vec<Template>, StoreError>;
+    /// One page of the tenant's templates, ordered by id, after `cursor` (made by this
+    /// method; see [`cursor::TEMPLATES`](super::cursor::TEMPLATES)). `limit` is clamped to
+    /// 1..=[`MAX_PAGE_SIZE`](super::MAX_PAGE_SIZE); `next_cursor` is `None` exactly when
+    /// nothing follows.
+    async fn list_templates(
+        &self,
+        tenant: &TenantId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Template>, StoreError>;
 }

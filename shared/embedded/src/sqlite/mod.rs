@@ -64,6 +64,7 @@ use portal_core::ports::{
     AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery, Page,
     StoreError, SuppressionReason, SuppressionStore, SyncReport,
 };
+use portal_core::ports::cursor::DIVISIONS;
 
 /// Most idle read connections kept open for a file database.
 const MAX_IDLE_READERS: usize = 4;
@@ -418,6 +419,58 @@ impl DivisionStore for SqliteStore {
         })
         .await
     }
+
+    async fn list_divisions_page(
+        &self,
+        tenant: &TenantId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Division>, StoreError> {
+        const OP: &str = "list_divisions_page";
+        let after = cursor
+            .map(|c| portal_core::ports::cursor::decode_id(DIVISIONS, c, DivisionId::parse))
+            .transpose()?;
+        let limit = limit.clamp(1, portal_core::ports::MAX_PAGE_SIZE);
+        let tenant = tenant.clone();
+        self.read(OP, move |conn| {
+            let mut s = conn
+                .prepare_cached(&format!(
+                    "{DIVISION_SELECT} WHERE tenant = ?1 AND division_id > ?2 \
+                     ORDER BY division_id LIMIT ?3"
+                ))
+                .or_store(OP)?;
+            let after = after.as_ref().map_or("", DivisionId::as_str);
+            let mut rows = s
+                .query(params![tenant.as_str(), after, i64::from(limit) + 1])
+                .or_store(OP)?;
+            let mut items = Vec::new();
+            while let Some(row) = rows.next().or_store(OP)? {
+                items.push(read_division(OP, row)?);
+            }
+            Ok(page_after(items, limit, DIVISIONS, |d| d.division_id.as_str()))
+        })
+        .await
+    }
+}
+
+/// A page of at most `limit` of `items` (read as `limit + 1` rows in key order), with the
+/// cursor of `tag`'s list after its last item when a row was left over.
+pub(crate) fn page_after<T>(
+    mut items: Vec<T>,
+    limit: u32,
+    tag: &str,
+    key: impl Fn(&T) -> &str,
+) -> Page<T> {
+    let limit = limit as usize;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items
+            .last()
+            .map(|i| portal_core::ports::cursor::encode(tag, key(i)))
+    } else {
+        None
+    };
+    Page { items, next_cursor }
 }
 
 /// The suppression bit of `flags`, looked up for the (possibly new) address `?7`.

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Row};
 
 use portal_core::domain::{Template, TemplateId, TemplateKind, TenantId};
-use portal_core::ports::{StoreError, TemplateStore};
+use portal_core::ports::{cursor, Page, StoreError, TemplateStore, MAX_PAGE_SIZE};
 
 use super::{parse_stored, OrStore, SqliteStore};
 
@@ -91,19 +91,35 @@ impl TemplateStore for SqliteStore {
         .await
     }
 
-    async fn list_templates(&self, tenant: &TenantId) -> Result<Vec<Template>, StoreError> {
+    async fn list_templates(
+        &self,
+        tenant: &TenantId,
+        cursor: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Template>, StoreError> {
         const OP: &str = "list_templates";
+        let after = cursor
+            .map(|c| cursor::decode_id(cursor::TEMPLATES, c, TemplateId::parse))
+            .transpose()?;
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
         let tenant = tenant.clone();
         self.read(OP, move |conn| {
             let mut s = conn
-                .prepare_cached(&format!("{SELECT} WHERE tenant = ?1 ORDER BY template_id"))
+                .prepare_cached(&format!(
+                    "{SELECT} WHERE tenant = ?1 AND template_id > ?2 ORDER BY template_id LIMIT ?3"
+                ))
                 .or_store(OP)?;
-            let mut rows = s.query(params![tenant.as_str()]).or_store(OP)?;
+            let after = after.as_ref().map_or("", TemplateId::as_str);
+            let mut rows = s
+                .query(params![tenant.as_str(), after, i64::from(limit) + 1])
+                .or_store(OP)?;
             let mut out = Vec::new();
             while let Some(row) = rows.next().or_store(OP)? {
                 out.push(read_template(OP, row)?);
             }
-            Ok(out)
+            Ok(super::page_after(out, limit, cursor::TEMPLATES, |t| {
+                t.template_id().as_str()
+            }))
         })
         .await
     }

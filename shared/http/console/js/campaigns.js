@@ -66,7 +66,7 @@
     const hit = cache.get(key);
     if (hit && Date.now() - hit.at < 60000) return hit.value;
     try {
-      const value = await api("GET", path);
+      const value = await C.all(path);
       cache.set(key, { at: Date.now(), value });
       return value;
     } catch (_) {
@@ -416,7 +416,7 @@
 
   async function historyPage(main, _params, query, isCurrent) {
     put(main, h("h1", {}, "Campaigns"), C.spinner());
-    const [divisions, templates] = await Promise.all([api("GET", "/v1/divisions"), lookup("/v1/templates")]);
+    const [divisions, templates] = await Promise.all([C.all("/v1/divisions"), lookup("/v1/templates")]);
     if (!isCurrent()) return;
     if (!divisions.length) {
       put(main, h("h1", {}, "Campaigns"), h("p", { class: "msg" }, "There are no divisions yet: campaigns appear here once divisions are synced and invitations sent."));

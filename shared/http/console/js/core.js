@@ -281,6 +281,18 @@ const C = (() => {
   }
 
   // Fetches a CSV (or any file) with the token and hands it to the browser as a download.
+  // Every item of a cursor-paged GET list (divisions, templates), page after page.
+  async function all(path, query = {}) {
+    const items = [];
+    let cursor = null;
+    do {
+      const page = await api("GET", path, { query: Object.assign({}, query, { limit: 500, cursor }) });
+      items.push(...(page.items || []));
+      cursor = page.next_cursor;
+    } while (cursor);
+    return items;
+  }
+
   async function download(method, path, body, filename, query) {
     const res = await api(method, path, { body, query, headers: { Accept: "text/csv" }, raw: true });
     const blob = await res.blob();
@@ -635,7 +647,7 @@ const C = (() => {
 
   return {
     cfg, h, append, clear, put, id, VALUE_FILTERS, SWITCHES, num, pct, when, ago, label,
-    api, ApiError, download, problem, say, busy, spinner,
+    api, all, ApiError, download, problem, say, busy, spinner,
     field, fieldError, check, confirmDialog, table, pagedList,
     page, link, go, route, parseHash, can, tenant, start, sha256, sha256Plain, guardLeave,
     session: () => session,

@@ -39,7 +39,7 @@
 
   let divisionsCache = null;
   async function divisions() {
-    if (!divisionsCache) divisionsCache = await api("GET", "/v1/divisions");
+    if (!divisionsCache) divisionsCache = await C.all("/v1/divisions");
     return Array.isArray(divisionsCache) ? divisionsCache : divisionsCache.items || [];
   }
   C.divisions = divisions;
@@ -297,7 +297,7 @@
   // ---------- invite one contact ----------
 
   async function invitationTemplates() {
-    const page = await api("GET", "/v1/templates");
+    const page = await C.all("/v1/templates");
     const items = Array.isArray(page) ? page : page.items || [];
     return items.filter((t) => (t.kind || "invitation") === "invitation");
   }

@@ -52,8 +52,8 @@
     // Both lists need invitations:read; without it the form takes ids as typed.
     const read = C.can("invitations:read");
     const [divisions, templates] = await Promise.all([
-      read ? api("GET", "/v1/divisions").catch(() => null) : null,
-      read ? api("GET", "/v1/templates").catch(() => null) : null,
+      read ? C.all("/v1/divisions").catch(() => null) : null,
+      read ? C.all("/v1/templates").catch(() => null) : null,
     ]);
     return {
       divisions,

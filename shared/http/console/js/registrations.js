@@ -56,7 +56,7 @@
   async function divisionNames() {
     if (!C.can("invitations:read")) return { list: null, name: (id) => id };
     try {
-      const list = await api("GET", "/v1/divisions");
+      const list = await C.all("/v1/divisions");
       return { list, name: (id) => (list.find((d) => d.division_id === id) || {}).name || id };
     } catch (_) {
       return { list: null, name: (id) => id };
@@ -134,7 +134,7 @@
     const [req, divs, templates] = await Promise.all([
       api("GET", `/v1/registration-requests/${encodeURIComponent(id)}`),
       divisionNames(),
-      C.can("invitations:read") ? api("GET", "/v1/templates").catch(() => null) : null,
+      C.can("invitations:read") ? C.all("/v1/templates").catch(() => null) : null,
     ]);
     if (!isCurrent()) return;
     draw(main, req, divs, templates, null);

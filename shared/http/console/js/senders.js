@@ -15,7 +15,7 @@
   async function sendersPage(main, _params, _query, isCurrent) {
     const heading = h("h1", {}, "Senders");
     put(main, heading, spinner());
-    const [settings, divisions] = await Promise.all([api("GET", "/v1/settings/senders"), api("GET", "/v1/divisions")]);
+    const [settings, divisions] = await Promise.all([api("GET", "/v1/settings/senders"), C.all("/v1/divisions")]);
     if (!isCurrent()) return;
     const editable = C.can("settings:manage");
     const domains = h("textarea", { rows: 4, spellcheck: "false", autocomplete: "off", readonly: editable ? null : "readonly" });
@@ -70,7 +70,7 @@
             addresses.value = s.addresses.join("\n");
             put(saved, `Saved ${when(s.updated_at)}.`);
             C.say("Sender settings saved.", "ok");
-            showDivisions(await api("GET", "/v1/divisions"));
+            showDivisions(await C.all("/v1/divisions"));
           } catch (e) {
             if (e.status === 422) {
               const target = /addresses/.test(e.message) ? addresses : domains;

@@ -59,7 +59,7 @@
 
   const templatePath = (id) => `/v1/templates/${encodeURIComponent(id)}`;
   C.templates = {
-    list: () => api("GET", "/v1/templates"),
+    list: () => C.all("/v1/templates"),
     get: (id) => api("GET", templatePath(id)),
   };
 
