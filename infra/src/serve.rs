@@ -446,6 +446,7 @@ async fn demo_registration_link(
         search: String::new(),
         cursor: None,
         limit: 1,
+        max_examined: None,
     };
     let contact = store
         .list_contacts(&tenant, &query)

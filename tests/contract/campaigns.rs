@@ -1443,52 +1443,88 @@ pub async fn invitations_filter_by_category_and_search_and_page(store: &dyn Stor
         .await
         .unwrap();
 
-    let list = |category: Option<InvitationCategory>, search: &'static str, limit: u32| {
-        let (tenant, campaign) = (tenant.clone(), c.campaign_id.clone());
-        let filter = InvitationFilter {
-            category,
-            search: search.into(),
-        };
-        async move {
-            let mut seen = Vec::new();
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = store
-                    .list_invitations(&tenant, &campaign, &filter, cursor.as_deref(), limit)
-                    .await
-                    .unwrap();
-                assert!(page.items.len() <= limit as usize);
-                for inv in &page.items {
-                    assert!(filter.matches(inv), "{inv:?} does not pass {filter:?}");
-                }
-                seen.extend(page.items.into_iter().map(|i| i.contact_id.to_string()));
-                cursor = page.next_cursor;
-                if cursor.is_none() {
-                    break seen;
+    // Every budget of items examined per page lists the same invitations; a small one
+    // only takes more pages (some empty, each with a cursor).
+    for budget in [None, Some(1), Some(3), Some(9)] {
+        let list = |category: Option<InvitationCategory>, search: &'static str, limit: u32| {
+            let (tenant, campaign) = (tenant.clone(), c.campaign_id.clone());
+            let filter = InvitationFilter {
+                category,
+                search: search.into(),
+                max_examined: budget,
+            };
+            async move {
+                let mut seen = Vec::new();
+                let mut pages = 0usize;
+                let mut cursor: Option<String> = None;
+                loop {
+                    let page = store
+                        .list_invitations(&tenant, &campaign, &filter, cursor.as_deref(), limit)
+                        .await
+                        .unwrap();
+                    pages += 1;
+                    assert!(page.items.len() <= limit as usize);
+                    if let Some(n) = budget {
+                        assert!(page.items.len() <= n as usize, "{budget:?}: over the budget");
+                    }
+                    for inv in &page.items {
+                        assert!(filter.matches(inv), "{inv:?} does not pass {filter:?}");
+                    }
+                    seen.extend(page.items.into_iter().map(|i| i.contact_id.to_string()));
+                    cursor = page.next_cursor;
+                    if cursor.is_none() {
+                        break (seen, pages);
+                    }
+                    assert!(pages <= 20, "{budget:?}: the cursors do not end");
                 }
             }
+        };
+        let unopened = Some(InvitationCategory::Unopened);
+        assert_eq!(
+            list(unopened, "", 2).await.0,
+            ["c001", "c003", "c007", "c008"]
+        );
+        let (opened, pages) = list(Some(InvitationCategory::Opened), "", 2).await;
+        assert_eq!(opened, ["c004"]);
+        if let Some(n) = budget {
+            // Nine invitations, n at most examined per page.
+            assert!(pages >= 9usize.div_ceil(n as usize), "{budget:?}: {pages} pages");
+        } else {
+            assert_eq!(pages, 1);
         }
-    };
-    let unopened = Some(InvitationCategory::Unopened);
-    assert_eq!(
-        list(unopened, "", 2).await,
-        ["c001", "c003", "c007", "c008"]
-    );
-    assert_eq!(
-        list(Some(InvitationCategory::Opened), "", 2).await,
-        ["c004"]
-    );
-    assert!(list(Some(InvitationCategory::Registered), "", 2)
+        assert!(list(Some(InvitationCategory::Registered), "", 2)
+            .await
+            .0
+            .is_empty());
+        assert_eq!(list(None, "", 4).await.0.len(), 9);
+        // Search: email, name and account number, lowercased.
+        assert_eq!(list(None, "c003@example", 2).await.0, ["c003"]);
+        assert_eq!(list(None, "x-77", 2).await.0, ["c007"]);
+        assert_eq!(list(None, "zoë ång", 2).await.0, ["c008"]);
+        assert_eq!(list(None, "contact c00", 3).await.0.len(), 8);
+        assert_eq!(
+            list(unopened, "contact", 3).await.0,
+            ["c001", "c003", "c007"]
+        );
+        assert!(list(None, "nobody", 2).await.0.is_empty());
+    }
+    // A search that matches nothing, with the API's budget, answers at once.
+    let nothing = store
+        .list_invitations(
+            &tenant,
+            &c.campaign_id,
+            &InvitationFilter {
+                category: None,
+                search: "nobody".into(),
+                max_examined: Some(2),
+            },
+            None,
+            50,
+        )
         .await
-        .is_empty());
-    assert_eq!(list(None, "", 4).await.len(), 9);
-    // Search: email, name and account number, lowercased.
-    assert_eq!(list(None, "c003@example", 2).await, ["c003"]);
-    assert_eq!(list(None, "x-77", 2).await, ["c007"]);
-    assert_eq!(list(None, "zoë ång", 2).await, ["c008"]);
-    assert_eq!(list(None, "contact c00", 3).await.len(), 8);
-    assert_eq!(list(unopened, "contact", 3).await, ["c001", "c003", "c007"]);
-    assert!(list(None, "nobody", 2).await.is_empty());
+        .unwrap();
+    assert!(nothing.items.is_empty());
+    assert!(nothing.next_cursor.is_some(), "seven invitations are left to examine");
 }
 
 pub async fn a_recount_agrees_with_the_counters_and_fix_stores_it(store: &dyn Store) {

@@ -78,10 +78,23 @@ async fn list_all(
     search: &str,
     limit: u32,
 ) -> Vec<ContactRecord> {
+    list_within(store, t, q, (group, search), limit, None).await.0
+}
+
+/// [`list_all`] with pages that examine at most `budget` contacts each; also the number of
+/// pages it took.
+async fn list_within(
+    store: &dyn Store,
+    t: &TenantId,
+    q: &ContactQuery,
+    (group, search): (Group, &str),
+    limit: u32,
+    budget: Option<u32>,
+) -> (Vec<ContactRecord>, usize) {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     let mut cursor = None;
-    for _ in 0..10_000 {
+    for pages in 1..10_000 {
         let page = store
             .list_contacts(
                 t,
@@ -91,11 +104,15 @@ async fn list_all(
                     search: search.into(),
                     cursor: cursor.take(),
                     limit,
+                    max_examined: budget,
                 },
             )
             .await
             .unwrap();
         assert!(page.items.len() <= limit as usize, "page over its limit");
+        if let Some(n) = budget {
+            assert!(page.items.len() <= n as usize, "page over its budget");
+        }
         for c in page.items {
             assert!(
                 seen.insert(c.contact_id.clone()),
@@ -106,10 +123,10 @@ async fn list_all(
         }
         match page.next_cursor {
             Some(c) => cursor = Some(c),
-            None => return out,
+            None => return (out, pages),
         }
     }
-    panic!("list did not end");
+    panic!("paging did not end");
 }
 
 /// A small deterministic generator (xorshift), so fixtures are random-looking but
@@ -1067,6 +1084,12 @@ pub async fn every_group_pages_to_exactly_the_oracle_set(store: &dyn Store) {
                     fx.oracle_group(&records, &q, group, ""),
                     "{group:?} limit_to_uninvited={limit} {divisions:?}"
                 );
+                // Pages that examine a few contacts each list the same set.
+                if limit && filters == Filters::default() {
+                    let (bounded, _) =
+                        list_within(store, &t, &q, (group, ""), 4, Some(5)).await;
+                    assert_eq!(ids(&bounded), ids(&listed), "{group:?} with a budget of 5");
+                }
                 // What a list hands back is the stored record.
                 for c in &listed {
                     assert!(
@@ -1101,7 +1124,34 @@ pub async fn search_matches_email_names_and_account_number(store: &dyn Store) {
         let expected = fx.oracle_group(&records, &q, Group::All, needle);
         let listed = list_all(store, &t, &q, Group::All, needle, 3).await;
         assert_eq!(ids(&listed), expected, "search {needle:?}");
+        // The smallest budget once; every search with a few contacts a page.
+        for budget in if needle == "person 1" { &[1, 6][..] } else { &[6][..] } {
+            let budget = *budget;
+            let (bounded, pages) =
+                list_within(store, &t, &q, (Group::All, needle), 3, Some(budget)).await;
+            assert_eq!(ids(&bounded), expected, "search {needle:?}, budget {budget}");
+            // Every contact is examined once, at most `budget` a page.
+            let at_least = records.len().div_ceil(budget as usize);
+            assert!(pages >= at_least, "{needle:?}: {pages} pages < {at_least}");
+        }
     }
+    // A search that matches nothing reads a bounded page: empty, with a cursor to go on.
+    let first = store
+        .list_contacts(
+            &t,
+            &ListQuery {
+                contacts: q.clone(),
+                group: Group::All,
+                search: "zzz-nothing".into(),
+                cursor: None,
+                limit: 50,
+                max_examined: Some(7),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(first.items.is_empty());
+    assert!(first.next_cursor.is_some(), "more than 7 contacts are left to examine");
     // Search narrows a group, too.
     let expected = fx.oracle_group(&records, &q, Group::NotSent, "example.net");
     let listed = list_all(store, &t, &q, Group::NotSent, "example.net", 3).await;
@@ -1135,6 +1185,7 @@ pub async fn a_forged_cursor_is_rejected(store: &dyn Store) {
                     search: String::new(),
                     cursor: Some(bad.into()),
                     limit: 10,
+                    max_examined: None,
                 },
             )
             .await;
@@ -1240,6 +1291,7 @@ pub async fn tenants_never_see_count_or_change_each_other(store: &dyn Store) {
                 search: String::new(),
                 cursor: None,
                 limit: 2,
+                max_examined: None,
             },
         )
         .await
@@ -1253,6 +1305,7 @@ pub async fn tenants_never_see_count_or_change_each_other(store: &dyn Store) {
                 search: String::new(),
                 cursor: page.next_cursor,
                 limit: 50,
+                max_examined: None,
             },
         )
         .await;

@@ -91,6 +91,7 @@ mod dynamodb_only {
             search: String::new(),
             cursor,
             limit,
+            max_examined: None,
         }
     }
 
@@ -171,6 +172,60 @@ mod dynamodb_only {
         // 16 shard partitions + the suppression list.
         assert_eq!(counter.get("Query"), 17);
         assert_eq!(counter.total(), 17);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_search_over_empty_partitions_costs_at_most_its_budget_in_queries() {
+        let (store, counter) = counted_store().await;
+        let tenant = t("t1");
+        let divisions: Vec<String> = (0..20).map(|i| format!("d{i:02}")).collect();
+        for (i, id) in divisions.iter().enumerate() {
+            put_div(&store, &tenant, id).await;
+            // Two contacts a division: at least 14 of its 16 shard partitions are empty.
+            store
+                .upsert_accounts(&tenant, &[account(&format!("a{i}"), id, 2)])
+                .await
+                .unwrap();
+        }
+        let names: Vec<&str> = divisions.iter().map(String::as_str).collect();
+        let search = |cursor| ListQuery {
+            search: "nobody".into(),
+            max_examined: Some(25),
+            ..list(&names, cursor, 50)
+        };
+        counter.reset();
+        let page = store.list_contacts(&tenant, &search(None)).await.unwrap();
+        assert!(page.items.is_empty());
+        assert!(page.next_cursor.is_some());
+        // Each Query either examined a contact or found its partition empty: 25 at most.
+        assert!(counter.get("Query") <= 25, "{} Queries", counter.get("Query"));
+        assert_eq!(counter.total(), counter.get("Query"));
+        // Without a budget the same search reads all 320 partitions in one page.
+        counter.reset();
+        let unbounded = ListQuery {
+            max_examined: None,
+            ..search(None)
+        };
+        let page = store.list_contacts(&tenant, &unbounded).await.unwrap();
+        assert_eq!((page.items.len(), page.next_cursor), (0, None));
+        assert_eq!(counter.get("Query"), 320);
+        // The bounded pages end, having examined everything once.
+        let (mut cursor, mut pages) = (None, 0);
+        counter.reset();
+        loop {
+            let page = store.list_contacts(&tenant, &search(cursor)).await.unwrap();
+            assert!(page.items.is_empty());
+            pages += 1;
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        assert!(
+            (320usize.div_ceil(25)..=20).contains(&pages),
+            "{pages} pages"
+        );
+        assert!(counter.get("Query") <= 25 * pages as u64);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

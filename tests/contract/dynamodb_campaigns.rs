@@ -673,6 +673,7 @@ async fn invitations_filter_by_category_and_search_without_skipping_across_pages
     let opened = all_pages(InvitationFilter {
         category: Some(InvitationCategory::Opened),
         search: String::new(),
+        max_examined: None,
     })
     .await;
     assert_eq!(opened, (0..30).step_by(3).map(cid).collect::<Vec<_>>());
@@ -680,6 +681,7 @@ async fn invitations_filter_by_category_and_search_without_skipping_across_pages
     let searched = all_pages(InvitationFilter {
         category: Some(InvitationCategory::InProcess),
         search: "n-1".into(),
+        max_examined: None,
     })
     .await;
     let expected: Vec<ContactId> = (10..20).filter(|i| i % 3 != 0).map(cid).collect();
@@ -687,6 +689,7 @@ async fn invitations_filter_by_category_and_search_without_skipping_across_pages
     let by_name = all_pages(InvitationFilter {
         category: None,
         search: "contact 2".into(),
+        max_examined: None,
     })
     .await;
     // "Contact 2" and "Contact 20".."Contact 29".

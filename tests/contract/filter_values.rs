@@ -80,6 +80,7 @@ async fn oracle(store: &dyn Store, t: &TenantId, division: &str) -> FilterValues
                     search: String::new(),
                     cursor: cursor.take(),
                     limit: 500,
+                    max_examined: None,
                 },
             )
             .await

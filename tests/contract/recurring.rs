@@ -751,6 +751,7 @@ pub async fn invitations_sent_counts_each_claim_of_a_contact_once(store: &dyn St
                 search: String::new(),
                 cursor: None,
                 limit: 10,
+                max_examined: None,
             },
         )
         .await

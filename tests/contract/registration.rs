@@ -97,6 +97,7 @@ fn contact_query(divisions: &[&str]) -> ListQuery {
         search: String::new(),
         cursor: None,
         limit: 500,
+        max_examined: None,
     }
 }
 
@@ -1378,6 +1379,9 @@ async fn list_requests_all(
             .await
             .unwrap();
         assert!(page.items.len() <= limit as usize);
+        if let Some(n) = filter.max_examined {
+            assert!(page.items.len() <= n as usize, "a page over its budget");
+        }
         out.extend(page.items);
         match page.next_cursor {
             Some(c) => cursor = Some(c),
@@ -1413,15 +1417,30 @@ pub async fn requests_list_newest_first_filtered_and_paged(store: &dyn Store) {
         requests.iter().rev().filter(|r| pick(r)).cloned().collect()
     };
 
-    for limit in [1, 2, 3, 50] {
+    // Every budget of requests examined per page lists the same requests.
+    for (limit, budget) in [
+        (1, None),
+        (2, None),
+        (3, None),
+        (50, None),
+        (50, Some(1)),
+        (2, Some(2)),
+        (50, Some(3)),
+        (3, Some(7)),
+    ] {
+        let all = RequestFilter {
+            max_examined: budget,
+            ..RequestFilter::default()
+        };
         assert_eq!(
-            list_requests_all(store, &tenant, &RequestFilter::default(), limit).await,
+            list_requests_all(store, &tenant, &all, limit).await,
             newest_first(&|_| true),
             "limit {limit}"
         );
         let open = RequestFilter {
             status: Some("open"),
             division_id: None,
+            max_examined: budget,
         };
         assert_eq!(
             list_requests_all(store, &tenant, &open, limit).await,
@@ -1430,6 +1449,7 @@ pub async fn requests_list_newest_first_filtered_and_paged(store: &dyn Store) {
         let d1_open = RequestFilter {
             status: Some("open"),
             division_id: Some(div("d1")),
+            max_examined: budget,
         };
         assert_eq!(
             list_requests_all(store, &tenant, &d1_open, limit).await,
@@ -1438,6 +1458,7 @@ pub async fn requests_list_newest_first_filtered_and_paged(store: &dyn Store) {
         let d2 = RequestFilter {
             status: None,
             division_id: Some(div("d2")),
+            max_examined: budget,
         };
         assert_eq!(
             list_requests_all(store, &tenant, &d2, limit).await,
@@ -1446,12 +1467,30 @@ pub async fn requests_list_newest_first_filtered_and_paged(store: &dyn Store) {
         let closed_only = RequestFilter {
             status: Some("closed"),
             division_id: None,
+            max_examined: budget,
         };
         assert_eq!(
             list_requests_all(store, &tenant, &closed_only, limit).await,
             vec![requests[3].clone()]
         );
     }
+    // The only closed request is the fourth newest: a page that may examine three is empty
+    // and says where to go on; the next finds it.
+    let closed_only = RequestFilter {
+        status: Some("closed"),
+        division_id: None,
+        max_examined: Some(3),
+    };
+    let page = store
+        .list_requests(&tenant, &closed_only, None, 50)
+        .await
+        .unwrap();
+    assert!(page.items.is_empty());
+    let page = store
+        .list_requests(&tenant, &closed_only, page.next_cursor.as_deref(), 50)
+        .await
+        .unwrap();
+    assert_eq!(page.items, vec![requests[3].clone()]);
     let first = store
         .list_requests(&tenant, &RequestFilter::default(), None, 2)
         .await

@@ -358,6 +358,7 @@ async fn the_sqlite_stores_list_cursors_refuse_anything_they_did_not_make() {
             search: String::new(),
             cursor: Some(raw.clone()),
             limit: 10,
+            max_examined: Some(100),
         };
         match store.list_contacts(&tenant, &query).await {
             Ok(_) | Err(StoreError::InvalidCursor(_)) => {}

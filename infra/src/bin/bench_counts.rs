@@ -265,6 +265,8 @@ async fn bench_size(
         search: search.into(),
         cursor,
         limit: PAGE,
+        // As the API asks.
+        max_examined: Some(portal_core::ports::MAX_EXAMINED),
     };
     let first = list(None, Group::All, "");
     let (p50, p95, page) = time_n(iterations, || async {

@@ -122,6 +122,7 @@ pub async fn list(
         &RequestFilter {
             status,
             division_id,
+            max_examined: Some(portal_core::ports::MAX_EXAMINED),
         },
         q.cursor.as_deref().filter(|c| !c.is_empty()),
         limit,

@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use portal_core::domain::{
     CampaignId, ContactId, DivisionId, Invitation, InvitationCategory, SendState, TenantId,
 };
-use portal_core::ports::{InvitationFilter, Store, StoreError, MAX_PAGE_SIZE};
+use portal_core::ports::{InvitationFilter, Store, StoreError, MAX_EXAMINED, MAX_PAGE_SIZE};
 use portal_core::usecases::UseCaseError;
 
 use super::auth::{perm, Authorized};
@@ -214,9 +214,11 @@ pub async fn recipients(
             "q: longer than {MAX_SEARCH_CHARS} characters"
         )));
     }
+    // Every page (the CSV export's too) examines a bounded number of invitations.
     let filter = InvitationFilter {
         category: body.category,
         search,
+        max_examined: Some(MAX_EXAMINED),
     };
     let limit = limit(body.limit)?;
     if state

@@ -141,6 +141,7 @@ pub async fn run(size: usize, endpoint: &str) -> anyhow::Result<()> {
                     search: String::new(),
                     cursor: None,
                     limit: PAGE,
+                    max_examined: None,
                 },
             )
             .await?;

@@ -19,6 +19,15 @@ use portal_core::ports::{
     ContactQuery, ContactStateStore, ContactStore, ListQuery, Page, StoreError, MAX_FAN_OUT_PAGE,
 };
 
+/// The partition after shard `shard` of the query's division `division_index`.
+fn next_partition(division_index: usize, shard: u8) -> (usize, u8) {
+    if shard + 1 == SHARDS {
+        (division_index + 1, 0)
+    } else {
+        (division_index, shard + 1)
+    }
+}
+
 /// Partition Queries in flight at once for one count.
 const COUNT_CONCURRENCY: usize = 16;
 /// Bounds of the `Limit` of one list Query (items, i.e. about two per contact with state).
@@ -203,7 +212,7 @@ impl ContactStore for DynamoStore {
         let (mut division_index, mut shard, mut after) = match &query.cursor {
             Some(raw) => {
                 let p = keys::decode_cursor(raw, divisions)?;
-                (p.division_index, p.shard, Some(p.after))
+                (p.division_index, p.shard, p.after)
             }
             None => (0, 0, None),
         };
@@ -220,6 +229,10 @@ impl ContactStore for DynamoStore {
         let want = query.limit.clamp(1, MAX_FAN_OUT_PAGE) as usize + 1;
         // Each match with the partition it came from, to build the cursor.
         let mut found: Vec<(usize, u8, ContactRecord)> = Vec::with_capacity(want);
+        // Contacts (and Queries that found none) this page may still examine.
+        let mut budget = query.max_examined.map(|n| n.max(1) as usize);
+        // Where the page stopped when the budget ran out: resume there.
+        let mut stopped: Option<(usize, u8, Option<ContactId>)> = None;
 
         'partitions: while division_index < divisions.len() {
             let division = &divisions[division_index];
@@ -228,10 +241,15 @@ impl ContactStore for DynamoStore {
             let mut start: Option<Item> = None;
             loop {
                 let remaining = (want - found.len()) as i32;
-                let limit = remaining
+                let mut limit = remaining
                     .saturating_mul(2)
                     .saturating_add(2)
                     .clamp(LIST_PAGE_MIN, LIST_PAGE_MAX);
+                if let Some(n) = budget {
+                    // About two items a contact: read little past what may be examined.
+                    let n = i32::try_from(n).unwrap_or(i32::MAX);
+                    limit = limit.min(n.saturating_mul(2).saturating_add(2));
+                }
                 let mut request = self
                     .client
                     .query()
@@ -250,21 +268,42 @@ impl ContactStore for DynamoStore {
                     .await
                     .map_err(|e| StoreError::backend("Query", e))?;
                 let end = page.last_evaluated_key.is_none();
-                let completed = page
+                let completed: Vec<ContactRecord> = page
                     .items()
                     .iter()
                     .map(|i| merger.push(i))
                     .collect::<Result<Vec<_>, _>>()?
                     .into_iter()
                     .flatten()
-                    .chain(if end { merger.finish() } else { None });
+                    .chain(if end { merger.finish() } else { None })
+                    .collect();
+                if page.items().is_empty() && end {
+                    // A Query of a partition with nothing (more) in it still costs a request.
+                    if let Some(n) = budget.as_mut() {
+                        *n -= 1;
+                        if *n == 0 {
+                            let (d, sh) = next_partition(division_index, shard);
+                            if d < divisions.len() {
+                                stopped = Some((d, sh, None));
+                            }
+                            break 'partitions;
+                        }
+                    }
+                }
                 for c in completed {
-                    let Some(outcome) = Self::classify(&query.contacts, &suppressed, &c) else {
-                        continue;
-                    };
-                    if query.group.contains(&c, outcome) && c.matches_search(&query.search) {
-                        found.push((division_index, shard, c));
-                        if found.len() == want {
+                    let id = c.contact_id.clone();
+                    if let Some(outcome) = Self::classify(&query.contacts, &suppressed, &c) {
+                        if query.group.contains(&c, outcome) && c.matches_search(&query.search) {
+                            found.push((division_index, shard, c));
+                            if found.len() == want {
+                                break 'partitions;
+                            }
+                        }
+                    }
+                    if let Some(n) = budget.as_mut() {
+                        *n -= 1;
+                        if *n == 0 {
+                            stopped = Some((division_index, shard, Some(id)));
                             break 'partitions;
                         }
                     }
@@ -275,20 +314,16 @@ impl ContactStore for DynamoStore {
                 }
             }
             after = None;
-            shard += 1;
-            if shard == SHARDS {
-                shard = 0;
-                division_index += 1;
-            }
+            (division_index, shard) = next_partition(division_index, shard);
         }
 
         let next_cursor = if found.len() == want {
             found.pop();
             found
                 .last()
-                .map(|(d, sh, c)| keys::encode_cursor(&divisions[*d], *sh, &c.contact_id))
+                .map(|(d, sh, c)| keys::encode_cursor(&divisions[*d], *sh, Some(&c.contact_id)))
         } else {
-            None
+            stopped.map(|(d, sh, c)| keys::encode_cursor(&divisions[d], sh, c.as_ref()))
         };
         Ok(Page {
             items: found.into_iter().map(|(_, _, c)| c).collect(),

@@ -537,7 +537,16 @@ impl DynamoStore {
         let filtered = !conditions.is_empty();
         let mut found = Vec::with_capacity(limit + 1);
         let mut start: Option<Item> = None;
+        // Items this page may still examine (`Limit` and `ScannedCount` count items read,
+        // matched or not).
+        let mut budget = filter.max_examined.map(|n| n.max(1) as usize);
         loop {
+            let wanted = limit + 1 - found.len();
+            let read_at_most = match (filtered, budget) {
+                (false, Some(n)) => Some(wanted.min(n)),
+                (false, None) => Some(wanted),
+                (true, n) => n,
+            };
             let page = self
                 .client
                 .query()
@@ -546,8 +555,7 @@ impl DynamoStore {
                 .set_filter_expression(filtered.then(|| conditions.join(" AND ")))
                 .set_expression_attribute_names((!names.is_empty()).then(|| names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))
-                // `Limit` counts items read, not matched: a filtered Query reads whole pages.
-                .set_limit((!filtered).then_some((limit + 1 - found.len()) as i32))
+                .set_limit(read_at_most.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
@@ -560,7 +568,10 @@ impl DynamoStore {
                 }
             }
             start = page.last_evaluated_key;
-            if start.is_none() || found.len() > limit {
+            if let Some(n) = budget.as_mut() {
+                *n = n.saturating_sub(usize::try_from(page.scanned_count).unwrap_or(usize::MAX));
+            }
+            if start.is_none() || found.len() > limit || budget == Some(0) {
                 break;
             }
         }
@@ -570,7 +581,11 @@ impl DynamoStore {
                 .last()
                 .map(|i| encode_invitation_cursor(&i.contact_id))
         } else {
-            None
+            // Out of items to examine (or the page is just full): go on after the last read.
+            start
+                .as_ref()
+                .map(|key| invitation_contact(key).map(|c| encode_invitation_cursor(&c)))
+                .transpose()?
         };
         Ok(Page {
             items: found,

@@ -113,7 +113,9 @@ pub(super) fn suppression_sk(email_normalized: &str) -> String {
 const MAX_CURSOR_LEN: usize = 512;
 const CURSOR_VERSION: u8 = 1;
 
-/// What a list cursor says: resume in division `d`, shard `s`, after contact `c`.
+/// What a list cursor says: resume in division `d`, shard `s`, after contact `c` (at the
+/// start of the shard when `c` is empty: a page that ran out of items to examine on an empty
+/// partition).
 /// Only positions — never a key: the partition key is rebuilt from the caller's tenant.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -130,16 +132,16 @@ pub(super) struct Position {
     /// Index into the query's `division_ids`.
     pub division_index: usize,
     pub shard: u8,
-    /// Resume strictly after this contact.
-    pub after: ContactId,
+    /// Resume strictly after this contact; `None`: at the start of the shard.
+    pub after: Option<ContactId>,
 }
 
-pub(super) fn encode_cursor(division: &DivisionId, shard: u8, after: &ContactId) -> String {
+pub(super) fn encode_cursor(division: &DivisionId, shard: u8, after: Option<&ContactId>) -> String {
     let json = serde_json::json!({
         "v": CURSOR_VERSION,
         "d": division.as_str(),
         "s": shard,
-        "c": after.as_str(),
+        "c": after.map_or("", ContactId::as_str),
     });
     URL_SAFE_NO_PAD.encode(json.to_string())
 }
@@ -167,7 +169,10 @@ pub(super) fn decode_cursor(raw: &str, divisions: &[DivisionId]) -> Result<Posit
     if json.s >= SHARDS {
         return Err(invalid("cursor is malformed"));
     }
-    let after = ContactId::parse(json.c).map_err(|_| invalid("cursor is malformed"))?;
+    let after = match json.c.as_str() {
+        "" => None,
+        c => Some(ContactId::parse(c).map_err(|_| invalid("cursor is malformed"))?),
+    };
     Ok(Position {
         division_index,
         shard: json.s,
@@ -385,7 +390,8 @@ mod tests {
                 ".{0,600}",
                 prop::collection::vec(any::<u8>(), 0..400).prop_map(|b| URL_SAFE_NO_PAD.encode(b)),
                 (0usize..200, any::<u8>()).prop_map(|(at, byte)| {
-                    let mut c = encode_cursor(&div("d2"), 3, &ContactId::parse("c-1").unwrap())
+                    let c = ContactId::parse("c-1").unwrap();
+                    let mut c = encode_cursor(&div("d2"), 3, Some(&c))
                         .into_bytes();
                     let at = at % c.len();
                     c[at] = byte;
@@ -444,11 +450,13 @@ mod tests {
     #[test]
     fn a_cursor_round_trips_within_its_query() {
         let divs = [div("d1"), div("d2")];
-        let c = encode_cursor(&divs[1], 7, &ContactId::parse("c-9").unwrap());
+        let c = encode_cursor(&divs[1], 7, Some(&ContactId::parse("c-9").unwrap()));
         let p = decode_cursor(&c, &divs).unwrap();
         assert_eq!(p.division_index, 1);
         assert_eq!(p.shard, 7);
-        assert_eq!(p.after.as_str(), "c-9");
+        assert_eq!(p.after.unwrap().as_str(), "c-9");
+        let p = decode_cursor(&encode_cursor(&divs[0], 15, None), &divs).unwrap();
+        assert_eq!((p.division_index, p.shard, p.after), (0, 15, None));
     }
 
     #[test]

@@ -971,7 +971,7 @@ impl DynamoStore {
         filter: &RequestFilter,
         before: Option<RequestId>,
         limit: usize,
-    ) -> Result<Vec<RegistrationRequest>, StoreError> {
+    ) -> Result<Page<RegistrationRequest>, StoreError> {
         let mut values = HashMap::from([(":pk".to_owned(), s(keys::requests_pk(tenant)))]);
         let mut names = HashMap::new();
         let key_condition = match &before {
@@ -995,7 +995,16 @@ impl DynamoStore {
         let filtered = !conditions.is_empty();
         let mut found = Vec::with_capacity(limit + 1);
         let mut start: Option<Item> = None;
+        // Items this page may still examine (`Limit` and `ScannedCount` count items read,
+        // matched or not).
+        let mut budget = filter.max_examined.map(|n| n.max(1) as usize);
         loop {
+            let wanted = limit + 1 - found.len();
+            let read_at_most = match (filtered, budget) {
+                (false, Some(n)) => Some(wanted.min(n)),
+                (false, None) => Some(wanted),
+                (true, n) => n,
+            };
             let page = self
                 .client
                 .query()
@@ -1005,8 +1014,7 @@ impl DynamoStore {
                 .set_expression_attribute_names((!names.is_empty()).then(|| names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))
                 .scan_index_forward(false)
-                // `Limit` counts items read, not matched: a filtered Query reads whole pages.
-                .set_limit((!filtered).then_some((limit + 1 - found.len()) as i32))
+                .set_limit(read_at_most.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
@@ -1019,10 +1027,34 @@ impl DynamoStore {
                 }
             }
             start = page.last_evaluated_key;
-            if start.is_none() || found.len() > limit {
-                return Ok(found);
+            if let Some(n) = budget.as_mut() {
+                *n = n.saturating_sub(usize::try_from(page.scanned_count).unwrap_or(usize::MAX));
+            }
+            if start.is_none() || found.len() > limit || budget == Some(0) {
+                break;
             }
         }
+        let next_cursor = if found.len() > limit {
+            found.truncate(limit);
+            found
+                .last()
+                .map(|r| keys::encode_request_cursor(&r.request_id))
+        } else {
+            // Out of items to examine: go on before the last one read.
+            match &start {
+                None => None,
+                Some(key) => {
+                    let id = items::get_str(key, items::SK)
+                        .and_then(|sk| RequestId::parse(sk).ok())
+                        .ok_or_else(|| items::malformed("request key"))?;
+                    Some(keys::encode_request_cursor(&id))
+                }
+            }
+        };
+        Ok(Page {
+            items: found,
+            next_cursor,
+        })
     }
 }
 
@@ -1452,19 +1484,7 @@ impl RegistrationStore for DynamoStore {
     ) -> Result<Page<RegistrationRequest>, StoreError> {
         let before = cursor.map(keys::decode_request_cursor).transpose()?;
         let limit = limit.clamp(1, MAX_PAGE_SIZE) as usize;
-        let mut found = self.request_page(tenant, filter, before, limit).await?;
-        let next_cursor = if found.len() > limit {
-            found.truncate(limit);
-            found
-                .last()
-                .map(|r| keys::encode_request_cursor(&r.request_id))
-        } else {
-            None
-        };
-        Ok(Page {
-            items: found,
-            next_cursor,
-        })
+        self.request_page(tenant, filter, before, limit).await
     }
 
     async fn update_request(

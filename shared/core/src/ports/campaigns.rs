@@ -114,6 +114,9 @@ pub struct InvitationFilter {
     pub category: Option<InvitationCategory>,
     /// Lowercased search text over email, contact name and account number; empty = all.
     pub search: String,
+    /// Most invitations a page examines past its cursor
+    /// ([`MAX_EXAMINED`](crate::ports::MAX_EXAMINED) for the API); `None`: until it is full.
+    pub max_examined: Option<u32>,
 }
 
 impl InvitationFilter {

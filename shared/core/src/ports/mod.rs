@@ -38,7 +38,7 @@ pub use registration::{
 pub use store::{
     AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery, Page,
     SenderStore, Store, StoreError, SuppressionReason, SuppressionStore, SyncReport,
-    MAX_FAN_OUT_PAGE, MAX_PAGE_SIZE,
+    MAX_EXAMINED, MAX_FAN_OUT_PAGE, MAX_PAGE_SIZE,
 };
 pub use sweep::{ActiveCampaign, CampaignSweepStore, SweepWatch};
 pub use templates::TemplateStore;

@@ -130,6 +130,9 @@ pub struct RequestFilter {
     /// `open`, `matched`, `key_sent` or `closed` ([`RequestStatus::as_str`]); `None`: all.
     pub status: Option<&'static str>,
     pub division_id: Option<DivisionId>,
+    /// Most requests a page examines past its cursor
+    /// ([`MAX_EXAMINED`](crate::ports::MAX_EXAMINED) for the API); `None`: until it is full.
+    pub max_examined: Option<u32>,
 }
 
 impl RequestFilter {

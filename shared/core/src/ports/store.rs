@@ -25,6 +25,21 @@ pub const MAX_PAGE_SIZE: u32 = 500;
 /// pages twice the API's size halve those. The API's pages stay at most [`MAX_PAGE_SIZE`].
 pub const MAX_FAN_OUT_PAGE: u32 = 1000;
 
+/// Most stored items one page of a searched or filtered API list examines past its cursor
+/// (the `max_examined` of [`ListQuery`], [`InvitationFilter`](crate::ports::InvitationFilter)
+/// and [`RequestFilter`](crate::ports::RequestFilter)). A search that matches nothing reads
+/// this many, answers an empty page with a cursor, and the caller decides whether to go on:
+/// no request of a read-only user reads a whole partition.
+///
+/// With `max_examined: Some(n)`, a page examines at most `n` stored items past its cursor (a
+/// contact counts once, whatever number of items it is stored as; the DynamoDB adapter also
+/// counts each Query of a partition that holds nothing). When fewer than `limit` of them
+/// match, the page holds those (possibly none) and a cursor after the last item examined,
+/// unless nothing follows. Following the cursors still yields every match exactly once.
+/// `None`: a page reads on until it is full (the send path and the CSV exports, which read
+/// everything anyway).
+pub const MAX_EXAMINED: u32 = 2_000;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The cursor was not made by this store for this query.
@@ -71,6 +86,9 @@ pub struct ListQuery {
     /// 1..=[`MAX_PAGE_SIZE`] for the API, up to [`MAX_FAN_OUT_PAGE`] for a fan-out (larger
     /// values are clamped).
     pub limit: u32,
+    /// Most contacts this page examines past its cursor ([`MAX_EXAMINED`] for the API);
+    /// `None`: until the page is full.
+    pub max_examined: Option<u32>,
 }
 
 /// A page of items. Order is stable for a given query but otherwise unspecified; following

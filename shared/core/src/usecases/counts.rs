@@ -2,7 +2,7 @@
 
 use crate::domain::{ContactRecord, DomainError, FilterValues};
 use crate::domain::{Counts, DivisionId, Filters, Group, TenantId};
-use crate::ports::{Clock, ContactQuery, ListQuery, Page, Store, MAX_PAGE_SIZE};
+use crate::ports::{Clock, ContactQuery, ListQuery, Page, Store, MAX_EXAMINED, MAX_PAGE_SIZE};
 
 use super::UseCaseError;
 
@@ -181,6 +181,7 @@ pub async fn resolve_list(
         search,
         cursor: req.cursor,
         limit,
+        max_examined: Some(MAX_EXAMINED),
     })
 }
 

@@ -546,6 +546,7 @@ async fn walk(
                         search: String::new(),
                         cursor,
                         limit: MAX_PAGE_SIZE,
+                        max_examined: None,
                     },
                 )
                 .await?;

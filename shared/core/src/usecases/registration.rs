@@ -809,6 +809,8 @@ pub async fn suggest_matches(
             search,
             cursor: None,
             limit: 50.min(MAX_PAGE_SIZE),
+            // Matching a request reads what it must: a suggestion past a bound is no less apt.
+            max_examined: None,
         };
         for c in store.list_contacts(tenant, &query).await?.items {
             candidates.entry(c.contact_id.clone()).or_insert(c);

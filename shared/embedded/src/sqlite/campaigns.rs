@@ -42,7 +42,7 @@ use rusqlite::{
 use time::OffsetDateTime;
 
 use super::schema::{self, CATEGORY_COLUMNS, SEND_COLUMNS};
-use super::{from_ts, parse_stored, suppress_in, ts, OrStore, SqliteStore};
+use super::{from_ts, parse_stored, suppress_in, ts, OrStore, SqliteStore, Window};
 use portal_core::domain::search;
 use portal_core::domain::{
     Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionId, Email, Filters,
@@ -245,7 +245,13 @@ const INVITATION_SELECT: &str = "SELECT campaign_id, contact_id, email, token_ha
 /// A page of a campaign's invitations after contact `?3`, `?4` rows, of category `?5` and
 /// whose search text contains `?6` when asked: a range of the primary key, or of
 /// `invitations_by_category` with a category, both already in contact order.
-fn invitation_list_sql(category: bool, search: bool) -> String {
+/// The keys a bounded page of a campaign's invitations may examine (see [`Window`]).
+const INVITATION_KEYS: &str = "SELECT contact_id FROM invitations \
+     WHERE tenant = ?1 AND campaign_id = ?2 AND contact_id > ?3 ORDER BY contact_id LIMIT ?4";
+
+/// A page of a campaign's invitations after `?3`, `?4` rows, of category `?5`, matching
+/// `?6`, up to and including contact `?7` (a [`Window`]'s bound) when `bounded`.
+fn invitation_list_sql(category: bool, search: bool, bounded: bool) -> String {
     let mut sql = INVITATION_SELECT.to_owned();
     if category {
         // Without statistics the planner prefers the primary key (the table itself) and
@@ -258,6 +264,9 @@ fn invitation_list_sql(category: bool, search: bool) -> String {
     }
     if search {
         sql.push_str(" AND instr(search_text, ?6) > 0");
+    }
+    if bounded {
+        sql.push_str(" AND contact_id <= ?7");
     }
     sql.push_str(" ORDER BY contact_id LIMIT ?4");
     sql
@@ -1208,10 +1217,25 @@ impl CampaignStore for SqliteStore {
         }
         let (tenant, campaign, filter) = (tenant.clone(), campaign.clone(), filter.clone());
         self.read(OP, move |conn| {
-            let sql = invitation_list_sql(filter.category.is_some(), !filter.search.is_empty());
-            let mut stmt = conn.prepare_cached(&sql).or_store(OP)?;
             let (tenant, campaign) = (tenant.as_str(), campaign.as_str());
             let after = after.as_ref().map_or("", ContactId::as_str);
+            let window = match filter.max_examined {
+                None => None,
+                Some(n) => Some(Window::read(
+                    OP,
+                    conn,
+                    INVITATION_KEYS,
+                    &[&tenant, &campaign, &after],
+                    n.max(1) as usize,
+                )?),
+            };
+            let bound = window.as_ref().and_then(|w| w.bound.clone());
+            let sql = invitation_list_sql(
+                filter.category.is_some(),
+                !filter.search.is_empty(),
+                bound.is_some(),
+            );
+            let mut stmt = conn.prepare_cached(&sql).or_store(OP)?;
             let limit_param = i64::from(limit) + 1;
             let category = filter.category.map(InvitationCategory::as_str);
             let mut p: Vec<(&str, &dyn ToSql)> = vec![
@@ -1226,6 +1250,9 @@ impl CampaignStore for SqliteStore {
             if !filter.search.is_empty() {
                 p.push(("?6", &filter.search));
             }
+            if let Some(b) = &bound {
+                p.push(("?7", b));
+            }
             let mut rows = stmt.query(p.as_slice()).or_store(OP)?;
             let mut items = Vec::new();
             while let Some(row) = rows.next().or_store(OP)? {
@@ -1237,7 +1264,19 @@ impl CampaignStore for SqliteStore {
                     .last()
                     .map(|i| encode_invitation_cursor(&i.contact_id))
             } else {
-                None
+                // The window ran out before the page filled: go on after its last key.
+                match window {
+                    Some(Window {
+                        bound: Some(b),
+                        more: true,
+                        ..
+                    }) => Some(encode_invitation_cursor(&parse_stored(
+                        OP,
+                        "contact id",
+                        ContactId::parse(b),
+                    )?)),
+                    _ => None,
+                }
             };
             Ok(Page { items, next_cursor })
         })
@@ -1633,6 +1672,7 @@ CREATE INDEX IF NOT EXISTS invitations_by_token ON invitations (tenant, token_ha
                 &InvitationFilter {
                     category: None,
                     search: name.clone(),
+                    max_examined: None,
                 },
                 None,
                 10,
@@ -1755,8 +1795,13 @@ CREATE INDEX IF NOT EXISTS invitations_by_token ON invitations (tenant, token_ha
                 .unwrap();
             rows.map(|r| r.unwrap()).collect::<Vec<_>>().join(" | ")
         };
-        for (category, search) in [(false, false), (true, false), (false, true), (true, true)] {
-            let p = plan(&invitation_list_sql(category, search));
+        for (category, search, bounded) in [
+            (false, false, false),
+            (true, false, false),
+            (false, true, true),
+            (true, true, true),
+        ] {
+            let p = plan(&invitation_list_sql(category, search, bounded));
             assert!(!p.contains("TEMP B-TREE"), "{p}");
             if category {
                 assert!(p.contains("invitations_by_category"), "{p}");
@@ -1764,6 +1809,8 @@ CREATE INDEX IF NOT EXISTS invitations_by_token ON invitations (tenant, token_ha
                 assert!(p.contains("PRIMARY KEY"), "{p}");
             }
         }
+        let p = plan(INVITATION_KEYS);
+        assert!(p.contains("PRIMARY KEY") && !p.contains("TEMP B-TREE"), "{p}");
         let p = plan(&CAMPAIGN_LIST);
         assert!(!p.contains("TEMP B-TREE"), "{p}");
         assert!(p.contains("SEARCH d USING PRIMARY KEY"), "{p}");

@@ -453,6 +453,47 @@ impl DivisionStore for SqliteStore {
     }
 }
 
+/// The keys a page with `max_examined = Some(n)` may look at: at most `n + 1` keys of
+/// `sql` (a statement selecting keys in list order past the cursor, its last parameter the
+/// row limit), read first so that the page's own query can be bounded by the last of them.
+/// `None` when the page is not bounded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Window {
+    /// Keys examined: at most `n`.
+    pub examined: usize,
+    /// The `n`th key, when at least `n` keys follow the cursor: the page reads no further.
+    pub bound: Option<String>,
+    /// Whether keys follow the bound.
+    pub more: bool,
+}
+
+impl Window {
+    /// Reads the window of `n` keys: `sql` with `params`, then `n + 1` as its last parameter.
+    pub(crate) fn read(
+        op: &'static str,
+        conn: &Connection,
+        sql: &str,
+        params: &[&dyn rusqlite::ToSql],
+        n: usize,
+    ) -> Result<Window, StoreError> {
+        let mut s = conn.prepare_cached(sql).or_store(op)?;
+        let limit = i64::try_from(n + 1).unwrap_or(i64::MAX);
+        let all: Vec<&dyn rusqlite::ToSql> = params.iter().copied().chain([&limit as _]).collect();
+        let mut rows = s.query(all.as_slice()).or_store(op)?;
+        let mut keys = Vec::with_capacity(n.min(4096) + 1);
+        while let Some(row) = rows.next().or_store(op)? {
+            keys.push(row.get::<_, String>(0).or_store(op)?);
+        }
+        let more = keys.len() > n;
+        keys.truncate(n);
+        Ok(Window {
+            examined: keys.len(),
+            bound: (keys.len() == n).then(|| keys.pop()).flatten(),
+            more,
+        })
+    }
+}
+
 /// A page of at most `limit` of `items` (read as `limit + 1` rows in key order), with the
 /// cursor of `tag`'s list after its last item when a row was left over.
 pub(crate) fn page_after<T>(
@@ -772,13 +813,32 @@ impl ContactStore for SqliteStore {
             };
             // One row past the page tells whether another page exists.
             let mut items: Vec<ContactRecord> = Vec::with_capacity(limit + 1);
-            for d in &divisions[first..] {
+            // Contacts the page may still examine, and where it stopped when they ran out.
+            let mut budget = q.max_examined.map(|n| n.max(1) as usize);
+            let mut stopped: Option<(DivisionId, String)> = None;
+            for (i, d) in divisions.iter().enumerate().skip(first) {
+                let after_here = std::mem::take(&mut after);
+                let window = match budget {
+                    None => None,
+                    Some(n) => Some(Window::read(
+                        OP,
+                        conn,
+                        query::LIST_KEYS,
+                        &[&tenant.as_str(), &d.as_str(), &after_here],
+                        n,
+                    )?),
+                };
+                let bound = window
+                    .as_ref()
+                    .and_then(|w| w.bound.clone())
+                    .unwrap_or_else(|| query::NO_BOUND.to_owned());
                 let want = (limit + 1 - items.len()) as i64;
                 let head = [
                     Value::Text(tenant.as_str().to_owned()),
                     Value::Text(d.as_str().to_owned()),
-                    Value::Text(std::mem::take(&mut after)),
+                    Value::Text(after_here),
                     Value::Integer(want),
+                    Value::Text(bound.clone()),
                 ];
                 let mut rows = s
                     .query(params_from_iter(head.iter().chain(&stmt.params)))
@@ -789,6 +849,18 @@ impl ContactStore for SqliteStore {
                 if items.len() > limit {
                     break;
                 }
+                if let (Some(n), Some(w)) = (budget.as_mut(), window) {
+                    *n -= w.examined;
+                    if *n == 0 {
+                        // Out of contacts to examine: go on after the last one, unless
+                        // nothing follows it.
+                        let rest = divisions.get(i + 1..).is_some_and(|r| !r.is_empty());
+                        if w.more || rest {
+                            stopped = Some((d.clone(), bound));
+                        }
+                        break;
+                    }
+                }
             }
             let next_cursor = if items.len() > limit {
                 items.truncate(limit);
@@ -796,7 +868,13 @@ impl ContactStore for SqliteStore {
                     .last()
                     .map(|c| query::encode_cursor(&c.division_id, &c.contact_id))
             } else {
-                None
+                match stopped {
+                    Some((d, last)) => Some(query::encode_cursor(
+                        &d,
+                        &parse_stored(OP, "contact id", ContactId::parse(last))?,
+                    )),
+                    None => None,
+                }
             };
             Ok(Page { items, next_cursor })
         })
@@ -1229,7 +1307,7 @@ mod tests {
                 &query::list_sql(&query(Filters::default()), group, "smith").sql,
             );
             assert!(
-                p.contains("PRIMARY KEY (tenant=? AND division_id=? AND contact_id>?)"),
+                p.contains("PRIMARY KEY (tenant=? AND division_id=? AND contact_id>? AND contact_id<?)"),
                 "{p}"
             );
             assert!(!p.contains("TEMP B-TREE"), "{p}");

@@ -217,8 +217,18 @@ pub fn held_sql(query: &ContactQuery) -> Option<Clause> {
     })
 }
 
+/// The keys a bounded list page may examine in one division (see [`super::Window`]):
+/// tenant, division, the contact id to start after, the row limit.
+pub const LIST_KEYS: &str = "SELECT contact_id FROM contacts \
+     WHERE tenant = ?1 AND division_id = ?2 AND contact_id > ?3 ORDER BY contact_id LIMIT ?4";
+
+/// Sorts after every contact id (ids are ASCII letters, digits and `._:-`): the bound of an
+/// unbounded page.
+pub const NO_BOUND: &str = "~";
+
 /// The list statement for one division: parameters are tenant, division, the contact id to
-/// start after, the row limit, then the rest.
+/// start after, the row limit, the last contact id it may return ([`NO_BOUND`]: none), then
+/// the rest.
 pub fn list_sql(query: &ContactQuery, group: Group, search: &str) -> Clause {
     let (mut c, fmask, fwant) = filter_clause(&query.filters);
     let (gmask, gwant, held) = group_flags(group, query.limit_to_uninvited);
@@ -241,10 +251,10 @@ pub fn list_sql(query: &ContactQuery, group: Group, search: &str) -> Clause {
     Clause {
         sql: format!(
             "SELECT {} FROM contacts \
-             WHERE tenant = ?1 AND division_id = ?2 AND contact_id > ?3{} \
+             WHERE tenant = ?1 AND division_id = ?2 AND contact_id > ?3 AND contact_id <= ?5{} \
              ORDER BY contact_id LIMIT ?4",
             super::CONTACT_COLUMNS,
-            renumber(&c.sql, 5)
+            renumber(&c.sql, 6)
         ),
         params: c.params,
     }

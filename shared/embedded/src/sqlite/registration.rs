@@ -26,7 +26,7 @@ use portal_core::ports::{
     RegistrationStore, RequestFilter, StoreError, TokenRef, Via,
 };
 
-use super::{from_ts, parse_stored, schema, ts, OrStore, SqliteStore};
+use super::{from_ts, parse_stored, schema, ts, OrStore, SqliteStore, Window};
 
 /// Argon2id with the OWASP Password Storage Cheat Sheet's first configuration.
 pub fn argon2() -> Argon2<'static> {
@@ -733,21 +733,37 @@ impl RegistrationStore for SqliteStore {
         let (tenant, filter) = (tenant.clone(), filter.clone());
         let limit = limit.clamp(1, portal_core::ports::MAX_PAGE_SIZE);
         self.read(OP, move |conn| {
+            let before = after.as_ref().map(RequestId::as_str);
+            let window = match filter.max_examined {
+                None => None,
+                Some(n) => Some(Window::read(
+                    OP,
+                    conn,
+                    "SELECT request_id FROM registration_requests \
+                     WHERE tenant = ?1 AND (?2 IS NULL OR request_id < ?2) \
+                     ORDER BY request_id DESC LIMIT ?3",
+                    &[&tenant.as_str(), &before],
+                    n.max(1) as usize,
+                )?),
+            };
+            let bound = window.as_ref().and_then(|w| w.bound.clone());
             let mut s = conn
                 .prepare_cached(&format!(
                     "SELECT {REQUEST_COLUMNS} FROM registration_requests \
                      WHERE tenant = ?1 AND (?2 IS NULL OR request_id < ?2) \
                      AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR division_id = ?4) \
+                     AND (?6 IS NULL OR request_id >= ?6) \
                      ORDER BY request_id DESC LIMIT ?5"
                 ))
                 .or_store(OP)?;
             let mut rows = s
                 .query(params![
                     tenant.as_str(),
-                    after.as_ref().map(RequestId::as_str),
+                    before,
                     filter.status,
                     filter.division_id.as_ref().map(DivisionId::as_str),
                     i64::from(limit) + 1,
+                    bound,
                 ])
                 .or_store(OP)?;
             let mut items = Vec::new();
@@ -758,7 +774,19 @@ impl RegistrationStore for SqliteStore {
                 items.truncate(limit as usize);
                 items.last().map(|r| encode_request_cursor(&r.request_id))
             } else {
-                None
+                // The window ran out before the page filled: go on before its last key.
+                match window {
+                    Some(Window {
+                        bound: Some(b),
+                        more: true,
+                        ..
+                    }) => Some(encode_request_cursor(&parse_stored(
+                        OP,
+                        "request id",
+                        RequestId::parse(b),
+                    )?)),
+                    _ => None,
+                }
             };
             Ok(Page { items, next_cursor })
         })

@@ -467,7 +467,9 @@ const C = (() => {
   }
 
   // A cursor-paged list: load(cursor) → {items, next_cursor}; shows a table and
-  // "Previous"/"Next" buttons; returns {el, reload()}.
+  // "Previous"/"Next" buttons; returns {el, reload()}. A search that matches little comes
+  // back as short or empty pages that still have a cursor (the server examines a bounded
+  // number of items per request): empty ones are followed, a few at a time.
   function pagedList(opts) {
     const el = h("div", {});
     const stack = []; // cursors of pages before this one
@@ -475,7 +477,11 @@ const C = (() => {
     async function show() {
       clear(el).append(spinner());
       try {
-        const page = await opts.load(cursor);
+        let page = await opts.load(cursor);
+        for (let hops = 0; !(page.items || []).length && page.next_cursor && hops < 10; hops++) {
+          cursor = page.next_cursor;
+          page = await opts.load(cursor);
+        }
         const items = page.items || [];
         const prev = h("button", { type: "button", disabled: !stack.length }, "Previous page");
         const next = h("button", { type: "button", disabled: !page.next_cursor }, "Next page");
@@ -488,7 +494,9 @@ const C = (() => {
           cursor = page.next_cursor;
           show();
         });
-        clear(el).append(table(opts.columns, items, { select: opts.select, empty: opts.empty, caption: opts.caption }), h("div", { class: "actions" }, prev, next, h("span", { class: "muted" }, `Page ${stack.length + 1}`)));
+        // Still nothing after a few hops: say the search goes on, and let "Next" continue it.
+        const empty = !items.length && page.next_cursor ? "No matches yet: only part of the list has been searched. Choose “Next page” to search further." : opts.empty;
+        clear(el).append(table(opts.columns, items, { select: opts.select, empty, caption: opts.caption }), h("div", { class: "actions" }, prev, next, h("span", { class: "muted" }, `Page ${stack.length + 1}`)));
         if (opts.onpage) opts.onpage(items);
       } catch (e) {
         clear(el).append(problem(e));

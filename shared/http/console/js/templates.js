@@ -306,11 +306,14 @@
       await busy(
         findBtn,
         async () => {
-          const page = await api("POST", "/v1/invitations/recipients", { body: { q, group: "all", limit_to_uninvited: false, limit: 8 } });
+          const ask = (cursor) => api("POST", "/v1/invitations/recipients", { body: { q, group: "all", limit_to_uninvited: false, limit: 8, cursor } });
+          // Each request examines a bounded part of the contacts: follow empty pages a little.
+          let page = await ask(undefined);
+          for (let hops = 0; !(page.items || []).length && page.next_cursor && hops < 20; hops++) page = await ask(page.next_cursor);
           const items = page.items || [];
           put(
             results,
-            h("p", { class: "muted", role: "status" }, items.length ? `${items.length}${page.next_cursor ? "+" : ""} found: pick one.` : `No contact matches “${q}”.`),
+            h("p", { class: "muted", role: "status" }, items.length ? `${items.length}${page.next_cursor ? "+" : ""} found: pick one.` : page.next_cursor ? `No contact matches “${q}” among the first 40,000 searched: try a longer search.` : `No contact matches “${q}”.`),
             items.length &&
               h(
                 "ul",

@@ -204,6 +204,7 @@ pub(super) async fn fan_out_page_of(
                         search: String::new(),
                         cursor: cursor.map(str::to_owned),
                         limit,
+                        max_examined: None,
                     },
                 )
                 .await?
