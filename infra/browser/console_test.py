@@ -522,6 +522,18 @@ def sender_settings(s: Session, api: Api) -> None:
     page.get_by_role("button", name="Save senders").click()
     expect(page.locator(".field .error")).to_contain_text("domains")
     assert api.call("GET", "/v1/settings/senders")["domains"] == saved["domains"]
+    domains.fill("\n".join(saved["domains"]))
+    # The sender name: a preview with the first division's name, saved; a merge tag other
+    # than [DivisionName] is refused at the field.
+    name = page.get_by_label("Sender name")
+    name.fill("[ContactName] at Demo Property")
+    page.get_by_role("button", name="Save senders").click()
+    expect(page.locator(".field .error")).to_contain_text("[ContactName]")
+    name.fill("[DivisionName] via Demo Property")
+    expect(page.get_by_text(re.compile("Inboxes show: .+ via Demo Property"))).to_be_visible()
+    page.get_by_role("button", name="Save senders").click()
+    expect(page.get_by_text(re.compile("^Saved "))).to_be_visible()
+    assert api.call("GET", "/v1/settings/senders")["display_name"] == "[DivisionName] via Demo Property"
     s.check("senders")
 
     s.goto("invitations/send", "Compose and send")

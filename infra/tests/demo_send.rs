@@ -43,6 +43,7 @@ async fn the_three_division_demo_campaign_sends_one_email_per_address() {
         limit_to_uninvited: true,
         template_id: portal_core::demo::DEMO_TEMPLATE.to_owned(),
         email_from: divisions[0].email_from.clone(),
+        display_name: None,
         created_at: now,
         created_by: "test".into(),
         targeted: 0,

@@ -183,7 +183,10 @@ async fn another_tenant_sees_no_divisions_and_counts_nothing() {
     let a = admin("tenant-a");
     let b = admin("tenant-b");
     assert_eq!(app.counts(&a, json!({})).await["total"], total);
-    assert_eq!(app.get("/v1/divisions", &b).await.ok(), json!({"items": [], "next_cursor": null}));
+    assert_eq!(
+        app.get("/v1/divisions", &b).await.ok(),
+        json!({"items": [], "next_cursor": null})
+    );
     let counts = app.counts(&b, json!({})).await;
     assert_eq!(counts["total"], 0, "{counts}");
     assert!(app
@@ -309,7 +312,10 @@ async fn rs256_tokens_from_the_jwks_issuer_are_accepted() {
         "test-key-1",
         &rs_claims("https://issuer.example.com", "portal-invites"),
     );
-    assert_eq!(app.get("/v1/divisions", &t).await.ok(), json!({"items": [], "next_cursor": null}));
+    assert_eq!(
+        app.get("/v1/divisions", &t).await.ok(),
+        json!({"items": [], "next_cursor": null})
+    );
 }
 
 #[tokio::test]

@@ -246,5 +246,8 @@ async fn filter_values_is_this_route_and_not_a_division_id() {
         )
         .await;
     r.problem(StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(app.get("/v1/divisions", &t).await.ok(), json!({"items": [], "next_cursor": null}));
+    assert_eq!(
+        app.get("/v1/divisions", &t).await.ok(),
+        json!({"items": [], "next_cursor": null})
+    );
 }

@@ -367,18 +367,12 @@ async fn a_search_that_matches_nothing_reads_a_bounded_page_and_says_where_to_go
     let total = contacts_in(1500);
     assert!(total > u64::from(portal_core::ports::MAX_EXAMINED));
     let body = json!({"division_ids": ["d1"], "group": "all", "q": "nobody", "limit": 50});
-    let first = app
-        .post("/v1/invitations/recipients", &t, &body)
-        .await
-        .ok();
+    let first = app.post("/v1/invitations/recipients", &t, &body).await.ok();
     assert_eq!(first["items"], json!([]));
     let cursor = first["next_cursor"].as_str().expect("a cursor to go on");
     let mut next = body.clone();
     next["cursor"] = cursor.into();
-    let last = app
-        .post("/v1/invitations/recipients", &t, &next)
-        .await
-        .ok();
+    let last = app.post("/v1/invitations/recipients", &t, &next).await.ok();
     assert_eq!(last, json!({"items": [], "next_cursor": null}));
     // A search that matches, past the first 2,000 contacts, is found by following cursors.
     let needle = json!({"division_ids": ["d1"], "group": "all", "q": "person1499.0@"});
@@ -386,7 +380,11 @@ async fn a_search_that_matches_nothing_reads_a_bounded_page_and_says_where_to_go
     assert_eq!(found.len(), 1, "{found:?}");
     // Without a search every page is full.
     let page = app
-        .post("/v1/invitations/recipients", &t, &json!({"division_ids": ["d1"], "limit": 500}))
+        .post(
+            "/v1/invitations/recipients",
+            &t,
+            &json!({"division_ids": ["d1"], "limit": 500}),
+        )
         .await
         .ok();
     assert_eq!(page["items"].as_array().map(Vec::len), Some(500));

@@ -4,6 +4,8 @@
 //! tenant's settings never reach another.
 
 use axum::http::StatusCode;
+use portal_core::domain::CampaignId;
+use portal_core::ports::CampaignStore;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -49,7 +51,7 @@ async fn a_tenant_without_sender_settings_sends_nothing_until_it_saves_some() {
     let settings = app.get("/v1/settings/senders", &t).await.ok();
     assert_eq!(
         settings,
-        json!({"domains": [], "addresses": [], "updated_at": null, "updated_by": null})
+        json!({"domains": [], "addresses": [], "display_name": null, "updated_at": null, "updated_by": null})
     );
     let divisions = app.get("/v1/divisions", &t).await.ok();
     assert_eq!(divisions["items"][0]["sender_status"], "no_settings");
@@ -308,4 +310,68 @@ async fn one_tenants_sender_settings_never_reach_another() {
     assert!(bus.messages().is_empty());
     let r = app.post("/v1/campaigns", &a, &bulk(None)).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+}
+
+#[tokio::test]
+async fn a_display_name_is_saved_read_back_and_checked() {
+    let (app, bus) = app_with_sending();
+    let t = admin("t1");
+    unconfigured(&app, &t).await;
+    let saved = app
+        .put(
+            "/v1/settings/senders",
+            &t,
+            &json!({"domains": ["oakhills.example.com"], "display_name": " [DivisionName] via Acme "}),
+        )
+        .await
+        .ok();
+    assert_eq!(saved["display_name"], "[DivisionName] via Acme");
+    assert_eq!(app.get("/v1/settings/senders", &t).await.ok(), saved);
+    // A campaign started now keeps the display name: its fan-out carries it.
+    let r = app.post("/v1/campaigns", &t, &bulk(None)).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let id = r.json()["campaign_id"].as_str().unwrap().to_owned();
+    let campaign = app
+        .store
+        .get_campaign(&tenant_of(&t), &CampaignId::parse(id).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        campaign
+            .display_name
+            .map(|n| n.as_str().to_owned())
+            .as_deref(),
+        Some("[DivisionName] via Acme")
+    );
+    assert_eq!(bus.messages().len(), 1);
+
+    for (bad, why) in [
+        (json!("Acme\r\nBcc: someone@evil.example"), "line breaks"),
+        (json!("[ContactName] at Acme"), "[ContactName]"),
+        (json!("a".repeat(101)), "at most 100"),
+        (json!(42), "expected a string"),
+    ] {
+        let detail = app
+            .put(
+                "/v1/settings/senders",
+                &t,
+                &json!({"domains": ["oakhills.example.com"], "display_name": bad}),
+            )
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(detail.contains(why), "{bad}: {detail}");
+    }
+    // Blank or null: back to each division's own name.
+    for none in [json!(null), json!("  ")] {
+        let saved = app
+            .put(
+                "/v1/settings/senders",
+                &t,
+                &json!({"domains": ["oakhills.example.com"], "display_name": none}),
+            )
+            .await
+            .ok();
+        assert_eq!(saved["display_name"], Value::Null);
+    }
 }

@@ -179,7 +179,10 @@ async fn one_tenant_never_sees_or_deletes_another_tenants_templates() {
     app.get("/v1/templates/welcome", &b)
         .await
         .problem(StatusCode::NOT_FOUND);
-    assert_eq!(app.get("/v1/templates", &b).await.ok(), json!({"items": [], "next_cursor": null}));
+    assert_eq!(
+        app.get("/v1/templates", &b).await.ok(),
+        json!({"items": [], "next_cursor": null})
+    );
     app.delete("/v1/templates/welcome", &b)
         .await
         .problem(StatusCode::NOT_FOUND);
@@ -418,7 +421,10 @@ async fn a_draft_preview_renders_a_contacts_values_and_saves_nothing() {
         .await
         .ok();
     assert_eq!(p["subject"], "Welcome to North & South, Alex Sample");
-    assert_eq!(app.get("/v1/templates", &t).await.ok(), json!({"items": [], "next_cursor": null}));
+    assert_eq!(
+        app.get("/v1/templates", &t).await.ok(),
+        json!({"items": [], "next_cursor": null})
+    );
     assert_eq!(app.counts(&t, json!({})).await, before);
 
     // A reader (no settings:manage) may preview a draft: it is a read.
@@ -526,7 +532,10 @@ async fn a_draft_with_an_unknown_tag_is_the_same_422_as_saving_it() {
     r.problem(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.json()["field"], "subject");
     assert!(r.json().get("tag").is_none());
-    assert_eq!(app.get("/v1/templates", &t).await.ok(), json!({"items": [], "next_cursor": null}));
+    assert_eq!(
+        app.get("/v1/templates", &t).await.ok(),
+        json!({"items": [], "next_cursor": null})
+    );
 }
 
 #[tokio::test]
@@ -695,7 +704,9 @@ async fn templates_are_listed_a_page_at_a_time() {
         "/v1/templates?page=2",
     ] {
         let detail = app.get(bad, &t).await.problem(StatusCode::BAD_REQUEST);
-        let named = ["limit", "cursor", "page"].iter().any(|w| detail.contains(w));
+        let named = ["limit", "cursor", "page"]
+            .iter()
+            .any(|w| detail.contains(w));
         assert!(named, "{bad}: {detail}");
     }
 }

@@ -5,9 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::ids::{cid, div, t};
 use portal_core::domain::{
-    Account, Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionInput, Email,
-    Filters, Invitation, InvitationCategory, InvitationFact, InvitationState, PortalStatus,
-    RegistrationToken, SendCounts, SendState, Skipped, Suppression, TenantId, Trigger,
+    Account, Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DisplayName,
+    DivisionInput, Email, Filters, Invitation, InvitationCategory, InvitationFact, InvitationState,
+    PortalStatus, RegistrationToken, SendCounts, SendState, Skipped, Suppression, TenantId,
+    Trigger,
 };
 use portal_core::ports::{
     Attempt, Claim, ClaimResult, ContactQuery, CreateOutcome, FactResult, Idempotency,
@@ -126,6 +127,7 @@ pub async fn a_campaign_round_trips_with_every_field(store: &dyn Store) {
         duplicate_address: 5,
     };
     c.pause_reason = Some("testing".into());
+    c.display_name = Some(DisplayName::parse("[DivisionName] via Ácme").unwrap());
     assert_eq!(
         create(store, &tenant, &c, NOW).await,
         CreateOutcome::Created
@@ -1465,7 +1467,10 @@ pub async fn invitations_filter_by_category_and_search_and_page(store: &dyn Stor
                     pages += 1;
                     assert!(page.items.len() <= limit as usize);
                     if let Some(n) = budget {
-                        assert!(page.items.len() <= n as usize, "{budget:?}: over the budget");
+                        assert!(
+                            page.items.len() <= n as usize,
+                            "{budget:?}: over the budget"
+                        );
                     }
                     for inv in &page.items {
                         assert!(filter.matches(inv), "{inv:?} does not pass {filter:?}");
@@ -1488,7 +1493,10 @@ pub async fn invitations_filter_by_category_and_search_and_page(store: &dyn Stor
         assert_eq!(opened, ["c004"]);
         if let Some(n) = budget {
             // Nine invitations, n at most examined per page.
-            assert!(pages >= 9usize.div_ceil(n as usize), "{budget:?}: {pages} pages");
+            assert!(
+                pages >= 9usize.div_ceil(n as usize),
+                "{budget:?}: {pages} pages"
+            );
         } else {
             assert_eq!(pages, 1);
         }
@@ -1524,7 +1532,10 @@ pub async fn invitations_filter_by_category_and_search_and_page(store: &dyn Stor
         .await
         .unwrap();
     assert!(nothing.items.is_empty());
-    assert!(nothing.next_cursor.is_some(), "seven invitations are left to examine");
+    assert!(
+        nothing.next_cursor.is_some(),
+        "seven invitations are left to examine"
+    );
 }
 
 pub async fn a_recount_agrees_with_the_counters_and_fix_stores_it(store: &dyn Store) {

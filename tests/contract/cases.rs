@@ -78,7 +78,9 @@ async fn list_all(
     search: &str,
     limit: u32,
 ) -> Vec<ContactRecord> {
-    list_within(store, t, q, (group, search), limit, None).await.0
+    list_within(store, t, q, (group, search), limit, None)
+        .await
+        .0
 }
 
 /// [`list_all`] with pages that examine at most `budget` contacts each; also the number of
@@ -478,7 +480,11 @@ pub async fn divisions_page_by_id_and_the_last_page_has_no_cursor(store: &dyn St
     }
     assert_eq!(pages, [vec!["d1", "d2"], vec!["d3", "d4"], vec!["d5"]]);
     assert_eq!(
-        store.list_divisions_page(&t, None, 500).await.unwrap().items,
+        store
+            .list_divisions_page(&t, None, 500)
+            .await
+            .unwrap()
+            .items,
         store.list_divisions(&t).await.unwrap()
     );
     let page = store.list_divisions_page(&t, None, 5).await.unwrap();
@@ -489,7 +495,11 @@ pub async fn divisions_page_by_id_and_the_last_page_has_no_cursor(store: &dyn St
         .list_divisions_page(&other, first.next_cursor.as_deref(), 10)
         .await
         .unwrap();
-    let ids: Vec<_> = theirs.items.iter().map(|d| d.division_id.as_str()).collect();
+    let ids: Vec<_> = theirs
+        .items
+        .iter()
+        .map(|d| d.division_id.as_str())
+        .collect();
     assert_eq!(ids, ["d9"]);
     for bad in ["nope", "ZGl2MTo", "dHBsMTpkMQ"] {
         assert!(
@@ -1086,8 +1096,7 @@ pub async fn every_group_pages_to_exactly_the_oracle_set(store: &dyn Store) {
                 );
                 // Pages that examine a few contacts each list the same set.
                 if limit && filters == Filters::default() {
-                    let (bounded, _) =
-                        list_within(store, &t, &q, (group, ""), 4, Some(5)).await;
+                    let (bounded, _) = list_within(store, &t, &q, (group, ""), 4, Some(5)).await;
                     assert_eq!(ids(&bounded), ids(&listed), "{group:?} with a budget of 5");
                 }
                 // What a list hands back is the stored record.
@@ -1125,11 +1134,19 @@ pub async fn search_matches_email_names_and_account_number(store: &dyn Store) {
         let listed = list_all(store, &t, &q, Group::All, needle, 3).await;
         assert_eq!(ids(&listed), expected, "search {needle:?}");
         // The smallest budget once; every search with a few contacts a page.
-        for budget in if needle == "person 1" { &[1, 6][..] } else { &[6][..] } {
+        for budget in if needle == "person 1" {
+            &[1, 6][..]
+        } else {
+            &[6][..]
+        } {
             let budget = *budget;
             let (bounded, pages) =
                 list_within(store, &t, &q, (Group::All, needle), 3, Some(budget)).await;
-            assert_eq!(ids(&bounded), expected, "search {needle:?}, budget {budget}");
+            assert_eq!(
+                ids(&bounded),
+                expected,
+                "search {needle:?}, budget {budget}"
+            );
             // Every contact is examined once, at most `budget` a page.
             let at_least = records.len().div_ceil(budget as usize);
             assert!(pages >= at_least, "{needle:?}: {pages} pages < {at_least}");
@@ -1151,7 +1168,10 @@ pub async fn search_matches_email_names_and_account_number(store: &dyn Store) {
         .await
         .unwrap();
     assert!(first.items.is_empty());
-    assert!(first.next_cursor.is_some(), "more than 7 contacts are left to examine");
+    assert!(
+        first.next_cursor.is_some(),
+        "more than 7 contacts are left to examine"
+    );
     // Search narrows a group, too.
     let expected = fx.oracle_group(&records, &q, Group::NotSent, "example.net");
     let listed = list_all(store, &t, &q, Group::NotSent, "example.net", 3).await;

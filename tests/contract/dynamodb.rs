@@ -198,7 +198,11 @@ mod dynamodb_only {
         assert!(page.items.is_empty());
         assert!(page.next_cursor.is_some());
         // Each Query either examined a contact or found its partition empty: 25 at most.
-        assert!(counter.get("Query") <= 25, "{} Queries", counter.get("Query"));
+        assert!(
+            counter.get("Query") <= 25,
+            "{} Queries",
+            counter.get("Query")
+        );
         assert_eq!(counter.total(), counter.get("Query"));
         // Without a budget the same search reads all 320 partitions in one page.
         counter.reset();

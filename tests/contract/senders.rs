@@ -20,13 +20,19 @@ pub async fn sender_settings_are_none_until_saved_then_read_back_whole(store: &d
         &["oakhills.example.com", "Example.ORG"],
         &["Board@Cedar.example.net"],
         "manager-1",
-    );
+    )
+    .with_display_name(Some("[DivisionName] · Ácme Property"))
+    .unwrap();
     store.put_sender_settings(&t, &saved).await.unwrap();
     let read = store.get_sender_settings(&t).await.unwrap().unwrap();
     assert_eq!(read, saved);
     assert_eq!(read.domains, ["example.org", "oakhills.example.com"]);
     assert!(read.allows(&Email::parse("board@cedar.example.net").unwrap()));
     assert_eq!(read.updated_by, "manager-1");
+    assert_eq!(
+        read.display_name.map(|n| n.as_str().to_owned()).as_deref(),
+        Some("[DivisionName] · Ácme Property")
+    );
     assert_eq!(read.updated_at, datetime!(2026-12-01 10:30:00 UTC));
 }
 
@@ -40,6 +46,7 @@ pub async fn saving_sender_settings_again_replaces_them(store: &dyn Store) {
     store.put_sender_settings(&t, &second).await.unwrap();
     let read = store.get_sender_settings(&t).await.unwrap().unwrap();
     assert_eq!(read, second);
+    assert_eq!(read.display_name, None);
     assert!(!read.allows(&Email::parse("x@a.example.com").unwrap()));
 }
 

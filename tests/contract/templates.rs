@@ -129,7 +129,8 @@ pub async fn templates_page_by_id_and_the_last_page_has_no_cursor(store: &dyn St
     assert_eq!(theirs.items.len(), 1);
     assert_eq!(theirs.items[0].subject(), "theirs");
     // A cursor another list made, or a forged one, is refused.
-    let division_cursor = portal_core::ports::cursor::encode(portal_core::ports::cursor::DIVISIONS, "t1");
+    let division_cursor =
+        portal_core::ports::cursor::encode(portal_core::ports::cursor::DIVISIONS, "t1");
     for bad in [division_cursor.as_str(), "not-a-cursor", "dHBsMTo"] {
         assert!(
             matches!(

@@ -745,3 +745,89 @@ pub async fn a_fan_out_page_larger_than_one_claim_call_claims_and_sends_everyone
     assert_eq!(campaign.targeted, n as u64);
     assert_eq!(campaign.sends.sent, n as u64);
 }
+
+/// The display name each email of a campaign started with `policy` in the sender settings
+/// shows (the settings then change: the campaign keeps the name it started with).
+async fn display_names_sent(store: &Arc<dyn Store>, policy: Option<&str>) -> Vec<Option<String>> {
+    seed(&**store, 3).await;
+    let settings = |name: Option<&str>| {
+        SenderSettings::new(&["hoa.example.org".to_owned()], &[], NOW, "manager-1")
+            .and_then(|s| s.with_display_name(name))
+            .unwrap()
+    };
+    store
+        .put_sender_settings(&tenant(), &settings(policy))
+        .await
+        .unwrap();
+    let mailer = Arc::new(RecordingMailer::default());
+    let deps = deps_with(
+        store.clone(),
+        mailer.clone(),
+        Arc::new(NoSleep::default()),
+        config(),
+    );
+    let sending = portal_core::usecases::campaigns::Sending {
+        bus: Arc::new(QueueBus::default()),
+        tokens: deps.tokens.clone(),
+        token_ttl: deps.config.token_ttl,
+    };
+    let request = portal_core::usecases::campaigns::StartCampaign {
+        recipients: portal_core::usecases::campaigns::Recipients::Divisions {
+            division_ids: vec![DivisionId::parse("d1").unwrap()],
+            filters: Filters::default(),
+        },
+        limit_to_uninvited: true,
+        template_id: TemplateId::parse("welcome").unwrap(),
+        email_from: None,
+    };
+    let started = portal_core::usecases::campaigns::start_campaign(
+        &**store,
+        &FixedClock::new(NOW),
+        &sending,
+        &tenant(),
+        "manager-1",
+        request,
+        None,
+    )
+    .await
+    .unwrap();
+    store
+        .put_sender_settings(&tenant(), &settings(Some("Changed afterwards")))
+        .await
+        .unwrap();
+    run_campaign(&deps, &tenant(), &started.campaign_id)
+        .await
+        .unwrap();
+    let sent = mailer.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 3);
+    sent.iter()
+        .map(|m| {
+            let parsed = mail_parser::MessageParser::default()
+                .parse(&m.raw[..])
+                .unwrap();
+            let from = parsed.from().and_then(|f| f.first()).unwrap();
+            assert_eq!(from.address(), Some("d1@hoa.example.org"));
+            from.name().map(str::to_owned)
+        })
+        .collect()
+}
+
+pub async fn emails_show_the_division_by_default_and_the_display_name_the_campaign_started_with(
+    store: Arc<dyn Store>,
+) {
+    let names = display_names_sent(&store, None).await;
+    assert!(
+        names.iter().all(|n| n.as_deref() == Some("Division d1")),
+        "{names:?}"
+    );
+}
+
+pub async fn a_display_name_policy_names_the_company_and_the_division(store: Arc<dyn Store>) {
+    let names = display_names_sent(&store, Some("[DivisionName] via Ácme Property")).await;
+    assert!(
+        names
+            .iter()
+            .all(|n| n.as_deref() == Some("Division d1 via Ácme Property")),
+        "{names:?}"
+    );
+}

@@ -74,6 +74,8 @@ macro_rules! on_every_store {
         );
         send_cases!($make;
             cases::a_campaign_sends_one_email_to_each_eligible_contact_and_completes,
+            cases::emails_show_the_division_by_default_and_the_display_name_the_campaign_started_with,
+            cases::a_display_name_policy_names_the_company_and_the_division,
             cases::an_email_carries_a_registration_link_matching_the_stored_hash_and_one_click_unsubscribe,
             cases::running_a_finished_campaign_again_or_a_second_campaign_sends_nothing,
             cases::a_replayed_fan_out_page_yields_the_same_batches_and_claims_nothing_new,

@@ -5,14 +5,17 @@
 //!   so a send form can offer only allowed senders.
 //! - `PUT /v1/settings/senders` (`settings:manage`): replaces them. At least one domain or
 //!   address; a domain allows every address at it (exactly that domain), an address only
-//!   itself. A 422 names the field at fault.
+//!   itself. `display_name` (optional) is the name inboxes show next to the address:
+//!   absent, `null` or blank, the recipient's division's name; else a text of at most 100
+//!   characters in which `[DivisionName]` stands for it (`[DivisionName] via Acme`). A 422
+//!   names the field at fault.
 
 use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use portal_core::domain::{Email, SenderSettings};
+use portal_core::domain::{DisplayName, Email, SenderSettings};
 use portal_core::usecases::UseCaseError;
 
 use super::auth::{perm, Authorized};
@@ -28,6 +31,8 @@ pub struct SendersBody {
     pub domains: Vec<String>,
     #[serde(default)]
     pub addresses: Vec<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
 }
 
 /// What both routes answer.
@@ -35,6 +40,8 @@ pub struct SendersBody {
 pub struct SendersView {
     pub domains: Vec<String>,
     pub addresses: Vec<Email>,
+    /// `null`: each email shows its division's name.
+    pub display_name: Option<DisplayName>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub updated_at: Option<OffsetDateTime>,
     pub updated_by: Option<String>,
@@ -46,12 +53,14 @@ impl From<Option<SenderSettings>> for SendersView {
             Some(s) => Self {
                 domains: s.domains,
                 addresses: s.addresses,
+                display_name: s.display_name,
                 updated_at: Some(s.updated_at),
                 updated_by: Some(s.updated_by),
             },
             None => Self {
                 domains: Vec::new(),
                 addresses: Vec::new(),
+                display_name: None,
                 updated_at: None,
                 updated_by: None,
             },
@@ -86,6 +95,7 @@ pub async fn put(
         state.clock.now(),
         &caller.sub,
     )
+    .and_then(|s| s.with_display_name(body.display_name.as_deref()))
     .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     state
         .store

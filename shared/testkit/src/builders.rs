@@ -354,6 +354,7 @@ impl CampaignBuilder {
             limit_to_uninvited: self.limit_to_uninvited,
             template_id: self.template,
             email_from: email(&self.email_from),
+            display_name: None,
             created_at: self.at,
             created_by: self.created_by,
             targeted: 0,

@@ -100,9 +100,10 @@ use super::keys::{
 use super::ops::{self, cancellation, CONDITION_FAILED};
 use super::DynamoStore;
 use portal_core::domain::{
-    Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionId, Email, Filters,
-    HandPicked, Invitation, InvitationCategory, InvitationFact, InvitationState, PortalStatus,
-    SendCounts, SendState, Skipped, TenantId, Trigger, HOLD_WINDOW, MAX_CAMPAIGN_DIVISIONS,
+    Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DisplayName, DivisionId,
+    Email, Filters, HandPicked, Invitation, InvitationCategory, InvitationFact, InvitationState,
+    PortalStatus, SendCounts, SendState, Skipped, TenantId, Trigger, HOLD_WINDOW,
+    MAX_CAMPAIGN_DIVISIONS,
 };
 use portal_core::ports::{
     check_selection, Attempt, BatchWritten, CampaignStore, Claim, ClaimResult, CreateOutcome,
@@ -215,6 +216,8 @@ const FILTERS: &str = "filters";
 const UNINVITED: &str = "uninv";
 const TEMPLATE: &str = "tpl";
 const FROM: &str = "from";
+/// The sender display name pattern the campaign started with (absent: the division's name).
+const DISPLAY_NAME: &str = "fromname";
 pub(super) const CREATED_AT: &str = "at";
 const CREATED_BY: &str = "by";
 const TARGETED: &str = "targeted";
@@ -330,6 +333,9 @@ fn encode_campaign(t: &TenantId, c: &Campaign) -> Result<Item, StoreError> {
     put(UNINVITED, AttributeValue::Bool(c.limit_to_uninvited));
     put(TEMPLATE, s(&c.template_id));
     put(FROM, s(c.email_from.as_str()));
+    if let Some(name) = &c.display_name {
+        put(DISPLAY_NAME, s(name.as_str()));
+    }
     put(CREATED_AT, time_value(c.created_at)?);
     put(CREATED_BY, s(&c.created_by));
     put(TARGETED, num(c.targeted));
@@ -393,6 +399,9 @@ pub(super) fn decode_campaign(item: &Item) -> Result<Campaign, StoreError> {
         limit_to_uninvited: matches!(item.get(UNINVITED), Some(AttributeValue::Bool(true))),
         template_id: req_str(item, TEMPLATE)?.to_owned(),
         email_from: Email::parse(req_str(item, FROM)?).map_err(|_| malformed(FROM))?,
+        display_name: get_str(item, DISPLAY_NAME)
+            .map(|n| DisplayName::parse(n).map_err(|_| malformed(DISPLAY_NAME)))
+            .transpose()?,
         created_at: req_time(item, CREATED_AT)?,
         created_by: req_str(item, CREATED_BY)?.to_owned(),
         targeted: get_num(item, TARGETED)?,

@@ -215,6 +215,10 @@ pub struct Campaign {
     /// the `TemplateId` type; the use case parses it before a campaign is made.
     pub template_id: String,
     pub email_from: Email,
+    /// The display name the tenant's sender settings had when the campaign started (see
+    /// [`super::display_name_for`]); `None`: each email shows its division's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<super::DisplayName>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     /// Who asked for it (the token's subject).
@@ -475,6 +479,7 @@ mod tests {
             limit_to_uninvited: true,
             template_id: "welcome".into(),
             email_from: Email::parse("hoa@example.org").unwrap(),
+            display_name: None,
             created_at: datetime!(2026-01-01 0:00 UTC),
             created_by: "m".into(),
             targeted: 0,

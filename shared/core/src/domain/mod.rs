@@ -43,7 +43,10 @@ pub use registration::{
     CloseReason, InvalidRequestTransition, Login, LoginVia, RegistrationRequest, RequestEvent,
     RequestId, RequestStatus,
 };
-pub use senders::{SenderCheck, SenderSettings, MAX_SENDER_ADDRESSES, MAX_SENDER_DOMAINS};
+pub use senders::{
+    display_name_for, DisplayName, SenderCheck, SenderSettings, MAX_DISPLAY_NAME_CHARS,
+    MAX_SENDER_ADDRESSES, MAX_SENDER_DOMAINS,
+};
 pub use template::{
     escape_html_into, percent_encode, MergeTag, MergeValues, Rendered, Template, TemplateError,
     TemplateKind, TemplatePart, MAX_BODY_BYTES, MAX_NAME_CHARS, MAX_SUBJECT_CHARS,

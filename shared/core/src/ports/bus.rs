@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
-use crate::domain::{CampaignId, ContactId, DivisionId, Email, Template, TenantId};
+use crate::domain::{CampaignId, ContactId, DisplayName, DivisionId, Email, Template, TenantId};
 
 /// The `source` of every event this system puts on the bus.
 pub const EVENT_SOURCE: &str = "portal-invitations";
@@ -58,6 +58,10 @@ pub struct Recipient {
 pub struct SendSpec {
     pub template: Template,
     pub email_from: Email,
+    /// The campaign's display name pattern ([`crate::domain::display_name_for`]); absent:
+    /// each email shows its division's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<DisplayName>,
     /// The names of the campaign's divisions (empty in a delivery batch, whose recipients
     /// carry theirs).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -62,8 +62,15 @@ mod tests {
             decode_id(DIVISIONS, &ok, DivisionId::parse).unwrap(),
             DivisionId::parse("hoa-1").unwrap()
         );
-        for bad in [encode(DIVISIONS, ""), encode(TEMPLATES, "hoa-1"), "x".into()] {
-            assert!(decode_id(DIVISIONS, &bad, DivisionId::parse).is_err(), "{bad:?}");
+        for bad in [
+            encode(DIVISIONS, ""),
+            encode(TEMPLATES, "hoa-1"),
+            "x".into(),
+        ] {
+            assert!(
+                decode_id(DIVISIONS, &bad, DivisionId::parse).is_err(),
+                "{bad:?}"
+            );
         }
     }
 }

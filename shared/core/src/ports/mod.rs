@@ -37,8 +37,8 @@ pub use registration::{
 };
 pub use store::{
     AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery, Page,
-    SenderStore, Store, StoreError, SuppressionReason, SuppressionStore, SyncReport,
-    MAX_EXAMINED, MAX_FAN_OUT_PAGE, MAX_PAGE_SIZE,
+    SenderStore, Store, StoreError, SuppressionReason, SuppressionStore, SyncReport, MAX_EXAMINED,
+    MAX_FAN_OUT_PAGE, MAX_PAGE_SIZE,
 };
 pub use sweep::{ActiveCampaign, CampaignSweepStore, SweepWatch};
 pub use templates::TemplateStore;

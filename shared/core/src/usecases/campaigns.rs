@@ -72,7 +72,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     classify, hash_token, Campaign, CampaignEvent, CampaignId, CampaignStatus, CategoryCounts,
-    ContactId, ContactRecord, DivisionId, DomainError, Email, Filters, HandPicked,
+    ContactId, ContactRecord, DisplayName, DivisionId, DomainError, Email, Filters, HandPicked,
     InvalidTransition, Invitation, InvitationFact, InvitationState, PickedContacts, SendCounts,
     SendOutcome, SenderCheck, Skipped, TemplateId, TemplateKind, TenantId, Trigger, HOLD_WINDOW,
     MAX_CAMPAIGN_DIVISIONS,
@@ -432,16 +432,17 @@ async fn require_template(
 }
 
 /// Refuses a sender the tenant's sender settings do not allow (`from`: the division whose
-/// default sender it is, when the request named none).
+/// default sender it is, when the request named none). An allowed sender comes with the
+/// settings' display name, for the campaign to keep.
 pub async fn require_sender(
     store: &dyn Store,
     tenant: &TenantId,
     sender: &Email,
     from: Option<&DivisionId>,
-) -> Result<(), CampaignError> {
+) -> Result<Option<DisplayName>, CampaignError> {
     let settings = store.get_sender_settings(tenant).await?;
     match SenderCheck::of(settings.as_ref(), sender) {
-        SenderCheck::Allowed => Ok(()),
+        SenderCheck::Allowed => Ok(settings.and_then(|s| s.display_name)),
         check => Err(CampaignError::SenderNotAllowed {
             sender: sender.clone(),
             from: from.cloned(),
@@ -511,10 +512,10 @@ pub async fn start_campaign(
             (divisions, Filters::default(), Some(picked))
         }
     };
-    let email_from = match email_from {
+    let (email_from, display_name) = match email_from {
         Some(e) => {
-            require_sender(store, tenant, &e, None).await?;
-            e
+            let name = require_sender(store, tenant, &e, None).await?;
+            (e, name)
         }
         None => {
             let first = division_ids
@@ -525,8 +526,8 @@ pub async fn start_campaign(
                 .await?
                 .ok_or_else(|| division_missing(first))?
                 .email_from;
-            require_sender(store, tenant, &sender, Some(first)).await?;
-            sender
+            let name = require_sender(store, tenant, &sender, Some(first)).await?;
+            (sender, name)
         }
     };
 
@@ -540,6 +541,7 @@ pub async fn start_campaign(
         limit_to_uninvited,
         template_id: template_id.to_string(),
         email_from,
+        display_name,
         created_at: now,
         created_by: created_by.to_owned(),
         targeted: 0,
@@ -732,20 +734,20 @@ pub async fn send_individual(
         .get_division(tenant, &contact.division_id)
         .await?
         .ok_or_else(|| division_missing(&contact.division_id))?;
-    let email_from = match request.email_from {
+    let (email_from, display_name) = match request.email_from {
         Some(e) => {
-            require_sender(store, tenant, &e, None).await?;
-            e
+            let name = require_sender(store, tenant, &e, None).await?;
+            (e, name)
         }
         None => {
-            require_sender(
+            let name = require_sender(
                 store,
                 tenant,
                 &division.email_from,
                 Some(&division.division_id),
             )
             .await?;
-            division.email_from.clone()
+            (division.email_from.clone(), name)
         }
     };
 
@@ -758,6 +760,7 @@ pub async fn send_individual(
         limit_to_uninvited: false,
         template_id: request.template_id.to_string(),
         email_from,
+        display_name,
         created_at: now,
         created_by: created_by.to_owned(),
         targeted: 0,

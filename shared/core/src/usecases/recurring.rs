@@ -379,6 +379,7 @@ pub async fn run_setting(
             limit_to_uninvited: false,
             template_id: setting.template_id.to_string(),
             email_from: email_from.clone(),
+            display_name: senders.as_ref().and_then(|s| s.display_name.clone()),
             created_at: now,
             created_by: format!("recurring:{id}"),
             targeted: 0,

@@ -520,6 +520,7 @@ pub async fn register_with_key(
     // The confirmation goes from the division's sender: one the tenant's sender settings do
     // not allow makes no login that could never be confirmed.
     let division = store.get_division(tenant, &account.division_id).await?;
+    let mut display_name = None;
     if let Some(d) = &division {
         let senders = store.get_sender_settings(tenant).await?;
         if !SenderCheck::of(senders.as_ref(), &d.email_from).is_allowed() {
@@ -527,6 +528,7 @@ pub async fn register_with_key(
                 "portal-key sign-up refused: the division's sender is not allowed");
             return Err(RegistrationError::SenderNotAllowed);
         }
+        display_name = senders.and_then(|s| s.display_name);
     }
     let login = match store.register(tenant, &registration, now).await? {
         RegisterOutcome::NewLogin(login) => login,
@@ -547,6 +549,7 @@ pub async fn register_with_key(
     send_confirmation(
         registrar,
         division,
+        display_name.as_ref(),
         &account,
         &email,
         &name,
@@ -570,6 +573,7 @@ pub fn window_start(now: OffsetDateTime, window: Duration) -> OffsetDateTime {
 async fn send_confirmation(
     registrar: &Registrar,
     division: Option<crate::domain::Division>,
+    display_name: Option<&crate::domain::DisplayName>,
     account: &AccountKey,
     to: &Email,
     name: &str,
@@ -611,7 +615,7 @@ async fn send_confirmation(
     );
     let email = OutgoingEmail {
         from: division.email_from.clone(),
-        from_name: Some(division.name.clone()),
+        from_name: crate::domain::display_name_for(display_name, &division.name),
         to: to.clone(),
         subject: format!("Confirm your email for the {} portal", division.name),
         html,

@@ -45,9 +45,9 @@ use super::schema::{self, CATEGORY_COLUMNS, SEND_COLUMNS};
 use super::{from_ts, parse_stored, suppress_in, ts, OrStore, SqliteStore, Window};
 use portal_core::domain::search;
 use portal_core::domain::{
-    Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DivisionId, Email, Filters,
-    HandPicked, Invitation, InvitationCategory, InvitationFact, InvitationState, SendCounts,
-    SendState, Skipped, Suppression, TenantId, Transition, Trigger, HOLD_WINDOW,
+    Campaign, CampaignId, CampaignStatus, CategoryCounts, ContactId, DisplayName, DivisionId,
+    Email, Filters, HandPicked, Invitation, InvitationCategory, InvitationFact, InvitationState,
+    SendCounts, SendState, Skipped, Suppression, TenantId, Transition, Trigger, HOLD_WINDOW,
     MAX_CAMPAIGN_DIVISIONS,
 };
 use portal_core::ports::{
@@ -163,7 +163,7 @@ static CAMPAIGN_SELECT: LazyLock<String> = LazyLock::new(|| {
          c.limit_to_uninvited, c.template_id, c.email_from, c.created_at, c.created_by, \
          c.targeted, c.skipped_accepted, c.skipped_held_24h, c.skipped_suppressed, \
          c.skipped_no_email, c.pause_reason, {}, c.recurring, c.selected, \
-         c.skipped_duplicate_address FROM campaigns c",
+         c.skipped_duplicate_address, c.display_name FROM campaigns c",
         CATEGORY_COLUMNS
             .iter()
             .chain(&SEND_COLUMNS)
@@ -177,6 +177,7 @@ static CAMPAIGN_SELECT: LazyLock<String> = LazyLock::new(|| {
 const RECURRING_COLUMN: usize = 16 + CATEGORY_COLUMNS.len() + SEND_COLUMNS.len();
 const SELECTED_COLUMN: usize = RECURRING_COLUMN + 1;
 const DUPLICATE_ADDRESS_COLUMN: usize = SELECTED_COLUMN + 1;
+const DISPLAY_NAME_COLUMN: usize = DUPLICATE_ADDRESS_COLUMN + 1;
 
 /// Adds signed deltas to `targeted` (`?3`), the category counters (`?4..=?11`) and the send
 /// counters (`?12..=?14`) of campaign (`?1`, `?2`).
@@ -325,6 +326,11 @@ fn read_campaign(op: &'static str, row: &Row<'_>) -> Result<Campaign, StoreError
         limit_to_uninvited: row.get::<_, i64>(5).or_store(op)? != 0,
         template_id: get_s(6)?,
         email_from: parse_stored(op, "email_from", Email::parse(&get_s(7)?))?,
+        display_name: row
+            .get::<_, Option<String>>(DISPLAY_NAME_COLUMN)
+            .or_store(op)?
+            .map(|n| parse_stored(op, "display_name", DisplayName::parse(&n)))
+            .transpose()?,
         created_at: req_time(op, row, 8)?,
         created_by: get_s(9)?,
         targeted: count(op, row, 10)?,
@@ -433,9 +439,9 @@ fn insert_campaign(
         "INSERT INTO campaigns (tenant, campaign_id, trigger, status, division_ids, filters, \
          limit_to_uninvited, template_id, email_from, created_at, created_by, targeted, \
          skipped_accepted, skipped_held_24h, skipped_suppressed, skipped_no_email, pause_reason, \
-         recurring, selected, skipped_duplicate_address) \
+         recurring, selected, skipped_duplicate_address, display_name) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, \
-         ?19, ?20)",
+         ?19, ?20, ?21)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -459,6 +465,7 @@ fn insert_campaign(
             recurring,
             c.selection.map(|p| i64::from(p.contacts)),
             n(c.skipped.duplicate_address),
+            c.display_name.as_ref().map(DisplayName::as_str),
         ])
     })
     .or_store(op)?;
@@ -1733,6 +1740,7 @@ CREATE INDEX IF NOT EXISTS invitations_by_token ON invitations (tenant, token_ha
             limit_to_uninvited: false,
             template_id: "welcome".into(),
             email_from: Email::parse("hoa@example.org").unwrap(),
+            display_name: None,
             created_at: now,
             created_by: "m".into(),
             targeted: 0,
@@ -1810,7 +1818,10 @@ CREATE INDEX IF NOT EXISTS invitations_by_token ON invitations (tenant, token_ha
             }
         }
         let p = plan(INVITATION_KEYS);
-        assert!(p.contains("PRIMARY KEY") && !p.contains("TEMP B-TREE"), "{p}");
+        assert!(
+            p.contains("PRIMARY KEY") && !p.contains("TEMP B-TREE"),
+            "{p}"
+        );
         let p = plan(&CAMPAIGN_LIST);
         assert!(!p.contains("TEMP B-TREE"), "{p}");
         assert!(p.contains("SEARCH d USING PRIMARY KEY"), "{p}");

@@ -60,11 +60,11 @@ use portal_core::domain::{
     classify, Account, AccountId, AddressTally, ContactId, ContactInput, ContactRecord, Counts,
     Division, DivisionId, DivisionInput, Email, FilterValues, PortalKey, PortalStatus, TenantId,
 };
+use portal_core::ports::cursor::DIVISIONS;
 use portal_core::ports::{
     AccountStore, ContactQuery, ContactStateStore, ContactStore, DivisionStore, ListQuery, Page,
     StoreError, SuppressionReason, SuppressionStore, SyncReport,
 };
-use portal_core::ports::cursor::DIVISIONS;
 
 /// Most idle read connections kept open for a file database.
 const MAX_IDLE_READERS: usize = 4;
@@ -447,7 +447,9 @@ impl DivisionStore for SqliteStore {
             while let Some(row) = rows.next().or_store(OP)? {
                 items.push(read_division(OP, row)?);
             }
-            Ok(page_after(items, limit, DIVISIONS, |d| d.division_id.as_str()))
+            Ok(page_after(items, limit, DIVISIONS, |d| {
+                d.division_id.as_str()
+            }))
         })
         .await
     }
@@ -1307,7 +1309,9 @@ mod tests {
                 &query::list_sql(&query(Filters::default()), group, "smith").sql,
             );
             assert!(
-                p.contains("PRIMARY KEY (tenant=? AND division_id=? AND contact_id>? AND contact_id<?)"),
+                p.contains(
+                    "PRIMARY KEY (tenant=? AND division_id=? AND contact_id>? AND contact_id<?)"
+                ),
                 "{p}"
             );
             assert!(!p.contains("TEMP B-TREE"), "{p}");

@@ -65,7 +65,7 @@ pub const FLAG_BILLING: i64 = 1 << 6;
 pub const FLAG_AUTOPAY: i64 = 1 << 7;
 
 /// The version `PRAGMA user_version` holds once every migration of [`MIGRATIONS`] ran.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 12;
 
 /// One step of the schema: what it brings and how, run in its own transaction with the bump
 /// of `user_version` to `version`.
@@ -165,7 +165,16 @@ const MIGRATIONS: &[Migration] = &[
         what: "tenants' sender settings",
         apply: |c| c.execute_batch(V11_SENDER_SETTINGS),
     },
+    Migration {
+        version: 12,
+        what: "a campaign keeps the sender display name its tenant's settings had",
+        apply: |c| c.execute_batch(V12_CAMPAIGN_DISPLAY_NAME),
+    },
 ];
+
+/// Version 12: the display name pattern a campaign started with (`NULL`: each email shows
+/// its division's name).
+const V12_CAMPAIGN_DISPLAY_NAME: &str = "ALTER TABLE campaigns ADD COLUMN display_name TEXT;";
 
 /// Version 11: each tenant's sender settings, as their JSON document
 /// ([`SenderSettings`](portal_core::domain::SenderSettings)).

@@ -66,8 +66,9 @@ use std::collections::{HashMap, HashSet};
 use futures::StreamExt as _;
 
 use crate::domain::{
-    CampaignEvent, CampaignId, CampaignStatus, ContactId, Email, Invitation, InvitationFact,
-    MergeValues, SendState, Template, TemplateId, TemplateKind, TenantId,
+    display_name_for, CampaignEvent, CampaignId, CampaignStatus, ContactId, DisplayName, Email,
+    Invitation, InvitationFact, MergeValues, SendState, Template, TemplateId, TemplateKind,
+    TenantId,
 };
 use crate::mail::tags::{encode_tag_value, TAG_CAMPAIGN, TAG_INVITATION, TAG_TENANT};
 use crate::mail::OutgoingEmail;
@@ -189,6 +190,7 @@ pub async fn deliver_batch(
     let mail = match (spec, read) {
         (Some(spec), _) => Mail {
             email_from: spec.email_from.clone(),
+            display_name: spec.display_name.clone(),
             template: Ok(Cow::Borrowed(&spec.template)),
         },
         (None, Some(campaign)) => Mail {
@@ -199,6 +201,7 @@ pub async fn deliver_batch(
             .map(Cow::Owned)
             .ok_or(campaign.template_id),
             email_from: campaign.email_from,
+            display_name: campaign.display_name,
         },
         (None, None) => return Err(SendError::CampaignNotFound(campaign_id.clone())),
     };
@@ -372,6 +375,7 @@ enum Outcome {
 /// gone, its id).
 struct Mail<'a> {
     email_from: Email,
+    display_name: Option<DisplayName>,
     template: Result<Cow<'a, Template>, String>,
 }
 
@@ -409,8 +413,7 @@ async fn deliver_one(
     };
     let unsubscribe_token = signer.sign(tenant, &recipient.email, &invitation_id, now);
     let unsubscribe_url = MergeValues::unsubscribe_url(&deps.public_url, &unsubscribe_token);
-    let division_name =
-        (!recipient.division_name.is_empty()).then(|| recipient.division_name.clone());
+    let from_name = display_name_for(mail.display_name.as_ref(), &recipient.division_name);
     let values = MergeValues {
         contact_name: recipient.contact_name.clone(),
         account_number: recipient.account_number.clone(),
@@ -430,7 +433,7 @@ async fn deliver_one(
     let rendered = template.render(&values);
     let email = OutgoingEmail {
         from: mail.email_from.clone(),
-        from_name: division_name,
+        from_name,
         to: recipient.email.clone(),
         subject: rendered.subject,
         html: rendered.html,

@@ -112,6 +112,7 @@ impl PageContext {
             .map(|template| SendSpec {
                 template,
                 email_from: campaign.email_from.clone(),
+                display_name: campaign.display_name.clone(),
                 division_names: division_names.clone(),
             })
             .filter(|spec| {

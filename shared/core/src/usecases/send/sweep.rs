@@ -333,6 +333,7 @@ mod tests {
             limit_to_uninvited: true,
             template_id: "welcome".into(),
             email_from: Email::parse("hoa@example.org").unwrap(),
+            display_name: None,
             created_at: T0,
             created_by: "m".into(),
             targeted: 0,
