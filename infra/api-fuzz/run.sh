@@ -41,33 +41,17 @@ have=$(schemathesis --version 2>/dev/null || true)
 [ "$have" = "schemathesis, version $PORTAL_SCHEMATHESIS_VERSION" ] \
   || fail "expected schemathesis $PORTAL_SCHEMATHESIS_VERSION, found: ${have:-nothing}"
 
-echo "==> building portal-invites"
-cargo build --locked -p portal-invites --bin portal-invites
-target_dir=$(cargo metadata --format-version 1 --no-deps --locked \
-  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-bin="$target_dir/debug/portal-invites"
-[ -x "$bin" ] || fail "no binary at $bin after the build"
-reports="$target_dir/schemathesis"
+source infra/scripts/demo-server.sh
+demo_build
+bin="$demo_bin"
+reports="$demo_target_dir/schemathesis"
 rm -rf "$reports"
 mkdir -p "$reports"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/portal-schemathesis.XXXXXX")
-server_pid=""
 status=0
-stop_server() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      kill -0 "$server_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  server_pid=""
-}
 cleanup() {
-  stop_server
+  demo_stop
   if [ "$status" -eq 0 ]; then
     rm -rf "$work"
   else
@@ -77,31 +61,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'status=130; exit 130' INT TERM
 
-# The demo server: port 0 (the kernel picks a free one; the banner names it), fresh data dir.
-"$bin" serve --demo --data-dir "$work/data" --addr 127.0.0.1:0 >"$work/server.out" 2>"$work/server.err" &
-server_pid=$!
-echo "==> started portal-invites serve --demo (pid $server_pid, data dir $work/data)"
-ready=""
-for _ in $(seq 1 600); do
-  if grep -q '/register?token=' "$work/server.out" 2>/dev/null; then
-    ready=1
-    break
-  fi
-  if ! kill -0 "$server_pid" 2>/dev/null; then
-    cat "$work/server.err" >&2
-    status=1
-    fail "the server stopped before it was ready"
-  fi
-  sleep 0.2
-done
-if [ -z "$ready" ]; then
-  cat "$work/server.out" >&2
-  tail -n 30 "$work/server.err" >&2
-  status=1
-  fail "the server printed no registration link within 120 s"
-fi
-base=$(grep -oE 'listening on http://[^ ]+' "$work/server.out" | head -n1 | sed 's/^listening on //')
-[ -n "$base" ] || { status=1; fail "no 'listening on' line in the banner"; }
+# The demo server (fresh data dir, a free loopback port): infra/scripts/demo-server.sh.
+demo_start "$work"
+base="$demo_base"
 token=$("$bin" token --tenant demo --permissions "$ALL_PERMISSIONS" --data-dir "$work/data")
 [ -n "$token" ] || { status=1; fail "portal-invites token printed nothing"; }
 

@@ -75,33 +75,17 @@ fi
 [ -s "$axe" ] || fail "no $axe after installing axe-core"
 
 # --- The server -------------------------------------------------------------------------------
-echo "==> building portal-invites"
-cargo build --locked -p portal-invites --bin portal-invites
-target_dir=$(cargo metadata --format-version 1 --no-deps --locked \
-  | "$py" -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
-bin="$target_dir/debug/portal-invites"
-[ -x "$bin" ] || fail "no binary at $bin after the build"
-shots="$target_dir/browser-screenshots"
+source infra/scripts/demo-server.sh
+demo_build
+bin="$demo_bin"
+shots="$demo_target_dir/browser-screenshots"
 rm -rf "$shots"
 mkdir -p "$shots"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/portal-browser.XXXXXX")
-server_pid=""
 status=0
-stop_server() {
-  if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do
-      kill -0 "$server_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
-  server_pid=""
-}
 cleanup() {
-  stop_server
+  demo_stop
   if [ "$status" -eq 0 ]; then
     rm -rf "$work"
   else
@@ -111,42 +95,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'status=130; exit 130' INT TERM
 
-# start_server NAME: `serve --demo` with a fresh data dir $work/NAME, on port 0 (the kernel
-# picks a free port; the banner names it and the links use it); waits for its banner.
-start_server() {
-  local dir="$work/$1"
-  mkdir -p "$dir"
-  "$bin" serve --demo --data-dir "$dir/data" --addr 127.0.0.1:0 >"$dir/server.out" 2>"$dir/server.err" &
-  server_pid=$!
-  echo "==> started portal-invites serve --demo (pid $server_pid, data dir $dir/data)"
-  for _ in $(seq 1 600); do
-    grep -q '/register?token=' "$dir/server.out" 2>/dev/null && return 0
-    if ! kill -0 "$server_pid" 2>/dev/null; then
-      cat "$dir/server.err" >&2
-      status=1
-      fail "the server stopped before it was ready"
-    fi
-    sleep 0.2
-  done
-  cat "$dir/server.out" >&2
-  tail -n 30 "$dir/server.err" >&2
-  status=1
-  fail "the server printed no registration link within 120 s (see the banner above)"
-}
-
 # run_test NAME SCRIPT [ARGS...]: one test against its own fresh server.
 run_test() {
   local name=$1 script=$2
   shift 2
   local dir="$work/$name" rc=0
-  start_server "$name"
+  demo_start "$work/$name"
   echo "==> running $script"
   "$py" "$script" \
     --banner "$dir/server.out" \
     --data-dir "$dir/data" \
     --bin "$bin" \
     --screenshots "$shots" "$@" || rc=$?
-  stop_server
+  demo_stop
   if [ "$rc" -ne 0 ]; then
     echo "--- the server's log (last 40 lines)" >&2
     tail -n 40 "$dir/server.err" >&2
