@@ -15,7 +15,7 @@ use portal_core::usecases::counts::FilterValueReport;
 use super::auth::{perm, Authorized};
 use super::error::ApiError;
 use super::json::ApiJson;
-use super::statistics::{ItemPage, PageParams};
+use super::paging::{ItemPage, PageParams};
 use super::AppState;
 
 /// The body of `PUT /v1/divisions/{division_id}`.

@@ -31,6 +31,7 @@ pub mod error;
 pub mod invitations;
 pub mod json;
 pub mod pages;
+pub mod paging;
 pub mod recurring;
 pub mod register;
 pub mod registrations;

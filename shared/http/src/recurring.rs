@@ -209,7 +209,7 @@ pub async fn runs(
 ) -> Result<Json<RunPage>, ApiError> {
     let id = setting_id(path)?;
     let Query(q) = q.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let limit = super::statistics::page_limit(q.limit, ApiError::BadRequest)?;
+    let limit = super::paging::page_limit(q.limit, ApiError::BadRequest)?;
     if state
         .store
         .get_setting(&caller.tenant, &id)

@@ -115,7 +115,7 @@ pub async fn list(
         Some(d) => Some(DivisionId::parse(d).map_err(|e| ApiError::BadRequest(e.to_string()))?),
         None => None,
     };
-    let limit = super::statistics::page_limit(q.limit, ApiError::BadRequest)?;
+    let limit = super::paging::page_limit(q.limit, ApiError::BadRequest)?;
     let page = reg::list_requests(
         state.store.as_ref(),
         &caller.tenant,

@@ -35,7 +35,7 @@ use super::auth::{perm, Authorized};
 use super::divisions::path_id;
 use super::error::ApiError;
 use super::json::ApiJson;
-use super::statistics::{ItemPage, PageParams};
+use super::paging::{ItemPage, PageParams};
 use super::AppState;
 
 /// Body limit of `PUT /v1/templates/{template_id}` and `POST /v1/invitations/preview` (a
