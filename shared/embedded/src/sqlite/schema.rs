@@ -168,13 +168,11 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 12,
         what: "a campaign keeps the sender display name its tenant's settings had",
-        apply: |c| c.execute_batch(V12_CAMPAIGN_DISPLAY_NAME),
+        // The display name pattern a campaign started with (`NULL`: each email shows its
+        // division's name).
+        apply: |c| add_column_if_missing(c, "campaigns", "display_name", "TEXT"),
     },
 ];
-
-/// Version 12: the display name pattern a campaign started with (`NULL`: each email shows
-/// its division's name).
-const V12_CAMPAIGN_DISPLAY_NAME: &str = "ALTER TABLE campaigns ADD COLUMN display_name TEXT;";
 
 /// Version 11: each tenant's sender settings, as their JSON document
 /// ([`SenderSettings`](portal_core::domain::SenderSettings)).
