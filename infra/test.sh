@@ -11,8 +11,9 @@ source infra/scripts/tools.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 
+# --no-fail-fast: a failing test binary does not hide the ones after it.
 # cargo prints one "test result" line per test binary (the last is often the doc tests,
 # with 0 tests): close with the totals so the run's outcome is read at a glance.
 awk '/^test result:/ { p += $4; f += $6; i += $8 }

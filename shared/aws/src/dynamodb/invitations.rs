@@ -537,16 +537,8 @@ impl DynamoStore {
         let filtered = !conditions.is_empty();
         let mut found = Vec::with_capacity(limit + 1);
         let mut start: Option<Item> = None;
-        // Items this page may still examine (`Limit` and `ScannedCount` count items read,
-        // matched or not).
-        let mut budget = filter.max_examined.map(|n| n.max(1) as usize);
+        let mut budget = ops::ReadBudget::new(filter.max_examined);
         loop {
-            let wanted = limit + 1 - found.len();
-            let read_at_most = match (filtered, budget) {
-                (false, Some(n)) => Some(wanted.min(n)),
-                (false, None) => Some(wanted),
-                (true, n) => n,
-            };
             let page = self
                 .client
                 .query()
@@ -555,7 +547,7 @@ impl DynamoStore {
                 .set_filter_expression(filtered.then(|| conditions.join(" AND ")))
                 .set_expression_attribute_names((!names.is_empty()).then(|| names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))
-                .set_limit(read_at_most.map(|n| i32::try_from(n).unwrap_or(i32::MAX)))
+                .set_limit(budget.limit(filtered, limit + 1 - found.len()))
                 .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
@@ -568,10 +560,8 @@ impl DynamoStore {
                 }
             }
             start = page.last_evaluated_key;
-            if let Some(n) = budget.as_mut() {
-                *n = n.saturating_sub(usize::try_from(page.scanned_count).unwrap_or(usize::MAX));
-            }
-            if start.is_none() || found.len() > limit || budget == Some(0) {
+            budget.spend(page.scanned_count);
+            if start.is_none() || found.len() > limit || budget.is_spent() {
                 break;
             }
         }

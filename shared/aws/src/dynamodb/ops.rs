@@ -167,3 +167,61 @@ pub(super) async fn id_page<T>(
     };
     Ok(Page { items, next_cursor })
 }
+
+/// What one page of a filtered list Query may still read: its `max_examined` items (see
+/// [`portal_core::ports::MAX_EXAMINED`]). `Limit` and `ScannedCount` count items read,
+/// matched or not; `None`: read until the page is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct ReadBudget(Option<usize>);
+
+impl ReadBudget {
+    pub(super) fn new(max_examined: Option<u32>) -> Self {
+        Self(max_examined.map(|n| n.max(1) as usize))
+    }
+
+    /// The next Query's `Limit` when `wanted` more matches fill the page: without a filter
+    /// every item read matches, so `wanted` (within the budget); with one, what the budget
+    /// leaves (no `Limit` without a budget).
+    pub(super) fn limit(self, filtered: bool, wanted: usize) -> Option<i32> {
+        let n = match (filtered, self.0) {
+            (false, Some(n)) => Some(wanted.min(n)),
+            (false, None) => Some(wanted),
+            (true, n) => n,
+        };
+        n.map(|n| i32::try_from(n).unwrap_or(i32::MAX))
+    }
+
+    /// Counts a Query's `ScannedCount` against the budget.
+    pub(super) fn spend(&mut self, scanned: i32) {
+        if let Some(n) = self.0.as_mut() {
+            *n = n.saturating_sub(usize::try_from(scanned).unwrap_or(usize::MAX));
+        }
+    }
+
+    /// Whether the page may read no more.
+    pub(super) fn is_spent(self) -> bool {
+        self.0 == Some(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadBudget;
+
+    #[test]
+    fn a_budget_limits_filtered_queries_and_runs_out() {
+        let mut b = ReadBudget::new(Some(10));
+        assert_eq!(b.limit(true, 3), Some(10));
+        assert_eq!(b.limit(false, 3), Some(3));
+        assert_eq!(b.limit(false, 30), Some(10));
+        b.spend(4);
+        assert_eq!(b.limit(true, 3), Some(6));
+        assert!(!b.is_spent());
+        b.spend(9);
+        assert!(b.is_spent());
+        let none = ReadBudget::new(None);
+        assert_eq!((none.limit(true, 3), none.limit(false, 3)), (None, Some(3)));
+        assert!(!none.is_spent());
+        assert_eq!(ReadBudget::new(Some(0)).limit(true, 1), Some(1));
+    }
+}

@@ -1272,18 +1272,12 @@ impl CampaignStore for SqliteStore {
                     .map(|i| encode_invitation_cursor(&i.contact_id))
             } else {
                 // The window ran out before the page filled: go on after its last key.
-                match window {
-                    Some(Window {
-                        bound: Some(b),
-                        more: true,
-                        ..
-                    }) => Some(encode_invitation_cursor(&parse_stored(
-                        OP,
-                        "contact id",
-                        ContactId::parse(b),
-                    )?)),
-                    _ => None,
-                }
+                window
+                    .as_ref()
+                    .and_then(Window::resume_after)
+                    .map(|b| parse_stored(OP, "contact id", ContactId::parse(b)))
+                    .transpose()?
+                    .map(|c| encode_invitation_cursor(&c))
             };
             Ok(Page { items, next_cursor })
         })

@@ -494,6 +494,12 @@ impl Window {
             more,
         })
     }
+
+    /// Where a page that ran out of keys to examine before it filled goes on: after (in list
+    /// order) its last key, when more follow.
+    pub(crate) fn resume_after(&self) -> Option<&str> {
+        self.bound.as_deref().filter(|_| self.more)
+    }
 }
 
 /// A page of at most `limit` of `items` (read as `limit + 1` rows in key order), with the

@@ -775,18 +775,12 @@ impl RegistrationStore for SqliteStore {
                 items.last().map(|r| encode_request_cursor(&r.request_id))
             } else {
                 // The window ran out before the page filled: go on before its last key.
-                match window {
-                    Some(Window {
-                        bound: Some(b),
-                        more: true,
-                        ..
-                    }) => Some(encode_request_cursor(&parse_stored(
-                        OP,
-                        "request id",
-                        RequestId::parse(b),
-                    )?)),
-                    _ => None,
-                }
+                window
+                    .as_ref()
+                    .and_then(Window::resume_after)
+                    .map(|b| parse_stored(OP, "request id", RequestId::parse(b)))
+                    .transpose()?
+                    .map(|r| encode_request_cursor(&r))
             };
             Ok(Page { items, next_cursor })
         })
