@@ -275,3 +275,27 @@ async fn every_documented_group_is_accepted_by_the_api() {
         .ok();
     }
 }
+
+#[test]
+fn the_documented_bound_on_items_examined_per_page_is_the_stores_bound() {
+    let s = spec();
+    let n = portal_core::ports::MAX_EXAMINED;
+    let written = format!("{},{:03}", n / 1000, n % 1000);
+    let says = format!("examines at most {written}");
+    for (path, method) in [
+        ("/v1/invitations/recipients", "post"),
+        ("/v1/campaigns/{campaign_id}/recipients", "post"),
+        ("/v1/registration-requests", "get"),
+    ] {
+        let description = s["paths"][path][method]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            description.contains(&says),
+            "{method} {path}: {description}"
+        );
+    }
+}
